@@ -1,0 +1,1 @@
+pytest_plugins = ["rapport_events.testing.pytest_plugin"]

@@ -1,0 +1,307 @@
+"""The consumer runner: one group per service, inbox de-duplication, dead letters."""
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from sqlalchemy import text
+
+from rapport_events import inbox
+from rapport_events.aio import cancel_and_wait
+from rapport_events.base import Event
+from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
+from rapport_events.db import SessionFactory, transaction
+from rapport_events.settings import KafkaSettings
+from rapport_events.tracing import context_from_headers, span_context_of, tracer
+
+log = logging.getLogger(__name__)
+DATABASE_PING_TIMEOUT_S = 2.0
+DATABASE_RETRY_MAX_S = 5.0
+
+Handler = Callable[..., Awaitable[None]]
+HandlerMap = Mapping[type[Event], Sequence[Handler]]
+
+
+class HandlerFailed(Exception):
+    """A handler kept failing; the message goes to the dead-letter topic."""
+
+
+def _injected_kwargs(handler: Handler, available: Mapping[str, Any]) -> dict[str, Any]:
+    """The dependencies a handler asks for, by parameter name."""
+    wanted = inspect.signature(handler).parameters
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise TypeError(f"{handler.__qualname__} asks for unknown dependencies {missing}")
+    return {name: available[name] for name in wanted}
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, runner: "ConsumerRunner") -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._runner.commit_processed()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("%s assigned %s", self._runner.group_id, sorted(tp.partition for tp in assigned))
+
+
+class ConsumerRunner:
+    """Consumes the customer log for one service and applies each event exactly once.
+
+    For each record: decode, then in one database transaction claim the event id
+    in the inbox and run the handlers; commit the offset only after that. A record
+    that keeps failing goes to `<topic>.dlq.<service>` with the error in headers.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: KafkaSettings,
+        session_factory: SessionFactory,
+        handlers: HandlerMap,
+        producer: AIOKafkaProducer,
+        dependencies: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.group_id = service
+        self._settings = settings
+        self._sessions = session_factory
+        self._handlers = {model.TYPE: list(funcs) for model, funcs in handlers.items()}
+        self._producer = producer
+        self._dependencies = dict(dependencies or {})
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._processed: dict[TopicPartition, int] = {}
+        self.applied = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self._settings.dead_letter_topic(self.group_id)
+
+    async def start(self) -> None:
+        """Join the group; raises while the broker is unreachable."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._settings.session_timeout_ms,
+            heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
+            request_timeout_ms=max(self._settings.request_timeout_ms, 40_000),
+        )
+        consumer.subscribe([self._settings.topic], listener=_CommitOnRevoke(self))
+        # Kept before start() so stop() can close a consumer whose start was interrupted.
+        self._consumer = consumer
+        await consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def stop(self) -> None:
+        """Roll back the record in hand, commit what is applied and leave the group."""
+        await cancel_and_wait(self._task)
+        self._task = None
+        if self._consumer is not None:
+            await self.commit_processed()
+            await self._consumer.stop()
+            self._consumer = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def kafka_consumer(self) -> AIOKafkaConsumer | None:
+        """The group member, for metrics that read its assignment and offsets."""
+        return self._consumer
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self._settings.consumer_max_records
+                )
+            except KafkaError as error:
+                log.warning("%s fetch failed (%s); retrying", self.group_id, error)
+                await asyncio.sleep(0.5)
+                continue
+            for partition, records in batches.items():
+                for record in records:
+                    await self._handle_record(record)
+                    self._processed[partition] = record.offset + 1
+            if batches:
+                await self.commit_processed()
+
+    async def commit_processed(self) -> None:
+        """Commit the offsets after the records whose transactions committed."""
+        if self._consumer is None or not self._processed:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._processed.items()}
+        self._processed = {}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as error:
+            # The partitions moved to another member; it will redeliver and the inbox
+            # drops what was already applied.
+            log.warning("offset commit failed for %s: %s", self.group_id, error)
+
+    def _ignores(self, event_type: str) -> bool:
+        # A well-formed type this service has no handler for is skipped undecoded;
+        # a message without a type is malformed and goes to the dead letters.
+        return bool(event_type) and event_type not in self._handlers and event_type not in UPCASTERS
+
+    async def _handle_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = header_map(record.headers)
+        if self._ignores(headers.get("ce_type", "")):
+            return
+        with tracer().start_as_current_span(
+            f"process {record.topic}",
+            context=context_from_headers(headers),
+            kind=SpanKind.CONSUMER,
+            links=_links(headers),
+            attributes=_process_attributes(record, headers, self.group_id),
+        ) as span:
+            try:
+                envelope = decode(record.value, record.headers)
+            except DecodeError as error:
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                span.set_attribute("error.type", type(error).__qualname__)
+                await self._dead_letter(record, error, attempts=1)
+                return
+            try:
+                await self._apply_with_retries(envelope)
+            except HandlerFailed as failure:
+                span.set_status(Status(StatusCode.ERROR, str(failure.__cause__)))
+                span.set_attribute("error.type", type(failure.__cause__ or failure).__qualname__)
+                span.record_exception(failure.__cause__ or failure)
+                await self._dead_letter(
+                    record, failure.__cause__ or failure, self._settings.consumer_max_attempts
+                )
+
+    async def _apply_with_retries(self, envelope: Envelope) -> None:
+        handlers = self._handlers.get(envelope.type)
+        if not handlers:
+            return
+        attempts = self._settings.consumer_max_attempts
+        attempt = 0
+        outage_backoff = self._settings.consumer_retry_backoff_s
+        while True:
+            try:
+                await self.apply(envelope, handlers)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not await self._database_answers():
+                    # The database is away, not the message at fault: wait without using
+                    # up attempts, or an outage would dead-letter every event it meets.
+                    log.warning("%s cannot reach its database (%r); waiting", self.group_id, error)
+                    await asyncio.sleep(outage_backoff)
+                    outage_backoff = min(outage_backoff * 2, DATABASE_RETRY_MAX_S)
+                    continue
+                attempt += 1
+                log.warning(
+                    "%s failed on %s %s (attempt %d/%d): %r",
+                    self.group_id,
+                    envelope.type,
+                    envelope.id,
+                    attempt,
+                    attempts,
+                    error,
+                )
+                if attempt == attempts:
+                    raise HandlerFailed(str(error)) from error
+                await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(DATABASE_PING_TIMEOUT_S), self._sessions() as session:
+                await session.scalar(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def apply(self, envelope: Envelope, handlers: Sequence[Handler]) -> bool:
+        """Apply one event in one transaction; False when the inbox says it was applied."""
+        async with transaction(self._sessions) as session:
+            if not await inbox.claim(session, self.group_id, envelope.id, envelope.type):
+                self.duplicates += 1
+                return False
+            available = {
+                **self._dependencies,
+                "event": envelope.data,
+                "envelope": envelope,
+                "session": session,
+            }
+            for handler in handlers:
+                await handler(**_injected_kwargs(handler, available))
+        self.applied += 1
+        return True
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
+    ) -> None:
+        """Publish to the dead-letter topic; retried until it lands so nothing is lost."""
+        headers = list(record.headers or ()) + [
+            ("dlq_error_type", type(error).__name__.encode()),
+            ("dlq_error_message", str(error)[:4000].encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", self.group_id.encode()),
+        ]
+        backoff = 0.1
+        while True:
+            try:
+                async with asyncio.timeout(self._settings.send_timeout_s):
+                    delivery = await self._producer.send(
+                        self.dead_letter_topic, value=record.value, key=record.key, headers=headers
+                    )
+                    await delivery
+                break
+            except (KafkaError, OSError, TimeoutError) as send_error:  # OSError: connection lost
+                log.warning("dead-letter publish failed (%s); retrying", send_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._settings.relay_max_backoff_s)
+        self.dead_lettered += 1
+        log.error(
+            "%s dead-lettered %s[%d]@%d: %s",
+            self.group_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )
+
+
+def _links(headers: Mapping[str, str]) -> list[Link]:
+    producer = span_context_of(headers)
+    return [Link(producer)] if producer else []
+
+
+def _process_attributes(
+    record: ConsumerRecord[bytes, bytes], headers: Mapping[str, str], group: str
+) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.consumer.group.name": group,
+        "messaging.kafka.offset": record.offset,
+        "messaging.kafka.message.key": (record.key or b"").decode("utf-8", "replace"),
+        "messaging.message.id": headers.get("ce_id", ""),
+        "cloudevents.event_type": headers.get("ce_type", ""),
+    }

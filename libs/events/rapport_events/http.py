@@ -1,0 +1,157 @@
+"""What every service's HTTP side shares: health, bearer auth, JSON errors, instrumentation."""
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rapport_events import observability
+from rapport_events.runtime import EventRuntime
+
+log = logging.getLogger(__name__)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def health_router() -> APIRouter:
+    """`/healthz` (process up) and `/readyz` (database and broker reachable)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """The database and the broker both answer."""
+        runtime: EventRuntime = request.app.state.runtime
+        checks = {"database": runtime.check_database, "broker": runtime.check_broker}
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as error:
+                results[name] = f"unavailable: {type(error).__name__} {error}".strip()
+        ready = all(value == "ok" for value in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    return router
+
+
+def bearer_auth(expected_token: Callable[[Request], str]) -> Callable[..., Any]:
+    """A dependency that accepts only `Authorization: Bearer <expected token>`."""
+
+    async def _check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> str:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not secrets.compare_digest(
+            credentials.credentials.encode(), expected_token(request).encode()
+        ):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return "internal"
+
+    return _check
+
+
+def _error(status_code: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message, "detail": message, **extra},
+        status_code=status_code,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON `{error, message, ...}`; bad input is a 4xx, never a 500."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return _error(422, "validation_error", summary or "invalid request", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+            429: "rate_limited",
+        }.get(exc.status_code, "error")
+        response = _error(exc.status_code, code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity error mapped to 409: %s", exc.orig)
+        return _error(409, "conflict", "the request conflicts with stored data")
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Spans and request metrics for every request, httpx client spans, JSON logs, `/metrics`.
+
+    The service name comes from `app.state.settings.service_name` (else the app title).
+    """
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    settings = getattr(app.state, "settings", None)
+    observability.setup(getattr(settings, "service_name", None) or app.title)
+    excluded = [observability.EXCLUDED_URLS]
+    # The standard variables still add to the probes and the scrape.
+    for variable in ("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"):
+        if os.environ.get(variable):
+            excluded.append(os.environ[variable])
+            break
+    # No per-message ASGI "http send"/"http receive" spans: one server span per request.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=",".join(excluded), exclude_spans=["receive", "send"]
+    )
+    if not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
+        HTTPXClientInstrumentor().instrument()
+    observability.mount_metrics(app)
+
+
+def instrument_engine(runtime: EventRuntime) -> None:
+    """Spans for every database query of the service."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    # SQLAlchemyInstrumentor().instrument(engine=...) works once per process, so a
+    # second engine (tests, several apps in one process) would go untraced.
+    EngineTracer(
+        trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
+        runtime.engine.sync_engine,
+        metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
+            "db.client.connections.usage", unit="connections"
+        ),
+    )

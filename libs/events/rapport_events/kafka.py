@@ -1,0 +1,46 @@
+"""Kafka clients built from KafkaSettings."""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from rapport_events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas; idempotence per settings."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.enable_idempotence,
+        linger_ms=2,
+        request_timeout_ms=settings.request_timeout_ms,
+        retry_backoff_ms=200,
+    )
+
+
+async def ensure_topics(settings: KafkaSettings, names: list[str]) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    try:
+        await admin.start()
+        topics = [
+            NewTopic(name, settings.partitions, settings.replication_factor) for name in names
+        ]
+        async with asyncio.timeout(settings.send_timeout_s):
+            response = await admin.create_topics(topics)
+        for name, code, *_ in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                log.warning("creating topic %s failed with error code %s", name, code)
+    finally:
+        await admin.close()

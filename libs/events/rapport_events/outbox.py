@@ -1,0 +1,72 @@
+"""The transactional outbox: events are written with the state change that caused them."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import Event, utcnow
+from rapport_events.codec import Envelope, encode
+from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
+from rapport_events.tracing import current_trace_headers
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An event waiting for (or done with) publication; `id` orders the relay."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64, unique=True)
+    event_type: str = Field(max_length=128)
+    topic: str = Field(max_length=255)
+    key: str = Field(max_length=255)
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    headers: list[list[str]] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    sent_at: datetime | None = Field(
+        default=None,
+        nullable=True,
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    attempts: int = 0
+
+
+def _pending_marker(session: AsyncSession) -> None:
+    # Lets the relay wake at commit instead of waiting for its next poll.
+    session.sync_session.info["rapport_outbox_pending"] = True
+
+
+def add(
+    session: AsyncSession,
+    event: Event,
+    *,
+    source: str,
+    topic: str = CUSTOMER_EVENTS_TOPIC,
+    **envelope_fields: Any,
+) -> Envelope:
+    """Write `event` to the outbox on the caller's session, with the current trace context."""
+    trace_headers = current_trace_headers()
+    envelope = Envelope(
+        data=event,
+        source=source,
+        traceparent=trace_headers.get("traceparent"),
+        tracestate=trace_headers.get("tracestate"),
+        **envelope_fields,
+    )
+    message = encode(envelope)
+    session.add(
+        OutboxMessage(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            topic=topic,
+            key=message.key.decode(),
+            value=message.value,
+            headers=[[name, value.decode()] for name, value in message.headers],
+        )
+    )
+    _pending_marker(session)
+    return envelope

@@ -1,0 +1,188 @@
+"""The outbox relay: publishes pending outbox rows in order and marks them sent."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import SpanKind
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+
+from rapport_events.aio import cancel_and_wait
+from rapport_events.base import utcnow
+from rapport_events.codec import header_map
+from rapport_events.db import SessionFactory, transaction
+from rapport_events.outbox import OutboxMessage
+from rapport_events.settings import KafkaSettings
+from rapport_events.tracing import context_from_headers, current_trace_headers, tracer
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    """Reads the outbox in id order, publishes with bounded waits, marks rows sent.
+
+    Delivery is at least once: a crash between publish and mark-sent publishes
+    the row again, and the consumers' inbox drops the copy.
+    """
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        producer: AIOKafkaProducer,
+        settings: KafkaSettings,
+        *,
+        after_publish: Callable[[list[OutboxMessage]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._sessions = session_factory
+        self._producer = producer
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._after_publish = after_publish
+        self._task: asyncio.Task[None] | None = None
+        self._last_purge = utcnow()
+        self.published = 0
+        self.failures = 0
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        # The relay's own polling queries would be a root span every poll interval;
+        # its send spans (made by our tracer directly) are unaffected.
+        with suppress_instrumentation():
+            await self._loop()
+
+    async def _loop(self) -> None:
+        backoff = 0.0
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff = 0.0
+            except Exception as error:  # the broker or database is away: wait and retry
+                self.failures += 1
+                backoff = min(max(backoff * 2, 0.1), self._settings.relay_max_backoff_s)
+                log.warning("outbox relay failed (%s); retrying in %.1fs", error, backoff)
+                await asyncio.sleep(backoff)
+                continue
+            if published < self._settings.relay_batch_size:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.relay_poll_interval_s):
+                await self._wake.wait()
+        self._wake.clear()
+        await self._purge_old()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        rows = await self._pending()
+        if not rows:
+            return 0
+        await self._publish(rows)
+        if self._after_publish is not None:
+            await self._after_publish(rows)
+        await self._mark_sent([row.id for row in rows if row.id is not None])
+        self.published += len(rows)
+        return len(rows)
+
+    async def _pending(self) -> list[OutboxMessage]:
+        async with transaction(self._sessions) as session:
+            result = await session.exec(
+                select(OutboxMessage)
+                .where(col(OutboxMessage.sent_at).is_(None))
+                .order_by(col(OutboxMessage.id))
+                .limit(self._settings.relay_batch_size)
+            )
+            return list(result.all())
+
+    async def _publish(self, rows: list[OutboxMessage]) -> None:
+        # Batches go out together; awaiting them in id order keeps per-key order,
+        # and every wait is bounded so a stalled broker cannot hang the relay.
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation,
+        # and a relay that ignores cancel never stops.
+        timeout = self._settings.send_timeout_s
+        deliveries = []
+        for row in rows:
+            async with asyncio.timeout(timeout):
+                deliveries.append(await self._send(row))
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*deliveries)
+
+    async def _send(self, row: OutboxMessage) -> "asyncio.Future[Any]":
+        headers = header_map((name, value.encode()) for name, value in row.headers)
+        parent = context_from_headers(headers)
+        with tracer().start_as_current_span(
+            f"send {row.topic}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes=_send_attributes(row),
+        ):
+            # The consumer continues the producer span, not the HTTP request span.
+            headers.update(current_trace_headers())
+            return await self._producer.send(
+                row.topic,
+                value=row.value,
+                key=row.key.encode(),
+                headers=[(name, value.encode()) for name, value in headers.items()],
+            )
+
+    async def _mark_sent(self, ids: list[int]) -> None:
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                update(OutboxMessage).where(col(OutboxMessage.id).in_(ids)).values(sent_at=utcnow())
+            )
+
+    async def _purge_old(self) -> None:
+        now = utcnow()
+        if (now - self._last_purge).total_seconds() < 60:
+            return
+        self._last_purge = now
+        cutoff = now - timedelta(seconds=self._settings.outbox_retention_s)
+        async with transaction(self._sessions) as session:
+            await session.exec(
+                delete(OutboxMessage).where(
+                    col(OutboxMessage.sent_at).is_not(None), col(OutboxMessage.sent_at) < cutoff
+                )
+            )
+
+    async def backlog(self) -> tuple[int, float]:
+        """Pending rows and the age in seconds of the oldest one."""
+        async with transaction(self._sessions) as session:
+            result = await session.exec(
+                select(func.count(), func.min(OutboxMessage.created_at)).where(
+                    col(OutboxMessage.sent_at).is_(None)
+                )
+            )
+            count, oldest = result.one()
+        if not oldest:
+            return 0, 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+        return int(count), (utcnow() - oldest).total_seconds()
+
+
+def _send_attributes(row: OutboxMessage) -> dict[str, str]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": row.topic,
+        "messaging.message.id": row.event_id,
+        "messaging.kafka.message.key": row.key,
+        "cloudevents.event_type": row.event_type,
+    }

@@ -1,0 +1,126 @@
+"""The event plumbing of one service: producer, outbox relay and consumer, with readiness."""
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rapport_events.aio import cancel_and_wait
+from rapport_events.consumer import ConsumerRunner, HandlerMap
+from rapport_events.db import ping, session_factory
+from rapport_events.kafka import create_producer, ensure_topics
+from rapport_events.observability import RuntimeMetrics
+from rapport_events.relay import OutboxRelay
+from rapport_events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class EventRuntime:
+    """Connects to the broker in the background so a service starts while the broker is away."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        settings: KafkaSettings,
+        handlers: HandlerMap | None = None,
+        dependencies: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.settings = settings
+        self.sessions = session_factory(engine, on_outbox_commit=self._wake_relay)
+        self._handlers = handlers or {}
+        self._dependencies = dependencies or {}
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumer: ConsumerRunner | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.metrics = RuntimeMetrics(self)
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents `ce_source` of this service's events."""
+        return f"/services/{self.service}"
+
+    def _wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def start(self) -> None:
+        """Begin connecting; returns at once."""
+        self.metrics.start()
+        self._connect_task = asyncio.create_task(self._connect(), name=f"{self.service}-connect")
+
+    async def _connect(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await self._connect_once()
+                self.connected.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("%s cannot reach the broker (%s); retrying", self.service, error)
+                await self._close_clients()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.relay_max_backoff_s)
+
+    async def _connect_once(self) -> None:
+        await ensure_topics(
+            self.settings, [self.settings.topic, self.settings.dead_letter_topic(self.service)]
+        )
+        producer = create_producer(self.settings, client_id=self.service)
+        self.producer = producer
+        await producer.start()
+        self.relay = OutboxRelay(self.sessions, producer, self.settings)
+        self.relay.start()
+        if self._handlers:
+            consumer = ConsumerRunner(
+                service=self.service,
+                settings=self.settings,
+                session_factory=self.sessions,
+                handlers=self._handlers,
+                producer=producer,
+                dependencies=self._dependencies,
+            )
+            self.consumer = consumer
+            await consumer.start()
+
+    async def _close_clients(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def stop(self) -> None:
+        """Stop consuming, stop the relay, flush the producer."""
+        await self.metrics.stop()
+        await cancel_and_wait(self._connect_task)
+        self._connect_task = None
+        await self._close_clients()
+        self.connected.clear()
+
+    async def check_database(self) -> None:
+        """Raise unless the database answers."""
+        async with asyncio.timeout(2.0):
+            await ping(self.engine)
+
+    async def check_broker(self) -> None:
+        """Raise unless the broker answers a metadata request."""
+        if self.producer is None or not self.connected.is_set():
+            raise ConnectionError("not connected to the broker yet")
+        async with asyncio.timeout(2.0):
+            await self.producer.client.fetch_all_metadata()

@@ -1,0 +1,33 @@
+"""Kafka settings shared by every service (env prefix KAFKA_)."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CUSTOMER_EVENTS_TOPIC = "rapport.customer-events"
+
+
+class KafkaSettings(BaseSettings):
+    """Where the log lives and how clients talk to it."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = CUSTOMER_EVENTS_TOPIC
+    partitions: int = 6
+    replication_factor: int = 1
+    # Off for the dev broker (Tansu rejects InitProducerId); on against real Kafka.
+    enable_idempotence: bool = False
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    request_timeout_ms: int = 10_000
+    send_timeout_s: float = 10.0
+    consumer_max_records: int = 500
+    consumer_max_attempts: int = 3
+    consumer_retry_backoff_s: float = 0.2
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 0.05
+    relay_max_backoff_s: float = 5.0
+    outbox_retention_s: float = 86_400.0
+
+    def dead_letter_topic(self, service: str) -> str:
+        """Name of the dead-letter topic of one service's consumer group."""
+        return f"{self.topic}.dlq.{service}"

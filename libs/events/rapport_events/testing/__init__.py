@@ -1,0 +1,1 @@
+"""Test helpers: a real Tansu broker launcher, in-memory fakes and pytest fixtures."""

@@ -1,0 +1,118 @@
+"""Run the four services as real processes (uvicorn) for end-to-end tests and benchmarks."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from rapport_events.testing.broker import free_port
+
+DEV_TOKEN = "rapport-dev-token"
+SERVICES = {
+    "profile": ("rapport_profile.main:create_app", "PROFILE_"),
+    "campaign": ("rapport_campaign.main:create_app", "CAMPAIGN_"),
+    "support": ("rapport_support.main:create_app", "SUPPORT_"),
+    "partner-share": ("rapport_partner_share.main:create_app", "PARTNER_SHARE_"),
+}
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Stack:
+    """The services of one test, each on a free port with its own database."""
+
+    workdir: Path
+    env: Mapping[str, str]
+    databases: Mapping[str, str]
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def start(self, names: list[str] | None = None) -> "Stack":
+        for name in names or list(SERVICES):
+            self.services[name] = self._launch(name)
+        return self
+
+    def _launch(self, name: str) -> ServiceProcess:
+        factory, prefix = SERVICES[name]
+        port = free_port()
+        log_path = self.workdir / f"{name}.log"
+        env = {
+            **os.environ,
+            **self.env,
+            f"{prefix}DATABASE_URL": self.databases[name],
+            "PYTHONUNBUFFERED": "1",
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                factory,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.workdir,
+        )
+        return ServiceProcess(name, port, process, log_path)
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Seconds until every started service answered /readyz with 200."""
+        started = time.monotonic()
+        pending = set(self.services)
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                for name in list(pending):
+                    service = self.services[name]
+                    if service.process.poll() is not None:
+                        raise RuntimeError(f"{name} exited:\n{service.log()[-4000:]}")
+                    try:
+                        if client.get(f"{service.url}/readyz").status_code == 200:
+                            pending.discard(name)
+                    except httpx.HTTPError:
+                        pass
+                if time.monotonic() - started > timeout:
+                    logs = "\n".join(self.services[n].log()[-2000:] for n in pending)
+                    raise TimeoutError(f"not ready after {timeout}s: {sorted(pending)}\n{logs}")
+                if pending:
+                    time.sleep(0.2)
+        return time.monotonic() - started
+
+    def stop(self, names: list[str] | None = None) -> None:
+        for name in names or list(self.services):
+            service = self.services.pop(name, None)
+            if service is None:
+                continue
+            service.process.terminate()
+            try:
+                service.process.wait(15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait(5)

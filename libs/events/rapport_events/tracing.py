@@ -1,0 +1,127 @@
+"""OpenTelemetry set-up and W3C trace-context helpers for the log.
+
+Exporters follow the standard `OTEL_*` variables (OTLP when
+`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_TRACES_EXPORTER=otlp` is set).
+`RAPPORT_TRACE_DIR` also writes every span as one JSON line to
+`<dir>/<service>.jsonl`, so a developer without a tracing UI can read traces
+(`make traces`, tools/traces.py).
+
+HTTP spans and metrics follow the stable HTTP semantic conventions
+(`http.server.request.duration`, `http.route`, `http.response.status_code`):
+`OTEL_SEMCONV_STABILITY_OPT_IN` defaults to `http` here, before any
+instrumentation reads it; set it yourself to choose otherwise.
+"""
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+TRACER_NAME = "rapport_events"
+# Read once per process by the first instrumentation; setting it at import is early enough.
+os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans to a file, one JSON object per line."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # indent=None: one line per span, and one JSON pass instead of three.
+        lines = [span.to_json(indent=None) for span in spans]
+        with self._lock, self._path.open("a", encoding="utf-8") as out:
+            out.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _otlp_wanted() -> bool:
+    exporters = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    if exporters:
+        return "otlp" in exporters.split(",")
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def sdk_disabled() -> bool:
+    """`OTEL_SDK_DISABLED=true`: no traces, no metrics."""
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def service_version(service_name: str) -> str:
+    """The installed version of `rapport-<service>` (of the event library when unknown)."""
+    for package in (f"rapport-{service_name}", "rapport-events"):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return "0.0.0"
+
+
+def service_resource(service_name: str, version: str | None = None) -> Resource:
+    """`service.name` and `service.version` (plus `OTEL_RESOURCE_ATTRIBUTES`) of every signal."""
+    return Resource.create(
+        {SERVICE_NAME: service_name, SERVICE_VERSION: version or service_version(service_name)}
+    )
+
+
+def configure_tracing(service_name: str, version: str | None = None) -> TracerProvider | None:
+    """Install the SDK tracer provider once per process; None when tracing is disabled."""
+    if sdk_disabled():
+        return None
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider(resource=service_resource(service_name, version))
+    if _otlp_wanted():
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace_dir = os.environ.get("RAPPORT_TRACE_DIR")
+    if trace_dir:
+        exporter = JsonLinesSpanExporter(Path(trace_dir) / f"{service_name}.jsonl")
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    """The tracer the event library's spans come from."""
+    return trace.get_tracer(TRACER_NAME)
+
+
+def current_trace_headers() -> dict[str, str]:
+    """W3C `traceparent`/`tracestate` of the active span (empty when none)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")}
+
+
+def context_from_headers(headers: Mapping[str, str]) -> otel_context.Context:
+    """The remote context carried by W3C headers."""
+    return propagate.extract(dict(headers))
+
+
+def span_context_of(headers: Mapping[str, str]) -> trace.SpanContext | None:
+    """The remote span context carried by headers, if valid."""
+    span_context = trace.get_current_span(context_from_headers(headers)).get_span_context()
+    return span_context if span_context.is_valid else None

@@ -1,0 +1,83 @@
+"""Fixtures of the event library's tests: spans in memory, outbox and inbox tables, the harness."""
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+
+from rapport_events.db import SessionFactory, create_engine, session_factory
+from rapport_events.inbox import InboxEntry
+from rapport_events.outbox import OutboxMessage
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import DOWNSTREAM, UPSTREAM, Harness, HarnessFactory
+from rapport_events.testing.pytest_plugin import DatabaseFactory
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> Iterator[InMemorySpanExporter]:
+    """Every span finished in this process, kept in memory.
+
+    The tracer provider is global and can be set once: reuse the SDK provider
+    someone else installed (a service's `configure_tracing`), install one otherwise.
+    """
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(
+            TracerProvider(resource=Resource.create({SERVICE_NAME: "rapport-events-tests"}))
+        )
+        provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), f"tracing is not the SDK's: {provider!r}"
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.clear()
+
+
+@pytest.fixture
+async def make_harness(database_factory: DatabaseFactory) -> AsyncIterator[HarnessFactory]:
+    """Builds harnesses on databases of the parametrised kind (SQLite, PostgreSQL)."""
+    made: list[Harness] = []
+
+    async def make(settings: KafkaSettings) -> Harness:
+        harness = Harness(
+            settings, await database_factory(UPSTREAM), await database_factory(DOWNSTREAM)
+        )
+        made.append(harness)
+        return await harness.setup()
+
+    yield make
+    for harness in reversed(made):
+        with contextlib.suppress(Exception):
+            await harness.close()
+
+
+@pytest.fixture
+async def harness(make_harness: HarnessFactory, kafka_settings: KafkaSettings) -> Harness:
+    """A harness on the session broker, on a topic of its own."""
+    return await make_harness(kafka_settings)
+
+
+@pytest.fixture
+async def event_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty SQLite or PostgreSQL database with only the outbox and inbox."""
+    engine = create_engine(database_url)
+    tables = [OutboxMessage.__table__, InboxEntry.__table__]
+    async with engine.begin() as connection:
+        await connection.run_sync(
+            lambda sync: SQLModel.metadata.create_all(sync, tables=tables)  # type: ignore[arg-type]
+        )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def event_sessions(event_engine: AsyncEngine) -> SessionFactory:
+    """Sessions on `event_engine`, as a service builds them."""
+    return session_factory(event_engine)

@@ -1,0 +1,415 @@
+"""The consumer runner's apply and record handling, on real databases, without a broker."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.codec import Envelope, KafkaMessage, encode
+from rapport_events.consumer import ConsumerRunner, Handler
+from rapport_events.db import SessionFactory, transaction
+from rapport_events.inbox import InboxEntry
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.fakes import FakeProducer, FakeRecord
+from rapport_events.types import CustomerErased, InteractionTracked
+
+SERVICE = "unit-tests"
+TOPIC = "rapport.unit-events"
+DLQ = f"{TOPIC}.dlq.{SERVICE}"
+
+# A service's own table, standing in for the handler's effect.
+effects = Table(
+    "unit_effects",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("note", String(255), nullable=False),
+)
+
+
+@pytest.fixture
+async def sessions(event_engine: AsyncEngine, event_sessions: SessionFactory) -> SessionFactory:
+    """The outbox and inbox tables plus the effects table."""
+    async with event_engine.begin() as connection:
+        await connection.run_sync(effects.metadata.create_all)
+    return event_sessions
+
+
+@pytest.fixture
+def unit_settings() -> KafkaSettings:
+    return KafkaSettings(
+        topic=TOPIC, consumer_max_attempts=3, consumer_retry_backoff_s=0.001, send_timeout_s=2.0
+    )
+
+
+class ServiceSettings:
+    """What a service would pass as its `settings` dependency."""
+
+    greeting = "hello"
+
+
+@pytest.fixture
+def producer() -> FakeProducer:
+    return FakeProducer()
+
+
+RunnerFactory = Callable[..., ConsumerRunner]
+
+
+@pytest.fixture
+def make_runner(
+    sessions: SessionFactory, unit_settings: KafkaSettings, producer: FakeProducer
+) -> RunnerFactory:
+    def make(handlers: dict[type, list[Handler]] | None = None, **overrides: Any) -> ConsumerRunner:
+        values: dict[str, Any] = {
+            "service": SERVICE,
+            "settings": unit_settings,
+            "session_factory": sessions,
+            "handlers": handlers or {},
+            "producer": producer,
+            "dependencies": {"settings": ServiceSettings()},
+            **overrides,
+        }
+        return ConsumerRunner(**values)
+
+    return make
+
+
+@pytest.fixture
+def runner(make_runner: RunnerFactory) -> ConsumerRunner:
+    return make_runner({InteractionTracked: [record_effect]})
+
+
+async def record_effect(
+    event: InteractionTracked, envelope: Envelope, session: AsyncSession
+) -> None:
+    await session.exec(insert(effects).values(event_id=envelope.id, note=event.name or ""))  # type: ignore[call-overload]
+
+
+async def fail(event: InteractionTracked) -> None:
+    raise ValueError(f"cannot handle {event.name}")
+
+
+def tracked(name: str = "home", customer_id: str = "c-1") -> Envelope:
+    return Envelope(
+        data=InteractionTracked(customer_id=customer_id, kind="page", name=name),
+        source="/services/profile",
+    )
+
+
+def record_of(message: KafkaMessage, offset: int = 0) -> FakeRecord:
+    return FakeRecord(TOPIC, 2, offset, message.key, message.value, list(message.headers))
+
+
+async def effect_notes(sessions: SessionFactory) -> list[str]:
+    async with transaction(sessions) as session:
+        result = await session.exec(select(effects.c.note).order_by(effects.c.id))  # type: ignore[call-overload]
+        return [row[0] if isinstance(row, tuple) else row for row in result.all()]
+
+
+async def inbox_ids(sessions: SessionFactory, consumer: str = SERVICE) -> list[str]:
+    async with transaction(sessions) as session:
+        result = await session.exec(
+            select(InboxEntry.event_id).where(InboxEntry.consumer == consumer)
+        )
+        return list(result.all())
+
+
+async def inbox_size(sessions: SessionFactory) -> int:
+    async with transaction(sessions) as session:
+        return int((await session.exec(select(func.count()).select_from(InboxEntry))).one())
+
+
+class TestApply:
+    async def test_the_effect_and_the_inbox_row_commit_together(
+        self, runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        envelope = tracked("home")
+
+        assert await runner.apply(envelope, [record_effect]) is True
+
+        assert await effect_notes(sessions) == ["home"]
+        assert await inbox_ids(sessions) == [envelope.id]
+        assert (runner.applied, runner.duplicates) == (1, 0)
+
+    async def test_the_same_envelope_twice_is_applied_once(
+        self, runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        envelope = tracked("home")
+
+        assert await runner.apply(envelope, [record_effect]) is True
+        assert await runner.apply(envelope, [record_effect]) is False
+
+        assert await effect_notes(sessions) == ["home"]
+        assert (runner.applied, runner.duplicates) == (1, 1)
+
+    async def test_each_consumer_group_applies_an_event_once_for_itself(
+        self, make_runner: RunnerFactory, sessions: SessionFactory
+    ) -> None:
+        envelope = tracked("home")
+        first, second = make_runner(), make_runner(service="another-service")
+
+        assert await first.apply(envelope, [record_effect]) is True
+        assert await second.apply(envelope, [record_effect]) is True
+
+        assert await effect_notes(sessions) == ["home", "home"]
+        assert await inbox_ids(sessions, "another-service") == [envelope.id]
+
+    async def test_a_handler_that_raises_leaves_no_inbox_row_and_no_effect(
+        self, runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        envelope = tracked("broken")
+
+        with pytest.raises(ValueError, match="cannot handle broken"):
+            await runner.apply(envelope, [record_effect, fail])
+
+        assert await effect_notes(sessions) == []
+        assert await inbox_size(sessions) == 0
+        assert runner.applied == 0
+        # Not remembered as applied: a later delivery is applied in full.
+        assert await runner.apply(envelope, [record_effect]) is True
+        assert await effect_notes(sessions) == ["broken"]
+
+    async def test_handlers_run_in_order_in_one_session(self, runner: ConsumerRunner) -> None:
+        calls: list[tuple[str, AsyncSession]] = []
+
+        async def first(session: AsyncSession) -> None:
+            calls.append(("first", session))
+
+        async def second(session: AsyncSession) -> None:
+            calls.append(("second", session))
+
+        await runner.apply(tracked(), [first, second])
+
+        assert [name for name, _ in calls] == ["first", "second"]
+        assert calls[0][1] is calls[1][1]
+
+
+class TestDependencyInjection:
+    """Handlers name what they need; the runner passes it by parameter name."""
+
+    async def test_a_handler_gets_event_envelope_session_and_dependencies(
+        self, runner: ConsumerRunner
+    ) -> None:
+        received: dict[str, Any] = {}
+
+        async def handler(
+            settings: ServiceSettings, event: InteractionTracked, envelope: Envelope
+        ) -> None:
+            received.update(settings=settings, event=event, envelope=envelope)
+
+        envelope = tracked()
+        await runner.apply(envelope, [handler])
+
+        assert received["settings"].greeting == "hello"
+        assert received["event"] is envelope.data
+        assert received["envelope"] is envelope
+
+    async def test_a_handler_may_ask_for_nothing(self, runner: ConsumerRunner) -> None:
+        called: list[bool] = []
+
+        async def handler() -> None:
+            called.append(True)
+
+        await runner.apply(tracked(), [handler])
+
+        assert called == [True]
+
+    async def test_an_unknown_name_is_a_type_error_and_nothing_is_applied(
+        self, runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        async def handler(event: InteractionTracked, mailer: object) -> None:
+            raise AssertionError("must not be called")
+
+        with pytest.raises(TypeError, match=r"unknown dependencies \['mailer'\]"):
+            await runner.apply(tracked(), [handler])
+
+        assert await inbox_size(sessions) == 0
+
+    async def test_dependencies_are_per_runner(self, make_runner: RunnerFactory) -> None:
+        runner = make_runner(dependencies={"mailer": "smtp"})
+        got: list[object] = []
+
+        async def handler(mailer: object) -> None:
+            got.append(mailer)
+
+        await runner.apply(tracked(), [handler])
+
+        assert got == ["smtp"]
+
+
+def dlq_headers(producer: FakeProducer) -> dict[str, str]:
+    (message,) = [m for m in producer.sent if m.topic == DLQ]
+    return {name: value.decode() for name, value in message.headers}
+
+
+class TestHandleRecord:
+    async def test_a_record_is_decoded_and_applied(
+        self, runner: ConsumerRunner, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        envelope = tracked("pricing")
+
+        await runner._handle_record(record_of(encode(envelope)))
+
+        assert await effect_notes(sessions) == ["pricing"]
+        assert await inbox_ids(sessions) == [envelope.id]
+        assert producer.sent == []
+
+    async def test_a_redelivered_record_is_skipped(
+        self, runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        record = record_of(encode(tracked("pricing")))
+
+        await runner._handle_record(record)
+        await runner._handle_record(record)
+
+        assert await effect_notes(sessions) == ["pricing"]
+        assert runner.duplicates == 1
+
+    async def test_a_type_without_handlers_is_passed_over(
+        self, runner: ConsumerRunner, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        erased = Envelope(data=CustomerErased(customer_id="c-1"), source="/services/profile")
+
+        await runner._handle_record(record_of(encode(erased)))
+
+        assert await inbox_size(sessions) == 0
+        assert producer.sent == []
+
+    async def test_a_transient_failure_is_retried(
+        self, make_runner: RunnerFactory, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        attempts: list[int] = []
+
+        async def flaky(
+            event: InteractionTracked, envelope: Envelope, session: AsyncSession
+        ) -> None:
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise ConnectionError("the CRM database blinked")
+            await record_effect(event, envelope, session)
+
+        runner = make_runner({InteractionTracked: [flaky]})
+        await runner._handle_record(record_of(encode(tracked("retry"))))
+
+        assert len(attempts) == 3
+        assert await effect_notes(sessions) == ["retry"]
+        assert producer.sent == []
+
+    async def test_a_record_that_keeps_failing_goes_to_the_dead_letter_topic(
+        self, make_runner: RunnerFactory, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        calls: list[int] = []
+
+        async def always_fails(event: InteractionTracked) -> None:
+            calls.append(1)
+            raise ValueError(f"cannot handle {event.name}")
+
+        runner = make_runner({InteractionTracked: [always_fails]})
+        envelope = tracked("poison")
+        message = encode(envelope)
+
+        await runner._handle_record(record_of(message, offset=41))
+
+        assert len(calls) == 3
+        assert runner.dead_letter_topic == DLQ
+        (dead,) = producer.sent
+        assert (dead.topic, dead.key, dead.value) == (DLQ, message.key, message.value)
+        headers = dlq_headers(producer)
+        assert headers["dlq_error_type"] == "ValueError"
+        assert headers["dlq_error_message"] == "cannot handle poison"
+        assert headers["dlq_attempts"] == "3"
+        assert headers["dlq_original_topic"] == TOPIC
+        assert headers["dlq_original_partition"] == "2"
+        assert headers["dlq_original_offset"] == "41"
+        assert headers["dlq_consumer_group"] == SERVICE
+        # The CloudEvent itself is intact, so it can be replayed as it was.
+        assert dead.envelope().id == envelope.id
+        assert runner.dead_lettered == 1
+        assert await inbox_size(sessions) == 0
+
+    async def test_the_consumer_moves_on_after_a_dead_letter(
+        self, make_runner: RunnerFactory, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        async def fails_on_poison(
+            event: InteractionTracked, envelope: Envelope, session: AsyncSession
+        ) -> None:
+            if event.name == "poison":
+                raise ValueError("poison")
+            await record_effect(event, envelope, session)
+
+        runner = make_runner({InteractionTracked: [fails_on_poison]})
+
+        for offset, name in enumerate(["before", "poison", "after"]):
+            await runner._handle_record(record_of(encode(tracked(name)), offset))
+
+        assert await effect_notes(sessions) == ["before", "after"]
+        assert [m.topic for m in producer.sent] == [DLQ]
+
+    @pytest.mark.parametrize(
+        ("value", "drop_header"),
+        [(b"this is not json", None), (b'{"customer_id": "c-1"}', None), (None, "ce_type")],
+        ids=["not-json", "invalid-data", "missing-ce_type"],
+    )
+    async def test_an_undecodable_record_goes_to_the_dead_letter_topic(
+        self,
+        runner: ConsumerRunner,
+        sessions: SessionFactory,
+        producer: FakeProducer,
+        value: bytes | None,
+        drop_header: str | None,
+    ) -> None:
+        message = encode(tracked("garbled"))
+        headers = [(n, v) for n, v in message.headers if n != drop_header]
+        record = FakeRecord(TOPIC, 0, 7, message.key, value or message.value, headers)
+
+        await runner._handle_record(record)
+
+        headers_out = dlq_headers(producer)
+        assert headers_out["dlq_error_type"] == "DecodeError"
+        assert headers_out["dlq_attempts"] == "1"
+        assert headers_out["dlq_error_message"]
+        assert producer.sent[0].value == record.value
+        assert await inbox_size(sessions) == 0
+        assert runner.dead_lettered == 1
+
+    async def test_the_dead_letter_waits_for_the_broker(
+        self, make_runner: RunnerFactory, producer: FakeProducer
+    ) -> None:
+        runner = make_runner({InteractionTracked: [fail]})
+        producer.fail_next = 2  # the broker is away for the first two dead-letter sends
+
+        await runner._handle_record(record_of(encode(tracked("poison"))))
+
+        assert [m.topic for m in producer.sent] == [DLQ]
+        assert runner.dead_lettered == 1
+
+    async def test_processing_continues_the_producers_trace(
+        self, runner: ConsumerRunner, span_exporter: InMemorySpanExporter
+    ) -> None:
+        with trace.get_tracer("tests").start_as_current_span("send") as send:
+            context = send.get_span_context()
+            traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+        envelope = Envelope(
+            data=tracked().data, source="/services/profile", traceparent=traceparent
+        )
+
+        await runner._handle_record(record_of(encode(envelope)))
+
+        (process,) = [
+            span
+            for span in span_exporter.get_finished_spans()
+            if span.context.trace_id == context.trace_id and span.name == f"process {TOPIC}"
+        ]
+        assert process.parent is not None and process.parent.span_id == context.span_id
+        assert process.kind == trace.SpanKind.CONSUMER
+        assert [link.context.span_id for link in process.links] == [context.span_id]
+        assert process.attributes is not None
+        assert process.attributes["messaging.consumer.group.name"] == SERVICE
+        assert process.attributes["messaging.message.id"] == envelope.id

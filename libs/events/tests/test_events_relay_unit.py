@@ -1,0 +1,341 @@
+"""The outbox and its relay on real SQLite and PostgreSQL, with an in-memory producer."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from rapport_events import outbox
+from rapport_events.codec import Envelope, decode
+from rapport_events.db import SessionFactory, session_factory, transaction
+from rapport_events.outbox import OutboxMessage
+from rapport_events.relay import OutboxRelay
+from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
+from rapport_events.testing.fakes import FakeProducer
+from rapport_events.types import InteractionTracked
+
+SOURCE = "/services/profile"
+
+
+def page_view(customer_id: str, seq: int) -> InteractionTracked:
+    return InteractionTracked(
+        customer_id=customer_id, kind="page", name=f"page {seq}", url=f"https://shop.example/{seq}"
+    )
+
+
+def settings(**overrides: Any) -> KafkaSettings:
+    return KafkaSettings(**{"send_timeout_s": 2.0, **overrides})
+
+
+async def write(sessions: SessionFactory, *events: InteractionTracked) -> list[Envelope]:
+    """One unit of work adding `events` to the outbox, as a service function would."""
+    async with transaction(sessions) as session:
+        return [outbox.add(session, event, source=SOURCE) for event in events]
+
+
+async def rows(sessions: SessionFactory) -> list[OutboxMessage]:
+    async with transaction(sessions) as session:
+        result = await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
+        return list(result.all())
+
+
+def ids_of(traceparent: str) -> tuple[int, int]:
+    """(trace id, parent span id) of a W3C traceparent header."""
+    version, trace_id, span_id, _flags = traceparent.split("-")
+    assert version == "00"
+    return int(trace_id, 16), int(span_id, 16)
+
+
+def sent_ids(producer: FakeProducer) -> list[str]:
+    return [envelope.id for envelope in producer.envelopes()]
+
+
+class TestOutboxAdd:
+    async def test_rows_are_written_on_the_callers_session(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, page_view("c-1", 1), page_view("c-2", 2))
+
+        stored = await rows(event_sessions)
+        assert [row.event_id for row in stored] == [envelope.id for envelope in written]
+        first = stored[0]
+        assert first.event_type == InteractionTracked.TYPE
+        assert first.topic == CUSTOMER_EVENTS_TOPIC
+        assert first.key == "c-1"
+        assert first.sent_at is None
+        assert first.attempts == 0
+        headers = dict(first.headers)
+        assert headers["ce_id"] == written[0].id
+        assert headers["ce_type"] == InteractionTracked.TYPE
+        assert headers["ce_source"] == SOURCE
+        assert headers["ce_subject"] == "c-1"
+        stored_envelope = decode(first.value, [(n, v.encode()) for n, v in first.headers])
+        assert stored_envelope == written[0]
+
+    async def test_nothing_is_visible_after_rollback(self, event_sessions: SessionFactory) -> None:
+        async with event_sessions() as session, session.begin():
+            outbox.add(session, page_view("c-1", 1), source=SOURCE)
+            await session.flush()
+            await session.rollback()
+
+        with pytest.raises(RuntimeError):
+            async with transaction(event_sessions) as session:
+                outbox.add(session, page_view("c-1", 2), source=SOURCE)
+                raise RuntimeError("the use case failed after writing its event")
+
+        assert await rows(event_sessions) == []
+
+    async def test_a_topic_and_envelope_fields_can_be_given(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        async with transaction(event_sessions) as session:
+            envelope = outbox.add(
+                session, page_view("c-1", 1), source=SOURCE, topic="other.topic", id="fixed-id"
+            )
+
+        (row,) = await rows(event_sessions)
+        assert (row.topic, row.event_id, envelope.id) == ("other.topic", "fixed-id", "fixed-id")
+
+    async def test_a_commit_with_outbox_rows_wakes_the_relay(
+        self, event_engine: AsyncEngine
+    ) -> None:
+        woken: list[bool] = []
+        sessions = session_factory(event_engine, on_outbox_commit=lambda: woken.append(True))
+
+        async with transaction(sessions) as session:
+            pass  # a unit of work without events
+        assert woken == []
+
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                outbox.add(session, page_view("c-1", 1), source=SOURCE)
+                raise RuntimeError
+        assert woken == []
+
+        async with transaction(sessions) as session:
+            outbox.add(session, page_view("c-1", 2), source=SOURCE)
+        assert woken == [True]
+
+
+class TestPublishPending:
+    async def test_sends_in_id_order_and_marks_sent(self, event_sessions: SessionFactory) -> None:
+        written = []
+        for seq in range(5):
+            written += await write(event_sessions, page_view(f"c-{seq % 2}", seq))
+        producer = FakeProducer()
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+
+        assert await relay.publish_pending() == 5
+
+        assert sent_ids(producer) == [envelope.id for envelope in written]
+        assert all(row.sent_at is not None for row in await rows(event_sessions))
+        assert relay.published == 5
+        first = producer.sent[0]
+        assert (first.topic, first.key) == (CUSTOMER_EVENTS_TOPIC, b"c-0")
+        assert [envelope.data for envelope in producer.envelopes()] == [e.data for e in written]
+
+    async def test_sent_rows_are_not_sent_again(self, event_sessions: SessionFactory) -> None:
+        await write(event_sessions, page_view("c-1", 1))
+        producer = FakeProducer()
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+        await relay.publish_pending()
+
+        assert await relay.publish_pending() == 0
+        assert len(producer.sent) == 1
+
+    async def test_publishes_in_batches(self, event_sessions: SessionFactory) -> None:
+        written = await write(event_sessions, *(page_view("c-1", seq) for seq in range(5)))
+        producer = FakeProducer()
+        relay = OutboxRelay(
+            event_sessions,
+            producer,  # type: ignore[arg-type]
+            settings(relay_batch_size=2),
+        )
+
+        assert [await relay.publish_pending() for _ in range(4)] == [2, 2, 1, 0]
+        assert sent_ids(producer) == [envelope.id for envelope in written]
+
+    async def test_after_publish_sees_the_batch_before_it_is_marked(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, page_view("c-1", 1), page_view("c-1", 2))
+        seen: list[tuple[list[str], list[bool]]] = []
+
+        async def after_publish(batch: list[OutboxMessage]) -> None:
+            pending = [row.sent_at is None for row in await rows(event_sessions)]
+            seen.append(([row.event_id for row in batch], pending))
+
+        relay = OutboxRelay(
+            event_sessions,
+            FakeProducer(),  # type: ignore[arg-type]
+            settings(),
+            after_publish=after_publish,
+        )
+        await relay.publish_pending()
+
+        assert seen == [([envelope.id for envelope in written], [True, True])]
+
+    async def test_backlog_counts_pending_rows(self, event_sessions: SessionFactory) -> None:
+        relay = OutboxRelay(event_sessions, FakeProducer(), settings())  # type: ignore[arg-type]
+        assert await relay.backlog() == (0, 0.0)
+
+        await write(event_sessions, page_view("c-1", 1), page_view("c-2", 1))
+        count, age = await relay.backlog()
+        assert count == 2
+        assert 0 <= age < 60
+
+        await relay.publish_pending()
+        assert await relay.backlog() == (0, 0.0)
+
+
+class TestBrokerDown:
+    """Broker down means events wait, not vanish."""
+
+    async def test_a_failed_send_leaves_rows_pending_and_the_next_call_sends_them(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, *(page_view("c-1", seq) for seq in range(3)))
+        producer = FakeProducer(fail_next=1)
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+
+        with pytest.raises(ConnectionError):
+            await relay.publish_pending()
+
+        assert producer.sent == []
+        assert all(row.sent_at is None for row in await rows(event_sessions))
+        assert (await relay.backlog())[0] == 3
+
+        assert await relay.publish_pending() == 3
+        assert sent_ids(producer) == [envelope.id for envelope in written]
+        assert all(row.sent_at is not None for row in await rows(event_sessions))
+
+    async def test_a_failure_mid_batch_resends_rather_than_loses(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, *(page_view("c-1", seq) for seq in range(4)))
+        ids = [envelope.id for envelope in written]
+        producer = FailsOnce(at_send=3)
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+
+        with pytest.raises(ConnectionError):
+            await relay.publish_pending()
+        assert sent_ids(producer) == ids[:2]
+
+        assert await relay.publish_pending() == 4
+        # At least once: the first two go again, and every event is sent, in order.
+        assert sent_ids(producer) == ids[:2] + ids
+        assert (await relay.backlog())[0] == 0
+
+    async def test_a_delivery_that_never_completes_times_out(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        await write(event_sessions, page_view("c-1", 1))
+        relay = OutboxRelay(
+            event_sessions,
+            NeverAcknowledges(),  # type: ignore[arg-type]
+            settings(send_timeout_s=0.1),
+        )
+
+        with pytest.raises(TimeoutError):
+            await relay.publish_pending()
+
+        assert (await relay.backlog())[0] == 1
+
+    async def test_the_running_relay_retries_until_the_broker_is_back(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, page_view("c-1", 1), page_view("c-2", 1))
+        producer = FakeProducer(fail_next=3)
+        published = asyncio.Event()
+
+        async def after_publish(batch: list[OutboxMessage]) -> None:
+            published.set()
+
+        relay = OutboxRelay(
+            event_sessions,
+            producer,  # type: ignore[arg-type]
+            settings(relay_max_backoff_s=0.05, relay_poll_interval_s=0.01),
+            after_publish=after_publish,
+        )
+        relay.start()
+        try:
+            await asyncio.wait_for(published.wait(), 10)
+        finally:
+            await relay.stop()
+
+        assert relay.failures == 3
+        assert sent_ids(producer) == [envelope.id for envelope in written]
+
+
+class FailsOnce(FakeProducer):
+    """Fails the n-th send (1-based) once: a broker that drops out mid-batch."""
+
+    def __init__(self, at_send: int) -> None:
+        super().__init__()
+        self._at_send = at_send
+        self._calls = 0
+
+    async def send(self, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
+        self._calls += 1
+        if self._calls == self._at_send:
+            raise ConnectionError("broker dropped out")
+        return await super().send(*args, **kwargs)
+
+
+class NeverAcknowledges(FakeProducer):
+    """Accepts sends but never confirms delivery: a stalled broker."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
+        return asyncio.get_running_loop().create_future()
+
+
+class TestTraceContext:
+    """The trace of the request that wrote an event continues through the relay."""
+
+    async def test_the_active_span_is_stored_with_the_row(
+        self, event_sessions: SessionFactory, span_exporter: InMemorySpanExporter
+    ) -> None:
+        with trace.get_tracer("tests").start_as_current_span("POST /customers") as request:
+            envelope = (await write(event_sessions, page_view("c-1", 1)))[0]
+        context = request.get_span_context()
+
+        (row,) = await rows(event_sessions)
+        stored = dict(row.headers)["traceparent"]
+        assert ids_of(stored) == (context.trace_id, context.span_id)
+        assert envelope.traceparent == stored
+
+    async def test_no_active_span_stores_no_trace_headers(
+        self, event_sessions: SessionFactory, span_exporter: InMemorySpanExporter
+    ) -> None:
+        await write(event_sessions, page_view("c-1", 1))
+
+        (row,) = await rows(event_sessions)
+        assert "traceparent" not in dict(row.headers)
+
+    async def test_the_send_span_is_a_child_of_the_request_and_travels_on(
+        self, event_sessions: SessionFactory, span_exporter: InMemorySpanExporter
+    ) -> None:
+        with trace.get_tracer("tests").start_as_current_span("POST /v1/track") as request:
+            await write(event_sessions, page_view("c-1", 1))
+        context = request.get_span_context()
+        producer = FakeProducer()
+
+        # Published later, outside the request: the context comes from the row.
+        await OutboxRelay(event_sessions, producer, settings()).publish_pending()  # type: ignore[arg-type]
+
+        (send,) = [
+            span
+            for span in span_exporter.get_finished_spans()
+            if span.context.trace_id == context.trace_id and span.name.startswith("send ")
+        ]
+        assert send.parent is not None and send.parent.span_id == context.span_id
+        assert send.kind == trace.SpanKind.PRODUCER
+        assert send.attributes is not None
+        assert send.attributes["messaging.destination.name"] == CUSTOMER_EVENTS_TOPIC
+        sent = producer.envelopes()[0]
+        assert sent.traceparent is not None
+        assert ids_of(sent.traceparent) == (context.trace_id, send.context.span_id)

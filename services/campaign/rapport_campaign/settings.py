@@ -1,0 +1,98 @@
+"""Campaign settings, from the environment (prefix CAMPAIGN_)."""
+
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rapport_events.settings import KafkaSettings
+
+DEVELOPMENT_TOKEN = "rapport-dev-token"
+DEVELOPMENT_SECRET = "rapport-dev-signing-secret"
+
+
+class Settings(BaseSettings):
+    """Everything campaign reads from its environment."""
+
+    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", extra="ignore", validate_by_name=True)
+
+    service_name: str = "campaign"
+    environment: str = Field(
+        default="development", validation_alias=AliasChoices("CAMPAIGN_ENVIRONMENT", "RAPPORT_ENV")
+    )
+    database_url: str = Field(
+        default="sqlite:///var/campaign.db",
+        validation_alias=AliasChoices("CAMPAIGN_DATABASE_URL", "DATABASE_URL"),
+    )
+    api_token: str = Field(
+        default=DEVELOPMENT_TOKEN,
+        validation_alias=AliasChoices("CAMPAIGN_API_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    # Links in messages (click, open pixel, unsubscribe) point here.
+    public_url: str = "http://127.0.0.1:8002"
+    # Signs click, open and unsubscribe tokens.
+    signing_secret: str = DEVELOPMENT_SECRET
+
+    # Profile owns consents: an unsubscribe is sent there as a revocation.
+    profile_url: str = "http://127.0.0.1:8001"
+    profile_token: str = Field(
+        default=DEVELOPMENT_TOKEN,
+        validation_alias=AliasChoices("CAMPAIGN_PROFILE_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_s: float = 15.0
+    mail_from: str = "Rapport <news@rapport.example>"
+
+    sms_webhook_url: str | None = None
+    push_webhook_url: str | None = None
+    social_webhook_url: str | None = None
+    webhook_secret: str = DEVELOPMENT_SECRET
+    webhook_timeout_s: float = 10.0
+
+    send_batch_size: int = 200
+    send_concurrency: int = 8
+    send_max_attempts: int = 5
+    send_retry_base_s: float = 2.0
+    # A claimed message not finished in this time is claimed again (the sender died).
+    send_lease_s: float = 120.0
+    worker_interval_s: float = 1.0
+
+    frequency_cap_messages: int = 3
+    frequency_cap_hours: float = 24.0
+    attribution_model: Literal["last_touch", "first_touch"] = "last_touch"
+    attribution_window_hours: float = 168.0
+    # Segments whose rule reads the clock ("in the last 30 days") are recomputed this often.
+    segment_refresh_interval_s: float = 300.0
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Self:
+        if self.environment != "development":
+            if self.api_token == DEVELOPMENT_TOKEN:
+                raise ValueError("CAMPAIGN_API_TOKEN must be set outside development")
+            if DEVELOPMENT_SECRET in (self.signing_secret, self.webhook_secret):
+                raise ValueError(
+                    "CAMPAIGN_SIGNING_SECRET and CAMPAIGN_WEBHOOK_SECRET must be set "
+                    "outside development"
+                )
+        return self
+
+    def webhook_url(self, channel: str) -> str | None:
+        """Where messages of a non-e-mail channel are posted."""
+        return {
+            "sms": self.sms_webhook_url,
+            "push": self.push_webhook_url,
+            "social": self.social_webhook_url,
+        }.get(channel)
+
+
+def get_settings() -> Settings:
+    """Settings read now from the environment."""
+    return Settings()

@@ -1,0 +1,244 @@
+"""Campaign's background work: sending messages and everything that runs on the clock.
+
+Every timer lives in the database (scheduled campaigns, journey timers, A/B decision
+times, retries, unsubscribe syncs), so a restart loses nothing: the next tick finds
+what fell due while the service was down.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import httpx
+
+from rapport_campaign import delivery, marketing, service, store
+from rapport_campaign.settings import Settings
+from rapport_campaign.tracking import Tokens
+from rapport_events.aio import cancel_and_wait
+from rapport_events.base import utcnow
+from rapport_events.db import SessionFactory, transaction
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Sends due messages and runs the scheduler, each in its own task."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        settings: Settings,
+        tokens: Tokens,
+        http: httpx.AsyncClient,
+        email: delivery.EmailTransport | None = None,
+        webhooks: delivery.WebhookTransport | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._tokens = tokens
+        self._http = http
+        self._email = email or delivery.EmailTransport(settings)
+        self._webhooks = webhooks or delivery.WebhookTransport(settings, http)
+        self._recommender = marketing.Recommender()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sent = 0
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._loop(self.send_once, wakeable=True), name="campaign-sender"),
+            asyncio.create_task(self._loop(self.tick_once), name="campaign-scheduler"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            await cancel_and_wait(task)
+        self._tasks = []
+
+    def wake(self) -> None:
+        """Look for due messages now rather than at the next tick."""
+        self._wake.set()
+
+    async def _loop(self, step: Callable[[], Awaitable[int]], wakeable: bool = False) -> None:
+        interval = self._settings.worker_interval_s
+        while True:
+            try:
+                busy = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away: log, wait, try again
+                log.exception("campaign background step failed")
+                busy = 0
+            if busy:
+                continue
+            if wakeable:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._wake.wait()
+                self._wake.clear()
+            else:
+                await asyncio.sleep(interval)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def send_once(self) -> int:
+        """Send one batch of due messages; returns how many were claimed."""
+        async with transaction(self._sessions) as session:
+            claimed = await marketing.claim_due(session, self._settings)
+        if not claimed:
+            return 0
+        # One customer's messages go one after the other, so the frequency cap sees each.
+        by_customer: dict[str | None, list[str]] = defaultdict(list)
+        for message in claimed:
+            by_customer[message.customer_id].append(message.id)
+        limit = asyncio.Semaphore(self._settings.send_concurrency)
+
+        async def send_all(message_ids: list[str]) -> None:
+            async with limit:
+                for message_id in message_ids:
+                    await self._send(message_id)
+
+        await asyncio.gather(*(send_all(ids) for ids in by_customer.values()))
+        return len(claimed)
+
+    async def _send(self, message_id: str) -> None:
+        try:
+            async with transaction(self._sessions) as session:
+                outgoing = await marketing.prepare(
+                    session, message_id, self._settings, self._tokens, self._recommender
+                )
+        except Exception:
+            # Left claimed: the lease runs out and the message is tried again.
+            log.exception("preparing message %s failed", message_id)
+            return
+        if outgoing is None:
+            return
+        try:
+            await self._deliver(outgoing)
+        except delivery.DeliveryError as error:
+            log.warning("message %s not delivered: %s", message_id, error)
+            async with transaction(self._sessions) as session:
+                await marketing.finish_failed(
+                    session, message_id, str(error), error.permanent, self._settings
+                )
+            return
+        async with transaction(self._sessions) as session:
+            await marketing.finish_sent(session, outgoing, self._settings)
+        self.sent += 1
+
+    async def _deliver(self, outgoing: marketing.Outgoing) -> None:
+        rendered = outgoing.rendered
+        if outgoing.channel == "email":
+            await self._email.send(
+                delivery.build_email(
+                    sender=self._settings.mail_from,
+                    to=outgoing.address,
+                    message_id=outgoing.message_id,
+                    rendered=rendered,
+                    unsubscribe_url=outgoing.unsubscribe_url,
+                    open_url=outgoing.open_url,
+                )
+            )
+            return
+        await self._webhooks.send(
+            outgoing.channel,
+            {
+                "message_id": outgoing.message_id,
+                "campaign_id": outgoing.campaign_id,
+                "customer_id": outgoing.customer_id,
+                "channel": outgoing.channel,
+                "variant": outgoing.variant,
+                "to": outgoing.address,
+                "subject": rendered.subject,
+                "text": delivery.with_unsubscribe_text(rendered.text, outgoing.unsubscribe_url),
+                "unsubscribe_url": outgoing.unsubscribe_url,
+            },
+        )
+
+    # --- the clock ----------------------------------------------------------------------------
+
+    async def tick_once(self) -> int:
+        """Everything that fell due; returns 0 so the loop sleeps until the next tick."""
+        now = utcnow()
+        steps: list[tuple[str, Callable[..., Awaitable[int]]]] = [
+            ("launch", marketing.launch_due),
+            ("decide", marketing.decide_winners),
+            ("journeys", marketing.fire_due_journeys),
+            ("complete", marketing.complete_finished),
+        ]
+        for name, step in steps:
+            try:
+                async with transaction(self._sessions) as session:
+                    if await step(session, now):
+                        self.wake()
+            except Exception:
+                log.exception("scheduler step %s failed", name)
+        await self.refresh_segments()
+        await self.sync_unsubscribes()
+        return 0
+
+    async def refresh_segments(self) -> int:
+        """Reconcile new segments once, and recompute clock-dependent ones when due."""
+        interval = timedelta(seconds=self._settings.segment_refresh_interval_s)
+        async with transaction(self._sessions) as session:
+            due = [s.id for s in await store.segments_to_refresh(session, utcnow() - interval)]
+        for segment_id in due:
+            try:
+                async with transaction(self._sessions) as session:
+                    segment = await store.get_segment(session, segment_id)
+                    if segment is not None:
+                        await service.recompute_segment(session, segment, self._settings)
+            except Exception:
+                log.exception("refreshing segment %s failed", segment_id)
+        return len(due)
+
+    async def sync_unsubscribes(self) -> int:
+        """Tell profile about unsubscribe clicks; it owns consents and publishes the revocation."""
+        async with transaction(self._sessions) as session:
+            pending = [
+                (row.id, row.customer_id, row.channel)
+                for row in await marketing.unsynced_unsubscribes(session)
+            ]
+        for row_id, customer_id, channel in pending:
+            assert row_id is not None
+            error = await self._revoke_in_profile(customer_id, channel)
+            async with transaction(self._sessions) as session:
+                if error is None or not error.retry:
+                    await marketing.unsubscribe_synced(
+                        session, row_id, error.message if error else None
+                    )
+                else:
+                    await marketing.unsubscribe_failed(session, row_id, error.message)
+        return len(pending)
+
+    async def _revoke_in_profile(self, customer_id: str, channel: str) -> "SyncError | None":
+        url = f"{self._settings.profile_url.rstrip('/')}/customers/{customer_id}/consents"
+        try:
+            response = await self._http.put(
+                url,
+                json={
+                    "purpose": "marketing",
+                    "channel": channel,
+                    "granted": False,
+                    "source": "unsubscribe_link",
+                },
+                headers={"Authorization": f"Bearer {self._settings.profile_token}"},
+                timeout=10.0,
+            )
+        except httpx.HTTPError as error:
+            return SyncError(f"profile unreachable: {error!r}", retry=True)
+        if response.is_success:
+            return None
+        # A customer profile no longer knows (merged away, erased) will not come back.
+        retry = response.status_code not in (404, 409, 410, 422)
+        return SyncError(f"profile answered {response.status_code}", retry=retry)
+
+
+class SyncError:
+    def __init__(self, message: str, *, retry: bool) -> None:
+        self.message = message
+        self.retry = retry

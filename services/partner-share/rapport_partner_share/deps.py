@@ -1,0 +1,105 @@
+"""Dependencies the routes ask for."""
+
+import math
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Query, Request, Response, Security, status
+from fastapi.security import APIKeyHeader
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.http import bearer_auth
+from rapport_partner_share import service
+from rapport_partner_share.models import Partner
+from rapport_partner_share.ratelimit import RateLimiter
+from rapport_partner_share.settings import Settings
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit on success, roll back on error."""
+    async with request.app.state.runtime.sessions() as session, session.begin():
+        yield session
+
+
+require_token = bearer_auth(lambda request: get_settings(request).api_token)
+
+# scope="function" commits before the response is sent, so a failed commit is a 500,
+# not a success reply for writes that never happened.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The partner's API key (shown once)."
+)
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    return request.app.state.rate_limiter  # type: ignore[no-any-return]
+
+
+async def current_partner(
+    session: SessionDep,
+    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+    api_key: Annotated[str | None, Security(_api_key)],
+) -> Partner:
+    """The partner behind `X-API-Key`, within its rate limit."""
+    challenge = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+    if not api_key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key", headers=challenge)
+    partner = await service.authenticate(session, api_key)
+    if partner is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=challenge
+        )
+    wait = limiter.take(partner.id, partner.rate_limit_per_second, partner.rate_limit_burst)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"rate limit of {partner.rate_limit_per_second:g} requests/s exceeded",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    return partner
+
+
+PartnerDep = Annotated[Partner, Depends(current_partner)]
+
+
+def request_id(
+    response: Response,
+    x_request_id: Annotated[
+        str | None, Header(description="Your id for this request, echoed and audited")
+    ] = None,
+) -> str:
+    """The caller's request id when it is well-formed, else a new one; echoed back."""
+    value = x_request_id if x_request_id and REQUEST_ID.match(x_request_id) else str(uuid.uuid4())
+    response.headers["X-Request-ID"] = value
+    return value
+
+
+def partner_request(
+    partner: PartnerDep,
+    settings: SettingsDep,
+    request_id: Annotated[str, Depends(request_id)],
+    purpose: Annotated[
+        str | None,
+        Query(max_length=64, description="One of the partner's registered purposes"),
+    ] = None,
+) -> service.PartnerRequest:
+    """Who is asking, for what purpose, under which request id."""
+    return service.PartnerRequest(
+        partner=partner,
+        purpose=service.resolve_purpose(partner, purpose),
+        request_id=request_id,
+        topic=settings.kafka.topic,
+    )
+
+
+PartnerRequestDep = Annotated[service.PartnerRequest, Depends(partner_request)]

@@ -1,0 +1,169 @@
+"""Deletion notices to partners (GDPR Art. 19): queued, signed, delivered, acknowledged.
+
+A notice is queued in the transaction that deleted the data; the notifier worker
+delivers it to the partner's webhook. A 2xx reply is the partner's
+acknowledgement; partners without a webhook read their notices over the API and
+acknowledge them with POST /partner/v1/acknowledgements.
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import utcnow
+from rapport_partner_share import slices, store
+from rapport_partner_share.models import (
+    Notification,
+    Partner,
+    PartnerConsent,
+)
+
+
+class NotificationNotFound(LookupError):
+    """The partner has no notification with that id."""
+
+
+def notify(
+    session: AsyncSession,
+    partner: Partner,
+    consent: PartnerConsent,
+    kind: str,
+    removed: Iterable[str],
+    remaining: Iterable[str],
+    now: datetime,
+    *,
+    merged_into: str | None = None,
+    erased: bool = False,
+) -> Notification:
+    """Queue a signed notice telling the partner what to delete (GDPR Art. 19)."""
+    notification = Notification(
+        partner_id=partner.id,
+        # An erased customer's notice keeps only the partner's ref: it must still go out.
+        customer_id=None if erased else consent.customer_id,
+        partner_ref=consent.ref,
+        kind=kind,
+        body="",
+        created_at=now,
+        next_attempt_at=now if partner.webhook_url else None,
+    )
+    payload: dict[str, Any] = {
+        "id": notification.id,
+        "type": kind,
+        "partner_id": partner.id,
+        "ref": consent.ref,
+        "delete_slices": sorted(removed),
+        "remaining_slices": sorted(remaining),
+        "occurred_at": slices.iso(now),
+    }
+    if kind == "customer.merged":
+        payload["merged_into"] = merged_into
+    notification.body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    store.add_notification(session, notification)
+    return notification
+
+
+async def partner_notifications(
+    session: AsyncSession, partner: Partner, *, pending_only: bool, limit: int
+) -> list[Notification]:
+    """The deletion notices sent to a partner (for partners that poll instead of a webhook)."""
+    return await store.list_notifications(
+        session, partner_id=partner.id, pending_only=pending_only, limit=limit
+    )
+
+
+async def acknowledge(
+    session: AsyncSession, partner: Partner, notification_id: str, *, via: str = "api"
+) -> Notification:
+    """Record that the partner acted on a notice; the first acknowledgement wins."""
+    notification = await store.get_notification(session, notification_id)
+    if notification is None or notification.partner_id != partner.id:
+        raise NotificationNotFound(notification_id)
+    if notification.acknowledged_at is None:
+        notification.acknowledged_at = utcnow()
+        notification.acknowledged_via = via
+        store.add_notification(session, notification)
+    return notification
+
+
+@dataclass(frozen=True)
+class Delivery:
+    notification_id: str
+    url: str
+    secret: str
+    body: bytes
+    attempts: int
+
+
+async def claim_deliveries(session: AsyncSession, lease: timedelta, limit: int) -> list[Delivery]:
+    """Due webhook deliveries, each leased to this worker for `lease`."""
+    now = utcnow()
+    claimed = []
+    for notification, partner in await store.due_notifications(session, now, limit):
+        assert notification.next_attempt_at is not None and partner.webhook_url is not None
+        if await store.claim_notification(
+            session, notification.id, notification.next_attempt_at, now + lease
+        ):
+            claimed.append(
+                Delivery(
+                    notification_id=notification.id,
+                    url=partner.webhook_url,
+                    secret=partner.webhook_secret,
+                    body=notification.body.encode(),
+                    attempts=notification.attempts,
+                )
+            )
+    return claimed
+
+
+async def record_delivery(
+    session: AsyncSession,
+    delivery: Delivery,
+    *,
+    status: int | None,
+    error: str | None,
+    max_attempts: int,
+    backoff: timedelta,
+    max_backoff: timedelta,
+) -> None:
+    """A 2xx is the partner's acknowledgement; anything else is retried with backoff."""
+    notification = await store.get_notification(session, delivery.notification_id)
+    if notification is None:
+        return
+    now = utcnow()
+    notification.attempts += 1
+    notification.last_status = status
+    notification.last_error = error[:500] if error else None
+    if status is not None and 200 <= status < 300:
+        notification.delivered_at = now
+        notification.next_attempt_at = None
+        if notification.acknowledged_at is None:
+            notification.acknowledged_at = now
+            notification.acknowledged_via = "webhook"
+    elif notification.attempts >= max_attempts:
+        notification.next_attempt_at = None  # given up: it stays pending for the API
+    else:
+        delay = min(backoff * 2 ** (notification.attempts - 1), max_backoff)
+        notification.next_attempt_at = now + delay
+    store.add_notification(session, notification)
+
+
+async def list_notifications(
+    session: AsyncSession,
+    *,
+    partner_id: str | None,
+    customer_id: str | None,
+    pending_only: bool,
+    limit: int,
+) -> list[Notification]:
+    """Deletion notices, their deliveries and acknowledgements (admin)."""
+    return await store.list_notifications(
+        session,
+        partner_id=partner_id,
+        customer_id=customer_id,
+        pending_only=pending_only,
+        limit=limit,
+    )

@@ -1,0 +1,181 @@
+"""Background work that must not run inside a request or an event's transaction.
+
+- The filler asks profile over HTTP for the slices a new consent covers, then
+  stores them only if the consent is still the same (see `projection.complete_fill`).
+- The notifier delivers signed deletion notices to partners' webhooks, with retries.
+
+Both poll the database, so work queued by a transaction that committed is never lost
+to a crash: it is simply picked up on the next poll, by this or another replica.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from rapport_events.aio import cancel_and_wait
+from rapport_events.base import utcnow
+from rapport_events.db import SessionFactory, transaction
+from rapport_partner_share import notices, projection, security
+from rapport_partner_share.settings import Settings
+
+log = logging.getLogger(__name__)
+USER_AGENT = "rapport-partner-share"
+
+
+class ProfileUnavailable(Exception):
+    """Profile did not give a usable answer; the fill is retried later."""
+
+
+class ProfileClient:
+    """Reads the customer record and metrics from profile, with the internal bearer token."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, token: str, timeout: float) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+        self._timeout = timeout
+
+    async def _get(self, path: str) -> httpx.Response:
+        try:
+            return await self._http.get(
+                f"{self._base_url}{path}", headers=self._headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as error:
+            raise ProfileUnavailable(f"{type(error).__name__}: {error}") from error
+
+    async def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer record; None when profile does not know the customer."""
+        response = await self._get(f"/customers/{customer_id}")
+        if response.status_code == 404:
+            return None
+        return self._json(response)
+
+    async def metrics(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's metrics; None when profile has none (or no metrics route yet)."""
+        response = await self._get(f"/customers/{customer_id}/metrics")
+        if response.status_code in (404, 405, 501):
+            return None
+        return self._json(response)
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise ProfileUnavailable(f"profile answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise ProfileUnavailable("profile answered with something other than JSON") from error
+        if not isinstance(body, dict):
+            raise ProfileUnavailable("profile answered with something other than an object")
+        return body
+
+
+async def fill_due(sessions: SessionFactory, profile: ProfileClient, limit: int = 20) -> int:
+    """Fetch and store the profile-backed slices of consents waiting for them."""
+    with suppress_instrumentation():
+        async with transaction(sessions) as session:
+            jobs = await projection.due_fills(session, limit)
+    for job in jobs:
+        try:
+            customer = await profile.customer(job.customer_id) if job.needs_customer else None
+            metrics = (
+                await profile.metrics(job.customer_id)
+                if job.needs_metrics and (customer is not None or not job.needs_customer)
+                else None
+            )
+        except ProfileUnavailable as error:
+            async with transaction(sessions) as session:
+                await projection.postpone_fill(session, job, str(error))
+            continue
+        async with transaction(sessions) as session:
+            await projection.complete_fill(
+                session, job, customer=customer, metrics=metrics, fetched_at=utcnow()
+            )
+    return len(jobs)
+
+
+async def deliver_due(
+    sessions: SessionFactory, http: httpx.AsyncClient, settings: Settings, limit: int = 20
+) -> int:
+    """Send the due deletion notices, each signed with its partner's secret."""
+    lease = timedelta(seconds=settings.webhook_timeout_s * 2 + 5)
+    with suppress_instrumentation():
+        async with transaction(sessions) as session:
+            deliveries = await notices.claim_deliveries(session, lease, limit)
+    await asyncio.gather(*(_deliver(sessions, http, settings, d) for d in deliveries))
+    return len(deliveries)
+
+
+async def _deliver(
+    sessions: SessionFactory,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    delivery: notices.Delivery,
+) -> None:
+    status: int | None = None
+    error: str | None = None
+    try:
+        response = await http.post(
+            delivery.url,
+            content=delivery.body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                security.SIGNATURE_HEADER: security.sign(delivery.secret, delivery.body),
+                "X-Rapport-Notification-Id": delivery.notification_id,
+            },
+            timeout=settings.webhook_timeout_s,
+        )
+        status = response.status_code
+        if not 200 <= status < 300:
+            error = f"webhook answered {status}"
+    except httpx.HTTPError as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    if error:
+        log.warning("notice %s not delivered: %s", delivery.notification_id, error)
+    async with transaction(sessions) as session:
+        await notices.record_delivery(
+            session,
+            delivery,
+            status=status,
+            error=error,
+            max_attempts=settings.webhook_max_attempts,
+            backoff=timedelta(seconds=settings.webhook_backoff_s),
+            max_backoff=timedelta(seconds=settings.webhook_max_backoff_s),
+        )
+
+
+class Worker:
+    """Runs `step` again and again; sleeps `interval` whenever a step found nothing to do."""
+
+    def __init__(self, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
+        self.name = name
+        self._step = step
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        backoff = self._interval
+        while True:
+            try:
+                done = await self._step()
+                backoff = self._interval
+            except Exception as error:  # the database is away: wait and retry
+                log.warning("%s failed (%r); retrying in %.1fs", self.name, error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not done:
+                await asyncio.sleep(self._interval)

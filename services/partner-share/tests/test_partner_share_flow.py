@@ -1,0 +1,184 @@
+"""Partner-share fed by the log: a real broker, a real profile over HTTP, a real webhook."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.pytest_plugin import DatabaseFactory
+from rapport_events.types import CustomerRegistered, LineItem, OrderCompleted
+from rapport_partner_share.main import create_app
+from rapport_partner_share.security import signature_matches
+from rapport_partner_share.testing import (
+    AUTH,
+    TOKEN,
+    WebhookReceiver,
+    drain_outbox,
+    eventually,
+    granted,
+    publish,
+    read_log,
+    register_partner,
+    revoked,
+    serve,
+    settings_for,
+    wait_filled,
+    wait_for,
+)
+from rapport_profile.main import create_app as create_profile_app
+from rapport_profile.settings import Settings as ProfileSettings
+
+
+@pytest.fixture
+async def profile(
+    database_factory: DatabaseFactory, kafka_settings: KafkaSettings
+) -> AsyncIterator[tuple[FastAPI, str]]:
+    """The real profile service on its own database, served over HTTP on a free port."""
+    app = create_profile_app(
+        ProfileSettings(
+            database_url=await database_factory("profile"), api_token=TOKEN, kafka=kafka_settings
+        )
+    )
+    async with serve(app) as url:
+        yield app, url
+        await drain_outbox(app)
+
+
+@pytest.fixture
+async def consuming_app(
+    database_factory: DatabaseFactory,
+    kafka_settings: KafkaSettings,
+    profile: tuple[FastAPI, str],
+) -> AsyncIterator[FastAPI]:
+    app = create_app(
+        settings_for(await database_factory("partner_share"), kafka_settings, profile[1])
+    )
+    async with app.router.lifespan_context(app):
+        yield app
+        await drain_outbox(app)
+
+
+@pytest.fixture
+async def client(consuming_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=consuming_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://partner-share") as client:
+        yield client
+
+
+class TestKnownCustomersFromTheLog:
+    async def test_a_registration_on_the_log_shows_up_without_personal_data(
+        self, client: httpx.AsyncClient, kafka_settings: KafkaSettings
+    ) -> None:
+        assert (await eventually(lambda: client.get("/readyz"), timeout=10.0)).status_code == 200
+        customer_id = str(uuid.uuid4())
+        event = CustomerRegistered(
+            customer_id=customer_id,
+            email="grace@example.com",
+            phone="+12025550143",
+            first_name="Grace",
+            last_name="Hopper",
+        )
+        await publish(kafka_settings, event)
+
+        response = await eventually(lambda: client.get(f"/customers/{customer_id}", headers=AUTH))
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"customer_id", "known_since"}
+        assert body["customer_id"] == customer_id
+        assert body["known_since"]
+
+    async def test_a_customer_registered_in_profile_shows_up(
+        self, client: httpx.AsyncClient, profile: tuple[FastAPI, str]
+    ) -> None:
+        async with httpx.AsyncClient(base_url=profile[1], headers=AUTH) as profile_client:
+            created = await profile_client.post(
+                "/customers",
+                json={"email": "alan@example.com", "first_name": "Alan", "last_name": "Turing"},
+            )
+        assert created.status_code == 201, created.text
+        customer_id = created.json()["id"]
+
+        response = await eventually(lambda: client.get(f"/customers/{customer_id}", headers=AUTH))
+
+        assert response.status_code == 200, response.text
+        assert response.json()["customer_id"] == customer_id
+
+
+class TestSharingThroughTheLog:
+    async def test_a_consent_shares_profile_data_until_its_revocation_withdraws_it(
+        self,
+        client: httpx.AsyncClient,
+        profile: tuple[FastAPI, str],
+        kafka_settings: KafkaSettings,
+        webhook: WebhookReceiver,
+    ) -> None:
+        partner = await register_partner(
+            client, slices=["contact", "purchase_summary"], webhook_url=webhook.url
+        )
+        async with httpx.AsyncClient(base_url=profile[1], headers=AUTH) as profile_client:
+            created = await profile_client.post(
+                "/customers",
+                json={
+                    "email": "katherine@example.com",
+                    "phone": "+12025550199",
+                    "first_name": "Katherine",
+                    "last_name": "Johnson",
+                    "city": "Hampton",
+                },
+            )
+        assert created.status_code == 201, created.text
+        customer_id = created.json()["id"]
+
+        await publish(
+            kafka_settings, granted(customer_id, partner.id, ["contact", "purchase_summary"])
+        )
+        ref = (await wait_filled(client, customer_id, partner.id, timeout=20))["ref"]
+        order = OrderCompleted(
+            customer_id=customer_id,
+            order_id="o-1",
+            items=(LineItem(product_id="p-1", price=Decimal("42.00")),),
+            revenue=Decimal("42.00"),
+        )
+        await publish(kafka_settings, order)
+
+        async def counted() -> bool:
+            reply = await client.get(f"/partner/v1/customers/{ref}", headers=partner.headers)
+            return reply.json()["slices"]["purchase_summary"]["orders_count"] == 1
+
+        await wait_for(counted, "the order in the purchase summary")
+        shown = (await client.get(f"/partner/v1/customers/{ref}", headers=partner.headers)).json()
+        assert shown["slices"]["contact"] == {
+            "email": "katherine@example.com",
+            "phone": "+12025550199",
+            "first_name": "Katherine",
+            "last_name": "Johnson",
+        }
+        assert shown["slices"]["purchase_summary"]["revenue"] == {"EUR": "42.00"}
+
+        await publish(kafka_settings, revoked(customer_id, partner.id))
+        gone = await eventually(
+            lambda: client.get(f"/partner/v1/customers/{ref}", headers=partner.headers), 404
+        )
+
+        assert gone.status_code == 404
+        await wait_for(lambda: _received(webhook), "the deletion notice")
+        notice = webhook.calls[0]
+        assert signature_matches(
+            partner.webhook_secret, notice.body, notice.headers["x-rapport-signature"]
+        )
+        assert json.loads(notice.body)["ref"] == ref
+        disclosed = await read_log(kafka_settings, "rapport.partner.data.disclosed.v1", 2)
+        assert {e.data.customer_id for e in disclosed} == {customer_id}
+        assert {e.data.partner_ref for e in disclosed} == {ref}
+        ledger = (await client.get(f"/customers/{customer_id}/disclosures", headers=AUTH)).json()
+        assert {d["id"] for d in ledger["disclosures"]} == {e.id for e in disclosed}
+
+
+async def _received(webhook: WebhookReceiver) -> bool:
+    return bool(webhook.calls)

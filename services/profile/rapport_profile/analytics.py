@@ -1,0 +1,470 @@
+"""The analytical side: metrics with RFM and tiers, trends by demographics, forecasts."""
+
+import asyncio
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import utcnow
+from rapport_profile import store
+from rapport_profile.models import (
+    Customer,
+    CustomerMetrics,
+    MetricsPublic,
+    RfmScores,
+    aware,
+)
+
+Metric = Literal["revenue", "orders", "new_customers", "average_order"]
+Dimension = Literal[
+    "none", "age_band", "gender", "income_band", "education", "country", "acquisition_channel"
+]
+Interval = Literal["day", "week", "month"]
+
+# Lower bound of each tier as a share of the ranked base (by profit): top 20% platinum.
+TIERS: tuple[tuple[str, float], ...] = (
+    ("platinum", 0.8),
+    ("gold", 0.5),
+    ("silver", 0.2),
+    ("bronze", 0.0),
+)
+TIER_NAMES = tuple(name for name, _ in TIERS) + ("none",)
+AGE_BANDS: tuple[tuple[int, str], ...] = (
+    (18, "<18"),
+    (25, "18-24"),
+    (35, "25-34"),
+    (45, "35-44"),
+    (55, "45-54"),
+    (65, "55-64"),
+)
+UNKNOWN = "unknown"
+CENT = Decimal("0.01")
+
+
+class UnknownTier(ValueError):
+    """Not one of the profitability tiers."""
+
+
+# --- per customer --------------------------------------------------------------------
+
+
+def _quintile(worse: int, total: int) -> int:
+    """1..5 from the share of the base that does worse (5 = top fifth)."""
+    return 1 + min(4, math.floor(5 * worse / total)) if total else 1
+
+
+def tier_of_share(share: float) -> str:
+    for name, lower in TIERS:
+        if share >= lower:
+            return name
+    return "bronze"
+
+
+async def tier_range(session: AsyncSession, tier: str) -> tuple[Decimal | None, Decimal | None]:
+    """(exclusive low, inclusive high) profit bounds of a tier; None is unbounded."""
+    names = [name for name, _ in TIERS]
+    if tier not in names:
+        raise UnknownTier(f"tier must be one of {', '.join(TIER_NAMES)}")
+    profits = await store.ranked_profits(session)
+    total = len(profits)
+    if total == 0:
+        return (Decimal(0), Decimal(-1))  # an empty range: no one is ranked yet
+
+    def above(share: float) -> Decimal | None:
+        needed = math.ceil(share * total - 1e-9)  # customers that must do worse
+        return profits[needed - 1] if needed >= 1 else None
+
+    lower_share = dict(TIERS)[tier]
+    index = names.index(tier)
+    upper_share = TIERS[index - 1][1] if index > 0 else None
+    low = above(lower_share)
+    high = above(upper_share) if upper_share is not None else None
+    if upper_share is not None and high is None:
+        return (Decimal(0), Decimal(-1))
+    return (low, high)
+
+
+async def customer_metrics(
+    session: AsyncSession, customer_id: str, *, horizon_years: float
+) -> MetricsPublic:
+    """Orders, revenue, RFM quintiles, lifetime value and tier as they stand now."""
+    metrics = await store.get_metrics(session, customer_id) or CustomerMetrics(
+        customer_id=customer_id
+    )
+    now = utcnow()
+    revenue = Decimal(metrics.revenue)
+    profit = Decimal(metrics.profit)
+    if metrics.orders == 0 or metrics.last_order_at is None or metrics.first_order_at is None:
+        return MetricsPublic(
+            customer_id=customer_id,
+            orders=0,
+            revenue=Decimal("0.00"),
+            average_order=None,
+            first_order_at=None,
+            last_order_at=None,
+            recency_days=None,
+            rfm=RfmScores(recency=None, frequency=None, monetary=None, combined=None),
+            lifetime_value=Decimal("0.00"),
+            profit=Decimal("0.00"),
+            profitability_tier="none",
+            loyalty_points=metrics.loyalty_points,
+        )
+    total = await store.count_ranked(session)
+    recency = _quintile(
+        await store.count_worse(session, CustomerMetrics.last_order_at, metrics.last_order_at),
+        total,
+    )
+    frequency = _quintile(
+        await store.count_worse(session, CustomerMetrics.orders, metrics.orders), total
+    )
+    monetary = _quintile(
+        await store.count_worse(session, CustomerMetrics.revenue, metrics.revenue), total
+    )
+    profit_share = await store.count_worse(session, CustomerMetrics.profit, metrics.profit)
+    first, last = aware(metrics.first_order_at), aware(metrics.last_order_at)
+    # Margin to date plus the margin of the next `horizon_years` at the observed rate;
+    # a tenure under a year counts as a year so one early order is not extrapolated wildly.
+    tenure_years = max((now - first).total_seconds() / (365.25 * 86400), 1.0)
+    lifetime_value = profit + profit / Decimal(str(tenure_years)) * Decimal(str(horizon_years))
+    return MetricsPublic(
+        customer_id=customer_id,
+        orders=metrics.orders,
+        revenue=revenue.quantize(CENT),
+        average_order=(revenue / metrics.orders).quantize(CENT),
+        first_order_at=first,
+        last_order_at=last,
+        recency_days=max((now - last).days, 0),
+        rfm=RfmScores(
+            recency=recency,
+            frequency=frequency,
+            monetary=monetary,
+            combined=f"{recency}{frequency}{monetary}",
+        ),
+        lifetime_value=lifetime_value.quantize(CENT),
+        profit=profit.quantize(CENT),
+        profitability_tier=tier_of_share(profit_share / total),
+        loyalty_points=metrics.loyalty_points,
+    )
+
+
+class TierSummary(BaseModel):
+    """One profitability tier: who is in it and what they bring."""
+
+    tier: str
+    customers: int
+    revenue: float
+    profit: float
+    min_profit: float | None
+    max_profit: float | None
+
+
+class TiersReply(BaseModel):
+    """Customers ranked by profitability (revenue less cost of goods where known)."""
+
+    ranked_customers: int
+    tiers: list[TierSummary]
+
+
+async def tiers(session: AsyncSession) -> TiersReply:
+    """The base split into profitability tiers."""
+    rows = await store.metrics_of_active(session)
+    ranked = sorted((r for r in rows if r.orders > 0), key=lambda r: Decimal(r.profit))
+    profits = [Decimal(r.profit) for r in ranked]
+    total = len(ranked)
+    groups: dict[str, list[CustomerMetrics]] = {name: [] for name in TIER_NAMES}
+    for row in ranked:
+        worse = _count_below(profits, Decimal(row.profit))
+        groups[tier_of_share(worse / total)].append(row)
+    groups["none"] = [r for r in rows if r.orders == 0]
+    summaries = []
+    for name in TIER_NAMES:
+        members = groups[name]
+        member_profits = [float(m.profit) for m in members]
+        summaries.append(
+            TierSummary(
+                tier=name,
+                customers=len(members),
+                revenue=round(sum(float(m.revenue) for m in members), 2),
+                profit=round(sum(member_profits), 2),
+                min_profit=min(member_profits) if member_profits else None,
+                max_profit=max(member_profits) if member_profits else None,
+            )
+        )
+    return TiersReply(ranked_customers=total, tiers=summaries)
+
+
+def _count_below(sorted_values: list[Decimal], value: Decimal) -> int:
+    low, high = 0, len(sorted_values)
+    while low < high:
+        middle = (low + high) // 2
+        if sorted_values[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+# --- trends --------------------------------------------------------------------------
+
+
+def period_start(day: date, interval: Interval) -> date:
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    if interval == "month":
+        return day.replace(day=1)
+    return day
+
+
+def next_period(start: date, interval: Interval) -> date:
+    if interval == "week":
+        return start + timedelta(days=7)
+    if interval == "month":
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return start + timedelta(days=1)
+
+
+def periods(start: date, end: date, interval: Interval) -> list[date]:
+    """Every period that overlaps [start, end], in order."""
+    found, current = [], period_start(start, interval)
+    while current <= end:
+        found.append(current)
+        current = next_period(current, interval)
+    return found
+
+
+def age_band(birth_date: date | None, on: date) -> str:
+    if birth_date is None:
+        return UNKNOWN
+    age = on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+    for limit, name in AGE_BANDS:
+        if age < limit:
+            return name
+    return "65+"
+
+
+def group_of(customer: Customer | None, by: Dimension, on: date) -> str:
+    if by == "none":
+        return "all"
+    if customer is None:
+        return UNKNOWN
+    if by == "age_band":
+        return age_band(customer.birth_date, on)
+    value = getattr(customer, by)
+    return str(value) if value else UNKNOWN
+
+
+class TrendPoint(BaseModel):
+    period: date
+    value: float
+
+
+class TrendSeries(BaseModel):
+    group: str
+    points: list[TrendPoint]
+
+
+class TrendsReply(BaseModel):
+    """A metric per period, one series per group of the chosen dimension."""
+
+    metric: Metric
+    by: Dimension
+    interval: Interval
+    start: date
+    end: date
+    series: list[TrendSeries]
+
+
+def default_range(start: date | None, end: date | None) -> tuple[date, date]:
+    end = end or utcnow().date()
+    return (start or end - timedelta(days=89)), end
+
+
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    return (
+        datetime.combine(start, time(), tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
+    )
+
+
+async def trends(
+    session: AsyncSession,
+    *,
+    metric: Metric,
+    by: Dimension,
+    interval: Interval,
+    start: date,
+    end: date,
+) -> TrendsReply:
+    """Revenue, orders, average order or new customers per period and group."""
+    low, high = _bounds(start, end)
+    sums: dict[str, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    counts: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    if metric == "new_customers":
+        for person in await store.customers_created_between(session, low, high):
+            day = aware(person.created_at).date()
+            group = group_of(person, by, day)
+            counts[group][period_start(day, interval)] += 1
+    else:
+        for order, customer in await store.orders_between(session, low, high):
+            known = customer if customer is not None and customer.status == "active" else None
+            day = aware(order.occurred_at).date()
+            group = group_of(known, by, day)
+            bucket = period_start(day, interval)
+            sums[group][bucket] += Decimal(order.revenue)
+            counts[group][bucket] += 1
+    groups = sorted(set(sums) | set(counts)) or (["all"] if by == "none" else [])
+    series = []
+    for group in groups:
+        points = []
+        for bucket in periods(start, end, interval):
+            points.append(
+                TrendPoint(period=bucket, value=_value(metric, sums, counts, group, bucket))
+            )
+        series.append(TrendSeries(group=group, points=points))
+    return TrendsReply(metric=metric, by=by, interval=interval, start=start, end=end, series=series)
+
+
+def _value(
+    metric: Metric,
+    sums: dict[str, dict[date, Decimal]],
+    counts: dict[str, dict[date, int]],
+    group: str,
+    bucket: date,
+) -> float:
+    count = counts[group].get(bucket, 0)
+    if metric in ("orders", "new_customers"):
+        return float(count)
+    total = sums[group].get(bucket, Decimal(0))
+    if metric == "average_order":
+        return float((total / count).quantize(CENT)) if count else 0.0
+    return float(total.quantize(CENT))
+
+
+# --- forecast ------------------------------------------------------------------------
+
+
+class NotEnoughHistory(ValueError):
+    """Too few periods of history to fit and backtest a model."""
+
+
+class ForecastPoint(BaseModel):
+    period: date
+    value: float
+
+
+class Backtest(BaseModel):
+    """The model refitted without the last `holdout` periods and scored on them."""
+
+    holdout: int
+    mae: float
+    mape: float | None
+    actual: list[float]
+    predicted: list[float]
+
+
+class ForecastReply(BaseModel):
+    """The next periods of a metric, with the method and its backtest error."""
+
+    metric: Metric
+    interval: Interval
+    method: str
+    history: list[ForecastPoint]
+    forecast: list[ForecastPoint]
+    backtest: Backtest
+
+
+MIN_HISTORY = 6
+
+
+def _fit_and_forecast(
+    values: list[float], horizon: int, seasonal_periods: int | None
+) -> list[float]:
+    import numpy as np
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    seasonal = "add" if seasonal_periods and len(values) >= 2 * seasonal_periods else None
+    with warnings.catch_warnings():
+        # Short business series often fail to converge to the last digit; the fit is still used.
+        warnings.simplefilter("ignore")
+        model = ExponentialSmoothing(
+            np.asarray(values, dtype=float),
+            trend="add",
+            damped_trend=True,
+            seasonal=seasonal,
+            seasonal_periods=seasonal_periods if seasonal else None,
+            initialization_method="estimated",
+        ).fit()
+        predicted = model.forecast(horizon)
+    return [max(float(v), 0.0) for v in predicted]
+
+
+def method_name(seasonal_periods: int | None, length: int) -> str:
+    seasonal = seasonal_periods and length >= 2 * seasonal_periods
+    return "statsmodels Holt-Winters exponential smoothing (additive damped trend" + (
+        f", additive seasonality of {seasonal_periods} periods)" if seasonal else ")"
+    )
+
+
+def _errors(actual: Iterable[float], predicted: Iterable[float]) -> tuple[float, float | None]:
+    pairs = list(zip(actual, predicted, strict=True))
+    mae = sum(abs(a - p) for a, p in pairs) / len(pairs)
+    relative = [abs(a - p) / abs(a) for a, p in pairs if a != 0]
+    mape = 100 * sum(relative) / len(relative) if relative else None
+    return mae, mape
+
+
+async def forecast(
+    session: AsyncSession,
+    *,
+    metric: Metric,
+    interval: Interval,
+    start: date,
+    end: date,
+    horizon: int,
+    seasonal_periods: int | None,
+) -> ForecastReply:
+    """Fit Holt-Winters on the history, forecast `horizon` periods, report the backtest."""
+    history = await trends(
+        session, metric=metric, by="none", interval=interval, start=start, end=end
+    )
+    points = history.series[0].points if history.series else []
+    values = [p.value for p in points]
+    if len(values) < MIN_HISTORY:
+        raise NotEnoughHistory(
+            f"forecasting needs at least {MIN_HISTORY} {interval}s of history; "
+            f"{start}..{end} holds {len(values)}"
+        )
+    holdout = max(1, min(horizon, len(values) // 4))
+    train = values[:-holdout]
+    predicted_holdout, predicted = await asyncio.to_thread(
+        lambda: (
+            _fit_and_forecast(train, holdout, seasonal_periods),
+            _fit_and_forecast(values, horizon, seasonal_periods),
+        )
+    )
+    mae, mape = _errors(values[-holdout:], predicted_holdout)
+    future, bucket = [], next_period(points[-1].period, interval)
+    for value in predicted:
+        future.append(ForecastPoint(period=bucket, value=round(value, 2)))
+        bucket = next_period(bucket, interval)
+    return ForecastReply(
+        metric=metric,
+        interval=interval,
+        method=method_name(seasonal_periods, len(values)),
+        history=[ForecastPoint(period=p.period, value=p.value) for p in points],
+        forecast=future,
+        backtest=Backtest(
+            holdout=holdout,
+            mae=round(mae, 4),
+            mape=round(mape, 4) if mape is not None else None,
+            actual=values[-holdout:],
+            predicted=[round(v, 2) for v in predicted_holdout],
+        ),
+    )

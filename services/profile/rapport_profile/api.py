@@ -1,0 +1,448 @@
+"""Profile's HTTP routes: parse, call the service, shape the reply."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from rapport_profile import analytics, gdpr, service, timeline, tracking
+from rapport_profile.deps import (
+    HttpDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    WriteKeyDep,
+    require_token,
+)
+from rapport_profile.models import (
+    ConsentReceipt,
+    ConsentUpdate,
+    CustomerCreate,
+    CustomerPage,
+    CustomerPublic,
+    CustomerUpdate,
+    DisclosurePublic,
+    ErasureStatus,
+    ExportReply,
+    MergePublic,
+    MergeRequest,
+    MetricsPublic,
+    TimelinePage,
+)
+
+router = APIRouter(dependencies=[Depends(require_token)])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such customer"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the customer was merged away, or the data conflicts"}
+}
+
+
+def _error(status_code: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message, "detail": message, **extra}, status_code=status_code
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the service's refusals onto clear 4xx replies."""
+
+    @app.exception_handler(service.CustomerNotFound)
+    async def _not_found(_r: Request, exc: service.CustomerNotFound) -> JSONResponse:
+        return _error(404, "not_found", f"no customer {exc}")
+
+    @app.exception_handler(service.DuplicateEmail)
+    async def _duplicate(_r: Request, exc: service.DuplicateEmail) -> JSONResponse:
+        return _error(409, "conflict", str(exc), existing_id=exc.existing_id)
+
+    @app.exception_handler(service.Conflict)
+    async def _conflict(_r: Request, exc: service.Conflict) -> JSONResponse:
+        return _error(409, "conflict", str(exc))
+
+    @app.exception_handler(service.IdempotencyMismatch)
+    async def _mismatch(_r: Request, exc: service.IdempotencyMismatch) -> JSONResponse:
+        return _error(422, "idempotency_key_reused", str(exc))
+
+    @app.exception_handler(tracking.BadTrackingCall)
+    async def _bad_call(_r: Request, exc: tracking.BadTrackingCall) -> JSONResponse:
+        # Segment's shape: {"code", "message"}, plus ours.
+        return JSONResponse(
+            {
+                "error": "bad_request",
+                "code": "bad_request",
+                "message": str(exc),
+                "detail": str(exc),
+            },
+            status_code=400,
+        )
+
+    for refusal in (service.InvalidRequest, analytics.UnknownTier, analytics.NotEnoughHistory):
+
+        @app.exception_handler(refusal)
+        async def _invalid(_r: Request, exc: Exception) -> JSONResponse:
+            return _error(422, "invalid_request", str(exc))
+
+
+# --- customers -------------------------------------------------------------------
+
+
+@router.post(
+    "/customers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CustomerPublic,
+    responses={
+        409: {"description": "a customer with this e-mail exists; its id is returned"},
+        422: {"description": "invalid body, or an Idempotency-Key reused for another body"},
+    },
+)
+async def create_customer(
+    body: CustomerCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> CustomerPublic | JSONResponse:
+    """Register a customer and publish customer.registered; a retried Idempotency-Key replays."""
+    key = fingerprint = None
+    if idempotency_key:
+        key = f"POST /customers {idempotency_key}"
+        fingerprint = service.request_hash(body.model_dump(mode="json"))
+        earlier = await service.replay(session, key, fingerprint)
+        if earlier is not None:
+            return JSONResponse(earlier.body, status_code=earlier.status_code)
+    customer = await service.register_customer(session, body, topic=settings.kafka.topic)
+    reply = CustomerPublic.model_validate(customer)
+    if key and fingerprint:
+        service.remember(session, key, fingerprint, 201, reply.model_dump(mode="json"), customer.id)
+    return reply
+
+
+@router.get("/customers", response_model=CustomerPage)
+async def search_customers(
+    session: SessionDep,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="words of the name")] = None,
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    segment: Annotated[str | None, Query(max_length=200, description="segment id or name")] = None,
+    tier: Annotated[str | None, Query(description="platinum, gold, silver, bronze or none")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> CustomerPage:
+    """Find customers by exact e-mail, words of the name, country, segment or tier."""
+    if tier is not None and tier not in analytics.TIER_NAMES:
+        raise analytics.UnknownTier(f"tier must be one of {', '.join(analytics.TIER_NAMES)}")
+    found, next_cursor = await service.search_customers(
+        session,
+        email=email,
+        text=q,
+        country=country,
+        segment=segment,
+        tier=tier,
+        limit=limit,
+        cursor=cursor,
+    )
+    return CustomerPage(
+        items=[CustomerPublic.model_validate(c) for c in found], next_cursor=next_cursor
+    )
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerPublic, responses=NOT_FOUND)
+async def read_customer(customer_id: str, session: SessionDep) -> CustomerPublic:
+    """One customer by id (a merged one shows `merged_into`)."""
+    return CustomerPublic.model_validate(await service.get_customer(session, customer_id))
+
+
+@router.patch(
+    "/customers/{customer_id}",
+    response_model=CustomerPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def update_customer(
+    customer_id: str, body: CustomerUpdate, session: SessionDep, settings: SettingsDep
+) -> CustomerPublic:
+    """Change some attributes and publish customer.updated with what changed."""
+    customer = await service.update_customer(
+        session, customer_id, body.changes(), topic=settings.kafka.topic
+    )
+    return CustomerPublic.model_validate(customer)
+
+
+# --- consents ------------------------------------------------------------------------
+
+
+@router.put(
+    "/customers/{customer_id}/consents",
+    response_model=ConsentReceipt,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def put_consent(
+    customer_id: str, body: ConsentUpdate, session: SessionDep, settings: SettingsDep
+) -> ConsentReceipt:
+    """Grant or revoke one consent; publishes consent.granted or consent.revoked."""
+    await service.set_consent(session, customer_id, body, topic=settings.kafka.topic)
+    await session.flush()
+    return await service.consent_receipt(session, customer_id)
+
+
+@router.get("/customers/{customer_id}/consents", response_model=ConsentReceipt, responses=NOT_FOUND)
+async def read_consents(customer_id: str, session: SessionDep) -> ConsentReceipt:
+    """The consent receipt: every consent and its full history."""
+    return await service.consent_receipt(session, customer_id)
+
+
+# --- identity resolution ---------------------------------------------------------------
+
+
+@router.post(
+    "/customers/{customer_id}/merge",
+    response_model=MergePublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def merge_customer(
+    customer_id: str, body: MergeRequest, session: SessionDep, settings: SettingsDep
+) -> MergePublic:
+    """Fold a duplicate into this customer; publishes customer.merged."""
+    merge = await service.merge_customers(
+        session,
+        customer_id,
+        body.merged_customer_id,
+        reason="manual",
+        actor=body.actor,
+        topic=settings.kafka.topic,
+    )
+    return MergePublic.model_validate(merge)
+
+
+@router.post(
+    "/customers/{customer_id}/unmerge",
+    response_model=MergePublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def unmerge_customer(
+    customer_id: str, body: MergeRequest, session: SessionDep, settings: SettingsDep
+) -> MergePublic:
+    """Undo a wrong merge: the duplicate comes back with its own history and consents."""
+    merge = await service.unmerge_customers(
+        session, customer_id, body.merged_customer_id, actor=body.actor, topic=settings.kafka.topic
+    )
+    return MergePublic.model_validate(merge)
+
+
+# --- what the log says -------------------------------------------------------------------
+
+
+@router.get("/customers/{customer_id}/timeline", response_model=TimelinePage, responses=NOT_FOUND)
+async def read_timeline(
+    customer_id: str,
+    session: SessionDep,
+    type: Annotated[
+        list[str] | None,
+        Query(description="event types, like order.completed (repeat or comma-separate)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> TimelinePage:
+    """Everything any service published about the customer, newest first."""
+    return await timeline.page(session, customer_id, types=type or [], limit=limit, cursor=cursor)
+
+
+@router.get("/customers/{customer_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)
+async def read_metrics(
+    customer_id: str, session: SessionDep, settings: SettingsDep
+) -> MetricsPublic:
+    """Orders, revenue, RFM quintiles, lifetime value and profitability tier."""
+    owner = await timeline.known_owner(session, customer_id)
+    return await analytics.customer_metrics(
+        session, owner, horizon_years=settings.ltv_horizon_years
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/disclosures",
+    response_model=list[DisclosurePublic],
+    responses=NOT_FOUND,
+)
+async def read_disclosures(customer_id: str, session: SessionDep) -> list[DisclosurePublic]:
+    """Which partner saw what, when and why (from partner.data.disclosed)."""
+    owner = await timeline.known_owner(session, customer_id)
+    return [DisclosurePublic.model_validate(d) for d in await timeline.disclosures(session, owner)]
+
+
+# --- GDPR ----------------------------------------------------------------------------------
+
+
+@router.get("/customers/{customer_id}/export", response_model=ExportReply)
+async def export_customer(
+    customer_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    http: HttpDep,
+    scope: Annotated[str, Query(pattern="^(all|local)$")] = "all",
+) -> ExportReply:
+    """Everything held about the customer: profile's records and every other service's."""
+    records = await gdpr.local_records(session, customer_id)
+    reply = ExportReply(service="profile", customer_id=customer_id, records=records)
+    if scope == "all":
+        reply.services, reply.complete = await gdpr.gather_exports(http, settings, customer_id)
+    return reply
+
+
+@router.delete(
+    "/customers/{customer_id}",
+    response_model=ErasureStatus,
+    responses={
+        202: {"model": ErasureStatus, "description": "erasure still running; poll status_url"},
+        **NOT_FOUND,
+    },
+)
+async def erase_customer(
+    customer_id: str, sessions: SessionsDep, settings: SettingsDep, http: HttpDep
+) -> JSONResponse:
+    """Erase the customer everywhere (customer.erased); 200 once every service holds nothing."""
+    erasure = await gdpr.erase(sessions, http, settings, customer_id)
+    return _erasure_reply(erasure)
+
+
+@router.get(
+    "/customers/{customer_id}/erasure",
+    response_model=ErasureStatus,
+    responses={202: {"model": ErasureStatus, "description": "still running"}, **NOT_FOUND},
+)
+async def read_erasure(
+    customer_id: str, sessions: SessionsDep, settings: SettingsDep, http: HttpDep
+) -> JSONResponse:
+    """Where an erasure stands in every service."""
+    erasure = await gdpr.check(sessions, http, settings, customer_id)
+    return _erasure_reply(erasure)
+
+
+def _erasure_reply(erasure: ErasureStatus) -> JSONResponse:
+    done = erasure.status == "completed"
+    return JSONResponse(
+        erasure.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
+        headers={} if done else {"Location": erasure.status_url},
+    )
+
+
+# --- analytics ------------------------------------------------------------------------------
+
+
+@router.get("/analytics/trends", response_model=analytics.TrendsReply)
+async def read_trends(
+    session: SessionDep,
+    metric: analytics.Metric = "revenue",
+    by: analytics.Dimension = "none",
+    interval: analytics.Interval = "week",
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> analytics.TrendsReply:
+    """Revenue, orders, average order or new customers per period, by a demographic."""
+    start, end = analytics.default_range(start, end)
+    if start > end:
+        raise service.InvalidRequest("from must not be after to")
+    if len(analytics.periods(start, end, interval)) > 1000:
+        raise service.InvalidRequest("at most 1000 periods per request")
+    return await analytics.trends(
+        session, metric=metric, by=by, interval=interval, start=start, end=end
+    )
+
+
+@router.get("/analytics/tiers", response_model=analytics.TiersReply)
+async def read_tiers(session: SessionDep) -> analytics.TiersReply:
+    """Customers ranked by profitability into platinum, gold, silver, bronze (and none)."""
+    return await analytics.tiers(session)
+
+
+@router.get("/analytics/forecast", response_model=analytics.ForecastReply)
+async def read_forecast(
+    session: SessionDep,
+    metric: analytics.Metric = "revenue",
+    interval: analytics.Interval = "week",
+    periods: Annotated[int, Query(ge=1, le=104)] = 4,
+    seasonal_periods: Annotated[int | None, Query(ge=2, le=52)] = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> analytics.ForecastReply:
+    """Forecast the next periods (Holt-Winters) and report the backtest error (MAE, MAPE)."""
+    start, end = analytics.default_range(start, end)
+    if start > end:
+        raise service.InvalidRequest("from must not be after to")
+    if len(analytics.periods(start, end, interval)) > 1000:
+        raise service.InvalidRequest("at most 1000 periods of history per request")
+    return await analytics.forecast(
+        session,
+        metric=metric,
+        interval=interval,
+        start=start,
+        end=end,
+        horizon=periods,
+        seasonal_periods=seasonal_periods,
+    )
+
+
+# --- tracking (Segment HTTP Tracking API) -----------------------------------------------------
+
+tracking_router = APIRouter(prefix="/v1", tags=["tracking"])
+TRACKING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON or message, or over the size limits"},
+    401: {"description": "missing or unknown write key"},
+}
+
+
+async def _track(
+    request: Request, kind: str | None, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    limit = tracking.MAX_BATCH_BYTES if kind is None else tracking.MAX_CALL_BYTES
+    raw = await tracking.read_body(request.stream(), request.headers.get("content-encoding"), limit)
+    messages = tracking.parse_messages(tracking.parse_json(raw), kind)
+    await tracking.ingest(session, messages, topic=settings.kafka.topic)
+    return {"success": True}
+
+
+@tracking_router.post("/identify", responses=TRACKING_RESPONSES)
+async def track_identify(
+    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment identify: who the user is, with traits; links anonymous activity."""
+    return await _track(request, "identify", settings, session)
+
+
+@tracking_router.post("/track", responses=TRACKING_RESPONSES)
+async def track_event(
+    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment track: an action; e-commerce, survey and loyalty names map to domain events."""
+    return await _track(request, "track", settings, session)
+
+
+@tracking_router.post("/page", responses=TRACKING_RESPONSES)
+async def track_page(
+    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment page: a page view."""
+    return await _track(request, "page", settings, session)
+
+
+@tracking_router.post("/screen", responses=TRACKING_RESPONSES)
+async def track_screen(
+    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment screen: a mobile screen view."""
+    return await _track(request, "screen", settings, session)
+
+
+@tracking_router.post("/alias", responses=TRACKING_RESPONSES)
+async def track_alias(
+    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment alias: `previousId` and `userId` are the same person."""
+    return await _track(request, "alias", settings, session)
+
+
+@tracking_router.post("/batch", responses=TRACKING_RESPONSES)
+async def track_batch(
+    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment batch: up to 500 KB of identify, track, page, screen and alias messages."""
+    return await _track(request, None, settings, session)

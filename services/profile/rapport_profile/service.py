@@ -1,0 +1,626 @@
+"""Profile's use cases: each writes its rows and its events in the caller's transaction."""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events import outbox
+from rapport_events.base import Event, utcnow
+from rapport_events.types import (
+    ConsentGranted,
+    ConsentRevoked,
+    CustomerMerged,
+    CustomerRegistered,
+    CustomerUpdated,
+)
+from rapport_profile import analytics, store
+from rapport_profile.models import (
+    Consent,
+    ConsentChange,
+    ConsentReceipt,
+    ConsentUpdate,
+    Customer,
+    CustomerCreate,
+    CustomerMetrics,
+    CustomerPublic,
+    IdempotentRequest,
+    Identity,
+    Merge,
+    aware,
+    event_fields,
+)
+
+SOURCE = "/services/profile"
+ALIAS = "alias"
+
+
+class CustomerNotFound(LookupError):
+    """No customer has that id."""
+
+
+class DuplicateEmail(ValueError):
+    """Another customer already has that e-mail address."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(f"a customer with this email already exists: {existing_id}")
+        self.existing_id = existing_id
+
+
+class DuplicateExternalId(DuplicateEmail):
+    """Another customer already has one of these external ids."""
+
+    def __init__(self, existing_id: str) -> None:
+        ValueError.__init__(self, f"a customer with this external id already exists: {existing_id}")
+        self.existing_id = existing_id
+
+
+class Conflict(ValueError):
+    """The request contradicts the state of the data (409)."""
+
+
+class InvalidRequest(ValueError):
+    """The request is well-formed but cannot be carried out (422)."""
+
+
+class IdempotencyMismatch(ValueError):
+    """An Idempotency-Key was reused for a different request."""
+
+
+def publish(session: AsyncSession, event: Event, topic: str) -> None:
+    # The configured log, not outbox.add's default: the relay sends to the row's topic.
+    outbox.add(session, event, source=SOURCE, topic=topic)
+
+
+def new_message_id() -> str:
+    return f"rapport-{uuid.uuid4()}"
+
+
+# --- idempotency -------------------------------------------------------------------
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def replay(session: AsyncSession, key: str, fingerprint: str) -> IdempotentRequest | None:
+    """The stored answer to an earlier request with this key, if there is one."""
+    earlier = await store.get_idempotent(session, key)
+    if earlier is None:
+        return None
+    if earlier.request_hash != fingerprint:
+        raise IdempotencyMismatch("this Idempotency-Key was used for a different request")
+    return earlier
+
+
+def remember(
+    session: AsyncSession,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    body: dict[str, Any],
+    customer_id: str | None,
+) -> None:
+    """Keep the answer so a retry with the same key gets it again."""
+    store.add(
+        session,
+        IdempotentRequest(
+            key=key,
+            request_hash=fingerprint,
+            status_code=status_code,
+            body=body,
+            customer_id=customer_id,
+        ),
+    )
+
+
+# --- customers -------------------------------------------------------------------
+
+
+async def register_customer(session: AsyncSession, data: CustomerCreate, *, topic: str) -> Customer:
+    """Create a customer and publish customer.registered on `topic`."""
+    existing = await store.find_by_email(session, data.email)
+    if existing is not None:
+        raise DuplicateEmail(await resolve(session, existing.id))
+    customer = Customer.model_validate(data)
+    store.add(session, customer)
+    await session.flush()
+    publish(session, CustomerRegistered(customer_id=customer.id, **event_fields(customer)), topic)
+    return customer
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
+    """One customer, or CustomerNotFound."""
+    customer = await store.get_customer(session, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+async def active_customer(session: AsyncSession, customer_id: str) -> Customer:
+    """A customer that can be changed: not merged away (Conflict) and not erased."""
+    customer = await store.lock_customer(session, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    if customer.status != "active":
+        raise Conflict(f"customer {customer_id} was merged into {customer.merged_into}")
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: str, changes: dict[str, Any], *, topic: str
+) -> Customer:
+    """Apply a partial change and publish customer.updated with what really changed."""
+    customer = await active_customer(session, customer_id)
+    email = changes.get("email")
+    if email and email != customer.email:
+        holder = await store.find_by_email(session, email)
+        if holder is not None and holder.id != customer.id:
+            raise DuplicateEmail(await resolve(session, holder.id))
+    external_ids = changes.get("external_ids")
+    if external_ids:
+        holders = await store.find_by_external_ids(session, external_ids)
+        holders = [c for c in holders if c.id != customer.id]
+        if holders:
+            raise DuplicateExternalId(holders[0].id)
+    apply_changes(session, customer, changes, topic)
+    return customer
+
+
+def apply_changes(
+    session: AsyncSession, customer: Customer, changes: dict[str, Any], topic: str
+) -> dict[str, Any]:
+    """Set the fields that differ and publish them; returns what changed."""
+    changed = {name: value for name, value in changes.items() if getattr(customer, name) != value}
+    if not changed:
+        return {}
+    for name, value in changed.items():
+        setattr(customer, name, value)
+    customer.updated_at = utcnow()
+    session.add(customer)
+    published = CustomerPublic.model_validate(customer).model_dump(mode="json")
+    publish(
+        session,
+        CustomerUpdated(customer_id=customer.id, changes={n: published[n] for n in changed}),
+        topic,
+    )
+    return changed
+
+
+def encode_cursor(value: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        raise InvalidRequest("cursor is not one this service gave out") from error
+    if (
+        not isinstance(value, list)
+        or len(value) != size
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise InvalidRequest("cursor is not one this service gave out")
+    return value
+
+
+async def search_customers(
+    session: AsyncSession,
+    *,
+    email: str | None = None,
+    text: str | None = None,
+    country: str | None = None,
+    segment: str | None = None,
+    tier: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Customer], str | None]:
+    """Active customers by exact e-mail, words of the name and filters, in pages."""
+    after = decode_cursor(cursor, 1)[0] if cursor else None
+    profit_range = None
+    if tier is not None and tier != "none":
+        profit_range = await analytics.tier_range(session, tier)
+    found = await store.search_customers(
+        session,
+        email=email,
+        text=text,
+        country=country,
+        segment=segment,
+        profit_range=profit_range,
+        no_orders=tier == "none",
+        after=after,
+        limit=limit + 1,
+    )
+    page = found[:limit]
+    next_cursor = encode_cursor([page[-1].id]) if len(found) > limit else None
+    return page, next_cursor
+
+
+# --- identities ----------------------------------------------------------------------
+
+
+async def resolve(session: AsyncSession, customer_id: str) -> str:
+    """The id that owns `customer_id` now: itself, or the customer it was merged into."""
+    alias = await store.get_identity(session, ALIAS, customer_id)
+    return alias.customer_id if alias is not None else customer_id
+
+
+async def is_erased(session: AsyncSession, customer_id: str) -> bool:
+    return await store.get_erasure(session, customer_id) is not None
+
+
+# --- consents ------------------------------------------------------------------------
+
+
+def _consent_event(change: ConsentChange) -> ConsentGranted | ConsentRevoked:
+    model = ConsentGranted if change.granted else ConsentRevoked
+    return model(
+        customer_id=change.customer_id,
+        occurred_at=change.changed_at,
+        purpose=change.purpose,  # type: ignore[arg-type]
+        channel=change.channel or None,  # type: ignore[arg-type]
+        partner_id=change.partner_id or None,
+        slices=tuple(change.slices),  # type: ignore[arg-type]
+        source=change.source,
+        text_version=change.text_version,
+        actor=change.actor,
+        version=change.version,
+    )
+
+
+def _record_consent(
+    session: AsyncSession,
+    customer: Customer,
+    *,
+    purpose: str,
+    channel: str,
+    partner_id: str,
+    slices: list[str],
+    granted: bool,
+    source: str,
+    text_version: str | None,
+    actor: str | None,
+    current: Consent | None,
+    topic: str,
+) -> Consent:
+    """Set one consent, append it to the history and publish it, under a new version."""
+    customer.consent_version += 1
+    session.add(customer)
+    now = utcnow()
+    consent = current or Consent(
+        customer_id=customer.id,
+        purpose=purpose,
+        channel=channel,
+        partner_id=partner_id,
+        granted=granted,
+        version=0,
+    )
+    consent.slices = slices
+    consent.granted = granted
+    consent.version = customer.consent_version
+    consent.updated_at = now
+    session.add(consent)
+    change = ConsentChange(
+        customer_id=customer.id,
+        version=customer.consent_version,
+        purpose=purpose,
+        channel=channel,
+        partner_id=partner_id,
+        slices=slices,
+        granted=granted,
+        source=source,
+        text_version=text_version,
+        actor=actor,
+        changed_at=now,
+    )
+    session.add(change)
+    publish(session, _consent_event(change), topic)
+    return consent
+
+
+async def set_consent(
+    session: AsyncSession, customer_id: str, data: ConsentUpdate, *, topic: str
+) -> Consent:
+    """Grant or revoke one consent; an unchanged state records nothing new."""
+    customer = await active_customer(session, customer_id)
+    channel, partner_id = data.channel or "", data.partner_id or ""
+    current = await store.get_consent(session, customer.id, data.purpose, channel, partner_id)
+    slices = list(data.slices) if data.granted else []
+    if current is not None and current.granted == data.granted and current.slices == slices:
+        return current
+    return _record_consent(
+        session,
+        customer,
+        purpose=data.purpose,
+        channel=channel,
+        partner_id=partner_id,
+        slices=slices,
+        granted=data.granted,
+        source=data.source,
+        text_version=data.text_version,
+        actor=data.actor,
+        current=current,
+        topic=topic,
+    )
+
+
+async def consent_receipt(session: AsyncSession, customer_id: str) -> ConsentReceipt:
+    """Every consent of the customer as it stands, and the history behind it."""
+    customer = await get_customer(session, customer_id)
+    consents = await store.consents_of(session, customer.id)
+    history = await store.consent_history(session, customer.id)
+    return ConsentReceipt.model_validate(
+        {
+            "customer_id": customer.id,
+            "version": customer.consent_version,
+            "consents": [_consent_public(c) for c in consents],
+            "history": [
+                {
+                    **_consent_public(h),
+                    "source": h.source,
+                    "text_version": h.text_version,
+                    "actor": h.actor,
+                    "changed_at": h.changed_at,
+                }
+                for h in history
+            ],
+        }
+    )
+
+
+def _consent_public(row: Consent | ConsentChange) -> dict[str, Any]:
+    return {
+        "purpose": row.purpose,
+        "channel": row.channel or None,
+        "partner_id": row.partner_id or None,
+        "slices": row.slices,
+        "granted": row.granted,
+        "version": row.version,
+        "updated_at": getattr(row, "updated_at", None) or getattr(row, "changed_at", None),
+    }
+
+
+def _consent_state(row: Consent) -> dict[str, Any]:
+    return {
+        "purpose": row.purpose,
+        "channel": row.channel,
+        "partner_id": row.partner_id,
+        "slices": list(row.slices),
+        "granted": row.granted,
+    }
+
+
+async def _restrict_consents(
+    session: AsyncSession, survivor: Customer, merged_id: str, actor: str | None, topic: str
+) -> None:
+    """The survivor keeps a grant only where both had it, with the slices both allowed."""
+    theirs = {
+        (c.purpose, c.channel, c.partner_id): c for c in await store.consents_of(session, merged_id)
+    }
+    mine = {
+        (c.purpose, c.channel, c.partner_id): c
+        for c in await store.consents_of(session, survivor.id)
+    }
+    for key in sorted(set(theirs) | set(mine)):
+        own, other = mine.get(key), theirs.get(key)
+        if own is None:
+            assert other is not None
+            if other.granted:
+                continue  # absent on the survivor already means "not granted"
+            granted, slices = False, []
+        elif other is None:
+            granted, slices = False, list[str]()
+            if not own.granted:
+                continue
+        else:
+            granted = own.granted and other.granted
+            slices = sorted(set(own.slices) & set(other.slices)) if granted else []
+            if key[0] == "partner_sharing" and not slices:
+                granted = False
+        if own is not None and own.granted == granted and own.slices == slices:
+            continue
+        purpose, channel, partner_id = key
+        _record_consent(
+            session,
+            survivor,
+            purpose=purpose,
+            channel=channel,
+            partner_id=partner_id,
+            slices=slices,
+            granted=granted,
+            source="merge",
+            text_version=None,
+            actor=actor,
+            current=own,
+            topic=topic,
+        )
+    await store.delete_consents(session, merged_id)
+
+
+async def _restore_consents(
+    session: AsyncSession,
+    customer: Customer,
+    states: list[dict[str, Any]],
+    actor: str | None,
+    topic: str,
+) -> None:
+    """Bring the customer's consents back to `states` (as they were before a merge)."""
+    current = {
+        (c.purpose, c.channel, c.partner_id): c
+        for c in await store.consents_of(session, customer.id)
+    }
+    for state in states:
+        key = (state["purpose"], state["channel"], state["partner_id"])
+        own = current.get(key)
+        if own is not None and own.granted == state["granted"] and own.slices == state["slices"]:
+            continue
+        _record_consent(
+            session,
+            customer,
+            purpose=state["purpose"],
+            channel=state["channel"],
+            partner_id=state["partner_id"],
+            slices=state["slices"],
+            granted=state["granted"],
+            source="unmerge",
+            text_version=None,
+            actor=actor,
+            current=own,
+            topic=topic,
+        )
+
+
+# --- merges --------------------------------------------------------------------------
+
+
+async def merge_customers(
+    session: AsyncSession,
+    survivor_id: str,
+    merged_id: str,
+    *,
+    reason: str,
+    actor: str | None,
+    topic: str,
+) -> Merge:
+    """Fold `merged_id` into `survivor_id`: rows, identities and metrics move; consents
+    resolve to the most restrictive; customer.merged is published."""
+    if survivor_id == merged_id:
+        raise InvalidRequest("a customer cannot be merged into itself")
+    survivor = await active_customer(session, survivor_id)
+    merged = await store.lock_customer(session, merged_id)
+    if merged is None:
+        if await resolve(session, merged_id) != merged_id or not await _known_id(
+            session, merged_id
+        ):
+            raise CustomerNotFound(merged_id)
+    elif merged.status != "active":
+        raise Conflict(f"customer {merged_id} was already merged into {merged.merged_into}")
+    subjects = [merged_id] + [
+        i.value for i in await store.identities_of(session, merged_id) if i.kind == ALIAS
+    ]
+    snapshot = {
+        "subjects": subjects,
+        "identities": [[i.kind, i.value] for i in await store.identities_of(session, merged_id)],
+        "survivor_consents": [
+            _consent_state(c) for c in await store.consents_of(session, survivor.id)
+        ],
+        "merged_consents": [_consent_state(c) for c in await store.consents_of(session, merged_id)],
+    }
+    await store.repoint_identities(session, merged_id, survivor.id)
+    store.add(session, Identity(kind=ALIAS, value=merged_id, customer_id=survivor.id))
+    await store.move_rows(session, merged_id, survivor.id)
+    await _restrict_consents(session, survivor, merged_id, actor, topic)
+    if merged is not None:
+        merged.status = "merged"
+        merged.merged_into = survivor.id
+        merged.updated_at = utcnow()
+        session.add(merged)
+        for earlier in await store.customers_merged_into(session, merged_id):
+            earlier.merged_into = survivor.id
+            session.add(earlier)
+        if survivor.acquisition_channel is None and merged.acquisition_channel:
+            apply_changes(
+                session, survivor, {"acquisition_channel": merged.acquisition_channel}, topic
+            )
+    await session.flush()
+    await refresh_metrics(session, survivor.id)
+    await store.delete_rows(session, CustomerMetrics, "customer_id", merged_id)
+    merge = Merge(
+        customer_id=survivor.id,
+        merged_customer_id=merged_id,
+        reason=reason,
+        actor=actor,
+        snapshot=snapshot,
+    )
+    store.add(session, merge)
+    publish(
+        session,
+        CustomerMerged(
+            customer_id=survivor.id,
+            merged_customer_id=merged_id,
+            reason=reason,  # type: ignore[arg-type]
+            actor=actor,
+        ),
+        topic,
+    )
+    return merge
+
+
+async def _known_id(session: AsyncSession, customer_id: str) -> bool:
+    """An id without a customer row that tracking calls have used (a pre-identification id)."""
+    if await store.identities_of(session, customer_id):
+        return True
+    return await store.has_timeline(session, customer_id)
+
+
+async def unmerge_customers(
+    session: AsyncSession, survivor_id: str, merged_id: str, *, actor: str | None, topic: str
+) -> Merge:
+    """Undo a merge: the merged customer's own rows, identities and consents come back."""
+    merge = await store.open_merge(session, survivor_id, merged_id)
+    if merge is None:
+        raise CustomerNotFound(f"{merged_id} (no merge into {survivor_id} to undo)")
+    survivor = await active_customer(session, survivor_id)
+    snapshot = merge.snapshot
+    await store.move_rows_back(session, survivor.id, snapshot["subjects"], merged_id)
+    await store.move_identities(session, snapshot["identities"], merged_id)
+    await store.delete_identity(session, ALIAS, merged_id)
+    merged = await store.lock_customer(session, merged_id)
+    if merged is not None:
+        merged.status = "active"
+        merged.merged_into = None
+        merged.updated_at = utcnow()
+        session.add(merged)
+        await session.flush()
+        # Other services dropped or moved this customer at the merge: announce it again.
+        publish(session, CustomerRegistered(customer_id=merged.id, **event_fields(merged)), topic)
+        publish(
+            session,
+            CustomerUpdated(
+                customer_id=merged.id, changes={"status": "active", "unmerged_from": survivor.id}
+            ),
+            topic,
+        )
+        await _restore_consents(session, merged, snapshot["merged_consents"], actor, topic)
+    await _restore_consents(session, survivor, snapshot["survivor_consents"], actor, topic)
+    merge.undone_at = utcnow()
+    session.add(merge)
+    await session.flush()
+    await refresh_metrics(session, survivor.id)
+    await refresh_metrics(session, merged_id)
+    return merge
+
+
+# --- metrics -------------------------------------------------------------------------
+
+
+async def refresh_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics:
+    """Recompute a customer's order aggregates from the orders (safe to repeat)."""
+    count, revenue, profit, first, last = await store.order_totals(session, customer_id)
+    metrics = await store.get_metrics(session, customer_id) or CustomerMetrics(
+        customer_id=customer_id
+    )
+    metrics.orders = int(count)
+    metrics.revenue = revenue
+    metrics.profit = profit
+    metrics.first_order_at = _parse_time(first)
+    metrics.last_order_at = _parse_time(last)
+    metrics.updated_at = utcnow()
+    session.add(metrics)
+    return metrics
+
+
+def _parse_time(value: Any) -> datetime | None:
+    # Aggregates over SQLite come back as text.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return aware(datetime.fromisoformat(value))
+    return aware(value)

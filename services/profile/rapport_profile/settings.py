@@ -1,0 +1,77 @@
+"""Profile settings, from the environment (prefix PROFILE_)."""
+
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rapport_events.settings import KafkaSettings
+
+DEVELOPMENT_TOKEN = "rapport-dev-token"
+DEVELOPMENT_WRITE_KEY = "rapport-dev-write-key"
+
+
+class Settings(BaseSettings):
+    """Everything profile reads from its environment."""
+
+    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
+    model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore", validate_by_name=True)
+
+    service_name: str = "profile"
+    environment: str = Field(
+        default="development", validation_alias=AliasChoices("PROFILE_ENVIRONMENT", "RAPPORT_ENV")
+    )
+    database_url: str = Field(
+        default="sqlite:///var/profile.db",
+        validation_alias=AliasChoices("PROFILE_DATABASE_URL", "DATABASE_URL"),
+    )
+    api_token: str = Field(
+        default=DEVELOPMENT_TOKEN,
+        validation_alias=AliasChoices("PROFILE_API_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+    write_keys: list[str] = Field(
+        default=[DEVELOPMENT_WRITE_KEY],
+        description="Write keys the tracking API accepts as the HTTP Basic user",
+    )
+    campaign_url: str = Field(
+        default="http://127.0.0.1:8002",
+        validation_alias=AliasChoices("PROFILE_CAMPAIGN_URL", "CAMPAIGN_URL"),
+    )
+    support_url: str = Field(
+        default="http://127.0.0.1:8003",
+        validation_alias=AliasChoices("PROFILE_SUPPORT_URL", "SUPPORT_URL"),
+    )
+    partner_share_url: str = Field(
+        default="http://127.0.0.1:8004",
+        validation_alias=AliasChoices("PROFILE_PARTNER_SHARE_URL", "PARTNER_SHARE_URL"),
+    )
+    services_token: str | None = Field(
+        default=None, description="Bearer token for the other services; the api_token if unset"
+    )
+    peer_timeout_s: float = 2.0
+    erasure_wait_s: float = 5.0
+    ltv_horizon_years: float = 3.0
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @property
+    def peers(self) -> dict[str, str]:
+        """The other services whose export and erasure profile gathers; empty URL = none."""
+        urls = {
+            "campaign": self.campaign_url,
+            "support": self.support_url,
+            "partner-share": self.partner_share_url,
+        }
+        return {name: url.rstrip("/") for name, url in urls.items() if url}
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Self:
+        if self.environment != "development" and self.api_token == DEVELOPMENT_TOKEN:
+            raise ValueError("PROFILE_API_TOKEN must be set outside development")
+        if self.environment != "development" and DEVELOPMENT_WRITE_KEY in self.write_keys:
+            raise ValueError("PROFILE_WRITE_KEYS must be set outside development")
+        return self
+
+
+def get_settings() -> Settings:
+    """Settings read now from the environment."""
+    return Settings()

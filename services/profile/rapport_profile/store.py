@@ -1,0 +1,450 @@
+"""Every query profile makes."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, update
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_profile.models import (
+    Consent,
+    ConsentChange,
+    Customer,
+    CustomerMetrics,
+    Disclosure,
+    Erasure,
+    IdempotentRequest,
+    Identity,
+    Merge,
+    Order,
+    SegmentMembership,
+    TimelineEntry,
+    TrackedMessage,
+)
+
+# --- customers -------------------------------------------------------------------
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer | None:
+    return await session.get(Customer, customer_id)
+
+
+async def lock_customer(session: AsyncSession, customer_id: str) -> Customer | None:
+    """The customer row, locked for the transaction (where the database can)."""
+    result = await session.exec(
+        select(Customer).where(Customer.id == customer_id).with_for_update()
+    )
+    return result.first()
+
+
+async def find_by_email(session: AsyncSession, email: str) -> Customer | None:
+    result = await session.exec(select(Customer).where(Customer.email == email.lower()))
+    return result.first()
+
+
+async def find_by_external_ids(
+    session: AsyncSession, external_ids: dict[str, str]
+) -> list[Customer]:
+    """Active customers sharing at least one (system, id) pair; JSON is compared in Python."""
+    if not external_ids:
+        return []
+    result = await session.exec(select(Customer).where(Customer.status == "active"))
+    pairs = set(external_ids.items())
+    return [c for c in result.all() if pairs & set((c.external_ids or {}).items())]
+
+
+def add(session: AsyncSession, row: SQLModel) -> None:
+    session.add(row)
+
+
+async def search_customers(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    text: str | None,
+    country: str | None,
+    segment: str | None,
+    profit_range: tuple[Decimal | None, Decimal | None] | None,
+    no_orders: bool,
+    after: str | None,
+    limit: int,
+) -> list[Customer]:
+    """Active customers matching every filter given, in id order after `after`."""
+    query = select(Customer).where(Customer.status == "active")
+    if email:
+        query = query.where(Customer.email == email.strip().lower())
+    if text:
+        full_name = func.lower(Customer.first_name + " " + Customer.last_name)
+        for word in text.lower().split():
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(full_name.like(f"%{escaped}%", escape="\\"))
+    if country:
+        query = query.where(Customer.country == country.upper())
+    if segment:
+        members = select(SegmentMembership.customer_id).where(
+            or_(
+                col(SegmentMembership.segment_id) == segment,
+                col(SegmentMembership.segment_name) == segment,
+            )
+        )
+        query = query.where(col(Customer.id).in_(members))
+    if no_orders:
+        with_orders = select(CustomerMetrics.customer_id).where(CustomerMetrics.orders > 0)
+        query = query.where(col(Customer.id).not_in(with_orders))
+    elif profit_range is not None:
+        low, high = profit_range
+        ranked = select(CustomerMetrics.customer_id).where(CustomerMetrics.orders > 0)
+        if low is not None:
+            ranked = ranked.where(CustomerMetrics.profit > low)
+        if high is not None:
+            ranked = ranked.where(CustomerMetrics.profit <= high)
+        query = query.where(col(Customer.id).in_(ranked))
+    if after:
+        query = query.where(Customer.id > after)
+    result = await session.exec(query.order_by(col(Customer.id)).limit(limit))
+    return list(result.all())
+
+
+async def customers_merged_into(session: AsyncSession, customer_id: str) -> list[Customer]:
+    result = await session.exec(select(Customer).where(Customer.merged_into == customer_id))
+    return list(result.all())
+
+
+async def all_customers(session: AsyncSession) -> list[Customer]:
+    result = await session.exec(select(Customer).where(Customer.status == "active"))
+    return list(result.all())
+
+
+# --- idempotency -------------------------------------------------------------------
+
+
+async def get_idempotent(session: AsyncSession, key: str) -> IdempotentRequest | None:
+    return await session.get(IdempotentRequest, key)
+
+
+# --- identities and merges -----------------------------------------------------------
+
+
+async def get_identity(session: AsyncSession, kind: str, value: str) -> Identity | None:
+    return await session.get(Identity, (kind, value))
+
+
+async def identities_of(session: AsyncSession, customer_id: str) -> list[Identity]:
+    result = await session.exec(select(Identity).where(Identity.customer_id == customer_id))
+    return list(result.all())
+
+
+async def repoint_identities(session: AsyncSession, old: str, new: str) -> list[tuple[str, str]]:
+    """Point every identity of `old` at `new`; returns the moved (kind, value) pairs."""
+    moved = [(i.kind, i.value) for i in await identities_of(session, old)]
+    await session.exec(
+        update(Identity).where(col(Identity.customer_id) == old).values(customer_id=new)
+    )
+    return moved
+
+
+async def move_identities(
+    session: AsyncSession, pairs: Sequence[Sequence[str]], customer_id: str
+) -> None:
+    for kind, value in pairs:
+        await session.exec(
+            update(Identity)
+            .where(col(Identity.kind) == kind, col(Identity.value) == value)
+            .values(customer_id=customer_id)
+        )
+
+
+async def delete_identity(session: AsyncSession, kind: str, value: str) -> None:
+    await session.exec(
+        delete(Identity).where(col(Identity.kind) == kind, col(Identity.value) == value)
+    )
+
+
+async def open_merge(session: AsyncSession, customer_id: str, merged_id: str) -> Merge | None:
+    result = await session.exec(
+        select(Merge)
+        .where(
+            Merge.customer_id == customer_id,
+            Merge.merged_customer_id == merged_id,
+            col(Merge.undone_at).is_(None),
+        )
+        .order_by(col(Merge.merged_at).desc())
+    )
+    return result.first()
+
+
+async def merges_of(session: AsyncSession, customer_id: str) -> list[Merge]:
+    result = await session.exec(
+        select(Merge).where(
+            or_(col(Merge.customer_id) == customer_id, col(Merge.merged_customer_id) == customer_id)
+        )
+    )
+    return list(result.all())
+
+
+# --- rows that follow a customer -----------------------------------------------------
+
+# Tables whose rows move with a merge: (model, owner column, original-subject column).
+FOLLOWING: tuple[tuple[Any, str, str | None], ...] = (
+    (TimelineEntry, "customer_id", "subject_id"),
+    (Order, "customer_id", "subject_id"),
+    (Disclosure, "customer_id", "subject_id"),
+    (TrackedMessage, "customer_id", None),
+)
+
+
+async def move_rows(session: AsyncSession, old: str, new: str) -> None:
+    """Hand every row of `old` that follows a customer to `new`."""
+    for model, owner, _subject in FOLLOWING:
+        await session.exec(update(model).where(getattr(model, owner) == old).values({owner: new}))
+    # Segment memberships are keyed by customer: keep one row per segment.
+    theirs = await segments_of(session, old)
+    mine = {m.segment_id for m in await segments_of(session, new)}
+    for membership in theirs:
+        if membership.segment_id not in mine:
+            session.add(
+                SegmentMembership(
+                    customer_id=new,
+                    segment_id=membership.segment_id,
+                    segment_name=membership.segment_name,
+                    entered_at=membership.entered_at,
+                )
+            )
+    await session.exec(delete(SegmentMembership).where(col(SegmentMembership.customer_id) == old))
+
+
+async def move_rows_back(
+    session: AsyncSession, current: str, subjects: Sequence[str], restored: str
+) -> None:
+    """Return the rows published under `subjects` from `current` to `restored`."""
+    if not subjects:
+        return
+    for model, owner, subject in FOLLOWING:
+        if subject is None:
+            continue
+        await session.exec(
+            update(model)
+            .where(getattr(model, owner) == current, getattr(model, subject).in_(subjects))
+            .values({owner: restored})
+        )
+
+
+# --- consents ------------------------------------------------------------------------
+
+
+async def consents_of(session: AsyncSession, customer_id: str) -> list[Consent]:
+    result = await session.exec(
+        select(Consent)
+        .where(Consent.customer_id == customer_id)
+        .order_by(col(Consent.purpose), col(Consent.channel), col(Consent.partner_id))
+    )
+    return list(result.all())
+
+
+async def get_consent(
+    session: AsyncSession, customer_id: str, purpose: str, channel: str, partner_id: str
+) -> Consent | None:
+    result = await session.exec(
+        select(Consent).where(
+            Consent.customer_id == customer_id,
+            Consent.purpose == purpose,
+            Consent.channel == channel,
+            Consent.partner_id == partner_id,
+        )
+    )
+    return result.first()
+
+
+async def consent_history(session: AsyncSession, customer_id: str) -> list[ConsentChange]:
+    result = await session.exec(
+        select(ConsentChange)
+        .where(ConsentChange.customer_id == customer_id)
+        .order_by(col(ConsentChange.version), col(ConsentChange.id))
+    )
+    return list(result.all())
+
+
+async def delete_consents(session: AsyncSession, customer_id: str) -> None:
+    await session.exec(delete(Consent).where(col(Consent.customer_id) == customer_id))
+
+
+# --- timeline ------------------------------------------------------------------------
+
+
+async def timeline_entry(session: AsyncSession, event_id: str) -> TimelineEntry | None:
+    return await session.get(TimelineEntry, event_id)
+
+
+async def timeline_page(
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    types: Sequence[str],
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[TimelineEntry]:
+    query = select(TimelineEntry).where(TimelineEntry.customer_id == customer_id)
+    if types:
+        query = query.where(col(TimelineEntry.type).in_(types))
+    if before is not None:
+        at, event_id = before
+        query = query.where(
+            or_(
+                col(TimelineEntry.occurred_at) < at,
+                and_(col(TimelineEntry.occurred_at) == at, col(TimelineEntry.id) < event_id),
+            )
+        )
+    query = query.order_by(col(TimelineEntry.occurred_at).desc(), col(TimelineEntry.id).desc())
+    result = await session.exec(query.limit(limit))
+    return list(result.all())
+
+
+async def has_timeline(session: AsyncSession, customer_id: str) -> bool:
+    result = await session.exec(
+        select(TimelineEntry.id).where(TimelineEntry.customer_id == customer_id).limit(1)
+    )
+    return result.first() is not None
+
+
+# --- orders and metrics ----------------------------------------------------------------
+
+
+async def get_order(session: AsyncSession, order_id: str) -> Order | None:
+    return await session.get(Order, order_id)
+
+
+async def order_totals(session: AsyncSession, customer_id: str) -> tuple[Any, ...]:
+    """(count, revenue, cost of goods or revenue when unknown, first, last) of a customer."""
+    cost = func.coalesce(Order.cost, 0)
+    result = await session.exec(
+        select(  # type: ignore[call-overload]
+            func.count(),
+            func.coalesce(func.sum(Order.revenue), 0),
+            func.coalesce(func.sum(Order.revenue - cost), 0),
+            func.min(Order.occurred_at),
+            func.max(Order.occurred_at),
+        ).where(Order.customer_id == customer_id)
+    )
+    return tuple(result.one())
+
+
+async def get_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics | None:
+    return await session.get(CustomerMetrics, customer_id)
+
+
+async def count_ranked(session: AsyncSession) -> int:
+    result = await session.exec(
+        select(func.count()).select_from(CustomerMetrics).where(CustomerMetrics.orders > 0)
+    )
+    return int(result.one())
+
+
+async def count_worse(session: AsyncSession, column: Any, value: Any) -> int:
+    """How many customers with orders have a smaller `column` than `value`."""
+    result = await session.exec(
+        select(func.count())
+        .select_from(CustomerMetrics)
+        .where(CustomerMetrics.orders > 0, column < value)
+    )
+    return int(result.one())
+
+
+async def ranked_profits(session: AsyncSession) -> list[Decimal]:
+    result = await session.exec(
+        select(col(CustomerMetrics.profit))
+        .where(CustomerMetrics.orders > 0)
+        .order_by(col(CustomerMetrics.profit))
+    )
+    return [Decimal(value) for value in result.all()]
+
+
+async def metrics_of_active(session: AsyncSession) -> list[CustomerMetrics]:
+    active = select(Customer.id).where(Customer.status == "active")
+    result = await session.exec(
+        select(CustomerMetrics).where(col(CustomerMetrics.customer_id).in_(active))
+    )
+    return list(result.all())
+
+
+async def orders_between(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[tuple[Order, Customer | None]]:
+    """Orders in [start, end) with their (still active) customer."""
+    query = select(Order, Customer).join(
+        Customer, col(Customer.id) == col(Order.customer_id), isouter=True
+    )
+    if start is not None:
+        query = query.where(col(Order.occurred_at) >= start)
+    if end is not None:
+        query = query.where(col(Order.occurred_at) < end)
+    result = await session.exec(query)
+    return [(row[0], row[1]) for row in result.all()]
+
+
+async def customers_created_between(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[Customer]:
+    query = select(Customer).where(col(Customer.status).in_(("active", "merged")))
+    # A merged customer was not a new one: only count the survivor.
+    query = query.where(col(Customer.merged_into).is_(None))
+    if start is not None:
+        query = query.where(col(Customer.created_at) >= start)
+    if end is not None:
+        query = query.where(col(Customer.created_at) < end)
+    result = await session.exec(query)
+    return list(result.all())
+
+
+# --- segments, disclosures, tracking ---------------------------------------------------
+
+
+async def segments_of(session: AsyncSession, customer_id: str) -> list[SegmentMembership]:
+    result = await session.exec(
+        select(SegmentMembership).where(SegmentMembership.customer_id == customer_id)
+    )
+    return list(result.all())
+
+
+async def delete_segment(session: AsyncSession, customer_id: str, segment_id: str) -> None:
+    await session.exec(
+        delete(SegmentMembership).where(
+            col(SegmentMembership.customer_id) == customer_id,
+            col(SegmentMembership.segment_id) == segment_id,
+        )
+    )
+
+
+async def disclosures_of(session: AsyncSession, customer_id: str) -> list[Disclosure]:
+    result = await session.exec(
+        select(Disclosure)
+        .where(Disclosure.customer_id == customer_id)
+        .order_by(col(Disclosure.disclosed_at).desc(), col(Disclosure.id))
+    )
+    return list(result.all())
+
+
+async def seen_message_ids(session: AsyncSession, message_ids: Sequence[str]) -> set[str]:
+    """Which of these tracking messageIds were applied before."""
+    result = await session.exec(
+        select(TrackedMessage.message_id).where(col(TrackedMessage.message_id).in_(message_ids))
+    )
+    return set(result.all())
+
+
+# --- erasure ---------------------------------------------------------------------------
+
+
+async def get_erasure(session: AsyncSession, customer_id: str) -> Erasure | None:
+    return await session.get(Erasure, customer_id)
+
+
+async def rows_of(session: AsyncSession, model: Any, column: str, customer_id: str) -> list[Any]:
+    result = await session.exec(select(model).where(getattr(model, column) == customer_id))
+    return list(result.all())
+
+
+async def delete_rows(session: AsyncSession, model: Any, column: str, customer_id: str) -> None:
+    await session.exec(delete(model).where(getattr(model, column) == customer_id))

@@ -1,0 +1,666 @@
+"""The tracking API, compatible with Segment's HTTP Tracking API.
+
+identify / track / page / screen calls and batches of them become domain events;
+identify also resolves who the visitor is (and merges duplicates it uncovers).
+"""
+
+import contextlib
+import hashlib
+import json
+import zlib
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import Event, utcnow
+from rapport_events.types import (
+    CartUpdated,
+    CustomerMerged,
+    CustomerRegistered,
+    InteractionTracked,
+    LineItem,
+    LoyaltyPointsEarned,
+    OrderCompleted,
+    SurveyCompleted,
+)
+from rapport_profile import service, store
+from rapport_profile.models import E164, Customer, Identity, TrackedMessage, aware, event_fields
+
+MAX_CALL_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+ANONYMOUS, USER = "anonymous_id", "user_id"
+
+ORDER_EVENTS = {"order completed"}
+CART_ACTIONS = {
+    "product added": "product_added",
+    "product removed": "product_removed",
+    "cart viewed": "cart_viewed",
+    "checkout started": "checkout_started",
+}
+SURVEY_EVENTS = {"survey completed", "survey submitted", "survey responded", "survey answered"}
+LOYALTY_EVENTS = {
+    "loyalty points earned",
+    "loyalty points added",
+    "points earned",
+    "reward points earned",
+}
+SEARCH_EVENTS = {"products searched", "search", "searched"}
+
+_email = TypeAdapter(EmailStr)
+# The column widths of the customer fields that traits fill.
+TRAIT_LIMITS = {
+    "first_name": 100,
+    "last_name": 100,
+    "gender": 32,
+    "income_band": 32,
+    "education": 64,
+    "city": 100,
+    "country": 2,
+}
+
+
+class BadTrackingCall(ValueError):
+    """A tracking call that cannot be accepted (400, as Segment answers)."""
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+Id = str | int
+
+
+class Message(BaseModel):
+    """One Segment message; unknown fields are allowed, as Segment allows them."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: Literal["identify", "track", "page", "screen", "alias", "group"] | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    messageId: str | None = Field(default=None, max_length=128)
+    timestamp: datetime | None = None
+    sentAt: datetime | None = None
+    context: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    traits: dict[str, Any] = {}
+    event: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=200)
+    previousId: Id | None = None
+    groupId: Id | None = None
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    batch: list[dict[str, Any]]
+    sentAt: datetime | None = None
+    context: dict[str, Any] = {}
+
+
+async def read_body(chunks: AsyncIterator[bytes], encoding: str | None, limit: int) -> bytes:
+    """The request body, refused past `limit` bytes (before or after gunzip)."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise BadTrackingCall(f"request body is larger than {limit // 1024} KB")
+    if (encoding or "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(bytes(body), limit + 1)
+        except zlib.error as error:
+            raise BadTrackingCall("the gzip body is corrupt") from error
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise BadTrackingCall(f"request body is larger than {limit // 1024} KB")
+        return raw
+    return bytes(body)
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadTrackingCall(f"the body is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise BadTrackingCall("the body must be a JSON object")
+    return value
+
+
+def parse_messages(payload: dict[str, Any], kind: str | None) -> list[Message]:
+    """The messages of one call (`kind` set) or of a batch (`kind` None)."""
+    if kind is not None:
+        raw_messages, shared_sent_at, shared_context = [payload], None, {}
+    else:
+        try:
+            batch = Batch.model_validate(payload)
+        except ValidationError as error:
+            raise BadTrackingCall(f"a batch needs a `batch` list of messages: {error}") from error
+        raw_messages, shared_sent_at, shared_context = batch.batch, batch.sentAt, batch.context
+    messages = []
+    for index, raw in enumerate(raw_messages):
+        where = f"batch[{index}]" if kind is None else "message"
+        if len(json.dumps(raw, default=str).encode()) > MAX_CALL_BYTES:
+            raise BadTrackingCall(f"{where} is larger than 32 KB")
+        try:
+            message = Message.model_validate(raw)
+        except ValidationError as error:
+            raise BadTrackingCall(f"{where} is malformed: {_first_error(error)}") from error
+        if kind is not None:
+            message.type = kind  # type: ignore[assignment]
+        if message.type is None:
+            raise BadTrackingCall(f"{where} has no type")
+        if message.userId in (None, "") and message.anonymousId in (None, ""):
+            raise BadTrackingCall(f"{where} needs a userId or an anonymousId")
+        for name in ("userId", "anonymousId", "previousId"):
+            value = getattr(message, name)
+            if value is not None and len(str(value)) > 255:
+                raise BadTrackingCall(f"{where}.{name} is longer than 255 characters")
+        if message.type == "track" and not message.event:
+            raise BadTrackingCall(f"{where} is a track call without an event name")
+        if message.type == "alias" and message.previousId in (None, ""):
+            raise BadTrackingCall(f"{where} is an alias call without a previousId")
+        message.sentAt = message.sentAt or shared_sent_at
+        if shared_context:
+            message.context = {**shared_context, **message.context}
+        messages.append(message)
+    return messages
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+# --- identity resolution ---------------------------------------------------------------------
+
+
+def pseudo_id(kind: str, value: str) -> str:
+    """The customer id of someone not identified yet (fits the log's 64-character key)."""
+    prefix = "anon:" if kind == ANONYMOUS else "user:"
+    if len(value) <= 58:
+        return prefix + value
+    return prefix + hashlib.sha256(value.encode()).hexdigest()[:40]
+
+
+async def _owner_of_identity(session: AsyncSession, kind: str, value: str) -> str | None:
+    identity = await store.get_identity(session, kind, value)
+    if identity is None:
+        return None
+    return await service.resolve(session, identity.customer_id)
+
+
+async def _is_customer(session: AsyncSession, customer_id: str) -> bool:
+    customer = await store.get_customer(session, customer_id)
+    return customer is not None and customer.status == "active"
+
+
+async def resolve_caller(
+    session: AsyncSession, message: Message, *, channel: str | None, topic: str
+) -> str:
+    """The customer a message is about, linking its anonymous id to a known user id."""
+    user = str(message.userId) if message.userId not in (None, "") else None
+    anonymous = str(message.anonymousId) if message.anonymousId not in (None, "") else None
+    owner: str | None = None
+    if user is not None:
+        if await service.is_erased(session, user):
+            return user  # the caller drops what it has about an erased customer
+        current = await service.resolve(session, user)  # a merged customer's id still works
+        if await _is_customer(session, current):
+            owner = current
+        else:
+            owner = await _owner_of_identity(session, USER, user)
+        if owner is None:
+            # Not known yet: the user id joins the anonymous visitor's id when there is one.
+            visitor = await _owner_of_identity(session, ANONYMOUS, anonymous) if anonymous else None
+            owner = visitor or await service.resolve(session, pseudo_id(USER, user))
+            store.add(session, Identity(kind=USER, value=user, customer_id=owner))
+            await session.flush()
+    if anonymous is None:
+        assert owner is not None
+        return owner
+    anonymous_owner = await _owner_of_identity(session, ANONYMOUS, anonymous)
+    if owner is None:
+        if anonymous_owner is not None:
+            return anonymous_owner
+        owner = pseudo_id(ANONYMOUS, anonymous)
+        store.add(
+            session,
+            Identity(
+                kind=ANONYMOUS, value=anonymous, customer_id=owner, acquisition_channel=channel
+            ),
+        )
+        await session.flush()
+        return owner
+    if anonymous_owner is None:
+        store.add(
+            session,
+            Identity(
+                kind=ANONYMOUS, value=anonymous, customer_id=owner, acquisition_channel=channel
+            ),
+        )
+        await session.flush()
+    elif anonymous_owner != owner:
+        if await _is_customer(session, anonymous_owner):
+            # A shared device: the anonymous id now follows whoever identified last.
+            identity = await store.get_identity(session, ANONYMOUS, anonymous)
+            assert identity is not None
+            identity.customer_id = owner
+            session.add(identity)
+        else:
+            await _fold(session, owner, anonymous_owner, "identify", topic)
+    return owner
+
+
+async def _fold(session: AsyncSession, survivor: str, merged: str, reason: str, topic: str) -> None:
+    """Merge `merged` into `survivor`, where the survivor may itself be unidentified."""
+    if await _is_customer(session, survivor):
+        await service.merge_customers(
+            session, survivor, merged, reason=reason, actor="tracking", topic=topic
+        )
+        return
+    # Two ids of one unidentified visitor: no customer row on either side yet.
+    await store.repoint_identities(session, merged, survivor)
+    store.add(session, Identity(kind=service.ALIAS, value=merged, customer_id=survivor))
+    await store.move_rows(session, merged, survivor)
+    await session.flush()
+    service.publish(
+        session,
+        CustomerMerged(customer_id=survivor, merged_customer_id=merged, reason="identify"),
+        topic,
+    )
+
+
+def _traits(traits: dict[str, Any]) -> dict[str, Any]:
+    """Segment's reserved traits as customer fields; values that do not fit are skipped."""
+    address: dict[str, Any] = traits["address"] if isinstance(traits.get("address"), dict) else {}
+    first, last = (
+        traits.get("firstName", traits.get("first_name")),
+        traits.get("lastName", traits.get("last_name")),
+    )
+    if (first is None or last is None) and isinstance(traits.get("name"), str):
+        parts = traits["name"].strip().split(" ", 1)
+        first = first or parts[0]
+        last = last or (parts[1] if len(parts) > 1 else None)
+    found: dict[str, Any] = {
+        "first_name": first,
+        "last_name": last,
+        "gender": traits.get("gender"),
+        "income_band": traits.get("income_band", traits.get("incomeBand")),
+        "education": traits.get("education"),
+        "city": address.get("city", traits.get("city")),
+        "country": address.get("country", traits.get("country")),
+    }
+    fields: dict[str, Any] = {}
+    for name, value in found.items():
+        if isinstance(value, str) and value.strip() and len(value.strip()) <= TRAIT_LIMITS[name]:
+            fields[name] = value.strip()
+    if "country" in fields:
+        country = fields.pop("country")
+        if len(country) == 2 and country.isalpha():
+            fields["country"] = country.upper()
+    email = traits.get("email")
+    if isinstance(email, str):
+        with contextlib.suppress(ValidationError):
+            fields["email"] = _email.validate_python(email.strip()).lower()
+    phone = traits.get("phone")
+    if isinstance(phone, str) and E164.match(phone.strip()):
+        fields["phone"] = phone.strip()
+    birthday = traits.get("birthday", traits.get("birth_date"))
+    if isinstance(birthday, str):
+        try:
+            born = date.fromisoformat(birthday[:10])
+            if born <= utcnow().date():
+                fields["birth_date"] = born
+        except ValueError:
+            pass
+    for name, key in (("external_ids", "externalIds"), ("social_handles", "socialHandles")):
+        value = traits.get(name, traits.get(key))
+        if isinstance(value, dict):
+            cleaned = {str(k): str(v) for k, v in value.items() if v not in (None, "")}
+            if cleaned:
+                fields[name] = cleaned
+    return fields
+
+
+async def identify(
+    session: AsyncSession, message: Message, *, channel: str | None, topic: str
+) -> str:
+    """Link the caller's ids to one customer, learn the traits, merge what they reveal."""
+    owner = await resolve_caller(session, message, channel=channel, topic=topic)
+    if await service.is_erased(session, owner):
+        return owner
+    if channel is None and message.anonymousId not in (None, ""):
+        # First touch: the campaign that brought the visitor before they identified.
+        visit = await store.get_identity(session, ANONYMOUS, str(message.anonymousId))
+        channel = visit.acquisition_channel if visit is not None else None
+    fields = _traits(message.traits)
+    email = fields.pop("email", None)
+    external_ids = fields.pop("external_ids", None)
+    if not await _is_customer(session, owner):
+        holder = await store.find_by_email(session, email) if email else None
+        if holder is not None:
+            survivor = await service.resolve(session, holder.id)
+            await _fold(session, survivor, owner, "email", topic)
+            owner = survivor
+        elif email:
+            customer = Customer(email=email, acquisition_channel=channel, **fields)
+            customer.created_at = customer.updated_at = _when(message)
+            if external_ids:
+                customer.external_ids = external_ids
+            store.add(session, customer)
+            await session.flush()
+            service.publish(
+                session,
+                CustomerRegistered(
+                    customer_id=customer.id,
+                    occurred_at=customer.created_at,
+                    **event_fields(customer),
+                ),
+                topic,
+            )
+            await _fold(session, customer.id, owner, "identify", topic)
+            return customer.id
+        else:
+            return owner  # nothing to know them by yet
+    customer = await service.active_customer(session, owner)
+    if email and email != customer.email:
+        holder = await store.find_by_email(session, email)
+        if holder is not None:
+            other = await service.resolve(session, holder.id)
+            if other != customer.id:
+                customer = await _merge_pair(session, customer.id, other, "email", topic)
+        else:
+            fields["email"] = email
+    if external_ids:
+        merged_ids = {**(customer.external_ids or {}), **external_ids}
+        for holder in await store.find_by_external_ids(session, external_ids):
+            if holder.id != customer.id:
+                customer = await _merge_pair(session, customer.id, holder.id, "external_id", topic)
+        if merged_ids != customer.external_ids:
+            fields["external_ids"] = {**(customer.external_ids or {}), **external_ids}
+    if customer.acquisition_channel is None and channel:
+        fields["acquisition_channel"] = channel
+    service.apply_changes(session, customer, fields, topic)
+    return customer.id
+
+
+async def _merge_pair(
+    session: AsyncSession, first: str, second: str, reason: str, topic: str
+) -> Customer:
+    """Merge two customers found to be one person: the older record survives."""
+    a, b = await store.get_customer(session, first), await store.get_customer(session, second)
+    assert a is not None and b is not None
+    survivor, merged = (a, b) if aware(a.created_at) <= aware(b.created_at) else (b, a)
+    await service.merge_customers(
+        session, survivor.id, merged.id, reason=reason, actor="tracking", topic=topic
+    )
+    return survivor
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def _when(message: Message) -> datetime:
+    """When it happened, corrected for the sender's clock skew as Segment does."""
+    received = utcnow()
+    if message.timestamp is None:
+        return received
+    timestamp = aware(message.timestamp)
+    if message.sentAt is not None:
+        return timestamp + (received - aware(message.sentAt))
+    return timestamp
+
+
+def utm(context: dict[str, Any]) -> dict[str, str]:
+    campaign = context.get("campaign")
+    if not isinstance(campaign, dict):
+        return {}
+    return {
+        f"utm_{key}": str(value)[:200]
+        for key, value in campaign.items()
+        if key in ("name", "source", "medium", "term", "content") and value not in (None, "")
+    }
+
+
+def acquisition_channel(context: dict[str, Any]) -> str | None:
+    """The UTM campaign's medium (email, cpc, social...), else its source."""
+    tags = utm(context)
+    channel = tags.get("utm_medium") or tags.get("utm_source")
+    return channel.strip().lower()[:64] if channel else None
+
+
+def _money(value: Any, where: str) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as error:
+        raise BadTrackingCall(f"{where} is not a number") from error
+    if not amount.is_finite() or amount < 0:
+        raise BadTrackingCall(f"{where} must be a number of at least 0")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _line(product: dict[str, Any], where: str) -> LineItem:
+    product_id = product.get("product_id") or product.get("sku") or product.get("id")
+    quantity = product.get("quantity", 1)
+    try:
+        return LineItem(
+            product_id=str(product_id or "unknown")[:128],
+            product_model=_text(product.get("model") or product.get("variant")),
+            name=_text(product.get("name"), 256),
+            category=_text(product.get("category")),
+            price=_money(product.get("price"), f"{where}.price") or Decimal(0),
+            quantity=int(quantity) if quantity not in (None, "") else 1,
+            serial_number=_text(product.get("serial_number")),
+        )
+    except (ValidationError, ValueError, TypeError) as error:
+        raise BadTrackingCall(f"{where} is not a valid product: {error}") from error
+
+
+def _text(value: Any, limit: int = 128) -> str | None:
+    return str(value)[:limit] if value not in (None, "") else None
+
+
+def _products(properties: dict[str, Any], where: str) -> list[LineItem]:
+    products = properties.get("products")
+    if isinstance(products, list):
+        return [
+            _line(p, f"{where}.products[{i}]")
+            for i, p in enumerate(products)
+            if isinstance(p, dict)
+        ]
+    if properties.get("product_id") or properties.get("sku"):
+        return [_line(properties, where)]
+    return []
+
+
+def _currency(properties: dict[str, Any]) -> str:
+    currency = properties.get("currency")
+    return str(currency).upper()[:8] if currency else "EUR"
+
+
+def events_for(message: Message, customer_id: str, occurred_at: datetime) -> list[Event]:
+    """The domain events one track, page or screen call stands for."""
+    base: dict[str, Any] = {"customer_id": customer_id, "occurred_at": occurred_at}
+    props, context = message.properties, message.context
+    page: dict[str, Any] = context["page"] if isinstance(context.get("page"), dict) else {}
+    anonymous = str(message.anonymousId) if message.anonymousId not in (None, "") else None
+    interaction: dict[str, Any] = {
+        **base,
+        "anonymous_id": anonymous,
+        "message_id": message.messageId,
+        "properties": props,
+        "url": _text(props.get("url") or page.get("url"), 2048),
+        "referrer": _text(props.get("referrer") or page.get("referrer"), 2048),
+        "user_agent": _text(context.get("userAgent"), 512),
+        "utm": utm(context),
+    }
+    if message.type in ("page", "screen"):
+        name = " ".join(p for p in (message.category, message.name) if p) or None
+        return [InteractionTracked(kind=message.type, name=name, **interaction)]
+    name = (message.event or "").strip()
+    key = name.lower()
+    where = f"properties of '{name}'"
+    try:
+        if key in ORDER_EVENTS:
+            items = _products(props, where)
+            revenue = next(
+                (
+                    amount
+                    for field in ("revenue", "subtotal", "total", "value")
+                    if (amount := _money(props.get(field), f"{where}.{field}")) is not None
+                ),
+                None,
+            )
+            if revenue is None:
+                revenue = sum((i.price * i.quantity for i in items), Decimal(0))
+            if not items:
+                items = [LineItem(product_id="unspecified", price=revenue, quantity=1)]
+            order_id = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
+            return [
+                OrderCompleted(
+                    **base,
+                    order_id=str(order_id or message.messageId)[:128],
+                    items=tuple(items),
+                    revenue=revenue,
+                    currency=_currency(props),
+                    discount=_money(props.get("discount"), f"{where}.discount") or Decimal(0),
+                    shipping=_money(props.get("shipping"), f"{where}.shipping") or Decimal(0),
+                    tax=_money(props.get("tax"), f"{where}.tax") or Decimal(0),
+                    coupon=_text(props.get("coupon")),
+                    sales_channel=_text(props.get("affiliation") or props.get("sales_channel")),
+                    cost=_money(props.get("cost"), f"{where}.cost"),
+                )
+            ]
+        if key in CART_ACTIONS:
+            items = _products(props, where)
+            value = _money(props.get("value") or props.get("revenue"), f"{where}.value")
+            cart_id = props.get("cart_id") or props.get("checkout_id") or f"cart-{customer_id}"
+            return [
+                CartUpdated(
+                    **base,
+                    cart_id=str(cart_id)[:128],
+                    action=CART_ACTIONS[key],  # type: ignore[arg-type]
+                    items=tuple(items),
+                    value=value
+                    if value is not None
+                    else sum((i.price * i.quantity for i in items), Decimal(0)),
+                    currency=_currency(props),
+                )
+            ]
+        if key in SURVEY_EVENTS:
+            answers = props.get("answers")
+            if not isinstance(answers, dict):
+                answers = {k: v for k, v in props.items() if k not in ("survey_id", "nps_score")}
+            score = props.get("nps_score", props.get("score"))
+            return [
+                SurveyCompleted(
+                    **base,
+                    survey_id=str(props.get("survey_id") or props.get("surveyId") or name)[:128],
+                    answers=answers,
+                    nps_score=int(score) if score not in (None, "") else None,
+                )
+            ]
+        if key in LOYALTY_EVENTS:
+            if props.get("points") in (None, ""):
+                raise BadTrackingCall(f"{where} needs points")
+            balance = props.get("balance")
+            return [
+                LoyaltyPointsEarned(
+                    **base,
+                    program=str(props.get("program") or "default")[:128],
+                    points=int(props["points"]),
+                    balance=int(balance) if balance not in (None, "") else None,
+                    reason=_text(props.get("reason"), 256),
+                    order_id=_text(props.get("order_id")),
+                )
+            ]
+        if key in SEARCH_EVENTS:
+            query = props.get("query") or props.get("search") or props.get("q")
+            return [
+                InteractionTracked(
+                    kind="search", name=name, search_query=_text(query, 512), **interaction
+                )
+            ]
+    except (ValidationError, ValueError, TypeError) as error:
+        if isinstance(error, BadTrackingCall):
+            raise
+        raise BadTrackingCall(f"{where} do not fit '{name}': {error}") from error
+    return [InteractionTracked(kind="track", name=name, **interaction)]
+
+
+async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) -> int:
+    """Apply the messages in order; a messageId seen before is skipped. Returns how many applied.
+
+    Rows of plain track/page/screen calls are held back and added together, so the
+    lookups of the next message do not flush them one by one; they are added before
+    anything that can change identities, which keeps every customer's events in order.
+    """
+    given = [m.messageId for m in messages if m.messageId]
+    seen = await store.seen_message_ids(session, given) if given else set()
+    held: list[SQLModel | Event] = []
+    erased: dict[str, bool] = {}
+    applied = 0
+    for message in messages:
+        if message.messageId:
+            if message.messageId in seen:
+                continue
+        else:
+            message.messageId = service.new_message_id()
+        seen.add(message.messageId)
+        channel = acquisition_channel(message.context)
+        if message.type in ("identify", "alias"):
+            _release(session, held, topic)
+            erased.clear()
+            handler = identify if message.type == "identify" else alias
+            customer_id = await handler(session, message, channel=channel, topic=topic)
+            if await service.is_erased(session, customer_id):
+                continue
+            store.add(
+                session, TrackedMessage(message_id=message.messageId, customer_id=customer_id)
+            )
+            applied += 1
+            continue
+        customer_id = await resolve_caller(session, message, channel=channel, topic=topic)
+        if customer_id not in erased:
+            erased[customer_id] = await service.is_erased(session, customer_id)
+        if erased[customer_id]:
+            continue  # late calls about an erased customer are dropped, leaving no trace
+        held.append(TrackedMessage(message_id=message.messageId, customer_id=customer_id))
+        applied += 1
+        if channel and await _is_customer(session, customer_id):
+            customer = await service.active_customer(session, customer_id)
+            if customer.acquisition_channel is None:
+                _release(session, held, topic)
+                service.apply_changes(session, customer, {"acquisition_channel": channel}, topic)
+        held.extend(events_for(message, customer_id, _when(message)))
+    _release(session, held, topic)
+    return applied
+
+
+def _release(session: AsyncSession, held: list[SQLModel | Event], topic: str) -> None:
+    for item in held:
+        if isinstance(item, Event):
+            service.publish(session, item, topic)
+        else:
+            store.add(session, item)
+    held.clear()
+
+
+async def alias(session: AsyncSession, message: Message, *, channel: str | None, topic: str) -> str:
+    """`previousId` and `userId` are one person: fold the previous id's activity in."""
+    owner = await resolve_caller(session, message, channel=channel, topic=topic)
+    previous = str(message.previousId)
+    before = await _owner_of_identity(session, USER, previous) or await _owner_of_identity(
+        session, ANONYMOUS, previous
+    )
+    if before is not None and before != owner and not await _is_customer(session, before):
+        await _fold(session, owner, before, "identify", topic)
+    return owner

@@ -1,0 +1,586 @@
+"""Identity resolution, the timeline, metrics and analytics on a real database."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from rapport_events.codec import Envelope, decode
+from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
+from rapport_events.migrations import upgrade
+from rapport_events.outbox import OutboxMessage
+from rapport_events.types import (
+    CustomerErased,
+    InteractionTracked,
+    LineItem,
+    OrderCompleted,
+    PartnerDataDisclosed,
+    TicketOpened,
+)
+from rapport_profile import analytics, gdpr, service, store, timeline, tracking
+from rapport_profile.handlers import HANDLERS
+from rapport_profile.main import MIGRATIONS
+from rapport_profile.models import ConsentUpdate, CustomerCreate
+
+TOPIC = "rapport.test-profile-domain"
+DAY = datetime(2026, 3, 2, 12, tzinfo=UTC)  # a Monday
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(database_url)
+    await upgrade(engine, MIGRATIONS, version_table="alembic_version_profile")
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def register(sessions: SessionFactory, email: str, **fields: Any) -> str:
+    values = {"email": email, "first_name": "F", "last_name": "L", **fields}
+    async with transaction(sessions) as session:
+        customer = await service.register_customer(
+            session, CustomerCreate.model_validate(values), topic=TOPIC
+        )
+    return customer.id
+
+
+async def deliver(sessions: SessionFactory, event: Any, event_id: str | None = None) -> None:
+    """Apply an event as the consumer does: every handler of its type, in one transaction."""
+    envelope = Envelope(
+        data=event, source="/services/test", **({"id": event_id} if event_id else {})
+    )
+    async with transaction(sessions) as session:
+        for handler in HANDLERS[type(event)]:
+            wanted = handler.__code__.co_varnames[: handler.__code__.co_argcount]
+            available = {"event": event, "envelope": envelope, "session": session}
+            await handler(**{name: available[name] for name in wanted})
+
+
+def order(
+    customer_id: str, order_id: str, revenue: str, at: datetime, cost: str | None = None
+) -> OrderCompleted:
+    return OrderCompleted(
+        customer_id=customer_id,
+        occurred_at=at,
+        order_id=order_id,
+        items=(LineItem(product_id="sku-1", price=Decimal(revenue)),),
+        revenue=Decimal(revenue),
+        cost=Decimal(cost) if cost else None,
+    )
+
+
+async def published(sessions: SessionFactory) -> list[Envelope]:
+    async with sessions() as session:
+        rows = (await session.exec(select(OutboxMessage).order_by(OutboxMessage.id))).all()  # type: ignore[arg-type]
+    return [decode(m.value, [(k, v.encode()) for k, v in m.headers]) for m in rows]
+
+
+async def consent(sessions: SessionFactory, customer_id: str, **body: Any) -> None:
+    async with transaction(sessions) as session:
+        await service.set_consent(
+            session, customer_id, ConsentUpdate.model_validate(body), topic=TOPIC
+        )
+
+
+class TestTimeline:
+    async def test_any_event_lands_once_newest_first(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        ticket = TicketOpened(customer_id=ada, occurred_at=DAY, ticket_id="t-1", subject="Broken")
+        await deliver(sessions, ticket, "e-1")
+        await deliver(sessions, ticket, "e-1")
+        await deliver(sessions, order(ada, "o-1", "10", DAY + timedelta(hours=1)), "e-2")
+
+        async with sessions() as session:
+            page = await timeline.page(session, ada, types=[], limit=10, cursor=None)
+            tickets = await timeline.page(
+                session, ada, types=["ticket.opened"], limit=10, cursor=None
+            )
+
+        assert [item.id for item in page.items] == ["e-2", "e-1"]
+        assert page.items[1].data["subject"] == "Broken"
+        assert [item.type for item in tickets.items] == ["rapport.ticket.opened.v1"]
+
+    async def test_pages_follow_the_cursor_without_gaps(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        for n in range(5):
+            event = InteractionTracked(
+                customer_id=ada, occurred_at=DAY + timedelta(minutes=n), kind="page"
+            )
+            await deliver(sessions, event, f"e-{n}")
+
+        seen, cursor = [], None
+        async with sessions() as session:
+            while True:
+                page = await timeline.page(session, ada, types=[], limit=2, cursor=cursor)
+                seen += [item.id for item in page.items]
+                if (cursor := page.next_cursor) is None:
+                    break
+        assert seen == ["e-4", "e-3", "e-2", "e-1", "e-0"]
+
+    async def test_disclosures_come_from_partner_events(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        disclosed = PartnerDataDisclosed(
+            customer_id=ada,
+            partner_id="p-1",
+            partner_name="Acme",
+            partner_ref="ref-9",
+            slices=("contact",),
+            fields=("email",),
+            consent_version=2,
+        )
+        await deliver(sessions, disclosed, "d-1")
+        await deliver(sessions, disclosed, "d-1")
+
+        async with sessions() as session:
+            rows = await timeline.disclosures(session, ada)
+        assert [(d.partner_name, d.slices, d.consent_version) for d in rows] == [
+            ("Acme", ["contact"], 2)
+        ]
+
+
+class TestMerge:
+    async def test_history_metrics_and_identities_move_to_the_survivor(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "ada.l@example.com")
+        await deliver(sessions, order(dupe, "o-1", "30", DAY), "e-1")
+        await deliver(sessions, order(ada, "o-2", "20", DAY), "e-2")
+
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor="rep", topic=TOPIC
+            )
+        await deliver(sessions, order(dupe, "o-3", "50", DAY + timedelta(days=1)), "e-3")
+
+        async with sessions() as session:
+            page = await timeline.page(session, ada, types=[], limit=10, cursor=None)
+            metrics = await analytics.customer_metrics(session, ada, horizon_years=3)
+            merged = await service.get_customer(session, dupe)
+        assert {item.id for item in page.items} == {"e-1", "e-2", "e-3"}
+        assert (metrics.orders, metrics.revenue) == (3, Decimal("100.00"))
+        assert (merged.status, merged.merged_into) == ("merged", ada)
+        event = (await published(sessions))[-1]
+        assert event.type == "rapport.customer.merged.v1"
+        assert (event.data.customer_id, event.data.merged_customer_id) == (ada, dupe)  # type: ignore[attr-defined]
+
+    async def test_consents_resolve_to_the_most_restrictive(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "ada.l@example.com")
+        await consent(sessions, ada, purpose="marketing", channel="email", granted=True)
+        await consent(sessions, dupe, purpose="marketing", channel="email", granted=False)
+        await consent(
+            sessions,
+            ada,
+            purpose="partner_sharing",
+            partner_id="p",
+            slices=["contact", "loyalty"],
+            granted=True,
+        )
+        await consent(
+            sessions,
+            dupe,
+            purpose="partner_sharing",
+            partner_id="p",
+            slices=["contact"],
+            granted=True,
+        )
+        await consent(sessions, ada, purpose="analytics", granted=True)
+
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+            )
+        async with sessions() as session:
+            receipt = await service.consent_receipt(session, ada)
+
+        state = {
+            (c.purpose, c.channel, c.partner_id): (c.granted, c.slices) for c in receipt.consents
+        }
+        assert state == {
+            ("marketing", "email", None): (False, []),
+            ("partner_sharing", None, "p"): (True, ["contact"]),
+            ("analytics", None, None): (False, []),
+        }
+        assert receipt.history[-1].source == "merge"
+        versions = [
+            e.data.version
+            for e in await published(sessions)
+            if e.type.startswith("rapport.consent") and e.data.customer_id == ada
+        ]  # type: ignore[attr-defined]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions)
+
+    async def test_a_merge_can_be_undone(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "grace@example.com")
+        await consent(sessions, dupe, purpose="analytics", granted=True)
+        await deliver(sessions, order(dupe, "o-1", "30", DAY), "e-1")
+        await deliver(sessions, order(ada, "o-2", "20", DAY), "e-2")
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+            )
+        await deliver(sessions, order(dupe, "o-3", "5", DAY), "e-3")
+
+        async with transaction(sessions) as session:
+            await service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
+
+        async with sessions() as session:
+            theirs = await timeline.page(session, dupe, types=[], limit=10, cursor=None)
+            mine = await timeline.page(session, ada, types=[], limit=10, cursor=None)
+            restored = await service.get_customer(session, dupe)
+            their_metrics = await analytics.customer_metrics(session, dupe, horizon_years=3)
+            their_consents = await service.consent_receipt(session, dupe)
+        assert {i.id for i in theirs.items} == {"e-1", "e-3"}
+        assert {i.id for i in mine.items} == {"e-2"}
+        assert (restored.status, restored.merged_into) == ("active", None)
+        assert their_metrics.orders == 2
+        assert [(c.purpose, c.granted) for c in their_consents.consents] == [("analytics", True)]
+
+    async def test_merging_into_itself_or_twice_is_refused(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "grace@example.com")
+        with pytest.raises(service.InvalidRequest):
+            async with transaction(sessions) as session:
+                await service.merge_customers(
+                    session, ada, ada, reason="manual", actor=None, topic=TOPIC
+                )
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+            )
+        with pytest.raises(service.Conflict):
+            async with transaction(sessions) as session:
+                await service.merge_customers(
+                    session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+                )
+
+
+def message(**fields: Any) -> tracking.Message:
+    return tracking.Message.model_validate(fields)
+
+
+class TestIdentityResolution:
+    async def test_identify_links_anonymous_activity_to_a_new_customer(
+        self, sessions: SessionFactory
+    ) -> None:
+        visit = message(
+            type="page",
+            anonymousId="a-1",
+            messageId="m-1",
+            name="Home",
+            context={"campaign": {"source": "newsletter", "medium": "email"}},
+        )
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, [visit], topic=TOPIC)
+        anonymous = tracking.pseudo_id(tracking.ANONYMOUS, "a-1")
+        for envelope in await published(sessions):
+            await deliver(sessions, envelope.data, envelope.id)
+
+        who = message(
+            type="identify",
+            anonymousId="a-1",
+            userId="u-1",
+            messageId="m-2",
+            traits={
+                "email": "Ada@Example.com",
+                "firstName": "Ada",
+                "lastName": "L",
+                "gender": "g" * 40,
+                "address": {"city": "Bath", "country": "gb"},
+            },
+        )
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, [who], topic=TOPIC)
+        events = await published(sessions)
+        registered = next(e for e in events if e.type == "rapport.customer.registered.v1")
+        ada = registered.data.customer_id
+        merged = next(e for e in events if e.type == "rapport.customer.merged.v1")
+
+        assert registered.data.email == "ada@example.com"  # type: ignore[attr-defined]
+        assert registered.data.acquisition_channel == "email"  # type: ignore[attr-defined]
+        assert registered.data.gender is None  # too long for the field: ignored, not an error
+        assert (registered.data.city, registered.data.country) == ("Bath", "GB")  # type: ignore[attr-defined]
+        assert (merged.data.customer_id, merged.data.merged_customer_id) == (ada, anonymous)  # type: ignore[attr-defined]
+        async with sessions() as session:
+            page = await timeline.page(
+                session, ada, types=["interaction.tracked"], limit=5, cursor=None
+            )
+            assert await service.resolve(session, anonymous) == ada
+        assert [item.data["kind"] for item in page.items] == ["page"]
+
+    async def test_identify_with_a_known_email_folds_into_that_customer(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        calls = [
+            message(type="track", anonymousId="a-9", event="Product Viewed", messageId="m-1"),
+            message(
+                type="identify",
+                anonymousId="a-9",
+                traits={"email": "ada@example.com"},
+                messageId="m-2",
+            ),
+            message(type="track", anonymousId="a-9", event="Product Viewed", messageId="m-3"),
+        ]
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, calls, topic=TOPIC)
+
+        events = await published(sessions)
+        tracked = [e for e in events if e.type == "rapport.interaction.tracked.v1"]
+        merged = [e for e in events if e.type == "rapport.customer.merged.v1"]
+        assert tracked[-1].data.customer_id == ada
+        assert [(e.data.customer_id, e.data.reason) for e in merged] == [(ada, "email")]  # type: ignore[attr-defined]
+
+    async def test_a_shared_external_id_merges_the_newer_customer_into_the_older(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com", external_ids={"pos": "P-1"})
+        grace = await register(sessions, "grace@example.com")
+        call = message(
+            type="identify", userId=grace, traits={"externalIds": {"pos": "P-1"}}, messageId="m-1"
+        )
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, [call], topic=TOPIC)
+
+        async with sessions() as session:
+            merged = await service.get_customer(session, grace)
+        assert (merged.status, merged.merged_into) == ("merged", ada)
+
+    async def test_a_repeated_message_id_is_applied_once(self, sessions: SessionFactory) -> None:
+        call = message(type="track", anonymousId="a-1", event="Clicked", messageId="same")
+        async with transaction(sessions) as session:
+            first = await tracking.ingest(session, [call, call], topic=TOPIC)
+        async with transaction(sessions) as session:
+            second = await tracking.ingest(session, [call], topic=TOPIC)
+        assert (first, second) == (1, 0)
+        assert len(await published(sessions)) == 1
+
+
+class TestSegmentNames:
+    def test_ecommerce_survey_and_loyalty_events_map_to_domain_events(self) -> None:
+        def one(event: str, **properties: Any) -> Any:
+            [mapped] = tracking.events_for(
+                message(type="track", userId="u", event=event, properties=properties), "c-1", DAY
+            )
+            return mapped
+
+        completed = one(
+            "Order Completed",
+            order_id="o-1",
+            revenue=25,
+            tax=2,
+            shipping=3,
+            currency="usd",
+            products=[{"product_id": "p", "price": 12.5, "quantity": 2}],
+        )
+        added = one("Product Added", cart_id="c", product_id="p", price=5, quantity=3)
+        survey = one("Survey Completed", survey_id="s", nps_score=9, answers={"q": "a"})
+        points = one("Loyalty Points Earned", points=50, program="club")
+        search = one("Products Searched", query="espresso")
+        other = one("Video Played")
+
+        assert (completed.TYPE, completed.revenue, completed.currency) == (
+            "rapport.order.completed.v1",
+            Decimal("25.00"),
+            "USD",
+        )
+        assert completed.items[0].quantity == 2
+        assert (added.TYPE, added.action, added.value) == (
+            "rapport.cart.updated.v1",
+            "product_added",
+            Decimal("15.00"),
+        )
+        assert (one("Checkout Started").action, one("Cart Viewed").action) == (
+            "checkout_started",
+            "cart_viewed",
+        )
+        assert (survey.TYPE, survey.nps_score) == ("rapport.survey.completed.v1", 9)
+        assert (points.TYPE, points.points) == ("rapport.loyalty.points.earned.v1", 50)
+        assert (search.kind, search.search_query) == ("search", "espresso")
+        assert (other.kind, other.name) == ("track", "Video Played")
+
+    def test_a_negative_revenue_is_refused(self) -> None:
+        with pytest.raises(tracking.BadTrackingCall):
+            tracking.events_for(
+                message(
+                    type="track", userId="u", event="Order Completed", properties={"revenue": -1}
+                ),
+                "c-1",
+                DAY,
+            )
+
+
+class TestMetrics:
+    async def test_rfm_quintiles_ltv_and_tiers_over_the_base(
+        self, sessions: SessionFactory
+    ) -> None:
+        ids = [await register(sessions, f"c{n}@example.com") for n in range(5)]
+        for n, customer in enumerate(ids):
+            for k in range(n + 1):  # customer n: n+1 orders of 10*(n+1), last one n days later
+                await deliver(
+                    sessions,
+                    order(customer, f"o-{n}-{k}", str(10 * (n + 1)), DAY + timedelta(days=n)),
+                )
+
+        async with sessions() as session:
+            best = await analytics.customer_metrics(session, ids[4], horizon_years=3)
+            worst = await analytics.customer_metrics(session, ids[0], horizon_years=3)
+            tiers = await analytics.tiers(session)
+            platinum, _ = await service.search_customers(session, tier="platinum")
+
+        assert (best.orders, best.revenue, best.average_order) == (
+            5,
+            Decimal("250.00"),
+            Decimal("50.00"),
+        )
+        assert best.rfm.combined == "555" and worst.rfm.combined == "111"
+        assert (best.profitability_tier, worst.profitability_tier) == ("platinum", "bronze")
+        assert best.lifetime_value == Decimal("1000.00")  # 250 so far + 250 a year for 3 years
+        assert {t.tier: t.customers for t in tiers.tiers} == {
+            "platinum": 1,
+            "gold": 1,
+            "silver": 2,
+            "bronze": 1,
+            "none": 0,
+        }
+        assert [c.id for c in platinum] == [ids[4]]
+
+    async def test_a_customer_without_orders_has_no_scores(self, sessions: SessionFactory) -> None:
+        ada = await register(sessions, "ada@example.com")
+        async with sessions() as session:
+            metrics = await analytics.customer_metrics(session, ada, horizon_years=3)
+        assert (metrics.orders, metrics.rfm.combined, metrics.profitability_tier) == (
+            0,
+            None,
+            "none",
+        )
+
+
+class TestTrends:
+    async def test_revenue_by_country_per_week_matches_the_hand_computed_fixture(
+        self, sessions: SessionFactory
+    ) -> None:
+        gb = await register(sessions, "gb@example.com", country="GB", birth_date="1990-06-01")
+        us = await register(sessions, "us@example.com", country="US", birth_date="1960-01-01")
+        fixture = [  # (customer, day offset from Monday 2 March, revenue)
+            (gb, 0, "10.00"),
+            (gb, 6, "5.50"),
+            (us, 2, "100.00"),
+            (gb, 7, "20.00"),
+            (us, 13, "1.25"),
+            (us, 14, "7.00"),
+        ]
+        for n, (customer, days, revenue) in enumerate(fixture):
+            await deliver(sessions, order(customer, f"o-{n}", revenue, DAY + timedelta(days=days)))
+
+        async with sessions() as session:
+            by_country = await analytics.trends(
+                session,
+                metric="revenue",
+                by="country",
+                interval="week",
+                start=date(2026, 3, 2),
+                end=date(2026, 3, 22),
+            )
+            by_age = await analytics.trends(
+                session,
+                metric="orders",
+                by="age_band",
+                interval="month",
+                start=date(2026, 3, 1),
+                end=date(2026, 3, 31),
+            )
+
+        series = {s.group: [p.value for p in s.points] for s in by_country.series}
+        assert series == {"GB": [15.5, 20.0, 0.0], "US": [100.0, 1.25, 7.0]}
+        assert [p.period for p in by_country.series[0].points] == [
+            date(2026, 3, 2),
+            date(2026, 3, 9),
+            date(2026, 3, 16),
+        ]
+        ages = {s.group: [p.value for p in s.points] for s in by_age.series}
+        assert ages == {"35-44": [3.0], "65+": [3.0]}
+
+
+class TestForecast:
+    async def test_holt_winters_continues_a_trend_and_reports_its_backtest(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        start = date(2026, 1, 5)
+        for week in range(10):
+            at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
+            await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
+
+        async with sessions() as session:
+            reply = await analytics.forecast(
+                session,
+                metric="revenue",
+                interval="week",
+                start=start,
+                end=start + timedelta(weeks=9, days=6),
+                horizon=2,
+                seasonal_periods=None,
+            )
+            with pytest.raises(analytics.NotEnoughHistory):
+                await analytics.forecast(
+                    session,
+                    metric="revenue",
+                    interval="week",
+                    start=start,
+                    end=start + timedelta(weeks=2),
+                    horizon=2,
+                    seasonal_periods=None,
+                )
+
+        assert "Holt-Winters" in reply.method
+        assert [p.period for p in reply.forecast] == [date(2026, 3, 16), date(2026, 3, 23)]
+        assert 180 <= reply.forecast[0].value <= 215
+        assert reply.backtest.holdout == 2
+        assert reply.backtest.mae < 20 and reply.backtest.mape is not None
+
+
+class TestErasureHere:
+    async def test_nothing_personal_remains_and_late_events_are_dropped(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "ada2@example.com")
+        await consent(sessions, ada, purpose="analytics", granted=True)
+        await deliver(sessions, order(ada, "o-1", "10", DAY))
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+            )
+
+        async with transaction(sessions) as session:
+            erased = await gdpr.forget(session, ada, ["profile"])
+        await deliver(sessions, order(ada, "o-2", "10", DAY))
+        await deliver(sessions, TicketOpened(customer_id=dupe, ticket_id="t", subject="late"))
+        await deliver(sessions, CustomerErased(customer_id=ada))
+        late = [
+            message(type="track", userId=ada, event="Late", messageId="late-1"),
+            message(
+                type="identify", userId=dupe, traits={"email": "x@example.com"}, messageId="l-2"
+            ),
+        ]
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, late, topic=TOPIC)
+
+        async with sessions() as session:
+            mine = await gdpr.local_records(session, ada)
+            theirs = await gdpr.local_records(session, dupe)
+            assert await store.find_by_email(session, "ada2@example.com") is None
+        assert set(erased) == {ada, dupe}
+        assert gdpr.holds_nothing(mine) and gdpr.holds_nothing(theirs)
+        assert not [
+            e
+            for e in await published(sessions)
+            if e.data.customer_id in (ada, dupe)
+            and e.type != "rapport.customer.erased.v1"
+            and e.data.occurred_at > DAY
+            and e.type.startswith("rapport.interaction")
+        ]

@@ -1,0 +1,87 @@
+"""Registering a customer on a real database (SQLite and PostgreSQL)."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlmodel import select
+
+from rapport_events.codec import decode
+from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
+from rapport_events.migrations import upgrade
+from rapport_events.outbox import OutboxMessage
+from rapport_events.types import CustomerRegistered
+from rapport_profile import service
+from rapport_profile.main import MIGRATIONS
+from rapport_profile.models import Customer, CustomerCreate
+
+TOPIC = "rapport.test-profile-service"
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(database_url)
+    await upgrade(engine, MIGRATIONS, version_table="alembic_version_profile")
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+def new_customer(**overrides: object) -> CustomerCreate:
+    values: dict[str, object] = {
+        "email": "Ada@Example.com",
+        "phone": "+14155550100",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "country": "gb",
+    }
+    values.update(overrides)
+    return CustomerCreate.model_validate(values)
+
+
+async def stored(sessions: SessionFactory) -> tuple[list[Customer], list[OutboxMessage]]:
+    async with sessions() as session:
+        customers = list((await session.exec(select(Customer))).all())
+        messages = list((await session.exec(select(OutboxMessage))).all())
+    return customers, messages
+
+
+class TestRegisterCustomer:
+    async def test_writes_the_customer_and_its_event_together(
+        self, sessions: SessionFactory
+    ) -> None:
+        async with transaction(sessions) as session:
+            customer = await service.register_customer(session, new_customer(), topic=TOPIC)
+
+        [row], [message] = await stored(sessions)
+        assert row.id == customer.id
+        assert row.email == "ada@example.com"
+        assert row.country == "GB"
+        assert message.topic == TOPIC
+        assert message.key == customer.id
+        envelope = decode(message.value, [(k, v.encode()) for k, v in message.headers])
+        assert envelope.source == "/services/profile"
+        assert isinstance(envelope.data, CustomerRegistered)
+        assert envelope.data.customer_id == customer.id
+        assert envelope.data.email == "ada@example.com"
+        assert envelope.data.phone == "+14155550100"
+
+    async def test_a_second_customer_with_the_same_email_is_refused(
+        self, sessions: SessionFactory
+    ) -> None:
+        async with transaction(sessions) as session:
+            first = await service.register_customer(session, new_customer(), topic=TOPIC)
+
+        with pytest.raises(service.DuplicateEmail) as refused:
+            async with transaction(sessions) as session:
+                await service.register_customer(
+                    session, new_customer(email="ADA@example.com"), topic=TOPIC
+                )
+
+        assert refused.value.existing_id == first.id
+        customers, messages = await stored(sessions)
+        assert len(customers) == 1
+        assert len(messages) == 1
+
+    async def test_an_unknown_id_is_not_found(self, sessions: SessionFactory) -> None:
+        async with transaction(sessions) as session:
+            with pytest.raises(service.CustomerNotFound):
+                await service.get_customer(session, "nobody")

@@ -1,0 +1,105 @@
+"""Support's background work: the SLA monitor and the reply dispatcher, run in the lifespan."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from rapport_events.aio import cancel_and_wait
+from rapport_events.db import SessionFactory, transaction
+from rapport_support import service, webhooks
+from rapport_support.models import SupportMention, SupportMentionReply
+from rapport_support.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Periodic:
+    """Runs `step` every `interval_s` (sooner when woken); a failing step is logged and retried."""
+
+    def __init__(self, name: str, step: Callable[[], Awaitable[object]], interval_s: float) -> None:
+        self.name = name
+        self._step = step
+        self._interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except Exception as error:  # the database is away: try again next round
+                log.warning("%s failed: %r", self.name, error)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
+            self._wake.clear()
+
+
+class SlaMonitor(Periodic):
+    """Records and publishes the SLA targets missed since its last pass."""
+
+    def __init__(self, sessions: SessionFactory, settings: Settings) -> None:
+        super().__init__("support-sla-monitor", self.check, settings.sla_check_interval_s)
+        self._sessions = sessions
+        self._settings = settings
+
+    async def check(self) -> int:
+        async with transaction(self._sessions) as session:
+            return len(await service.record_due_breaches(session, self._settings))
+
+
+class ReplyDispatcher(Periodic):
+    """Delivers queued replies to the platforms' webhooks, retrying with backoff."""
+
+    def __init__(
+        self, sessions: SessionFactory, settings: Settings, client: httpx.AsyncClient
+    ) -> None:
+        super().__init__(
+            "support-reply-dispatcher", self.deliver_due, settings.reply_poll_interval_s
+        )
+        self._sessions = sessions
+        self._settings = settings
+        self._client = client
+
+    async def deliver_due(self) -> int:
+        """Attempt every reply that is due; returns how many were attempted."""
+        async with transaction(self._sessions) as session:
+            claimed = await service.due_replies(session, self._settings)
+        # Sends happen outside any transaction: a slow platform must not hold database locks.
+        outcomes = await asyncio.gather(
+            *(self._attempt(reply, mention) for reply, mention in claimed)
+        )
+        for (reply, _mention), outcome in zip(claimed, outcomes, strict=True):
+            async with transaction(self._sessions) as session:
+                await service.record_delivery(
+                    session,
+                    self._settings,
+                    reply.id,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                )
+        return len(claimed)
+
+    async def _attempt(
+        self, reply: SupportMentionReply, mention: SupportMention
+    ) -> webhooks.Outcome:
+        hook = self._settings.social_webhooks.get(mention.platform)
+        if hook is None:
+            return webhooks.Outcome(None, f"no webhook for platform {mention.platform}", 0.0)
+        return await webhooks.post_reply(
+            self._client, hook, reply, mention, self._settings.webhook_timeout_s
+        )

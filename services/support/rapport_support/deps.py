@@ -1,0 +1,48 @@
+"""Dependencies the routes ask for."""
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.http import bearer_auth
+from rapport_support.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit on success, roll back on error."""
+    async with request.app.state.runtime.sessions() as session, session.begin():
+        yield session
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A transaction for routes that only read: on SQLite it never waits for the write lock."""
+    async with request.app.state.read_sessions() as session, session.begin():
+        yield session
+
+
+def wake_replies(request: Request) -> Callable[[], None]:
+    """Wakes the reply dispatcher, so a queued reply goes out without waiting for its poll."""
+    dispatcher = getattr(request.app.state, "replies", None)
+    return dispatcher.wake if dispatcher is not None else (lambda: None)
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the request's transaction has committed (never on rollback)."""
+    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
+
+
+require_token = bearer_auth(lambda request: get_settings(request).api_token)
+
+# scope="function" commits before the response is sent, so a failed commit is a 500,
+# not a success reply for writes that never happened.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+WakeRepliesDep = Annotated[Callable[[], None], Depends(wake_replies)]

@@ -1,0 +1,106 @@
+"""Support settings, from the environment (prefix SUPPORT_)."""
+
+from typing import Self
+
+from pydantic import AliasChoices, BaseModel, Field, HttpUrl, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rapport_events.settings import KafkaSettings
+from rapport_events.types import Priority
+
+DEVELOPMENT_TOKEN = "rapport-dev-token"
+
+DEFAULT_FIRST_RESPONSE_MINUTES: dict[Priority, int] = {
+    "urgent": 15,
+    "high": 60,
+    "normal": 240,
+    "low": 480,
+}
+DEFAULT_RESOLUTION_MINUTES: dict[Priority, int] = {
+    "urgent": 240,
+    "high": 1_440,
+    "normal": 4_320,
+    "low": 10_080,
+}
+
+
+class SocialWebhook(BaseModel):
+    """Where replies to one platform's mentions go, and the secret that signs them."""
+
+    url: HttpUrl
+    secret: SecretStr = Field(min_length=16)
+
+
+class Settings(BaseSettings):
+    """Everything support reads from its environment."""
+
+    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
+    model_config = SettingsConfigDict(env_prefix="SUPPORT_", extra="ignore", validate_by_name=True)
+
+    service_name: str = "support"
+    environment: str = Field(
+        default="development", validation_alias=AliasChoices("SUPPORT_ENVIRONMENT", "RAPPORT_ENV")
+    )
+    database_url: str = Field(
+        default="sqlite:///var/support.db",
+        validation_alias=AliasChoices("SUPPORT_DATABASE_URL", "DATABASE_URL"),
+    )
+    api_token: str = Field(
+        default=DEVELOPMENT_TOKEN,
+        validation_alias=AliasChoices("SUPPORT_API_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    # Warranty of a product: by model, else by category, else the default.
+    warranty_months: int = Field(default=24, ge=0, le=600)
+    warranty_months_by_category: dict[str, int] = Field(default_factory=dict)
+    warranty_months_by_model: dict[str, int] = Field(default_factory=dict)
+
+    # SLA targets per priority until an agent sets a policy with PUT /sla-policies/{priority}.
+    sla_first_response_minutes: dict[Priority, int] = Field(
+        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE_MINUTES)
+    )
+    sla_resolution_minutes: dict[Priority, int] = Field(
+        default_factory=lambda: dict(DEFAULT_RESOLUTION_MINUTES)
+    )
+    sla_check_interval_s: float = Field(default=30.0, gt=0)
+
+    # Replies to social mentions: one signed webhook per platform.
+    social_webhooks: dict[str, SocialWebhook] = Field(default_factory=dict)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=2.0, gt=0)
+    webhook_max_backoff_s: float = Field(default=600.0, gt=0)
+    reply_poll_interval_s: float = Field(default=1.0, gt=0)
+
+    # Similar tickets are searched among this many of the newest tickets.
+    similarity_corpus_limit: int = Field(default=5_000, ge=10)
+    similarity_min_score: float = Field(default=0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Self:
+        if self.environment != "development" and self.api_token == DEVELOPMENT_TOKEN:
+            raise ValueError("SUPPORT_API_TOKEN must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _platforms_in_lower_case(self) -> Self:
+        self.social_webhooks = {name.lower(): hook for name, hook in self.social_webhooks.items()}
+        return self
+
+    def warranty_months_for(self, product_model: str | None, category: str | None) -> int:
+        """Months of warranty of a product: its model's, else its category's, else the default."""
+        by_model = {key.lower(): months for key, months in self.warranty_months_by_model.items()}
+        by_category = {
+            key.lower(): months for key, months in self.warranty_months_by_category.items()
+        }
+        if product_model and product_model.lower() in by_model:
+            return by_model[product_model.lower()]
+        if category and category.lower() in by_category:
+            return by_category[category.lower()]
+        return self.warranty_months
+
+
+def get_settings() -> Settings:
+    """Settings read now from the environment."""
+    return Settings()

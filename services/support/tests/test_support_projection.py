@@ -1,0 +1,358 @@
+"""Support's projection of the log (customers, consents, products, merges, erasure) on a real
+database, SQLite and PostgreSQL."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from rapport_events.db import SessionFactory, transaction
+from rapport_events.types import (
+    ConsentGranted,
+    ConsentRevoked,
+    CustomerErased,
+    CustomerMerged,
+    CustomerRegistered,
+    CustomerUpdated,
+    LineItem,
+    OrderCompleted,
+)
+from rapport_support import service
+from rapport_support.models import MentionCreate, TicketCreate
+from rapport_support.settings import Settings
+
+BOUGHT_AT = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+
+
+def registered(customer_id: str = "cust-1", **overrides: object) -> CustomerRegistered:
+    values: dict[str, object] = {
+        "customer_id": customer_id,
+        "email": "ada@example.com",
+        "phone": "+44 20 7946 0958",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "country": "GB",
+        "city": "London",
+        "social_handles": {"twitter": "@Ada_L"},
+        "occurred_at": BOUGHT_AT - timedelta(days=30),
+    }
+    values.update(overrides)
+    return CustomerRegistered(**values)  # type: ignore[arg-type]
+
+
+def order(
+    customer_id: str = "cust-1", order_id: str = "ord-1", **overrides: object
+) -> OrderCompleted:
+    values: dict[str, object] = {
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "occurred_at": BOUGHT_AT,
+        "revenue": Decimal("1567.50"),
+        "items": (
+            LineItem(
+                product_id="sku-bx2",
+                product_model="Barista X2",
+                category="kitchen",
+                price=Decimal("349"),
+                serial_number="BX2-0042",
+            ),
+            LineItem(product_id="sku-beans", name="House blend 1 kg", price=Decimal("18.50")),
+            LineItem(
+                product_id="sku-zb14",
+                product_model="ZenBook 14",
+                category="Laptops",
+                price=Decimal("1200"),
+            ),
+            LineItem(product_id="sku-kettle", product_model="K1", price=Decimal("30")),
+        ),
+    }
+    values.update(overrides)
+    return OrderCompleted(**values)  # type: ignore[arg-type]
+
+
+def consent(granted: bool, version: int, **overrides: object) -> ConsentGranted | ConsentRevoked:
+    values: dict[str, object] = {
+        "customer_id": "cust-1",
+        "purpose": "marketing",
+        "channel": "email",
+        "source": "web_form",
+        "version": version,
+    }
+    values.update(overrides)
+    model = ConsentGranted if granted else ConsentRevoked
+    return model(**values)  # type: ignore[arg-type]
+
+
+async def context(sessions: SessionFactory, customer_id: str = "cust-1") -> service.SupportContext:
+    async with transaction(sessions) as session:
+        return await service.get_support_context(session, customer_id, now=BOUGHT_AT)
+
+
+class TestCustomerRegistered:
+    async def test_the_summary_holds_name_contact_and_handles(
+        self, sessions: SessionFactory
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered())
+
+        customer = (await context(sessions)).customer
+        assert customer is not None
+        assert (customer.first_name, customer.last_name) == ("Ada", "Lovelace")
+        assert (customer.email, customer.phone) == ("ada@example.com", "+44 20 7946 0958")
+        assert (customer.country, customer.city, customer.tier) == ("GB", "London", None)
+        assert customer.social_handles == {"twitter": "@Ada_L"}
+
+    async def test_over_long_values_are_clipped_not_refused(self, sessions: SessionFactory) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered(first_name="A" * 300))
+
+        customer = (await context(sessions)).customer
+        assert customer is not None and customer.first_name == "A" * 100
+
+
+class TestCustomerUpdated:
+    async def test_changes_name_contact_tier_and_handles(self, sessions: SessionFactory) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered())
+            await service.apply_customer_update(
+                session,
+                CustomerUpdated(
+                    customer_id="cust-1",
+                    changes={
+                        "city": "Manchester",
+                        "phone": None,
+                        "profitability_tier": "gold",
+                        "social_handles": {"instagram": "ada.codes"},
+                    },
+                ),
+            )
+
+        customer = (await context(sessions)).customer
+        assert customer is not None
+        assert (customer.city, customer.phone, customer.tier) == ("Manchester", None, "gold")
+        assert customer.social_handles == {"instagram": "ada.codes"}
+
+    async def test_an_older_change_does_not_overwrite_a_newer_one(
+        self, sessions: SessionFactory
+    ) -> None:
+        now = datetime.now(UTC)
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered())
+            await service.apply_customer_update(
+                session,
+                CustomerUpdated(customer_id="cust-1", changes={"city": "York"}, occurred_at=now),
+            )
+            await service.apply_customer_update(
+                session,
+                CustomerUpdated(
+                    customer_id="cust-1",
+                    changes={"city": "Leeds"},
+                    occurred_at=now - timedelta(hours=1),
+                ),
+            )
+
+        customer = (await context(sessions)).customer
+        assert customer is not None and customer.city == "York"
+
+
+class TestConsents:
+    async def test_the_newest_version_per_channel_wins(self, sessions: SessionFactory) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered())
+            await service.apply_consent(session, consent(True, 1))
+            await service.apply_consent(session, consent(True, 2, channel="sms"))
+            await service.apply_consent(session, consent(False, 3))
+            await service.apply_consent(session, consent(True, 1))  # late copy of version 1
+
+        customer = (await context(sessions)).customer
+        assert customer is not None
+        states = {(c.purpose, c.channel): (c.granted, c.version) for c in customer.consents}
+        assert states == {("marketing", "email"): (False, 3), ("marketing", "sms"): (True, 2)}
+
+
+class TestOrderCompleted:
+    async def test_products_get_their_warranty_by_model_then_category_then_default(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.record_order(session, settings, order())
+
+        products = {p.product_model: p for p in (await context(sessions)).products}
+        assert set(products) == {"Barista X2", "ZenBook 14", "K1"}, "consumables are left out"
+        assert products["Barista X2"].warranty_ends_on == date(2029, 1, 31)  # model: 36 months
+        assert products["ZenBook 14"].warranty_ends_on == date(2027, 1, 31)  # category: 12
+        assert products["K1"].warranty_ends_on == date(2028, 1, 31)  # default: 24
+        assert products["Barista X2"].serial_number == "BX2-0042"
+        assert products["Barista X2"].purchased_at == BOUGHT_AT
+        assert products["Barista X2"].under_warranty is True
+
+    async def test_the_same_order_twice_is_recorded_once(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        for _ in range(2):
+            async with transaction(sessions) as session:
+                await service.record_order(session, settings, order())
+
+        assert len((await context(sessions)).products) == 3
+
+    def test_a_warranty_ending_in_a_shorter_month_ends_on_its_last_day(self) -> None:
+        assert service.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+        assert service.add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
+        assert service.add_months(date(2026, 11, 15), 14) == date(2028, 1, 15)
+
+
+class TestSupportContext:
+    async def test_an_unknown_customer_is_not_found(self, sessions: SessionFactory) -> None:
+        with pytest.raises(service.CustomerNotFound):
+            await context(sessions, "nobody")
+
+    async def test_tickets_come_newest_first_with_their_resolution(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered())
+            first = await service.open_ticket(
+                session,
+                settings,
+                TicketCreate(customer_id="cust-1", subject="Leaks water"),
+                now=BOUGHT_AT,
+            )
+            await service.update_ticket(
+                session,
+                settings,
+                first.id,
+                service.TicketUpdate(status="resolved", resolution="Replaced the seal"),
+                now=BOUGHT_AT + timedelta(hours=1),
+            )
+            second = await service.open_ticket(
+                session,
+                settings,
+                TicketCreate(customer_id="cust-1", subject="Grinder noisy"),
+                now=BOUGHT_AT + timedelta(days=1),
+            )
+
+        found = await context(sessions)
+        assert [t.id for t in found.tickets] == [second.id, first.id]
+        assert found.tickets[1].resolution == "Replaced the seal"
+        assert found.open_tickets == 1
+
+
+class TestCustomerMerged:
+    async def test_the_duplicates_rows_move_to_the_survivor(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered("keep"))
+            await service.add_registered_customer(
+                session, registered("dupe", email="ada@work.example", social_handles={})
+            )
+            await service.record_order(session, settings, order("dupe"))
+            ticket = await service.open_ticket(
+                session, settings, TicketCreate(customer_id="dupe", subject="Broken")
+            )
+            await service.apply_merge(
+                session,
+                CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
+            )
+
+        survivor = await context(sessions, "keep")
+        assert survivor.customer is not None and survivor.customer.email == "ada@example.com"
+        assert len(survivor.products) == 3
+        assert [t.id for t in survivor.tickets] == [ticket.id]
+        assert (await context(sessions, "dupe")).customer_id == "keep"
+
+    async def test_a_late_order_of_the_duplicate_reaches_the_survivor(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered("keep"))
+            await service.apply_merge(
+                session,
+                CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
+            )
+            await service.record_order(session, settings, order("dupe", order_id="ord-late"))
+            await service.add_registered_customer(session, registered("dupe"))
+
+        survivor = await context(sessions, "keep")
+        assert {p.order_id for p in survivor.products} == {"ord-late"}
+        async with transaction(sessions) as session:
+            assert await service.store.get_customer(session, "dupe") is None
+
+
+class TestCustomerErased:
+    async def _a_customer_with_everything(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> str:
+        async with transaction(sessions) as session:
+            await service.add_registered_customer(session, registered())
+            await service.apply_consent(session, consent(True, 1))
+            await service.record_order(session, settings, order())
+            ticket = await service.open_ticket(
+                session, settings, TicketCreate(customer_id="cust-1", subject="Leaks")
+            )
+            await service.add_comment(
+                session, settings, ticket.id, service.CommentCreate(body="Hi Ada", author="grace")
+            )
+            await service.ingest_mention(
+                session,
+                settings,
+                MentionCreate(platform="twitter", handle="@ada_l", text="My Barista X2 is awful"),
+            )
+        return ticket.id
+
+    async def test_nothing_personal_stays(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        await self._a_customer_with_everything(sessions, settings)
+
+        async with transaction(sessions) as session:
+            await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+
+        async with transaction(sessions) as session:
+            exported = await service.export_customer(session, "cust-1")
+            assert await service.store.is_erased(session, "cust-1")
+        assert exported.records and all(rows == [] for rows in exported.records.values())
+        with pytest.raises(service.CustomerNotFound):
+            await context(sessions)
+
+    async def test_late_events_about_the_customer_are_dropped(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await service.add_registered_customer(session, registered())
+            await service.record_order(session, settings, order())
+            await service.apply_consent(session, consent(True, 5))
+
+        async with transaction(sessions) as session:
+            exported = await service.export_customer(session, "cust-1")
+        assert all(rows == [] for rows in exported.records.values())
+
+    async def test_a_new_ticket_for_the_customer_is_refused(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        async with transaction(sessions) as session:
+            await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+        with pytest.raises(service.Conflict):
+            async with transaction(sessions) as session:
+                await service.open_ticket(
+                    session, settings, TicketCreate(customer_id="cust-1", subject="Hello")
+                )
+
+    async def test_the_export_before_erasure_holds_every_table(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        await self._a_customer_with_everything(sessions, settings)
+
+        async with transaction(sessions) as session:
+            exported = await service.export_customer(session, "cust-1")
+
+        counts = {table: len(rows) for table, rows in exported.records.items()}
+        assert counts["support_customers"] == 1
+        assert counts["support_consents"] == 1
+        assert counts["support_handles"] == 1
+        assert counts["support_products"] == 3
+        assert counts["support_tickets"] == 2, "the complaint on twitter opened a second ticket"
+        assert counts["support_ticket_comments"] == 1
+        assert counts["support_mentions"] == 1
+        assert exported.records["support_customers"][0]["registered_at"].endswith("+00:00")

@@ -1,0 +1,299 @@
+"""docker-compose.yml, the Dockerfile and deploy/ agree: probes, ports, env, metric names."""
+
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rapport_events import observability
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+DEVELOPMENT_TOKEN = "rapport-dev-token"
+# service -> (env prefix, port, package), as DESIGN.md assigns them
+SERVICES = {
+    "profile": ("PROFILE_", 8001, "rapport_profile"),
+    "campaign": ("CAMPAIGN_", 8002, "rapport_campaign"),
+    "support": ("SUPPORT_", 8003, "rapport_support"),
+    "partner-share": ("PARTNER_SHARE_", 8004, "rapport_partner_share"),
+}
+
+
+@cache
+def compose() -> dict[str, Any]:
+    """The compose file as docker-compose resolves it, or as YAML when the tool is absent."""
+    binary = shutil.which("docker-compose")
+    if binary:
+        result = subprocess.run(
+            [binary, "-f", str(REPO / "docker-compose.yml"), "config"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert result.returncode == 0, result.stderr
+        return yaml.safe_load(result.stdout)  # type: ignore[no-any-return]
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def published_ports(service: dict[str, Any]) -> set[int]:
+    ports = set()
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.add(int(port["published"]))
+        else:
+            ports.add(int(str(port).split(":")[-2].split("/")[0]))
+    return ports
+
+
+def default_of(value: str) -> str:
+    """`${VAR:-default}` as docker-compose would resolve it with VAR unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+class TestCompose:
+    def test_runs_the_stack_on_kafka_postgres_and_jaeger(self) -> None:
+        services = compose()["services"]
+        assert set(services) >= {"kafka", "postgres", "jaeger", *SERVICES}
+        kafka = environment(services["kafka"])
+        assert services["kafka"]["image"].startswith("apache/kafka:")
+        assert "controller" in kafka["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
+        assert "zookeeper" not in services
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_each_service_is_configured_for_production(self, name: str) -> None:
+        prefix, port, _ = SERVICES[name]
+        service = compose()["services"][name]
+        env = environment(service)
+        assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env[f"{prefix}ENVIRONMENT"] == "production"
+        assert default_of(env[f"{prefix}DATABASE_URL"]).startswith("postgresql://")
+        assert default_of(env[f"{prefix}DATABASE_URL"]).endswith("/" + name.replace("-", "_")), (
+            "one database per service"
+        )
+        token = default_of(env["RAPPORT_API_TOKEN"])
+        assert token and token != DEVELOPMENT_TOKEN
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+        assert service["build"]["target"] == name
+        assert port in published_ports(service)
+        depends = service["depends_on"]
+        assert depends["kafka"]["condition"] == depends["postgres"]["condition"]
+        assert depends["kafka"]["condition"] == "service_healthy"
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_each_service_is_healthy_only_when_ready(self, name: str) -> None:
+        port = SERVICES[name][1]
+        check = " ".join(compose()["services"][name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/readyz" in check
+
+    def test_every_dependency_has_a_healthcheck(self) -> None:
+        services = compose()["services"]
+        for name in ("kafka", "postgres"):
+            assert services[name]["healthcheck"]["test"], name
+
+    def test_jaeger_takes_otlp_http_and_serves_its_ui(self) -> None:
+        jaeger = compose()["services"]["jaeger"]
+        assert "all-in-one" in jaeger["image"]
+        assert {4318, 16686} <= published_ports(jaeger)
+
+    def test_postgres_creates_one_database_per_service(self) -> None:
+        postgres = compose()["services"]["postgres"]
+        volumes = " ".join(str(volume) for volume in postgres["volumes"])
+        assert "docker-entrypoint-initdb.d" in volumes
+        script = (DEPLOY / "postgres/init-databases.sh").read_text()
+        for name in SERVICES:
+            assert name.replace("-", "_") in script
+
+    def test_dockerfile_builds_each_service_from_the_lock(self) -> None:
+        dockerfile = (REPO / "Dockerfile").read_text()
+        assert "uv sync --frozen" in dockerfile and "uv.lock" in dockerfile
+        for name, (_, port, package) in SERVICES.items():
+            target = re.search(
+                rf"^FROM \S+ AS {re.escape(name)}$(.*?)(?=^FROM |\Z)", dockerfile, re.M | re.S
+            )
+            assert target, f"no {name} target"
+            command = json.loads(re.search(r"^CMD (.*)$", target.group(1), re.M).group(1))  # type: ignore[union-attr]
+            assert command[:3] == ["uvicorn", "--factory", f"{package}.main:create_app"]
+            assert command[command.index("--port") + 1] == str(port)
+
+
+def deploy_documents() -> list[tuple[Path, dict[str, Any]]]:
+    """Every YAML document and JSON file under deploy/ (each must parse)."""
+    documents = []
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.suffix in (".yaml", ".yml"):
+            documents += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+        elif path.suffix == ".json":
+            documents.append((path, json.loads(path.read_text())))
+    return documents
+
+
+def kubernetes(kind: str) -> list[dict[str, Any]]:
+    return [doc for _, doc in deploy_documents() if doc.get("kind") == kind and "apiVersion" in doc]
+
+
+def deployment(name: str) -> dict[str, Any]:
+    return next(d for d in kubernetes("Deployment") if d["metadata"]["name"] == name)
+
+
+class TestKubernetes:
+    def test_every_file_parses(self) -> None:
+        paths = {path.relative_to(DEPLOY).as_posix() for path, _ in deploy_documents()}
+        assert {"k8s/profile.yaml", "k8s/otel-collector/config.yaml"} <= paths
+        assert any(path.endswith(".json") for path in paths)
+
+    def test_a_deployment_and_a_service_per_rapport_service(self) -> None:
+        deployments = {d["metadata"]["name"] for d in kubernetes("Deployment")}
+        services = {s["metadata"]["name"] for s in kubernetes("Service")}
+        assert set(SERVICES) <= deployments and set(SERVICES) <= services
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_probes_point_at_health_and_readiness(self, name: str) -> None:
+        (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["ports"][0]["containerPort"] == SERVICES[name][1]
+
+    def test_every_deployment_has_probes_and_resources(self) -> None:
+        for item in kubernetes("Deployment"):
+            for container in item["spec"]["template"]["spec"]["containers"]:
+                where = f"{item['metadata']['name']}/{container['name']}"
+                for probe in ("livenessProbe", "readinessProbe"):
+                    assert container[probe]["httpGet"]["path"].startswith("/"), where
+                    assert container[probe]["httpGet"]["port"], where
+                for bound in ("requests", "limits"):
+                    assert {"cpu", "memory"} <= set(container["resources"][bound]), where
+
+    def test_service_ports_reach_container_ports(self) -> None:
+        for service in kubernetes("Service"):
+            selector = service["spec"]["selector"]
+            (target,) = [
+                d
+                for d in kubernetes("Deployment")
+                if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            ]
+            ports = [
+                port
+                for container in target["spec"]["template"]["spec"]["containers"]
+                for port in container.get("ports", [])
+            ]
+            names = {port.get("name") for port in ports}
+            numbers = {port["containerPort"] for port in ports}
+            for port in service["spec"]["ports"]:
+                wanted = port.get("targetPort", port["port"])
+                assert wanted in names or wanted in numbers, (service["metadata"]["name"], port)
+                if service["metadata"]["name"] in SERVICES:
+                    assert port["port"] == SERVICES[service["metadata"]["name"]][1]
+
+    def test_configmap_and_secret_hold_what_deployments_read(self) -> None:
+        (config,) = [
+            c for c in kubernetes("ConfigMap") if c["metadata"]["name"] == "rapport-config"
+        ]
+        data = config["data"]
+        assert data["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+        assert {"KAFKA_BOOTSTRAP_SERVERS", "OTEL_EXPORTER_OTLP_ENDPOINT"} <= set(data)
+        assert "otlp" in data["OTEL_METRICS_EXPORTER"] and "otlp" in data["OTEL_TRACES_EXPORTER"]
+        (secret,) = kubernetes("Secret")
+        keys = set(secret["stringData"])
+        for name in SERVICES:
+            (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
+            assert {"configMapRef": {"name": "rapport-config"}} in container["envFrom"]
+            for variable in container["env"]:
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == secret["metadata"]["name"]
+                    assert ref["key"] in keys
+            env = {variable["name"]: variable.get("value") for variable in container["env"]}
+            assert env[f"{SERVICES[name][0]}ENVIRONMENT"] == "production"
+            assert f"{SERVICES[name][0]}DATABASE_URL" in env
+
+    def test_kustomization_lists_existing_files(self) -> None:
+        kustomization = yaml.safe_load((DEPLOY / "k8s/kustomization.yaml").read_text())
+        for resource in kustomization["resources"]:
+            assert (DEPLOY / "k8s" / resource).is_file(), resource
+        for generator in kustomization["configMapGenerator"]:
+            for entry in generator["files"]:
+                assert (DEPLOY / "k8s" / entry.split("=")[-1]).is_file(), entry
+
+
+class TestCollector:
+    def test_otlp_in_batched_out_to_jaeger_and_prometheus(self) -> None:
+        config = yaml.safe_load((DEPLOY / "k8s/otel-collector/config.yaml").read_text())
+        pipelines = config["service"]["pipelines"]
+        assert pipelines["traces"]["receivers"] == ["otlp"]
+        assert "batch" in pipelines["traces"]["processors"]
+        assert "batch" in pipelines["metrics"]["processors"]
+        (traces_out,) = pipelines["traces"]["exporters"]
+        assert (
+            traces_out.startswith("otlp")
+            and "jaeger" in config["exporters"][traces_out]["endpoint"]
+        )
+        assert pipelines["metrics"]["exporters"] == ["prometheus"]
+        assert config["exporters"]["prometheus"]["resource_to_telemetry_conversion"]["enabled"]
+        assert set(config["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
+
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
+PROMQL_WORDS |= {"unless", "bool", "offset", "inf", "nan"}
+
+
+def metric_names(expression: str) -> set[str]:
+    """The metric names a PromQL expression (or a label_values() query) reads."""
+    expression = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expression)
+    expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\$\w+", " ", expression)
+    expression = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", " ", expression)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])[A-Za-z_:][\w:]*", expression):
+        rest = expression[match.end() :].lstrip()
+        if rest.startswith("(") or match.group() in PROMQL_WORDS:
+            continue  # a function, or an operator
+        if expression[: match.start()].rstrip().endswith(","):
+            continue  # label_values(metric, label): the label
+        names.add(match.group())
+    return names
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana/rapport-dashboard.json").read_text())
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    for variable in dashboard["templating"]["list"]:
+        query = variable.get("query")
+        if isinstance(query, dict):
+            expressions.append(query["query"])
+    return expressions
+
+
+class TestDashboard:
+    def test_reads_only_metrics_the_services_export(self) -> None:
+        used = set().union(*(metric_names(expr) for expr in dashboard_expressions()))
+        assert used, "no metric found in the dashboard"
+        assert used <= observability.prometheus_series(), used - observability.prometheus_series()
+
+    def test_shows_every_metric_the_services_export(self) -> None:
+        used = set().union(*(metric_names(expr) for expr in dashboard_expressions()))
+        for spec in observability.METRICS:
+            assert used & set(spec.prometheus_series), f"{spec.name} is not on the dashboard"
+
+    def test_the_name_extractor_skips_functions_labels_and_ranges(self) -> None:
+        expression = (
+            'histogram_quantile(0.95, sum by (le, http_route) (rate(a_bucket{x="y"}[5m])))'
+            " / on (job) b_total"
+        )
+        assert metric_names(expression) == {"a_bucket", "b_total"}
+        assert metric_names("label_values(c_count, service_name)") == {"c_count"}
