@@ -1,6 +1,7 @@
 """docker-compose.yml, the Dockerfile and deploy/ agree: probes, ports, env, metric names."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ SERVICES = {
 def compose() -> dict[str, Any]:
     """The compose file as docker-compose resolves it, or as YAML when the tool is absent."""
     binary = shutil.which("docker-compose")
+    if not binary and os.environ.get("RAPPORT_REQUIRE_COMPOSE") in ("1", "true", "yes"):
+        pytest.fail("docker-compose is not installed (RAPPORT_REQUIRE_COMPOSE is set)")
     if binary:
         result = subprocess.run(
             [binary, "-f", str(REPO / "docker-compose.yml"), "config"],

@@ -1,4 +1,4 @@
-"""A customer created on profile reaches the three other services, on one trace."""
+"""A customer created on profile, and an order tracked on it, reach every service on one trace."""
 
 import asyncio
 import json
@@ -16,6 +16,9 @@ from rapport_events.testing.stack import DEV_TOKEN, SERVICES, Stack
 pytestmark = pytest.mark.e2e
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
+WRITE_KEY = ("rapport-dev-write-key", "")
+ALL_SERVICES = {"profile", "campaign", "support", "partner-share"}
+ORDER_COMPLETED = "rapport.order.completed.v1"
 PROJECTION_ROUTES = {
     "campaign": "/audience/{id}",
     "support": "/customers/{id}/support-context",
@@ -111,3 +114,130 @@ class TestCustomerRegisteredReachesEveryService:
                 )
                 assert reply.status_code == 404, (name, reply.text)
                 assert reply.json()["error"] == "not_found"
+
+
+def _trace(trace_dir: Path, trace_id: str) -> list[dict]:
+    return [span for span in _spans(trace_dir) if span["context"]["trace_id"] == trace_id]
+
+
+def _services_processing(spans: list[dict], event_type: str) -> set[str]:
+    return {
+        span["resource"]["attributes"]["service.name"]
+        for span in spans
+        if span["kind"] == "SpanKind.CONSUMER"
+        and span["attributes"].get("cloudevents.event_type") == event_type
+    }
+
+
+def _orphans(spans: list[dict]) -> list[dict]:
+    """Spans whose parent is not in the trace: a connected trace has exactly one."""
+    ids = {span["context"]["span_id"] for span in spans}
+    return [span for span in spans if span["parent_id"] not in ids]
+
+
+async def _until(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+class TestOrderTrackedReachesEveryServiceOnOneTrace:
+    async def test_one_connected_trace_from_track_call_to_every_consumer(
+        self, stack: Stack, tmp_path: Path
+    ) -> None:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            created = await client.post(
+                f"{stack.url('profile')}/customers",
+                json={
+                    "email": f"grace-{uuid.uuid4().hex[:6]}@example.com",
+                    "first_name": "Grace",
+                    "last_name": "Hopper",
+                },
+                headers=AUTH,
+            )
+            assert created.status_code == 201, created.text
+            customer_id = created.json()["id"]
+            await _wait_until_shown(
+                client, stack.url("support") + f"/customers/{customer_id}/support-context", 10
+            )
+
+            trace_hex, parent_hex = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+            tracked = await client.post(
+                f"{stack.url('profile')}/v1/track",
+                auth=WRITE_KEY,
+                headers={"traceparent": f"00-{trace_hex}-{parent_hex}-01"},
+                json={
+                    "userId": customer_id,
+                    "event": "Order Completed",
+                    "messageId": f"m-{uuid.uuid4().hex}",
+                    "properties": {
+                        "order_id": "o-trace-1",
+                        "revenue": 349,
+                        "currency": "EUR",
+                        "products": [
+                            {
+                                "product_id": "sku-x2",
+                                "name": "X2 phone",
+                                "model": "X2",
+                                "price": 349,
+                                "quantity": 1,
+                            }
+                        ],
+                    },
+                },
+            )
+            assert tracked.status_code == 200, tracked.text
+
+            async def support_shows_the_phone() -> bool:
+                url = stack.url("support") + f"/customers/{customer_id}/support-context"
+                products = (await client.get(url, headers=AUTH)).json()["products"]
+                return [p["product_model"] for p in products] == ["X2"]
+
+            async def campaign_counts_the_order() -> bool:
+                url = stack.url("campaign") + f"/audience/{customer_id}"
+                return (await client.get(url, headers=AUTH)).json()["orders"] == 1
+
+            async def profile_counts_the_order() -> bool:
+                url = stack.url("profile") + f"/customers/{customer_id}/metrics"
+                return (await client.get(url, headers=AUTH)).json()["orders"] == 1
+
+            await _until(support_shows_the_phone, 10, "the phone in support-context")
+            await _until(campaign_counts_the_order, 10, "the order in campaign")
+            await _until(profile_counts_the_order, 10, "the order in profile's metrics")
+
+        trace_id = f"0x{trace_hex}"
+
+        async def whole_trace() -> list[dict]:
+            spans = _trace(tmp_path / "traces", trace_id)
+            return spans if _services_processing(spans, ORDER_COMPLETED) == ALL_SERVICES else []
+
+        spans = await _until(whole_trace, 15, "order.completed processed by all four services")
+        assert {s["resource"]["attributes"]["service.name"] for s in spans} == ALL_SERVICES
+        orphans = _orphans(spans)
+        assert [(s["name"], s["parent_id"]) for s in orphans] == [
+            (orphans[0]["name"], f"0x{parent_hex}")
+        ], "the trace is not connected: more than one span has no parent in it"
+        assert orphans[0]["resource"]["attributes"]["service.name"] == "profile"
+        assert orphans[0]["kind"] == "SpanKind.SERVER"
+        producers = [
+            s
+            for s in spans
+            if s["kind"] == "SpanKind.PRODUCER"
+            and s["attributes"].get("cloudevents.event_type") == ORDER_COMPLETED
+        ]
+        assert len(producers) == 1, [s["name"] for s in producers]
+        consumers = [
+            s
+            for s in spans
+            if s["kind"] == "SpanKind.CONSUMER"
+            and s["attributes"].get("cloudevents.event_type") == ORDER_COMPLETED
+        ]
+        producer_id = producers[0]["context"]["span_id"]
+        assert all(c["parent_id"] == producer_id for c in consumers), [
+            (c["name"], c["parent_id"]) for c in consumers
+        ]
