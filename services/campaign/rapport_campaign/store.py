@@ -194,6 +194,17 @@ async def consents_of(session: AsyncSession, customer_id: str) -> list[ConsentSt
     return list(result.all())
 
 
+async def withdrawn_customers(session: AsyncSession, channel: str) -> set[str]:
+    """Customers who revoked or unsubscribed from marketing on this channel."""
+    result = await session.exec(
+        select(ConsentState.customer_id).where(
+            ConsentState.channel == channel,
+            or_(col(ConsentState.granted).is_(False), col(ConsentState.suppressed_at).is_not(None)),
+        )
+    )
+    return set(result.all())
+
+
 # --- recommendations ----------------------------------------------------------------------
 
 

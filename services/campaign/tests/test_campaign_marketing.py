@@ -622,6 +622,73 @@ class TestWelcomeAndReEngagement:
         assert await fire(sessions, timedelta(minutes=1)) == 0
 
 
+def revoked(customer_id: str, channel: str = "email", version: int = 2) -> ConsentRevoked:
+    return ConsentRevoked(
+        customer_id=customer_id,
+        purpose="marketing",
+        channel=channel,  # type: ignore[arg-type]
+        source="api",
+        version=version,
+    )
+
+
+class TestConsentWithdrawal:
+    async def test_no_welcome_after_the_consent_was_revoked(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
+        await deliver(granted("ann"), revoked("ann"), registered("ann"), registered("bob"))
+
+        assert await fire(sessions, timedelta(minutes=6)) == 1
+        assert [m.customer_id for m in await messages(sessions, journey_id)] == ["bob"]
+
+    async def test_a_welcome_armed_before_an_unsubscribe_does_not_fire(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
+        await deliver(registered("ann"), granted("ann"))
+        async with transaction(sessions) as session:
+            assert await service.suppress_channel(session, "ann", "email")
+
+        assert await fire(sessions, timedelta(minutes=6)) == 0
+        assert await messages(sessions, journey_id) == []
+
+    async def test_activity_after_a_revocation_does_not_rearm_re_engagement(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        journey_id = await new_journey(sessions, trigger="re_engagement", inactivity_days=30)
+        await deliver(registered("ann"), granted("ann"), revoked("ann"))
+        await deliver(InteractionTracked(customer_id="ann", kind="page", url="https://x.example"))
+        await deliver(order("ann", "o-1"))
+
+        assert await fire(sessions, timedelta(days=31)) == 0
+        assert await messages(sessions, journey_id) == []
+
+        await deliver(granted("ann", version=3))
+        await deliver(InteractionTracked(customer_id="ann", kind="search", search_query="boots"))
+        assert await fire(sessions, timedelta(days=31)) == 1
+
+    async def test_a_re_engagement_journey_skips_customers_who_withdrew(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"), granted("ann"), revoked("ann"), registered("bob"))
+
+        journey_id = await new_journey(sessions, trigger="re_engagement", inactivity_days=10)
+
+        assert await fire(sessions, timedelta(days=11)) == 1
+        assert [m.customer_id for m in await messages(sessions, journey_id)] == ["bob"]
+
+    async def test_a_cart_after_a_revocation_does_not_arm_the_reminder(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"), granted("ann"))
+        journey_id = await new_journey(sessions, trigger="abandoned_cart", delay_minutes=30)
+        await deliver(revoked("ann"), cart("ann"))
+
+        assert await fire(sessions, timedelta(minutes=31)) == 0
+        assert await messages(sessions, journey_id) == []
+
+
 class TestErasure:
     async def test_messages_lose_the_person_but_the_report_keeps_its_counts(
         self, sessions: SessionFactory, settings: Settings, deliver: Deliver
