@@ -677,8 +677,16 @@ async def journeys(session: AsyncSession) -> list[Campaign]:
 
 
 async def due_campaigns(session: AsyncSession, now: datetime) -> list[Campaign]:
+    """Scheduled campaigns whose time has come, locked for this launch.
+
+    One being launched or cancelled by hand is locked, so it is skipped; PostgreSQL checks the
+    status again on the row it locks, so one launched by hand just before is not due any more.
+    """
     result = await session.exec(
-        select(Campaign).where(Campaign.status == "scheduled", col(Campaign.scheduled_at) <= now)
+        select(Campaign)
+        .where(Campaign.status == "scheduled", col(Campaign.scheduled_at) <= now)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     return list(result.all())
 

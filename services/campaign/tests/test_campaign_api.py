@@ -4,6 +4,7 @@ receiver and a stand-in for profile's consent route."""
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -419,6 +420,43 @@ class TestCampaignToASegment:
             r for r in analytics["acquisition_channels"] if r["acquisition_channel"] == "search"
         ]
         assert (search["customers"], search["buyers"]) == (3, 1)
+
+
+class TestScheduledLaunch:
+    async def test_a_campaign_launched_for_later_sends_at_its_time(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        publish: Publish,
+        eventually: Eventually,
+        smtp: Any,
+    ) -> None:
+        ann = new_id()
+        await ready(client, eventually)
+        await publish(registered(ann), granted(ann))
+        await known(client, eventually, ann)
+        created = await client.post(
+            "/campaigns", json=email_template(audience={"customer_ids": [ann]}), headers=AUTH
+        )
+        campaign_id = created.json()["id"]
+        at = datetime.now(UTC) + timedelta(seconds=3)
+
+        launched = await client.post(
+            f"/campaigns/{campaign_id}/launch", json={"at": at.isoformat()}, headers=AUTH
+        )
+
+        assert launched.status_code == 202, launched.text
+        assert launched.json()["status"] == "scheduled"
+        assert datetime.fromisoformat(launched.json()["scheduled_at"]) == at
+        assert smtp.to(f"{ann}@example.com") == []
+        report = await report_when(
+            client, eventually, f"/campaigns/{campaign_id}/report", lambda r: r["sent"] == 1
+        )
+        assert datetime.now(UTC) >= at
+        assert len(smtp.to(f"{ann}@example.com")) == 1
+        assert report["status"] in ("sending", "sent")
+        campaign = (await client.get(f"/campaigns/{campaign_id}", headers=AUTH)).json()
+        assert datetime.fromisoformat(campaign["launched_at"]) >= at
 
 
 class TestUnsubscribe:
