@@ -1,5 +1,6 @@
 """docker-compose.yml, the Dockerfile and deploy/ agree: probes, ports, env, metric names."""
 
+import importlib
 import json
 import os
 import re
@@ -231,6 +232,94 @@ class TestKubernetes:
         for generator in kustomization["configMapGenerator"]:
             for entry in generator["files"]:
                 assert (DEPLOY / "k8s" / entry.split("=")[-1]).is_file(), entry
+
+
+# Everything a service's Settings may read; cleared so only the deployment's values count.
+SETTINGS_VARIABLES = re.compile(r"^(?:PROFILE_|CAMPAIGN_|SUPPORT_|PARTNER_SHARE_|RAPPORT_|KAFKA_)")
+
+
+def settings_from(package: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's Settings as it would build them at start-up in this environment."""
+    for key in list(os.environ):
+        if SETTINGS_VARIABLES.match(key) or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return importlib.import_module(f"{package}.settings").Settings()
+
+
+def kubernetes_environment(name: str) -> dict[str, str]:
+    """The ConfigMap, the Secret template and the Deployment's own env, as the pod sees them."""
+    (config,) = [c for c in kubernetes("ConfigMap") if c["metadata"]["name"] == "rapport-config"]
+    (secret,) = kubernetes("Secret")
+    (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
+    env = {key: str(value) for key, value in config["data"].items()}
+    for variable in container["env"]:
+        source = variable.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            env[variable["name"]] = secret["stringData"][source["secretKeyRef"]["key"]]
+        elif "fieldRef" in source:
+            env[variable["name"]] = f"{name}-0"
+        else:
+            env[variable["name"]] = str(variable["value"])
+    return env
+
+
+# Strict: the mark fails the run as soon as the deployment gives profile its write keys.
+REFUSES_TO_START = pytest.mark.xfail(
+    strict=True, reason="PROFILE_WRITE_KEYS is set neither in compose nor in the k8s Secret"
+)
+STARTING = [pytest.param(n, marks=REFUSES_TO_START) if n == "profile" else n for n in SERVICES]
+
+
+class TestServicesStart:
+    @pytest.mark.parametrize("name", STARTING)
+    def test_with_the_compose_environment(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        env = {
+            key: default_of(value)
+            for key, value in environment(compose()["services"][name]).items()
+        }
+
+        settings = settings_from(SERVICES[name][2], env, monkeypatch)
+
+        assert settings.environment == "production"
+        assert settings.database_url.startswith("postgresql://")
+
+    @pytest.mark.parametrize("name", STARTING)
+    def test_with_the_kubernetes_config_and_secret_template(
+        self, name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings = settings_from(SERVICES[name][2], kubernetes_environment(name), monkeypatch)
+
+        assert settings.environment == "production"
+        assert settings.database_url.startswith("postgresql://")
+
+    def test_compose_sends_campaign_mail_to_the_sink_and_unsubscribes_to_profile(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        services = compose()["services"]
+        env = {key: default_of(value) for key, value in environment(services["campaign"]).items()}
+
+        settings = settings_from("rapport_campaign", env, monkeypatch)
+
+        assert "mailpit" in services[settings.smtp_host]["image"]
+        assert settings.smtp_port == 1025
+        assert services["campaign"]["depends_on"][settings.smtp_host]
+        assert 8025 in published_ports(services[settings.smtp_host])
+        assert settings.profile_url == f"http://profile:{SERVICES['profile'][1]}"
+        assert settings.public_url == "http://localhost:8002"
+
+    def test_kubernetes_campaign_reaches_profile_through_its_service(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings = settings_from(
+            "rapport_campaign", kubernetes_environment("campaign"), monkeypatch
+        )
+        services = {s["metadata"]["name"]: s for s in kubernetes("Service")}
+        port = services["profile"]["spec"]["ports"][0]["port"]
+
+        assert settings.profile_url == f"http://profile:{port}"
+        assert settings.public_url.startswith("https://")
 
 
 class TestCollector:

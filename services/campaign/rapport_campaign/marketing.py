@@ -300,7 +300,8 @@ async def _arm_everyone(session: AsyncSession, journey: CampaignRow) -> None:
     """Start the inactivity clock of every known customer, from now at the earliest."""
     days = float(journey.trigger_config["inactivity_days"])
     created = utc(journey.created_at)
-    members = await store.audience_activity(session)
+    withdrawn = await store.withdrawn_customers(session, journey.channel)
+    members = [m for m in await store.audience_activity(session) if m[0] not in withdrawn]
     rows = [
         {
             "journey_id": journey.id,
@@ -332,6 +333,16 @@ async def _state(session: AsyncSession, journey_id: str, customer_id: str) -> Jo
     return state
 
 
+async def _withdrawn(session: AsyncSession, customer_id: str, channel: str) -> bool:
+    """The customer took marketing on this channel back (a revocation or an unsubscribe).
+
+    A customer whose consent is not known yet still arms timers: the grant often follows the
+    registration, and the send-time check suppresses what goes out without one.
+    """
+    consent = await store.get_consent(session, customer_id, channel)
+    return consent is not None and not consented(consent)
+
+
 def _new_cycle(state: JourneyState) -> None:
     # After a firing, the next trigger belongs to a new cycle and may fire again.
     if state.fired_cycle >= state.cycle:
@@ -345,6 +356,8 @@ async def on_registered(session: AsyncSession, customer_id: str, registered_at: 
             continue
         if await store.get_journey_state(session, journey.id, customer_id) is not None:
             continue  # a welcome is once per customer, ever
+        if await _withdrawn(session, customer_id, journey.channel):
+            continue
         delay = timedelta(minutes=float(journey.trigger_config.get("delay_minutes", 0)))
         store.add(
             session,
@@ -361,6 +374,8 @@ async def on_registered(session: AsyncSession, customer_id: str, registered_at: 
 async def on_activity(session: AsyncSession, customer_id: str, at: datetime) -> None:
     """Push back re-engagement timers: inactivity counts from the latest activity."""
     for journey in await store.active_journeys(session, "re_engagement"):
+        if await _withdrawn(session, customer_id, journey.channel):
+            continue
         state = await _state(session, journey.id, customer_id)
         _new_cycle(state)
         days = float(journey.trigger_config["inactivity_days"])
@@ -377,7 +392,7 @@ async def on_cart(
     """Arm (or re-arm) abandoned-cart timers; an emptied cart disarms them."""
     empty = not event.items and event.value == 0
     for journey in await store.active_journeys(session, "abandoned_cart"):
-        if at < utc(journey.created_at):
+        if at < utc(journey.created_at) or await _withdrawn(session, customer_id, journey.channel):
             continue
         state = await _state(session, journey.id, customer_id)
         if state.fired_cycle >= state.cycle:
@@ -419,7 +434,10 @@ async def on_order(session: AsyncSession, customer_id: str, at: datetime) -> Non
 
 
 async def stop_journeys(session: AsyncSession, customer_id: str, channel: str) -> None:
-    """A withdrawn consent disarms the customer's timers on that channel."""
+    """A withdrawn consent disarms the customer's timers on that channel.
+
+    Later activity does not arm them again until a new grant (see `_withdrawn`).
+    """
     for journey in await store.journeys(session):
         if journey.channel != channel:
             continue
@@ -441,6 +459,8 @@ async def fire_due_journeys(session: AsyncSession, now: datetime, limit: int = 5
             continue
         if journey is None or not journey.active:
             continue
+        if await _withdrawn(session, state.customer_id, journey.channel):
+            continue  # the cycle counts as spent: a new grant and new activity open the next
         pattern = _pattern(journey.variants)
         variant = pattern[int(_rank(journey.id, state.customer_id), 16) % len(pattern)]
         store.add(

@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydanticField
@@ -16,6 +16,8 @@ from rapport_events.types import Channel
 
 TZ = DateTime(timezone=True)
 MONEY = Numeric(14, 2)
+# The call-to-action URL is stored in a column of this size; a longer one would not fit.
+MAX_LINK = 2048
 
 
 def new_id(prefix: str) -> str:
@@ -275,7 +277,7 @@ class Campaign(SQLModel, table=True):
     trigger_config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     active: bool = True
     variants: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
-    link: str | None = Field(default=None, max_length=2048)
+    link: str | None = Field(default=None, max_length=MAX_LINK)
     offer_prefix: str | None = Field(default=None, max_length=32)
     ab_test: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     winner: str | None = Field(default=None, max_length=64)
@@ -400,13 +402,18 @@ class Variant(BaseModel):
     weight: int = PydanticField(default=1, ge=1, le=100)
 
 
+CustomerId = Annotated[str, PydanticField(min_length=1, max_length=64)]
+
+
 class Audience(BaseModel):
     """Who a broadcast goes to: a segment, or a list of customer ids."""
 
     model_config = ConfigDict(extra="forbid")
 
     segment_id: str | None = None
-    customer_ids: list[str] | None = PydanticField(default=None, min_length=1, max_length=10_000)
+    customer_ids: list[CustomerId] | None = PydanticField(
+        default=None, min_length=1, max_length=10_000
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -450,11 +457,19 @@ class MessageContent(BaseModel):
     channel: Channel
     variants: list[Variant] = PydanticField(min_length=1, max_length=10)
     link: AnyHttpUrl | None = PydanticField(
-        default=None, description="Where the call to action leads (`{{ cta_url }}`)"
+        default=None,
+        description=f"Where the call to action leads (`{{{{ cta_url }}}}`), {MAX_LINK} chars max",
     )
     offer: Offer | None = None
     frequency_cap: FrequencyCap | None = None
     attribution_window_hours: float | None = PydanticField(default=None, gt=0, le=24 * 365)
+
+    @field_validator("link")
+    @classmethod
+    def _link_fits(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if value is not None and len(str(value)) > MAX_LINK:
+            raise ValueError(f"link is at most {MAX_LINK} characters")
+        return value
 
     @model_validator(mode="after")
     def _variants_fit_the_channel(self) -> Self:

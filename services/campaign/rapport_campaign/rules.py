@@ -14,6 +14,7 @@ A rule is one JSON object with exactly one of these keys:
 at once (creation, preview) or tests one customer when an event arrives.
 """
 
+import math
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self, TypeAlias, Union
@@ -25,6 +26,11 @@ from rapport_events.types import Channel
 MAX_NODES = 200
 MAX_DEPTH = 12
 MAX_LIST = 1000
+# Bounds that keep every comparison inside what the database and the calendar can hold:
+# dates a century back, ages a person can have, numbers that fit NUMERIC(20, 6).
+MAX_DAYS = 36_500
+MAX_AGE = 150
+MAX_NUMBER = 10**12
 
 Op = Literal[
     "eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in",
@@ -190,12 +196,20 @@ def _scalar(kind: Kind, value: Any, field: str) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"{field} compares with a number, not {value!r}")
+    if not math.isfinite(value) or abs(value) >= MAX_NUMBER:
+        raise ValueError(
+            f"{field} compares with a number between -{MAX_NUMBER:,} and {MAX_NUMBER:,}"
+        )
     if kind in ("age", "score") and int(value) != value:
         raise ValueError(f"{field} compares with a whole number")
     if kind == "score" and not 1 <= value <= 5:
         raise ValueError(f"{field} is a score from 1 to 5")
     if kind in ("days", "age") and value < 0:
         raise ValueError(f"{field} cannot be negative")
+    if kind == "days" and value > MAX_DAYS:
+        raise ValueError(f"{field} counts at most {MAX_DAYS} days")
+    if kind == "age" and value > MAX_AGE:
+        raise ValueError(f"{field} is an age of at most {MAX_AGE} years")
     return int(value) if kind in ("age", "score") else value
 
 
@@ -263,7 +277,7 @@ class BehaviourCondition(_Node):
     event: EventName
     at_least: int | None = Field(default=None, ge=0, le=100_000)
     at_most: int | None = Field(default=None, ge=0, le=100_000)
-    within_days: float | None = Field(default=None, gt=0, le=36_500)
+    within_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
     where: list[PropertyCondition] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")

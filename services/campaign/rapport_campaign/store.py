@@ -194,6 +194,17 @@ async def consents_of(session: AsyncSession, customer_id: str) -> list[ConsentSt
     return list(result.all())
 
 
+async def withdrawn_customers(session: AsyncSession, channel: str) -> set[str]:
+    """Customers who revoked or unsubscribed from marketing on this channel."""
+    result = await session.exec(
+        select(ConsentState.customer_id).where(
+            ConsentState.channel == channel,
+            or_(col(ConsentState.granted).is_(False), col(ConsentState.suppressed_at).is_not(None)),
+        )
+    )
+    return set(result.all())
+
+
 # --- recommendations ----------------------------------------------------------------------
 
 
@@ -666,8 +677,16 @@ async def journeys(session: AsyncSession) -> list[Campaign]:
 
 
 async def due_campaigns(session: AsyncSession, now: datetime) -> list[Campaign]:
+    """Scheduled campaigns whose time has come, locked for this launch.
+
+    One being launched or cancelled by hand is locked, so it is skipped; PostgreSQL checks the
+    status again on the row it locks, so one launched by hand just before is not due any more.
+    """
     result = await session.exec(
-        select(Campaign).where(Campaign.status == "scheduled", col(Campaign.scheduled_at) <= now)
+        select(Campaign)
+        .where(Campaign.status == "scheduled", col(Campaign.scheduled_at) <= now)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     return list(result.all())
 

@@ -4,6 +4,7 @@ receiver and a stand-in for profile's consent route."""
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -227,6 +228,102 @@ class TestBadInput:
         assert (await client.get("/campaigns", headers=AUTH)).json() == []
         assert (await client.get("/journeys", headers=AUTH)).json() == []
 
+    @pytest.mark.parametrize(
+        ("path", "body", "message"),
+        [
+            pytest.param(
+                "/segments",
+                {
+                    "name": "x",
+                    "rule": {"attribute": "days_since_registration", "op": "gt", "value": 1e6},
+                },
+                "at most 36500 days",
+                id="days-too-many",
+            ),
+            pytest.param(
+                "/segments/preview",
+                {"rule": {"metric": "recency_days", "op": "between", "value": [1, 1_000_000]}},
+                "at most 36500 days",
+                id="days-between-too-many",
+            ),
+            pytest.param(
+                "/segments",
+                {"name": "x", "rule": {"attribute": "age", "op": "gte", "value": 3000}},
+                "at most 150 years",
+                id="age-too-old",
+            ),
+            pytest.param(
+                "/segments/preview",
+                {"rule": {"metric": "revenue", "op": "gt", "value": 1e15}},
+                "a number between",
+                id="number-too-large",
+            ),
+            pytest.param(
+                "/segments/preview",
+                {
+                    "rule": {
+                        "event": "order.completed",
+                        "where": [{"property": "price", "op": "in", "value": [1, -1e13]}],
+                    }
+                },
+                "a number between",
+                id="property-number-too-small",
+            ),
+            pytest.param(
+                "/campaigns",
+                email_template(audience={"customer_ids": ["a", "x" * 65]}),
+                "at most 64 characters",
+                id="customer-id-too-long",
+            ),
+            pytest.param(
+                "/campaigns",
+                email_template(audience={"customer_ids": [""]}),
+                "at least 1 character",
+                id="customer-id-empty",
+            ),
+            pytest.param(
+                "/campaigns",
+                email_template(
+                    audience={"customer_ids": ["a"]}, link="https://shop.example/" + "p" * 2040
+                ),
+                "link is at most 2048 characters",
+                id="link-too-long",
+            ),
+        ],
+    )
+    async def test_values_beyond_what_can_be_stored_or_counted_are_422(
+        self, client: httpx.AsyncClient, path: str, body: dict[str, Any], message: str
+    ) -> None:
+        response = await client.post(path, json=body, headers=AUTH)
+
+        assert response.status_code == 422, response.text
+        assert message in response.json()["message"], response.text
+        assert (await client.get("/segments", headers=AUTH)).json() == []
+        assert (await client.get("/campaigns", headers=AUTH)).json() == []
+
+    async def test_values_at_the_bounds_are_accepted(self, client: httpx.AsyncClient) -> None:
+        rule = {
+            "all": [
+                {"attribute": "days_since_registration", "op": "lte", "value": 36_500},
+                {"attribute": "age", "op": "between", "value": [0, 150]},
+                {"metric": "revenue", "op": "lt", "value": 999_999_999_999.5},
+                {"metric": "orders", "op": "gt", "value": -999_999_999_999},
+            ]
+        }
+        preview = await client.post("/segments/preview", json={"rule": rule}, headers=AUTH)
+        created = await client.post(
+            "/campaigns",
+            json=email_template(
+                audience={"customer_ids": ["c" * 64]}, link="https://shop.example/" + "p" * 2000
+            ),
+            headers=AUTH,
+        )
+
+        assert preview.status_code == 200, preview.text
+        assert preview.json()["count"] == 0
+        assert created.status_code == 201, created.text
+        assert created.json()["customer_ids"] == ["c" * 64]
+
     async def test_unknown_ids_are_404_and_a_second_launch_is_409(
         self, client: httpx.AsyncClient
     ) -> None:
@@ -323,6 +420,43 @@ class TestCampaignToASegment:
             r for r in analytics["acquisition_channels"] if r["acquisition_channel"] == "search"
         ]
         assert (search["customers"], search["buyers"]) == (3, 1)
+
+
+class TestScheduledLaunch:
+    async def test_a_campaign_launched_for_later_sends_at_its_time(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        publish: Publish,
+        eventually: Eventually,
+        smtp: Any,
+    ) -> None:
+        ann = new_id()
+        await ready(client, eventually)
+        await publish(registered(ann), granted(ann))
+        await known(client, eventually, ann)
+        created = await client.post(
+            "/campaigns", json=email_template(audience={"customer_ids": [ann]}), headers=AUTH
+        )
+        campaign_id = created.json()["id"]
+        at = datetime.now(UTC) + timedelta(seconds=3)
+
+        launched = await client.post(
+            f"/campaigns/{campaign_id}/launch", json={"at": at.isoformat()}, headers=AUTH
+        )
+
+        assert launched.status_code == 202, launched.text
+        assert launched.json()["status"] == "scheduled"
+        assert datetime.fromisoformat(launched.json()["scheduled_at"]) == at
+        assert smtp.to(f"{ann}@example.com") == []
+        report = await report_when(
+            client, eventually, f"/campaigns/{campaign_id}/report", lambda r: r["sent"] == 1
+        )
+        assert datetime.now(UTC) >= at
+        assert len(smtp.to(f"{ann}@example.com")) == 1
+        assert report["status"] in ("sending", "sent")
+        campaign = (await client.get(f"/campaigns/{campaign_id}", headers=AUTH)).json()
+        assert datetime.fromisoformat(campaign["launched_at"]) >= at
 
 
 class TestUnsubscribe:

@@ -1,6 +1,7 @@
 """Campaigns, journeys, send-time checks, attribution and reports on a real database
 (SQLite and PostgreSQL); the channels themselves are tested in test_campaign_delivery."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -225,6 +226,31 @@ class TestLaunch:
 
         assert len(await messages(sessions, campaign_id)) == 1
 
+    async def test_the_clock_skips_a_campaign_being_launched_by_hand(
+        self, sessions: SessionFactory, deliver: Deliver, database_url: str
+    ) -> None:
+        if database_url.startswith("sqlite"):
+            pytest.skip("SQLite has one writer at a time: the two launches cannot overlap")
+        await deliver(registered("ann"), registered("bob"))
+        campaign_id = await new_campaign(sessions, audience={"customer_ids": ["ann", "bob"]})
+        await launch(sessions, campaign_id, utcnow() + timedelta(minutes=1))
+
+        async def clock() -> int:
+            async with transaction(sessions) as session:
+                return await marketing.launch_due(session, utcnow() + timedelta(minutes=2))
+
+        async with transaction(sessions) as by_hand:
+            await marketing.launch_campaign(by_hand, campaign_id, utcnow())
+            ticking = asyncio.create_task(clock())
+            await asyncio.wait({ticking}, timeout=5)
+        started = await ticking
+
+        assert started == 0
+        assert sorted(m.customer_id for m in await messages(sessions, campaign_id)) == [
+            "ann",
+            "bob",
+        ]
+
     async def test_a_campaign_launches_once(self, sessions: SessionFactory) -> None:
         campaign_id = await new_campaign(sessions)
         await launch(sessions, campaign_id)
@@ -274,6 +300,41 @@ class TestAbTest:
         assert len(rest) == 4
         assert {m.variant for m in rest} == {"B"}
         assert (await report(sessions, settings, campaign_id)).winner == "B"
+
+    async def test_conversions_outweigh_clicks(
+        self, sessions: SessionFactory, settings: Settings, deliver: Deliver
+    ) -> None:
+        names = [f"c{n:02}" for n in range(12)]
+        await deliver(*(registered(n) for n in names), *(granted(n) for n in names))
+        campaign_id = await new_campaign(
+            sessions,
+            audience={"customer_ids": names},
+            variants=[
+                {"name": "A", "subject": "a", "body": "a"},
+                {"name": "B", "subject": "b", "body": "b"},
+            ],
+            ab_test={"test_fraction": 0.5, "decide_after_minutes": 60},
+        )
+        await launch(sessions, campaign_id)
+        tested = await send(sessions, settings)
+        group_a = [o for o in tested if o.variant == "A"]
+        group_b = [o for o in tested if o.variant == "B"]
+        assert (len(group_a), len(group_b)) == (3, 3)
+        for outgoing in group_a:
+            await click(sessions, settings, outgoing.message_id)
+        await click(sessions, settings, group_b[0].message_id)
+        await deliver(order(group_b[0].customer_id, "o-1"))
+
+        async with transaction(sessions) as session:
+            assert await marketing.decide_winners(session, utcnow() + timedelta(minutes=61)) == 1
+
+        result = await report(sessions, settings, campaign_id)
+        variants = {v.variant: v for v in result.variants}
+        assert (variants["A"].clicked, variants["A"].converted) == (3, 0)
+        assert (variants["B"].clicked, variants["B"].converted) == (1, 1)
+        assert result.winner == "B"
+        rest = [m for m in await messages(sessions, campaign_id) if m.status == "pending"]
+        assert len(rest) == 6 and {m.variant for m in rest} == {"B"}
 
 
 class TestSendTimeChecks:
@@ -620,6 +681,73 @@ class TestWelcomeAndReEngagement:
             await marketing.set_journey_active(session, journey_id, False)
 
         assert await fire(sessions, timedelta(minutes=1)) == 0
+
+
+def revoked(customer_id: str, channel: str = "email", version: int = 2) -> ConsentRevoked:
+    return ConsentRevoked(
+        customer_id=customer_id,
+        purpose="marketing",
+        channel=channel,  # type: ignore[arg-type]
+        source="api",
+        version=version,
+    )
+
+
+class TestConsentWithdrawal:
+    async def test_no_welcome_after_the_consent_was_revoked(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
+        await deliver(granted("ann"), revoked("ann"), registered("ann"), registered("bob"))
+
+        assert await fire(sessions, timedelta(minutes=6)) == 1
+        assert [m.customer_id for m in await messages(sessions, journey_id)] == ["bob"]
+
+    async def test_a_welcome_armed_before_an_unsubscribe_does_not_fire(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
+        await deliver(registered("ann"), granted("ann"))
+        async with transaction(sessions) as session:
+            assert await service.suppress_channel(session, "ann", "email")
+
+        assert await fire(sessions, timedelta(minutes=6)) == 0
+        assert await messages(sessions, journey_id) == []
+
+    async def test_activity_after_a_revocation_does_not_rearm_re_engagement(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        journey_id = await new_journey(sessions, trigger="re_engagement", inactivity_days=30)
+        await deliver(registered("ann"), granted("ann"), revoked("ann"))
+        await deliver(InteractionTracked(customer_id="ann", kind="page", url="https://x.example"))
+        await deliver(order("ann", "o-1"))
+
+        assert await fire(sessions, timedelta(days=31)) == 0
+        assert await messages(sessions, journey_id) == []
+
+        await deliver(granted("ann", version=3))
+        await deliver(InteractionTracked(customer_id="ann", kind="search", search_query="boots"))
+        assert await fire(sessions, timedelta(days=31)) == 1
+
+    async def test_a_re_engagement_journey_skips_customers_who_withdrew(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"), granted("ann"), revoked("ann"), registered("bob"))
+
+        journey_id = await new_journey(sessions, trigger="re_engagement", inactivity_days=10)
+
+        assert await fire(sessions, timedelta(days=11)) == 1
+        assert [m.customer_id for m in await messages(sessions, journey_id)] == ["bob"]
+
+    async def test_a_cart_after_a_revocation_does_not_arm_the_reminder(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"), granted("ann"))
+        journey_id = await new_journey(sessions, trigger="abandoned_cart", delay_minutes=30)
+        await deliver(revoked("ann"), cart("ann"))
+
+        assert await fire(sessions, timedelta(minutes=31)) == 0
+        assert await messages(sessions, journey_id) == []
 
 
 class TestErasure:

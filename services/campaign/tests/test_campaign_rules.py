@@ -44,6 +44,19 @@ class TestParsing:
 
 
 class TestRefusals:
+    @pytest.mark.parametrize(
+        ("rule", "message"),
+        [
+            ({"metric": "recency_days", "op": "gt", "value": 36_501}, "at most 36500 days"),
+            ({"attribute": "age", "op": "lt", "value": 151}, "at most 150 years"),
+            ({"metric": "revenue", "op": "gt", "value": float("inf")}, "a number between"),
+            ({"metric": "nps", "op": "eq", "value": float("nan")}, "a number between"),
+            ({"metric": "revenue", "op": "lt", "value": 10**12}, "a number between"),
+        ],
+    )
+    def test_values_out_of_range_are_refused(self, rule: dict[str, Any], message: str) -> None:
+        assert message in error_of(rule)
+
     def test_an_object_without_a_known_key_says_which_keys_exist(self) -> None:
         assert "exactly one of the keys all, any, not" in error_of({"colour": "red"})
 

@@ -1,0 +1,84 @@
+"""The SMTP sink of `make run` keeps what campaign sends where a developer can read it."""
+
+import email
+import email.policy
+import shlex
+import smtplib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from rapport_campaign.settings import Settings
+from rapport_events.testing.broker import free_port
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def procfile_command(name: str) -> list[str]:
+    for line in (REPO / "Procfile").read_text().splitlines():
+        process, _, command = line.partition(":")
+        if process.strip() == name:
+            return shlex.split(command)
+    raise AssertionError(f"no {name} process in the Procfile")
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the mail sink exited"
+        try:
+            smtplib.SMTP("127.0.0.1", port, timeout=2).quit()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the mail sink did not listen")
+
+
+def stored(directory: Path) -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for path in sorted(directory.glob("*.eml"))
+    ]
+
+
+class TestDevelopmentMailSink:
+    def test_listens_where_campaign_sends_in_development(self) -> None:
+        command = procfile_command("mail")
+        defaults = Settings.model_fields
+
+        assert (defaults["smtp_host"].default, defaults["smtp_port"].default) == (
+            option(command, "--host"),
+            int(option(command, "--port")),
+        )
+        assert option(command, "--dir") == "var/mail"
+
+    def test_a_message_sent_to_it_is_stored_as_an_eml_file(self, tmp_path: Path) -> None:
+        port = free_port()
+        command = procfile_command("mail")
+        command[command.index("--port") + 1] = str(port)
+        command[command.index("--dir") + 1] = str(tmp_path / "mail")
+        command[0] = sys.executable if command[0] == "python" else command[0]
+        process = subprocess.Popen(command, cwd=REPO)
+        try:
+            wait_for_port(port, process)
+            message = EmailMessage()
+            message["From"] = "news@rapport.example"
+            message["To"] = "ann@example.com"
+            message["Subject"] = "Spring is here"
+            message.set_content("Shop now: http://127.0.0.1:8002/t/abc")
+            with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+                client.send_message(message, to_addrs=["ann@example.com", "audit@example.com"])
+        finally:
+            process.terminate()
+            assert process.wait(timeout=10) == 0
+
+        (received,) = stored(tmp_path / "mail")
+        assert received["Subject"] == "Spring is here"
+        assert received.get_all("Delivered-To") == ["ann@example.com", "audit@example.com"]
+        assert "http://127.0.0.1:8002/t/abc" in received.get_content()
