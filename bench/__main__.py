@@ -28,6 +28,8 @@ SIZE_FLAGS = {
     "concurrency": "HTTP requests in flight",
     "e2e_customers": "customers created at half saturation",
     "saturation_customers": "customers created to find saturation",
+    "ingest_events": "tracking calls posted to /v1/batch",
+    "revocations": "partner_sharing consents revoked",
     "warmup": "warm-up messages / requests",
     "repeats": "repetitions of cheap baselines",
 }

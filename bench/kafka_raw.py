@@ -103,6 +103,54 @@ async def produce_rate(
         await producer.stop()
 
 
+async def _read(reader: AIOKafkaConsumer, count: int, max_records: int) -> float:
+    """getmany until `count` records are in; returns the perf_counter of the last."""
+    await _read_count(reader, count, max_records=max_records)
+    return time.perf_counter()
+
+
+async def _trip(
+    producer: AIOKafkaProducer,
+    reader: AIOKafkaConsumer,
+    topic: str,
+    messages: list[Message],
+    max_records: int,
+    timeout: float,
+) -> float:
+    started = time.perf_counter()
+    reading = asyncio.create_task(_read(reader, len(messages), max_records))
+    try:
+        await produce(producer, topic, messages, timeout)
+        async with asyncio.timeout(timeout):
+            last = await reading
+    finally:
+        await cancel_and_wait(reading)
+    return len(messages) / (last - started)
+
+
+async def produce_consume_rate(
+    settings: KafkaSettings, topic: str, messages: list[Message], timeout: float
+) -> float:
+    """Produce as produce() does while a getmany reader (assigned, no group join) drains the
+    topic; messages per second from the first send to the last read, after a warm-up batch."""
+    producer = create_producer(settings, client_id="bench-raw-pipeline")
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await producer.start()
+    await reader.start()
+    try:
+        reader.assign([TopicPartition(topic, p) for p in range(settings.partitions)])
+        max_records = settings.consumer_max_records
+        await _trip(producer, reader, topic, messages[:BATCH], max_records, timeout)
+        return await _trip(producer, reader, topic, messages, max_records, timeout)
+    finally:
+        await reader.stop()
+        await producer.stop()
+
+
 def consumer(settings: KafkaSettings, group: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         settings.topic,
@@ -126,21 +174,30 @@ async def consume_rate(settings: KafkaSettings, total: int, skip: int, timeout: 
     await reader.start()
     try:
         reader.assign([TopicPartition(settings.topic, p) for p in range(settings.partitions)])
-        received = 0
-        started: float | None = None
         async with asyncio.timeout(timeout):
-            while received < total:
-                batches = await reader.getmany(
-                    timeout_ms=200, max_records=settings.consumer_max_records
-                )
-                received += sum(len(records) for records in batches.values())
-                if started is None and received >= skip:
-                    started, counted_from = time.perf_counter(), received
-        assert started is not None
+            # Exactly `skip` records first, so the clock never starts after a fetch that
+            # already held every record (which would time nothing).
+            received = await _read_count(reader, skip, max_records=skip)
+            started = time.perf_counter()
+            counted = await _read_count(
+                reader, total - received, max_records=settings.consumer_max_records
+            )
         elapsed = time.perf_counter() - started
-        return (received - counted_from) / elapsed if elapsed > 0 else float("inf")
+        return counted / elapsed if elapsed > 0 else float("inf")
     finally:
         await reader.stop()
+
+
+async def _read_count(reader: AIOKafkaConsumer, count: int, *, max_records: int) -> int:
+    """getmany until `count` records are in, at most `max_records` a call and never more
+    than `count` in all; returns how many were read."""
+    received = 0
+    while received < count:
+        batches = await reader.getmany(
+            timeout_ms=200, max_records=min(max_records, count - received)
+        )
+        received += sum(len(records) for records in batches.values())
+    return received
 
 
 async def consume_rate_median(

@@ -9,23 +9,33 @@ import httpx
 
 from bench.core import Context
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.stack import Stack
+from rapport_events.testing.stack import SERVICES, Stack
 
 
 @asynccontextmanager
 async def running_stack(
     ctx: Context, names: list[str], kind: str, label: str
 ) -> AsyncIterator[tuple[Stack, KafkaSettings, dict[str, str]]]:
-    """Start `names` as uvicorn processes on fresh databases of `kind` and a fresh topic."""
+    """Start `names` as uvicorn processes on fresh databases of `kind` and a fresh topic;
+    the services started after profile call this profile (partner-share fills slices from it)."""
     settings = await ctx.topic(label)
     databases = {
         name: await ctx.database(kind, f"{label}-{name.replace('-', '_')}") for name in names
     }
     workdir = ctx.workdir / f"{label}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
-    stack = Stack(workdir=workdir, env=ctx.kafka_env(settings), databases=databases)
+    env = ctx.kafka_env(settings)
+    stack = Stack(workdir=workdir, env=env, databases=databases)
     try:
-        stack.start(names)
+        for name in names:
+            stack.start([name])
+            if name == "profile":
+                urls = {
+                    f"{p}PROFILE_URL": stack.url(name)
+                    for n, (_, p) in SERVICES.items()
+                    if n != name
+                }
+                env.update(urls)
         await asyncio.to_thread(stack.wait_ready, 120.0)
         yield stack, settings, databases
     finally:
