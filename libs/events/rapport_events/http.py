@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rapport_events import observability
@@ -173,6 +173,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(DBAPIError)
+    async def _unstorable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL text cannot hold NUL characters; SQLite can, so this is bad input.
+        if "0x00" not in str(exc.orig):
+            raise exc
+        return _error(422, "validation_error", "text must not contain NUL (\\u0000) characters")
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
