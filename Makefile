@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help install run test test-unit test-faults lint format schemas clean bench
+.PHONY: help install run test test-unit test-faults load lint format schemas clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test-unit: install ## only the tests that need no broker
 
 test-faults: install ## only the fault-injection tests
 	$(PYTEST) -m faults
+
+load: install ## a minute of concurrent load on the four services: no errors, memory flat
+	$(PYTEST) tests/test_load.py -m slow -s
 
 lint: install ## ruff and mypy
 	$(UV) run --frozen ruff check .

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rapport_events import observability
@@ -83,8 +84,71 @@ def _error(status_code: int, code: str, message: str, **extra: Any) -> JSONRespo
     )
 
 
+class FieldError(BaseModel):
+    """One invalid field of a request: where, what is wrong, the kind of error."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorReply(BaseModel):
+    """Every error reply: a code, a readable message (repeated as `detail`), and extras."""
+
+    error: str
+    message: str
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+ERROR_SCHEMA_REF = "#/components/schemas/ErrorReply"
+FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}},
+    }
+
+
+def _document_error_replies(openapi: dict[str, Any]) -> None:
+    """Describe the error replies the handlers below really send, on every operation."""
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for model in (FieldError, ErrorReply):
+        components[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for code, response in responses.items():
+                content = response.get("content", {}).get("application/json", {})
+                uses_fastapi_shape = content.get("schema", {}).get("$ref") == FASTAPI_VALIDATION_REF
+                if code.startswith("4") and (uses_fastapi_shape or "content" not in response):
+                    responses[code] = _error_response(response.get("description", "refused"))
+            if "requestBody" in operation:
+                responses.setdefault("400", _error_response("the body is not valid JSON"))
+            if operation.get("security"):
+                responses.setdefault("401", _error_response("missing or wrong credentials"))
+    components.pop("HTTPValidationError", None)
+
+
+def _with_documented_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_error_replies(build())
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error is JSON `{error, message, ...}`; bad input is a 4xx, never a 500."""
+    app.openapi = _with_documented_errors(app)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -109,6 +173,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(DBAPIError)
+    async def _unstorable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL text cannot hold NUL characters; SQLite can, so this is bad input.
+        if "0x00" not in str(exc.orig):
+            raise exc
+        return _error(422, "validation_error", "text must not contain NUL (\\u0000) characters")
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:

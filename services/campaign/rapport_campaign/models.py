@@ -234,15 +234,20 @@ class SegmentPublic(BaseModel):
     created_at: datetime
     refreshed_at: datetime | None
 
-    @field_validator("created_at")
+    @field_validator("created_at", "refreshed_at")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return aware(value)
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _aware_or_none(value)
 
 
 class MemberPublic(BaseModel):
     customer_id: str
     entered_at: datetime
+
+    @field_validator("entered_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return aware(value)
 
 
 class MemberPage(BaseModel):

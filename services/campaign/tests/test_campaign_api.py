@@ -342,6 +342,23 @@ class TestBadInput:
         assert again.status_code == 409
         assert again.json()["error"] == "conflict"
 
+    async def test_a_refreshed_segment_shows_its_refresh_time_with_its_offset(
+        self, client: httpx.AsyncClient, eventually: Eventually
+    ) -> None:
+        rule = {"metric": "orders", "op": "gte", "value": 1}
+        created = await client.post(
+            "/segments", json={"name": "buyers", "rule": rule}, headers=AUTH
+        )
+        segment_url = f"/segments/{created.json()['id']}"
+
+        async def read() -> dict[str, Any]:
+            return (await client.get(segment_url, headers=AUTH)).json()  # type: ignore[no-any-return]
+
+        segment = await eventually(read, lambda body: body["refreshed_at"] is not None)
+
+        assert segment["refreshed_at"] is not None, segment
+        assert segment["refreshed_at"].endswith(("Z", "+00:00")), segment["refreshed_at"]
+
     async def test_the_customer_export_is_never_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/customers/nobody/export", headers=AUTH)
         assert response.status_code == 200

@@ -153,6 +153,22 @@ class TestBadInput:
         ticket = (await client.get(f"/tickets/{ticket_id}", headers=auth)).json()
         assert (ticket["status"], ticket["priority"]) == ("new", "normal")
 
+    async def test_a_nul_character_is_never_a_500(
+        self, client: httpx.AsyncClient, auth: dict[str, str]
+    ) -> None:
+        created = await client.post(
+            "/tickets", json={"customer_id": "c-nul", "subject": "\x00"}, headers=auth
+        )
+        merged = await client.post("/tickets/%00/merge", json={"into_ticket_id": "t"}, headers=auth)
+
+        # SQLite stores the character; PostgreSQL text cannot hold it, which is bad input.
+        assert created.status_code in (201, 422), created.text
+        assert merged.status_code in (404, 422), merged.text
+        if created.status_code == 422:
+            assert "NUL" in created.json()["message"]
+            listed = await client.get("/tickets?customer_id=c-nul", headers=auth)
+            assert listed.json()["items"] == []
+
 
 class TestTicketLifecycle:
     async def test_open_answer_resolve_rate_reaches_the_log(

@@ -1,0 +1,55 @@
+"""The shared HTTP error replies are the ones the OpenAPI document describes."""
+
+from typing import Annotated
+
+import httpx
+import jsonschema
+from fastapi import Depends, FastAPI, Query
+from pydantic import BaseModel
+
+from rapport_events.http import bearer_auth, install_error_handlers
+
+TOKEN = "http-test-token"
+
+
+class Item(BaseModel):
+    name: str
+
+
+def build_app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/items", dependencies=[Depends(bearer_auth(lambda _request: TOKEN))])
+    async def create_item(item: Item, size: Annotated[int, Query(le=10)] = 1) -> Item:
+        return item
+
+    return app
+
+
+def documented_schema(app: FastAPI, status: str) -> dict[str, object]:
+    """The reply schema of POST /items for `status`, its references resolvable."""
+    openapi = app.openapi()
+    response = openapi["paths"]["/items"]["post"]["responses"][status]
+    return {
+        **response["content"]["application/json"]["schema"],
+        "components": openapi["components"],
+    }
+
+
+async def test_every_refusal_matches_its_documented_schema() -> None:
+    app = build_app()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        invalid = await client.post("/items?size=99", json={"name": "x"}, headers=auth)
+        unparsable = await client.post(
+            "/items", content=b"\xff{", headers={**auth, "content-type": "application/json"}
+        )
+        anonymous = await client.post("/items", json={"name": "x"})
+
+    for response, status in ((invalid, "422"), (unparsable, "400"), (anonymous, "401")):
+        assert response.status_code == int(status), response.text
+        jsonschema.validate(response.json(), documented_schema(app, status))
+    assert invalid.json()["errors"][0]["loc"] == ["query", "size"]
+    assert "HTTPValidationError" not in app.openapi()["components"]["schemas"]
