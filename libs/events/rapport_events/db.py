@@ -12,6 +12,9 @@ from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
+# A transaction that only reads: on SQLite it starts deferred, so it never queues for
+# the single writer's lock (WAL readers see the last commit and do not block writers).
+READ_ONLY = "rapport_read_only"
 
 
 def async_url(url: str) -> str:
@@ -34,6 +37,7 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def _prepare_sqlite(engine: AsyncEngine) -> None:
     # SQLite has one writer: WAL lets readers proceed, BEGIN IMMEDIATE takes the
     # write lock up front so a transaction never fails upgrading a read lock.
+    # Transactions declared read-only begin deferred and never wait for that lock.
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -46,7 +50,8 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -98,6 +103,23 @@ def session_factory(
 async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on error."""
     async with factory() as session, session.begin():
+        yield session
+
+
+async def begin_read_only(session: AsyncSession) -> None:
+    """Start the session's transaction as read-only (call before its first query).
+
+    A write in such a transaction can fail on SQLite while another writer holds the
+    lock, so only routes and loops that never write may use it.
+    """
+    await session.connection(execution_options={READ_ONLY: True})
+
+
+@asynccontextmanager
+async def read_transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A unit of work that only reads."""
+    async with factory() as session, session.begin():
+        await begin_read_only(session)
         yield session
 
 

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import utcnow
 from rapport_events.codec import header_map
-from rapport_events.db import SessionFactory, transaction
+from rapport_events.db import SessionFactory, read_transaction, transaction
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
 from rapport_events.tracing import context_from_headers, current_trace_headers, tracer
@@ -101,7 +101,7 @@ class OutboxRelay:
         return len(rows)
 
     async def _pending(self) -> list[OutboxMessage]:
-        async with transaction(self._sessions) as session:
+        async with read_transaction(self._sessions) as session:
             result = await session.exec(
                 select(OutboxMessage)
                 .where(col(OutboxMessage.sent_at).is_(None))
