@@ -12,6 +12,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import inbox
 from rapport_events.aio import cancel_and_wait
@@ -59,6 +60,10 @@ class ConsumerRunner:
     For each record: decode, then in one database transaction claim the event id
     in the inbox and run the handlers; commit the offset only after that. A record
     that keeps failing goes to `<topic>.dlq.<service>` with the error in headers.
+
+    The records of one partition fetched together are applied in one transaction
+    (one commit instead of one per event); when anything in it fails, it is rolled
+    back whole and the records are applied one by one, each with its retries.
     """
 
     def __init__(
@@ -136,9 +141,7 @@ class ConsumerRunner:
                 await asyncio.sleep(0.5)
                 continue
             for partition, records in batches.items():
-                for record in records:
-                    await self._handle_record(record)
-                    self._processed[partition] = record.offset + 1
+                await self._handle_records(partition, records)
             if batches:
                 await self.commit_processed()
 
@@ -160,17 +163,60 @@ class ConsumerRunner:
         # a message without a type is malformed and goes to the dead letters.
         return bool(event_type) and event_type not in self._handlers and event_type not in UPCASTERS
 
-    async def _handle_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        headers = header_map(record.headers)
-        if self._ignores(headers.get("ce_type", "")):
-            return
-        with tracer().start_as_current_span(
+    async def _handle_records(
+        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Apply a partition's fetched records together; one by one when that fails."""
+        if len(records) > 1:
+            try:
+                await self._apply_together(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.info("%s applies %d records singly: %r", self.group_id, len(records), error)
+            else:
+                self._processed[partition] = records[-1].offset + 1
+                return
+        for record in records:
+            await self._handle_record(record)
+            self._processed[partition] = record.offset + 1
+
+    async def _apply_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Every record in one transaction; counters move only once it committed."""
+        applied = duplicates = 0
+        async with transaction(self._sessions) as session:
+            for record in records:
+                headers = header_map(record.headers)
+                if self._ignores(headers.get("ce_type", "")):
+                    continue
+                with self._process_span(record, headers):
+                    envelope = decode(record.value, record.headers)
+                    handlers = self._handlers.get(envelope.type)
+                    if not handlers:
+                        continue
+                    if await self._apply_in(session, envelope, handlers):
+                        applied += 1
+                    else:
+                        duplicates += 1
+        self.applied += applied
+        self.duplicates += duplicates
+
+    def _process_span(
+        self, record: ConsumerRecord[bytes, bytes], headers: Mapping[str, str]
+    ) -> Any:
+        return tracer().start_as_current_span(
             f"process {record.topic}",
             context=context_from_headers(headers),
             kind=SpanKind.CONSUMER,
             links=_links(headers),
             attributes=_process_attributes(record, headers, self.group_id),
-        ) as span:
+        )
+
+    async def _handle_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = header_map(record.headers)
+        if self._ignores(headers.get("ce_type", "")):
+            return
+        with self._process_span(record, headers) as span:
             try:
                 envelope = decode(record.value, record.headers)
             except DecodeError as error:
@@ -234,18 +280,27 @@ class ConsumerRunner:
     async def apply(self, envelope: Envelope, handlers: Sequence[Handler]) -> bool:
         """Apply one event in one transaction; False when the inbox says it was applied."""
         async with transaction(self._sessions) as session:
-            if not await inbox.claim(session, self.group_id, envelope.id, envelope.type):
-                self.duplicates += 1
-                return False
-            available = {
-                **self._dependencies,
-                "event": envelope.data,
-                "envelope": envelope,
-                "session": session,
-            }
-            for handler in handlers:
-                await handler(**_injected_kwargs(handler, available))
-        self.applied += 1
+            applied = await self._apply_in(session, envelope, handlers)
+        if applied:
+            self.applied += 1
+        else:
+            self.duplicates += 1
+        return applied
+
+    async def _apply_in(
+        self, session: AsyncSession, envelope: Envelope, handlers: Sequence[Handler]
+    ) -> bool:
+        """Claim the event in the inbox and run its handlers on the caller's transaction."""
+        if not await inbox.claim(session, self.group_id, envelope.id, envelope.type):
+            return False
+        available = {
+            **self._dependencies,
+            "event": envelope.data,
+            "envelope": envelope,
+            "session": session,
+        }
+        for handler in handlers:
+            await handler(**_injected_kwargs(handler, available))
         return True
 
     async def _dead_letter(

@@ -4,9 +4,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +23,7 @@ from rapport_events.types import CustomerErased, InteractionTracked
 SERVICE = "unit-tests"
 TOPIC = "rapport.unit-events"
 DLQ = f"{TOPIC}.dlq.{SERVICE}"
+PARTITION = TopicPartition(TOPIC, 2)
 
 # A service's own table, standing in for the handler's effect.
 effects = Table(
@@ -413,3 +415,71 @@ class TestHandleRecord:
         assert process.attributes is not None
         assert process.attributes["messaging.consumer.group.name"] == SERVICE
         assert process.attributes["messaging.message.id"] == envelope.id
+
+
+def commits_of(engine: AsyncEngine) -> list[int]:
+    """A list that grows by one on every database commit."""
+    seen: list[int] = []
+    event.listen(engine.sync_engine, "commit", lambda _connection: seen.append(1))
+    return seen
+
+
+class TestHandleRecordsTogether:
+    async def test_a_fetched_batch_is_applied_in_one_commit(
+        self, runner: ConsumerRunner, sessions: SessionFactory, event_engine: AsyncEngine
+    ) -> None:
+        envelopes = [tracked(f"page-{n}") for n in range(5)]
+        records = [record_of(encode(e), offset=n) for n, e in enumerate(envelopes)]
+        commits = commits_of(event_engine)
+
+        await runner._handle_records(PARTITION, records)
+
+        assert len(commits) == 1
+        assert await effect_notes(sessions) == [f"page-{n}" for n in range(5)]
+        assert sorted(await inbox_ids(sessions)) == sorted(e.id for e in envelopes)
+        assert (runner.applied, runner.duplicates) == (5, 0)
+        assert runner._processed == {PARTITION: 5}
+
+    async def test_a_duplicate_inside_one_batch_is_applied_once(
+        self, runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        envelope = tracked("twice")
+        message = encode(envelope)
+
+        await runner._handle_records(PARTITION, [record_of(message, 0), record_of(message, 1)])
+
+        assert await effect_notes(sessions) == ["twice"]
+        assert (runner.applied, runner.duplicates) == (1, 1)
+
+    async def test_a_failing_event_rolls_the_batch_back_and_the_rest_apply_in_order(
+        self, make_runner: RunnerFactory, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        async def fail_on_poison(
+            event: InteractionTracked, envelope: Envelope, session: AsyncSession
+        ) -> None:
+            if event.name == "poison":
+                raise ValueError("poison")
+            await record_effect(event, envelope, session)
+
+        runner = make_runner({InteractionTracked: [fail_on_poison]})
+        names = ["a", "b", "poison", "c"]
+        records = [record_of(encode(tracked(n)), offset=i) for i, n in enumerate(names)]
+
+        await runner._handle_records(PARTITION, records)
+
+        assert await effect_notes(sessions) == ["a", "b", "c"]
+        assert (runner.applied, runner.duplicates, runner.dead_lettered) == (3, 0, 1)
+        assert dlq_headers(producer)["dlq_error_message"] == "poison"
+        assert runner._processed == {PARTITION: 4}
+
+    async def test_an_undecodable_record_in_a_batch_goes_to_the_dead_letters_alone(
+        self, runner: ConsumerRunner, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        good = encode(tracked("good"))
+        broken = FakeRecord(TOPIC, 2, 1, good.key, b"{not json", list(good.headers))
+
+        await runner._handle_records(PARTITION, [record_of(good, 0), broken])
+
+        assert await effect_notes(sessions) == ["good"]
+        assert runner.dead_lettered == 1
+        assert dlq_headers(producer)["dlq_original_offset"] == "1"

@@ -501,9 +501,7 @@ class TestConsumerProcessKilled:
 # --- 5. one publish in ten duplicated ------------------------------------------------------
 
 
-def with_duplicates(
-    messages: list[Any], share: float, rng: random.Random
-) -> tuple[list[Any], int]:
+def with_duplicates(messages: list[Any], share: float, rng: random.Random) -> tuple[list[Any], int]:
     """The messages with `share` of them sent twice, each copy somewhere after its original."""
     stream = list(messages)
     chosen = rng.sample(range(len(messages)), round(share * len(messages)))
