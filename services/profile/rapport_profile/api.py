@@ -77,7 +77,12 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=400,
         )
 
-    for refusal in (service.InvalidRequest, analytics.UnknownTier, analytics.NotEnoughHistory):
+    for refusal in (
+        service.InvalidRequest,
+        analytics.UnknownTier,
+        analytics.InvalidRange,
+        analytics.NotEnoughHistory,
+    ):
 
         @app.exception_handler(refusal)
         async def _invalid(_r: Request, exc: Exception) -> JSONResponse:
@@ -338,11 +343,7 @@ async def read_trends(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> analytics.TrendsReply:
     """Revenue, orders, average order or new customers per period, by a demographic."""
-    start, end = analytics.default_range(start, end)
-    if start > end:
-        raise service.InvalidRequest("from must not be after to")
-    if len(analytics.periods(start, end, interval)) > 1000:
-        raise service.InvalidRequest("at most 1000 periods per request")
+    start, end = analytics.requested_range(start, end, interval)
     return await analytics.trends(
         session, metric=metric, by=by, interval=interval, start=start, end=end
     )
@@ -365,11 +366,7 @@ async def read_forecast(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> analytics.ForecastReply:
     """Forecast the next periods (Holt-Winters) and report the backtest error (MAE, MAPE)."""
-    start, end = analytics.default_range(start, end)
-    if start > end:
-        raise service.InvalidRequest("from must not be after to")
-    if len(analytics.periods(start, end, interval)) > 1000:
-        raise service.InvalidRequest("at most 1000 periods of history per request")
+    start, end = analytics.requested_range(start, end, interval)
     return await analytics.forecast(
         session,
         metric=metric,

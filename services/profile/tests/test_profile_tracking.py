@@ -18,9 +18,12 @@ from segment.analytics import Client
 from sqlalchemy import func
 from sqlmodel import select
 
+from rapport_events.base import utcnow
+from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
 from rapport_profile.main import create_app
+from rapport_profile.models import Identity, TrackedMessage
 from rapport_profile.settings import Settings
 
 TOKEN = "profile-test-token"
@@ -162,6 +165,87 @@ class TestBadCalls:
             assert response.status_code == 400, (path, body[:80], response.text)
             assert response.json()["code"] == "bad_request"
         assert await outbox_count(app) == 0
+
+
+def _track(event: str, properties: str, extra: str = "") -> tuple[str, bytes]:
+    """A raw track call, so numbers JSON allows but Python cannot hold (1e400) go through."""
+    body = f'{{"userId": "u-9", "event": "{event}", "properties": {properties}{extra}}}'
+    return "/v1/track", body.encode()
+
+
+OUT_OF_RANGE = {
+    "revenue past what decimal can quantize": _track("Order Completed", '{"revenue": 1e30}'),
+    "revenue past the money column": _track("Order Completed", '{"revenue": 1000000000000}'),
+    "price past the money column": _track(
+        "Order Completed", '{"products": [{"product_id": "p", "price": 1e30}]}'
+    ),
+    "quantity of infinity": _track(
+        "Order Completed", '{"products": [{"product_id": "p", "price": 1, "quantity": 1e400}]}'
+    ),
+    "items adding up past the money column": _track(
+        "Product Added", '{"products": [{"product_id": "p", "price": 999999999, "quantity": 9999}]}'
+    ),
+    "nps score of infinity": _track("Survey Completed", '{"nps_score": 1e400}'),
+    "points of infinity": _track("Loyalty Points Earned", '{"points": 1e400}'),
+    "points past the points column": _track("Loyalty Points Earned", '{"points": 10000000000}'),
+    "balance of infinity": _track("Loyalty Points Earned", '{"points": 5, "balance": 1e400}'),
+    "timestamp near the end of time": _track(
+        "Clicked", "{}", ', "timestamp": "9999-12-31T23:59:59Z", "sentAt": "2000-01-01T00:00:00Z"'
+    ),
+    "sentAt near the end of time": _track(
+        "Clicked", "{}", ', "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"'
+    ),
+    "a batch sentAt far from the message timestamp": (
+        "/v1/batch",
+        b'{"sentAt": "0001-01-02T00:00:00Z", "batch": [{"type": "page", "userId": "u-9",'
+        b' "timestamp": "9999-12-30T00:00:00Z"}]}',
+    ),
+}
+
+
+async def stored_rows(app: FastAPI) -> int:
+    """Outbox messages, identities and applied messageIds the service holds."""
+    async with app.state.runtime.sessions() as session:
+        counts = [
+            (await session.exec(select(func.count()).select_from(model))).one()
+            for model in (OutboxMessage, Identity, TrackedMessage)
+        ]
+    return sum(counts)
+
+
+class TestOutOfRangeValues:
+    @pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+    async def test_each_is_400_and_stores_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, case: str
+    ) -> None:
+        path, body = OUT_OF_RANGE[case]
+
+        response = await client.post(
+            path, content=body, headers={**BASIC, "content-type": "application/json"}
+        )
+
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "bad_request"
+        assert await stored_rows(app) == 0
+
+    async def test_a_corrected_time_never_passes_arrival(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        call = {
+            "userId": "u-9",
+            "event": "Clicked",
+            "timestamp": "2199-12-31T00:00:00Z",
+            "sentAt": "1970-01-02T00:00:00Z",
+        }
+
+        response = await client.post("/v1/track", json=call, headers=BASIC)
+        await drain_outbox(app)
+
+        assert response.status_code == 200, response.text
+        async with app.state.runtime.sessions() as session:
+            row = (await session.exec(select(OutboxMessage))).one()
+        event = decode(row.value, [(k, v.encode()) for k, v in row.headers])
+        assert abs((event.data.occurred_at - utcnow()).total_seconds()) < 60
 
 
 class TestBatchIntoTheTimeline:
