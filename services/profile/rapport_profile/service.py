@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import outbox
 from rapport_events.base import Event, utcnow
+from rapport_events.codec import Envelope
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -72,9 +73,9 @@ class IdempotencyMismatch(ValueError):
     """An Idempotency-Key was reused for a different request."""
 
 
-def publish(session: AsyncSession, event: Event, topic: str) -> None:
+def publish(session: AsyncSession, event: Event, topic: str) -> Envelope:
     # The configured log, not outbox.add's default: the relay sends to the row's topic.
-    outbox.add(session, event, source=SOURCE, topic=topic)
+    return outbox.add(session, event, source=SOURCE, topic=topic)
 
 
 def new_message_id() -> str:

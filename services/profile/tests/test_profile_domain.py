@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from rapport_events.codec import Envelope, decode
@@ -584,3 +585,26 @@ class TestErasureHere:
             and e.data.occurred_at > DAY
             and e.type.startswith("rapport.interaction")
         ]
+
+    async def test_the_outbox_forgets_what_went_out_and_sends_the_rest_first(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        async with transaction(sessions) as session:
+            await session.exec(update(OutboxMessage).values(sent_at=DAY))  # the relay sent it
+        await consent(sessions, ada, purpose="analytics", granted=True)  # not sent yet
+        grace = await register(sessions, "grace@example.com")
+
+        async with transaction(sessions) as session:
+            await gdpr.forget(session, ada, ["profile"])
+            erased = service.publish(session, CustomerErased(customer_id=ada), TOPIC)
+        after_erasure = [(e.type, e.data.customer_id) for e in await published(sessions)]
+        await deliver(sessions, CustomerErased(customer_id=ada), erased.id)
+        after_delivery = [(e.type, e.data.customer_id) for e in await published(sessions)]
+
+        assert after_erasure == [
+            ("rapport.consent.granted.v1", ada),
+            ("rapport.customer.registered.v1", grace),
+            ("rapport.customer.erased.v1", ada),
+        ]
+        assert after_delivery == [("rapport.customer.registered.v1", grace)]
