@@ -228,8 +228,10 @@ async def resolve_caller(
     anonymous = str(message.anonymousId) if message.anonymousId not in (None, "") else None
     owner: str | None = None
     if user is not None:
-        if await service.is_erased(session, user):
-            return user  # the caller drops what it has about an erased customer
+        # The caller drops what it has about an erased customer; nothing may link to it again.
+        for erased in (user, pseudo_id(USER, user)):
+            if await service.is_erased(session, erased):
+                return erased
         current = await service.resolve(session, user)  # a merged customer's id still works
         if await _is_customer(session, current):
             owner = current
@@ -249,6 +251,8 @@ async def resolve_caller(
         if anonymous_owner is not None:
             return anonymous_owner
         owner = pseudo_id(ANONYMOUS, anonymous)
+        if await service.is_erased(session, owner):
+            return owner
         store.add(
             session,
             Identity(

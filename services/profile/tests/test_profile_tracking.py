@@ -248,6 +248,32 @@ class TestOutOfRangeValues:
         assert abs((event.data.occurred_at - utcnow()).total_seconds()) < 60
 
 
+class TestLateCallsAboutAnErasedVisitor:
+    @pytest.mark.parametrize(
+        ("call", "erased_id"),
+        [
+            ({"userId": "u-7", "event": "Clicked"}, "user:u-7"),
+            ({"anonymousId": "a-7", "event": "Clicked"}, "anon:a-7"),
+        ],
+    )
+    async def test_leave_no_identity_and_no_event(
+        self, app: FastAPI, client: httpx.AsyncClient, call: dict[str, str], erased_id: str
+    ) -> None:
+        first = await client.post("/v1/track", json=call, headers=BASIC)
+        erased = await client.delete(f"/customers/{erased_id}", headers=AUTH)
+        left_by_erasure = await stored_rows(app)
+
+        late = await client.post("/v1/track", json=call, headers=BASIC)
+
+        assert first.status_code == 200, first.text
+        assert erased.status_code == 200, erased.text
+        assert late.status_code == 200, late.text
+        assert left_by_erasure == await stored_rows(app)
+        async with app.state.runtime.sessions() as session:
+            identities = (await session.exec(select(Identity))).all()
+        assert identities == []
+
+
 class TestBatchIntoTheTimeline:
     async def test_identify_track_and_page_land_on_the_timeline_and_metrics(
         self, client: httpx.AsyncClient
