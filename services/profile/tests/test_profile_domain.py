@@ -240,6 +240,33 @@ class TestMerge:
         assert their_metrics.orders == 2
         assert [(c.purpose, c.granted) for c in their_consents.consents] == [("analytics", True)]
 
+    async def test_an_unmerge_keeps_consents_withdrawn_since_the_merge(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "grace@example.com")
+        for who in (ada, dupe):
+            await consent(sessions, who, purpose="marketing", channel="email", granted=True)
+        await consent(sessions, ada, purpose="analytics", granted=True)  # the merge revokes it
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+            )
+        await consent(sessions, ada, purpose="marketing", channel="email", granted=False)
+
+        async with transaction(sessions) as session:
+            await service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
+
+        async with sessions() as session:
+            mine = await service.consent_receipt(session, ada)
+            theirs = await service.consent_receipt(session, dupe)
+        assert {(c.purpose, c.granted) for c in mine.consents} == {
+            ("marketing", False),
+            ("analytics", True),
+        }
+        assert [(c.purpose, c.granted) for c in theirs.consents] == [("marketing", False)]
+        assert [h.source for h in mine.history][-3:] == ["merge", "api", "unmerge"]
+
     async def test_merging_into_itself_or_twice_is_refused(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
         dupe = await register(sessions, "grace@example.com")
