@@ -458,19 +458,20 @@ class _MergeChanges:
     """Which of the survivor's consent changes a merge made, and which came after it."""
 
     def __init__(self, merge: Merge, latest: dict[ConsentKey, ConsentChange]) -> None:
-        versions = merge.snapshot.get("survivor_consent_versions")
-        self._low, self._high = versions if versions else (None, None)
+        versions = merge.snapshot.get("survivor_consent_versions") or [None, None]
+        self._low: int | None = versions[0]
+        self._high: int | None = versions[1]
         self._merged_at = aware(merge.merged_at)
         self.latest = latest
 
     def made_by_merge(self, change: ConsentChange) -> bool:
-        if self._low is not None:
-            return bool(self._low < change.version <= self._high)
+        if self._low is not None and self._high is not None:
+            return self._low < change.version <= self._high
         return change.source == "merge"  # merges recorded before their versions were kept
 
     def after_merge(self, change: ConsentChange) -> bool:
         if self._high is not None:
-            return bool(change.version > self._high)
+            return change.version > self._high
         return change.source != "merge" and aware(change.changed_at) > self._merged_at
 
     def revoked_since(self) -> set[ConsentKey]:
