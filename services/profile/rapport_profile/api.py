@@ -97,7 +97,9 @@ def install_error_handlers(app: FastAPI) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=CustomerPublic,
     responses={
-        409: {"description": "a customer with this e-mail exists; its id is returned"},
+        409: {
+            "description": "a customer with this e-mail or external id exists; its id is returned"
+        },
         422: {"description": "invalid body, or an Idempotency-Key reused for another body"},
     },
 )

@@ -128,6 +128,9 @@ async def register_customer(session: AsyncSession, data: CustomerCreate, *, topi
     existing = await store.find_by_email(session, data.email)
     if existing is not None:
         raise DuplicateEmail(await resolve(session, existing.id))
+    holders = await store.find_by_external_ids(session, data.external_ids)
+    if holders:
+        raise DuplicateExternalId(holders[0].id)
     customer = Customer.model_validate(data)
     store.add(session, customer)
     await session.flush()

@@ -367,10 +367,10 @@ async def identify(
     email = fields.pop("email", None)
     external_ids = fields.pop("external_ids", None)
     if not await _is_customer(session, owner):
-        holder = await store.find_by_email(session, email) if email else None
+        holder, reason = await _holder(session, email, external_ids)
         if holder is not None:
             survivor = await service.resolve(session, holder.id)
-            await _fold(session, survivor, owner, "email", topic)
+            await _fold(session, survivor, owner, reason, topic)
             owner = survivor
         elif email:
             customer = Customer(email=email, acquisition_channel=channel, **fields)
@@ -412,6 +412,18 @@ async def identify(
         fields["acquisition_channel"] = channel
     service.apply_changes(session, customer, fields, topic)
     return customer.id
+
+
+async def _holder(
+    session: AsyncSession, email: str | None, external_ids: dict[str, str] | None
+) -> tuple[Customer | None, str]:
+    """The customer who already has this e-mail, else the oldest with one of these ids."""
+    if email and (holder := await store.find_by_email(session, email)) is not None:
+        return holder, "email"
+    holders = await store.find_by_external_ids(session, external_ids or {})
+    if holders:
+        return min(holders, key=lambda c: aware(c.created_at)), "external_id"
+    return None, "email"
 
 
 async def _merge_pair(

@@ -181,6 +181,23 @@ class TestCreateCustomer:
         assert body["existing_id"] == first["id"]
         assert await row_counts(app) == (1, 1)
 
+    async def test_an_external_id_held_by_another_customer_is_409_with_its_id(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        first = (await client.post("/customers", json=ADA, headers=AUTH)).json()
+
+        other = {**ADA, "email": "augusta@example.com", "external_ids": {"crm": "A-1", "pos": "9"}}
+        response = await client.post("/customers", json=other, headers=AUTH)
+        elsewhere = {**other, "external_ids": {"pos": "A-1"}}  # the same id in another system
+        accepted = await client.post("/customers", json=elsewhere, headers=AUTH)
+
+        assert response.status_code == 409, response.text
+        body = response.json()
+        assert body["error"] == "conflict" and "external id" in body["message"]
+        assert body["existing_id"] == first["id"]
+        assert accepted.status_code == 201, accepted.text
+        assert await row_counts(app) == (2, 2)
+
 
 INVALID: dict[str, dict[str, Any]] = {
     "bad email": {**ADA, "email": "not-an-email"},

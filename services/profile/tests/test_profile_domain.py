@@ -377,6 +377,30 @@ class TestIdentityResolution:
             merged = await service.get_customer(session, grace)
         assert (merged.status, merged.merged_into) == ("merged", ada)
 
+    async def test_identify_with_a_known_external_id_folds_into_its_holder(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com", external_ids={"pos": "P-1"})
+        calls = [
+            message(type="track", userId="u-5", event="Product Viewed", messageId="m-1"),
+            message(
+                type="identify",
+                userId="u-5",
+                traits={"externalIds": {"pos": "P-1"}, "email": "ada.pos@example.com"},
+                messageId="m-2",
+            ),
+        ]
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, calls, topic=TOPIC)
+
+        async with sessions() as session:
+            everyone = await store.all_customers(session)
+            owner = await service.resolve(session, tracking.pseudo_id(tracking.USER, "u-5"))
+        merged = [e for e in await published(sessions) if e.type == "rapport.customer.merged.v1"]
+        assert [c.id for c in everyone] == [ada]
+        assert owner == ada
+        assert [(e.data.customer_id, e.data.reason) for e in merged] == [(ada, "external_id")]  # type: ignore[attr-defined]
+
     async def test_a_repeated_message_id_is_applied_once(self, sessions: SessionFactory) -> None:
         call = message(type="track", anonymousId="a-1", event="Clicked", messageId="same")
         async with transaction(sessions) as session:
