@@ -13,9 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import select
 
-from rapport_events.codec import decode
+from rapport_events.base import Event
+from rapport_events.codec import Envelope, decode, encode
+from rapport_events.kafka import create_producer
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.types import SegmentEntered, SegmentExited
 from rapport_profile.main import create_app
 from rapport_profile.models import Customer
 from rapport_profile.settings import DEVELOPMENT_TOKEN, Settings
@@ -351,6 +354,53 @@ class TestSearchCustomers:
         for params in ({"cursor": "garbage!"}, {"tier": "diamond"}, {"limit": 0}):
             response = await client.get("/customers", params=params, headers=AUTH)
             assert response.status_code == 422, (params, response.text)
+
+
+async def publish_as_campaign(settings: KafkaSettings, *events: Event) -> None:
+    """Put events on the log as the campaign service would."""
+    producer = create_producer(settings, client_id="campaign")
+    await producer.start()
+    try:
+        for event in events:
+            message = encode(Envelope(data=event, source="/services/campaign"))
+            await producer.send_and_wait(
+                settings.topic, value=message.value, key=message.key, headers=message.headers
+            )
+    finally:
+        await producer.stop()
+
+
+class TestSearchBySegment:
+    async def test_members_of_a_segment_by_id_or_name_with_other_filters(
+        self, client: httpx.AsyncClient, kafka_settings: KafkaSettings
+    ) -> None:
+        ada = await create(client)
+        grace = await create(client, email="grace@example.com", country="US", external_ids={})
+        alan = await create(client, email="alan@example.com", country="FR", external_ids={})
+        await publish_as_campaign(
+            kafka_settings,
+            SegmentEntered(customer_id=ada["id"], segment_id="seg-1", segment_name="VIP"),
+            SegmentEntered(customer_id=alan["id"], segment_id="seg-1", segment_name="VIP"),
+            SegmentEntered(customer_id=grace["id"], segment_id="seg-2", segment_name="Lapsed"),
+            SegmentEntered(customer_id=grace["id"], segment_id="seg-1", segment_name="VIP"),
+            SegmentExited(customer_id=grace["id"], segment_id="seg-1", segment_name="VIP"),
+        )
+
+        async def found(**params: str) -> list[str]:
+            reply = await client.get("/customers", params=params, headers=AUTH)
+            assert reply.status_code == 200, reply.text
+            return sorted(c["id"] for c in reply.json()["items"])
+
+        async def settled() -> bool:
+            return await found(segment="seg-2") == [grace["id"]] and await found(
+                segment="VIP"
+            ) == sorted([ada["id"], alan["id"]])
+
+        assert await until_ok(settled), await found(segment="VIP")
+        assert await found(segment="seg-1") == sorted([ada["id"], alan["id"]])
+        assert await found(segment="Lapsed") == [grace["id"]]
+        assert await found(segment="VIP", country="FR") == [alan["id"]]
+        assert await found(segment="nobody-here") == []
 
 
 class TestConsents:

@@ -422,3 +422,50 @@ async def _counted(
 ) -> list[str]:
     types = await timeline_types(client, customer_id)
     return types if wanted <= set(types) and types.count(kind) >= count else []
+
+
+class TestSingleCallsIntoTheTimeline:
+    async def test_identify_then_track_then_page_each_land_on_the_timeline(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        who = {"userId": "u-3", "anonymousId": "a-3"}
+        identified = await client.post(
+            "/v1/identify",
+            json={**who, "traits": {"email": "grace@example.com", "name": "Grace Hopper"}},
+            headers=BASIC,
+        )
+        tracked = await client.post(
+            "/v1/track",
+            json={
+                **who,
+                "event": "Order Completed",
+                "properties": {"order_id": "o-3", "revenue": 42.5},
+            },
+            headers=BASIC,
+        )
+        paged = await client.post(
+            "/v1/page",
+            json={**who, "name": "Compilers", "properties": {"url": "https://shop.example/c"}},
+            headers=BASIC,
+        )
+
+        assert [r.status_code for r in (identified, tracked, paged)] == [200, 200, 200]
+        grace = await customer_by_email(client, "grace@example.com")
+        assert grace is not None
+        wanted = {
+            "rapport.customer.registered.v1",
+            "rapport.order.completed.v1",
+            "rapport.interaction.tracked.v1",
+        }
+        assert wanted <= set(await until(lambda: _when_all(client, grace, wanted)))
+        items = (await client.get(f"/customers/{grace}/timeline", headers=AUTH)).json()["items"]
+        by_type = {item["type"]: item["data"] for item in items}
+        assert by_type["rapport.order.completed.v1"]["revenue"] == "42.50"
+        page = by_type["rapport.interaction.tracked.v1"]
+        assert (page["kind"], page["name"], page["url"]) == (
+            "page",
+            "Compilers",
+            "https://shop.example/c",
+        )
+        customer = (await client.get(f"/customers/{grace}", headers=AUTH)).json()
+        assert (customer["first_name"], customer["last_name"]) == ("Grace", "Hopper")
