@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import json
+import math
 import tempfile
 import threading
 import time
@@ -119,13 +120,18 @@ async def run(database_url: str, customers: int, batches: int, per_batch: int, r
             "events": total,
             "accepted_events_per_s": round(total / accepted),
             "end_to_end_events_per_s": round(total / end_to_end),
-            "get_customer_p50_ms": round(latencies[len(latencies) // 2], 2),
-            "get_customer_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+            "get_customer_p50_ms": round(nearest_rank(latencies, 0.50), 2),
+            "get_customer_p99_ms": round(nearest_rank(latencies, 0.99), 2),
         }
     finally:
         server.should_exit = True
         thread.join(30)
         broker.stop()
+
+
+def nearest_rank(ordered: list[float], share: float) -> float:
+    """The smallest value with at least `share` of the values at or below it."""
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 def main() -> None:

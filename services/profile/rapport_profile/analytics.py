@@ -52,6 +52,10 @@ class UnknownTier(ValueError):
     """Not one of the profitability tiers."""
 
 
+class InvalidRange(ValueError):
+    """A date range analytics cannot answer for."""
+
+
 # --- per customer --------------------------------------------------------------------
 
 
@@ -281,9 +285,37 @@ class TrendsReply(BaseModel):
     series: list[TrendSeries]
 
 
+# Dates analytics answers for; far enough apart for any business history, and far
+# enough inside date's limits that period arithmetic and forecasts cannot overflow.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+MAX_PERIODS = 1000
+
+
 def default_range(start: date | None, end: date | None) -> tuple[date, date]:
     end = end or utcnow().date()
-    return (start or end - timedelta(days=89)), end
+    return (start or max(end - timedelta(days=89), FIRST_DAY)), end
+
+
+def period_count(start: date, end: date, interval: Interval) -> int:
+    """How many periods overlap [start, end], without listing them."""
+    first, last = period_start(start, interval), period_start(end, interval)
+    if interval == "month":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    return (last - first).days // (7 if interval == "week" else 1) + 1
+
+
+def requested_range(start: date | None, end: date | None, interval: Interval) -> tuple[date, date]:
+    """The range to answer for (the last 90 days by default), or InvalidRange."""
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidRange(f"{name} must lie between {FIRST_DAY} and {LAST_DAY}")
+    start, end = default_range(start, end)
+    if start > end:
+        raise InvalidRange("from must not be after to")
+    if period_count(start, end, interval) > MAX_PERIODS:
+        raise InvalidRange(f"at most {MAX_PERIODS} {interval}s per request")
+    return start, end
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -402,7 +434,8 @@ def _fit_and_forecast(
             initialization_method="estimated",
         ).fit()
         predicted = model.forecast(horizon)
-    return [max(float(v), 0.0) for v in predicted]
+    # NaN passes through (max keeps it) so the caller can refuse the forecast.
+    return [v if math.isnan(v) else max(v, 0.0) for v in map(float, predicted)]
 
 
 def method_name(seasonal_periods: int | None, length: int) -> str:
@@ -443,12 +476,17 @@ async def forecast(
         )
     holdout = max(1, min(horizon, len(values) // 4))
     train = values[:-holdout]
-    predicted_holdout, predicted = await asyncio.to_thread(
-        lambda: (
-            _fit_and_forecast(train, holdout, seasonal_periods),
-            _fit_and_forecast(values, horizon, seasonal_periods),
+    try:
+        predicted_holdout, predicted = await asyncio.to_thread(
+            lambda: (
+                _fit_and_forecast(train, holdout, seasonal_periods),
+                _fit_and_forecast(values, horizon, seasonal_periods),
+            )
         )
-    )
+    except Exception as error:  # statsmodels raises many kinds (LinAlgError, ValueError...)
+        raise NotEnoughHistory(f"no model could be fitted to {start}..{end}: {error}") from error
+    if not all(math.isfinite(v) for v in (*predicted_holdout, *predicted)):
+        raise NotEnoughHistory(f"the model fitted to {start}..{end} gives no usable forecast")
     mae, mape = _errors(values[-holdout:], predicted_holdout)
     future, bucket = [], next_period(points[-1].period, interval)
     for value in predicted:

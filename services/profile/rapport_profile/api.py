@@ -77,7 +77,12 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=400,
         )
 
-    for refusal in (service.InvalidRequest, analytics.UnknownTier, analytics.NotEnoughHistory):
+    for refusal in (
+        service.InvalidRequest,
+        analytics.UnknownTier,
+        analytics.InvalidRange,
+        analytics.NotEnoughHistory,
+    ):
 
         @app.exception_handler(refusal)
         async def _invalid(_r: Request, exc: Exception) -> JSONResponse:
@@ -92,7 +97,9 @@ def install_error_handlers(app: FastAPI) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=CustomerPublic,
     responses={
-        409: {"description": "a customer with this e-mail exists; its id is returned"},
+        409: {
+            "description": "a customer with this e-mail or external id exists; its id is returned"
+        },
         422: {"description": "invalid body, or an Idempotency-Key reused for another body"},
     },
 )
@@ -338,11 +345,7 @@ async def read_trends(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> analytics.TrendsReply:
     """Revenue, orders, average order or new customers per period, by a demographic."""
-    start, end = analytics.default_range(start, end)
-    if start > end:
-        raise service.InvalidRequest("from must not be after to")
-    if len(analytics.periods(start, end, interval)) > 1000:
-        raise service.InvalidRequest("at most 1000 periods per request")
+    start, end = analytics.requested_range(start, end, interval)
     return await analytics.trends(
         session, metric=metric, by=by, interval=interval, start=start, end=end
     )
@@ -365,11 +368,7 @@ async def read_forecast(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> analytics.ForecastReply:
     """Forecast the next periods (Holt-Winters) and report the backtest error (MAE, MAPE)."""
-    start, end = analytics.default_range(start, end)
-    if start > end:
-        raise service.InvalidRequest("from must not be after to")
-    if len(analytics.periods(start, end, interval)) > 1000:
-        raise service.InvalidRequest("at most 1000 periods of history per request")
+    start, end = analytics.requested_range(start, end, interval)
     return await analytics.forecast(
         session,
         metric=metric,

@@ -137,14 +137,36 @@ async def forget(session: AsyncSession, customer_id: str, services: list[str]) -
         await purge(session, erased)
         await store.delete_identity(session, service.ALIAS, erased)
         if await store.get_erasure(session, erased) is None:
+            main = erased == customer_id
             store.add(
                 session,
                 Erasure(
                     customer_id=erased,
-                    services={name: None for name in services} if erased == customer_id else {},
+                    services={name: None for name in services} if main else {},
+                    subjects=ids if main else [erased],
                 ),
             )
+    # Events not sent yet still go out (customer.erased must follow them on the log);
+    # purge_published removes them once they have.
+    await store.delete_outbox_rows(session, ids)
     return ids
+
+
+async def purge_published(session: AsyncSession, customer_id: str, erased_event_id: str) -> None:
+    """Drop the outbox rows about an erased customer once customer.erased is on the log.
+
+    Rows before our customer.erased went out ahead of it on the customer's partition;
+    for an erasure published elsewhere only rows marked sent are known to be out.
+    """
+    up_to = await store.outbox_id(session, erased_event_id)
+    await store.delete_outbox_rows(session, [customer_id], up_to_id=up_to)
+
+
+async def outbox_clear(sessions: SessionFactory, subjects: list[str]) -> bool:
+    """True when no outbox row about the erased ids is left (sent ones are purged first)."""
+    async with transaction(sessions) as session:
+        await store.delete_outbox_rows(session, subjects)
+        return await store.count_outbox_rows(session, subjects) == 0
 
 
 async def erase(
@@ -211,7 +233,11 @@ async def _holds_nothing(
 ) -> bool:
     if name == SELF:
         async with sessions() as session:
-            return holds_nothing(await local_records(session, customer_id))
+            erasure = await store.get_erasure(session, customer_id)
+            subjects = (erasure.subjects if erasure else None) or [customer_id]
+            if not holds_nothing(await local_records(session, customer_id)):
+                return False
+        return await outbox_clear(sessions, subjects)
     url = settings.peers.get(name)
     if url is None:
         return True  # no longer configured: nothing to wait for

@@ -43,9 +43,12 @@ async def on_disclosure(
     await timeline.record_disclosure(session, event, envelope)
 
 
-async def on_customer_erased(event: CustomerErased, session: AsyncSession) -> None:
-    """Make sure nothing about an erased customer remains (the erasure did it; replays too)."""
+async def on_customer_erased(
+    event: CustomerErased, envelope: Envelope, session: AsyncSession
+) -> None:
+    """Make sure nothing about an erased customer remains, the outbox included."""
     await gdpr.purge(session, event.customer_id)
+    await gdpr.purge_published(session, event.customer_id, envelope.id)
 
 
 SPECIFIC: dict[type, list[Handler]] = {

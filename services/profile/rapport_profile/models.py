@@ -578,6 +578,8 @@ class Erasure(SQLModel, table=True):
     services: dict[str, str | None] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    # Every id erased with this one (merged duplicates, pre-identification ids).
+    subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class ErasureStatus(BaseModel):

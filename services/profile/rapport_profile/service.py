@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import outbox
 from rapport_events.base import Event, utcnow
+from rapport_events.codec import Envelope
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -72,9 +73,9 @@ class IdempotencyMismatch(ValueError):
     """An Idempotency-Key was reused for a different request."""
 
 
-def publish(session: AsyncSession, event: Event, topic: str) -> None:
+def publish(session: AsyncSession, event: Event, topic: str) -> Envelope:
     # The configured log, not outbox.add's default: the relay sends to the row's topic.
-    outbox.add(session, event, source=SOURCE, topic=topic)
+    return outbox.add(session, event, source=SOURCE, topic=topic)
 
 
 def new_message_id() -> str:
@@ -127,6 +128,9 @@ async def register_customer(session: AsyncSession, data: CustomerCreate, *, topi
     existing = await store.find_by_email(session, data.email)
     if existing is not None:
         raise DuplicateEmail(await resolve(session, existing.id))
+    holders = await store.find_by_external_ids(session, data.external_ids)
+    if holders:
+        raise DuplicateExternalId(holders[0].id)
     customer = Customer.model_validate(data)
     store.add(session, customer)
     await session.flush()
@@ -444,6 +448,51 @@ async def _restrict_consents(
     await store.delete_consents(session, merged_id)
 
 
+ConsentKey = tuple[str, str, str]
+
+
+def _key(row: Consent | ConsentChange | dict[str, Any]) -> ConsentKey:
+    if isinstance(row, dict):
+        return (row["purpose"], row["channel"], row["partner_id"])
+    return (row.purpose, row.channel, row.partner_id)
+
+
+class _MergeChanges:
+    """Which of the survivor's consent changes a merge made, and which came after it."""
+
+    def __init__(self, merge: Merge, latest: dict[ConsentKey, ConsentChange]) -> None:
+        versions = merge.snapshot.get("survivor_consent_versions") or [None, None]
+        self._low: int | None = versions[0]
+        self._high: int | None = versions[1]
+        self._merged_at = aware(merge.merged_at)
+        self.latest = latest
+
+    def made_by_merge(self, change: ConsentChange) -> bool:
+        if self._low is not None and self._high is not None:
+            return self._low < change.version <= self._high
+        return change.source == "merge"  # merges recorded before their versions were kept
+
+    def after_merge(self, change: ConsentChange) -> bool:
+        if self._high is not None:
+            return change.version > self._high
+        return change.source != "merge" and aware(change.changed_at) > self._merged_at
+
+    def revoked_since(self) -> set[ConsentKey]:
+        """Consents the survivor withdrew after the merge and has not granted again."""
+        return {
+            key
+            for key, change in self.latest.items()
+            if not change.granted and self.after_merge(change)
+        }
+
+
+async def _merge_changes(session: AsyncSession, survivor_id: str, merge: Merge) -> _MergeChanges:
+    latest: dict[ConsentKey, ConsentChange] = {}
+    for change in await store.consent_history(session, survivor_id):
+        latest[_key(change)] = change  # the history comes in version order
+    return _MergeChanges(merge, latest)
+
+
 async def _restore_consents(
     session: AsyncSession,
     customer: Customer,
@@ -451,14 +500,10 @@ async def _restore_consents(
     actor: str | None,
     topic: str,
 ) -> None:
-    """Bring the customer's consents back to `states` (as they were before a merge)."""
-    current = {
-        (c.purpose, c.channel, c.partner_id): c
-        for c in await store.consents_of(session, customer.id)
-    }
+    """Bring the customer's consents back to `states`, recording only real changes."""
+    current = {_key(c): c for c in await store.consents_of(session, customer.id)}
     for state in states:
-        key = (state["purpose"], state["channel"], state["partner_id"])
-        own = current.get(key)
+        own = current.get(_key(state))
         if own is not None and own.granted == state["granted"] and own.slices == state["slices"]:
             continue
         _record_consent(
@@ -475,6 +520,24 @@ async def _restore_consents(
             current=own,
             topic=topic,
         )
+
+
+def _survivor_states(snapshot: dict[str, Any], changes: _MergeChanges) -> list[dict[str, Any]]:
+    """The survivor's pre-merge states, only where its latest change is the merge's own."""
+    return [
+        state
+        for state in snapshot["survivor_consents"]
+        if (change := changes.latest.get(_key(state))) is not None and changes.made_by_merge(change)
+    ]
+
+
+def _merged_states(snapshot: dict[str, Any], changes: _MergeChanges) -> list[dict[str, Any]]:
+    """The duplicate's pre-merge states; a withdrawal made since the merge is kept."""
+    revoked = changes.revoked_since()
+    return [
+        {**state, "granted": False, "slices": []} if _key(state) in revoked else state
+        for state in snapshot["merged_consents"]
+    ]
 
 
 # --- merges --------------------------------------------------------------------------
@@ -516,7 +579,10 @@ async def merge_customers(
     await store.repoint_identities(session, merged_id, survivor.id)
     store.add(session, Identity(kind=ALIAS, value=merged_id, customer_id=survivor.id))
     await store.move_rows(session, merged_id, survivor.id)
+    before = survivor.consent_version
     await _restrict_consents(session, survivor, merged_id, actor, topic)
+    # The versions the merge gave its consent changes, so an unmerge undoes only those.
+    snapshot["survivor_consent_versions"] = [before, survivor.consent_version]
     if merged is not None:
         merged.status = "merged"
         merged.merged_into = survivor.id
@@ -569,6 +635,7 @@ async def unmerge_customers(
         raise CustomerNotFound(f"{merged_id} (no merge into {survivor_id} to undo)")
     survivor = await active_customer(session, survivor_id)
     snapshot = merge.snapshot
+    changes = await _merge_changes(session, survivor.id, merge)
     await store.move_rows_back(session, survivor.id, snapshot["subjects"], merged_id)
     await store.move_identities(session, snapshot["identities"], merged_id)
     await store.delete_identity(session, ALIAS, merged_id)
@@ -588,8 +655,8 @@ async def unmerge_customers(
             ),
             topic,
         )
-        await _restore_consents(session, merged, snapshot["merged_consents"], actor, topic)
-    await _restore_consents(session, survivor, snapshot["survivor_consents"], actor, topic)
+        await _restore_consents(session, merged, _merged_states(snapshot, changes), actor, topic)
+    await _restore_consents(session, survivor, _survivor_states(snapshot, changes), actor, topic)
     merge.undone_at = utcnow()
     session.add(merge)
     await session.flush()

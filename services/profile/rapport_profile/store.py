@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, func, or_, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.outbox import OutboxMessage
 from rapport_profile.models import (
     Consent,
     ConsentChange,
@@ -448,3 +449,30 @@ async def rows_of(session: AsyncSession, model: Any, column: str, customer_id: s
 
 async def delete_rows(session: AsyncSession, model: Any, column: str, customer_id: str) -> None:
     await session.exec(delete(model).where(getattr(model, column) == customer_id))
+
+
+async def outbox_id(session: AsyncSession, event_id: str) -> int | None:
+    """The outbox row id of an event this service published, if the row is still there."""
+    result = await session.exec(
+        select(OutboxMessage.id).where(col(OutboxMessage.event_id) == event_id)
+    )
+    return result.first()
+
+
+async def delete_outbox_rows(
+    session: AsyncSession, keys: Sequence[str], *, up_to_id: int | None = None
+) -> None:
+    """Delete the outbox rows about `keys` that are sent, or (given) at or before `up_to_id`."""
+    query = delete(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
+    if up_to_id is None:
+        query = query.where(col(OutboxMessage.sent_at).is_not(None))
+    else:
+        query = query.where(col(OutboxMessage.id) <= up_to_id)
+    await session.exec(query)
+
+
+async def count_outbox_rows(session: AsyncSession, keys: Sequence[str]) -> int:
+    result = await session.exec(
+        select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
+    )
+    return int(result.one())

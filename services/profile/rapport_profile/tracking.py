@@ -9,7 +9,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -50,6 +50,15 @@ LOYALTY_EVENTS = {
     "reward points earned",
 }
 SEARCH_EVENTS = {"products searched", "search", "searched"}
+
+# What the NUMERIC(14, 2) money columns hold.
+MAX_MONEY = Decimal("999999999999.99")
+MAX_QUANTITY = 1_000_000
+# Loyalty points are kept in a 32-bit integer column; a single call stays well inside it.
+MAX_POINTS = 1_000_000_000
+# Times a tracking call may carry; a wider range would overflow the skew correction.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 _email = TypeAdapter(EmailStr)
 # The column widths of the customer fields that traits fill.
@@ -166,6 +175,10 @@ def parse_messages(payload: dict[str, Any], kind: str | None) -> list[Message]:
         if message.type == "alias" and message.previousId in (None, ""):
             raise BadTrackingCall(f"{where} is an alias call without a previousId")
         message.sentAt = message.sentAt or shared_sent_at
+        for name in ("timestamp", "sentAt"):
+            value = getattr(message, name)
+            if value is not None:
+                setattr(message, name, _in_range(value, f"{where}.{name}"))
         if shared_context:
             message.context = {**shared_context, **message.context}
         messages.append(message)
@@ -175,6 +188,13 @@ def parse_messages(payload: dict[str, Any], kind: str | None) -> list[Message]:
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+def _in_range(value: datetime, name: str) -> datetime:
+    moment = aware(value)
+    if not EARLIEST <= moment < LATEST:
+        raise BadTrackingCall(f"{name} must lie between {EARLIEST:%Y} and {LATEST:%Y}")
+    return moment.astimezone(UTC)
 
 
 # --- identity resolution ---------------------------------------------------------------------
@@ -208,8 +228,10 @@ async def resolve_caller(
     anonymous = str(message.anonymousId) if message.anonymousId not in (None, "") else None
     owner: str | None = None
     if user is not None:
-        if await service.is_erased(session, user):
-            return user  # the caller drops what it has about an erased customer
+        # The caller drops what it has about an erased customer; nothing may link to it again.
+        for erased in (user, pseudo_id(USER, user)):
+            if await service.is_erased(session, erased):
+                return erased
         current = await service.resolve(session, user)  # a merged customer's id still works
         if await _is_customer(session, current):
             owner = current
@@ -229,6 +251,8 @@ async def resolve_caller(
         if anonymous_owner is not None:
             return anonymous_owner
         owner = pseudo_id(ANONYMOUS, anonymous)
+        if await service.is_erased(session, owner):
+            return owner
         store.add(
             session,
             Identity(
@@ -343,10 +367,10 @@ async def identify(
     email = fields.pop("email", None)
     external_ids = fields.pop("external_ids", None)
     if not await _is_customer(session, owner):
-        holder = await store.find_by_email(session, email) if email else None
+        holder, reason = await _holder(session, email, external_ids)
         if holder is not None:
             survivor = await service.resolve(session, holder.id)
-            await _fold(session, survivor, owner, "email", topic)
+            await _fold(session, survivor, owner, reason, topic)
             owner = survivor
         elif email:
             customer = Customer(email=email, acquisition_channel=channel, **fields)
@@ -390,6 +414,18 @@ async def identify(
     return customer.id
 
 
+async def _holder(
+    session: AsyncSession, email: str | None, external_ids: dict[str, str] | None
+) -> tuple[Customer | None, str]:
+    """The customer who already has this e-mail, else the oldest with one of these ids."""
+    if email and (holder := await store.find_by_email(session, email)) is not None:
+        return holder, "email"
+    holders = await store.find_by_external_ids(session, external_ids or {})
+    if holders:
+        return min(holders, key=lambda c: aware(c.created_at)), "external_id"
+    return None, "email"
+
+
 async def _merge_pair(
     session: AsyncSession, first: str, second: str, reason: str, topic: str
 ) -> Customer:
@@ -407,14 +443,19 @@ async def _merge_pair(
 
 
 def _when(message: Message) -> datetime:
-    """When it happened, corrected for the sender's clock skew as Segment does."""
+    """When it happened, corrected for the sender's clock skew as Segment does.
+
+    parse_messages has bounded both times, so the correction cannot overflow.
+    """
     received = utcnow()
     if message.timestamp is None:
         return received
     timestamp = aware(message.timestamp)
-    if message.sentAt is not None:
-        return timestamp + (received - aware(message.sentAt))
-    return timestamp
+    if message.sentAt is None:
+        return timestamp
+    skewed = timestamp + (received - aware(message.sentAt))
+    # A corrected time past arrival (or before any plausible one) means a broken clock.
+    return min(max(skewed, EARLIEST), received)
 
 
 def utm(context: dict[str, Any]) -> dict[str, str]:
@@ -440,11 +481,24 @@ def _money(value: Any, where: str) -> Decimal | None:
         return None
     try:
         amount = Decimal(str(value))
-    except InvalidOperation as error:
+        if not amount.is_finite() or not 0 <= amount <= MAX_MONEY:
+            raise BadTrackingCall(f"{where} must be a number from 0 to {MAX_MONEY}")
+        return amount.quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError) as error:
+        if isinstance(error, BadTrackingCall):
+            raise
         raise BadTrackingCall(f"{where} is not a number") from error
-    if not amount.is_finite() or amount < 0:
-        raise BadTrackingCall(f"{where} must be a number of at least 0")
-    return amount.quantize(Decimal("0.01"))
+
+
+def _whole(value: Any, where: str, low: int, high: int) -> int:
+    """An integer within [low, high]; floats must be whole (1e400 and NaN are refused)."""
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (ArithmeticError, ValueError, TypeError) as error:
+        raise BadTrackingCall(f"{where} is not a whole number") from error
+    if number is None or isinstance(value, bool) or not low <= number <= high:
+        raise BadTrackingCall(f"{where} must be a whole number from {low} to {high}")
+    return number
 
 
 def _line(product: dict[str, Any], where: str) -> LineItem:
@@ -457,11 +511,21 @@ def _line(product: dict[str, Any], where: str) -> LineItem:
             name=_text(product.get("name"), 256),
             category=_text(product.get("category")),
             price=_money(product.get("price"), f"{where}.price") or Decimal(0),
-            quantity=int(quantity) if quantity not in (None, "") else 1,
+            quantity=_whole(quantity, f"{where}.quantity", 1, MAX_QUANTITY)
+            if quantity not in (None, "")
+            else 1,
             serial_number=_text(product.get("serial_number")),
         )
-    except (ValidationError, ValueError, TypeError) as error:
+    except (ValidationError, ArithmeticError, ValueError, TypeError) as error:
         raise BadTrackingCall(f"{where} is not a valid product: {error}") from error
+
+
+def _total(items: list[LineItem], where: str) -> Decimal:
+    """The items' value, refused when it passes what an amount can hold."""
+    total = sum((i.price * i.quantity for i in items), Decimal(0))
+    if total > MAX_MONEY:
+        raise BadTrackingCall(f"{where} add up to more than {MAX_MONEY}")
+    return total
 
 
 def _text(value: Any, limit: int = 128) -> str | None:
@@ -520,7 +584,7 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                 None,
             )
             if revenue is None:
-                revenue = sum((i.price * i.quantity for i in items), Decimal(0))
+                revenue = _total(items, f"{where}.products")
             if not items:
                 items = [LineItem(product_id="unspecified", price=revenue, quantity=1)]
             order_id = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
@@ -549,9 +613,7 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                     cart_id=str(cart_id)[:128],
                     action=CART_ACTIONS[key],  # type: ignore[arg-type]
                     items=tuple(items),
-                    value=value
-                    if value is not None
-                    else sum((i.price * i.quantity for i in items), Decimal(0)),
+                    value=value if value is not None else _total(items, f"{where}.products"),
                     currency=_currency(props),
                 )
             ]
@@ -565,7 +627,9 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                     **base,
                     survey_id=str(props.get("survey_id") or props.get("surveyId") or name)[:128],
                     answers=answers,
-                    nps_score=int(score) if score not in (None, "") else None,
+                    nps_score=_whole(score, f"{where}.nps_score", 0, 10)
+                    if score not in (None, "")
+                    else None,
                 )
             ]
         if key in LOYALTY_EVENTS:
@@ -576,8 +640,10 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                 LoyaltyPointsEarned(
                     **base,
                     program=str(props.get("program") or "default")[:128],
-                    points=int(props["points"]),
-                    balance=int(balance) if balance not in (None, "") else None,
+                    points=_whole(props["points"], f"{where}.points", -MAX_POINTS, MAX_POINTS),
+                    balance=_whole(balance, f"{where}.balance", 0, MAX_POINTS)
+                    if balance not in (None, "")
+                    else None,
                     reason=_text(props.get("reason"), 256),
                     order_id=_text(props.get("order_id")),
                 )
@@ -589,7 +655,7 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                     kind="search", name=name, search_query=_text(query, 512), **interaction
                 )
             ]
-    except (ValidationError, ValueError, TypeError) as error:
+    except (ValidationError, ArithmeticError, ValueError, TypeError) as error:
         if isinstance(error, BadTrackingCall):
             raise
         raise BadTrackingCall(f"{where} do not fit '{name}': {error}") from error

@@ -13,9 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import select
 
-from rapport_events.codec import decode
+from rapport_events.base import Event
+from rapport_events.codec import Envelope, decode, encode
+from rapport_events.kafka import create_producer
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.types import SegmentEntered, SegmentExited
 from rapport_profile.main import create_app
 from rapport_profile.models import Customer
 from rapport_profile.settings import DEVELOPMENT_TOKEN, Settings
@@ -181,6 +184,23 @@ class TestCreateCustomer:
         assert body["existing_id"] == first["id"]
         assert await row_counts(app) == (1, 1)
 
+    async def test_an_external_id_held_by_another_customer_is_409_with_its_id(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        first = (await client.post("/customers", json=ADA, headers=AUTH)).json()
+
+        other = {**ADA, "email": "augusta@example.com", "external_ids": {"crm": "A-1", "pos": "9"}}
+        response = await client.post("/customers", json=other, headers=AUTH)
+        elsewhere = {**other, "external_ids": {"pos": "A-1"}}  # the same id in another system
+        accepted = await client.post("/customers", json=elsewhere, headers=AUTH)
+
+        assert response.status_code == 409, response.text
+        body = response.json()
+        assert body["error"] == "conflict" and "external id" in body["message"]
+        assert body["existing_id"] == first["id"]
+        assert accepted.status_code == 201, accepted.text
+        assert await row_counts(app) == (2, 2)
+
 
 INVALID: dict[str, dict[str, Any]] = {
     "bad email": {**ADA, "email": "not-an-email"},
@@ -334,6 +354,53 @@ class TestSearchCustomers:
         for params in ({"cursor": "garbage!"}, {"tier": "diamond"}, {"limit": 0}):
             response = await client.get("/customers", params=params, headers=AUTH)
             assert response.status_code == 422, (params, response.text)
+
+
+async def publish_as_campaign(settings: KafkaSettings, *events: Event) -> None:
+    """Put events on the log as the campaign service would."""
+    producer = create_producer(settings, client_id="campaign")
+    await producer.start()
+    try:
+        for event in events:
+            message = encode(Envelope(data=event, source="/services/campaign"))
+            await producer.send_and_wait(
+                settings.topic, value=message.value, key=message.key, headers=message.headers
+            )
+    finally:
+        await producer.stop()
+
+
+class TestSearchBySegment:
+    async def test_members_of_a_segment_by_id_or_name_with_other_filters(
+        self, client: httpx.AsyncClient, kafka_settings: KafkaSettings
+    ) -> None:
+        ada = await create(client)
+        grace = await create(client, email="grace@example.com", country="US", external_ids={})
+        alan = await create(client, email="alan@example.com", country="FR", external_ids={})
+        await publish_as_campaign(
+            kafka_settings,
+            SegmentEntered(customer_id=ada["id"], segment_id="seg-1", segment_name="VIP"),
+            SegmentEntered(customer_id=alan["id"], segment_id="seg-1", segment_name="VIP"),
+            SegmentEntered(customer_id=grace["id"], segment_id="seg-2", segment_name="Lapsed"),
+            SegmentEntered(customer_id=grace["id"], segment_id="seg-1", segment_name="VIP"),
+            SegmentExited(customer_id=grace["id"], segment_id="seg-1", segment_name="VIP"),
+        )
+
+        async def found(**params: str) -> list[str]:
+            reply = await client.get("/customers", params=params, headers=AUTH)
+            assert reply.status_code == 200, reply.text
+            return sorted(c["id"] for c in reply.json()["items"])
+
+        async def settled() -> bool:
+            return await found(segment="seg-2") == [grace["id"]] and await found(
+                segment="VIP"
+            ) == sorted([ada["id"], alan["id"]])
+
+        assert await until_ok(settled), await found(segment="VIP")
+        assert await found(segment="seg-1") == sorted([ada["id"], alan["id"]])
+        assert await found(segment="Lapsed") == [grace["id"]]
+        assert await found(segment="VIP", country="FR") == [alan["id"]]
+        assert await found(segment="nobody-here") == []
 
 
 class TestConsents:
@@ -534,3 +601,115 @@ class TestTheCustomer360OverHttp:
         assert forecast.status_code == 422 and "history" in forecast.json()["message"]
         assert disclosures.status_code == 200 and disclosures.json() == []
         assert bad_range.status_code == 422
+
+
+OUT_OF_RANGE_ANALYTICS = {
+    "trends to the last day of the calendar": ("/analytics/trends", {"to": "9999-12-31"}),
+    "trends to the first day, without from": ("/analytics/trends", {"to": "0001-01-01"}),
+    "trends over the whole calendar by day": (
+        "/analytics/trends",
+        {"from": "0001-01-01", "to": "9999-12-31", "interval": "day"},
+    ),
+    "trends over three centuries by day": (
+        "/analytics/trends",
+        {"from": "1900-01-01", "to": "2199-12-31", "interval": "day"},
+    ),
+    "forecast to the last day of the calendar": ("/analytics/forecast", {"to": "9999-12-31"}),
+    "forecast to the first day, without from": ("/analytics/forecast", {"to": "0001-01-01"}),
+    "forecast over the whole calendar by month": (
+        "/analytics/forecast",
+        {"from": "0001-01-01", "to": "9999-12-31", "interval": "month"},
+    ),
+}
+
+
+class TestAnalyticsOutOfRange:
+    @pytest.mark.parametrize("case", list(OUT_OF_RANGE_ANALYTICS))
+    async def test_each_is_422_json(self, client: httpx.AsyncClient, case: str) -> None:
+        path, params = OUT_OF_RANGE_ANALYTICS[case]
+
+        response = await client.get(path, params=params, headers=AUTH)
+
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_request"
+
+    async def test_a_thousand_weeks_still_answer(self, client: httpx.AsyncClient) -> None:
+        start = date(2000, 1, 3)  # a Monday: exactly 1000 weeks
+        params = {"from": str(start), "to": str(start + timedelta(weeks=1000, days=-1))}
+
+        response = await client.get("/analytics/trends", params=params, headers=AUTH)
+
+        assert response.status_code == 200, response.text
+        assert len(response.json()["series"][0]["points"]) == 1000
+
+
+async def order_weeks(client: httpx.AsyncClient, revenues: list[int]) -> None:
+    """One order per week from Monday 5 January 2026, with the given revenues."""
+    customer = await create(client)
+    monday = date(2026, 1, 5)
+    calls = [
+        {
+            "type": "track",
+            "userId": customer["id"],
+            "event": "Order Completed",
+            "messageId": f"w-{n}",
+            "timestamp": f"{monday + timedelta(weeks=n)}T10:00:00Z",
+            "properties": {"order_id": f"w-{n}", "revenue": revenue},
+        }
+        for n, revenue in enumerate(revenues)
+    ]
+    tracked = await client.post("/v1/batch", json={"batch": calls}, headers=WRITE_KEY_AUTH)
+    assert tracked.status_code == 200, tracked.text
+
+    async def recorded() -> bool:
+        metrics = await client.get(f"/customers/{customer['id']}/metrics", headers=AUTH)
+        return metrics.status_code == 200 and metrics.json()["orders"] == len(revenues)
+
+    assert await until_ok(recorded)
+
+
+WEEKS = {"from": "2026-01-05", "to": "2026-03-01", "interval": "week", "periods": 3}
+
+
+class TestForecastOverHttp:
+    async def test_a_rising_history_is_continued_with_its_backtest(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        revenues = [100, 110, 120, 130, 140, 150, 160, 170]
+        await order_weeks(client, revenues)
+
+        response = await client.get("/analytics/forecast", params=WEEKS, headers=AUTH)
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert [p["value"] for p in body["history"]] == revenues
+        assert [p["period"] for p in body["forecast"]] == ["2026-03-02", "2026-03-09", "2026-03-16"]
+        assert all(p["value"] > 170 for p in body["forecast"])
+        assert "statsmodels" in body["method"]
+        assert body["backtest"]["holdout"] == 2
+        assert body["backtest"]["actual"] == [160, 170]
+        assert body["backtest"]["mae"] < 20
+
+    @pytest.mark.parametrize("failure", ["the fit raises", "the forecast is NaN"])
+    async def test_a_model_that_fails_is_422_not_500(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, failure: str
+    ) -> None:
+        import numpy as np
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        class NanResults:
+            def forecast(self, steps: int) -> Any:
+                return np.full(steps, np.nan)
+
+        def broken_fit(*_args: Any, **_kwargs: Any) -> Any:
+            if failure == "the fit raises":
+                raise np.linalg.LinAlgError("SVD did not converge")
+            return NanResults()
+
+        await order_weeks(client, [100, 110, 120, 130, 140, 150, 160, 170])
+        monkeypatch.setattr(ExponentialSmoothing, "fit", broken_fit)
+
+        response = await client.get("/analytics/forecast", params=WEEKS, headers=AUTH)
+
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_request"

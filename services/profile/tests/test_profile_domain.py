@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from rapport_events.codec import Envelope, decode
@@ -239,6 +240,33 @@ class TestMerge:
         assert their_metrics.orders == 2
         assert [(c.purpose, c.granted) for c in their_consents.consents] == [("analytics", True)]
 
+    async def test_an_unmerge_keeps_consents_withdrawn_since_the_merge(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        dupe = await register(sessions, "grace@example.com")
+        for who in (ada, dupe):
+            await consent(sessions, who, purpose="marketing", channel="email", granted=True)
+        await consent(sessions, ada, purpose="analytics", granted=True)  # the merge revokes it
+        async with transaction(sessions) as session:
+            await service.merge_customers(
+                session, ada, dupe, reason="manual", actor=None, topic=TOPIC
+            )
+        await consent(sessions, ada, purpose="marketing", channel="email", granted=False)
+
+        async with transaction(sessions) as session:
+            await service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
+
+        async with sessions() as session:
+            mine = await service.consent_receipt(session, ada)
+            theirs = await service.consent_receipt(session, dupe)
+        assert {(c.purpose, c.granted) for c in mine.consents} == {
+            ("marketing", False),
+            ("analytics", True),
+        }
+        assert [(c.purpose, c.granted) for c in theirs.consents] == [("marketing", False)]
+        assert [h.source for h in mine.history][-3:] == ["merge", "api", "unmerge"]
+
     async def test_merging_into_itself_or_twice_is_refused(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
         dupe = await register(sessions, "grace@example.com")
@@ -348,6 +376,30 @@ class TestIdentityResolution:
         async with sessions() as session:
             merged = await service.get_customer(session, grace)
         assert (merged.status, merged.merged_into) == ("merged", ada)
+
+    async def test_identify_with_a_known_external_id_folds_into_its_holder(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com", external_ids={"pos": "P-1"})
+        calls = [
+            message(type="track", userId="u-5", event="Product Viewed", messageId="m-1"),
+            message(
+                type="identify",
+                userId="u-5",
+                traits={"externalIds": {"pos": "P-1"}, "email": "ada.pos@example.com"},
+                messageId="m-2",
+            ),
+        ]
+        async with transaction(sessions) as session:
+            await tracking.ingest(session, calls, topic=TOPIC)
+
+        async with sessions() as session:
+            everyone = await store.all_customers(session)
+            owner = await service.resolve(session, tracking.pseudo_id(tracking.USER, "u-5"))
+        merged = [e for e in await published(sessions) if e.type == "rapport.customer.merged.v1"]
+        assert [c.id for c in everyone] == [ada]
+        assert owner == ada
+        assert [(e.data.customer_id, e.data.reason) for e in merged] == [(ada, "external_id")]  # type: ignore[attr-defined]
 
     async def test_a_repeated_message_id_is_applied_once(self, sessions: SessionFactory) -> None:
         call = message(type="track", anonymousId="a-1", event="Clicked", messageId="same")
@@ -584,3 +636,26 @@ class TestErasureHere:
             and e.data.occurred_at > DAY
             and e.type.startswith("rapport.interaction")
         ]
+
+    async def test_the_outbox_forgets_what_went_out_and_sends_the_rest_first(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        async with transaction(sessions) as session:
+            await session.exec(update(OutboxMessage).values(sent_at=DAY))  # the relay sent it
+        await consent(sessions, ada, purpose="analytics", granted=True)  # not sent yet
+        grace = await register(sessions, "grace@example.com")
+
+        async with transaction(sessions) as session:
+            await gdpr.forget(session, ada, ["profile"])
+            erased = service.publish(session, CustomerErased(customer_id=ada), TOPIC)
+        after_erasure = [(e.type, e.data.customer_id) for e in await published(sessions)]
+        await deliver(sessions, CustomerErased(customer_id=ada), erased.id)
+        after_delivery = [(e.type, e.data.customer_id) for e in await published(sessions)]
+
+        assert after_erasure == [
+            ("rapport.consent.granted.v1", ada),
+            ("rapport.customer.registered.v1", grace),
+            ("rapport.customer.erased.v1", ada),
+        ]
+        assert after_delivery == [("rapport.customer.registered.v1", grace)]

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import inspect, text
 
 from rapport_campaign.main import create_app as create_campaign
 from rapport_campaign.settings import Settings as CampaignSettings
@@ -113,17 +114,43 @@ async def registered_everywhere(client: httpx.AsyncClient, customer_id: str) -> 
     )
 
 
+async def raw_rows_mentioning(app: FastAPI, needles: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(table, row) of every row in any of the service's tables that holds one of `needles`."""
+    engine = app.state.runtime.engine
+    async with engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        found = []
+        for table in tables:
+            for row in (await connection.execute(text(f'SELECT * FROM "{table}"'))).all():
+                flat = " ".join(
+                    value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+                    for value in row
+                )
+                if any(needle in flat for needle in needles):
+                    found.append((table, flat))
+    return found
+
+
 class TestExportAndErasure:
     async def test_export_gathers_every_service_and_erasure_empties_them_within_5_s(
         self, stack: tuple[FastAPI, httpx.AsyncClient]
     ) -> None:
-        _profile, client = stack
+        profile, client = stack
         created = await client.post(
             "/customers",
-            json={"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace"},
+            json={"email": "ada@example.com", "first_name": "Augusta", "last_name": "Lovelace"},
             headers=AUTH,
         )
         ada = created.json()["id"]
+        dupe = await client.post(
+            "/customers",
+            json={"email": "ada.king@example.com", "first_name": "Augusta", "last_name": "King"},
+            headers=AUTH,
+        )
+        merged = await client.post(
+            f"/customers/{ada}/merge", json={"merged_customer_id": dupe.json()["id"]}, headers=AUTH
+        )
+        assert merged.status_code == 200, merged.text
         await client.put(
             f"/customers/{ada}/consents",
             json={"purpose": "analytics", "granted": True},
@@ -152,6 +179,8 @@ class TestExportAndErasure:
             left = {table: rows for table, rows in part["records"].items() if rows}
             assert all("tombstone" in table for table in left), (name, left)
         assert (await client.get(f"/customers/{ada}", headers=AUTH)).status_code == 404
+        personal = ("ada@example.com", "ada.king@example.com", "Augusta", "Lovelace", "King")
+        assert await raw_rows_mentioning(profile, personal) == []
         again = await client.post(
             "/v1/track",
             json={"userId": ada, "event": "Late"},

@@ -18,9 +18,12 @@ from segment.analytics import Client
 from sqlalchemy import func
 from sqlmodel import select
 
+from rapport_events.base import utcnow
+from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
 from rapport_profile.main import create_app
+from rapport_profile.models import Identity, TrackedMessage
 from rapport_profile.settings import Settings
 
 TOKEN = "profile-test-token"
@@ -162,6 +165,113 @@ class TestBadCalls:
             assert response.status_code == 400, (path, body[:80], response.text)
             assert response.json()["code"] == "bad_request"
         assert await outbox_count(app) == 0
+
+
+def _track(event: str, properties: str, extra: str = "") -> tuple[str, bytes]:
+    """A raw track call, so numbers JSON allows but Python cannot hold (1e400) go through."""
+    body = f'{{"userId": "u-9", "event": "{event}", "properties": {properties}{extra}}}'
+    return "/v1/track", body.encode()
+
+
+OUT_OF_RANGE = {
+    "revenue past what decimal can quantize": _track("Order Completed", '{"revenue": 1e30}'),
+    "revenue past the money column": _track("Order Completed", '{"revenue": 1000000000000}'),
+    "price past the money column": _track(
+        "Order Completed", '{"products": [{"product_id": "p", "price": 1e30}]}'
+    ),
+    "quantity of infinity": _track(
+        "Order Completed", '{"products": [{"product_id": "p", "price": 1, "quantity": 1e400}]}'
+    ),
+    "items adding up past the money column": _track(
+        "Product Added", '{"products": [{"product_id": "p", "price": 999999999, "quantity": 9999}]}'
+    ),
+    "nps score of infinity": _track("Survey Completed", '{"nps_score": 1e400}'),
+    "points of infinity": _track("Loyalty Points Earned", '{"points": 1e400}'),
+    "points past the points column": _track("Loyalty Points Earned", '{"points": 10000000000}'),
+    "balance of infinity": _track("Loyalty Points Earned", '{"points": 5, "balance": 1e400}'),
+    "timestamp near the end of time": _track(
+        "Clicked", "{}", ', "timestamp": "9999-12-31T23:59:59Z", "sentAt": "2000-01-01T00:00:00Z"'
+    ),
+    "sentAt near the end of time": _track(
+        "Clicked", "{}", ', "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"'
+    ),
+    "a batch sentAt far from the message timestamp": (
+        "/v1/batch",
+        b'{"sentAt": "0001-01-02T00:00:00Z", "batch": [{"type": "page", "userId": "u-9",'
+        b' "timestamp": "9999-12-30T00:00:00Z"}]}',
+    ),
+}
+
+
+async def stored_rows(app: FastAPI) -> int:
+    """Outbox messages, identities and applied messageIds the service holds."""
+    async with app.state.runtime.sessions() as session:
+        counts = [
+            (await session.exec(select(func.count()).select_from(model))).one()
+            for model in (OutboxMessage, Identity, TrackedMessage)
+        ]
+    return sum(counts)
+
+
+class TestOutOfRangeValues:
+    @pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+    async def test_each_is_400_and_stores_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, case: str
+    ) -> None:
+        path, body = OUT_OF_RANGE[case]
+
+        response = await client.post(
+            path, content=body, headers={**BASIC, "content-type": "application/json"}
+        )
+
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "bad_request"
+        assert await stored_rows(app) == 0
+
+    async def test_a_corrected_time_never_passes_arrival(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        call = {
+            "userId": "u-9",
+            "event": "Clicked",
+            "timestamp": "2199-12-31T00:00:00Z",
+            "sentAt": "1970-01-02T00:00:00Z",
+        }
+
+        response = await client.post("/v1/track", json=call, headers=BASIC)
+        await drain_outbox(app)
+
+        assert response.status_code == 200, response.text
+        async with app.state.runtime.sessions() as session:
+            row = (await session.exec(select(OutboxMessage))).one()
+        event = decode(row.value, [(k, v.encode()) for k, v in row.headers])
+        assert abs((event.data.occurred_at - utcnow()).total_seconds()) < 60
+
+
+class TestLateCallsAboutAnErasedVisitor:
+    @pytest.mark.parametrize(
+        ("call", "erased_id"),
+        [
+            ({"userId": "u-7", "event": "Clicked"}, "user:u-7"),
+            ({"anonymousId": "a-7", "event": "Clicked"}, "anon:a-7"),
+        ],
+    )
+    async def test_leave_no_identity_and_no_event(
+        self, app: FastAPI, client: httpx.AsyncClient, call: dict[str, str], erased_id: str
+    ) -> None:
+        first = await client.post("/v1/track", json=call, headers=BASIC)
+        erased = await client.delete(f"/customers/{erased_id}", headers=AUTH)
+        left_by_erasure = await stored_rows(app)
+
+        late = await client.post("/v1/track", json=call, headers=BASIC)
+
+        assert first.status_code == 200, first.text
+        assert erased.status_code == 200, erased.text
+        assert late.status_code == 200, late.text
+        assert left_by_erasure == await stored_rows(app)
+        async with app.state.runtime.sessions() as session:
+            identities = (await session.exec(select(Identity))).all()
+        assert identities == []
 
 
 class TestBatchIntoTheTimeline:
@@ -312,3 +422,50 @@ async def _counted(
 ) -> list[str]:
     types = await timeline_types(client, customer_id)
     return types if wanted <= set(types) and types.count(kind) >= count else []
+
+
+class TestSingleCallsIntoTheTimeline:
+    async def test_identify_then_track_then_page_each_land_on_the_timeline(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        who = {"userId": "u-3", "anonymousId": "a-3"}
+        identified = await client.post(
+            "/v1/identify",
+            json={**who, "traits": {"email": "grace@example.com", "name": "Grace Hopper"}},
+            headers=BASIC,
+        )
+        tracked = await client.post(
+            "/v1/track",
+            json={
+                **who,
+                "event": "Order Completed",
+                "properties": {"order_id": "o-3", "revenue": 42.5},
+            },
+            headers=BASIC,
+        )
+        paged = await client.post(
+            "/v1/page",
+            json={**who, "name": "Compilers", "properties": {"url": "https://shop.example/c"}},
+            headers=BASIC,
+        )
+
+        assert [r.status_code for r in (identified, tracked, paged)] == [200, 200, 200]
+        grace = await customer_by_email(client, "grace@example.com")
+        assert grace is not None
+        wanted = {
+            "rapport.customer.registered.v1",
+            "rapport.order.completed.v1",
+            "rapport.interaction.tracked.v1",
+        }
+        assert wanted <= set(await until(lambda: _when_all(client, grace, wanted)))
+        items = (await client.get(f"/customers/{grace}/timeline", headers=AUTH)).json()["items"]
+        by_type = {item["type"]: item["data"] for item in items}
+        assert by_type["rapport.order.completed.v1"]["revenue"] == "42.50"
+        page = by_type["rapport.interaction.tracked.v1"]
+        assert (page["kind"], page["name"], page["url"]) == (
+            "page",
+            "Compilers",
+            "https://shop.example/c",
+        )
+        customer = (await client.get(f"/customers/{grace}", headers=AUTH)).json()
+        assert (customer["first_name"], customer["last_name"]) == ("Grace", "Hopper")
