@@ -47,7 +47,7 @@ class Sizes:
         return cls(
             messages=5_000,
             relay_events=2_000,
-            consumer_events=400,
+            consumer_events=2_000,
             requests=400,
             e2e_customers=80,
             saturation_customers=80,

@@ -75,7 +75,7 @@ async def measure(ctx: Context, kind: str) -> Result:
         baseline_name="raw getmany, same topic",
         notes=(
             f"{sizes.consumer_events} events of {messages[0].size} B, "
-            "one transaction each (inbox claim + 1 insert)"
+            "one transaction per partition's fetch (inbox claim + 1 insert per event)"
         ),
         details={
             "events": sizes.consumer_events,
@@ -113,6 +113,8 @@ async def _run_consumer(
                 lambda: runner.applied >= warmup, timeout=timeout, what="consumer warm-up"
             )
             counted_from = runner.applied
+            if counted_from >= total:
+                raise RuntimeError("every event applied during warm-up: raise --consumer-events")
             done = await wait_until(
                 lambda: runner.applied >= total, timeout=timeout, what="consumer run"
             )
