@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import inspect, select, table, text
+from sqlalchemy import text
 
 from rapport_events.settings import KafkaSettings
 from rapport_events.types import (
@@ -29,6 +29,7 @@ from rapport_partner_share.testing import (
     consent_of,
     drain_outbox,
     eventually,
+    everything_stored,
     granted,
     profile_customer,
     read_log,
@@ -38,17 +39,6 @@ from rapport_partner_share.testing import (
     share,
     wait_for,
 )
-
-
-async def everything_stored(app: FastAPI) -> str:
-    """Every row of every table, as one string to search."""
-    async with app.state.runtime.engine.connect() as connection:
-        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
-        dumped = []
-        for name in names:
-            rows = await connection.execute(select(text("*")).select_from(table(name)))
-            dumped.extend(repr(tuple(row)) for row in rows)
-    return "\n".join(dumped)
 
 
 class TestSettings:
