@@ -1,9 +1,11 @@
 """Every query support makes."""
 
 import base64
+import binascii
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, update
@@ -45,12 +47,23 @@ def encode_cursor(at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(f"{aware(at).isoformat()}|{row_id}".encode()).decode()
 
 
+# Row ids are uuid4 strings; anything else (a NUL, a megabyte) must not reach the database.
+ROW_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+CURSOR_MAX_LENGTH = 256
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    refused = BadCursor("cursor is not one this service handed out")
+    if len(cursor) > CURSOR_MAX_LENGTH:
+        raise refused
     try:
         at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return aware(datetime.fromisoformat(at)), row_id
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadCursor("cursor is not one this service handed out") from error
+        moment = aware(datetime.fromisoformat(at)).astimezone(UTC)
+    except (ValueError, UnicodeError, OverflowError, binascii.Error) as error:
+        raise refused from error
+    if not ROW_ID.fullmatch(row_id):
+        raise refused
+    return moment, row_id
 
 
 # --- customers ------------------------------------------------------------------------------
