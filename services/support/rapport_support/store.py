@@ -127,8 +127,11 @@ async def delete_handle(session: AsyncSession, handle: SupportHandle) -> None:
 
 async def link_mentions(
     session: AsyncSession, platform: str, key: str, customer_id: str
-) -> list[str]:
-    """Give the handle's unlinked mentions (and their tickets) to the customer; old subject ids."""
+) -> list[tuple[SupportTicket, str]]:
+    """Give the handle's unlinked mentions and their tickets to the customer.
+
+    Returns each moved ticket with the subject id it was filed under before.
+    """
     result = await session.exec(
         select(SupportMention).where(
             SupportMention.platform == platform,
@@ -136,19 +139,25 @@ async def link_mentions(
             col(SupportMention.customer_id).is_(None),
         )
     )
-    subjects = []
+    subjects = set()
     for mention in result.all():
-        subjects.append(mention.subject_id)
+        subjects.add(mention.subject_id)
         mention.customer_id = customer_id
         mention.subject_id = customer_id
         session.add(mention)
-    for subject in set(subjects):
-        await session.exec(
-            update(SupportTicket)
-            .where(col(SupportTicket.customer_id) == subject)
-            .values(customer_id=customer_id)
-        )
-    return subjects
+    if not subjects:
+        return []
+    tickets = await session.exec(
+        select(SupportTicket)
+        .where(col(SupportTicket.customer_id).in_(subjects))
+        .order_by(col(SupportTicket.created_at), col(SupportTicket.id))
+    )
+    moved = []
+    for ticket in tickets.all():
+        moved.append((ticket, ticket.customer_id))
+        ticket.customer_id = customer_id
+        session.add(ticket)
+    return moved
 
 
 async def products_of(session: AsyncSession, customer_id: str) -> list[SupportProduct]:
