@@ -9,6 +9,7 @@ itself, and a partner is shown only the slices both consented and registered.
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,11 @@ SOURCE = "/services/partner-share"
 SERVICE = "partner-share"
 CONTRIBUTION_MAX_FUTURE = timedelta(minutes=5)
 CONTRIBUTION_MAX_AGE = timedelta(days=30)
+# Ledger ids are 32-bit integers; only ASCII digits count ("²".isdigit() is true).
+LEDGER_CURSOR = re.compile(r"[0-9]{1,10}")
+LEDGER_ID_MAX = 2**31 - 1
+CHANGES_CURSOR_MAX_LENGTH = 256
+CUSTOMER_ID_MAX_LENGTH = 64
 
 
 class CustomerNotFound(LookupError):
@@ -273,12 +279,21 @@ def _encode_cursor(consent: PartnerConsent) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    refused = InvalidRequest("cursor is not one this API returned")
+    if len(cursor) > CHANGES_CURSOR_MAX_LENGTH:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         moment, customer_id = json.loads(raw)
-        return as_utc(datetime.fromisoformat(moment)), str(customer_id)
-    except (ValueError, TypeError, binascii.Error) as error:
-        raise InvalidRequest("cursor is not one this API returned") from error
+        at = as_utc(datetime.fromisoformat(moment))
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as error:
+        raise refused from error
+    # A NUL or an over-long id would reach the database as a query parameter and fail there.
+    if not isinstance(customer_id, str) or len(customer_id) > CUSTOMER_ID_MAX_LENGTH:
+        raise refused
+    if "\x00" in customer_id:
+        raise refused
+    return at, customer_id
 
 
 async def read_changes(
@@ -413,7 +428,7 @@ async def list_disclosures(
     """Audit ledger entries, newest first."""
     before_id = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not LEDGER_CURSOR.fullmatch(cursor) or int(cursor) > LEDGER_ID_MAX:
             raise InvalidRequest("cursor is not one this API returned")
         before_id = int(cursor)
     rows = await store.list_disclosures(

@@ -18,6 +18,8 @@ import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from sqlalchemy import inspect as inspect_db
+from sqlalchemy import select, table, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -92,6 +94,17 @@ async def serve(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def everything_stored(app: FastAPI) -> str:
+    """Every row of every table of `app`'s database, as one string to search."""
+    async with app.state.runtime.engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect_db(sync).get_table_names())
+        dumped = []
+        for name in names:
+            rows = await connection.execute(select(text("*")).select_from(table(name)))
+            dumped.extend(repr(tuple(row)) for row in rows)
+    return "\n".join(dumped)
 
 
 # --- profile stand-in ------------------------------------------------------------

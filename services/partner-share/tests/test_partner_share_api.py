@@ -1,12 +1,14 @@
 """Partner-share over HTTP, with its real lifespan, a real broker and a real database."""
 
+import base64
 import hashlib
+import json
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import inspect, select, table, text
+from sqlalchemy import text
 
 from rapport_events.settings import KafkaSettings
 from rapport_events.types import (
@@ -29,6 +31,7 @@ from rapport_partner_share.testing import (
     consent_of,
     drain_outbox,
     eventually,
+    everything_stored,
     granted,
     profile_customer,
     read_log,
@@ -38,17 +41,6 @@ from rapport_partner_share.testing import (
     share,
     wait_for,
 )
-
-
-async def everything_stored(app: FastAPI) -> str:
-    """Every row of every table, as one string to search."""
-    async with app.state.runtime.engine.connect() as connection:
-        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
-        dumped = []
-        for name in names:
-            rows = await connection.execute(select(text("*")).select_from(table(name)))
-            dumped.extend(repr(tuple(row)) for row in rows)
-    return "\n".join(dumped)
 
 
 class TestSettings:
@@ -490,6 +482,13 @@ class TestChangesFeed:
         partner = await register_partner(client)
         for params, expected in (
             ({"cursor": "not-a-cursor"}, 400),
+            ({"cursor": _cursor(["2026-01-01T00:00:00+00:00", "c-\u0000"])}, 400),
+            ({"cursor": _cursor(["2026-01-01T00:00:00+00:00", "c" * 65])}, 400),
+            ({"cursor": _cursor(["2026-01-01T00:00:00+00:00", 7])}, 400),
+            ({"cursor": _cursor(["9999-12-31T23:59:59-10:00", "c-1"])}, 400),
+            ({"cursor": _cursor(["2026-01-01T00:00:00+00:00"])}, 400),
+            ({"cursor": base64.urlsafe_b64encode(b"[" * 5000).decode()}, 400),
+            ({"cursor": "x" * 5000}, 400),
             ({"changed_since": "yesterday"}, 422),
             ({"limit": 0}, 422),
             ({"limit": 501}, 422),
@@ -498,6 +497,11 @@ class TestChangesFeed:
                 "/partner/v1/customers", params=params, headers=partner.headers
             )
             assert response.status_code == expected, (params, response.text)
+
+
+def _cursor(value: object) -> str:
+    """A cursor built the way the API builds its own, around a value it never hands out."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 class TestMatch:
@@ -713,6 +717,32 @@ class TestAuditLedger:
         assert [d["id"] for d in admin.json()["disclosures"] + rest.json()["disclosures"]] == [
             d["id"] for d in page["disclosures"]
         ]
+
+    async def test_a_cursor_that_is_not_a_ledger_id_is_400(
+        self, client: httpx.AsyncClient, app: FastAPI, profile_stub: ProfileStub
+    ) -> None:
+        partner = await register_partner(client)
+        _customers(profile_stub, "c-1")
+        ref = await share(app, client, "c-1", partner.id, ["contact"])
+        await _get(client, partner, ref)
+
+        for cursor in (
+            "\u00b2",
+            "\u0663",
+            "1\u00b2",
+            "99999999999999999999",
+            "2147483648",
+            "-1",
+            "1.5",
+            " 1",
+        ):
+            for path in ("/disclosures", "/customers/c-1/disclosures"):
+                response = await client.get(path, params={"cursor": cursor}, headers=AUTH)
+                assert response.status_code == 400, (path, cursor, response.text)
+                assert response.json()["error"] == "invalid_request"
+        paged = await client.get("/disclosures", params={"cursor": "2147483647"}, headers=AUTH)
+        assert paged.status_code == 200, paged.text
+        assert len(paged.json()["disclosures"]) == 1
 
     async def test_the_database_refuses_to_change_or_delete_a_ledger_entry(
         self, client: httpx.AsyncClient, app: FastAPI, profile_stub: ProfileStub

@@ -1,9 +1,12 @@
 """Partner-share fed by the log: a real broker, a real profile over HTTP, a real webhook."""
 
+import asyncio
 import json
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -182,3 +185,105 @@ class TestSharingThroughTheLog:
 
 async def _received(webhook: WebhookReceiver) -> bool:
     return bool(webhook.calls)
+
+
+class TestConsentOnProfile:
+    """Profile, partner-share and the log together: the customer's side of the sharing."""
+
+    async def test_a_consent_given_on_profile_shows_the_partner_and_the_customer_everything(
+        self, client: httpx.AsyncClient, profile: tuple[FastAPI, str]
+    ) -> None:
+        partner = await register_partner(client, slices=["contact", "loyalty"])
+        async with httpx.AsyncClient(base_url=profile[1], headers=AUTH) as on_profile:
+            created = await on_profile.post(
+                "/customers",
+                json={"email": "mary@example.com", "first_name": "Mary", "last_name": "Jackson"},
+            )
+            assert created.status_code == 201, created.text
+            customer_id = created.json()["id"]
+            consent = {"purpose": "partner_sharing", "partner_id": partner.id}
+
+            given = await on_profile.put(
+                f"/customers/{customer_id}/consents",
+                json={**consent, "slices": ["contact", "loyalty"], "granted": True},
+            )
+            assert given.status_code == 200, given.text
+            ref = (await wait_filled(client, customer_id, partner.id, timeout=20))["ref"]
+            read = await client.get(
+                f"/partner/v1/customers/{ref}",
+                headers={**partner.headers, "X-Request-ID": "flow-read-1"},
+            )
+            assert read.status_code == 200, read.text
+            assert read.json()["slices"]["contact"] == {
+                "email": "mary@example.com",
+                "phone": None,
+                "first_name": "Mary",
+                "last_name": "Jackson",
+            }
+
+            disclosures = await eventually_json(
+                lambda: on_profile.get(f"/customers/{customer_id}/disclosures"),
+                lambda found: any(d["request_id"] == "flow-read-1" for d in found),
+            )
+            [shown] = [d for d in disclosures if d["request_id"] == "flow-read-1"]
+            assert (shown["partner_id"], shown["partner_ref"]) == (partner.id, ref)
+            assert shown["slices"] == ["contact", "loyalty"]
+            assert shown["fields"] == [
+                "contact.email",
+                "contact.first_name",
+                "contact.last_name",
+            ]
+
+            contributed = await client.post(
+                "/partner/v1/events",
+                headers=partner.headers,
+                json={"ref": ref, "name": "Flight Booked", "properties": {"to": "LIS"}},
+            )
+            assert contributed.status_code == 202, contributed.text
+            event_id = contributed.json()["event_id"]
+            timeline = await eventually_json(
+                lambda: on_profile.get(
+                    f"/customers/{customer_id}/timeline",
+                    params={"type": "partner.event.contributed"},
+                ),
+                lambda page: any(item["id"] == event_id for item in page["items"]),
+            )
+            [entry] = [item for item in timeline["items"] if item["id"] == event_id]
+            assert entry["source"] == "/services/partner-share"
+            assert entry["data"]["name"] == "Flight Booked"
+            assert entry["data"]["properties"] == {"to": "LIS"}
+            assert entry["data"]["partner_id"] == partner.id
+
+            withdrawn = await on_profile.put(
+                f"/customers/{customer_id}/consents", json={**consent, "granted": False}
+            )
+            assert withdrawn.status_code == 200, withdrawn.text
+
+        gone = await eventually(
+            lambda: client.get(f"/partner/v1/customers/{ref}", headers=partner.headers), 404
+        )
+        assert gone.status_code == 404, gone.text
+        refused = await client.post(
+            "/partner/v1/events",
+            headers=partner.headers,
+            json={"ref": ref, "name": "Flight Booked", "properties": {}},
+        )
+        assert refused.status_code == 404, refused.text
+
+
+async def eventually_json(
+    fetch: Callable[[], Awaitable[httpx.Response]],
+    holds: Callable[[Any], bool],
+    timeout: float = 20.0,
+) -> Any:
+    """Poll `fetch` until its JSON body satisfies `holds`; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await fetch()
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if holds(body):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s; last reply: {body}")
+        await asyncio.sleep(0.1)

@@ -16,14 +16,18 @@ from rapport_support import service
 from rapport_support.settings import Settings
 
 
-async def on_customer_registered(event: CustomerRegistered, session: AsyncSession) -> None:
-    """A new customer becomes someone support can look up."""
-    await service.add_registered_customer(session, event)
+async def on_customer_registered(
+    event: CustomerRegistered, session: AsyncSession, settings: Settings
+) -> None:
+    """A new customer becomes someone support can look up; mentions by their handles join them."""
+    await service.add_registered_customer(session, settings, event)
 
 
-async def on_customer_updated(event: CustomerUpdated, session: AsyncSession) -> None:
+async def on_customer_updated(
+    event: CustomerUpdated, session: AsyncSession, settings: Settings
+) -> None:
     """Contact details, handles or tier changed."""
-    await service.apply_customer_update(session, event)
+    await service.apply_customer_update(session, settings, event)
 
 
 async def on_consent_changed(event: ConsentGranted | ConsentRevoked, session: AsyncSession) -> None:

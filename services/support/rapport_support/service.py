@@ -142,7 +142,12 @@ async def current_id(session: AsyncSession, customer_id: str) -> str:
 
 
 async def _set_handles(
-    session: AsyncSession, customer_id: str, handles: dict[str, Any], *, replace: bool
+    session: AsyncSession,
+    settings: Settings,
+    customer_id: str,
+    handles: dict[str, Any],
+    *,
+    replace: bool,
 ) -> None:
     wanted = {
         (str(platform).lower()[:64], handle_key(str(handle))[:256]): str(handle)[:256]
@@ -161,11 +166,29 @@ async def _set_handles(
         row.customer_id, row.handle = customer_id, handle
         store.add(session, row)
         await session.flush()
-        await store.link_mentions(session, platform, key, customer_id)
+        for ticket, filed_under in await store.link_mentions(session, platform, key, customer_id):
+            _publish_linked(session, settings, ticket, filed_under)
+
+
+def _publish_linked(
+    session: AsyncSession, settings: Settings, ticket: SupportTicket, filed_under: str
+) -> None:
+    # ticket.opened went out under the handle's social:* id; this puts the ticket on
+    # the customer's own timeline.
+    _publish(
+        session,
+        settings,
+        TicketUpdated(
+            customer_id=ticket.customer_id,
+            ticket_id=ticket.id,
+            status=ticket.status,  # type: ignore[arg-type]
+            changes={"customer_id": ticket.customer_id, "previous_customer_id": filed_under},
+        ),
+    )
 
 
 async def add_registered_customer(
-    session: AsyncSession, event: CustomerRegistered
+    session: AsyncSession, settings: Settings, event: CustomerRegistered
 ) -> SupportCustomer | None:
     """Remember a newly registered customer for support; a replay changes nothing."""
     customer_id = event.customer_id
@@ -190,7 +213,7 @@ async def add_registered_customer(
     )
     store.add_customer(session, customer)
     await session.flush()
-    await _set_handles(session, customer_id, event.social_handles, replace=True)
+    await _set_handles(session, settings, customer_id, event.social_handles, replace=True)
     return customer
 
 
@@ -205,7 +228,9 @@ PROFILE_FIELDS = {
 REQUIRED_FIELDS = ("email", "first_name", "last_name")
 
 
-async def apply_customer_update(session: AsyncSession, event: CustomerUpdated) -> None:
+async def apply_customer_update(
+    session: AsyncSession, settings: Settings, event: CustomerUpdated
+) -> None:
     """Copy the changed profile attributes (and handles, and the tier) onto the projection."""
     customer_id = await current_id(session, event.customer_id)
     if await store.is_erased(session, customer_id):
@@ -230,7 +255,7 @@ async def apply_customer_update(session: AsyncSession, event: CustomerUpdated) -
     customer.updated_at = event.occurred_at
     store.add(session, customer)
     if isinstance(changes.get("social_handles"), dict):
-        await _set_handles(session, customer_id, changes["social_handles"], replace=True)
+        await _set_handles(session, settings, customer_id, changes["social_handles"], replace=True)
 
 
 async def apply_consent(session: AsyncSession, event: ConsentGranted | ConsentRevoked) -> None:

@@ -1,9 +1,11 @@
 """Every query support makes."""
 
 import base64
+import binascii
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, update
@@ -45,12 +47,23 @@ def encode_cursor(at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(f"{aware(at).isoformat()}|{row_id}".encode()).decode()
 
 
+# Row ids are uuid4 strings; anything else (a NUL, a megabyte) must not reach the database.
+ROW_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+CURSOR_MAX_LENGTH = 256
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    refused = BadCursor("cursor is not one this service handed out")
+    if len(cursor) > CURSOR_MAX_LENGTH:
+        raise refused
     try:
         at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return aware(datetime.fromisoformat(at)), row_id
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadCursor("cursor is not one this service handed out") from error
+        moment = aware(datetime.fromisoformat(at)).astimezone(UTC)
+    except (ValueError, UnicodeError, OverflowError, binascii.Error) as error:
+        raise refused from error
+    if not ROW_ID.fullmatch(row_id):
+        raise refused
+    return moment, row_id
 
 
 # --- customers ------------------------------------------------------------------------------
@@ -114,8 +127,11 @@ async def delete_handle(session: AsyncSession, handle: SupportHandle) -> None:
 
 async def link_mentions(
     session: AsyncSession, platform: str, key: str, customer_id: str
-) -> list[str]:
-    """Give the handle's unlinked mentions (and their tickets) to the customer; old subject ids."""
+) -> list[tuple[SupportTicket, str]]:
+    """Give the handle's unlinked mentions and their tickets to the customer.
+
+    Returns each moved ticket with the subject id it was filed under before.
+    """
     result = await session.exec(
         select(SupportMention).where(
             SupportMention.platform == platform,
@@ -123,19 +139,25 @@ async def link_mentions(
             col(SupportMention.customer_id).is_(None),
         )
     )
-    subjects = []
+    subjects = set()
     for mention in result.all():
-        subjects.append(mention.subject_id)
+        subjects.add(mention.subject_id)
         mention.customer_id = customer_id
         mention.subject_id = customer_id
         session.add(mention)
-    for subject in set(subjects):
-        await session.exec(
-            update(SupportTicket)
-            .where(col(SupportTicket.customer_id) == subject)
-            .values(customer_id=customer_id)
-        )
-    return subjects
+    if not subjects:
+        return []
+    tickets = await session.exec(
+        select(SupportTicket)
+        .where(col(SupportTicket.customer_id).in_(subjects))
+        .order_by(col(SupportTicket.created_at), col(SupportTicket.id))
+    )
+    moved = []
+    for ticket in tickets.all():
+        moved.append((ticket, ticket.customer_id))
+        ticket.customer_id = customer_id
+        session.add(ticket)
+    return moved
 
 
 async def products_of(session: AsyncSession, customer_id: str) -> list[SupportProduct]:

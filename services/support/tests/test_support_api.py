@@ -1,5 +1,6 @@
 """Support over HTTP, with its real lifespan, a real broker and a real database."""
 
+import base64
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -93,6 +94,22 @@ class TestAuth:
             assert method.lower() in paths.get(template, {}), template
 
 
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+# Shaped like the service's own cursors, with what a database cannot take or a date
+# that overflows when made UTC.
+BAD_CURSORS = (
+    _cursor("2026-01-01T00:00:00+00:00|id-\x00"),
+    _cursor("2026-01-01T00:00:00+00:00|" + "a" * 65),
+    _cursor("9999-12-31T23:59:59-10:00|0b1c"),
+    _cursor("2026-01-01T00:00:00+00:00"),
+    "A" * 5000,
+    "%C2%B2",
+)
+
+
 class TestBadInput:
     async def test_is_a_clear_4xx_and_never_a_500(
         self, client: httpx.AsyncClient, auth: dict[str, str]
@@ -106,6 +123,11 @@ class TestBadInput:
             ("GET", "/tickets?status=lost", None, 422),
             ("GET", "/tickets?limit=0", None, 422),
             ("GET", "/tickets?cursor=bm9wZQ", None, 422),
+            *(
+                ("GET", f"{listing}?cursor={cursor}", None, 422)
+                for listing in ("/tickets", "/social/mentions")
+                for cursor in BAD_CURSORS
+            ),
             ("GET", "/tickets/nope", None, 404),
             ("PATCH", "/tickets/nope", {"priority": "high"}, 404),
             ("POST", "/tickets/nope/rating", {"rating": 9}, 422),

@@ -99,16 +99,18 @@ class TestHandlerMap:
 
 
 class TestOnCustomerRegistered:
-    async def test_a_replay_keeps_later_changes(self, sessions: SessionFactory) -> None:
+    async def test_a_replay_keeps_later_changes(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
         async with transaction(sessions) as session:
-            await on_customer_registered(registered(), session)
+            await on_customer_registered(registered(), session, settings)
         async with transaction(sessions) as session:
             customer = await session.get(SupportCustomer, "cust-1")
             assert customer is not None
             customer.phone = "+14155550199"
 
         async with transaction(sessions) as session:
-            await on_customer_registered(registered(), session)
+            await on_customer_registered(registered(), session, settings)
 
         [customer] = await support_customers(sessions)
         assert customer.phone == "+14155550199"

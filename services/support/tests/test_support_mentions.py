@@ -14,6 +14,7 @@ from rapport_events.types import (
     CustomerUpdated,
     SocialMentionReceived,
     TicketOpened,
+    TicketUpdated,
 )
 from rapport_support import service, store
 from rapport_support.models import MentionCreate, ReplyCreate, SupportMention
@@ -31,10 +32,11 @@ def hooked(settings: Settings) -> Settings:
     )
 
 
-async def register_ada(sessions: SessionFactory) -> None:
+async def register_ada(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
         await service.add_registered_customer(
             session,
+            settings,
             CustomerRegistered(
                 customer_id="cust-1",
                 email="ada@example.com",
@@ -63,7 +65,7 @@ class TestIngestingAMention:
     async def test_a_complaint_from_a_known_handle_becomes_a_ticket_of_the_customer(
         self, sessions: SessionFactory, settings: Settings, outbox: Outbox
     ) -> None:
-        await register_ada(sessions)
+        await register_ada(sessions, settings)
 
         mention, created = await ingest(
             sessions,
@@ -130,14 +132,15 @@ class TestIngestingAMention:
         assert len(await outbox(sessions)) == 2
 
     async def test_a_handle_learnt_later_links_the_earlier_mentions(
-        self, sessions: SessionFactory, settings: Settings
+        self, sessions: SessionFactory, settings: Settings, outbox: Outbox
     ) -> None:
         mention, _ = await ingest(sessions, settings, handle="@grace_h", text="Screen is dead :(")
-        await register_ada(sessions)
+        await register_ada(sessions, settings)
 
         async with transaction(sessions) as session:
             await service.apply_customer_update(
                 session,
+                settings,
                 CustomerUpdated(
                     customer_id="cust-1",
                     changes={"social_handles": {"twitter": "@Grace_H"}},
@@ -148,6 +151,43 @@ class TestIngestingAMention:
             context = await service.get_support_context(session, "cust-1")
         assert [m.id for m in context.mentions] == [mention.id]
         assert [t.id for t in context.tickets] == [mention.ticket_id]
+        [linked] = [e for e in await outbox(sessions) if isinstance(e, TicketUpdated)]
+        assert (linked.customer_id, linked.ticket_id) == ("cust-1", mention.ticket_id)
+        assert linked.changes == {
+            "customer_id": "cust-1",
+            "previous_customer_id": service.social_subject("twitter", "grace_h"),
+        }
+
+    async def test_a_handle_that_moves_again_does_not_move_linked_tickets(
+        self, sessions: SessionFactory, settings: Settings, outbox: Outbox
+    ) -> None:
+        mention, _ = await ingest(sessions, settings, handle="@grace_h", text="Screen is dead :(")
+        await register_ada(sessions, settings)
+        async with transaction(sessions) as session:
+            await service.apply_customer_update(
+                session,
+                settings,
+                CustomerUpdated(
+                    customer_id="cust-1", changes={"social_handles": {"twitter": "@grace_h"}}
+                ),
+            )
+            await service.add_registered_customer(
+                session,
+                settings,
+                CustomerRegistered(
+                    customer_id="cust-2",
+                    email="grace@example.com",
+                    first_name="Grace",
+                    last_name="Hopper",
+                    social_handles={"twitter": "@grace_h"},
+                ),
+            )
+
+        async with transaction(sessions) as session:
+            context = await service.get_support_context(session, "cust-1")
+        assert [t.id for t in context.tickets] == [mention.ticket_id]
+        linked = [e for e in await outbox(sessions) if isinstance(e, TicketUpdated)]
+        assert [e.customer_id for e in linked] == ["cust-1"]
 
     @pytest.mark.parametrize(
         "fields",
@@ -167,7 +207,7 @@ class TestReplying:
     async def test_a_reply_waits_for_delivery_and_answers_the_ticket(
         self, sessions: SessionFactory, hooked: Settings
     ) -> None:
-        await register_ada(sessions)
+        await register_ada(sessions, hooked)
         mention, _ = await ingest(sessions, hooked, text="Broken. Awful.")
 
         async with transaction(sessions) as session:

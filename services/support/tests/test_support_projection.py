@@ -90,10 +90,10 @@ async def context(sessions: SessionFactory, customer_id: str = "cust-1") -> serv
 
 class TestCustomerRegistered:
     async def test_the_summary_holds_name_contact_and_handles(
-        self, sessions: SessionFactory
+        self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
 
         customer = (await context(sessions)).customer
         assert customer is not None
@@ -102,20 +102,27 @@ class TestCustomerRegistered:
         assert (customer.country, customer.city, customer.tier) == ("GB", "London", None)
         assert customer.social_handles == {"twitter": "@Ada_L"}
 
-    async def test_over_long_values_are_clipped_not_refused(self, sessions: SessionFactory) -> None:
+    async def test_over_long_values_are_clipped_not_refused(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered(first_name="A" * 300))
+            await service.add_registered_customer(
+                session, settings, registered(first_name="A" * 300)
+            )
 
         customer = (await context(sessions)).customer
         assert customer is not None and customer.first_name == "A" * 100
 
 
 class TestCustomerUpdated:
-    async def test_changes_name_contact_tier_and_handles(self, sessions: SessionFactory) -> None:
+    async def test_changes_name_contact_tier_and_handles(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
             await service.apply_customer_update(
                 session,
+                settings,
                 CustomerUpdated(
                     customer_id="cust-1",
                     changes={
@@ -133,17 +140,19 @@ class TestCustomerUpdated:
         assert customer.social_handles == {"instagram": "ada.codes"}
 
     async def test_an_older_change_does_not_overwrite_a_newer_one(
-        self, sessions: SessionFactory
+        self, sessions: SessionFactory, settings: Settings
     ) -> None:
         now = datetime.now(UTC)
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
             await service.apply_customer_update(
                 session,
+                settings,
                 CustomerUpdated(customer_id="cust-1", changes={"city": "York"}, occurred_at=now),
             )
             await service.apply_customer_update(
                 session,
+                settings,
                 CustomerUpdated(
                     customer_id="cust-1",
                     changes={"city": "Leeds"},
@@ -156,9 +165,11 @@ class TestCustomerUpdated:
 
 
 class TestConsents:
-    async def test_the_newest_version_per_channel_wins(self, sessions: SessionFactory) -> None:
+    async def test_the_newest_version_per_channel_wins(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
             await service.apply_consent(session, consent(True, 1))
             await service.apply_consent(session, consent(True, 2, channel="sms"))
             await service.apply_consent(session, consent(False, 3))
@@ -210,7 +221,7 @@ class TestSupportContext:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
             first = await service.open_ticket(
                 session,
                 settings,
@@ -242,9 +253,9 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered("keep"))
+            await service.add_registered_customer(session, settings, registered("keep"))
             await service.add_registered_customer(
-                session, registered("dupe", email="ada@work.example", social_handles={})
+                session, settings, registered("dupe", email="ada@work.example", social_handles={})
             )
             await service.record_order(session, settings, order("dupe"))
             ticket = await service.open_ticket(
@@ -265,13 +276,13 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered("keep"))
+            await service.add_registered_customer(session, settings, registered("keep"))
             await service.apply_merge(
                 session,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
             await service.record_order(session, settings, order("dupe", order_id="ord-late"))
-            await service.add_registered_customer(session, registered("dupe"))
+            await service.add_registered_customer(session, settings, registered("dupe"))
 
         survivor = await context(sessions, "keep")
         assert {p.order_id for p in survivor.products} == {"ord-late"}
@@ -284,7 +295,7 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> str:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
             await service.apply_consent(session, consent(True, 1))
             await service.record_order(session, settings, order())
             ticket = await service.open_ticket(
@@ -320,7 +331,7 @@ class TestCustomerErased:
     ) -> None:
         async with transaction(sessions) as session:
             await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
-            await service.add_registered_customer(session, registered())
+            await service.add_registered_customer(session, settings, registered())
             await service.record_order(session, settings, order())
             await service.apply_consent(session, consent(True, 5))
 

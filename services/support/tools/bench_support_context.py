@@ -58,6 +58,7 @@ async def seed(url: str, customers: int, products: int, tickets: int) -> list[st
         async with transaction(sessions) as session:
             await service.add_registered_customer(
                 session,
+                settings,
                 CustomerRegistered(
                     customer_id=customer_id,
                     email=f"customer{number}@example.com",
