@@ -122,7 +122,7 @@ async def settle(
 ) -> str | None:
     """The partner's ref once the consent is applied (and filled); None when nothing is shared."""
     if expected:
-        return str((await wait_filled(client, customer_id, partner_id))["ref"])
+        return str((await wait_filled(client, customer_id, partner_id, timeout=30))["ref"])
     consent = await consent_of(client, customer_id, partner_id)
     return str(consent["ref"]) if consent else None
 
