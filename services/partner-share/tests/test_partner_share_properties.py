@@ -133,7 +133,7 @@ def assert_only_consented(reply: dict, expected: set[str]) -> None:
         assert set(shown) <= SLICE_FIELDS[slice_name], (slice_name, shown)
 
 
-class TestARepliesHoldsOnlyConsentedAndRegisteredFields:
+class TestRepliesHoldOnlyConsentedAndRegisteredFields:
     @PROPERTY_SETTINGS
     @given(registered=slice_sets, changes=consent_changes, extra=stray_attributes)
     async def test_after_any_grants_and_revocations(
