@@ -100,7 +100,7 @@ async def everything_stored(app: FastAPI) -> str:
     """Every row of every table of `app`'s database, as one string to search."""
     async with app.state.runtime.engine.connect() as connection:
         names = await connection.run_sync(lambda sync: inspect_db(sync).get_table_names())
-        dumped = []
+        dumped: list[str] = []
         for name in names:
             rows = await connection.execute(select(text("*")).select_from(table(name)))
             dumped.extend(repr(tuple(row)) for row in rows)

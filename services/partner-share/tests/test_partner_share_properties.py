@@ -122,7 +122,7 @@ async def settle(
 ) -> str | None:
     """The partner's ref once the consent is applied (and filled); None when nothing is shared."""
     if expected:
-        return str((await wait_filled(client, customer_id, partner_id))["ref"])
+        return str((await wait_filled(client, customer_id, partner_id, timeout=30))["ref"])
     consent = await consent_of(client, customer_id, partner_id)
     return str(consent["ref"]) if consent else None
 
@@ -133,7 +133,7 @@ def assert_only_consented(reply: dict, expected: set[str]) -> None:
         assert set(shown) <= SLICE_FIELDS[slice_name], (slice_name, shown)
 
 
-class TestARepliesHoldsOnlyConsentedAndRegisteredFields:
+class TestRepliesHoldOnlyConsentedAndRegisteredFields:
     @PROPERTY_SETTINGS
     @given(registered=slice_sets, changes=consent_changes, extra=stray_attributes)
     async def test_after_any_grants_and_revocations(
