@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosmtplib
 import httpx
-from jinja2 import Template, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -22,6 +22,12 @@ from rapport_campaign.tracking import sign_body
 # internals, and the immutable variant stops them from changing the objects they are given.
 _TEXT = ImmutableSandboxedEnvironment(autoescape=False)
 _HTML = ImmutableSandboxedEnvironment(autoescape=True)
+# A template is checked on sample data with every name strict, so a misspelt variable is
+# refused when the campaign is saved instead of mailing "Hello ," to every recipient.
+_STRICT = {
+    False: ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined),
+    True: ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined),
+}
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "customer": {
@@ -69,13 +75,17 @@ class Rendered:
 
 
 @lru_cache(maxsize=512)
-def _compile(source: str, is_html: bool) -> Template:
+def _compile(source: str, is_html: bool, strict: bool = False) -> Template:
+    if strict:
+        return _STRICT[is_html].from_string(source)
     return (_HTML if is_html else _TEXT).from_string(source)
 
 
-def _render(source: str, context: dict[str, Any], *, is_html: bool, part: str) -> str:
+def _render(
+    source: str, context: dict[str, Any], *, is_html: bool, part: str, strict: bool = False
+) -> str:
     try:
-        return _compile(source, is_html).render(context)
+        return _compile(source, is_html, strict).render(context)
     except TemplateSyntaxError as error:
         raise TemplateProblem(f"{part}: {error.message} (line {error.lineno})") from error
     except (SecurityError, UndefinedError) as error:
@@ -85,7 +95,11 @@ def _render(source: str, context: dict[str, Any], *, is_html: bool, part: str) -
 
 
 def render(
-    variant: dict[str, Any], context: dict[str, Any], track: Callable[[str], str]
+    variant: dict[str, Any],
+    context: dict[str, Any],
+    track: Callable[[str], str],
+    *,
+    strict: bool = False,
 ) -> Rendered:
     """The variant's subject, text and HTML for one recipient."""
     context = {**context, "track": track}
@@ -94,20 +108,25 @@ def render(
     html_source = variant.get("html")
     return Rendered(
         subject=(
-            " ".join(_render(subject, context, is_html=False, part=f"{name}.subject").split())
+            " ".join(
+                _render(
+                    subject, context, is_html=False, part=f"{name}.subject", strict=strict
+                ).split()
+            )
             if subject
             else None
         ),
-        text=_render(variant["body"], context, is_html=False, part=f"{name}.body"),
-        html=_render(html_source, context, is_html=True, part=f"{name}.html")
+        text=_render(variant["body"], context, is_html=False, part=f"{name}.body", strict=strict),
+        html=_render(html_source, context, is_html=True, part=f"{name}.html", strict=strict)
         if html_source
         else None,
     )
 
 
 def check_variant(variant: dict[str, Any]) -> None:
-    """Raise TemplateProblem unless every template of the variant renders on sample data."""
-    render(variant, SAMPLE_CONTEXT, track=lambda url: url)
+    """Raise TemplateProblem unless every template of the variant renders on sample data,
+    naming every variable it uses."""
+    render(variant, SAMPLE_CONTEXT, track=lambda url: url, strict=True)
 
 
 def with_unsubscribe_text(text: str, unsubscribe_url: str) -> str:

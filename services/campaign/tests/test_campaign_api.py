@@ -205,6 +205,24 @@ class TestBadInput:
                 422,
                 "unsafe",
             ),
+            (
+                "/campaigns",
+                email_template(
+                    audience={"customer_ids": ["a"]},
+                    variants=[{"subject": "Hi {{ first_name }}", "body": "{{ cta_url }}"}],
+                ),
+                422,
+                "'first_name' is undefined",
+            ),
+            (
+                "/campaigns",
+                email_template(
+                    audience={"customer_ids": ["a"]},
+                    variants=[{"subject": "Hi", "body": "{{ customer.frist_name }}"}],
+                ),
+                422,
+                "has no attribute 'frist_name'",
+            ),
             ("/campaigns", email_template(audience={"segment_id": "seg_nope"}), 422, "no segment"),
             (
                 "/campaigns",
