@@ -523,6 +523,9 @@ async def labelled_harnesses(
             settings,
             await database_factory(f"{label}-upstream"),
             await database_factory(f"{label}-downstream"),
+            # A group of its own: members left in the shared one by earlier tests on the
+            # session broker would hold up its joins.
+            group=f"downstream-{label}-{uuid.uuid4().hex[:8]}",
         )
         made.append(harness)
         return await harness.setup()
@@ -574,6 +577,9 @@ class TestDuplicatePublishes:
                 "inbox": sorted(await harness.inbox_ids()),
                 "counters": (runner.applied, runner.duplicates, runner.dead_lettered),
             }
+            # Both runs' consumers share a group name: the control one leaves before the
+            # next joins, so the second never waits on a rebalance with a stale member.
+            await runner.stop()
 
         assert duplicated == 20
         assert states["control"]["counters"] == (200, 0, 0)

@@ -168,8 +168,15 @@ class Harness:
     Everything it starts, it stops at teardown, each within a bounded wait.
     """
 
-    def __init__(self, settings: KafkaSettings, upstream_url: str, downstream_url: str) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        upstream_url: str,
+        downstream_url: str,
+        group: str = DOWNSTREAM,
+    ) -> None:
         self.settings = settings
+        self.group = group
         self.upstream = Database(upstream_url, on_outbox_commit=self._wake_relays)
         self.downstream = Database(downstream_url)
         self._relays: list[OutboxRelay] = []
@@ -184,7 +191,7 @@ class Harness:
 
     @property
     def dead_letter_topic(self) -> str:
-        return self.settings.dead_letter_topic(DOWNSTREAM)
+        return self.settings.dead_letter_topic(self.group)
 
     @property
     def partitions(self) -> list[TopicPartition]:
@@ -253,7 +260,7 @@ class Harness:
     ) -> ConsumerRunner:
         """A started consumer runner of the downstream group on the downstream database."""
         runner = runner_class(
-            service=DOWNSTREAM,
+            service=self.group,
             settings=self.settings,
             session_factory=self.downstream.sessions,
             handlers=handlers,
@@ -291,7 +298,7 @@ class Harness:
 
     async def inbox_ids(self) -> list[str]:
         rows = await self.downstream.rows(
-            select(col(InboxEntry.event_id)).where(col(InboxEntry.consumer) == DOWNSTREAM)
+            select(col(InboxEntry.event_id)).where(col(InboxEntry.consumer) == self.group)
         )
         return [row[0] for row in rows]
 
@@ -330,7 +337,7 @@ class Harness:
             # Never subscribed, so it never joins the group; it only fetches offsets.
             self._offset_reader = AIOKafkaConsumer(
                 bootstrap_servers=self.settings.bootstrap_servers,
-                group_id=DOWNSTREAM,
+                group_id=self.group,
                 enable_auto_commit=False,
             )
             await self._offset_reader.start()
