@@ -138,16 +138,16 @@ def value_at_most(
     details: dict[str, Any] | None = None,
 ) -> Result:
     """A latency with an absolute bound; the baseline is shown for scale only."""
-    return Result(
+    return _absolute(
         case,
         metric,
         value,
         baseline,
         baseline_name,
-        target=f"≤ {maximum:g}",
-        status="PASS" if value <= maximum else "FAIL",
-        notes=notes,
-        details=details or {},
+        f"≤ {maximum:g}",
+        value <= maximum,
+        notes,
+        details,
     )
 
 
@@ -163,14 +163,38 @@ def value_at_least(
     details: dict[str, Any] | None = None,
 ) -> Result:
     """A throughput with an absolute floor; the baseline is shown for scale only."""
+    return _absolute(
+        case,
+        metric,
+        value,
+        baseline,
+        baseline_name,
+        f"≥ {minimum:g} {metric}",
+        value >= minimum,
+        notes,
+        details,
+    )
+
+
+def _absolute(
+    case: str,
+    metric: str,
+    value: float,
+    baseline: float | None,
+    baseline_name: str,
+    target: str,
+    passed: bool,
+    notes: str,
+    details: dict[str, Any] | None,
+) -> Result:
     return Result(
         case,
         metric,
         value,
         baseline,
         baseline_name,
-        target=f"≥ {minimum:g} {metric}",
-        status="PASS" if value >= minimum else "FAIL",
+        target=target,
+        status="PASS" if passed else "FAIL",
         notes=notes,
         details=details or {},
     )
