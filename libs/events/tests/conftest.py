@@ -1,6 +1,7 @@
 """Fixtures of the event library's tests: spans in memory, outbox and inbox tables, the harness."""
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -45,9 +46,12 @@ async def make_harness(database_factory: DatabaseFactory) -> AsyncIterator[Harne
     """Builds harnesses on databases of the parametrised kind (SQLite, PostgreSQL)."""
     made: list[Harness] = []
 
-    async def make(settings: KafkaSettings) -> Harness:
+    async def make(settings: KafkaSettings, group: str = DOWNSTREAM) -> Harness:
         harness = Harness(
-            settings, await database_factory(UPSTREAM), await database_factory(DOWNSTREAM)
+            settings,
+            await database_factory(UPSTREAM),
+            await database_factory(DOWNSTREAM),
+            group=group,
         )
         made.append(harness)
         return await harness.setup()
@@ -60,8 +64,12 @@ async def make_harness(database_factory: DatabaseFactory) -> AsyncIterator[Harne
 
 @pytest.fixture
 async def harness(make_harness: HarnessFactory, kafka_settings: KafkaSettings) -> Harness:
-    """A harness on the session broker, on a topic of its own."""
-    return await make_harness(kafka_settings)
+    """A harness on the session broker, on a topic and a consumer group of its own.
+
+    Its own group: a member an earlier test left behind in a shared one would hold up
+    every later join on the session broker.
+    """
+    return await make_harness(kafka_settings, f"{DOWNSTREAM}-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

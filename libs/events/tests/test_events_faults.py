@@ -186,7 +186,7 @@ class TestPoisonMessage:
         assert headers["dlq_error_message"] == "seq 2 cannot be applied"
         assert headers["dlq_attempts"] == str(harness.settings.consumer_max_attempts)
         assert headers["dlq_original_topic"] == harness.topic
-        assert headers["dlq_consumer_group"] == "downstream"
+        assert headers["dlq_consumer_group"] == harness.group
         assert headers["ce_id"] == written[2].id
         assert dead[0].key == customer.encode()
         assert calls_on_poison == 1 + harness.settings.consumer_max_attempts

@@ -21,7 +21,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope
 from rapport_events.testing.harness import (
-    DOWNSTREAM,
     HANDLERS,
     UPSTREAM,
     Harness,
@@ -86,7 +85,7 @@ class TestAppliedDownstream:
     ) -> None:
         customers = [f"cust-{n}-{uuid.uuid4().hex[:6]}" for n in range(4)]
         await harness.runtime(harness.upstream, UPSTREAM, handlers=None)
-        downstream = await harness.runtime(harness.downstream, DOWNSTREAM, handlers=HANDLERS)
+        downstream = await harness.runtime(harness.downstream, harness.group, handlers=HANDLERS)
         written = await harness.write(interleaved(customers, 5))
 
         await until(lambda: harness.has_effects(len(written)), timeout=30, what="20 effects")
@@ -151,7 +150,7 @@ class TestTracePropagation:
         self, harness: Harness, span_exporter: InMemorySpanExporter
     ) -> None:
         await harness.runtime(harness.upstream, UPSTREAM, handlers=None)
-        await harness.runtime(harness.downstream, DOWNSTREAM, handlers=HANDLERS)
+        await harness.runtime(harness.downstream, harness.group, handlers=HANDLERS)
         with trace.get_tracer("tests").start_as_current_span("POST /customers") as request:
             await harness.write([tracked(f"cust-{uuid.uuid4().hex[:6]}", 0)])
         trace_id = request.get_span_context().trace_id
@@ -173,7 +172,7 @@ class TestTracePropagation:
         assert process.attributes is not None
         assert process.attributes["messaging.system"] == "kafka"
         assert process.attributes["messaging.destination.name"] == harness.topic
-        assert process.attributes["messaging.consumer.group.name"] == DOWNSTREAM
+        assert process.attributes["messaging.consumer.group.name"] == harness.group
         assert process.attributes["messaging.operation.type"] == "process"
 
 
