@@ -101,6 +101,7 @@ class ConsumerRunner:
             client_id=f"{self.group_id}-consumer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
             session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
             request_timeout_ms=max(self._settings.request_timeout_ms, 40_000),

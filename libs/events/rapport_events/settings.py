@@ -21,6 +21,10 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = 10_000
     send_timeout_s: float = 10.0
     consumer_max_records: int = 500
+    # How long the broker may hold a fetch that found nothing. Kafka answers as soon as a
+    # record lands; Tansu holds the fetch for part of this wait even then, so the client's
+    # default (500 ms) would put up to that much latency before every event a service handles.
+    consumer_fetch_max_wait_ms: int = 50
     consumer_max_attempts: int = 3
     consumer_retry_backoff_s: float = 0.2
     relay_batch_size: int = 500
