@@ -62,8 +62,9 @@ class ConsumerRunner:
     that keeps failing goes to `<topic>.dlq.<service>` with the error in headers.
 
     The records of one partition fetched together are applied in one transaction
-    (one commit instead of one per event); when anything in it fails, it is rolled
-    back whole and the records are applied one by one, each with its retries.
+    (one commit instead of one per event), at most `consumer_transaction_max_records`
+    at a time; when anything in it fails, it is rolled back whole and the records are
+    applied one by one, each with its retries.
     """
 
     def __init__(
@@ -141,8 +142,10 @@ class ConsumerRunner:
                 log.warning("%s fetch failed (%s); retrying", self.group_id, error)
                 await asyncio.sleep(0.5)
                 continue
+            size = max(1, self._settings.consumer_transaction_max_records)
             for partition, records in batches.items():
-                await self._handle_records(partition, records)
+                for first in range(0, len(records), size):
+                    await self._handle_records(partition, records[first : first + size])
             if batches:
                 await self.commit_processed()
 

@@ -21,6 +21,9 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = 10_000
     send_timeout_s: float = 10.0
     consumer_max_records: int = 500
+    # Records applied in one transaction: more means fewer commits, but on SQLite the
+    # transaction holds the only write lock, and requests that write wait behind it.
+    consumer_transaction_max_records: int = 50
     # How long the broker may hold a fetch that found nothing. Kafka answers as soon as a
     # record lands; Tansu holds the fetch for part of this wait even then, so the client's
     # default (500 ms) would put up to that much latency before every event a service handles.
