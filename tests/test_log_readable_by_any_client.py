@@ -19,9 +19,20 @@ TAIL = Path(__file__).parents[1] / "tools" / "tail_events.py"
 
 def _tail(settings: KafkaSettings) -> list[dict]:
     done = subprocess.run(
-        [sys.executable, str(TAIL), "--bootstrap", settings.bootstrap_servers,
-         "--topic", settings.topic, "--idle-exit", "3"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            str(TAIL),
+            "--bootstrap",
+            settings.bootstrap_servers,
+            "--topic",
+            settings.topic,
+            "--idle-exit",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
@@ -32,10 +43,14 @@ class TestCustomerRegisteredOnTheWire:
     ) -> None:
         app = create_app(Settings(database_url=database_url, kafka=kafka_settings))
         email = f"grace-{uuid.uuid4().hex[:6]}@example.com"
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://profile",
-            headers={"Authorization": f"Bearer {DEV_TOKEN}"},
-        ) as client:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://profile",
+                headers={"Authorization": f"Bearer {DEV_TOKEN}"},
+            ) as client,
+        ):
             reply = await client.post(
                 "/customers", json={"email": email, "first_name": "Grace", "last_name": "Hopper"}
             )

@@ -37,8 +37,13 @@ def main() -> int:
     parser.add_argument("--idle-exit", type=float, default=2.0, help="seconds without messages")
     args = parser.parse_args()
     # assign() instead of subscribe(): no group join, so the first record shows at once.
-    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "rapport-tail",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": "rapport-tail",
+            "enable.auto.commit": False,
+        }
+    )
     metadata = consumer.list_topics(args.topic, timeout=10)
     partitions = sorted(metadata.topics[args.topic].partitions)
     consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])

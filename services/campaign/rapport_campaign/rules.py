@@ -196,7 +196,11 @@ def _scalar(kind: Kind, value: Any, field: str) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"{field} compares with a number, not {value!r}")
-    if not math.isfinite(value) or abs(value) >= MAX_NUMBER:
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number) or abs(number) >= MAX_NUMBER:
         raise ValueError(
             f"{field} compares with a number between -{MAX_NUMBER:,} and {MAX_NUMBER:,}"
         )

@@ -5,6 +5,7 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -286,7 +287,7 @@ def _record_consent(
     purpose: str,
     channel: str,
     partner_id: str,
-    slices: list[str],
+    slices: Sequence[str],
     granted: bool,
     source: str,
     text_version: str | None,
@@ -306,7 +307,7 @@ def _record_consent(
         granted=granted,
         version=0,
     )
-    consent.slices = slices
+    consent.slices = list(slices)
     consent.granted = granted
     consent.version = customer.consent_version
     consent.updated_at = now
@@ -317,7 +318,7 @@ def _record_consent(
         purpose=purpose,
         channel=channel,
         partner_id=partner_id,
-        slices=slices,
+        slices=list(slices),
         granted=granted,
         source=source,
         text_version=text_version,

@@ -732,7 +732,7 @@ async def update_ticket(
         ticket.first_response_due_at, ticket.resolution_due_at = await _due_times(
             session,
             settings,
-            ticket.priority,
+            ticket.priority,  # type: ignore[arg-type]
             aware(ticket.created_at),  # type: ignore[arg-type]
         )
         changes["first_response_due_at"] = aware(ticket.first_response_due_at).isoformat()
