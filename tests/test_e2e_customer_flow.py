@@ -27,10 +27,19 @@ PROJECTION_ROUTES = {
 
 
 @pytest.fixture
-async def stack(kafka_broker: TansuBroker, database_factory: DatabaseFactory, tmp_path: Path):
+def own_broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A broker of the test's own: the services' consumer groups (named after them) start
+    empty, with no members left behind by earlier tests of the same services."""
+    broker = TansuBroker(log_path=tmp_path / "tansu.log").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+async def stack(own_broker: TansuBroker, database_factory: DatabaseFactory, tmp_path: Path):
     databases = {name: await database_factory(name.replace("-", "_")) for name in SERVICES}
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+        "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap_servers,
         "KAFKA_TOPIC": f"rapport.e2e-{uuid.uuid4().hex[:8]}",
         "KAFKA_PARTITIONS": "3",
         "KAFKA_SESSION_TIMEOUT_MS": "2000",

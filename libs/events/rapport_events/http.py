@@ -129,6 +129,8 @@ def _document_error_replies(openapi: dict[str, Any]) -> None:
                     responses[code] = _error_response(response.get("description", "refused"))
             if "requestBody" in operation:
                 responses.setdefault("400", _error_response("the body is not valid JSON"))
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                responses.setdefault("404", _error_response("nothing found at this path"))
             if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
                 responses.setdefault("400", _error_response("the cursor is not one this API gave"))
             if operation.get("security"):

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,6 +18,7 @@ from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import DOWNSTREAM, UPSTREAM, Harness, HarnessFactory
 from rapport_events.testing.pytest_plugin import DatabaseFactory
+from rapport_events.tracing import service_resource
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +30,7 @@ def span_exporter() -> Iterator[InMemorySpanExporter]:
     """
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(
-            TracerProvider(resource=Resource.create({SERVICE_NAME: "rapport-events-tests"}))
-        )
+        trace.set_tracer_provider(TracerProvider(resource=service_resource("rapport-events-tests")))
         provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider), f"tracing is not the SDK's: {provider!r}"
     exporter = InMemorySpanExporter()
