@@ -1,6 +1,7 @@
 """A customer created on profile, and an order tracked on it, reach every service on one trace."""
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
 from rapport_events.testing.broker import TansuBroker
 from rapport_events.testing.pytest_plugin import DatabaseFactory
@@ -64,6 +66,15 @@ async def _wait_until_shown(client: httpx.AsyncClient, url: str, timeout: float)
     raise AssertionError(f"{url} did not show the customer within {timeout}s")
 
 
+@contextlib.asynccontextmanager
+async def _client():  # type: ignore[no-untyped-def]
+    """A client that sends our traceparent as given: where another test has instrumented
+    httpx in this process, its own client span would replace the header otherwise."""
+    with suppress_http_instrumentation():
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            yield client
+
+
 def _spans(trace_dir: Path) -> list[dict]:
     spans = []
     for path in trace_dir.glob("*.jsonl"):
@@ -86,7 +97,7 @@ class TestCustomerRegisteredReachesEveryService:
         traceparent_id = uuid.uuid4().hex
         trace_id = f"0x{traceparent_id}"
         headers = {**AUTH, "traceparent": f"00-{traceparent_id}-{uuid.uuid4().hex[:16]}-01"}
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with _client() as client:
             created = await client.post(
                 f"{stack.url('profile')}/customers",
                 json={
@@ -116,7 +127,7 @@ class TestCustomerRegisteredReachesEveryService:
         assert seen == expected, f"services on trace {trace_id}: {sorted(seen)}"
 
     async def test_unknown_customer_is_404_everywhere(self, stack: Stack) -> None:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with _client() as client:
             for name, route in PROJECTION_ROUTES.items():
                 reply = await client.get(
                     stack.url(name) + route.format(id="no-such-id"), headers=AUTH
@@ -159,7 +170,7 @@ class TestOrderTrackedReachesEveryServiceOnOneTrace:
     async def test_one_connected_trace_from_track_call_to_every_consumer(
         self, stack: Stack, tmp_path: Path
     ) -> None:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with _client() as client:
             created = await client.post(
                 f"{stack.url('profile')}/customers",
                 json={
