@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
+from aiokafka.partitioner import DefaultPartitioner
 
 from rapport_events.codec import Envelope, encode
 from rapport_events.relay import OutboxRelay
@@ -43,6 +44,20 @@ def ce_id(record: ConsumerRecord[bytes, bytes]) -> str:
 
 def new_customers(count: int) -> list[str]:
     return [f"cust-{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
+
+
+def customers_on_every_partition(count: int, partitions: int) -> list[str]:
+    """`count` customers whose keys land evenly on every partition (as the producer places
+    them), so each member of a group of `partitions` has events to apply."""
+    place = DefaultPartitioner()
+    every = list(range(partitions))
+    chosen: dict[int, list[str]] = {p: [] for p in every}
+    while any(len(keys) < count // partitions for keys in chosen.values()):
+        customer = new_customers(1)[0]
+        keys = chosen[place(customer.encode(), every, every)]
+        if len(keys) < count // partitions:
+            keys.append(customer)
+    return [customer for keys in chosen.values() for customer in keys]
 
 
 async def assert_applied_exactly_once(
@@ -600,7 +615,8 @@ class TestRebalance:
         harness = isolated_harness
         settings_note = f"rebalance 1-3-1, seed {SEED}"
         await harness.relay()
-        writer = Writer(harness, new_customers(12), interval=0.04, per_tick=3).start()
+        customers = customers_on_every_partition(12, harness.settings.partitions)
+        writer = Writer(harness, customers, interval=0.04, per_tick=3).start()
         first = await harness.runner()
         await until(lambda: first.applied >= 30, timeout=30, what="one consumer applying")
 
