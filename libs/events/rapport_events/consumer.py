@@ -3,6 +3,7 @@
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -63,8 +64,8 @@ class ConsumerRunner:
 
     The records of one partition fetched together are applied in one transaction
     (one commit instead of one per event), at most `consumer_transaction_max_records`
-    at a time; when anything in it fails, it is rolled back whole and the records are
-    applied one by one, each with its retries.
+    and `consumer_transaction_max_s` at a time; when anything in it fails, it is rolled
+    back whole and the records are applied one by one, each with its retries.
     """
 
     def __init__(
@@ -170,26 +171,34 @@ class ConsumerRunner:
     async def _handle_records(
         self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        """Apply a partition's fetched records together; one by one when that fails."""
-        if len(records) > 1:
+        """Apply a partition's fetched records in as few transactions as the time budget
+        allows; one by one when a shared transaction fails."""
+        while len(records) > 1:
             try:
-                await self._apply_together(records)
+                taken = await self._apply_together(records)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.info("%s applies %d records singly: %r", self.group_id, len(records), error)
-            else:
-                self._processed[partition] = records[-1].offset + 1
-                return
+                break
+            self._processed[partition] = records[taken - 1].offset + 1
+            records = records[taken:]
         for record in records:
             await self._handle_record(record)
             self._processed[partition] = record.offset + 1
 
-    async def _apply_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Every record in one transaction; counters move only once it committed."""
-        applied = duplicates = 0
+    async def _apply_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+        """Records in one transaction until the time budget is spent; returns how many it
+        took. Counters move only once the transaction committed."""
+        # The budget bounds how long the transaction holds its locks (on SQLite the only
+        # write lock), whatever the handlers cost.
+        deadline = time.monotonic() + self._settings.consumer_transaction_max_s
+        applied = duplicates = taken = 0
         async with transaction(self._sessions) as session:
             for record in records:
+                if taken and time.monotonic() > deadline:
+                    break
+                taken += 1
                 headers = header_map(record.headers)
                 if self._ignores(headers.get("ce_type", "")):
                     continue
@@ -204,6 +213,7 @@ class ConsumerRunner:
                         duplicates += 1
         self.applied += applied
         self.duplicates += duplicates
+        return taken
 
     def _process_span(
         self, record: ConsumerRecord[bytes, bytes], headers: Mapping[str, str]

@@ -46,7 +46,11 @@ async def sessions(event_engine: AsyncEngine, event_sessions: SessionFactory) ->
 @pytest.fixture
 def unit_settings() -> KafkaSettings:
     return KafkaSettings(
-        topic=TOPIC, consumer_max_attempts=3, consumer_retry_backoff_s=0.001, send_timeout_s=2.0
+        topic=TOPIC,
+        consumer_max_attempts=3,
+        consumer_retry_backoff_s=0.001,
+        send_timeout_s=2.0,
+        consumer_transaction_max_s=30.0,  # batches here are cut by count, not by a slow machine
     )
 
 
@@ -439,6 +443,24 @@ class TestHandleRecordsTogether:
         assert sorted(await inbox_ids(sessions)) == sorted(e.id for e in envelopes)
         assert (runner.applied, runner.duplicates) == (5, 0)
         assert runner._processed == {PARTITION: 5}
+
+    async def test_a_spent_time_budget_commits_and_goes_on_in_a_new_transaction(
+        self,
+        make_runner: RunnerFactory,
+        unit_settings: KafkaSettings,
+        sessions: SessionFactory,
+        event_engine: AsyncEngine,
+    ) -> None:
+        no_time = unit_settings.model_copy(update={"consumer_transaction_max_s": 0.0})
+        runner = make_runner({InteractionTracked: [record_effect]}, settings=no_time)
+        records = [record_of(encode(tracked(f"page-{n}")), offset=n) for n in range(3)]
+        commits = commits_of(event_engine)
+
+        await runner._handle_records(PARTITION, records)
+
+        assert len(commits) == 3
+        assert await effect_notes(sessions) == ["page-0", "page-1", "page-2"]
+        assert runner._processed == {PARTITION: 3}
 
     async def test_a_duplicate_inside_one_batch_is_applied_once(
         self, runner: ConsumerRunner, sessions: SessionFactory
