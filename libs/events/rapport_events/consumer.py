@@ -13,13 +13,14 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import inbox
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import Event
 from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
-from rapport_events.db import SessionFactory, transaction
+from rapport_events.db import SessionFactory, is_sqlite, transaction
 from rapport_events.settings import KafkaSettings
 from rapport_events.tracing import context_from_headers, span_context_of, tracer
 
@@ -62,10 +63,11 @@ class ConsumerRunner:
     in the inbox and run the handlers; commit the offset only after that. A record
     that keeps failing goes to `<topic>.dlq.<service>` with the error in headers.
 
-    The records of one partition fetched together are applied in one transaction
-    (one commit instead of one per event), at most `consumer_transaction_max_records`
-    and `consumer_transaction_max_s` at a time; when anything in it fails, it is rolled
-    back whole and the records are applied one by one, each with its retries.
+    On PostgreSQL the records of one partition fetched together are applied in one
+    transaction (one commit instead of one per event), at most
+    `consumer_transaction_max_records` and `consumer_transaction_max_s` at a time;
+    when anything in it fails, it is rolled back whole and the records are applied one
+    by one, each with its retries. On SQLite each record has a transaction of its own.
     """
 
     def __init__(
@@ -143,12 +145,20 @@ class ConsumerRunner:
                 log.warning("%s fetch failed (%s); retrying", self.group_id, error)
                 await asyncio.sleep(0.5)
                 continue
-            size = max(1, self._settings.consumer_transaction_max_records)
+            size = self._records_per_transaction()
             for partition, records in batches.items():
                 for first in range(0, len(records), size):
                     await self._handle_records(partition, records[first : first + size])
             if batches:
                 await self.commit_processed()
+
+    def _records_per_transaction(self) -> int:
+        bind = self._sessions.kw.get("bind")
+        if isinstance(bind, AsyncEngine) and is_sqlite(bind):
+            # One writer, and SQLite's busy handler is not fair: a consumer that commits
+            # and begins again at once keeps requests that wait to write asleep for seconds.
+            return 1
+        return max(1, self._settings.consumer_transaction_max_records)
 
     async def commit_processed(self) -> None:
         """Commit the offsets after the records whose transactions committed."""
