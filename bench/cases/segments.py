@@ -281,6 +281,22 @@ def _entered(segment_id: str) -> Any:
     return match
 
 
+async def _round_trip(
+    producer: Any,
+    topic: str,
+    message: dict[str, Any],
+    reader: LogReader,
+    awaited: str,
+    timeout: float,
+    what: str,
+) -> float:
+    """Milliseconds from sending `message` until `reader` has seen the key it awaits."""
+    started = time.perf_counter()
+    await producer.send_and_wait(topic, **message)
+    await wait_until(lambda: awaited in reader.seen, timeout=timeout, what=what, interval=0.001)
+    return (reader.seen[awaited] - started) * 1000
+
+
 async def _latency(
     ctx: Context, http: httpx.AsyncClient, kafka: KafkaSettings, samples: int
 ) -> dict[str, Any]:
@@ -309,31 +325,19 @@ async def _latency(
                 revenue=Decimal("40"),
             )
             message = encode(Envelope(data=order, source="/bench"))
-            started = time.perf_counter()
-            await producer.send_and_wait(
-                kafka.topic, value=message.value, key=message.key, headers=message.headers
-            )
-            await wait_until(
-                lambda cid=customer_id: cid in reader.seen,
-                timeout=timeout,
-                what="segment.entered",
-                interval=0.001,
+            sent = {"value": message.value, "key": message.key, "headers": message.headers}
+            took = await _round_trip(
+                producer, kafka.topic, sent, reader, customer_id, timeout, "segment.entered"
             )
             if n:
-                measured.append((reader.seen[customer_id] - started) * 1000)
+                measured.append(took)
         baseline = []
         for n in range(samples + 1):
             key = f"rtt-{n}"
-            started = time.perf_counter()
-            await producer.send_and_wait(raw.topic, value=b"{}", key=key.encode())
-            await wait_until(
-                lambda k=key: k in raw_reader.seen,
-                timeout=timeout,
-                what="raw round trip",
-                interval=0.001,
-            )
+            sent = {"value": b"{}", "key": key.encode()}
+            took = await _round_trip(producer, raw.topic, sent, raw_reader, key, timeout, "raw")
             if n:
-                baseline.append((raw_reader.seen[key] - started) * 1000)
+                baseline.append(took)
     finally:
         await raw_reader.stop()
         await reader.stop()
