@@ -4,6 +4,7 @@ import asyncio
 import inspect
 import logging
 import time
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from rapport_events import inbox
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import Event
 from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
-from rapport_events.db import SessionFactory, is_sqlite, transaction
+from rapport_events.db import SessionFactory, is_sqlite, transaction_reporting_commit
 from rapport_events.settings import KafkaSettings
 from rapport_events.tracing import context_from_headers, span_context_of, tracer
 
@@ -203,8 +204,9 @@ class ConsumerRunner:
         # The budget bounds how long the transaction holds its locks (on SQLite the only
         # write lock), whatever the handlers cost.
         deadline = time.monotonic() + self._settings.consumer_transaction_max_s
-        applied = duplicates = taken = 0
-        async with transaction(self._sessions) as session:
+        tally = _Tally()
+        taken = 0
+        async with transaction_reporting_commit(self._sessions, tally.count_into(self)) as session:
             for record in records:
                 if taken and time.monotonic() > deadline:
                     break
@@ -218,11 +220,9 @@ class ConsumerRunner:
                     if not handlers:
                         continue
                     if await self._apply_in(session, envelope, handlers):
-                        applied += 1
+                        tally.applied += 1
                     else:
-                        duplicates += 1
-        self.applied += applied
-        self.duplicates += duplicates
+                        tally.duplicates += 1
         return taken
 
     def _process_span(
@@ -303,12 +303,13 @@ class ConsumerRunner:
 
     async def apply(self, envelope: Envelope, handlers: Sequence[Handler]) -> bool:
         """Apply one event in one transaction; False when the inbox says it was applied."""
-        async with transaction(self._sessions) as session:
+        tally = _Tally()
+        async with transaction_reporting_commit(self._sessions, tally.count_into(self)) as session:
             applied = await self._apply_in(session, envelope, handlers)
-        if applied:
-            self.applied += 1
-        else:
-            self.duplicates += 1
+            if applied:
+                tally.applied = 1
+            else:
+                tally.duplicates = 1
         return applied
 
     async def _apply_in(
@@ -362,6 +363,21 @@ class ConsumerRunner:
             record.offset,
             error,
         )
+
+
+@dataclass
+class _Tally:
+    """What one transaction applied, added to the counters only once it committed."""
+
+    applied: int = 0
+    duplicates: int = 0
+
+    def count_into(self, consumer: "ConsumerRunner") -> Callable[[], None]:
+        def count() -> None:
+            consumer.applied += self.applied
+            consumer.duplicates += self.duplicates
+
+        return count
 
 
 def _links(headers: Mapping[str, str]) -> list[Link]:

@@ -1,5 +1,6 @@
 """Database engines and sessions: SQLite file by default, PostgreSQL by URL."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -104,6 +105,28 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def transaction_reporting_commit(
+    factory: SessionFactory, on_commit: Callable[[], None]
+) -> AsyncIterator[AsyncSession]:
+    """A unit of work that calls `on_commit` once it committed, even when cancelled then.
+
+    A cancel that lands while the commit is in flight waits for the database's answer
+    before it goes on: otherwise work that did commit would go uncounted.
+    """
+    async with factory() as session:
+        await session.begin()
+        yield session
+        commit = asyncio.ensure_future(session.commit())
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await commit
+            on_commit()
+            raise
+        on_commit()
 
 
 async def begin_read_only(session: AsyncSession) -> None:

@@ -1,5 +1,6 @@
 """The consumer runner's apply and record handling, on real databases, without a broker."""
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -505,3 +506,51 @@ class TestHandleRecordsTogether:
         assert await effect_notes(sessions) == ["good"]
         assert runner.dead_lettered == 1
         assert dlq_headers(producer)["dlq_original_offset"] == "1"
+
+
+@pytest.fixture
+def slow_commits(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Commits land, then their callers wait 0.3 s: a cancel arrives after the database said yes."""
+    landed = asyncio.Event()
+    real_commit = AsyncSession.commit
+
+    async def commit_then_wait(self: AsyncSession) -> None:
+        await real_commit(self)
+        landed.set()
+        await asyncio.sleep(0.3)
+
+    monkeypatch.setattr(AsyncSession, "commit", commit_then_wait)
+    return landed
+
+
+class TestCancelDuringCommit:
+    """Stopping a consumer while its commit is in flight still counts what committed."""
+
+    async def test_a_single_apply_counts_its_committed_event(
+        self, runner: ConsumerRunner, sessions: SessionFactory, slow_commits: asyncio.Event
+    ) -> None:
+        task = asyncio.create_task(runner._handle_records(PARTITION, [record_of(encode(tracked()))]))
+        await slow_commits.wait()
+        task.cancel()
+
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        assert await effect_notes(sessions) == ["home"]
+        assert (runner.applied, runner.duplicates) == (1, 0)
+
+    async def test_a_shared_transaction_counts_every_committed_event(
+        self, runner: ConsumerRunner, sessions: SessionFactory, slow_commits: asyncio.Event
+    ) -> None:
+        records = [record_of(encode(tracked(f"page-{n}")), offset=n) for n in range(4)]
+        task = asyncio.create_task(runner._handle_records(PARTITION, records))
+        await slow_commits.wait()
+        task.cancel()
+
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        assert len(await effect_notes(sessions)) == 4
+        assert (runner.applied, runner.duplicates) == (4, 0)
+        # The offsets stay behind: redelivery finds the events in the inbox.
+        assert runner._processed == {}
