@@ -4,8 +4,8 @@ import asyncio
 import inspect
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition

@@ -529,7 +529,9 @@ class TestCancelDuringCommit:
     async def test_a_single_apply_counts_its_committed_event(
         self, runner: ConsumerRunner, sessions: SessionFactory, slow_commits: asyncio.Event
     ) -> None:
-        task = asyncio.create_task(runner._handle_records(PARTITION, [record_of(encode(tracked()))]))
+        task = asyncio.create_task(
+            runner._handle_records(PARTITION, [record_of(encode(tracked()))])
+        )
         await slow_commits.wait()
         task.cancel()
 
