@@ -3,10 +3,12 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy
 from aiokafka import AIOKafkaProducer
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind
@@ -19,9 +21,38 @@ from rapport_events.codec import header_map
 from rapport_events.db import SessionFactory, read_transaction, transaction
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
-from rapport_events.tracing import context_from_headers, current_trace_headers, tracer
+from rapport_events.tracing import (
+    context_from_headers,
+    current_trace_headers,
+    tracer,
+    tracing_enabled,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """An outbox row as the relay publishes it."""
+
+    id: int
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    value: bytes
+    headers: list[list[str]]
+
+
+_PENDING_COLUMNS = (
+    col(OutboxMessage.id),
+    col(OutboxMessage.event_id),
+    col(OutboxMessage.event_type),
+    col(OutboxMessage.topic),
+    col(OutboxMessage.key),
+    col(OutboxMessage.value),
+    col(OutboxMessage.headers),
+)
 
 
 class OutboxRelay:
@@ -37,7 +68,7 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         settings: KafkaSettings,
         *,
-        after_publish: Callable[[list[OutboxMessage]], Awaitable[None]] | None = None,
+        after_publish: Callable[[list[PendingMessage]], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = session_factory
         self._producer = producer
@@ -45,6 +76,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._after_publish = after_publish
         self._task: asyncio.Task[None] | None = None
+        self._read_ahead: asyncio.Task[list[PendingMessage]] | None = None
+        self._marking: tuple[list[int], asyncio.Task[None]] | None = None
         self._last_purge = utcnow()
         self.published = 0
         self.failures = 0
@@ -59,6 +92,9 @@ class OutboxRelay:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        await self._drop_read_ahead()
+        with contextlib.suppress(Exception):  # unmarked rows are simply relayed again
+            await self._finish_marking()
 
     async def _run(self) -> None:
         # The relay's own polling queries would be a root span every poll interval;
@@ -89,41 +125,94 @@ class OutboxRelay:
         await self._purge_old()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
-        rows = await self._pending()
+        """Publish one batch of pending rows; returns how many were published.
+
+        While a full batch waits for the broker the next one is read, and its rows are
+        marked sent while the next batch goes out; a short batch is marked at once.
+        """
+        rows = await self._next_rows()
         if not rows:
+            await self._finish_marking()
             return 0
-        await self._publish(rows)
-        if self._after_publish is not None:
-            await self._after_publish(rows)
-        await self._mark_sent([row.id for row in rows if row.id is not None])
+        full = len(rows) == self._settings.relay_batch_size
+        try:
+            await self._publish(rows, read_ahead=full)
+            if self._after_publish is not None:
+                await self._after_publish(rows)
+            await self._finish_marking()
+            ids = [row.id for row in rows]
+            if full:
+                self._marking = (ids, asyncio.create_task(self._mark_sent(ids)))
+            else:
+                await self._mark_sent(ids)
+        except BaseException:
+            # What was read ahead skipped these rows; they come first again next time.
+            await self._drop_read_ahead()
+            raise
         self.published += len(rows)
         return len(rows)
 
-    async def _pending(self) -> list[OutboxMessage]:
-        async with read_transaction(self._sessions) as session:
-            result = await session.exec(
-                select(OutboxMessage)
-                .where(col(OutboxMessage.sent_at).is_(None))
-                .order_by(col(OutboxMessage.id))
-                .limit(self._settings.relay_batch_size)
-            )
-            return list(result.all())
+    async def _next_rows(self) -> list[PendingMessage]:
+        ahead, self._read_ahead = self._read_ahead, None
+        if ahead is not None:
+            return await ahead
+        await self._finish_marking()  # a fresh read would see those rows still pending
+        return await self._pending()
 
-    async def _publish(self, rows: list[OutboxMessage]) -> None:
+    async def _drop_read_ahead(self) -> None:
+        ahead, self._read_ahead = self._read_ahead, None
+        with contextlib.suppress(Exception):  # a failed read has nothing worth keeping
+            await cancel_and_wait(ahead)
+
+    async def _finish_marking(self) -> None:
+        """Wait for the previous batch's mark; if it failed, its rows go out again."""
+        if self._marking is None:
+            return
+        _, marking = self._marking
+        try:
+            # Shielded: a stop that cancels the relay here still lets the mark finish.
+            await asyncio.shield(marking)
+        finally:
+            if marking.done():
+                self._marking = None
+
+    async def _pending(self, in_flight: Sequence[int] = ()) -> list[PendingMessage]:
+        # Plain columns, not ORM objects: building a model per row cost more than its send.
+        query = sqlalchemy.select(*_PENDING_COLUMNS).where(col(OutboxMessage.sent_at).is_(None))
+        if in_flight:
+            # Not `id > last`: a transaction that began earlier may commit a lower id later.
+            query = query.where(col(OutboxMessage.id).not_in(in_flight))
+        async with read_transaction(self._sessions) as session:
+            connection = await session.connection()
+            result = await connection.execute(
+                query.order_by(col(OutboxMessage.id)).limit(self._settings.relay_batch_size)
+            )
+            return [PendingMessage(*row) for row in result.all()]
+
+    async def _publish(self, rows: list[PendingMessage], *, read_ahead: bool = False) -> None:
         # Batches go out together; awaiting them in id order keeps per-key order,
         # and every wait is bounded so a stalled broker cannot hang the relay.
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation,
         # and a relay that ignores cancel never stops.
         timeout = self._settings.send_timeout_s
-        deliveries = []
-        for row in rows:
-            async with asyncio.timeout(timeout):
-                deliveries.append(await self._send(row))
+        async with asyncio.timeout(timeout):
+            deliveries = [await self._send(row) for row in rows]
+        if read_ahead:
+            # Neither these rows nor the previous batch's, perhaps still being marked.
+            in_flight = [row.id for row in rows] + (self._marking[0] if self._marking else [])
+            self._read_ahead = asyncio.create_task(self._pending(in_flight))
         async with asyncio.timeout(timeout):
             await asyncio.gather(*deliveries)
 
-    async def _send(self, row: OutboxMessage) -> "asyncio.Future[Any]":
+    async def _send(self, row: PendingMessage) -> "asyncio.Future[Any]":
+        if not tracing_enabled():
+            # No span to make: the trace headers stored with the row go out as they are.
+            return await self._producer.send(
+                row.topic,
+                value=row.value,
+                key=row.key.encode(),
+                headers=[(name, value.encode()) for name, value in row.headers],
+            )
         headers = header_map((name, value.encode()) for name, value in row.headers)
         parent = context_from_headers(headers)
         with tracer().start_as_current_span(
@@ -176,7 +265,7 @@ class OutboxRelay:
         return int(count), (utcnow() - oldest).total_seconds()
 
 
-def _send_attributes(row: OutboxMessage) -> dict[str, str]:
+def _send_attributes(row: PendingMessage) -> dict[str, str]:
     return {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",

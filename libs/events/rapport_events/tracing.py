@@ -104,9 +104,23 @@ def configure_tracing(service_name: str, version: str | None = None) -> TracerPr
     return provider
 
 
+def tracing_enabled() -> bool:
+    """Whether a tracer provider is installed, so spans are recorded and not only passed on."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+_cached_tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
+
+
 def tracer() -> trace.Tracer:
     """The tracer the event library's spans come from."""
-    return trace.get_tracer(TRACER_NAME)
+    # get_tracer builds a new tracer each call (about 0.1 ms, per relayed event); one
+    # per provider keeps a provider set later, as tests do, in effect.
+    global _cached_tracer
+    provider = trace.get_tracer_provider()
+    if _cached_tracer is None or _cached_tracer[0] is not provider:
+        _cached_tracer = (provider, trace.get_tracer(TRACER_NAME, tracer_provider=provider))
+    return _cached_tracer[1]
 
 
 def current_trace_headers() -> dict[str, str]:

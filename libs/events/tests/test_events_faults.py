@@ -17,8 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope, encode
 from rapport_events.consumer import ConsumerRunner, HandlerMap
-from rapport_events.outbox import OutboxMessage
-from rapport_events.relay import OutboxRelay
+from rapport_events.relay import OutboxRelay, PendingMessage
 from rapport_events.testing.broker import TansuBroker
 from rapport_events.testing.harness import (
     Harness,
@@ -228,7 +227,7 @@ class SimulatedCrash(Exception):
 
 class TestRelayCrashAfterPublish:
     async def test_republished_events_are_skipped_by_the_inbox(self, harness: Harness) -> None:
-        async def crash(rows: list[OutboxMessage]) -> None:
+        async def crash(rows: list[PendingMessage]) -> None:
             raise SimulatedCrash(f"relay died after publishing {len(rows)} rows")
 
         runner = await harness.runner()

@@ -13,9 +13,10 @@ from rapport_events import outbox
 from rapport_events.codec import Envelope, decode
 from rapport_events.db import SessionFactory, session_factory, transaction
 from rapport_events.outbox import OutboxMessage
-from rapport_events.relay import OutboxRelay
+from rapport_events.relay import OutboxRelay, PendingMessage
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.testing.fakes import FakeProducer
+from rapport_events.testing.harness import until
 from rapport_events.types import InteractionTracked
 
 SOURCE = "/services/profile"
@@ -158,6 +159,24 @@ class TestPublishPending:
 
         assert [await relay.publish_pending() for _ in range(4)] == [2, 2, 1, 0]
         assert sent_ids(producer) == [envelope.id for envelope in written]
+        assert (await relay.backlog())[0] == 0
+
+    async def test_stopping_finishes_marking_the_last_full_batch(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        await write(event_sessions, *(page_view("c-1", seq) for seq in range(4)))
+        relay = OutboxRelay(
+            event_sessions,
+            FakeProducer(),  # type: ignore[arg-type]
+            settings(relay_batch_size=2, relay_poll_interval_s=60),
+        )
+        relay.start()
+        try:
+            await until(lambda: relay.published == 4, timeout=10, what="four rows published")
+        finally:
+            await relay.stop()
+
+        assert all(row.sent_at is not None for row in await rows(event_sessions))
 
     async def test_after_publish_sees_the_batch_before_it_is_marked(
         self, event_sessions: SessionFactory
@@ -165,7 +184,7 @@ class TestPublishPending:
         written = await write(event_sessions, page_view("c-1", 1), page_view("c-1", 2))
         seen: list[tuple[list[str], list[bool]]] = []
 
-        async def after_publish(batch: list[OutboxMessage]) -> None:
+        async def after_publish(batch: list[PendingMessage]) -> None:
             pending = [row.sent_at is None for row in await rows(event_sessions)]
             seen.append(([row.event_id for row in batch], pending))
 
@@ -230,6 +249,26 @@ class TestBrokerDown:
         assert sent_ids(producer) == ids[:2] + ids
         assert (await relay.backlog())[0] == 0
 
+    async def test_a_failed_delivery_puts_its_batch_before_what_was_read_ahead(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, *(page_view("c-1", seq) for seq in range(6)))
+        ids = [envelope.id for envelope in written]
+        producer = DeliveryFailsOnce(at_send=3)
+        relay = OutboxRelay(
+            event_sessions,
+            producer,  # type: ignore[arg-type]
+            settings(relay_batch_size=2),
+        )
+
+        assert await relay.publish_pending() == 2
+        with pytest.raises(ConnectionError):
+            await relay.publish_pending()  # rows 5 and 6 were being read meanwhile
+
+        assert [await relay.publish_pending() for _ in range(3)] == [2, 2, 0]
+        assert sent_ids(producer) == ids[:4] + ids[2:]
+        assert (await relay.backlog())[0] == 0
+
     async def test_a_delivery_that_never_completes_times_out(
         self, event_sessions: SessionFactory
     ) -> None:
@@ -252,7 +291,7 @@ class TestBrokerDown:
         producer = FakeProducer(fail_next=3)
         published = asyncio.Event()
 
-        async def after_publish(batch: list[OutboxMessage]) -> None:
+        async def after_publish(batch: list[PendingMessage]) -> None:
             published.set()
 
         relay = OutboxRelay(
@@ -284,6 +323,24 @@ class FailsOnce(FakeProducer):
         if self._calls == self._at_send:
             raise ConnectionError("broker dropped out")
         return await super().send(*args, **kwargs)
+
+
+class DeliveryFailsOnce(FakeProducer):
+    """Accepts every send but fails the n-th one's delivery once: a lost acknowledgement."""
+
+    def __init__(self, at_send: int) -> None:
+        super().__init__()
+        self._at_send = at_send
+        self._calls = 0
+
+    async def send(self, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
+        self._calls += 1
+        delivery = await super().send(*args, **kwargs)
+        if self._calls != self._at_send:
+            return delivery
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        failed.set_exception(ConnectionError("acknowledgement lost"))
+        return failed
 
 
 class NeverAcknowledges(FakeProducer):
