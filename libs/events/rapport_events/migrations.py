@@ -1,5 +1,7 @@
 """Alembic, run from the service's lifespan on the service's own engine."""
 
+from collections.abc import Mapping, Sequence
+
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
@@ -16,14 +18,28 @@ def _config(connection: Connection, script_location: str, version_table: str) ->
     return config
 
 
-async def upgrade(engine: AsyncEngine, script_location: str, version_table: str) -> None:
-    """Bring the database to the newest revision of every branch (idempotent)."""
+async def upgrade(
+    engine: AsyncEngine, script_location: str, version_table: str, revision: str = "heads"
+) -> None:
+    """Bring the database to `revision`, by default the newest of every branch (idempotent)."""
 
     def _upgrade(connection: Connection) -> None:
-        command.upgrade(_config(connection, script_location, version_table), "heads")
+        command.upgrade(_config(connection, script_location, version_table), revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+async def downgrade(
+    engine: AsyncEngine, script_location: str, version_table: str, revision: str
+) -> None:
+    """Take the database back to `revision`."""
+
+    def _downgrade(connection: Connection) -> None:
+        command.downgrade(_config(connection, script_location, version_table), revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade)
 
 
 def run_env(target_metadata: MetaData) -> None:
@@ -71,3 +87,37 @@ def drop_event_tables() -> None:
     op.drop_table("inbox")
     op.drop_index("ix_outbox_pending", table_name="outbox")
     op.drop_table("outbox")
+
+
+def widen_row_ids(columns: Mapping[str, Sequence[str]]) -> None:
+    """Make autoincrement ids, and the columns pointing at them, 64-bit: {table: [column]}.
+
+    Only PostgreSQL needs it: SQLite's INTEGER is already 64-bit, and batch mode there
+    would recreate the tables and drop their triggers (partner-share's append-only ledger).
+    PostgreSQL rewrites each table under an exclusive lock, so list referenced tables
+    before the tables that point at them and expect the time a rewrite of that size takes.
+    """
+    _retype_row_ids(columns, "BIGINT")
+
+
+def narrow_row_ids(columns: Mapping[str, Sequence[str]]) -> None:
+    """Undo `widen_row_ids`; fails, changing nothing, once an id is past 2**31 - 1."""
+    _retype_row_ids({table: columns[table] for table in reversed(list(columns))}, "INTEGER")
+
+
+def _retype_row_ids(columns: Mapping[str, Sequence[str]], sql_type: str) -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    quote = bind.dialect.identifier_preparer.quote
+    for table, names in columns.items():
+        changes = ", ".join(f"ALTER COLUMN {quote(name)} TYPE {sql_type}" for name in names)
+        op.execute(f"ALTER TABLE {quote(table)} {changes}")
+        for name in names:
+            # The SERIAL's sequence is typed too ("AS integer" stops at 2**31 - 1).
+            sequence = bind.execute(
+                sa.text("SELECT pg_get_serial_sequence(:table, :column)"),
+                {"table": quote(table), "column": name},
+            ).scalar()
+            if sequence is not None:
+                op.execute(f"ALTER SEQUENCE {sequence} AS {sql_type}")

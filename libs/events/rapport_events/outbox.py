@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope, encode
+from rapport_events.columns import ROW_ID
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 from rapport_events.tracing import current_trace_headers
 
@@ -19,7 +20,7 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     event_id: str = Field(max_length=64, unique=True)
     event_type: str = Field(max_length=128)
     topic: str = Field(max_length=255)

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, Numeric
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Numeric
 from sqlmodel import Field, SQLModel
 
 from rapport_campaign.rules import Rule
 from rapport_events.base import utcnow
+from rapport_events.columns import ROW_ID
 from rapport_events.types import Channel
 
 TZ = DateTime(timezone=True)
@@ -40,6 +41,7 @@ class AudienceMember(SQLModel, table=True):
     """A registered customer as campaigns see them: profile fields plus order metrics."""
 
     __tablename__ = "campaign_audience"
+    __table_args__ = (Index("ix_campaign_audience_channel", "acquisition_channel"),)
 
     customer_id: str = Field(primary_key=True, max_length=64)
     email: str = Field(max_length=320)
@@ -77,7 +79,7 @@ class Activity(SQLModel, table=True):
         Index("ix_campaign_activity_customer", "customer_id", "event_type", "occurred_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     event_id: str = Field(max_length=64, unique=True)
     customer_id: str = Field(max_length=64)
     event_type: str = Field(max_length=64)
@@ -101,10 +103,10 @@ class ActivityItem(SQLModel, table=True):
     __tablename__ = "campaign_activity_items"
     __table_args__ = (Index("ix_campaign_activity_items_product", "product_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     activity_id: int = Field(
         sa_column=Column(
-            Integer,
+            ROW_ID,
             ForeignKey("campaign_activity.id", ondelete="CASCADE"),
             nullable=False,
             index=True,
@@ -334,7 +336,7 @@ class Click(SQLModel, table=True):
     __tablename__ = "campaign_clicks"
     __table_args__ = (Index("ix_campaign_clicks_customer", "customer_id", "clicked_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     message_id: str = Field(max_length=64, index=True)
     campaign_id: str = Field(max_length=64)
     customer_id: str | None = Field(default=None, max_length=64)
@@ -347,7 +349,7 @@ class Conversion(SQLModel, table=True):
 
     __tablename__ = "campaign_conversions"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     order_key: str | None = Field(default=None, max_length=200, unique=True)
     order_id: str | None = Field(default=None, max_length=128)
     message_id: str = Field(max_length=64, index=True)
@@ -381,7 +383,7 @@ class Unsubscribe(SQLModel, table=True):
 
     __tablename__ = "campaign_unsubscribes"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     customer_id: str = Field(max_length=64, index=True)
     channel: str = Field(max_length=16)
     message_id: str | None = Field(default=None, max_length=64)

@@ -21,9 +21,10 @@ from pydantic import (
 from pydantic import (
     Field as PydanticField,
 )
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from rapport_events.columns import ROW_ID
 from rapport_events.types import Slice
 from rapport_partner_share.security import SHA256_HEX
 
@@ -161,7 +162,7 @@ class Disclosure(SQLModel, table=True):
 
     __tablename__ = "partner_share_disclosures"
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    id: int | None = Field(default=None, sa_column=Column(ROW_ID, primary_key=True))
     event_id: str = Field(max_length=64, unique=True)
     partner_id: str = Field(max_length=64, index=True)
     partner_name: str = Field(max_length=200)
@@ -180,7 +181,7 @@ class DisclosureSubject(SQLModel, table=True):
     __tablename__ = "partner_share_disclosure_subjects"
 
     disclosure_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("partner_share_disclosures.id"), primary_key=True)
+        sa_column=Column(ROW_ID, ForeignKey("partner_share_disclosures.id"), primary_key=True)
     )
     customer_id: str = Field(max_length=64, index=True)
 
@@ -196,7 +197,9 @@ class Notification(SQLModel, table=True):
     customer_id: str | None = Field(default=None, max_length=64, index=True)
     partner_ref: str = Field(max_length=64)
     kind: str = Field(max_length=32)
-    body: str  # the exact bytes signed and sent, so every retry carries the same signature
+    body: str = Field(
+        sa_type=Text
+    )  # the exact bytes signed and sent, so every retry carries the same signature
     created_at: datetime = _when()
     attempts: int = 0
     next_attempt_at: datetime | None = _when(nullable=True)

@@ -49,9 +49,9 @@ SOURCE = "/services/partner-share"
 SERVICE = "partner-share"
 CONTRIBUTION_MAX_FUTURE = timedelta(minutes=5)
 CONTRIBUTION_MAX_AGE = timedelta(days=30)
-# Ledger ids are 32-bit integers; only ASCII digits count ("²".isdigit() is true).
-LEDGER_CURSOR = re.compile(r"[0-9]{1,10}")
-LEDGER_ID_MAX = 2**31 - 1
+# Ledger ids are 64-bit integers; only ASCII digits count ("²".isdigit() is true).
+LEDGER_CURSOR = re.compile(r"[0-9]{1,19}")
+LEDGER_ID_MAX = 2**63 - 1
 CHANGES_CURSOR_MAX_LENGTH = 256
 CUSTOMER_ID_MAX_LENGTH = 64
 

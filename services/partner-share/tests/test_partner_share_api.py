@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.migrations import PAST_32_BITS, skip_ids_past
 from rapport_events.types import (
     CustomerErased,
     CustomerMerged,
@@ -731,7 +732,8 @@ class TestAuditLedger:
             "\u0663",
             "1\u00b2",
             "99999999999999999999",
-            "2147483648",
+            "9223372036854775808",
+            "00000000000000000001",
             "-1",
             "1.5",
             " 1",
@@ -740,9 +742,37 @@ class TestAuditLedger:
                 response = await client.get(path, params={"cursor": cursor}, headers=AUTH)
                 assert response.status_code == 400, (path, cursor, response.text)
                 assert response.json()["error"] == "invalid_request"
-        paged = await client.get("/disclosures", params={"cursor": "2147483647"}, headers=AUTH)
-        assert paged.status_code == 200, paged.text
-        assert len(paged.json()["disclosures"]) == 1
+        for cursor in ("2147483648", "9223372036854775807"):
+            paged = await client.get("/disclosures", params={"cursor": cursor}, headers=AUTH)
+            assert paged.status_code == 200, paged.text
+            assert len(paged.json()["disclosures"]) == 1
+
+    async def test_ledger_ids_past_32_bits_page_through_the_api(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        profile_stub: ProfileStub,
+        database_url: str,
+    ) -> None:
+        if not database_url.startswith("postgresql"):
+            pytest.skip("only PostgreSQL has a sequence to move")
+        await skip_ids_past(app.state.runtime.engine, "partner_share_disclosures", PAST_32_BITS)
+        partner = await register_partner(client)
+        _customers(profile_stub, "c-1")
+        ref = await share(app, client, "c-1", partner.id, ["contact"])
+        for _ in range(3):
+            await _get(client, partner, ref)
+
+        first = await client.get("/disclosures", params={"limit": 1}, headers=AUTH)
+        cursor = first.json()["next_cursor"]
+        rest = await client.get(
+            "/customers/c-1/disclosures", params={"cursor": cursor}, headers=AUTH
+        )
+
+        assert int(cursor) == PAST_32_BITS + 3
+        assert rest.status_code == 200, rest.text
+        assert len(rest.json()["disclosures"]) == 2
+        assert rest.json()["next_cursor"] is None
 
     async def test_the_database_refuses_to_change_or_delete_a_ledger_entry(
         self, client: httpx.AsyncClient, app: FastAPI, profile_stub: ProfileStub

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Column, DateTime, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from rapport_events.base import utcnow
+from rapport_events.columns import ROW_ID
 from rapport_events.types import Channel, Purpose, Slice
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -315,7 +316,7 @@ class Consent(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     customer_id: str = Field(max_length=64, index=True)
     purpose: str = Field(max_length=32)
     # "" rather than NULL so the unique constraint holds on every database.
@@ -332,7 +333,7 @@ class ConsentChange(SQLModel, table=True):
 
     __tablename__ = "profile_consent_history"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     customer_id: str = Field(max_length=64, index=True)
     version: int
     purpose: str = Field(max_length=32)

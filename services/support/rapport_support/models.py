@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from rapport_events.columns import ROW_ID
 from rapport_events.types import Priority, TicketStatus
 
 TZ = DateTime(timezone=True)
@@ -87,7 +88,7 @@ class SupportConsent(SQLModel, table=True):
     __tablename__ = "support_consents"
     __table_args__ = (UniqueConstraint("customer_id", "purpose", "scope"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     customer_id: str = Field(max_length=64, index=True)
     purpose: str = Field(max_length=32)
     # channel or partner id, "" for the purpose as a whole: NULLs would defeat the constraint.
@@ -140,7 +141,7 @@ class SupportProduct(SQLModel, table=True):
     __tablename__ = "support_products"
     __table_args__ = (UniqueConstraint("customer_id", "order_id", "line_no"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     customer_id: str = Field(max_length=64, index=True)
     order_id: str = Field(max_length=128)
     line_no: int
@@ -238,7 +239,7 @@ class SupportSlaBreach(SQLModel, table=True):
     __tablename__ = "support_sla_breaches"
     __table_args__ = (UniqueConstraint("ticket_id", "target"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     ticket_id: str = Field(max_length=64, index=True)
     target: str = Field(max_length=16)
     priority: str = Field(max_length=16)
@@ -301,7 +302,7 @@ class SupportReplyAttempt(SQLModel, table=True):
 
     __tablename__ = "support_reply_attempts"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     reply_id: str = Field(max_length=64, index=True)
     attempt: int
     attempted_at: datetime = Field(sa_column=Column(TZ, nullable=False))

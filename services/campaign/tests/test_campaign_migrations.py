@@ -1,0 +1,12 @@
+"""Campaign's migrations build the models' schema, with 64-bit row ids (SQLite and PostgreSQL)."""
+
+import rapport_campaign.models  # noqa: F401  (tables on the metadata)
+from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
+from rapport_events.testing.migrations import MigrationTests
+
+
+class TestCampaignMigrations(MigrationTests):
+    migrations = MIGRATIONS
+    version_table = VERSION_TABLE
+    previous_head = "0002_campaign_marketing"
+    table_prefixes = ("campaign_",)
