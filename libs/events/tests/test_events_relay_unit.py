@@ -122,6 +122,41 @@ class TestOutboxAdd:
         assert woken == [True]
 
 
+class TestOutboxAddAll:
+    async def test_rows_follow_what_the_session_holds_in_order_with_the_trace(
+        self, event_sessions: SessionFactory, span_exporter: InMemorySpanExporter
+    ) -> None:
+        events = [page_view(f"c-{seq % 3}", seq) for seq in range(5)]
+        with trace.get_tracer("tests").start_as_current_span("POST /v1/batch") as request:
+            async with transaction(event_sessions) as session:
+                before = outbox.add(session, page_view("c-9", 0), source=SOURCE)
+                written = await outbox.add_all(session, events, source=SOURCE, topic="t.batch")
+                after = outbox.add(session, page_view("c-9", 9), source=SOURCE)
+        context = request.get_span_context()
+
+        stored = await rows(event_sessions)
+        assert [row.event_id for row in stored] == [e.id for e in [before, *written, after]]
+        assert [row.topic for row in stored[1:-1]] == ["t.batch"] * 5
+        for row, envelope in zip(stored[1:-1], written, strict=True):
+            assert (row.key, row.sent_at, row.attempts) == (envelope.subject, None, 0)
+            assert decode(row.value, [(n, v.encode()) for n, v in row.headers]) == envelope
+            assert ids_of(dict(row.headers)["traceparent"]) == (context.trace_id, context.span_id)
+
+    async def test_a_commit_wakes_the_relay_and_nothing_is_written_for_no_events(
+        self, event_engine: AsyncEngine
+    ) -> None:
+        woken: list[bool] = []
+        sessions = session_factory(event_engine, on_outbox_commit=lambda: woken.append(True))
+
+        async with transaction(sessions) as session:
+            assert await outbox.add_all(session, [], source=SOURCE) == []
+        assert (woken, await rows(sessions)) == ([], [])
+
+        async with transaction(sessions) as session:
+            await outbox.add_all(session, [page_view("c-1", 1)], source=SOURCE)
+        assert woken == [True]
+
+
 class TestPublishPending:
     async def test_sends_in_id_order_and_marks_sent(self, event_sessions: SessionFactory) -> None:
         written = []

@@ -79,6 +79,11 @@ def publish(session: AsyncSession, event: Event, topic: str) -> Envelope:
     return outbox.add(session, event, source=SOURCE, topic=topic)
 
 
+async def publish_all(session: AsyncSession, events: Sequence[Event], topic: str) -> None:
+    """Publish `events` in order, written to the outbox together."""
+    await outbox.add_all(session, events, source=SOURCE, topic=topic)
+
+
 def new_message_id() -> str:
     return f"rapport-{uuid.uuid4()}"
 

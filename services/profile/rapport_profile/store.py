@@ -1,11 +1,12 @@
 """Every query profile makes."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import String, and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +27,24 @@ from rapport_profile.models import (
     TrackedMessage,
 )
 
+# On the table, not the entity: the ORM's bulk path would compile the insert every time.
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+# By dialect name: an insert that skips an event already on the timeline.
+TIMELINE_INSERTS = {
+    "postgresql": postgresql.insert(TIMELINE).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(TIMELINE).on_conflict_do_nothing(),
+}
+
+# Values bound in one IN list: far below SQLite's and asyncpg's limits on parameters.
+IN_LIST = 500
+
+
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), IN_LIST):
+        yield ordered[start : start + IN_LIST]
+
+
 # --- customers -------------------------------------------------------------------
 
 
@@ -39,6 +58,15 @@ async def lock_customer(session: AsyncSession, customer_id: str) -> Customer | N
         select(Customer).where(Customer.id == customer_id).with_for_update()
     )
     return result.first()
+
+
+async def customers_among(session: AsyncSession, customer_ids: Collection[str]) -> list[Customer]:
+    """The customer rows of those ids that have one, merged and erased ones included."""
+    found: list[Customer] = []
+    for chunk in _chunks(customer_ids):
+        result = await session.exec(select(Customer).where(col(Customer.id).in_(chunk)))
+        found.extend(result.all())
+    return found
 
 
 async def find_by_email(session: AsyncSession, email: str) -> Customer | None:
@@ -133,6 +161,19 @@ async def get_identity(session: AsyncSession, kind: str, value: str) -> Identity
     return await session.get(Identity, (kind, value))
 
 
+async def identities_among(
+    session: AsyncSession, kind: str, values: Collection[str]
+) -> list[Identity]:
+    """The identities of one kind with any of these values."""
+    found: list[Identity] = []
+    for chunk in _chunks(values):
+        result = await session.exec(
+            select(Identity).where(col(Identity.kind) == kind, col(Identity.value).in_(chunk))
+        )
+        found.extend(result.all())
+    return found
+
+
 async def identities_of(session: AsyncSession, customer_id: str) -> list[Identity]:
     result = await session.exec(select(Identity).where(Identity.customer_id == customer_id))
     return list(result.all())
@@ -162,6 +203,33 @@ async def delete_identity(session: AsyncSession, kind: str, value: str) -> None:
     await session.exec(
         delete(Identity).where(col(Identity.kind) == kind, col(Identity.value) == value)
     )
+
+
+def _owner_and_erasure() -> Any:
+    subject = bindparam("subject", type_=String())
+    alias = (
+        select(Identity.customer_id)
+        .where(col(Identity.kind) == bindparam("alias_kind"), col(Identity.value) == subject)
+        .scalar_subquery()
+    )
+    owner = func.coalesce(alias, subject)
+    erased = exists().where(
+        or_(col(Erasure.customer_id) == subject, col(Erasure.customer_id) == owner)
+    )
+    return select(owner, erased)  # type: ignore[call-overload]
+
+
+# Built once: every event the consumer applies asks it.
+OWNER_AND_ERASURE = _owner_and_erasure()
+
+
+async def owner_and_erasure(
+    session: AsyncSession, customer_id: str, alias_kind: str
+) -> tuple[str, bool]:
+    """Who owns `customer_id` now (its alias, else itself) and whether either was erased."""
+    params = {"subject": customer_id, "alias_kind": alias_kind}
+    found, erased = (await session.exec(OWNER_AND_ERASURE, params=params)).one()
+    return str(found), bool(erased)
 
 
 async def open_merge(session: AsyncSession, customer_id: str, merged_id: str) -> Merge | None:
@@ -275,8 +343,10 @@ async def delete_consents(session: AsyncSession, customer_id: str) -> None:
 # --- timeline ------------------------------------------------------------------------
 
 
-async def timeline_entry(session: AsyncSession, event_id: str) -> TimelineEntry | None:
-    return await session.get(TimelineEntry, event_id)
+async def add_timeline_entry(session: AsyncSession, entry: TimelineEntry) -> None:
+    """Insert the entry unless its event is on the timeline already (one statement)."""
+    statement = TIMELINE_INSERTS[session.get_bind().dialect.name]
+    await session.exec(statement, params=entry.model_dump())
 
 
 async def timeline_page(
@@ -427,12 +497,15 @@ async def disclosures_of(session: AsyncSession, customer_id: str) -> list[Disclo
     return list(result.all())
 
 
-async def seen_message_ids(session: AsyncSession, message_ids: Sequence[str]) -> set[str]:
+async def seen_message_ids(session: AsyncSession, message_ids: Collection[str]) -> set[str]:
     """Which of these tracking messageIds were applied before."""
-    result = await session.exec(
-        select(TrackedMessage.message_id).where(col(TrackedMessage.message_id).in_(message_ids))
-    )
-    return set(result.all())
+    seen: set[str] = set()
+    for chunk in _chunks(message_ids):
+        result = await session.exec(
+            select(TrackedMessage.message_id).where(col(TrackedMessage.message_id).in_(chunk))
+        )
+        seen.update(result.all())
+    return seen
 
 
 # --- erasure ---------------------------------------------------------------------------
@@ -440,6 +513,17 @@ async def seen_message_ids(session: AsyncSession, message_ids: Sequence[str]) ->
 
 async def get_erasure(session: AsyncSession, customer_id: str) -> Erasure | None:
     return await session.get(Erasure, customer_id)
+
+
+async def erased_among(session: AsyncSession, customer_ids: Collection[str]) -> set[str]:
+    """Which of these ids were erased."""
+    erased: set[str] = set()
+    for chunk in _chunks(customer_ids):
+        result = await session.exec(
+            select(Erasure.customer_id).where(col(Erasure.customer_id).in_(chunk))
+        )
+        erased.update(result.all())
+    return erased
 
 
 async def rows_of(session: AsyncSession, model: Any, column: str, customer_id: str) -> list[Any]:

@@ -30,21 +30,17 @@ PREFIX = "rapport."
 
 async def owner_of(session: AsyncSession, customer_id: str) -> str | None:
     """Who an incoming event belongs to now; None when the customer was erased."""
-    if await service.is_erased(session, customer_id):
-        return None
-    owner = await service.resolve(session, customer_id)
-    if owner != customer_id and await service.is_erased(session, owner):
-        return None
-    return owner
+    owner, erased = await store.owner_and_erasure(session, customer_id, service.ALIAS)
+    return None if erased else owner
 
 
 async def record(session: AsyncSession, envelope: Envelope) -> None:
     """Put any event on its customer's timeline, once."""
     event = envelope.data
     owner = await owner_of(session, event.customer_id)
-    if owner is None or await store.timeline_entry(session, envelope.id) is not None:
+    if owner is None:
         return
-    store.add(
+    await store.add_timeline_entry(
         session,
         TimelineEntry(
             id=envelope.id,

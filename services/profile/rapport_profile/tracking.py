@@ -8,13 +8,12 @@ import contextlib
 import hashlib
 import json
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
@@ -220,41 +219,153 @@ async def _is_customer(session: AsyncSession, customer_id: str) -> bool:
     return customer is not None and customer.status == "active"
 
 
+class Directory:
+    """Identities, aliases, erasures and customers as this transaction sees them.
+
+    `load` reads what a run of messages refers to with a few queries, where resolving
+    them one by one took several round trips per message; anything not loaded is read
+    when asked for, then kept. Writes that change an answer teach it (`learn`) or make
+    it start over (`forget`), so an answer is always what the database would say now.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._identities: dict[tuple[str, str], Identity | None] = {}
+        self._erased: dict[str, bool] = {}
+        self._customers: dict[str, bool] = {}
+        self.loaded = False
+
+    async def load(self, messages: Sequence[Message]) -> None:
+        """Read at once what resolving these messages' callers will ask for."""
+        self.loaded = True
+        users = {str(m.userId) for m in messages if m.userId not in (None, "")}
+        visitors = {str(m.anonymousId) for m in messages if m.anonymousId not in (None, "")}
+        pseudo = {pseudo_id(USER, u) for u in users} | {pseudo_id(ANONYMOUS, a) for a in visitors}
+        await self._load_identities(USER, users)
+        await self._load_identities(ANONYMOUS, visitors)
+        owners = {
+            identity.customer_id
+            for (kind, _), identity in self._identities.items()
+            if identity is not None and kind in (USER, ANONYMOUS)
+        }
+        await self._load_identities(service.ALIAS, users | pseudo | owners)
+        named = users | pseudo | owners
+        resolved = {await self.resolve(customer_id) for customer_id in named}
+        await self._load_customers(resolved)
+        await self._load_erasures(named | resolved)
+
+    async def _load_identities(self, kind: str, values: set[str]) -> None:
+        wanted = {v for v in values if (kind, v) not in self._identities}
+        if not wanted:
+            return
+        for value in wanted:
+            self._identities[(kind, value)] = None
+        for identity in await store.identities_among(self._session, kind, wanted):
+            self._identities[(kind, identity.value)] = identity
+
+    async def _load_customers(self, customer_ids: set[str]) -> None:
+        wanted = {c for c in customer_ids if c not in self._customers}
+        if not wanted:
+            return
+        for customer_id in wanted:
+            self._customers[customer_id] = False
+        for customer in await store.customers_among(self._session, wanted):
+            self._customers[customer.id] = customer.status == "active"
+
+    async def _load_erasures(self, customer_ids: set[str]) -> None:
+        wanted = {c for c in customer_ids if c not in self._erased}
+        if not wanted:
+            return
+        erased = await store.erased_among(self._session, wanted)
+        for customer_id in wanted:
+            self._erased[customer_id] = customer_id in erased
+
+    async def identity(self, kind: str, value: str) -> Identity | None:
+        if (kind, value) not in self._identities:
+            self._identities[(kind, value)] = await store.get_identity(self._session, kind, value)
+        return self._identities[(kind, value)]
+
+    async def resolve(self, customer_id: str) -> str:
+        """The id that owns `customer_id` now (as service.resolve answers)."""
+        alias = await self.identity(service.ALIAS, customer_id)
+        return alias.customer_id if alias is not None else customer_id
+
+    async def owner_of_identity(self, kind: str, value: str) -> str | None:
+        identity = await self.identity(kind, value)
+        if identity is None:
+            return None
+        return await self.resolve(identity.customer_id)
+
+    async def is_erased(self, customer_id: str) -> bool:
+        if customer_id not in self._erased:
+            self._erased[customer_id] = await service.is_erased(self._session, customer_id)
+        return self._erased[customer_id]
+
+    async def is_customer(self, customer_id: str) -> bool:
+        """Whether `customer_id` is an active customer."""
+        if customer_id not in self._customers:
+            self._customers[customer_id] = await _is_customer(self._session, customer_id)
+        return self._customers[customer_id]
+
+    def learn(self, identity: Identity) -> None:
+        """An identity this transaction added."""
+        self._identities[(identity.kind, identity.value)] = identity
+
+    def forget(self) -> None:
+        """Start over after a change that may touch any answer (a merge, an identify)."""
+        self._identities.clear()
+        self._erased.clear()
+        self._customers.clear()
+        self.loaded = False
+
+
 async def resolve_caller(
-    session: AsyncSession, message: Message, *, channel: str | None, topic: str
+    session: AsyncSession,
+    message: Message,
+    *,
+    channel: str | None,
+    topic: str,
+    known: Directory | None = None,
+    before_merge: Callable[[], Awaitable[None]] | None = None,
 ) -> str:
-    """The customer a message is about, linking its anonymous id to a known user id."""
+    """The customer a message is about, linking its anonymous id to a known user id.
+
+    `known` answers the lookups when the caller read them in bulk; `before_merge` runs
+    before a merge, for a caller holding rows back that the merge must see and precede.
+    """
+    ids = known or Directory(session)
     user = str(message.userId) if message.userId not in (None, "") else None
     anonymous = str(message.anonymousId) if message.anonymousId not in (None, "") else None
     owner: str | None = None
     if user is not None:
         # The caller drops what it has about an erased customer; nothing may link to it again.
         for erased in (user, pseudo_id(USER, user)):
-            if await service.is_erased(session, erased):
+            if await ids.is_erased(erased):
                 return erased
-        current = await service.resolve(session, user)  # a merged customer's id still works
-        if await _is_customer(session, current):
+        current = await ids.resolve(user)  # a merged customer's id still works
+        if await ids.is_customer(current):
             owner = current
         else:
-            owner = await _owner_of_identity(session, USER, user)
+            owner = await ids.owner_of_identity(USER, user)
         if owner is None:
             # Not known yet: the user id joins the anonymous visitor's id when there is one.
-            visitor = await _owner_of_identity(session, ANONYMOUS, anonymous) if anonymous else None
-            owner = visitor or await service.resolve(session, pseudo_id(USER, user))
-            store.add(session, Identity(kind=USER, value=user, customer_id=owner))
+            visitor = await ids.owner_of_identity(ANONYMOUS, anonymous) if anonymous else None
+            owner = visitor or await ids.resolve(pseudo_id(USER, user))
+            _add_identity(session, ids, Identity(kind=USER, value=user, customer_id=owner))
             await session.flush()
     if anonymous is None:
         assert owner is not None
         return owner
-    anonymous_owner = await _owner_of_identity(session, ANONYMOUS, anonymous)
+    anonymous_owner = await ids.owner_of_identity(ANONYMOUS, anonymous)
     if owner is None:
         if anonymous_owner is not None:
             return anonymous_owner
         owner = pseudo_id(ANONYMOUS, anonymous)
-        if await service.is_erased(session, owner):
+        if await ids.is_erased(owner):
             return owner
-        store.add(
+        _add_identity(
             session,
+            ids,
             Identity(
                 kind=ANONYMOUS, value=anonymous, customer_id=owner, acquisition_channel=channel
             ),
@@ -262,23 +373,32 @@ async def resolve_caller(
         await session.flush()
         return owner
     if anonymous_owner is None:
-        store.add(
+        _add_identity(
             session,
+            ids,
             Identity(
                 kind=ANONYMOUS, value=anonymous, customer_id=owner, acquisition_channel=channel
             ),
         )
         await session.flush()
     elif anonymous_owner != owner:
-        if await _is_customer(session, anonymous_owner):
+        if await ids.is_customer(anonymous_owner):
             # A shared device: the anonymous id now follows whoever identified last.
-            identity = await store.get_identity(session, ANONYMOUS, anonymous)
+            identity = await ids.identity(ANONYMOUS, anonymous)
             assert identity is not None
             identity.customer_id = owner
             session.add(identity)
         else:
+            if before_merge is not None:
+                await before_merge()
             await _fold(session, owner, anonymous_owner, "identify", topic)
+            ids.forget()
     return owner
+
+
+def _add_identity(session: AsyncSession, ids: Directory, identity: Identity) -> None:
+    store.add(session, identity)
+    ids.learn(identity)
 
 
 async def _fold(session: AsyncSession, survivor: str, merged: str, reason: str, topic: str) -> None:
@@ -665,16 +785,19 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
 async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) -> int:
     """Apply the messages in order; a messageId seen before is skipped. Returns how many applied.
 
-    Rows of plain track/page/screen calls are held back and added together, so the
-    lookups of the next message do not flush them one by one; they are added before
-    anything that can change identities, which keeps every customer's events in order.
+    The callers of a run of track/page/screen calls are resolved from identities read
+    together (Directory), and the rows of those calls are held back and written together;
+    they are written before anything that can change identities or publish (identify,
+    alias, a merge, a new acquisition channel), which keeps every customer's events in
+    order and lets a merge move them.
     """
-    given = [m.messageId for m in messages if m.messageId]
+    given = {m.messageId for m in messages if m.messageId}
     seen = await store.seen_message_ids(session, given) if given else set()
-    held: list[SQLModel | Event] = []
-    erased: dict[str, bool] = {}
+    held: list[TrackedMessage | Event] = []
+    ids = Directory(session)
+    settled: set[str] = set()  # customers whose acquisition channel is known to be set
     applied = 0
-    for message in messages:
+    for index, message in enumerate(messages):
         if message.messageId:
             if message.messageId in seen:
                 continue
@@ -683,10 +806,10 @@ async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) 
         seen.add(message.messageId)
         channel = acquisition_channel(message.context)
         if message.type in ("identify", "alias"):
-            _release(session, held, topic)
-            erased.clear()
+            await _release(session, held, topic)
             handler = identify if message.type == "identify" else alias
             customer_id = await handler(session, message, channel=channel, topic=topic)
+            ids.forget()
             if await service.is_erased(session, customer_id):
                 continue
             store.add(
@@ -694,29 +817,50 @@ async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) 
             )
             applied += 1
             continue
-        customer_id = await resolve_caller(session, message, channel=channel, topic=topic)
-        if customer_id not in erased:
-            erased[customer_id] = await service.is_erased(session, customer_id)
-        if erased[customer_id]:
+        if not ids.loaded:
+            await ids.load(_run_from(messages, index))
+        customer_id = await resolve_caller(
+            session,
+            message,
+            channel=channel,
+            topic=topic,
+            known=ids,
+            before_merge=lambda: _release(session, held, topic),
+        )
+        if await ids.is_erased(customer_id):
             continue  # late calls about an erased customer are dropped, leaving no trace
         held.append(TrackedMessage(message_id=message.messageId, customer_id=customer_id))
         applied += 1
-        if channel and await _is_customer(session, customer_id):
+        if channel and customer_id not in settled and await ids.is_customer(customer_id):
+            # The channel is set once: after this check it is set, whatever it was.
+            settled.add(customer_id)
             customer = await service.active_customer(session, customer_id)
             if customer.acquisition_channel is None:
-                _release(session, held, topic)
+                await _release(session, held, topic)
                 service.apply_changes(session, customer, {"acquisition_channel": channel}, topic)
         held.extend(events_for(message, customer_id, _when(message)))
-    _release(session, held, topic)
+    await _release(session, held, topic)
     return applied
 
 
-def _release(session: AsyncSession, held: list[SQLModel | Event], topic: str) -> None:
+def _run_from(messages: list[Message], start: int) -> list[Message]:
+    """The calls from `start` up to the next identify or alias, which may change identities."""
+    run = []
+    for message in messages[start:]:
+        if message.type in ("identify", "alias"):
+            break
+        run.append(message)
+    return run
+
+
+async def _release(session: AsyncSession, held: list[TrackedMessage | Event], topic: str) -> None:
+    """Write the held rows: the messageIds applied, and the events in order, in bulk."""
+    if not held:
+        return
     for item in held:
-        if isinstance(item, Event):
-            service.publish(session, item, topic)
-        else:
+        if isinstance(item, TrackedMessage):
             store.add(session, item)
+    await service.publish_all(session, [item for item in held if isinstance(item, Event)], topic)
     held.clear()
 
 
