@@ -3,6 +3,8 @@
 from datetime import datetime
 
 from sqlalchemy import DateTime
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,11 +35,21 @@ async def seen(session: AsyncSession, consumer: str, event_id: str) -> bool:
 async def claim(session: AsyncSession, consumer: str, event_id: str, event_type: str) -> bool:
     """Record the event in the caller's transaction; False when it was applied before.
 
-    A concurrent claim of the same id fails the transaction on the primary key,
-    which rolls back the handler's effects with it.
+    One statement: the insert does nothing when the row exists. On PostgreSQL a
+    concurrent claim of the same id waits for the other transaction, then finds the
+    row (False) or, if that one rolled back, takes the claim itself.
     """
-    if await seen(session, consumer, event_id):
-        return False
-    session.add(InboxEntry(consumer=consumer, event_id=event_id, event_type=event_type))
-    await session.flush()
-    return True
+    row = {
+        "consumer": consumer,
+        "event_id": event_id,
+        "event_type": event_type,
+        "processed_at": utcnow(),
+    }
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(InboxEntry.__table__)  # type: ignore[attr-defined]
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    )
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount == 1)
