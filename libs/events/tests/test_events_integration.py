@@ -127,9 +127,9 @@ class TestOffsetCommitFollowsTheTransaction:
         records = await harness.read_topic(harness.topic, 3)
         offset_of = {dict(r.headers)["ce_id"].decode(): r.offset for r in records}
         partition = records[0].partition
-        # Started once all three are on the log, the consumer fetches them together: on
-        # PostgreSQL it applies them in one transaction, which seq 1 holds open; on SQLite
-        # seq 0 has committed alone.
+        # Started once all three are on the log, the consumer fetches them together and
+        # applies them in one transaction, which seq 1 holds open; with one record per
+        # transaction seq 0 would have committed alone.
         runner = await harness.runner(handlers={InteractionTracked: [slow_on_seq_1]})
         batched = runner._records_per_transaction() > 1
 
