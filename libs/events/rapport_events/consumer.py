@@ -14,14 +14,13 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import inbox
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import Event
 from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
-from rapport_events.db import SessionFactory, is_sqlite, transaction_reporting_commit
+from rapport_events.db import SessionFactory, transaction_reporting_commit
 from rapport_events.settings import KafkaSettings
 from rapport_events.tracing import context_from_headers, span_context_of, tracer
 
@@ -64,11 +63,13 @@ class ConsumerRunner:
     in the inbox and run the handlers; commit the offset only after that. A record
     that keeps failing goes to `<topic>.dlq.<service>` with the error in headers.
 
-    On PostgreSQL the records of one partition fetched together are applied in one
-    transaction (one commit instead of one per event), at most
-    `consumer_transaction_max_records` and `consumer_transaction_max_s` at a time;
-    when anything in it fails, it is rolled back whole and the records are applied one
-    by one, each with its retries. On SQLite each record has a transaction of its own.
+    The records of one partition fetched together are applied in one transaction (one
+    commit instead of one per event), at most `consumer_transaction_max_records` and
+    `consumer_transaction_max_s` at a time; when anything in it fails, it is rolled back
+    whole and the records are applied one by one, each with its retries. On SQLite the
+    time budget bounds how long requests that write wait behind the consumer: writers
+    take the lock in arrival order (`db.WriterQueue`), so a request waits for at most
+    the transaction in hand.
     """
 
     def __init__(
@@ -154,11 +155,6 @@ class ConsumerRunner:
                 await self.commit_processed()
 
     def _records_per_transaction(self) -> int:
-        bind = self._sessions.kw.get("bind")
-        if isinstance(bind, AsyncEngine) and is_sqlite(bind):
-            # One writer, and SQLite's busy handler is not fair: a consumer that commits
-            # and begins again at once keeps requests that wait to write asleep for seconds.
-            return 1
         return max(1, self._settings.consumer_transaction_max_records)
 
     async def commit_processed(self) -> None:
@@ -201,14 +197,12 @@ class ConsumerRunner:
     async def _apply_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
         """Records in one transaction until the time budget is spent; returns how many it
         took. Counters move only once the transaction committed."""
-        # The budget bounds how long the transaction holds its locks (on SQLite the only
-        # write lock), whatever the handlers cost.
-        deadline = time.monotonic() + self._settings.consumer_transaction_max_s
         tally = _Tally()
         taken = 0
+        deadline: float | None = None
         async with transaction_reporting_commit(self._sessions, tally.count_into(self)) as session:
             for record in records:
-                if taken and time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() > deadline:
                     break
                 taken += 1
                 headers = header_map(record.headers)
@@ -219,11 +213,21 @@ class ConsumerRunner:
                     handlers = self._handlers.get(envelope.type)
                     if not handlers:
                         continue
+                    if deadline is None:
+                        deadline = await self._budget_from_now(session)
                     if await self._apply_in(session, envelope, handlers):
                         tally.applied += 1
                     else:
                         tally.duplicates += 1
         return taken
+
+    async def _budget_from_now(self, session: AsyncSession) -> float:
+        """The deadline of a shared transaction, counted from when it holds its locks."""
+        # The budget bounds how long the transaction holds its locks (on SQLite the only
+        # write lock), whatever the handlers cost. Taking the connection first waits for
+        # SQLite's lock, so a wait behind other writers does not shrink the batch.
+        await session.connection()
+        return time.monotonic() + self._settings.consumer_transaction_max_s
 
     def _process_span(
         self, record: ConsumerRecord[bytes, bytes], headers: Mapping[str, str]

@@ -1,14 +1,17 @@
 """Database engines and sessions: SQLite file by default, PostgreSQL by URL."""
 
 import asyncio
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, exc, text
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,6 +19,10 @@ SessionFactory = async_sessionmaker[AsyncSession]
 # A transaction that only reads: on SQLite it starts deferred, so it never queues for
 # the single writer's lock (WAL readers see the last commit and do not block writers).
 READ_ONLY = "rapport_read_only"
+# How long a SQLite writer waits for the lock, in this process's queue and then in
+# SQLite's busy handler (which waits for other processes), before "database is locked".
+SQLITE_LOCK_TIMEOUT_S = 30.0
+_WRITER_TOKEN = "rapport_writer"
 
 
 def async_url(url: str) -> str:
@@ -35,35 +42,144 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _prepare_sqlite(engine: AsyncEngine) -> None:
+class WriterQueue:
+    """The writers of one SQLite engine, given the write lock one at a time in arrival order.
+
+    SQLite's busy handler is not fair: a waiting writer sleeps and retries, so a loop
+    that commits and begins again at once keeps the lock while requests that want to
+    write sleep for seconds. Here a writer first waits its turn on an asyncio.Lock, whose
+    waiters are served first come, first served; SQLite's busy handler only arbitrates
+    between processes. The turn belongs to a pooled connection: it is taken when a
+    write transaction begins and given back when the connection returns to the pool
+    (a session returns it as its transaction ends), or is invalidated.
+    """
+
+    def __init__(self, timeout_s: float = SQLITE_LOCK_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self.waiting = 0
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._holder: object | None = None
+        self._owner: asyncio.Task[Any] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._holder is not None
+
+    def wait_for_turn(self, info: dict[Any, Any]) -> None:
+        """Block until the connection owning `info` may write; runs in SQLAlchemy's greenlet."""
+        token = info.setdefault(_WRITER_TOKEN, object())
+        if self._holder is token:
+            return  # a connection kept out of the pool keeps its turn between transactions
+        task = asyncio.current_task()
+        if self._holder is not None and task is not None and self._owner is task:
+            # The turn is this task's own, on another connection: waiting would never end.
+            raise _database_locked("this task already holds the write lock on another connection")
+        await_only(self._acquire())
+        self._holder, self._owner = token, task
+
+    async def _acquire(self) -> None:
+        lock = self._lock_of_running_loop()
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await lock.acquire()
+        except TimeoutError:
+            raise _database_locked(f"no turn to write within {self.timeout_s:g} s") from None
+        finally:
+            self.waiting -= 1
+
+    def _lock_of_running_loop(self) -> asyncio.Lock:
+        # An asyncio.Lock belongs to one event loop; tests may run an engine on several.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or (self._loop is not loop and self._holder is None):
+            self._lock, self._loop = asyncio.Lock(), loop
+        return self._lock
+
+    def give_back(self, info: dict[Any, Any]) -> None:
+        """End the turn of the connection owning `info`, if it has one."""
+        if self._holder is None or self._holder is not info.get(_WRITER_TOKEN):
+            return
+        self._holder = self._owner = None
+        assert self._lock is not None and self._loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._lock.release()
+        elif not self._loop.is_closed():
+            # Garbage collection may return a connection from another thread.
+            self._loop.call_soon_threadsafe(self._lock.release)
+
+
+def _database_locked(reason: str) -> exc.OperationalError:
+    """The error SQLite gives a writer that waited too long, so callers handle one kind."""
+    return exc.OperationalError(
+        "BEGIN IMMEDIATE", None, sqlite3.OperationalError(f"database is locked ({reason})")
+    )
+
+
+# By dialect: an engine's copies with other execution options share it, and its pool changes
+# on dispose().
+_WRITER_QUEUES: "weakref.WeakKeyDictionary[Dialect, WriterQueue]" = weakref.WeakKeyDictionary()
+
+
+def writer_queue(engine: AsyncEngine) -> WriterQueue | None:
+    """The queue of `engine`'s writers; None when the database serves writers itself."""
+    return _WRITER_QUEUES.get(engine.sync_engine.dialect)
+
+
+def _prepare_sqlite(engine: AsyncEngine, lock_timeout_s: float) -> None:
     # SQLite has one writer: WAL lets readers proceed, BEGIN IMMEDIATE takes the
     # write lock up front so a transaction never fails upgrading a read lock.
     # Transactions declared read-only begin deferred and never wait for that lock.
+    writers = _WRITER_QUEUES[engine.sync_engine.dialect] = WriterQueue(lock_timeout_s)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        writers.wait_for_turn(connection.info)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.give_back(connection.info)
+            raise
+
+    def _give_back(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        writers.give_back(record.info)
+
+    # Every way a connection stops being used ends its turn: the transaction is over.
+    for name in ("checkin", "invalidate", "detach"):
+        event.listen(engine.sync_engine, name, _give_back)
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for `url`; creates the SQLite file's folder when needed."""
+def create_engine(
+    url: str, *, sqlite_lock_timeout_s: float = SQLITE_LOCK_TIMEOUT_S, **kwargs: Any
+) -> AsyncEngine:
+    """An async engine for `url`; creates the SQLite file's folder when needed.
+
+    On SQLite a writer waits at most `sqlite_lock_timeout_s` for the write lock.
+    """
     url = async_url(url)
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _prepare_sqlite(engine)
+        engine = create_async_engine(url, connect_args={"timeout": sqlite_lock_timeout_s}, **kwargs)
+        _prepare_sqlite(engine, sqlite_lock_timeout_s)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

@@ -22,7 +22,8 @@ class KafkaSettings(BaseSettings):
     send_timeout_s: float = 10.0
     consumer_max_records: int = 500
     # Records applied in one transaction: more means fewer commits, but on SQLite the
-    # transaction holds the only write lock, and requests that write wait behind it.
+    # transaction holds the only write lock, and requests that write wait behind it for
+    # up to the time budget.
     consumer_transaction_max_records: int = 50
     consumer_transaction_max_s: float = 0.05
     # How long the broker may hold a fetch that found nothing. Kafka answers as soon as a

@@ -1,19 +1,32 @@
-"""SQLite transactions: writers take the lock up front, readers never queue for it."""
+"""SQLite transactions: writers take the lock up front and in turn, readers never queue for it."""
 
 import asyncio
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from rapport_events.db import create_engine, read_transaction, session_factory, transaction
+from rapport_events.db import (
+    SessionFactory,
+    WriterQueue,
+    create_engine,
+    is_sqlite,
+    read_transaction,
+    session_factory,
+    transaction,
+    writer_queue,
+)
+from rapport_events.testing.harness import until
+
+CREATE_NOTE = "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"
 
 
 @pytest.fixture
 async def sessions(tmp_path: Path):  # type: ignore[no-untyped-def]
     engine = create_engine(f"sqlite:///{tmp_path / 'locks.db'}")
     async with engine.begin() as connection:
-        await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"))
+        await connection.execute(text(CREATE_NOTE))
         await connection.execute(text("INSERT INTO note (body) VALUES ('first')"))
     yield session_factory(engine)
     await engine.dispose()
@@ -40,3 +53,156 @@ class TestSqliteLocks:
             assert not waiting.done()
         async with asyncio.timeout(5):
             assert await waiting == "second"
+
+
+class TestWritersTakeTurns:
+    """Writers of one SQLite engine wait in one queue, in the order they came."""
+
+    async def test_writers_are_served_in_arrival_order_while_a_loop_commits_back_to_back(
+        self, sessions: SessionFactory
+    ) -> None:
+        queue = _queue(sessions)
+        stop = asyncio.Event()
+
+        async def consumer_like_loop() -> None:
+            while not stop.is_set():
+                await _write(sessions, "loop")
+
+        async with transaction(sessions) as holder:
+            await holder.exec(text("INSERT INTO note (body) VALUES ('holder')"))
+            loop = asyncio.create_task(consumer_like_loop())
+            await _until_waiting(queue, 1)
+            writers = []
+            for number in range(5):
+                writers.append(asyncio.create_task(_write(sessions, f"writer-{number}")))
+                await _until_waiting(queue, number + 2)
+        async with asyncio.timeout(10):
+            await asyncio.gather(*writers)
+        stop.set()
+        async with asyncio.timeout(10):
+            await loop
+
+        bodies = await _bodies(sessions)
+        served = bodies[bodies.index("holder") + 1 :]
+        last_writer = served.index("writer-4")
+        # The loop came before the writers, so it writes once; then each writer in turn.
+        assert served[: last_writer + 1] == ["loop"] + [f"writer-{n}" for n in range(5)]
+
+    async def test_a_read_only_transaction_does_not_wait_for_the_queue(
+        self, sessions: SessionFactory
+    ) -> None:
+        queue = _queue(sessions)
+        async with transaction(sessions) as writer:
+            await writer.exec(text("UPDATE note SET body = 'second'"))
+            waiting = asyncio.create_task(_write(sessions, "waiting"))
+            await _until_waiting(queue, 1)
+            async with asyncio.timeout(5):
+                here = await _read_body(sessions, read_transaction)
+                elsewhere = await asyncio.create_task(_read_body(sessions, read_transaction))
+        await waiting
+        assert here == elsewhere == "first"
+
+    async def test_a_second_write_in_the_same_task_fails_at_once(
+        self, sessions: SessionFactory
+    ) -> None:
+        async with transaction(sessions) as first:
+            await first.exec(text("UPDATE note SET body = 'second'"))
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with asyncio.timeout(5):
+                    await _write(sessions, "nested")
+        assert await _bodies(sessions) == ["second"]
+        assert not _queue(sessions).held
+
+    async def test_the_turn_is_given_back_after_a_rollback(self, sessions: SessionFactory) -> None:
+        async with sessions() as session:
+            await session.begin()
+            await session.exec(text("UPDATE note SET body = 'second'"))
+            await session.rollback()
+            assert not _queue(sessions).held
+            async with asyncio.timeout(5):
+                await asyncio.create_task(_write(sessions, "after"))
+        assert await _bodies(sessions) == ["first", "after"]
+
+    async def test_the_turn_is_given_back_after_an_exception_in_the_transaction(
+        self, sessions: SessionFactory
+    ) -> None:
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                await session.exec(text("UPDATE note SET body = 'second'"))
+                raise RuntimeError("the handler failed")
+        assert not _queue(sessions).held
+        async with asyncio.timeout(5):
+            await asyncio.create_task(_write(sessions, "after"))
+        assert await _bodies(sessions) == ["first", "after"]
+
+    async def test_a_connection_kept_open_writes_again_after_its_commit(
+        self, sessions: SessionFactory
+    ) -> None:
+        engine = sessions.kw["bind"]
+        async with asyncio.timeout(5), engine.connect() as connection:
+            for body in ("one", "two"):
+                await connection.execute(text(f"INSERT INTO note (body) VALUES ('{body}')"))
+                await connection.commit()
+        assert not _queue(sessions).held
+        assert await _bodies(sessions) == ["first", "one", "two"]
+
+    async def test_a_writer_that_waits_too_long_gets_database_is_locked(
+        self, tmp_path: Path
+    ) -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'slow.db'}", sqlite_lock_timeout_s=0.2)
+        sessions = session_factory(engine)
+        try:
+            async with transaction(sessions) as holder:
+                await holder.exec(text(CREATE_NOTE))
+                with pytest.raises(OperationalError, match="database is locked"):
+                    await asyncio.create_task(_write(sessions, "late"))
+            await _write(sessions, "in time")
+            assert await _bodies(sessions) == ["in time"]
+        finally:
+            await engine.dispose()
+
+
+class TestNestedWritesByDatabase:
+    async def test_postgresql_commits_both_and_sqlite_refuses_the_second(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(CREATE_NOTE))
+            async with transaction(sessions) as outer:
+                await outer.exec(text("INSERT INTO note (id, body) VALUES (1, 'outer')"))
+                if is_sqlite(engine):
+                    with pytest.raises(OperationalError, match="database is locked"):
+                        await _write(sessions, "inner", 2)
+                else:
+                    assert writer_queue(engine) is None
+                    await _write(sessions, "inner", 2)
+            expected = ["outer"] if is_sqlite(engine) else ["outer", "inner"]
+            assert sorted(await _bodies(sessions)) == sorted(expected)
+        finally:
+            await engine.dispose()
+
+
+def _queue(sessions: SessionFactory) -> WriterQueue:
+    queue = writer_queue(sessions.kw["bind"])
+    assert queue is not None
+    return queue
+
+
+async def _until_waiting(queue: WriterQueue, count: int) -> None:
+    await until(lambda: queue.waiting == count, timeout=10, what=f"{count} writers waiting")
+
+
+async def _write(sessions: SessionFactory, body: str, id_: int | None = None) -> None:
+    async with transaction(sessions) as session:
+        await session.exec(
+            text("INSERT INTO note (id, body) VALUES (:id, :body)").bindparams(id=id_, body=body)
+        )
+
+
+async def _bodies(sessions: SessionFactory) -> list[str]:
+    async with read_transaction(sessions) as session:
+        rows = await session.exec(text("SELECT body FROM note ORDER BY id"))
+        return [row[0] for row in rows.all()]

@@ -172,8 +172,8 @@ class TestPoisonMessage:
         await harness.relay()
         written = await harness.write([tracked(customer, seq) for seq in range(6)])
         await harness.read_topic(harness.topic, 6)
-        # All six come in one fetch. On PostgreSQL they share a transaction, which fails on
-        # seq 2 and is rolled back; then each is applied alone, seq 2 with its own tries.
+        # All six come in one fetch. They share a transaction, which fails on seq 2 and is
+        # rolled back; then each is applied alone, seq 2 with its own tries.
         runner = await harness.runner(handlers=handlers)
 
         await until(lambda: harness.has_effects(5), timeout=30, what="five effects")
@@ -188,7 +188,7 @@ class TestPoisonMessage:
         assert headers["dlq_consumer_group"] == harness.group
         assert headers["ce_id"] == written[2].id
         assert dead[0].key == customer.encode()
-        # A shared transaction (PostgreSQL) tried seq 2 once before the tries of its own.
+        # A shared transaction tried seq 2 once before the tries of its own.
         batched = runner._records_per_transaction() > 1
         assert calls_on_poison == batched + harness.settings.consumer_max_attempts
         assert runner.dead_lettered == 1

@@ -127,10 +127,9 @@ class TestOffsetCommitFollowsTheTransaction:
         records = await harness.read_topic(harness.topic, 3)
         offset_of = {dict(r.headers)["ce_id"].decode(): r.offset for r in records}
         partition = records[0].partition
-        # Started once all three are on the log, the consumer fetches them together. On
-        # PostgreSQL it applies them in one transaction unless its time budget runs out
-        # first; on SQLite each has its own. Either way seq 1 holds a transaction open and
-        # seq 0 may or may not have committed before it.
+        # Started once all three are on the log, the consumer fetches them together and
+        # applies them in one transaction unless its time budget runs out first. Either
+        # way seq 1 holds a transaction open and seq 0 may or may not have committed.
         await harness.runner(handlers={InteractionTracked: [slow_on_seq_1]})
 
         await asyncio.wait_for(entered.wait(), 30)
