@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import DateTime
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
@@ -20,16 +20,6 @@ class InboxEntry(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=64)
     event_type: str = Field(max_length=128)
     processed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
-
-
-async def seen(session: AsyncSession, consumer: str, event_id: str) -> bool:
-    """True when this consumer already applied the event."""
-    found = await session.exec(
-        select(InboxEntry.event_id).where(
-            InboxEntry.consumer == consumer, InboxEntry.event_id == event_id
-        )
-    )
-    return found.first() is not None
 
 
 async def claim(session: AsyncSession, consumer: str, event_id: str, event_type: str) -> bool:

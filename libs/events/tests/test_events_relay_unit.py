@@ -356,23 +356,18 @@ class FailsOnce(FakeProducer):
     async def send(self, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
         self._calls += 1
         if self._calls == self._at_send:
-            raise ConnectionError("broker dropped out")
+            return await self._fail(*args, **kwargs)
         return await super().send(*args, **kwargs)
 
+    async def _fail(self, *_args: Any, **_kwargs: Any) -> "asyncio.Future[None]":
+        raise ConnectionError("broker dropped out")
 
-class DeliveryFailsOnce(FakeProducer):
+
+class DeliveryFailsOnce(FailsOnce):
     """Accepts every send but fails the n-th one's delivery once: a lost acknowledgement."""
 
-    def __init__(self, at_send: int) -> None:
-        super().__init__()
-        self._at_send = at_send
-        self._calls = 0
-
-    async def send(self, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
-        self._calls += 1
-        delivery = await super().send(*args, **kwargs)
-        if self._calls != self._at_send:
-            return delivery
+    async def _fail(self, *args: Any, **kwargs: Any) -> "asyncio.Future[None]":
+        await FakeProducer.send(self, *args, **kwargs)
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         failed.set_exception(ConnectionError("acknowledgement lost"))
         return failed

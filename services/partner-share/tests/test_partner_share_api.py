@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.migrations import PAST_32_BITS, skip_ids_past
+from rapport_events.testing.migrations import PAST_32_BITS, skip_ids_past, skip_unless
 from rapport_events.types import (
     CustomerErased,
     CustomerMerged,
@@ -754,8 +754,7 @@ class TestAuditLedger:
         profile_stub: ProfileStub,
         database_url: str,
     ) -> None:
-        if not database_url.startswith("postgresql"):
-            pytest.skip("only PostgreSQL has a sequence to move")
+        skip_unless(database_url, "postgresql", "only PostgreSQL has a sequence to move")
         await skip_ids_past(app.state.runtime.engine, "partner_share_disclosures", PAST_32_BITS)
         partner = await register_partner(client)
         _customers(profile_stub, "c-1")

@@ -8,7 +8,12 @@ from sqlalchemy import Table, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rapport_events.testing.migrations import PAST_32_BITS, MigrationTests, skip_ids_past
+from rapport_events.testing.migrations import (
+    PAST_32_BITS,
+    MigrationTests,
+    skip_ids_past,
+    skip_unless,
+)
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
 from rapport_partner_share.models import Disclosure, DisclosureSubject
 
@@ -50,8 +55,7 @@ class TestPartnerShareMigrations(MigrationTests):
     async def test_a_ledger_entry_past_2_31_keeps_its_subject(
         self, engine: AsyncEngine, database_url: str
     ) -> None:
-        if not database_url.startswith("postgresql"):
-            pytest.skip("only PostgreSQL has a sequence to move")
+        skip_unless(database_url, "postgresql", "only PostgreSQL has a sequence to move")
         await self.migrate(engine)
         await skip_ids_past(engine, LEDGER.name, PAST_32_BITS)
 

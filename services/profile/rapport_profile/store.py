@@ -45,6 +45,15 @@ def _chunks(values: Collection[str]) -> Iterator[list[str]]:
         yield ordered[start : start + IN_LIST]
 
 
+async def _present(session: AsyncSession, column: Any, values: Collection[str]) -> set[str]:
+    """Which of `values` the column holds, asked in IN lists of at most IN_LIST."""
+    present: set[str] = set()
+    for chunk in _chunks(values):
+        result = await session.exec(select(column).where(column.in_(chunk)))
+        present.update(result.all())
+    return present
+
+
 # --- customers -------------------------------------------------------------------
 
 
@@ -499,13 +508,7 @@ async def disclosures_of(session: AsyncSession, customer_id: str) -> list[Disclo
 
 async def seen_message_ids(session: AsyncSession, message_ids: Collection[str]) -> set[str]:
     """Which of these tracking messageIds were applied before."""
-    seen: set[str] = set()
-    for chunk in _chunks(message_ids):
-        result = await session.exec(
-            select(TrackedMessage.message_id).where(col(TrackedMessage.message_id).in_(chunk))
-        )
-        seen.update(result.all())
-    return seen
+    return await _present(session, col(TrackedMessage.message_id), message_ids)
 
 
 # --- erasure ---------------------------------------------------------------------------
@@ -517,13 +520,7 @@ async def get_erasure(session: AsyncSession, customer_id: str) -> Erasure | None
 
 async def erased_among(session: AsyncSession, customer_ids: Collection[str]) -> set[str]:
     """Which of these ids were erased."""
-    erased: set[str] = set()
-    for chunk in _chunks(customer_ids):
-        result = await session.exec(
-            select(Erasure.customer_id).where(col(Erasure.customer_id).in_(chunk))
-        )
-        erased.update(result.all())
-    return erased
+    return await _present(session, col(Erasure.customer_id), customer_ids)
 
 
 async def rows_of(session: AsyncSession, model: Any, column: str, customer_id: str) -> list[Any]:

@@ -129,6 +129,12 @@ async def sqlite_schema(engine: AsyncEngine) -> list[tuple[str, str]]:
         return [(name, sql) for name, sql in rows]
 
 
+def skip_unless(database_url: str, scheme: str, reason: str) -> None:
+    """Skip the test unless it runs on the database `scheme` names."""
+    if not database_url.startswith(scheme):
+        pytest.skip(reason)
+
+
 class MigrationTests:
     """Subclass in a service's tests (named Test...) and fill in the class variables."""
 
@@ -161,8 +167,7 @@ class MigrationTests:
     async def test_every_row_id_is_64_bit_with_its_sequence(
         self, engine: AsyncEngine, database_url: str
     ) -> None:
-        if not database_url.startswith("postgresql"):
-            pytest.skip("SQLite's INTEGER is always 64-bit")
+        skip_unless(database_url, "postgresql", "SQLite's INTEGER is always 64-bit")
         await self.migrate(engine)
         columns = row_id_columns(self.metadata())
         assert "outbox" in columns
@@ -180,8 +185,7 @@ class MigrationTests:
     async def test_an_outbox_row_past_2_31_gets_its_id(
         self, engine: AsyncEngine, database_url: str
     ) -> None:
-        if not database_url.startswith("postgresql"):
-            pytest.skip("only PostgreSQL has a sequence to move")
+        skip_unless(database_url, "postgresql", "only PostgreSQL has a sequence to move")
         await self.migrate(engine)
         await skip_ids_past(engine, "outbox", PAST_32_BITS)
 
@@ -204,8 +208,7 @@ class MigrationTests:
     async def test_the_downgrade_narrows_the_ids_back(
         self, engine: AsyncEngine, database_url: str
     ) -> None:
-        if not database_url.startswith("postgresql"):
-            pytest.skip("SQLite's INTEGER is always 64-bit")
+        skip_unless(database_url, "postgresql", "SQLite's INTEGER is always 64-bit")
         await self.migrate(engine)
         await add_outbox_row(engine, "evt-1")
         await engine.dispose()
@@ -218,8 +221,7 @@ class MigrationTests:
     async def test_the_downgrade_refuses_ids_past_32_bits(
         self, engine: AsyncEngine, database_url: str
     ) -> None:
-        if not database_url.startswith("postgresql"):
-            pytest.skip("SQLite's INTEGER is always 64-bit")
+        skip_unless(database_url, "postgresql", "SQLite's INTEGER is always 64-bit")
         await self.migrate(engine)
         await skip_ids_past(engine, "outbox", PAST_32_BITS)
         await add_outbox_row(engine, "evt-big")
@@ -234,8 +236,7 @@ class MigrationTests:
     async def test_the_upgrade_changes_nothing_on_sqlite(
         self, engine: AsyncEngine, database_url: str
     ) -> None:
-        if not database_url.startswith("sqlite"):
-            pytest.skip("PostgreSQL's columns do change")
+        skip_unless(database_url, "sqlite", "PostgreSQL's columns do change")
         await self.migrate(engine, self.previous_head)
         before = await sqlite_schema(engine)
 
