@@ -33,6 +33,7 @@ from rapport_campaign.main import create_app as create_campaign_app
 from rapport_campaign.settings import Settings as CampaignSettings
 from rapport_events import observability
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import wait_until_ready
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.tracing import JsonLinesSpanExporter, configure_tracing, service_resource
 from rapport_profile.main import create_app as create_profile_app
@@ -110,7 +111,7 @@ async def profile(database_url: str, kafka_settings: KafkaSettings) -> AsyncIter
         ProfileSettings(database_url=database_url, api_token=TOKEN, kafka=kafka_settings)
     )
     async with app.router.lifespan_context(app):
-        await asyncio.wait_for(app.state.runtime.connected.wait(), 30)
+        await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 

@@ -4,6 +4,7 @@ Any Kafka client can read the log without our code; `decode` is how ours does.
 """
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -144,8 +145,37 @@ def decode_event(event_type: str, data: dict[str, Any]) -> Event:
         raise DecodeError(f"cannot upcast {event_type}: {error!r}") from error
     try:
         return EVENT_ADAPTER.validate_python({**data, "type": event_type})
-    except ValidationError as error:
+    except (ValidationError, RecursionError) as error:
         raise DecodeError(f"invalid {event_type}: {error}") from error
+
+
+# Bounds checked before anything parses the value: a record nested 100,000 deep would
+# otherwise raise RecursionError deep inside the parser or the model's validation.
+MAX_VALUE_BYTES = 4 * 1024 * 1024
+MAX_NESTING_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nesting_depth(value: bytes) -> int:
+    """How deep JSON arrays and objects nest in `value`, brackets inside strings aside."""
+    brackets = _JSON_STRING.sub(b"", value).translate(None, _ALL_BUT_BRACKETS)
+    depth = deepest = 0
+    for bracket in brackets:
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def check_shape(value: bytes) -> None:
+    """Raise DecodeError when a value is too large or nests too deep to parse safely."""
+    if len(value) > MAX_VALUE_BYTES:
+        raise DecodeError(f"value of {len(value)} bytes is over {MAX_VALUE_BYTES}")
+    if value.count(b"[") + value.count(b"{") <= MAX_NESTING_DEPTH:
+        return  # too few brackets to nest too deep: no need to scan
+    depth = nesting_depth(value)
+    if depth > MAX_NESTING_DEPTH:
+        raise DecodeError(f"value nests {depth} deep, over {MAX_NESTING_DEPTH}")
 
 
 def decode(value: bytes | None, headers: Headers | None) -> Envelope:
@@ -156,10 +186,11 @@ def decode(value: bytes | None, headers: Headers | None) -> Envelope:
         raise DecodeError(f"missing CloudEvents headers: {', '.join(missing)}")
     if attributes.get("ce_specversion") != SPEC_VERSION:
         raise DecodeError(f"unsupported ce_specversion {attributes.get('ce_specversion')!r}")
+    check_shape(value or b"")
     try:
         data = json.loads(value or b"null")
-    except ValueError as error:
-        raise DecodeError(f"value is not JSON: {error}") from error
+    except (ValueError, RecursionError) as error:
+        raise DecodeError(f"value is not JSON: {error!r}") from error
     if not isinstance(data, dict):
         raise DecodeError("value must be a JSON object")
     try:

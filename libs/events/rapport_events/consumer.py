@@ -1,6 +1,7 @@
 """The consumer runner: one group per service, inbox de-duplication, dead letters."""
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -17,19 +18,24 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import inbox
-from rapport_events.aio import cancel_and_wait
 from rapport_events.base import Event
 from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
 from rapport_events.db import SessionFactory, transaction_reporting_commit
 from rapport_events.settings import KafkaSettings
+from rapport_events.supervisor import Heartbeat, Supervised
 from rapport_events.tracing import context_from_headers, span_context_of, tracer
 
 log = logging.getLogger(__name__)
 DATABASE_PING_TIMEOUT_S = 2.0
 DATABASE_RETRY_MAX_S = 5.0
+MAX_COMMIT_FAILURES = 5
 
 Handler = Callable[..., Awaitable[None]]
 HandlerMap = Mapping[type[Event], Sequence[Handler]]
+
+
+class ConsumerStuck(Exception):
+    """The group member keeps failing to fetch or commit; a fresh one must join."""
 
 
 class HandlerFailed(Exception):
@@ -54,6 +60,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("%s assigned %s", self._runner.group_id, sorted(tp.partition for tp in assigned))
+        self._runner.joined.set()
 
 
 class ConsumerRunner:
@@ -89,8 +96,11 @@ class ConsumerRunner:
         self._producer = producer
         self._dependencies = dict(dependencies or {})
         self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._processed: dict[TopicPartition, int] = {}
+        self._supervised: Supervised | None = None
+        self._heartbeat = Heartbeat()
+        self._commit_failures = 0
+        self.joined = asyncio.Event()
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -100,7 +110,17 @@ class ConsumerRunner:
         return self._settings.dead_letter_topic(self.group_id)
 
     async def start(self) -> None:
-        """Join the group; raises while the broker is unreachable."""
+        """Connect to the group (raises while the broker is unreachable), then consume under
+        supervision: a consumer that fails is closed and a fresh one joins in its place."""
+        await self._open()
+        self._supervised = Supervised(
+            f"consumer-{self.group_id}",
+            self._consume,
+            policy=self._settings.restart_policy(),
+            stalled=self._stall_reason,
+        ).start()
+
+    async def _open(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
             group_id=self.group_id,
@@ -112,38 +132,79 @@ class ConsumerRunner:
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
             request_timeout_ms=max(self._settings.request_timeout_ms, 40_000),
         )
+        self.joined.clear()
         consumer.subscribe([self._settings.topic], listener=_CommitOnRevoke(self))
-        # Kept before start() so stop() can close a consumer whose start was interrupted.
+        # Kept before start() so a close can stop a consumer whose start was interrupted.
         self._consumer = consumer
         await consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+        self._heartbeat.beat()
 
-    async def stop(self) -> None:
-        """Roll back the record in hand, commit what is applied and leave the group."""
-        await cancel_and_wait(self._task)
-        self._task = None
+    async def _close(self) -> None:
+        """Commit what is applied and leave the group."""
         if self._consumer is not None:
             await self.commit_processed()
             await self._consumer.stop()
             self._consumer = None
+        self.joined.clear()
+
+    async def _consume(self) -> None:
+        """One consumer's life: join if needed, consume; on failure leave, for a fresh start."""
+        if self._consumer is None:
+            await self._open()
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Its records in hand were rolled back; what committed is committed here.
+            with contextlib.suppress(Exception):
+                await self._close()
+            self._consumer = None
+            raise
+
+    async def stop(self) -> None:
+        """Roll back the record in hand, commit what is applied and leave the group."""
+        if self._supervised is not None:
+            await self._supervised.stop()
+            self._supervised = None
+        await self._close()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._supervised is not None and self._supervised.running
+
+    @property
+    def supervised(self) -> Supervised | None:
+        """The supervised consuming task, for /readyz and the restart metric."""
+        return self._supervised
 
     @property
     def kafka_consumer(self) -> AIOKafkaConsumer | None:
         """The group member, for metrics that read its assignment and offsets."""
         return self._consumer
 
+    def _stall_reason(self) -> str | None:
+        if not self.joined.is_set() and self._heartbeat.age_s() > self._settings.stall_after_s:
+            return f"not in its group after {self._heartbeat.age_s():.0f}s"
+        if self._heartbeat.age_s() > self._settings.stall_after_s:
+            return f"no fetch completed for {self._heartbeat.age_s():.0f}s"
+        return None
+
     async def _run(self) -> None:
         assert self._consumer is not None
+        failing_since: float | None = None
         while True:
             try:
                 batches = await self._consumer.getmany(
                     timeout_ms=200, max_records=self._settings.consumer_max_records
                 )
+                failing_since = None
             except KafkaError as error:
+                # A broker that restarted may have forgotten this member (UnknownMemberId)
+                # or the log: past a while, a fresh member rejoins instead of retrying forever.
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self._settings.consumer_rejoin_after_s:
+                    raise ConsumerStuck(f"fetches failing since {error!r}") from error
                 log.warning("%s fetch failed (%s); retrying", self.group_id, error)
                 await asyncio.sleep(0.5)
                 continue
@@ -153,6 +214,12 @@ class ConsumerRunner:
                     await self._handle_records(partition, records[first : first + size])
             if batches:
                 await self.commit_processed()
+            if self._commit_failures >= MAX_COMMIT_FAILURES:
+                # A member the broker no longer knows (UnknownMemberId after a broker
+                # restart) fails every commit: rejoin as a fresh member.
+                self._commit_failures = 0
+                raise ConsumerStuck(f"{MAX_COMMIT_FAILURES} offset commits in a row failed")
+            self._heartbeat.beat()
 
     def _records_per_transaction(self) -> int:
         return max(1, self._settings.consumer_transaction_max_records)
@@ -165,10 +232,12 @@ class ConsumerRunner:
         self._processed = {}
         try:
             await self._consumer.commit(offsets)
+            self._commit_failures = 0
         except (CommitFailedError, KafkaError) as error:
             # The partitions moved to another member; it will redeliver and the inbox
             # drops what was already applied.
             log.warning("offset commit failed for %s: %s", self.group_id, error)
+            self._commit_failures += 1
 
     def _ignores(self, event_type: str) -> bool:
         # A well-formed type this service has no handler for is skipped undecoded;
@@ -241,6 +310,16 @@ class ConsumerRunner:
         )
 
     async def _handle_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one record; whatever it raises, it goes to the dead letters and we move on."""
+        try:
+            await self._apply_record(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # RecursionError, MemoryError, a bad header: a poison record
+            log.exception("%s cannot handle %s@%d", self.group_id, record.topic, record.offset)
+            await self._dead_letter(record, error, attempts=1)
+
+    async def _apply_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = header_map(record.headers)
         if self._ignores(headers.get("ce_type", "")):
             return

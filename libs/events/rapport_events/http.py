@@ -30,11 +30,20 @@ def health_router() -> APIRouter:
         """The process is up."""
         return {"status": "ok"}
 
-    @router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
+    @router.get(
+        "/readyz",
+        responses={
+            503: {"description": "a dependency is unreachable or a background task is stuck"}
+        },
+    )
     async def readyz(request: Request) -> JSONResponse:
-        """The database and the broker both answer."""
+        """The database and the broker answer, and every background task runs and progresses."""
         runtime: EventRuntime = request.app.state.runtime
-        checks = {"database": runtime.check_database, "broker": runtime.check_broker}
+        checks = {
+            "database": runtime.check_database,
+            "broker": runtime.check_broker,
+            "tasks": runtime.check_tasks,
+        }
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:

@@ -129,6 +129,12 @@ CONSUMER_DEAD_LETTERED = MetricSpec(
     "{message}",
     "Messages sent to the service's dead-letter topic",
 )
+TASK_RESTARTS = MetricSpec(
+    "rapport.task.restarts",
+    "counter",
+    "{restart}",
+    "Times a supervised background task (relay, consumer, worker) failed and was restarted",
+)
 METRICS = (
     HTTP_SERVER_REQUEST_DURATION,
     OUTBOX_BACKLOG,
@@ -139,6 +145,7 @@ METRICS = (
     CONSUMER_APPLIED,
     CONSUMER_DUPLICATES,
     CONSUMER_DEAD_LETTERED,
+    TASK_RESTARTS,
 )
 
 
@@ -359,6 +366,10 @@ def _relay_count(
     return read
 
 
+def _restarts(sampler: RuntimeMetrics) -> Iterable[tuple[float, dict[str, Any]]]:
+    return [(task.restarts, {"task": task.name}) for task in sampler.runtime.supervised()]
+
+
 def _lag(sampler: RuntimeMetrics) -> Iterable[tuple[float, dict[str, Any]]]:
     return [
         (
@@ -392,6 +403,7 @@ def _register_instruments(meter: metrics.Meter) -> None:
     counter(CONSUMER_APPLIED, _consumer_count("applied"))
     counter(CONSUMER_DUPLICATES, _consumer_count("duplicates"))
     counter(CONSUMER_DEAD_LETTERED, _consumer_count("dead_lettered"))
+    counter(TASK_RESTARTS, _restarts)
 
 
 # --- GET /metrics -------------------------------------------------------------------------

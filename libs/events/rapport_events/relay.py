@@ -21,6 +21,7 @@ from rapport_events.codec import header_map
 from rapport_events.db import SessionFactory, read_transaction, transaction
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.supervisor import Heartbeat, Supervised
 from rapport_events.tracing import (
     context_from_headers,
     current_trace_headers,
@@ -75,23 +76,45 @@ class OutboxRelay:
         self._settings = settings
         self._wake = asyncio.Event()
         self._after_publish = after_publish
-        self._task: asyncio.Task[None] | None = None
+        self._supervised: Supervised | None = None
+        self._heartbeat = Heartbeat()
+        self.last_error: str | None = None
         self._read_ahead: asyncio.Task[list[PendingMessage]] | None = None
         self._marking: tuple[list[int], asyncio.Task[None]] | None = None
         self._last_purge = utcnow()
         self.published = 0
         self.failures = 0
+        self.purge_failures = 0
 
     def wake(self) -> None:
         """Publish now rather than at the next poll."""
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        """Relay in the background, under supervision."""
+        self._heartbeat.beat()
+        self._supervised = Supervised(
+            "outbox-relay",
+            self._run,
+            policy=self._settings.restart_policy(),
+            stalled=self._stall_reason,
+        ).start()
+
+    @property
+    def supervised(self) -> Supervised | None:
+        """The supervised relay task, for /readyz and the restart metric."""
+        return self._supervised
+
+    def _stall_reason(self) -> str | None:
+        age = self._heartbeat.age_s()
+        if age > self._settings.stall_after_s:
+            return f"no publishing round completed for {age:.0f}s; last error: {self.last_error}"
+        return None
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        if self._supervised is not None:
+            await self._supervised.stop()
+            self._supervised = None
         await self._drop_read_ahead()
         with contextlib.suppress(Exception):  # unmarked rows are simply relayed again
             await self._finish_marking()
@@ -108,8 +131,10 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending()
                 backoff = 0.0
+                self._heartbeat.beat()
             except Exception as error:  # the broker or database is away: wait and retry
                 self.failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"[:500]
                 backoff = min(max(backoff * 2, 0.1), self._settings.relay_max_backoff_s)
                 log.warning("outbox relay failed (%s); retrying in %.1fs", error, backoff)
                 await asyncio.sleep(backoff)
@@ -122,7 +147,13 @@ class OutboxRelay:
             async with asyncio.timeout(self._settings.relay_poll_interval_s):
                 await self._wake.wait()
         self._wake.clear()
-        await self._purge_old()
+        try:
+            await self._purge_old()
+        except Exception as error:
+            # A purge that fails (a locked SQLite, a cancelled DELETE) must not stop the
+            # publishing: the rows are purged at a later pass.
+            self.purge_failures += 1
+            log.warning("outbox purge failed (%r); publishing goes on", error)
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows; returns how many were published.

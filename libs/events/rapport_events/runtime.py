@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -15,6 +15,7 @@ from rapport_events.kafka import create_producer, ensure_topics
 from rapport_events.observability import RuntimeMetrics
 from rapport_events.relay import OutboxRelay
 from rapport_events.settings import KafkaSettings
+from rapport_events.supervisor import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class EventRuntime:
         self.relay: OutboxRelay | None = None
         self.consumer: ConsumerRunner | None = None
         self._connect_task: asyncio.Task[None] | None = None
+        self.workers: list[Supervised] = []
         self.connected = asyncio.Event()
         self.metrics = RuntimeMetrics(self)
 
@@ -105,8 +107,49 @@ class EventRuntime:
             await self.producer.stop()
             self.producer = None
 
+    def supervise(
+        self,
+        name: str,
+        run: Callable[[], Awaitable[object]],
+        *,
+        stalled: Callable[[], str | None] | None = None,
+    ) -> Supervised:
+        """Run a service's background loop under supervision; /readyz reports its problems."""
+        worker = Supervised(
+            name, run, policy=self.settings.restart_policy(), stalled=stalled
+        ).start()
+        self.workers.append(worker)
+        return worker
+
+    def supervised(self) -> list[Supervised]:
+        """Every supervised task of this service: relay, consumer and workers."""
+        tasks = list(self.workers)
+        for part in (self.relay, self.consumer):
+            if part is not None and part.supervised is not None:
+                tasks.append(part.supervised)
+        return tasks
+
+    def problems(self) -> dict[str, str]:
+        """What keeps the event plumbing from working, by task; empty when all is well."""
+        found = {task.name: problem for task in self.supervised() if (problem := task.problem())}
+        if (
+            self.connected.is_set()
+            and self.consumer is not None
+            and not self.consumer.joined.is_set()
+        ):
+            found.setdefault(f"consumer-{self.service}", "joining its consumer group")
+        return found
+
+    async def check_tasks(self) -> None:
+        """Raise unless every background task runs and makes progress."""
+        if problems := self.problems():
+            raise RuntimeError("; ".join(f"{name}: {why}" for name, why in problems.items()))
+
     async def stop(self) -> None:
-        """Stop consuming, stop the relay, flush the producer."""
+        """Stop the workers, stop consuming, stop the relay, flush the producer."""
+        for worker in self.workers:
+            await worker.stop()
+        self.workers = []
         await self.metrics.stop()
         await cancel_and_wait(self._connect_task)
         self._connect_task = None

@@ -2,6 +2,8 @@
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rapport_events.supervisor import RestartPolicy
+
 CUSTOMER_EVENTS_TOPIC = "rapport.customer-events"
 
 
@@ -36,6 +38,22 @@ class KafkaSettings(BaseSettings):
     relay_poll_interval_s: float = 0.05
     relay_max_backoff_s: float = 5.0
     outbox_retention_s: float = 86_400.0
+    # Supervision: a relay or consumer with work that completes no round for this long,
+    # or that restarts more than `max_restarts` times in `restart_window_s`, makes /readyz 503.
+    stall_after_s: float = 60.0
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    restart_max_backoff_s: float = 30.0
+    # A consumer whose fetches fail this long leaves and rejoins as a fresh member.
+    consumer_rejoin_after_s: float = 15.0
+
+    def restart_policy(self) -> RestartPolicy:
+        """How the relay, the consumer and the workers are restarted when they fail."""
+        return RestartPolicy(
+            max_backoff_s=self.restart_max_backoff_s,
+            max_restarts=self.max_restarts,
+            window_s=self.restart_window_s,
+        )
 
     def dead_letter_topic(self, service: str) -> str:
         """Name of the dead-letter topic of one service's consumer group."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import UnknownMemberIdError
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert
@@ -14,7 +15,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope, KafkaMessage, encode
-from rapport_events.consumer import ConsumerRunner, Handler
+from rapport_events.consumer import ConsumerRunner, ConsumerStuck, Handler
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.inbox import InboxEntry
 from rapport_events.settings import KafkaSettings
@@ -556,3 +557,86 @@ class TestCancelDuringCommit:
         assert (runner.applied, runner.duplicates) == (4, 0)
         # The offsets stay behind: redelivery finds the events in the inbox.
         assert runner._processed == {}
+
+
+async def recurse_forever(event: InteractionTracked) -> None:
+    def down(depth: int) -> int:
+        return down(depth + 1) + 1
+
+    down(0)
+
+
+class TestPoisonRecords:
+    """Whatever a record raises, it goes to the dead letters alone and the consumer goes on."""
+
+    async def test_a_value_nested_100000_deep_is_dead_lettered_before_parsing(
+        self, runner: ConsumerRunner, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        good = encode(tracked("after"))
+        deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+        poison = FakeRecord(TOPIC, 2, 0, good.key, deep, list(good.headers))
+
+        await runner._handle_records(PARTITION, [poison, record_of(good, 1)])
+
+        headers = dlq_headers(producer)
+        assert headers["dlq_error_type"] == "DecodeError"
+        assert "nests 100000 deep" in headers["dlq_error_message"]
+        assert headers["dlq_original_offset"] == "0"
+        assert await effect_notes(sessions) == ["after"]
+
+    async def test_a_handler_raising_recursion_error_is_dead_lettered(
+        self, make_runner: RunnerFactory, sessions: SessionFactory, producer: FakeProducer
+    ) -> None:
+        runner = make_runner({InteractionTracked: [recurse_forever]})
+
+        await runner._handle_record(record_of(encode(tracked("deep")), offset=3))
+
+        assert dlq_headers(producer)["dlq_error_type"] == "RecursionError"
+        assert runner.dead_lettered == 1
+        assert await inbox_size(sessions) == 0
+
+    async def test_an_exception_outside_decoding_and_handlers_is_dead_lettered(
+        self,
+        runner: ConsumerRunner,
+        producer: FakeProducer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        def broken_span(*_: Any) -> Any:
+            raise MemoryError("no room for this record")
+
+        monkeypatch.setattr(runner, "_process_span", broken_span)
+
+        await runner._handle_record(record_of(encode(tracked("huge")), offset=5))
+
+        assert dlq_headers(producer)["dlq_error_type"] == "MemoryError"
+        assert runner.dead_lettered == 1
+
+
+class FailingCommitConsumer:
+    """A group member the broker has forgotten: fetches answer, every commit fails."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def getmany(self, **_: Any) -> dict[TopicPartition, list[FakeRecord]]:
+        return {PARTITION: [record_of(encode(tracked("x")), offset=0)]}
+
+    async def commit(self, _offsets: Any) -> None:
+        raise UnknownMemberIdError()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class TestRejoin:
+    async def test_a_member_whose_commits_keep_failing_leaves_for_a_fresh_one(
+        self, runner: ConsumerRunner
+    ) -> None:
+        forgotten = FailingCommitConsumer()
+        runner._consumer = forgotten  # type: ignore[assignment]
+
+        with pytest.raises(ConsumerStuck):
+            await asyncio.wait_for(runner._consume(), 10)
+
+        assert forgotten.stopped
+        assert runner.kafka_consumer is None  # the next start makes a new member

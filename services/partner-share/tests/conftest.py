@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import wait_until_ready
 from rapport_partner_share.main import create_app
 from rapport_partner_share.testing import (
     ProfileStub,
@@ -46,6 +47,7 @@ async def app(
         settings_for(database_url, kafka_settings, profile_stub.url, consume_events=False)
     )
     async with app.router.lifespan_context(app):
+        await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 

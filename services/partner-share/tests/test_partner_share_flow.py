@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import wait_until_ready
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.types import CustomerRegistered, LineItem, OrderCompleted
 from rapport_partner_share.main import create_app
@@ -62,6 +63,7 @@ async def consuming_app(
         settings_for(await database_factory("partner_share"), kafka_settings, profile[1])
     )
     async with app.router.lifespan_context(app):
+        await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 

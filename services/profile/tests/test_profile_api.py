@@ -18,6 +18,7 @@ from rapport_events.codec import Envelope, decode, encode
 from rapport_events.kafka import create_producer
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import wait_until_ready
 from rapport_events.types import SegmentEntered, SegmentExited
 from rapport_profile.main import create_app
 from rapport_profile.models import Customer
@@ -70,6 +71,7 @@ async def drain_outbox(app: FastAPI, timeout: float = 10.0) -> None:
 async def app(database_url: str, kafka_settings: KafkaSettings) -> AsyncIterator[FastAPI]:
     app = create_app(Settings(database_url=database_url, api_token=TOKEN, kafka=kafka_settings))
     async with app.router.lifespan_context(app):
+        await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 

@@ -22,6 +22,7 @@ from rapport_events.base import utcnow
 from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import wait_until_ready
 from rapport_profile.main import create_app
 from rapport_profile.models import Identity, TrackedMessage
 from rapport_profile.settings import Settings
@@ -68,6 +69,7 @@ def settings(database_url: str, kafka_settings: KafkaSettings) -> Settings:
 async def app(database_url: str, kafka_settings: KafkaSettings) -> AsyncIterator[FastAPI]:
     app = create_app(settings(database_url, kafka_settings))
     async with app.router.lifespan_context(app):
+        await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 

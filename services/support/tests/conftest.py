@@ -18,6 +18,7 @@ from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import wait_until_ready
 from rapport_support.main import MIGRATIONS, VERSION_TABLE, create_app
 from rapport_support.settings import Settings
 
@@ -129,6 +130,7 @@ def make_app(database_url: str, kafka_settings: KafkaSettings) -> AppFactory:
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://support") as client,
         ):
+            await wait_until_ready(app)
             yield app, client
             await drain_outbox(app)
 

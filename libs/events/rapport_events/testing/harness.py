@@ -97,6 +97,24 @@ async def until(
         await asyncio.sleep(interval)
 
 
+async def wait_until_ready(app: Any, timeout: float = 60.0) -> None:
+    """Wait until a started app's /readyz would answer 200: broker connected, consumer in
+    its group, every task well. Events a test puts on the log are then applied at once,
+    not after a group join that takes seconds on a loaded machine."""
+    runtime = app.state.runtime
+
+    async def ready() -> bool:
+        if not runtime.connected.is_set():
+            return False
+        try:
+            await runtime.check_tasks()
+        except RuntimeError:
+            return False
+        return True
+
+    await until(ready, timeout=timeout, what=f"{runtime.service} to be ready", interval=0.05)
+
+
 # --- the harness ---------------------------------------------------------------
 
 
