@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import text
@@ -100,6 +100,8 @@ class ConsumerRunner:
         self._supervised: Supervised | None = None
         self._heartbeat = Heartbeat()
         self._commit_failures = 0
+        self._progress_checked_at = time.monotonic()
+        self._last_positions: dict[TopicPartition, int] = {}
         self.joined = asyncio.Event()
         self.applied = 0
         self.duplicates = 0
@@ -133,6 +135,7 @@ class ConsumerRunner:
             request_timeout_ms=max(self._settings.request_timeout_ms, 40_000),
         )
         self.joined.clear()
+        self._last_positions = {}
         consumer.subscribe([self._settings.topic], listener=_CommitOnRevoke(self))
         # Kept before start() so a close can stop a consumer whose start was interrupted.
         self._consumer = consumer
@@ -214,12 +217,38 @@ class ConsumerRunner:
                     await self._handle_records(partition, records[first : first + size])
             if batches:
                 await self.commit_processed()
+            await self._check_progress()
             if self._commit_failures >= MAX_COMMIT_FAILURES:
                 # A member the broker no longer knows (UnknownMemberId after a broker
                 # restart) fails every commit: rejoin as a fresh member.
                 self._commit_failures = 0
                 raise ConsumerStuck(f"{MAX_COMMIT_FAILURES} offset commits in a row failed")
             self._heartbeat.beat()
+
+    async def _check_progress(self) -> None:
+        """Every `consumer_stuck_after_s`: a partition whose position has not moved although
+        the log holds records past it means a stuck member; it leaves for a fresh one."""
+        assert self._consumer is not None
+        now = time.monotonic()
+        if now - self._progress_checked_at < self._settings.consumer_stuck_after_s:
+            return
+        self._progress_checked_at = now
+        positions: dict[TopicPartition, int] = {}
+        behind: list[TopicPartition] = []
+        for partition in self._consumer.assignment():
+            try:
+                async with asyncio.timeout(DATABASE_PING_TIMEOUT_S):
+                    positions[partition] = await self._consumer.position(partition)
+            except (KafkaError, TimeoutError, IllegalStateError):
+                continue  # moved away in a rebalance, or no position yet: judge it next time
+            highwater = self._consumer.highwater(partition)
+            if highwater is not None and highwater > positions[partition]:
+                behind.append(partition)
+        stuck = [p for p in behind if self._last_positions.get(p) == positions[p]]
+        self._last_positions = positions
+        if stuck:
+            # Seen after a broker restart: the member fetches some partitions no more.
+            raise ConsumerStuck(f"no progress on partitions {sorted(p.partition for p in stuck)}")
 
     def _records_per_transaction(self) -> int:
         return max(1, self._settings.consumer_transaction_max_records)

@@ -46,6 +46,8 @@ class KafkaSettings(BaseSettings):
     restart_max_backoff_s: float = 30.0
     # A consumer whose fetches fail this long leaves and rejoins as a fresh member.
     consumer_rejoin_after_s: float = 15.0
+    # A partition whose position stays behind the log this long makes the member rejoin.
+    consumer_stuck_after_s: float = 15.0
 
     def restart_policy(self) -> RestartPolicy:
         """How the relay, the consumer and the workers are restarted when they fail."""

