@@ -1,17 +1,22 @@
-"""The transactional outbox: events are written with the state change that caused them."""
+"""The transactional outbox: events are written with the state change that caused them.
+
+An event is refused at write (`EventTooLarge`) when its Kafka message would be over
+the broker's size limit, so it can never block the relay.
+"""
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, insert
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
-from rapport_events.codec import Envelope, encode
+from rapport_events.codec import Envelope, KafkaMessage, encode
 from rapport_events.columns import ROW_ID
-from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
+from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.tracing import current_trace_headers
 
 
@@ -35,6 +40,43 @@ class OutboxMessage(SQLModel, table=True):
         sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
     )
     attempts: int = 0
+
+
+class EventTooLarge(ValueError):
+    """An event whose Kafka message would be over the broker's size limit; nothing is written."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"the {event_type} event this request makes would be {size} bytes on the log,"
+            f" over the limit of {limit} bytes"
+        )
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit
+
+
+# Set from KafkaSettings when a service's event runtime is made (`configure`); one
+# process serves one broker, so one limit.
+_max_message_bytes: int = KafkaSettings.model_fields["max_message_bytes"].default
+
+
+def configure(settings: KafkaSettings) -> None:
+    """Take the size limit of `add` and `add_all` from `settings`."""
+    global _max_message_bytes
+    _max_message_bytes = settings.max_message_bytes
+
+
+def max_message_bytes() -> int:
+    """The largest message, in bytes, `add` and `add_all` accept now."""
+    return _max_message_bytes
+
+
+def message_size(message: KafkaMessage) -> int:
+    """Bytes of the record batch holding only `message`: what the producer and broker check."""
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        message.key, message.value, message.headers
+    )
+    return size
 
 
 def _pending_marker(session: AsyncSession) -> None:
@@ -67,16 +109,17 @@ async def add_all(
     """Write `events` to the outbox in order with one statement, as `add` would one by one.
 
     Rows the session holds are flushed first, so they keep their place before these
-    (the row id orders the relay).
+    (the row id orders the relay). One event over the size limit refuses them all.
     """
     if not events:
         return []
     envelopes = [_envelope(event, source) for event in events]
+    rows = [_row(envelope, topic) for envelope in envelopes]
     await session.flush()
     # A Core insert without RETURNING: the driver sends every row at once, where the
     # ORM would insert them one by one to read each generated id back.
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    await session.exec(insert(table), params=[_row(e, topic) for e in envelopes])
+    await session.exec(insert(table), params=rows)
     _pending_marker(session)
     return envelopes
 
@@ -93,8 +136,14 @@ def _envelope(event: Event, source: str, **envelope_fields: Any) -> Envelope:
 
 
 def _row(envelope: Envelope, topic: str) -> dict[str, Any]:
-    """The outbox columns of an envelope, all of them but the generated id."""
+    """The outbox columns of an envelope, all of them but the generated id.
+
+    Raises `EventTooLarge` for a message the broker would refuse, before anything is added.
+    """
     message = encode(envelope)
+    size = message_size(message)
+    if size > _max_message_bytes:
+        raise EventTooLarge(envelope.type, size, _max_message_bytes)
     return {
         "event_id": envelope.id,
         "event_type": envelope.type,

@@ -1,5 +1,6 @@
 """Kafka settings shared by every service (env prefix KAFKA_)."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CUSTOMER_EVENTS_TOPIC = "rapport.customer-events"
@@ -36,6 +37,11 @@ class KafkaSettings(BaseSettings):
     relay_poll_interval_s: float = 0.05
     relay_max_backoff_s: float = 5.0
     outbox_retention_s: float = 86_400.0
+    # The largest event `outbox.add` accepts, as the record batch of one message it makes
+    # (what the broker compares with `message.max.bytes`, 1048588 by default on Kafka).
+    # Below that, so the trace headers the relay adds still fit; raising it needs the
+    # broker's (or the topic's `max.message.bytes`) raised too.
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
 
     def dead_letter_topic(self, service: str) -> str:
         """Name of the dead-letter topic of one service's consumer group."""

@@ -1,6 +1,7 @@
 """The outbox and its relay on real SQLite and PostgreSQL, with an in-memory producer."""
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from rapport_events import outbox
-from rapport_events.codec import Envelope, decode
-from rapport_events.db import SessionFactory, session_factory, transaction
-from rapport_events.outbox import OutboxMessage
+from rapport_events.codec import Envelope, decode, encode
+from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
+from rapport_events.kafka import create_producer
+from rapport_events.outbox import EventTooLarge, OutboxMessage
 from rapport_events.relay import OutboxRelay, PendingMessage
+from rapport_events.runtime import EventRuntime
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.testing.fakes import FakeProducer
 from rapport_events.testing.harness import until
@@ -426,3 +429,75 @@ class TestTraceContext:
         sent = producer.envelopes()[0]
         assert sent.traceparent is not None
         assert ids_of(sent.traceparent) == (context.trace_id, send.context.span_id)
+
+
+@pytest.fixture
+def size_limit() -> Iterator[None]:
+    """Puts back the process-wide event size limit a test changes."""
+    before = outbox.max_message_bytes()
+    yield
+    outbox.configure(KafkaSettings(max_message_bytes=before))
+
+
+def large_page_view(customer_id: str, size: int) -> InteractionTracked:
+    return InteractionTracked(customer_id=customer_id, kind="page", url="x" * size)
+
+
+class TestEventSizeLimit:
+    """An event the broker would refuse is refused when it is written, so it cannot block."""
+
+    async def test_add_refuses_an_event_over_the_limit_and_nothing_is_stored(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        with pytest.raises(EventTooLarge) as refused:
+            async with transaction(event_sessions) as session:
+                outbox.add(session, page_view("c-1", 1), source=SOURCE)
+                outbox.add(session, large_page_view("c-1", 1_100_000), source=SOURCE)
+
+        assert refused.value.event_type == InteractionTracked.TYPE
+        assert refused.value.size > 1_100_000
+        assert refused.value.limit == outbox.max_message_bytes() == 1_000_000
+        assert InteractionTracked.TYPE in str(refused.value)
+        assert str(refused.value.size) in str(refused.value)
+        assert await rows(event_sessions) == []
+
+    async def test_add_all_refuses_every_event_when_one_is_over(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        events = [page_view("c-1", 1), large_page_view("c-2", 1_100_000), page_view("c-3", 3)]
+
+        with pytest.raises(EventTooLarge):
+            async with transaction(event_sessions) as session:
+                await outbox.add_all(session, events, source=SOURCE)
+
+        assert await rows(event_sessions) == []
+
+    async def test_the_limit_is_the_size_of_the_message_on_the_log(
+        self, event_sessions: SessionFactory, size_limit: None
+    ) -> None:
+        outbox.configure(KafkaSettings(max_message_bytes=4096))
+        empty = outbox.message_size(encode(Envelope(large_page_view("c-1", 0), SOURCE)))
+        at_limit = large_page_view("c-1", 4096 - empty)
+        async with transaction(event_sessions) as session:
+            envelope = outbox.add(session, at_limit, source=SOURCE)
+
+        assert outbox.message_size(encode(envelope)) == 4096
+        with pytest.raises(EventTooLarge):
+            async with transaction(event_sessions) as session:
+                outbox.add(session, large_page_view("c-1", 4096 - empty + 1), source=SOURCE)
+        assert len(await rows(event_sessions)) == 1
+
+    async def test_the_runtime_sets_the_limit_and_the_producer_allows_more(
+        self, size_limit: None
+    ) -> None:
+        settings = KafkaSettings(max_message_bytes=2_000_000)
+        engine = create_engine("sqlite:///:memory:")
+        EventRuntime(service="profile", engine=engine, settings=settings)
+        await engine.dispose()
+
+        assert outbox.max_message_bytes() == 2_000_000
+        producer = create_producer(settings, client_id="test")
+        # Room for the trace headers the relay adds to a row that was written without.
+        assert producer._max_request_size >= 2_000_000 + 1024
+        default = create_producer(KafkaSettings(), client_id="test")
+        assert default._max_request_size == 1_048_576  # aiokafka's and Kafka's default
