@@ -1,7 +1,9 @@
 """The transactional outbox: events are written with the state change that caused them.
 
 An event is refused at write (`EventTooLarge`) when its Kafka message would be over
-the broker's size limit, so it can never block the relay.
+the broker's size limit, so it can never block the relay. A row the broker still
+refuses for good is parked by the relay (`parked_at`, `park_reason`): it is no longer
+pending, and `unpark` hands it back to the relay.
 """
 
 from collections.abc import Sequence
@@ -9,8 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, insert
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    DateTime,
+    Index,
+    LargeBinary,
+    and_,
+    insert,
+    update,
+)
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
@@ -19,12 +31,15 @@ from rapport_events.columns import ROW_ID
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.tracing import current_trace_headers
 
+PARK_REASON_MAX_LENGTH = 1024
+
 
 class OutboxMessage(SQLModel, table=True):
     """An event waiting for (or done with) publication; `id` orders the relay."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+    # Pending rows are `sent_at IS NULL AND parked_at IS NULL`, read in id order.
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "parked_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     event_id: str = Field(max_length=64, unique=True)
@@ -40,6 +55,12 @@ class OutboxMessage(SQLModel, table=True):
         sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
     )
     attempts: int = 0
+    parked_at: datetime | None = Field(
+        default=None,
+        nullable=True,
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    park_reason: str | None = Field(default=None, max_length=PARK_REASON_MAX_LENGTH)
 
 
 class EventTooLarge(ValueError):
@@ -77,6 +98,38 @@ def message_size(message: KafkaMessage) -> int:
         message.key, message.value, message.headers
     )
     return size
+
+
+def is_pending() -> ColumnElement[bool]:
+    """The rows the relay has still to publish: neither sent nor parked."""
+    return and_(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.parked_at).is_(None))
+
+
+async def parked(session: AsyncSession, limit: int = 100) -> list[OutboxMessage]:
+    """The parked rows, oldest first."""
+    result = await session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.parked_at).is_not(None))
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+    )
+    return list(result.all())
+
+
+async def unpark(session: AsyncSession, ids: Sequence[int]) -> int:
+    """Give parked rows back to the relay (after the cause is fixed); returns how many.
+
+    They go out after later events of the same key that were published meanwhile.
+    """
+    if not ids:
+        return 0
+    result = await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.parked_at).is_not(None))
+        .values(parked_at=None, park_reason=None)
+    )
+    _pending_marker(session)
+    return int(result.rowcount)
 
 
 def _pending_marker(session: AsyncSession) -> None:
@@ -154,4 +207,6 @@ def _row(envelope: Envelope, topic: str) -> dict[str, Any]:
         "created_at": utcnow(),
         "sent_at": None,
         "attempts": 0,
+        "parked_at": None,
+        "park_reason": None,
     }
