@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rapport_events import observability
+from rapport_events.outbox import EventTooLarge
 from rapport_events.runtime import EventRuntime
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,9 @@ def _document_error_replies(openapi: dict[str, Any]) -> None:
                     responses[code] = _error_response(response.get("description", "refused"))
             if "requestBody" in operation:
                 responses.setdefault("400", _error_response("the body is not valid JSON"))
+                responses.setdefault(
+                    "413", _error_response("an event of this request is over the broker's limit")
+                )
             if any(p.get("in") == "path" for p in operation.get("parameters", [])):
                 responses.setdefault("404", _error_response("nothing found at this path"))
             if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
@@ -186,6 +190,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(EventTooLarge)
+    async def _event_too_large(_request: Request, exc: EventTooLarge) -> JSONResponse:
+        # The event could never be published: refused here, it cannot block the outbox.
+        return _error(
+            413,
+            "event_too_large",
+            str(exc),
+            event_type=exc.event_type,
+            size=exc.size,
+            limit=exc.limit,
+        )
 
     @app.exception_handler(DBAPIError)
     async def _unstorable(_request: Request, exc: DBAPIError) -> JSONResponse:

@@ -11,16 +11,23 @@ from rapport_events.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+# Room above `max_message_bytes` for the trace headers the relay sets on a stored row;
+# the default limit plus this is aiokafka's default `max_request_size` (1048576).
+PRODUCER_HEADROOM_BYTES = 48_576
 
 
 def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas; idempotence per settings."""
+    """A producer that waits for all in-sync replicas; idempotence per settings.
+
+    Its size check lets through every message `outbox.add` accepted.
+    """
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=client_id,
         acks="all",
         enable_idempotence=settings.enable_idempotence,
         linger_ms=2,
+        max_request_size=settings.max_message_bytes + PRODUCER_HEADROOM_BYTES,
         request_timeout_ms=settings.request_timeout_ms,
         retry_backoff_ms=200,
     )

@@ -89,6 +89,26 @@ def drop_event_tables() -> None:
     op.drop_table("outbox")
 
 
+def add_outbox_parking() -> None:
+    """`parked_at` and `park_reason` on the outbox; pending rows are those with neither date.
+
+    Plain ALTER TABLEs, no batch mode: SQLite adds a column in place, where a batch would
+    recreate the table.
+    """
+    op.add_column("outbox", sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("outbox", sa.Column("park_reason", sa.String(1024), nullable=True))
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index("ix_outbox_pending", "outbox", ["sent_at", "parked_at", "id"])
+
+
+def drop_outbox_parking() -> None:
+    """Undo `add_outbox_parking`; parked rows become pending again."""
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index("ix_outbox_pending", "outbox", ["sent_at", "id"])
+    op.drop_column("outbox", "park_reason")
+    op.drop_column("outbox", "parked_at")
+
+
 def widen_row_ids(columns: Mapping[str, Sequence[str]]) -> None:
     """Make autoincrement ids, and the columns pointing at them, 64-bit: {table: [column]}.
 

@@ -46,7 +46,7 @@ from sqlmodel import col, select
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import utcnow
 from rapport_events.db import transaction
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import OutboxMessage, is_pending
 from rapport_events.tracing import configure_tracing, sdk_disabled, service_resource
 
 if TYPE_CHECKING:
@@ -105,11 +105,20 @@ OUTBOX_BACKLOG = MetricSpec(
 OUTBOX_OLDEST_AGE = MetricSpec(
     "rapport.outbox.oldest_age", "gauge", "s", "Age of the oldest unpublished outbox row"
 )
+OUTBOX_PARKED = MetricSpec(
+    "rapport.outbox.parked",
+    "gauge",
+    "{message}",
+    "Outbox rows the broker refused for good, parked until an operator unparks or deletes them",
+)
 RELAY_PUBLISHED = MetricSpec(
     "rapport.relay.published", "counter", "{message}", "Outbox rows the relay has published"
 )
 RELAY_FAILURES = MetricSpec(
     "rapport.relay.failures", "counter", "{failure}", "Relay rounds that failed and were retried"
+)
+RELAY_PARKED = MetricSpec(
+    "rapport.relay.parked", "counter", "{message}", "Outbox rows the relay has parked"
 )
 CONSUMER_LAG = MetricSpec(
     "rapport.consumer.lag",
@@ -139,8 +148,10 @@ METRICS = (
     HTTP_SERVER_REQUEST_DURATION,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
+    OUTBOX_PARKED,
     RELAY_PUBLISHED,
     RELAY_FAILURES,
+    RELAY_PARKED,
     CONSUMER_LAG,
     CONSUMER_APPLIED,
     CONSUMER_DUPLICATES,
@@ -247,6 +258,7 @@ class RuntimeMetrics:
         self.runtime = runtime
         self.backlog = 0
         self.oldest_age_s = 0.0
+        self.parked = 0
         self.lag: dict[tuple[str, int], int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -279,6 +291,10 @@ class RuntimeMetrics:
                 except Exception as error:
                     log.debug("outbox backlog unavailable: %s", error)
                 try:
+                    self.parked = await outbox_parked(self.runtime)
+                except Exception as error:
+                    log.debug("parked outbox rows unavailable: %s", error)
+                try:
                     self.lag = await consumer_lag(self.runtime)
                 except Exception as error:
                     log.debug("consumer lag unavailable: %s", error)
@@ -301,9 +317,7 @@ async def outbox_backlog(runtime: "EventRuntime") -> tuple[int, float]:
     """Pending outbox rows and the age in seconds of the oldest; works while the broker is away."""
     async with transaction(runtime.sessions) as session:
         result = await session.exec(
-            select(func.count(), func.min(OutboxMessage.created_at)).where(
-                col(OutboxMessage.sent_at).is_(None)
-            )
+            select(func.count(), func.min(OutboxMessage.created_at)).where(is_pending())
         )
         count, oldest = result.one()
     if not count or oldest is None:
@@ -311,6 +325,17 @@ async def outbox_backlog(runtime: "EventRuntime") -> tuple[int, float]:
     if oldest.tzinfo is None:  # SQLite hands back naive UTC
         oldest = oldest.replace(tzinfo=UTC)
     return int(count), max((utcnow() - oldest).total_seconds(), 0.0)
+
+
+async def outbox_parked(runtime: "EventRuntime") -> int:
+    """Outbox rows the relay parked (never published, not pending)."""
+    async with transaction(runtime.sessions) as session:
+        result = await session.exec(
+            select(func.count()).where(
+                col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.parked_at).is_not(None)
+            )
+        )
+        return int(result.one())
 
 
 async def consumer_lag(runtime: "EventRuntime") -> dict[tuple[str, int], int]:
@@ -397,9 +422,11 @@ def _register_instruments(meter: metrics.Meter) -> None:
 
     gauge(OUTBOX_BACKLOG, lambda sampler: [(sampler.backlog, {})])
     gauge(OUTBOX_OLDEST_AGE, lambda sampler: [(sampler.oldest_age_s, {})])
+    gauge(OUTBOX_PARKED, lambda sampler: [(sampler.parked, {})])
     gauge(CONSUMER_LAG, _lag)
     counter(RELAY_PUBLISHED, _relay_count("published"))
     counter(RELAY_FAILURES, _relay_count("failures"))
+    counter(RELAY_PARKED, _relay_count("parked"))
     counter(CONSUMER_APPLIED, _consumer_count("applied"))
     counter(CONSUMER_DUPLICATES, _consumer_count("duplicates"))
     counter(CONSUMER_DEAD_LETTERED, _consumer_count("dead_lettered"))

@@ -1,25 +1,45 @@
-"""The transactional outbox: events are written with the state change that caused them."""
+"""The transactional outbox: events are written with the state change that caused them.
+
+An event is refused at write (`EventTooLarge`) when its Kafka message would be over
+the broker's size limit, so it can never block the relay. A row the broker still
+refuses for good is parked by the relay (`parked_at`, `park_reason`): it is no longer
+pending, and `unpark` hands it back to the relay.
+"""
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, insert
-from sqlmodel import Field, SQLModel
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    DateTime,
+    Index,
+    LargeBinary,
+    and_,
+    insert,
+    update,
+)
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
-from rapport_events.codec import Envelope, encode
+from rapport_events.codec import Envelope, KafkaMessage, encode
 from rapport_events.columns import ROW_ID
-from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
+from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.tracing import current_trace_headers
+
+PARK_REASON_MAX_LENGTH = 1024
 
 
 class OutboxMessage(SQLModel, table=True):
     """An event waiting for (or done with) publication; `id` orders the relay."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+    # Pending rows are `sent_at IS NULL AND parked_at IS NULL`, read in id order.
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "parked_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     event_id: str = Field(max_length=64, unique=True)
@@ -35,6 +55,81 @@ class OutboxMessage(SQLModel, table=True):
         sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
     )
     attempts: int = 0
+    parked_at: datetime | None = Field(
+        default=None,
+        nullable=True,
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    park_reason: str | None = Field(default=None, max_length=PARK_REASON_MAX_LENGTH)
+
+
+class EventTooLarge(ValueError):
+    """An event whose Kafka message would be over the broker's size limit; nothing is written."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"the {event_type} event this request makes would be {size} bytes on the log,"
+            f" over the limit of {limit} bytes"
+        )
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit
+
+
+# Set from KafkaSettings when a service's event runtime is made (`configure`); one
+# process serves one broker, so one limit.
+_max_message_bytes: int = KafkaSettings.model_fields["max_message_bytes"].default
+
+
+def configure(settings: KafkaSettings) -> None:
+    """Take the size limit of `add` and `add_all` from `settings`."""
+    global _max_message_bytes
+    _max_message_bytes = settings.max_message_bytes
+
+
+def max_message_bytes() -> int:
+    """The largest message, in bytes, `add` and `add_all` accept now."""
+    return _max_message_bytes
+
+
+def message_size(message: KafkaMessage) -> int:
+    """Bytes of the record batch holding only `message`: what the producer and broker check."""
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        message.key, message.value, message.headers
+    )
+    return size
+
+
+def is_pending() -> ColumnElement[bool]:
+    """The rows the relay has still to publish: neither sent nor parked."""
+    return and_(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.parked_at).is_(None))
+
+
+async def parked(session: AsyncSession, limit: int = 100) -> list[OutboxMessage]:
+    """The parked rows, oldest first."""
+    result = await session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.parked_at).is_not(None))
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+    )
+    return list(result.all())
+
+
+async def unpark(session: AsyncSession, ids: Sequence[int]) -> int:
+    """Give parked rows back to the relay (after the cause is fixed); returns how many.
+
+    They go out after later events of the same key that were published meanwhile.
+    """
+    if not ids:
+        return 0
+    result = await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.parked_at).is_not(None))
+        .values(parked_at=None, park_reason=None)
+    )
+    _pending_marker(session)
+    return int(result.rowcount)
 
 
 def _pending_marker(session: AsyncSession) -> None:
@@ -67,16 +162,17 @@ async def add_all(
     """Write `events` to the outbox in order with one statement, as `add` would one by one.
 
     Rows the session holds are flushed first, so they keep their place before these
-    (the row id orders the relay).
+    (the row id orders the relay). One event over the size limit refuses them all.
     """
     if not events:
         return []
     envelopes = [_envelope(event, source) for event in events]
+    rows = [_row(envelope, topic) for envelope in envelopes]
     await session.flush()
     # A Core insert without RETURNING: the driver sends every row at once, where the
     # ORM would insert them one by one to read each generated id back.
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    await session.exec(insert(table), params=[_row(e, topic) for e in envelopes])
+    await session.exec(insert(table), params=rows)
     _pending_marker(session)
     return envelopes
 
@@ -93,8 +189,14 @@ def _envelope(event: Event, source: str, **envelope_fields: Any) -> Envelope:
 
 
 def _row(envelope: Envelope, topic: str) -> dict[str, Any]:
-    """The outbox columns of an envelope, all of them but the generated id."""
+    """The outbox columns of an envelope, all of them but the generated id.
+
+    Raises `EventTooLarge` for a message the broker would refuse, before anything is added.
+    """
     message = encode(envelope)
+    size = message_size(message)
+    if size > _max_message_bytes:
+        raise EventTooLarge(envelope.type, size, _max_message_bytes)
     return {
         "event_id": envelope.id,
         "event_type": envelope.type,
@@ -105,4 +207,6 @@ def _row(envelope: Envelope, topic: str) -> dict[str, Any]:
         "created_at": utcnow(),
         "sent_at": None,
         "attempts": 0,
+        "parked_at": None,
+        "park_reason": None,
     }

@@ -10,16 +10,23 @@ from typing import Any
 
 import sqlalchemy
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import col, select
 
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import utcnow
 from rapport_events.codec import header_map
 from rapport_events.db import SessionFactory, read_transaction, transaction
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import PARK_REASON_MAX_LENGTH, OutboxMessage, is_pending
 from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Heartbeat, Supervised
 from rapport_events.tracing import (
@@ -30,6 +37,22 @@ from rapport_events.tracing import (
 )
 
 log = logging.getLogger(__name__)
+
+# What the broker (or the producer's own check) says about one record that no retry can
+# change. Not every error without `retriable`: a timeout, a closed producer or a missing
+# authorisation are not about the record, and parking would only empty the outbox.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether the broker refused a record for good, so the row is parked instead of retried."""
+    return isinstance(error, PERMANENT_ERRORS) and not getattr(error, "retriable", False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +83,12 @@ class OutboxRelay:
     """Reads the outbox in id order, publishes with bounded waits, marks rows sent.
 
     Delivery is at least once: a crash between publish and mark-sent publishes
-    the row again, and the consumers' inbox drops the copy.
+    the row again, and the consumers' inbox drops the copy. A row the broker refuses
+    for good is parked, and the rows after it (of its key too) go on.
     """
+
+    # Rows parked since start, a counter like `published` and `failures`.
+    parked = 0
 
     def __init__(
         self,
@@ -160,6 +187,7 @@ class OutboxRelay:
 
         While a full batch waits for the broker the next one is read, and its rows are
         marked sent while the next batch goes out; a short batch is marked at once.
+        Rows the broker refuses for good are parked, not marked.
         """
         rows = await self._next_rows()
         if not rows:
@@ -167,14 +195,16 @@ class OutboxRelay:
             return 0
         full = len(rows) == self._settings.relay_batch_size
         try:
-            await self._publish(rows, read_ahead=full)
+            parked = await self._publish(rows, read_ahead=full)
+            if parked:
+                rows = [row for row in rows if row.id not in parked]
             if self._after_publish is not None:
                 await self._after_publish(rows)
             await self._finish_marking()
             ids = [row.id for row in rows]
             if full:
                 self._marking = (ids, asyncio.create_task(self._mark_sent(ids)))
-            else:
+            elif ids:
                 await self._mark_sent(ids)
         except BaseException:
             # What was read ahead skipped these rows; they come first again next time.
@@ -209,7 +239,7 @@ class OutboxRelay:
 
     async def _pending(self, in_flight: Sequence[int] = ()) -> list[PendingMessage]:
         # Plain columns, not ORM objects: building a model per row cost more than its send.
-        query = sqlalchemy.select(*_PENDING_COLUMNS).where(col(OutboxMessage.sent_at).is_(None))
+        query = sqlalchemy.select(*_PENDING_COLUMNS).where(is_pending())
         if in_flight:
             # Not `id > last`: a transaction that began earlier may commit a lower id later.
             query = query.where(col(OutboxMessage.id).not_in(in_flight))
@@ -220,20 +250,84 @@ class OutboxRelay:
             )
             return [PendingMessage(*row) for row in result.all()]
 
-    async def _publish(self, rows: list[PendingMessage], *, read_ahead: bool = False) -> None:
+    async def _publish(self, rows: list[PendingMessage], *, read_ahead: bool = False) -> set[int]:
+        """Send `rows` and wait for the broker; returns the ids of the rows it parked.
+
+        A transient failure of any row raises (after parking the refused ones), and
+        the batch goes out again.
+        """
         # Batches go out together; awaiting them in id order keeps per-key order,
         # and every wait is bounded so a stalled broker cannot hang the relay.
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation,
         # and a relay that ignores cancel never stops.
         timeout = self._settings.send_timeout_s
+        refused: list[tuple[PendingMessage, BaseException]] = []
+        sending: list[PendingMessage] = []
+        deliveries: list[asyncio.Future[Any]] = []
         async with asyncio.timeout(timeout):
-            deliveries = [await self._send(row) for row in rows]
+            for row in rows:
+                try:
+                    deliveries.append(await self._send(row))
+                except Exception as error:  # e.g. the producer's own size check
+                    if not is_permanent(error):
+                        raise
+                    refused.append((row, error))
+                else:
+                    sending.append(row)
         if read_ahead:
             # Neither these rows nor the previous batch's, perhaps still being marked.
             in_flight = [row.id for row in rows] + (self._marking[0] if self._marking else [])
             self._read_ahead = asyncio.create_task(self._pending(in_flight))
         async with asyncio.timeout(timeout):
-            await asyncio.gather(*deliveries)
+            results = await asyncio.gather(*deliveries, return_exceptions=True)
+        failed = [
+            (row, result)
+            for row, result in zip(sending, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if not failed and not refused:
+            return set()
+        refused += [(row, error) for row, error in failed if is_permanent(error)]
+        if refused:
+            await self._park(refused)
+        transient = [error for _, error in failed if not is_permanent(error)]
+        if transient:
+            raise transient[0]
+        return {row.id for row, _ in refused}
+
+    async def _park(self, refused: list[tuple[PendingMessage, BaseException]]) -> None:
+        """Take rows the broker refused for good out of the pending ones, in one statement."""
+        now = utcnow()
+        reasons = [
+            {
+                "row_id": row.id,
+                "reason": f"{type(error).__name__}: {error}"[:PARK_REASON_MAX_LENGTH],
+            }
+            for row, error in refused
+        ]
+        async with transaction(self._sessions) as session:
+            connection = await session.connection()
+            await connection.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == bindparam("row_id"))
+                .values(parked_at=now, park_reason=bindparam("reason")),
+                reasons,
+            )
+        self.parked += len(refused)
+        for (row, _error), reason in zip(refused, reasons, strict=True):
+            log.error(
+                "outbox row %s parked: the broker refuses %s event %s for good (%s)",
+                row.id,
+                row.event_type,
+                row.event_id,
+                reason["reason"],
+                extra={
+                    "outbox_id": row.id,
+                    "event_id": row.event_id,
+                    "event_type": row.event_type,
+                    "park_reason": reason["reason"],
+                },
+            )
 
     async def _send(self, row: PendingMessage) -> "asyncio.Future[Any]":
         if not tracing_enabled():
@@ -281,12 +375,10 @@ class OutboxRelay:
             )
 
     async def backlog(self) -> tuple[int, float]:
-        """Pending rows and the age in seconds of the oldest one."""
+        """Pending rows and the age in seconds of the oldest one; parked rows are not pending."""
         async with transaction(self._sessions) as session:
             result = await session.exec(
-                select(func.count(), func.min(OutboxMessage.created_at)).where(
-                    col(OutboxMessage.sent_at).is_(None)
-                )
+                select(func.count(), func.min(OutboxMessage.created_at)).where(is_pending())
             )
             count, oldest = result.one()
         if not oldest:

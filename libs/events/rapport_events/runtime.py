@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rapport_events import outbox
 from rapport_events.aio import cancel_and_wait
 from rapport_events.consumer import ConsumerRunner, HandlerMap
 from rapport_events.db import ping, session_factory
@@ -35,6 +36,7 @@ class EventRuntime:
         self.service = service
         self.engine = engine
         self.settings = settings
+        outbox.configure(settings)
         self.sessions = session_factory(engine, on_outbox_commit=self._wake_relay)
         self._handlers = handlers or {}
         self._dependencies = dependencies or {}

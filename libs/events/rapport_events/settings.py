@@ -1,5 +1,6 @@
 """Kafka settings shared by every service (env prefix KAFKA_)."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rapport_events.supervisor import RestartPolicy
@@ -38,6 +39,11 @@ class KafkaSettings(BaseSettings):
     relay_poll_interval_s: float = 0.05
     relay_max_backoff_s: float = 5.0
     outbox_retention_s: float = 86_400.0
+    # The largest event `outbox.add` accepts, as the record batch of one message it makes
+    # (what the broker compares with `message.max.bytes`, 1048588 by default on Kafka).
+    # Below that, so the trace headers the relay adds still fit; raising it needs the
+    # broker's (or the topic's `max.message.bytes`) raised too.
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
     # Supervision: a relay or consumer with work that completes no round for this long,
     # or that restarts more than `max_restarts` times in `restart_window_s`, makes /readyz 503.
     stall_after_s: float = 60.0

@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel
 
 from rapport_events.http import bearer_auth, install_error_handlers
+from rapport_events.outbox import EventTooLarge
 
 TOKEN = "http-test-token"
 
@@ -22,6 +23,8 @@ def build_app() -> FastAPI:
 
     @app.post("/items", dependencies=[Depends(bearer_auth(lambda _request: TOKEN))])
     async def create_item(item: Item, size: Annotated[int, Query(le=10)] = 1) -> Item:
+        if item.name == "huge":  # as `outbox.add` refuses an event over the broker's limit
+            raise EventTooLarge("rapport.item.created.v1", 1_234_567, 1_000_000)
         return item
 
     return app
@@ -53,3 +56,22 @@ async def test_every_refusal_matches_its_documented_schema() -> None:
         jsonschema.validate(response.json(), documented_schema(app, status))
     assert invalid.json()["errors"][0]["loc"] == ["query", "size"]
     assert "HTTPValidationError" not in app.openapi()["components"]["schemas"]
+
+
+async def test_an_event_over_the_size_limit_is_a_documented_413() -> None:
+    app = build_app()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/items", json={"name": "huge"}, headers=auth)
+
+    assert response.status_code == 413, response.text
+    body = response.json()
+    jsonschema.validate(body, documented_schema(app, "413"))
+    assert (body["error"], body["event_type"], body["size"], body["limit"]) == (
+        "event_too_large",
+        "rapport.item.created.v1",
+        1_234_567,
+        1_000_000,
+    )
+    assert "rapport.item.created.v1" in body["message"] and "1234567" in body["message"]

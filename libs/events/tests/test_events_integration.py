@@ -19,7 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import outbox
 from rapport_events.codec import Envelope
+from rapport_events.db import transaction
+from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import (
     HANDLERS,
     UPSTREAM,
@@ -77,6 +80,34 @@ class TestPublishedLog:
             seqs_by_key[record.key.decode()].append(value["properties"]["seq"])
         assert seqs_by_key == {customer: [0, 1, 2, 3, 4] for customer in customers}
         assert await harness.backlog() == 0
+
+
+class TestParkedRows:
+    async def test_a_row_the_producer_refuses_is_parked_and_the_rows_after_it_arrive(
+        self, harness: Harness
+    ) -> None:
+        customer = f"cust-{uuid.uuid4().hex[:6]}"
+        limit = outbox.max_message_bytes()
+        # A 2 MB row, as one written before the outbox had a limit.
+        outbox.configure(KafkaSettings(max_message_bytes=4_000_000))
+        try:
+            big = InteractionTracked(customer_id=customer, kind="page", url="x" * 2_000_000)
+            (oversized,) = await harness.write([big])
+        finally:
+            outbox.configure(KafkaSettings(max_message_bytes=limit))
+        after = await harness.write([tracked(customer, 1), tracked(f"{customer}-b", 0)])
+        relay = await harness.relay()
+
+        records = await harness.read_topic(harness.topic, len(after))
+
+        ids = [dict(record.headers)["ce_id"].decode() for record in records]
+        assert sorted(ids) == sorted(envelope.id for envelope in after)
+        assert relay.parked == 1
+        async with transaction(harness.upstream.sessions) as session:
+            (parked,) = await outbox.parked(session)
+        assert parked.event_id == oversized.id
+        assert (parked.park_reason or "").startswith("MessageSizeTooLargeError")
+        await until(harness.backlog_is_empty, timeout=10, what="the backlog empty")
 
 
 class TestAppliedDownstream:

@@ -1,19 +1,34 @@
 """The outbox and its relay on real SQLite and PostgreSQL, with an in-memory producer."""
 
 import asyncio
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotEnoughReplicasError,
+    RecordTooLargeError,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+)
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from rapport_events import outbox
-from rapport_events.codec import Envelope, decode
-from rapport_events.db import SessionFactory, session_factory, transaction
-from rapport_events.outbox import OutboxMessage
-from rapport_events.relay import OutboxRelay, PendingMessage
+from rapport_events.codec import Envelope, decode, encode
+from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
+from rapport_events.kafka import create_producer
+from rapport_events.observability import outbox_backlog, outbox_parked
+from rapport_events.outbox import EventTooLarge, OutboxMessage
+from rapport_events.relay import OutboxRelay, PendingMessage, is_permanent
+from rapport_events.runtime import EventRuntime
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.testing.fakes import FakeProducer
 from rapport_events.testing.harness import until
@@ -426,3 +441,265 @@ class TestTraceContext:
         sent = producer.envelopes()[0]
         assert sent.traceparent is not None
         assert ids_of(sent.traceparent) == (context.trace_id, send.context.span_id)
+
+
+@pytest.fixture
+def size_limit() -> Iterator[None]:
+    """Puts back the process-wide event size limit a test changes."""
+    before = outbox.max_message_bytes()
+    yield
+    outbox.configure(KafkaSettings(max_message_bytes=before))
+
+
+def large_page_view(customer_id: str, size: int) -> InteractionTracked:
+    return InteractionTracked(customer_id=customer_id, kind="page", url="x" * size)
+
+
+class TestEventSizeLimit:
+    """An event the broker would refuse is refused when it is written, so it cannot block."""
+
+    async def test_add_refuses_an_event_over_the_limit_and_nothing_is_stored(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        with pytest.raises(EventTooLarge) as refused:
+            async with transaction(event_sessions) as session:
+                outbox.add(session, page_view("c-1", 1), source=SOURCE)
+                outbox.add(session, large_page_view("c-1", 1_100_000), source=SOURCE)
+
+        assert refused.value.event_type == InteractionTracked.TYPE
+        assert refused.value.size > 1_100_000
+        assert refused.value.limit == outbox.max_message_bytes() == 1_000_000
+        assert InteractionTracked.TYPE in str(refused.value)
+        assert str(refused.value.size) in str(refused.value)
+        assert await rows(event_sessions) == []
+
+    async def test_add_all_refuses_every_event_when_one_is_over(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        events = [page_view("c-1", 1), large_page_view("c-2", 1_100_000), page_view("c-3", 3)]
+
+        with pytest.raises(EventTooLarge):
+            async with transaction(event_sessions) as session:
+                await outbox.add_all(session, events, source=SOURCE)
+
+        assert await rows(event_sessions) == []
+
+    async def test_the_limit_is_the_size_of_the_message_on_the_log(
+        self, event_sessions: SessionFactory, size_limit: None
+    ) -> None:
+        outbox.configure(KafkaSettings(max_message_bytes=4096))
+        empty = outbox.message_size(encode(Envelope(large_page_view("c-1", 0), SOURCE)))
+        at_limit = large_page_view("c-1", 4096 - empty)
+        async with transaction(event_sessions) as session:
+            envelope = outbox.add(session, at_limit, source=SOURCE)
+
+        assert outbox.message_size(encode(envelope)) == 4096
+        with pytest.raises(EventTooLarge):
+            async with transaction(event_sessions) as session:
+                outbox.add(session, large_page_view("c-1", 4096 - empty + 1), source=SOURCE)
+        assert len(await rows(event_sessions)) == 1
+
+    async def test_the_runtime_sets_the_limit_and_the_producer_allows_more(
+        self, size_limit: None
+    ) -> None:
+        settings = KafkaSettings(max_message_bytes=2_000_000)
+        engine = create_engine("sqlite:///:memory:")
+        EventRuntime(service="profile", engine=engine, settings=settings)
+        await engine.dispose()
+
+        assert outbox.max_message_bytes() == 2_000_000
+        producer = create_producer(settings, client_id="test")
+        # Room for the trace headers the relay adds to a row that was written without.
+        assert producer._max_request_size >= 2_000_000 + 1024
+        default = create_producer(KafkaSettings(), client_id="test")
+        assert default._max_request_size == 1_048_576  # aiokafka's and Kafka's default
+
+
+class Refuses(FakeProducer):
+    """Refuses the rows whose page name is in `refused`, at send or at delivery."""
+
+    def __init__(self, refused: dict[str, Exception], *, at: str = "send") -> None:
+        super().__init__()
+        self.refused = refused
+        self.at = at
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        **kwargs: Any,
+    ) -> "asyncio.Future[None]":
+        name = decode(value, headers or []).data.name  # type: ignore[attr-defined]
+        error = self.refused.get(name)
+        if error is None:
+            return await super().send(topic, value, key, headers, **kwargs)
+        if self.at == "send":
+            raise error
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        failed.set_exception(error)
+        return failed
+
+
+async def parked_rows(sessions: SessionFactory) -> list[OutboxMessage]:
+    async with transaction(sessions) as session:
+        return await outbox.parked(session)
+
+
+class TestParking:
+    """A row the broker refuses for good is parked, and the relay moves on."""
+
+    @pytest.mark.parametrize("at", ["send", "delivery"])
+    async def test_a_refused_row_is_parked_and_the_rows_after_it_go_out(
+        self, event_sessions: SessionFactory, at: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        written = await write(
+            event_sessions,
+            page_view("c-1", 1),
+            page_view("c-1", 2),
+            page_view("c-1", 3),
+            page_view("c-2", 4),
+        )
+        producer = Refuses({"page 2": MessageSizeTooLargeError()}, at=at)
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+
+        with caplog.at_level(logging.ERROR, logger="rapport_events.relay"):
+            assert await relay.publish_pending() == 3
+
+        # The parked customer's later events go on: its order is already broken.
+        assert sent_ids(producer) == [written[0].id, written[2].id, written[3].id]
+        (parked,) = await parked_rows(event_sessions)
+        assert (parked.event_id, parked.sent_at) == (written[1].id, None)
+        assert parked.parked_at is not None
+        assert parked.park_reason is not None
+        assert parked.park_reason.startswith("MessageSizeTooLargeError")
+        assert (relay.published, relay.parked) == (3, 1)
+        assert await relay.backlog() == (0, 0.0)
+        (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert written[1].id in record.getMessage()
+        assert InteractionTracked.TYPE in record.getMessage()
+        assert "MessageSizeTooLargeError" in record.getMessage()
+
+        assert await relay.publish_pending() == 0
+        assert len(producer.sent) == 3
+
+    async def test_parking_in_full_batches_keeps_the_rest_in_order(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, *(page_view("c-1", seq) for seq in range(6)))
+        refusals = {"page 1": RecordTooLargeError(), "page 2": InvalidTopicError()}
+        producer = Refuses(refusals, at="delivery")
+        relay = OutboxRelay(
+            event_sessions,
+            producer,  # type: ignore[arg-type]
+            settings(relay_batch_size=2),
+        )
+
+        assert [await relay.publish_pending() for _ in range(4)] == [1, 1, 2, 0]
+
+        assert sent_ids(producer) == [written[n].id for n in (0, 3, 4, 5)]
+        assert [row.event_id for row in await parked_rows(event_sessions)] == [
+            written[1].id,
+            written[2].id,
+        ]
+        assert all(
+            row.sent_at is not None for row in await rows(event_sessions) if not row.parked_at
+        )
+        assert relay.parked == 2
+
+    @pytest.mark.parametrize(
+        ("error", "at"),
+        [
+            (KafkaConnectionError(), "delivery"),
+            (NotEnoughReplicasError(), "delivery"),
+            (KafkaTimeoutError(), "send"),  # not `retriable`, but a broker slow or away
+        ],
+        ids=lambda value: type(value).__name__ if isinstance(value, Exception) else value,
+    )
+    async def test_a_transient_failure_is_retried_not_parked(
+        self, event_sessions: SessionFactory, error: Exception, at: str
+    ) -> None:
+        written = await write(event_sessions, page_view("c-1", 1), page_view("c-1", 2))
+        producer = Refuses({"page 2": error}, at=at)
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+
+        with pytest.raises(type(error)):
+            await relay.publish_pending()
+
+        assert await parked_rows(event_sessions) == []
+        assert (await relay.backlog())[0] == 2
+        producer.refused.clear()
+        assert await relay.publish_pending() == 2
+        assert sent_ids(producer)[-2:] == [envelope.id for envelope in written]
+
+    async def test_a_batch_with_both_parks_the_refused_row_and_retries_the_rest(
+        self, event_sessions: SessionFactory
+    ) -> None:
+        written = await write(event_sessions, *(page_view("c-1", seq) for seq in range(3)))
+        refusals = {"page 0": MessageSizeTooLargeError(), "page 2": KafkaConnectionError()}
+        producer = Refuses(refusals, at="delivery")
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+
+        with pytest.raises(KafkaConnectionError):
+            await relay.publish_pending()
+        assert [row.event_id for row in await parked_rows(event_sessions)] == [written[0].id]
+
+        del producer.refused["page 2"]
+        assert await relay.publish_pending() == 2
+        assert sent_ids(producer) == [written[1].id, written[1].id, written[2].id]
+        assert (await relay.backlog())[0] == 0
+
+    async def test_unparked_rows_are_published_again(self, event_sessions: SessionFactory) -> None:
+        written = await write(event_sessions, page_view("c-1", 1), page_view("c-1", 2))
+        producer = Refuses({"page 1": MessageSizeTooLargeError()})
+        relay = OutboxRelay(event_sessions, producer, settings())  # type: ignore[arg-type]
+        assert await relay.publish_pending() == 1
+        (parked,) = await parked_rows(event_sessions)
+        assert parked.id is not None
+
+        producer.refused.clear()  # the broker's limit was raised
+        async with transaction(event_sessions) as session:
+            assert await outbox.unpark(session, [parked.id]) == 1
+        async with transaction(event_sessions) as session:
+            assert await outbox.unpark(session, [parked.id]) == 0  # no longer parked
+
+        assert await relay.publish_pending() == 1
+        assert sent_ids(producer) == [written[1].id, written[0].id]
+        assert await parked_rows(event_sessions) == []
+        assert all(row.sent_at is not None for row in await rows(event_sessions))
+
+    async def test_parked_rows_are_counted_and_left_out_of_the_backlog(
+        self, event_engine: AsyncEngine
+    ) -> None:
+        runtime = EventRuntime(service="profile", engine=event_engine, settings=settings())
+        await write(runtime.sessions, page_view("c-1", 1), page_view("c-1", 2))
+        producer = Refuses({"page 1": MessageSizeTooLargeError()})
+        relay = OutboxRelay(runtime.sessions, producer, settings())  # type: ignore[arg-type]
+        assert await relay.publish_pending() == 1
+
+        await write(runtime.sessions, page_view("c-1", 3))
+
+        assert (await outbox_backlog(runtime))[0] == (await relay.backlog())[0] == 1
+        assert await outbox_parked(runtime) == relay.parked == 1
+
+    @pytest.mark.parametrize(
+        ("error", "permanent"),
+        [
+            (MessageSizeTooLargeError(), True),
+            (RecordTooLargeError(), True),
+            (InvalidTopicError(), True),
+            (RequestTimedOutError(), False),
+            (NotEnoughReplicasError(), False),
+            (KafkaConnectionError(), False),
+            (KafkaTimeoutError(), False),
+            (TopicAuthorizationFailedError(), False),  # every row would fail alike
+            (ConnectionError("broker away"), False),
+            (ValueError("a bug"), False),
+        ],
+        ids=lambda value: type(value).__name__,
+    )
+    def test_only_errors_about_the_record_itself_are_permanent(
+        self, error: Exception, permanent: bool
+    ) -> None:
+        assert is_permanent(error) is permanent

@@ -9,4 +9,5 @@ class TestCampaignMigrations(MigrationTests):
     migrations = MIGRATIONS
     version_table = VERSION_TABLE
     previous_head = "0002_campaign_marketing"
+    bigint_head = "campaign_0003_bigint_row_ids"
     table_prefixes = ("campaign_",)

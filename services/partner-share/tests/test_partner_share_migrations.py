@@ -25,6 +25,7 @@ class TestPartnerShareMigrations(MigrationTests):
     migrations = MIGRATIONS
     version_table = VERSION_TABLE
     previous_head = "partner_share_0002_sharing"
+    bigint_head = "partner_share_0003_bigint_ids"
     table_prefixes = ("partner_",)
 
     async def test_the_ledger_keeps_its_entries_and_stays_append_only(

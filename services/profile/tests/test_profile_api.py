@@ -227,6 +227,23 @@ class TestInvalidInput:
         assert await row_counts(app) == (0, 0)
 
 
+class TestOversizedCustomer:
+    async def test_a_customer_whose_event_is_over_the_broker_limit_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        # 1.2 MB of handles: its customer.registered could never be published.
+        handles = {f"network-{n}": "h" * 600 for n in range(2000)}
+        body = {**ADA, "social_handles": handles}
+
+        response = await client.post("/customers", json=body, headers=AUTH)
+
+        # 413 from the outbox's size check; 422 once the body's own limits catch it first.
+        assert response.status_code in (413, 422), response.text
+        assert response.json()["message"]
+        assert await row_counts(app) == (0, 0)
+        assert (await client.post("/customers", json=ADA, headers=AUTH)).status_code == 201
+
+
 class TestReadCustomer:
     async def test_an_unknown_id_is_404_json(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/customers/nobody", headers=AUTH)

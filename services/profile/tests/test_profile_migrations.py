@@ -9,4 +9,5 @@ class TestProfileMigrations(MigrationTests):
     migrations = MIGRATIONS
     version_table = "alembic_version_profile"
     previous_head = "profile_0003_erasure_subjects"
+    bigint_head = "profile_0004_bigint_row_ids"
     table_prefixes = ("profile_",)

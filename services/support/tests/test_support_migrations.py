@@ -9,4 +9,5 @@ class TestSupportMigrations(MigrationTests):
     migrations = MIGRATIONS
     version_table = VERSION_TABLE
     previous_head = "0002_support_desk"
+    bigint_head = "support_0003_bigint_row_ids"
     table_prefixes = ("support_",)

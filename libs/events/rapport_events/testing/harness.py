@@ -258,9 +258,7 @@ class Harness:
     async def backlog(self) -> int:
         return int(
             await self.upstream.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(col(OutboxMessage.sent_at).is_(None))
+                select(func.count()).select_from(OutboxMessage).where(outbox.is_pending())
             )
         )
 

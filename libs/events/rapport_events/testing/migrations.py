@@ -141,6 +141,7 @@ class MigrationTests:
     migrations: ClassVar[str]
     version_table: ClassVar[str]
     previous_head: ClassVar[str]  # the head before ids became 64-bit
+    bigint_head: ClassVar[str]  # the migration that made them 64-bit
     table_prefixes: ClassVar[tuple[str, ...]]
 
     @pytest.fixture
@@ -240,7 +241,29 @@ class MigrationTests:
         await self.migrate(engine, self.previous_head)
         before = await sqlite_schema(engine)
 
-        await self.migrate(engine)
+        await self.migrate(engine, self.bigint_head)
 
         assert before
         assert await sqlite_schema(engine) == before
+
+    async def test_outbox_parking_comes_and_goes_keeping_the_rows(
+        self, engine: AsyncEngine
+    ) -> None:
+        await self.migrate(engine, self.bigint_head)
+        before = await add_outbox_row(engine, "evt-1")
+        await engine.dispose()
+
+        await self.migrate(engine)
+        outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        async with engine.begin() as connection:
+            kept = (await connection.execute(select(outbox.c.id, outbox.c.parked_at))).all()
+            assert [tuple(row) for row in kept] == [(before, None)]
+            await connection.execute(outbox.update().values(parked_at=utcnow(), park_reason="x"))
+        await engine.dispose()
+
+        await downgrade(engine, self.migrations, self.version_table, self.bigint_head)
+        await engine.dispose()
+
+        async with engine.connect() as connection:
+            kept = (await connection.execute(text("SELECT id, sent_at FROM outbox"))).all()
+            assert [tuple(row) for row in kept] == [(before, None)]  # pending again
