@@ -2,8 +2,8 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +19,13 @@ from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Supervised
 
 log = logging.getLogger(__name__)
+
+
+class HasSupervised(Protocol):
+    """A background part (relay, consumer, worker) with its supervised task, once started."""
+
+    @property
+    def supervised(self) -> Supervised | None: ...
 
 
 class EventRuntime:
@@ -44,7 +51,7 @@ class EventRuntime:
         self.relay: OutboxRelay | None = None
         self.consumer: ConsumerRunner | None = None
         self._connect_task: asyncio.Task[None] | None = None
-        self.workers: list[Supervised] = []
+        self.workers: list[HasSupervised] = []
         self.connected = asyncio.Event()
         self.metrics = RuntimeMetrics(self)
 
@@ -109,27 +116,14 @@ class EventRuntime:
             await self.producer.stop()
             self.producer = None
 
-    def supervise(
-        self,
-        name: str,
-        run: Callable[[], Awaitable[object]],
-        *,
-        stalled: Callable[[], str | None] | None = None,
-    ) -> Supervised:
-        """Run a service's background loop under supervision; /readyz reports its problems."""
-        worker = Supervised(
-            name, run, policy=self.settings.restart_policy(), stalled=stalled
-        ).start()
-        self.workers.append(worker)
-        return worker
+    def watch(self, *workers: "HasSupervised") -> None:
+        """Report these background workers' problems in /readyz and their restarts in metrics."""
+        self.workers.extend(workers)
 
     def supervised(self) -> list[Supervised]:
         """Every supervised task of this service: relay, consumer and workers."""
-        tasks = list(self.workers)
-        for part in (self.relay, self.consumer):
-            if part is not None and part.supervised is not None:
-                tasks.append(part.supervised)
-        return tasks
+        parts: list[HasSupervised | None] = [*self.workers, self.relay, self.consumer]
+        return [part.supervised for part in parts if part is not None and part.supervised]
 
     def problems(self) -> dict[str, str]:
         """What keeps the event plumbing from working, by task; empty when all is well."""
@@ -148,9 +142,7 @@ class EventRuntime:
             raise RuntimeError("; ".join(f"{name}: {why}" for name, why in problems.items()))
 
     async def stop(self) -> None:
-        """Stop the workers, stop consuming, stop the relay, flush the producer."""
-        for worker in self.workers:
-            await worker.stop()
+        """Stop consuming, stop the relay, flush the producer (services stop their workers)."""
         self.workers = []
         await self.metrics.stop()
         await cancel_and_wait(self._connect_task)

@@ -8,6 +8,7 @@ its stall limit while it has work.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -130,3 +131,65 @@ class Heartbeat:
 
     def age_s(self) -> float:
         return time.monotonic() - self.last
+
+
+class Periodic:
+    """A service's background loop under supervision: `step` runs at once again while it
+    reports work done (when `repeat_while_busy`), else after `interval_s` or when woken.
+
+    A step that raises is the supervisor's to log, count and restart with backoff; a step
+    that hangs past `stall_after_s` makes /readyz say so.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[object]],
+        interval_s: float,
+        *,
+        policy: RestartPolicy | None = None,
+        stall_after_s: float | None = None,
+        repeat_while_busy: bool = True,
+    ) -> None:
+        self.name = name
+        self._step = step
+        self._interval_s = interval_s
+        self._policy = policy
+        self._stall_after_s = stall_after_s or max(60.0, 10 * interval_s)
+        self._repeat_while_busy = repeat_while_busy
+        self._wake = asyncio.Event()
+        self._heartbeat = Heartbeat()
+        self.supervised: Supervised | None = None
+
+    def start(self) -> "Periodic":
+        self._heartbeat.beat()
+        self.supervised = Supervised(
+            self.name, self._loop, policy=self._policy, stalled=self._stall_reason
+        ).start()
+        return self
+
+    def wake(self) -> None:
+        """Run the step now rather than at the next interval."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self.supervised is not None:
+            await self.supervised.stop()
+            self.supervised = None
+
+    def _stall_reason(self) -> str | None:
+        age = self._heartbeat.age_s()
+        if age > self._stall_after_s:
+            return f"no step completed for {age:.0f}s"
+        return None
+
+    async def _loop(self) -> None:
+        while True:
+            busy = await self._step()
+            self._heartbeat.beat()
+            if busy and self._repeat_while_busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
+            self._wake.clear()

@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tokens = tokens
         app.state.worker = worker
         await runtime.start()
-        worker.start()
+        runtime.watch(*worker.start())
         try:
             yield
         finally:

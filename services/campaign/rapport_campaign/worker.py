@@ -6,7 +6,6 @@ what fell due while the service was down.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -17,9 +16,9 @@ import httpx
 from rapport_campaign import delivery, marketing, service, store
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import Tokens
-from rapport_events.aio import cancel_and_wait
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.supervisor import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -44,44 +43,23 @@ class Worker:
         self._email = email or delivery.EmailTransport(settings)
         self._webhooks = webhooks or delivery.WebhookTransport(settings, http)
         self._recommender = marketing.Recommender()
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        interval = settings.worker_interval_s
+        policy = settings.kafka.restart_policy()
+        self._sender = Periodic("campaign-sender", self.send_once, interval, policy=policy)
+        self._scheduler = Periodic("campaign-scheduler", self.tick_once, interval, policy=policy)
         self.sent = 0
 
-    def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._loop(self.send_once, wakeable=True), name="campaign-sender"),
-            asyncio.create_task(self._loop(self.tick_once), name="campaign-scheduler"),
-        ]
+    def start(self) -> tuple[Periodic, Periodic]:
+        """Start sending and scheduling under supervision; returns both loops."""
+        return self._sender.start(), self._scheduler.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            await cancel_and_wait(task)
-        self._tasks = []
+        await self._sender.stop()
+        await self._scheduler.stop()
 
     def wake(self) -> None:
         """Look for due messages now rather than at the next tick."""
-        self._wake.set()
-
-    async def _loop(self, step: Callable[[], Awaitable[int]], wakeable: bool = False) -> None:
-        interval = self._settings.worker_interval_s
-        while True:
-            try:
-                busy = await step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database may be away: log, wait, try again
-                log.exception("campaign background step failed")
-                busy = 0
-            if busy:
-                continue
-            if wakeable:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(interval):
-                        await self._wake.wait()
-                self._wake.clear()
-            else:
-                await asyncio.sleep(interval)
+        self._sender.wake()
 
     # --- sending ------------------------------------------------------------------------------
 

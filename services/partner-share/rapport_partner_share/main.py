@@ -17,12 +17,13 @@ from rapport_events.http import (
 )
 from rapport_events.migrations import upgrade
 from rapport_events.runtime import EventRuntime
+from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
 from rapport_partner_share import api, service
 from rapport_partner_share.handlers import HANDLERS
 from rapport_partner_share.ratelimit import RateLimiter
 from rapport_partner_share.settings import Settings, get_settings
-from rapport_partner_share.workers import ProfileClient, Worker, deliver_due, fill_due
+from rapport_partner_share.workers import ProfileClient, deliver_due, fill_due
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_partner_share"
@@ -51,16 +52,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             http, settings.profile_url, settings.profile_token, settings.profile_timeout_s
         )
         interval = settings.worker_poll_interval_s
+        policy = settings.kafka.restart_policy()
         workers = [
-            Worker("partner-share-filler", lambda: fill_due(runtime.sessions, profile), interval),
-            Worker(
+            Periodic(
+                "partner-share-filler",
+                lambda: fill_due(runtime.sessions, profile),
+                interval,
+                policy=policy,
+            ),
+            Periodic(
                 "partner-share-notifier",
                 lambda: deliver_due(runtime.sessions, http, settings),
                 interval,
+                policy=policy,
             ),
         ]
-        for worker in workers:
-            worker.start()
+        runtime.watch(*(worker.start() for worker in workers))
         try:
             yield
         finally:

@@ -10,14 +10,12 @@ to a crash: it is simply picked up on the next poll, by this or another replica.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from rapport_events.aio import cancel_and_wait
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_partner_share import notices, projection, security
@@ -148,34 +146,3 @@ async def _deliver(
             backoff=timedelta(seconds=settings.webhook_backoff_s),
             max_backoff=timedelta(seconds=settings.webhook_max_backoff_s),
         )
-
-
-class Worker:
-    """Runs `step` again and again; sleeps `interval` whenever a step found nothing to do."""
-
-    def __init__(self, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
-        self.name = name
-        self._step = step
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        backoff = self._interval
-        while True:
-            try:
-                done = await self._step()
-                backoff = self._interval
-            except Exception as error:  # the database is away: wait and retry
-                log.warning("%s failed (%r); retrying in %.1fs", self.name, error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if not done:
-                await asyncio.sleep(self._interval)

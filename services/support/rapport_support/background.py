@@ -1,14 +1,12 @@
 """Support's background work: the SLA monitor and the reply dispatcher, run in the lifespan."""
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import httpx
 
-from rapport_events.aio import cancel_and_wait
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.supervisor import Periodic
 from rapport_support import service, webhooks
 from rapport_support.models import SupportMention, SupportMentionReply
 from rapport_support.settings import Settings
@@ -16,43 +14,17 @@ from rapport_support.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class Periodic:
-    """Runs `step` every `interval_s` (sooner when woken); a failing step is logged and retried."""
-
-    def __init__(self, name: str, step: Callable[[], Awaitable[object]], interval_s: float) -> None:
-        self.name = name
-        self._step = step
-        self._interval_s = interval_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._step()
-            except Exception as error:  # the database is away: try again next round
-                log.warning("%s failed: %r", self.name, error)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval_s):
-                    await self._wake.wait()
-            self._wake.clear()
-
-
 class SlaMonitor(Periodic):
     """Records and publishes the SLA targets missed since its last pass."""
 
     def __init__(self, sessions: SessionFactory, settings: Settings) -> None:
-        super().__init__("support-sla-monitor", self.check, settings.sla_check_interval_s)
+        super().__init__(
+            "support-sla-monitor",
+            self.check,
+            settings.sla_check_interval_s,
+            policy=settings.kafka.restart_policy(),
+            repeat_while_busy=False,
+        )
         self._sessions = sessions
         self._settings = settings
 
@@ -68,7 +40,11 @@ class ReplyDispatcher(Periodic):
         self, sessions: SessionFactory, settings: Settings, client: httpx.AsyncClient
     ) -> None:
         super().__init__(
-            "support-reply-dispatcher", self.deliver_due, settings.reply_poll_interval_s
+            "support-reply-dispatcher",
+            self.deliver_due,
+            settings.reply_poll_interval_s,
+            policy=settings.kafka.restart_policy(),
+            repeat_while_busy=False,
         )
         self._sessions = sessions
         self._settings = settings

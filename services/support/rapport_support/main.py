@@ -81,8 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replies = ReplyDispatcher(runtime.sessions, settings, webhook_client)
         app.state.sla_monitor, app.state.replies = sla_monitor, replies
         await runtime.start()
-        sla_monitor.start()
-        replies.start()
+        runtime.watch(sla_monitor.start(), replies.start())
         try:
             yield
         finally:
