@@ -33,7 +33,7 @@ from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.fakes import FakeProducer
-from rapport_events.testing.harness import wait_until_ready
+from rapport_events.testing.harness import consumes_events, wait_until_ready
 
 TOKEN = "campaign-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -229,11 +229,13 @@ async def app(
     smtp: MailSink,
     webhook: Receiver,
     profile_stub: Receiver,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[FastAPI]:
     """The campaign app with its lifespan, on a real broker, SMTP server and webhooks."""
     app = create_app(app_settings(database_url, kafka_settings, smtp, webhook, profile_stub))
     async with app.router.lifespan_context(app):
-        await wait_until_ready(app)
+        if consumes_events(request):
+            await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 

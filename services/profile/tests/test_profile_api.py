@@ -18,7 +18,7 @@ from rapport_events.codec import Envelope, decode, encode
 from rapport_events.kafka import create_producer
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import wait_until_ready
+from rapport_events.testing.harness import consumes_events, wait_until_ready
 from rapport_events.types import SegmentEntered, SegmentExited
 from rapport_profile.main import create_app
 from rapport_profile.models import Customer
@@ -68,10 +68,13 @@ async def drain_outbox(app: FastAPI, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-async def app(database_url: str, kafka_settings: KafkaSettings) -> AsyncIterator[FastAPI]:
+async def app(
+    database_url: str, kafka_settings: KafkaSettings, request: pytest.FixtureRequest
+) -> AsyncIterator[FastAPI]:
     app = create_app(Settings(database_url=database_url, api_token=TOKEN, kafka=kafka_settings))
     async with app.router.lifespan_context(app):
-        await wait_until_ready(app)
+        if consumes_events(request):
+            await wait_until_ready(app)
         yield app
         await drain_outbox(app)
 
@@ -390,6 +393,7 @@ async def publish_as_campaign(settings: KafkaSettings, *events: Event) -> None:
 
 
 class TestSearchBySegment:
+    @pytest.mark.consumes
     async def test_members_of_a_segment_by_id_or_name_with_other_filters(
         self, client: httpx.AsyncClient, kafka_settings: KafkaSettings
     ) -> None:
@@ -537,6 +541,7 @@ async def until_ok(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) 
 
 
 class TestTheCustomer360OverHttp:
+    @pytest.mark.consumes
     async def test_orders_merge_unmerge_metrics_and_analytics_answer_over_http(
         self, client: httpx.AsyncClient
     ) -> None:
@@ -690,6 +695,7 @@ async def order_weeks(client: httpx.AsyncClient, revenues: list[int]) -> None:
 WEEKS = {"from": "2026-01-05", "to": "2026-03-01", "interval": "week", "periods": 3}
 
 
+@pytest.mark.consumes
 class TestForecastOverHttp:
     async def test_a_rising_history_is_continued_with_its_backtest(
         self, client: httpx.AsyncClient

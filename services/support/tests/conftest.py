@@ -18,7 +18,7 @@ from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import wait_until_ready
+from rapport_events.testing.harness import consumes_events, wait_until_ready
 from rapport_support.main import MIGRATIONS, VERSION_TABLE, create_app
 from rapport_support.settings import Settings
 
@@ -119,7 +119,9 @@ AppFactory = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, httpx.Asyn
 
 
 @pytest.fixture
-def make_app(database_url: str, kafka_settings: KafkaSettings) -> AppFactory:
+def make_app(
+    database_url: str, kafka_settings: KafkaSettings, request: pytest.FixtureRequest
+) -> AppFactory:
     """Runs the support app (lifespan included) with settings overrides, and a client for it."""
 
     @asynccontextmanager
@@ -130,7 +132,8 @@ def make_app(database_url: str, kafka_settings: KafkaSettings) -> AppFactory:
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://support") as client,
         ):
-            await wait_until_ready(app)
+            if consumes_events(request):
+                await wait_until_ready(app)
             yield app, client
             await drain_outbox(app)
 

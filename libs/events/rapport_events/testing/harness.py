@@ -115,6 +115,18 @@ async def wait_until_ready(app: Any, timeout: float = 60.0) -> None:
     await until(ready, timeout=timeout, what=f"{runtime.service} to be ready", interval=0.05)
 
 
+# Fixtures a test asks for when it waits for the app to apply events from the log.
+CONSUMING_FIXTURES = frozenset({"publish", "poll", "eventually", "read_log"})
+
+
+def consumes_events(request: Any) -> bool:
+    """Whether a test needs the app's consumer in its group before it starts: it asks for a
+    fixture that puts events on the log or polls for their effects, or is marked `consumes`.
+    Only those wait (a group join takes about a second); the others start at once."""
+    marked = request.node.get_closest_marker("consumes") is not None
+    return marked or bool(CONSUMING_FIXTURES & set(request.fixturenames))
+
+
 # --- the harness ---------------------------------------------------------------
 
 
