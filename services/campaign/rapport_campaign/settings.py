@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8002"
     # Signs click, open and unsubscribe tokens.
     signing_secret: str = DEVELOPMENT_SIGNING_SECRET
+    # A link older than this answers 410: a leaked token does not work for ever, and a
+    # customer's old mail keeps working for a season.
+    link_token_max_age_days: float = Field(default=90.0, gt=0)
 
     # Profile owns consents: an unsubscribe is sent there as a revocation.
     profile_url: str = "http://127.0.0.1:8001"
