@@ -634,6 +634,9 @@ async def prepare(
         session.add(message)
         return None
     message.address = address[:320]
+    # A retry may render other links (a new recommendation); the earlier attempt's may
+    # have reached the reader all the same, so they stay.
+    links.update(message_links(message))
     message.context = {**(message.context or {}), LINKS: sorted(links)}
     session.add(message)
     return Outgoing(

@@ -153,6 +153,25 @@ class TestSendingKeepsTheLinks:
             "https://shop.example/spring",
         ]
 
+    async def test_a_retry_keeps_the_links_of_the_attempt_before(
+        self, sent: Message, sessions: SessionFactory, settings: Settings, tokens: Tokens
+    ) -> None:
+        async with transaction(sessions) as session:
+            row = await session.get(Message, sent.id)
+            assert row is not None
+            row.status = "sending"  # as a retry after a failed attempt finds it
+            row.context = {**row.context, "links": ["https://shop.example/yesterday"]}
+            session.add(row)
+        async with transaction(sessions) as session:
+            assert await marketing.prepare(
+                session, sent.id, settings, tokens, marketing.Recommender()
+            )
+        async with sessions() as session:
+            again = await session.get(Message, sent.id)
+        assert again is not None
+        assert "https://shop.example/yesterday" in marketing.message_links(again)
+        assert "https://shop.example/boots" in marketing.message_links(again)
+
 
 class TestClickRoute:
     async def test_a_link_of_the_message_is_recorded_and_followed(
