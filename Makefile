@@ -24,9 +24,9 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.installed ## install Python, the workspace and the broker package
 
-run: install ## start the broker and the four services on SQLite (Ctrl-C stops all)
+run: install ## start the broker and the four services on SQLite, in development (Ctrl-C stops all)
 	@mkdir -p var/traces
-	RAPPORT_TRACE_DIR=$(CURDIR)/var/traces $(UV) run --frozen honcho -f Procfile start
+	RAPPORT_ENV=development RAPPORT_TRACE_DIR=$(CURDIR)/var/traces $(UV) run --frozen honcho -f Procfile start
 
 test: install ## run every test (unit, integration on SQLite and PostgreSQL, end to end, faults)
 	$(PYTEST)
@@ -55,7 +55,11 @@ schemas: install ## export the event JSON Schemas to libs/events/schemas/
 clean: ## remove local state (databases, traces)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: traces compose-check
+.PHONY: traces compose-check compose-env
+
+# What docker-compose.yml refuses to start without (the services run as production).
+COMPOSE_SECRETS := RAPPORT_API_TOKEN CAMPAIGN_SIGNING_SECRET CAMPAIGN_WEBHOOK_SECRET
+NEW_SECRET := python3 -c 'import secrets; print(secrets.token_urlsafe(32))'
 
 traces: install ## print the latest trace of make run as a span tree (ARGS="--last 3", "--trace <id>")
 	$(UV) run --frozen python tools/traces.py --dir $(CURDIR)/var/traces $(ARGS)
@@ -68,7 +72,16 @@ compose-check: ## validate docker-compose.yml (installs docker-compose with apt 
 	  apt-get install -y --no-install-recommends docker-compose \
 	    || { apt-get update && apt-get install -y --no-install-recommends docker-compose; }; \
 	fi; \
+	: "the required secrets need only some value for the file to be checked"; \
+	$(foreach name,$(COMPOSE_SECRETS) PROFILE_WRITE_KEYS,$(name)="$${$(name):-x}") \
 	docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"
+
+compose-env: ## write .env with fresh random secrets for docker-compose (an existing .env is kept)
+	@if [ -e .env ]; then echo ".env exists: kept as it is"; exit 0; fi; \
+	umask 077; { \
+	  for name in $(COMPOSE_SECRETS); do echo "$$name=$$($(NEW_SECRET))"; done; \
+	  echo "PROFILE_WRITE_KEYS='[\"$$($(NEW_SECRET))\"]'"; \
+	} > .env && echo "wrote .env (keep it out of version control)"
 
 bench: install ## benchmarks: a table of ratios against raw baselines, JSON under bench/results/ (ARGS=--quick)
 	$(UV) run --frozen python -m bench $(ARGS)

@@ -4,6 +4,7 @@ import importlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from functools import cache
@@ -18,6 +19,13 @@ from rapport_events import observability
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 DEVELOPMENT_TOKEN = "rapport-dev-token"
+# What an operator sets before `docker compose up` (`make compose-env` writes them to .env).
+COMPOSE_SECRETS = {
+    "RAPPORT_API_TOKEN": secrets.token_urlsafe(32),
+    "CAMPAIGN_SIGNING_SECRET": secrets.token_urlsafe(32),
+    "CAMPAIGN_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    "PROFILE_WRITE_KEYS": json.dumps([secrets.token_urlsafe(32)]),
+}
 # service -> (env prefix, port, package), as DESIGN.md assigns them
 SERVICES = {
     "profile": ("PROFILE_", 8001, "rapport_profile"),
@@ -40,6 +48,7 @@ def compose() -> dict[str, Any]:
             text=True,
             timeout=60,
             cwd=REPO,
+            env={**os.environ, **COMPOSE_SECRETS},
         )
         assert result.returncode == 0, result.stderr
         return yaml.safe_load(result.stdout)  # type: ignore[no-any-return]
@@ -64,7 +73,9 @@ def published_ports(service: dict[str, Any]) -> set[int]:
 
 
 def default_of(value: str) -> str:
-    """`${VAR:-default}` as docker-compose would resolve it with VAR unset."""
+    """`${VAR:-default}` as docker-compose would resolve it with VAR unset, and a required
+    `${VAR:?message}` as it would with the operator's secrets set."""
+    value = re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", lambda m: COMPOSE_SECRETS[m.group(1)], value)
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
@@ -248,16 +259,24 @@ def settings_from(package: str, env: dict[str, str], monkeypatch: pytest.MonkeyP
     return importlib.import_module(f"{package}.settings").Settings()
 
 
-def kubernetes_environment(name: str) -> dict[str, str]:
-    """The ConfigMap, the Secret template and the Deployment's own env, as the pod sees them."""
+def filled_in(template_value: str) -> str:
+    """A value of the Secret template with each `replace-with-…` placeholder generated,
+    as the template's own comment tells the operator to do."""
+    return re.sub(r"replace-with[-\w]*", lambda _: secrets.token_urlsafe(32), template_value)
+
+
+def kubernetes_environment(name: str, *, filled: bool = True) -> dict[str, str]:
+    """The ConfigMap, the Secret template (filled in) and the Deployment's own env, as the
+    pod sees them."""
     (config,) = [c for c in kubernetes("ConfigMap") if c["metadata"]["name"] == "rapport-config"]
     (secret,) = kubernetes("Secret")
+    fill = filled_in if filled else str
     (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
     env = {key: str(value) for key, value in config["data"].items()}
     for variable in container["env"]:
         source = variable.get("valueFrom", {})
         if "secretKeyRef" in source:
-            env[variable["name"]] = secret["stringData"][source["secretKeyRef"]["key"]]
+            env[variable["name"]] = fill(secret["stringData"][source["secretKeyRef"]["key"]])
         elif "fieldRef" in source:
             env[variable["name"]] = f"{name}-0"
         else:
@@ -289,6 +308,30 @@ class TestServicesStart:
 
         assert settings.environment == "production"
         assert settings.database_url.startswith("postgresql://")
+
+    @pytest.mark.parametrize("name", STARTING)
+    def test_not_with_the_secret_template_left_unfilled(
+        self, name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        env = kubernetes_environment(name, filled=False)
+
+        with pytest.raises(ValueError, match="RAPPORT_API_TOKEN[^;]* is a template placeholder"):
+            settings_from(SERVICES[name][2], env, monkeypatch)
+
+    @pytest.mark.parametrize("name", STARTING)
+    def test_not_with_compose_until_its_secrets_are_set(
+        self, name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"][name]
+        env = environment(raw)
+        required = {key for key, value in env.items() if re.fullmatch(r"\$\{\w+:\?.+\}", value)}
+        secret_names = {key for key in env if re.search(r"TOKEN|SECRET|KEYS", key)}
+
+        assert secret_names and secret_names <= required, "every secret must be set, no default"
+        # A value set but weak is refused too, naming it.
+        weak = {key: default_of(value) for key, value in env.items()} | {"RAPPORT_API_TOKEN": ""}
+        with pytest.raises(ValueError, match="RAPPORT_API_TOKEN[^;]* is empty"):
+            settings_from(SERVICES[name][2], weak, monkeypatch)
 
     def test_compose_sends_campaign_mail_to_the_sink_and_unsubscribes_to_profile(
         self, monkeypatch: pytest.MonkeyPatch

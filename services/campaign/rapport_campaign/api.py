@@ -36,7 +36,7 @@ from rapport_campaign.models import (
     SegmentPublic,
     SegmentUpdate,
 )
-from rapport_campaign.tracking import InvalidToken
+from rapport_campaign.tracking import ExpiredToken, InvalidToken
 
 router = APIRouter(dependencies=[Depends(require_token)])
 # Links inside messages: the signed token is the credential.
@@ -314,7 +314,17 @@ async def channel_analytics(session: SessionDep) -> ChannelAnalytics:
 # --- tracking (public) ---------------------------------------------------------------------------
 
 
+# A link's token: 404 when forged, altered or naming what campaign never sent; 410 when
+# genuine but older than CAMPAIGN_LINK_TOKEN_MAX_AGE_DAYS.
+LINK_REFUSED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "not a link campaign sent (forged, altered or unknown target)"},
+    410: {"description": "a genuine link, expired (older than the links' maximum age)"},
+}
+
+
 def _invalid_link(error: InvalidToken) -> HTTPException:
+    if isinstance(error, ExpiredToken):
+        return HTTPException(status.HTTP_410_GONE, str(error))
     return HTTPException(status.HTTP_404_NOT_FOUND, str(error))
 
 
@@ -322,7 +332,7 @@ def _invalid_link(error: InvalidToken) -> HTTPException:
     "/t/{token}",
     response_class=RedirectResponse,
     status_code=status.HTTP_302_FOUND,
-    responses={302: {"description": "to the link's target, with UTM parameters"}, **NOT_FOUND},
+    responses={302: {"description": "to the link's target, with UTM parameters"}, **LINK_REFUSED},
 )
 async def click(
     token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
@@ -333,13 +343,15 @@ async def click(
     except InvalidToken as error:
         raise _invalid_link(error) from error
     url = await marketing.record_click(session, target.message_id, target.url, settings)
+    if url is None:
+        raise _invalid_link(InvalidToken("this link does not belong to a message campaign sent"))
     return RedirectResponse(url, status_code=status.HTTP_302_FOUND)
 
 
 @public.get(
     "/o/{token}",
     response_class=Response,
-    responses={200: {"content": {"image/gif": {}}}, **NOT_FOUND},
+    responses={200: {"content": {"image/gif": {}}}, **LINK_REFUSED},
 )
 async def open_pixel(
     token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
@@ -353,7 +365,7 @@ async def open_pixel(
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 
-@public.get("/u/{token}", response_class=HTMLResponse, responses=NOT_FOUND)
+@public.get("/u/{token}", response_class=HTMLResponse, responses=LINK_REFUSED)
 async def unsubscribe_link(
     token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> HTMLResponse:
@@ -361,7 +373,7 @@ async def unsubscribe_link(
     return await _unsubscribe(token, session, settings, tokens)
 
 
-@public.post("/u/{token}", response_class=HTMLResponse, responses=NOT_FOUND)
+@public.post("/u/{token}", response_class=HTMLResponse, responses=LINK_REFUSED)
 async def unsubscribe_one_click(
     token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> HTMLResponse:

@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         instrument_engine(runtime)
         http = httpx.AsyncClient()
-        tokens = Tokens(settings.signing_secret, settings.public_url)
+        tokens = Tokens(
+            settings.signing_secret, settings.public_url, settings.link_token_max_age_days
+        )
         worker = Worker(sessions=runtime.sessions, settings=settings, tokens=tokens, http=http)
         app.state.runtime = runtime
         app.state.tokens = tokens

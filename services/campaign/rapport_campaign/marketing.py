@@ -60,6 +60,8 @@ from rapport_events.types import (
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
 RECOMMENDATION_DAYS = 90
+# Key of a message's context holding the URLs it was sent with click tokens for.
+LINKS = "links"
 
 
 def _offer_code(prefix: str | None) -> str | None:
@@ -597,6 +599,13 @@ async def prepare(
         (v for v in campaign.variants if v["name"] == message.variant), campaign.variants[0]
     )
     unsubscribe_url = tokens.unsubscribe_url(message.id, customer_id, channel)
+    # Every URL given a click token is kept on the message: `/t` follows only those.
+    links: set[str] = set()
+
+    def track(url: Any) -> str:
+        links.add(str(url))
+        return tokens.click_url(message.id, str(url))
+
     assert member is not None
     context = {
         "customer": {
@@ -613,20 +622,22 @@ async def prepare(
         },
         "recommendation": await recommender.recommend(session, customer_id),
         "offer_code": message.offer_code,
-        "cta_url": tokens.click_url(message.id, campaign.link) if campaign.link else None,
+        "cta_url": track(campaign.link) if campaign.link else None,
         "unsubscribe_url": unsubscribe_url,
         "campaign": {"id": campaign.id, "name": campaign.name},
         "cart": (message.context or {}).get("cart"),
     }
     try:
-        rendered = delivery.render(
-            variant, context, track=lambda url: tokens.click_url(message.id, str(url))
-        )
+        rendered = delivery.render(variant, context, track=track)
     except delivery.TemplateProblem as problem:
         _finish(message, "failed", f"template: {problem}"[:500])
         session.add(message)
         return None
     message.address = address[:320]
+    # A retry may render other links (a new recommendation); the earlier attempt's may
+    # have reached the reader all the same, so they stay.
+    links.update(message_links(message))
+    message.context = {**(message.context or {}), LINKS: sorted(links)}
     session.add(message)
     return Outgoing(
         message_id=message.id,
@@ -708,11 +719,23 @@ async def record_open(session: AsyncSession, message_id: str, settings: Settings
         publish(session, CampaignMessageOpened(**_event_fields(message)), settings)
 
 
-async def record_click(session: AsyncSession, message_id: str, url: str, settings: Settings) -> str:
-    """Record a click (and the open it implies); returns the target with UTM parameters."""
+def message_links(message: Message) -> list[str]:
+    """The URLs the message was sent with click tokens for (none before they were kept)."""
+    links = (message.context or {}).get(LINKS)
+    return [link for link in links if isinstance(link, str)] if isinstance(links, list) else []
+
+
+async def record_click(
+    session: AsyncSession, message_id: str, url: str, settings: Settings
+) -> str | None:
+    """Record a click (and the open it implies); returns the target with UTM parameters.
+
+    None, with nothing recorded, when no such message was sent with that link: a token
+    is only as good as the secret that signed it, and the message is the second witness.
+    """
     message = await store.get_message(session, message_id)
-    if message is None:
-        return url
+    if message is None or url not in message_links(message):
+        return None
     campaign = await store.get_campaign(session, message.campaign_id)
     now = utcnow()
     if message.opened_at is None:

@@ -5,10 +5,15 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rapport_events.environment import (
+    DEVELOPMENT_SIGNING_SECRET,
+    DEVELOPMENT_TOKEN,
+    enforce_secrets,
+    environment_field,
+)
 from rapport_events.settings import KafkaSettings
 
-DEVELOPMENT_TOKEN = "rapport-dev-token"
-DEVELOPMENT_SECRET = "rapport-dev-signing-secret"
+__all__ = ["DEVELOPMENT_TOKEN", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -18,9 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", extra="ignore", validate_by_name=True)
 
     service_name: str = "campaign"
-    environment: str = Field(
-        default="development", validation_alias=AliasChoices("CAMPAIGN_ENVIRONMENT", "RAPPORT_ENV")
-    )
+    environment: str = environment_field("CAMPAIGN_")
     database_url: str = Field(
         default="sqlite:///var/campaign.db",
         validation_alias=AliasChoices("CAMPAIGN_DATABASE_URL", "DATABASE_URL"),
@@ -34,7 +37,10 @@ class Settings(BaseSettings):
     # Links in messages (click, open pixel, unsubscribe) point here.
     public_url: str = "http://127.0.0.1:8002"
     # Signs click, open and unsubscribe tokens.
-    signing_secret: str = DEVELOPMENT_SECRET
+    signing_secret: str = DEVELOPMENT_SIGNING_SECRET
+    # A link older than this answers 410: a leaked token does not work for ever, and a
+    # customer's old mail keeps working for a season.
+    link_token_max_age_days: float = Field(default=90.0, gt=0)
 
     # Profile owns consents: an unsubscribe is sent there as a revocation.
     profile_url: str = "http://127.0.0.1:8001"
@@ -54,7 +60,7 @@ class Settings(BaseSettings):
     sms_webhook_url: str | None = None
     push_webhook_url: str | None = None
     social_webhook_url: str | None = None
-    webhook_secret: str = DEVELOPMENT_SECRET
+    webhook_secret: str = DEVELOPMENT_SIGNING_SECRET
     webhook_timeout_s: float = 10.0
 
     send_batch_size: int = 200
@@ -73,15 +79,16 @@ class Settings(BaseSettings):
     segment_refresh_interval_s: float = 300.0
 
     @model_validator(mode="after")
-    def _no_default_secret_outside_development(self) -> Self:
-        if self.environment != "development":
-            if self.api_token == DEVELOPMENT_TOKEN:
-                raise ValueError("CAMPAIGN_API_TOKEN must be set outside development")
-            if DEVELOPMENT_SECRET in (self.signing_secret, self.webhook_secret):
-                raise ValueError(
-                    "CAMPAIGN_SIGNING_SECRET and CAMPAIGN_WEBHOOK_SECRET must be set "
-                    "outside development"
-                )
+    def _strong_secrets_outside_development(self) -> Self:
+        enforce_secrets(
+            self.environment,
+            {
+                "CAMPAIGN_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
+                "CAMPAIGN_SIGNING_SECRET": self.signing_secret,
+                "CAMPAIGN_WEBHOOK_SECRET": self.webhook_secret,
+                "CAMPAIGN_PROFILE_TOKEN (or RAPPORT_API_TOKEN)": self.profile_token,
+            },
+        )
         return self
 
     def webhook_url(self, channel: str) -> str | None:

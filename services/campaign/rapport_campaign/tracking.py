@@ -1,8 +1,13 @@
 """Signed tokens for the links in messages, and the UTM parameters clicks carry.
 
 A click token holds the message id and the exact target URL it was made for, signed
-with the service's secret: `/t/{token}` redirects only to URLs campaign itself wrote
-into a message, so it can never be used as an open redirect.
+with the service's secret and the time it was made: `/t/{token}` redirects only to URLs
+campaign itself wrote into a message (and the route checks the message still names that
+link), so it can never be used as an open redirect. A token older than the setting's
+maximum age is expired: refused, not followed.
+
+Tokens made before they carried a time (salts without `.v2`) are refused as invalid:
+they were signed with a secret nothing checked the strength of.
 """
 
 import hashlib
@@ -11,14 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-SALTS = {"click": "rapport.campaign.click", "open": "rapport.campaign.open"}
-UNSUBSCRIBE_SALT = "rapport.campaign.unsubscribe"
+SALTS = {"click": "rapport.campaign.click.v2", "open": "rapport.campaign.open.v2"}
+UNSUBSCRIBE_SALT = "rapport.campaign.unsubscribe.v2"
+DAY_S = 86_400
 
 
 class InvalidToken(ValueError):
     """The token was not made by this service (or was altered)."""
+
+
+class ExpiredToken(InvalidToken):
+    """The token was made by this service, longer ago than links live."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,12 @@ class UnsubscribeTarget:
 class Tokens:
     """Makes and checks the tokens of click, open and unsubscribe links."""
 
-    def __init__(self, secret: str, public_url: str) -> None:
-        self._click = URLSafeSerializer(secret, salt=SALTS["click"])
-        self._open = URLSafeSerializer(secret, salt=SALTS["open"])
-        self._unsubscribe = URLSafeSerializer(secret, salt=UNSUBSCRIBE_SALT)
+    def __init__(self, secret: str, public_url: str, max_age_days: float = 90.0) -> None:
+        self._click = URLSafeTimedSerializer(secret, salt=SALTS["click"])
+        self._open = URLSafeTimedSerializer(secret, salt=SALTS["open"])
+        self._unsubscribe = URLSafeTimedSerializer(secret, salt=UNSUBSCRIBE_SALT)
         self._base = public_url.rstrip("/")
+        self._max_age_s = round(max_age_days * DAY_S)
 
     def click_url(self, message_id: str, url: str) -> str:
         return f"{self._base}/t/{self._click.dumps([message_id, url])}"
@@ -69,10 +80,11 @@ class Tokens:
         message_id, customer_id, channel = self._load(self._unsubscribe, token, 3)
         return UnsubscribeTarget(message_id, customer_id, channel)
 
-    @staticmethod
-    def _load(serializer: URLSafeSerializer, token: str, size: int | None) -> Any:
+    def _load(self, serializer: URLSafeTimedSerializer, token: str, size: int | None) -> Any:
         try:
-            value = serializer.loads(token)
+            value = serializer.loads(token, max_age=self._max_age_s)
+        except SignatureExpired as error:
+            raise ExpiredToken("this link has expired") from error
         except (BadSignature, UnicodeDecodeError, ValueError) as error:
             raise InvalidToken("this link is not valid") from error
         if size is not None and (

@@ -5,9 +5,10 @@ from typing import Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rapport_events.environment import DEVELOPMENT_TOKEN, enforce_secrets, environment_field
 from rapport_events.settings import KafkaSettings
 
-DEVELOPMENT_TOKEN = "rapport-dev-token"
+__all__ = ["DEVELOPMENT_TOKEN", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -19,10 +20,7 @@ class Settings(BaseSettings):
     )
 
     service_name: str = "partner-share"
-    environment: str = Field(
-        default="development",
-        validation_alias=AliasChoices("PARTNER_SHARE_ENVIRONMENT", "RAPPORT_ENV"),
-    )
+    environment: str = environment_field("PARTNER_SHARE_")
     database_url: str = Field(
         default="sqlite:///var/partner-share.db",
         validation_alias=AliasChoices("PARTNER_SHARE_DATABASE_URL", "DATABASE_URL"),
@@ -59,9 +57,14 @@ class Settings(BaseSettings):
         return self.profile_api_token or self.api_token
 
     @model_validator(mode="after")
-    def _no_default_secret_outside_development(self) -> Self:
-        if self.environment != "development" and self.api_token == DEVELOPMENT_TOKEN:
-            raise ValueError("PARTNER_SHARE_API_TOKEN must be set outside development")
+    def _strong_secrets_outside_development(self) -> Self:
+        enforce_secrets(
+            self.environment,
+            {
+                "PARTNER_SHARE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
+                "PARTNER_SHARE_PROFILE_API_TOKEN": self.profile_api_token,
+            },
+        )
         return self
 
 

@@ -5,10 +5,15 @@ from typing import Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rapport_events.environment import (
+    DEVELOPMENT_TOKEN,
+    DEVELOPMENT_WRITE_KEY,
+    enforce_secrets,
+    environment_field,
+)
 from rapport_events.settings import KafkaSettings
 
-DEVELOPMENT_TOKEN = "rapport-dev-token"
-DEVELOPMENT_WRITE_KEY = "rapport-dev-write-key"
+__all__ = ["DEVELOPMENT_TOKEN", "DEVELOPMENT_WRITE_KEY", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -18,9 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore", validate_by_name=True)
 
     service_name: str = "profile"
-    environment: str = Field(
-        default="development", validation_alias=AliasChoices("PROFILE_ENVIRONMENT", "RAPPORT_ENV")
-    )
+    environment: str = environment_field("PROFILE_")
     database_url: str = Field(
         default="sqlite:///var/profile.db",
         validation_alias=AliasChoices("PROFILE_DATABASE_URL", "DATABASE_URL"),
@@ -64,11 +67,15 @@ class Settings(BaseSettings):
         return {name: url.rstrip("/") for name, url in urls.items() if url}
 
     @model_validator(mode="after")
-    def _no_default_secret_outside_development(self) -> Self:
-        if self.environment != "development" and self.api_token == DEVELOPMENT_TOKEN:
-            raise ValueError("PROFILE_API_TOKEN must be set outside development")
-        if self.environment != "development" and DEVELOPMENT_WRITE_KEY in self.write_keys:
-            raise ValueError("PROFILE_WRITE_KEYS must be set outside development")
+    def _strong_secrets_outside_development(self) -> Self:
+        enforce_secrets(
+            self.environment,
+            {
+                "PROFILE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
+                "PROFILE_SERVICES_TOKEN": self.services_token,
+                **{f"PROFILE_WRITE_KEYS[{i}]": key for i, key in enumerate(self.write_keys)},
+            },
+        )
         return self
 
 

@@ -5,10 +5,11 @@ from typing import Self
 from pydantic import AliasChoices, BaseModel, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rapport_events.environment import DEVELOPMENT_TOKEN, enforce_secrets, environment_field
 from rapport_events.settings import KafkaSettings
 from rapport_events.types import Priority
 
-DEVELOPMENT_TOKEN = "rapport-dev-token"
+__all__ = ["DEVELOPMENT_TOKEN", "Settings", "SocialWebhook", "get_settings"]
 
 DEFAULT_FIRST_RESPONSE_MINUTES: dict[Priority, int] = {
     "urgent": 15,
@@ -38,9 +39,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUPPORT_", extra="ignore", validate_by_name=True)
 
     service_name: str = "support"
-    environment: str = Field(
-        default="development", validation_alias=AliasChoices("SUPPORT_ENVIRONMENT", "RAPPORT_ENV")
-    )
+    environment: str = environment_field("SUPPORT_")
     database_url: str = Field(
         default="sqlite:///var/support.db",
         validation_alias=AliasChoices("SUPPORT_DATABASE_URL", "DATABASE_URL"),
@@ -78,9 +77,15 @@ class Settings(BaseSettings):
     similarity_min_score: float = Field(default=0.1, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _no_default_secret_outside_development(self) -> Self:
-        if self.environment != "development" and self.api_token == DEVELOPMENT_TOKEN:
-            raise ValueError("SUPPORT_API_TOKEN must be set outside development")
+    def _strong_secrets_outside_development(self) -> Self:
+        webhooks = {
+            f"SUPPORT_SOCIAL_WEBHOOKS[{name}].secret": hook.secret.get_secret_value()
+            for name, hook in self.social_webhooks.items()
+        }
+        enforce_secrets(
+            self.environment,
+            {"SUPPORT_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token, **webhooks},
+        )
         return self
 
     @model_validator(mode="after")

@@ -22,6 +22,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
 DATABASE_KINDS = ("sqlite", "postgresql")
 DatabaseFactory = Callable[[str], Awaitable[str]]
 
+# The services run as production unless told otherwise, and refuse the published
+# development secrets there; the tests use those secrets, and so do the service
+# processes they start (which inherit this). Tests of production pass it explicitly.
+os.environ["RAPPORT_ENV"] = "development"
+
 
 def _postgres_required() -> bool:
     return os.environ.get("RAPPORT_REQUIRE_POSTGRES", "") in ("1", "true", "yes")

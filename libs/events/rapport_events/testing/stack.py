@@ -56,6 +56,8 @@ class Stack:
         log_path = self.workdir / f"{name}.log"
         env = {
             **os.environ,
+            # The stack runs with the development token, which production refuses.
+            "RAPPORT_ENV": "development",
             **self.env,
             f"{prefix}DATABASE_URL": self.databases[name],
             "PYTHONUNBUFFERED": "1",
