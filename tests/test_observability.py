@@ -123,6 +123,50 @@ async def client(profile: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+class TestReadiness:
+    """/readyz tells the truth about the event plumbing, with the reason in its body."""
+
+    async def test_a_relay_that_keeps_crashing_is_503_and_counted(
+        self, profile: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert (await client.get("/readyz")).status_code == 200
+        relay = profile.state.runtime.relay
+        await relay.stop()
+
+        async def crash() -> None:
+            raise RecursionError("a bug deep in the relay")
+
+        monkeypatch.setattr(relay, "_loop", crash)
+        relay.start()
+        deadline = time.monotonic() + 30
+        ready = await client.get("/readyz")
+        while ready.status_code == 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            ready = await client.get("/readyz")
+
+        assert ready.status_code == 503
+        reason = ready.json()["checks"]["tasks"]
+        assert "outbox-relay: restarted" in reason and "RecursionError" in reason, reason
+        restarts = await scrape(client)
+        assert total(restarts, "rapport_task_restarts_total") > 5
+        monkeypatch.undo()
+        await relay.stop()
+        relay.start()
+
+    async def test_a_stopped_relay_is_503(
+        self, profile: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        relay = profile.state.runtime.relay
+        await relay.stop()
+        try:
+            ready = await client.get("/readyz")
+        finally:
+            relay.start()
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["tasks"].endswith("outbox-relay: stopped")
+        assert (await client.get("/readyz")).status_code == 200
+
+
 class TestMetricsEndpoint:
     async def test_counts_requests_by_route_and_status(self, client: httpx.AsyncClient) -> None:
         series = "http_server_request_duration_seconds_count"

@@ -128,6 +128,12 @@ class EventRuntime:
     def problems(self) -> dict[str, str]:
         """What keeps the event plumbing from working, by task; empty when all is well."""
         found = {task.name: problem for task in self.supervised() if (problem := task.problem())}
+        if self.connected.is_set():
+            # Connected, so both were started: one without its task was stopped from outside.
+            if self.relay is not None and self.relay.supervised is None:
+                found["outbox-relay"] = "stopped"
+            if self.consumer is not None and self.consumer.supervised is None:
+                found[f"consumer-{self.service}"] = "stopped"
         if (
             self.connected.is_set()
             and self.consumer is not None
