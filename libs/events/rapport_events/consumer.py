@@ -89,7 +89,9 @@ class ConsumerRunner:
         producer: AIOKafkaProducer,
         dependencies: Mapping[str, Any] | None = None,
     ) -> None:
-        self.group_id = service
+        self.service = service
+        # Replicas of a service share its group; another group (a replay) reads the log anew.
+        self.group_id = settings.consumer_group or service
         self._settings = settings
         self._sessions = session_factory
         self._handlers = {model.TYPE: list(funcs) for model, funcs in handlers.items()}
@@ -109,14 +111,14 @@ class ConsumerRunner:
 
     @property
     def dead_letter_topic(self) -> str:
-        return self._settings.dead_letter_topic(self.group_id)
+        return self._settings.dead_letter_topic(self.service)
 
     async def start(self) -> None:
         """Connect to the group (raises while the broker is unreachable), then consume under
         supervision: a consumer that fails is closed and a fresh one joins in its place."""
         await self._open()
         self._supervised = Supervised(
-            f"consumer-{self.group_id}",
+            f"consumer-{self.service}",
             self._consume,
             policy=self._settings.restart_policy(),
             stalled=self._stall_reason,

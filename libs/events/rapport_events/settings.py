@@ -15,6 +15,8 @@ class KafkaSettings(BaseSettings):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = CUSTOMER_EVENTS_TOPIC
+    # The consumer group (and inbox name) of the service; empty means the service's name.
+    consumer_group: str = ""
     partitions: int = 6
     replication_factor: int = 1
     # Off for the dev broker (Tansu rejects InitProducerId); on against real Kafka.

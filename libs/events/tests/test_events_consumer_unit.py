@@ -640,3 +640,10 @@ class TestRejoin:
 
         assert forgotten.stopped
         assert runner.kafka_consumer is None  # the next start makes a new member
+
+
+class TestConsumerGroup:
+    def test_the_group_is_the_service_unless_set(self, make_runner: RunnerFactory) -> None:
+        assert make_runner().group_id == SERVICE
+        named = make_runner(settings=KafkaSettings(topic=TOPIC, consumer_group="replay-7"))
+        assert (named.group_id, named.dead_letter_topic) == ("replay-7", DLQ)
