@@ -6,8 +6,8 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -32,6 +32,24 @@ MAX_COMMIT_FAILURES = 5
 
 Handler = Callable[..., Awaitable[None]]
 HandlerMap = Mapping[type[Event], Sequence[Handler]]
+_BATCH = "__rapport_batch__"
+H = TypeVar("H", bound=Handler)
+
+
+def batch(handler: H) -> H:
+    """Mark a handler as taking a run of events at once.
+
+    It asks for `events` and/or `envelopes` instead of `event`/`envelope`: the events of
+    one type that a fetch brought in a row, in log order, each new to this consumer, so
+    it can write them with set-based statements in the runner's transaction.
+    """
+    setattr(handler, _BATCH, True)
+    return handler
+
+
+def is_batch(handler: Handler) -> bool:
+    """Whether `handler` takes runs of events (see `batch`)."""
+    return bool(getattr(handler, _BATCH, False))
 
 
 class ConsumerStuck(Exception):
@@ -95,6 +113,10 @@ class ConsumerRunner:
         self._settings = settings
         self._sessions = session_factory
         self._handlers = {model.TYPE: list(funcs) for model, funcs in handlers.items()}
+        # Types applied in runs: at least one of their handlers takes a batch.
+        self._batched = {
+            event_type for event_type, funcs in self._handlers.items() if any(map(is_batch, funcs))
+        }
         self._producer = producer
         self._dependencies = dict(dependencies or {})
         self._consumer: AIOKafkaConsumer | None = None
@@ -296,30 +318,81 @@ class ConsumerRunner:
 
     async def _apply_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
         """Records in one transaction until the time budget is spent; returns how many it
-        took. Counters move only once the transaction committed."""
+        took. Counters move only once the transaction committed.
+
+        Consecutive records of a type with a batch handler form a run, applied with one
+        inbox statement and one call per handler; a record of another type first applies
+        the run before it, so each customer's events keep their log order.
+        """
         tally = _Tally()
         taken = 0
         deadline: float | None = None
+        run: _Run | None = None
         async with transaction_reporting_commit(self._sessions, tally.count_into(self)) as session:
             for record in records:
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 taken += 1
                 headers = header_map(record.headers)
-                if self._ignores(headers.get("ce_type", "")):
+                event_type = headers.get("ce_type", "")
+                if self._ignores(event_type):
                     continue
+                if deadline is None:
+                    deadline = await self._budget_from_now(session)
+                if event_type in self._batched:
+                    if run is not None and run.type != event_type:
+                        await self._apply_run(session, run, tally)
+                        run = None
+                    run = run or _Run(event_type)
+                    run.add(record, headers, decode(record.value, record.headers))
+                    continue
+                if run is not None:
+                    await self._apply_run(session, run, tally)
+                    run = None
                 with self._process_span(record, headers):
                     envelope = decode(record.value, record.headers)
                     handlers = self._handlers.get(envelope.type)
                     if not handlers:
                         continue
-                    if deadline is None:
-                        deadline = await self._budget_from_now(session)
                     if await self._apply_in(session, envelope, handlers):
                         tally.applied += 1
                     else:
                         tally.duplicates += 1
+            if run is not None:
+                await self._apply_run(session, run, tally)
         return taken
+
+    async def _apply_run(self, session: AsyncSession, run: "_Run", tally: "_Tally") -> None:
+        """Claim a run's ids with one statement and hand the new events to the handlers."""
+        with self._run_span(run):
+            claimed = await inbox.claim_all(
+                session, self.group_id, [(envelope.id, envelope.type) for envelope in run.envelopes]
+            )
+            fresh = run.first_of_each(claimed)
+            tally.applied += len(fresh)
+            tally.duplicates += len(run.envelopes) - len(fresh)
+            if fresh:
+                await self._run_handlers(session, fresh, self._handlers[fresh[0].type])
+
+    def _run_span(self, run: "_Run") -> Any:
+        # One span for the run, linked to each message's producer span (the OpenTelemetry
+        # messaging conventions' batch processing).
+        first = run.records[0]
+        return tracer().start_as_current_span(
+            f"process {first.topic}",
+            kind=SpanKind.CONSUMER,
+            links=[link for headers in run.headers for link in _links(headers)],
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": first.topic,
+                "messaging.destination.partition.id": str(first.partition),
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.batch.message_count": len(run.records),
+                "cloudevents.event_type": run.type,
+            },
+        )
 
     async def _budget_from_now(self, session: AsyncSession) -> float:
         """The deadline of a shared transaction, counted from when it holds its locks."""
@@ -432,15 +505,31 @@ class ConsumerRunner:
         """Claim the event in the inbox and run its handlers on the caller's transaction."""
         if not await inbox.claim(session, self.group_id, envelope.id, envelope.type):
             return False
-        available = {
-            **self._dependencies,
-            "event": envelope.data,
-            "envelope": envelope,
-            "session": session,
-        }
-        for handler in handlers:
-            await handler(**_injected_kwargs(handler, available))
+        await self._run_handlers(session, [envelope], handlers)
         return True
+
+    async def _run_handlers(
+        self, session: AsyncSession, envelopes: Sequence[Envelope], handlers: Sequence[Handler]
+    ) -> None:
+        """Each handler in turn: a batch handler once with them all, another once per event."""
+        for handler in handlers:
+            if is_batch(handler):
+                available = {
+                    **self._dependencies,
+                    "events": [envelope.data for envelope in envelopes],
+                    "envelopes": envelopes,
+                    "session": session,
+                }
+                await handler(**_injected_kwargs(handler, available))
+                continue
+            for envelope in envelopes:
+                available = {
+                    **self._dependencies,
+                    "event": envelope.data,
+                    "envelope": envelope,
+                    "session": session,
+                }
+                await handler(**_injected_kwargs(handler, available))
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
@@ -477,6 +566,32 @@ class ConsumerRunner:
             record.offset,
             error,
         )
+
+
+@dataclass
+class _Run:
+    """Consecutive records of one batched type, decoded, waiting to be applied together."""
+
+    type: str
+    records: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
+    headers: list[Mapping[str, str]] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)
+
+    def add(
+        self, record: ConsumerRecord[bytes, bytes], headers: Mapping[str, str], envelope: Envelope
+    ) -> None:
+        self.records.append(record)
+        self.headers.append(headers)
+        self.envelopes.append(envelope)
+
+    def first_of_each(self, claimed: set[str]) -> list[Envelope]:
+        """The envelopes whose ids this transaction claimed, each id once, in log order."""
+        fresh, seen = [], set()
+        for envelope in self.envelopes:
+            if envelope.id in claimed and envelope.id not in seen:
+                seen.add(envelope.id)
+                fresh.append(envelope)
+        return fresh
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The inbox: a consumer's record of the events it has applied."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import DateTime
@@ -43,3 +44,41 @@ async def claim(session: AsyncSession, consumer: str, event_id: str, event_type:
     )
     result = await session.exec(statement)  # type: ignore[call-overload]
     return bool(result.rowcount == 1)
+
+
+# Rows per INSERT: four parameters each, well under SQLite's and PostgreSQL's limits.
+CLAIM_CHUNK = 500
+
+
+async def claim_all(
+    session: AsyncSession, consumer: str, events: Sequence[tuple[str, str]]
+) -> set[str]:
+    """Record many `(event_id, event_type)` at once; returns the ids not applied before.
+
+    One `INSERT … ON CONFLICT DO NOTHING RETURNING` per chunk: what it returns is what
+    this transaction claimed. An id twice in `events` is claimed once.
+    """
+    claimed: set[str] = set()
+    now = utcnow()
+    unique = list(dict(events).items())
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = InboxEntry.__table__  # type: ignore[attr-defined]
+    for first in range(0, len(unique), CLAIM_CHUNK):
+        rows = [
+            {
+                "consumer": consumer,
+                "event_id": event_id,
+                "event_type": event_type,
+                "processed_at": now,
+            }
+            for event_id, event_type in unique[first : first + CLAIM_CHUNK]
+        ]
+        statement = (
+            insert(table)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(table.c.event_id)
+        )
+        result = await session.exec(statement)  # type: ignore[call-overload]
+        claimed.update(result.scalars().all())
+    return claimed

@@ -15,7 +15,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope, KafkaMessage, encode
-from rapport_events.consumer import ConsumerRunner, ConsumerStuck, Handler
+from rapport_events.consumer import ConsumerRunner, ConsumerStuck, Handler, batch
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.inbox import InboxEntry
 from rapport_events.settings import KafkaSettings
@@ -647,3 +647,120 @@ class TestConsumerGroup:
         assert make_runner().group_id == SERVICE
         named = make_runner(settings=KafkaSettings(topic=TOPIC, consumer_group="replay-7"))
         assert (named.group_id, named.dead_letter_topic) == ("replay-7", DLQ)
+
+
+class BatchCalls:
+    """Records each call of a batch handler, and writes its effects with one statement."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def __call__(
+        self, events: list[InteractionTracked], envelopes: list[Envelope], session: AsyncSession
+    ) -> None:
+        self.calls.append([event.name or "" for event in events])
+        rows = [{"event_id": e.id, "note": e.data.name or ""} for e in envelopes]  # type: ignore[attr-defined]
+        await session.exec(insert(effects), params=rows)  # type: ignore[call-overload]
+
+
+async def note_erasure(event: CustomerErased, session: AsyncSession) -> None:
+    await session.exec(
+        insert(effects).values(event_id="erased", note=f"erased {event.customer_id}")
+    )  # type: ignore[call-overload]
+
+
+class TestBatchHandlers:
+    """A batch handler takes the run of its type a fetch brought, once per run, in log order."""
+
+    @pytest.fixture
+    def batch_calls(self) -> BatchCalls:
+        return BatchCalls()
+
+    @pytest.fixture
+    def batch_runner(self, make_runner: RunnerFactory, batch_calls: BatchCalls) -> ConsumerRunner:
+        return make_runner(
+            {InteractionTracked: [batch(batch_calls)], CustomerErased: [note_erasure]}
+        )
+
+    async def test_a_run_of_one_type_is_one_call_in_log_order(
+        self, batch_runner: ConsumerRunner, batch_calls: BatchCalls, sessions: SessionFactory
+    ) -> None:
+        records = [record_of(encode(tracked(f"p{n}")), n) for n in range(5)]
+
+        await batch_runner._handle_records(PARTITION, records)
+
+        assert batch_calls.calls == [["p0", "p1", "p2", "p3", "p4"]]
+        assert await effect_notes(sessions) == ["p0", "p1", "p2", "p3", "p4"]
+        assert batch_runner.applied == 5
+        assert len(await inbox_ids(sessions)) == 5
+
+    async def test_another_type_between_splits_the_run_and_keeps_the_order(
+        self, batch_runner: ConsumerRunner, batch_calls: BatchCalls, sessions: SessionFactory
+    ) -> None:
+        erased = Envelope(data=CustomerErased(customer_id="c-1"), source="/services/profile")
+        messages = [
+            encode(tracked("a")),
+            encode(tracked("b")),
+            encode(erased),
+            encode(tracked("c")),
+        ]
+
+        await batch_runner._handle_records(
+            PARTITION, [record_of(m, offset) for offset, m in enumerate(messages)]
+        )
+
+        assert batch_calls.calls == [["a", "b"], ["c"]]
+        assert await effect_notes(sessions) == ["a", "b", "erased c-1", "c"]
+
+    async def test_the_same_2000_events_twice_apply_once_each_in_order_per_customer(
+        self, batch_runner: ConsumerRunner, sessions: SessionFactory
+    ) -> None:
+        messages = [encode(tracked(f"{n:04d}", customer_id=f"c-{n % 7}")) for n in range(2000)]
+        records = [record_of(m, offset) for offset, m in enumerate(messages)]
+        twice = records + [record_of(m, 2000 + offset) for offset, m in enumerate(messages)]
+
+        for first in range(0, len(twice), 500):
+            await batch_runner._handle_records(PARTITION, twice[first : first + 500])
+
+        notes = await effect_notes(sessions)
+        assert sorted(notes) == [f"{n:04d}" for n in range(2000)]
+        for customer in range(7):
+            mine = [note for note in notes if int(note) % 7 == customer]
+            assert mine == sorted(mine)
+        assert (batch_runner.applied, batch_runner.duplicates) == (2000, 2000)
+
+    async def test_a_duplicate_inside_one_run_is_applied_once(
+        self, batch_runner: ConsumerRunner, batch_calls: BatchCalls
+    ) -> None:
+        message = encode(tracked("once"))
+
+        await batch_runner._handle_records(
+            PARTITION, [record_of(message, 0), record_of(message, 1)]
+        )
+
+        assert batch_calls.calls == [["once"]]
+        assert (batch_runner.applied, batch_runner.duplicates) == (1, 1)
+
+    async def test_one_poison_record_in_a_batch_goes_to_the_dead_letters_alone(
+        self,
+        batch_runner: ConsumerRunner,
+        sessions: SessionFactory,
+        producer: FakeProducer,
+    ) -> None:
+        good = [encode(tracked(f"g{n}")) for n in range(6)]
+        poison = FakeRecord(TOPIC, 2, 3, good[0].key, b'{"customer_id": 7}', list(good[0].headers))
+        records = [record_of(m, n if n < 3 else n + 1) for n, m in enumerate(good)]
+        records.insert(3, poison)
+
+        await batch_runner._handle_records(PARTITION, records)
+
+        assert sorted(await effect_notes(sessions)) == [f"g{n}" for n in range(6)]
+        assert [m.topic for m in producer.sent] == [DLQ]
+        assert dlq_headers(producer)["dlq_original_offset"] == "3"
+
+    async def test_a_single_record_reaches_a_batch_handler_as_a_run_of_one(
+        self, batch_runner: ConsumerRunner, batch_calls: BatchCalls
+    ) -> None:
+        await batch_runner._handle_record(record_of(encode(tracked("alone"))))
+
+        assert batch_calls.calls == [["alone"]]
