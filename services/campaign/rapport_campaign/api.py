@@ -16,7 +16,14 @@ from fastapi import (
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport_campaign import marketing, service
-from rapport_campaign.deps import SessionDep, SettingsDep, TokensDep, WorkerDep, require_token
+from rapport_campaign.deps import (
+    SessionDep,
+    SettingsDep,
+    TokensDep,
+    WorkerDep,
+    WriteSessionDep,
+    require_token,
+)
 from rapport_campaign.models import (
     AudienceMemberPublic,
     CampaignCreate,
@@ -325,7 +332,7 @@ def _invalid_link(error: InvalidToken) -> HTTPException:
     responses={302: {"description": "to the link's target, with UTM parameters"}, **NOT_FOUND},
 )
 async def click(
-    token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
+    token: str, session: WriteSessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> RedirectResponse:
     """A click in a message: recorded, then redirected to the signed target."""
     try:
@@ -342,7 +349,7 @@ async def click(
     responses={200: {"content": {"image/gif": {}}}, **NOT_FOUND},
 )
 async def open_pixel(
-    token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
+    token: str, session: WriteSessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> Response:
     """The open pixel of an e-mail."""
     try:
@@ -355,7 +362,7 @@ async def open_pixel(
 
 @public.get("/u/{token}", response_class=HTMLResponse, responses=NOT_FOUND)
 async def unsubscribe_link(
-    token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
+    token: str, session: WriteSessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> HTMLResponse:
     """Unsubscribe from a channel by following the link: revokes its consent."""
     return await _unsubscribe(token, session, settings, tokens)
