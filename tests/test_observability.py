@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rapport_campaign.main import create_app as create_campaign_app
 from rapport_campaign.settings import Settings as CampaignSettings
-from rapport_events import observability
+from rapport_events import observability, tracing
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import wait_until_ready
 from rapport_events.testing.pytest_plugin import DatabaseFactory
@@ -467,14 +467,13 @@ def load_traces_tool() -> ModuleType:
     return module
 
 
-def write_trace(directory: Path) -> str:
+def write_trace(directory: Path, **rotation: int) -> str:
     """A request on `front` that publishes, consumed by `back`, as make run writes it."""
     providers = {}
     for service in ("front", "back"):
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        provider.add_span_processor(
-            SimpleSpanProcessor(JsonLinesSpanExporter(directory / f"{service}.jsonl"))
-        )
+        exporter = JsonLinesSpanExporter(directory / f"{service}.jsonl", **rotation)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
         providers[service] = provider
     front = providers["front"].get_tracer("t")
     back = providers["back"].get_tracer("t")
@@ -530,3 +529,64 @@ class TestTracesTool:
         out = io.StringIO()
         assert tool.main(["--dir", str(tmp_path), "--last", "5", "--all"], out=out) == 0
         assert "lonely poll" in out.getvalue()
+
+    def test_reads_a_trace_split_across_rotated_files(self, tmp_path: Path) -> None:
+        tool = load_traces_tool()
+        trace_id = write_trace(tmp_path, max_bytes=1, files=10)  # one span per file
+        assert (tmp_path / "front.jsonl.2").exists() and (tmp_path / "back.jsonl.1").exists()
+        out = io.StringIO()
+
+        assert tool.main(["--dir", str(tmp_path)], out=out) == 0
+
+        lines = out.getvalue().splitlines()
+        assert lines[0].startswith(f"trace {trace_id}") and "4 spans" in lines[0]
+        assert set(parse_tree(lines)) == {
+            "POST /customers",
+            "INSERT db",
+            "send topic",
+            "process topic",
+        }
+
+
+class TestSpanFileRotation:
+    """Span files past their size cap are rotated, and only so many are kept."""
+
+    def test_the_files_of_a_service_stay_within_their_cap(self, tmp_path: Path) -> None:
+        max_bytes, files = 4000, 3
+        provider = TracerProvider(resource=Resource.create({"service.name": "busy"}))
+        exporter = JsonLinesSpanExporter(tmp_path / "busy.jsonl", max_bytes=max_bytes, files=files)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("t")
+
+        for number in range(300):
+            with tracer.start_as_current_span(f"span {number}"):
+                pass
+
+        kept = sorted(path.name for path in tmp_path.iterdir())
+        assert kept == ["busy.jsonl", "busy.jsonl.1", "busy.jsonl.2"]
+        sizes = [path.stat().st_size for path in tmp_path.iterdir()]
+        assert all(0 < size <= max_bytes for size in sizes)
+        assert sum(sizes) <= files * max_bytes
+        newest = (tmp_path / "busy.jsonl").read_text().splitlines()[-1]
+        oldest = (tmp_path / "busy.jsonl.2").read_text().splitlines()[0]
+        assert json.loads(newest)["name"] == "span 299"
+        assert int(json.loads(oldest)["name"].split()[1]) > 200  # the first spans are gone
+
+    def test_one_file_kept_means_the_file_starts_over(self, tmp_path: Path) -> None:
+        provider = TracerProvider(resource=Resource.create({"service.name": "one"}))
+        exporter = JsonLinesSpanExporter(tmp_path / "one.jsonl", max_bytes=1, files=1)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        for name in ("first", "second"):
+            with provider.get_tracer("t").start_as_current_span(name):
+                pass
+
+        assert [path.name for path in tmp_path.iterdir()] == ["one.jsonl"]
+        assert [json.loads(line)["name"] for line in (tmp_path / "one.jsonl").open()] == ["second"]
+
+    def test_the_caps_come_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("RAPPORT_TRACE_FILE_MAX_MB", "0.5")
+        monkeypatch.setenv("RAPPORT_TRACE_FILES", "2")
+        assert tracing._trace_file_settings() == (512 * 1024, 2)
+        monkeypatch.delenv("RAPPORT_TRACE_FILE_MAX_MB")
+        monkeypatch.delenv("RAPPORT_TRACE_FILES")
+        assert tracing._trace_file_settings() == (50 * 1024 * 1024, 5)

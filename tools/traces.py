@@ -1,8 +1,9 @@
 """Print span trees from the JSON-lines span files that `make run` writes under var/traces.
 
 Each service writes `<RAPPORT_TRACE_DIR>/<service>.jsonl`, one `ReadableSpan.to_json()`
-object per line (rapport_events.tracing.JsonLinesSpanExporter). This joins the files
-by trace id and prints the most recent trace as a tree:
+object per line (rapport_events.tracing.JsonLinesSpanExporter), rotated by size into
+`<service>.jsonl.1`, `.2`, ... This joins all the files by trace id and prints the most
+recent trace as a tree:
 
     python tools/traces.py                  # the latest trace
     python tools/traces.py --last 3         # the three latest
@@ -86,13 +87,24 @@ def parse_span(raw: dict[str, Any], fallback_service: str) -> Span:
     )
 
 
+def span_files(directory: Path) -> list[Path]:
+    """The `<service>.jsonl` files and their rotated `<service>.jsonl.<n>` copies."""
+    paths = [*directory.glob("*.jsonl"), *directory.glob("*.jsonl.*")]
+    return sorted(path for path in paths if path.is_file() and _service_of(path))
+
+
+def _service_of(path: Path) -> str:
+    service, dot_jsonl, number = path.name.rpartition(".jsonl")
+    return service if dot_jsonl and (not number or number[1:].isdigit()) else ""
+
+
 def read_spans(directory: Path) -> Iterator[Span]:
-    """Every span of every `*.jsonl` file in the directory; torn or foreign lines are skipped."""
-    for path in sorted(directory.glob("*.jsonl")):
+    """Every span of every span file in the directory; torn or foreign lines are skipped."""
+    for path in span_files(directory):
         with path.open(encoding="utf-8") as lines:
             for line in lines:
                 try:
-                    yield parse_span(json.loads(line), path.stem)
+                    yield parse_span(json.loads(line), _service_of(path))
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue
 
@@ -190,7 +202,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         "--dir",
         type=Path,
         default=Path(os.environ.get("RAPPORT_TRACE_DIR") or DEFAULT_DIR),
-        help="folder of <service>.jsonl span files (default: $RAPPORT_TRACE_DIR or var/traces)",
+        help="folder of <service>.jsonl[.n] span files (default: $RAPPORT_TRACE_DIR or var/traces)",
     )
     parser.add_argument("--trace", help="print this trace (full id or a unique prefix)")
     parser.add_argument("--last", type=int, default=1, help="print the N most recent traces")

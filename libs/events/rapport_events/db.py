@@ -4,7 +4,7 @@ import asyncio
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ READ_ONLY = "rapport_read_only"
 # SQLite's busy handler (which waits for other processes), before "database is locked".
 SQLITE_LOCK_TIMEOUT_S = 30.0
 _WRITER_TOKEN = "rapport_writer"
+# HTTP methods that only read (RFC 9110 "safe"): their requests run in read transactions.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 def async_url(url: str) -> str:
@@ -166,6 +169,21 @@ def _prepare_sqlite(engine: AsyncEngine, lock_timeout_s: float) -> None:
         event.listen(engine.sync_engine, name, _give_back)
 
 
+class ReadOnlyViolation(exc.InvalidRequestError):
+    """A statement that writes, run in a transaction declared read-only."""
+
+
+def _refuse_writes_when_read_only(
+    connection: Any, _cursor: Any, statement: str, *_args: Any
+) -> None:
+    # On SQLite a write in a deferred transaction skips the writers' queue and may fail
+    # with "database is locked" under load: refuse it on every run and every database,
+    # so a route that writes under a read transaction fails its tests, not a busy day.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    if read_only and statement.lstrip()[:7].upper().startswith(_WRITES):
+        raise ReadOnlyViolation(f"a write in a read-only transaction: {statement[:80]}")
+
+
 def create_engine(
     url: str, *, sqlite_lock_timeout_s: float = SQLITE_LOCK_TIMEOUT_S, **kwargs: Any
 ) -> AsyncEngine:
@@ -180,11 +198,13 @@ def create_engine(
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": sqlite_lock_timeout_s}, **kwargs)
         _prepare_sqlite(engine, sqlite_lock_timeout_s)
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "before_cursor_execute", _refuse_writes_when_read_only)
+    return engine
 
 
 def session_factory(
@@ -262,7 +282,18 @@ async def read_transaction(factory: SessionFactory) -> AsyncIterator[AsyncSessio
         yield session
 
 
+def request_transaction(
+    factory: SessionFactory, method: str
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """The transaction of an HTTP request: read-only for GET and HEAD, a write otherwise.
+
+    A GET route that records something (a click, a disclosure) asks for `transaction`.
+    """
+    return read_transaction(factory) if method.upper() in READ_METHODS else transaction(factory)
+
+
 async def ping(engine: AsyncEngine) -> None:
-    """Raise unless the database answers."""
+    """Raise unless the database answers (without waiting for SQLite's write lock)."""
     async with engine.connect() as connection:
+        await connection.execution_options(**{READ_ONLY: True})
         await connection.execute(text("SELECT 1"))

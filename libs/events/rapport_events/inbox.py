@@ -1,15 +1,19 @@
-"""The inbox: a consumer's record of the events it has applied."""
+"""The inbox: a consumer's record of the events it has applied, kept for a retention period."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
+from rapport_events.db import SessionFactory, transaction
+
+# Rows deleted per transaction: on SQLite a purge holds the only write lock while it runs.
+PURGE_BATCH = 1000
 
 
 class InboxEntry(SQLModel, table=True):
@@ -82,3 +86,36 @@ async def claim_all(
         result = await session.exec(statement)  # type: ignore[call-overload]
         claimed.update(result.scalars().all())
     return claimed
+
+
+async def purge_older_than(
+    session: AsyncSession, consumer: str, cutoff: datetime, *, limit: int = PURGE_BATCH
+) -> int:
+    """Delete up to `limit` of the consumer's entries processed before `cutoff`; how many went."""
+    table = InboxEntry.__table__  # type: ignore[attr-defined]
+    old = (
+        select(table.c.event_id)
+        .where(table.c.consumer == consumer, table.c.processed_at < cutoff)
+        .limit(limit)
+    )
+    statement = delete(table).where(table.c.consumer == consumer, table.c.event_id.in_(old))
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return int(result.rowcount)
+
+
+async def purge_expired(
+    sessions: SessionFactory, consumer: str, retention_s: float, *, batch: int = PURGE_BATCH
+) -> int:
+    """Delete the consumer's entries older than `retention_s`, a batch per transaction.
+
+    An id is only needed while its event can still be redelivered: keep it at least as
+    long as the topic keeps the event (Kafka's default retention is 7 days).
+    """
+    cutoff = utcnow() - timedelta(seconds=retention_s)
+    total = 0
+    while True:
+        async with transaction(sessions) as session:
+            deleted = await purge_older_than(session, consumer, cutoff, limit=batch)
+        total += deleted
+        if deleted < batch:
+            return total

@@ -33,8 +33,18 @@ def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer
     )
 
 
+def _topic_configs(settings: KafkaSettings, name: str) -> dict[str, str]:
+    if name.startswith(settings.dead_letter_topic("")):
+        return {"retention.ms": str(settings.dead_letter_retention_ms)}
+    return {}
+
+
 async def ensure_topics(settings: KafkaSettings, names: list[str]) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
+    """Create the topics that do not exist yet (idempotent).
+
+    A dead-letter topic keeps its messages for `dead_letter_retention_ms` (set at creation;
+    an existing topic keeps its own configuration).
+    """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=settings.request_timeout_ms,
@@ -42,7 +52,13 @@ async def ensure_topics(settings: KafkaSettings, names: list[str]) -> None:
     try:
         await admin.start()
         topics = [
-            NewTopic(name, settings.partitions, settings.replication_factor) for name in names
+            NewTopic(
+                name,
+                settings.partitions,
+                settings.replication_factor,
+                topic_configs=_topic_configs(settings, name),
+            )
+            for name in names
         ]
         async with asyncio.timeout(settings.send_timeout_s):
             response = await admin.create_topics(topics)

@@ -45,7 +45,7 @@ from sqlmodel import col, select
 
 from rapport_events.aio import cancel_and_wait
 from rapport_events.base import utcnow
-from rapport_events.db import transaction
+from rapport_events.db import read_transaction
 from rapport_events.outbox import OutboxMessage, is_pending
 from rapport_events.tracing import configure_tracing, sdk_disabled, service_resource
 
@@ -315,7 +315,7 @@ async def refresh_all(timeout_s: float = SCRAPE_REFRESH_TIMEOUT_S) -> None:
 
 async def outbox_backlog(runtime: "EventRuntime") -> tuple[int, float]:
     """Pending outbox rows and the age in seconds of the oldest; works while the broker is away."""
-    async with transaction(runtime.sessions) as session:
+    async with read_transaction(runtime.sessions) as session:
         result = await session.exec(
             select(func.count(), func.min(OutboxMessage.created_at)).where(is_pending())
         )
@@ -329,7 +329,7 @@ async def outbox_backlog(runtime: "EventRuntime") -> tuple[int, float]:
 
 async def outbox_parked(runtime: "EventRuntime") -> int:
     """Outbox rows the relay parked (never published, not pending)."""
-    async with transaction(runtime.sessions) as session:
+    async with read_transaction(runtime.sessions) as session:
         result = await session.exec(
             select(func.count()).where(
                 col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.parked_at).is_not(None)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rapport_events import outbox
+from rapport_events import inbox, outbox
 from rapport_events.aio import cancel_and_wait
 from rapport_events.consumer import ConsumerRunner, HandlerMap
 from rapport_events.db import ping, session_factory
@@ -16,9 +16,10 @@ from rapport_events.kafka import create_producer, ensure_topics
 from rapport_events.observability import RuntimeMetrics
 from rapport_events.relay import OutboxRelay
 from rapport_events.settings import KafkaSettings
-from rapport_events.supervisor import Supervised
+from rapport_events.supervisor import Periodic, Supervised
 
 log = logging.getLogger(__name__)
+INBOX_PURGE_INTERVAL_S = 600.0
 
 
 class HasSupervised(Protocol):
@@ -52,6 +53,7 @@ class EventRuntime:
         self.consumer: ConsumerRunner | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self.workers: list[HasSupervised] = []
+        self._inbox_purge: Periodic | None = None
         self.connected = asyncio.Event()
         self.metrics = RuntimeMetrics(self)
 
@@ -67,7 +69,21 @@ class EventRuntime:
     async def start(self) -> None:
         """Begin connecting; returns at once."""
         self.metrics.start()
+        if self._handlers:
+            self._inbox_purge = Periodic(
+                f"{self.service}-inbox-purge",
+                self._purge_inbox,
+                INBOX_PURGE_INTERVAL_S,
+                policy=self.settings.restart_policy(),
+                repeat_while_busy=False,
+            ).start()
+            self.watch(self._inbox_purge)
         self._connect_task = asyncio.create_task(self._connect(), name=f"{self.service}-connect")
+
+    async def _purge_inbox(self) -> int:
+        """Forget applied event ids past their retention (the log no longer redelivers them)."""
+        group = self.settings.consumer_group or self.service
+        return await inbox.purge_expired(self.sessions, group, self.settings.inbox_retention_s)
 
     async def _connect(self) -> None:
         backoff = 0.2
@@ -149,6 +165,9 @@ class EventRuntime:
 
     async def stop(self) -> None:
         """Stop consuming, stop the relay, flush the producer (services stop their workers)."""
+        if self._inbox_purge is not None:
+            await self._inbox_purge.stop()
+            self._inbox_purge = None
         self.workers = []
         await self.metrics.stop()
         await cancel_and_wait(self._connect_task)

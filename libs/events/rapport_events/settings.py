@@ -36,7 +36,12 @@ class KafkaSettings(BaseSettings):
     # default (500 ms) would put up to that much latency before every event a service handles.
     consumer_fetch_max_wait_ms: int = 50
     consumer_max_attempts: int = 3
+    # How long a dead-letter topic keeps what it holds: time to look, then room is made.
+    dead_letter_retention_ms: int = 14 * 86_400_000
     consumer_retry_backoff_s: float = 0.2
+    # How long a consumer remembers an applied event id (inbox.purge_expired): at least as
+    # long as the topic keeps events, so no redelivery can apply one twice.
+    inbox_retention_s: float = 7 * 86_400.0
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.05
     relay_max_backoff_s: float = 5.0

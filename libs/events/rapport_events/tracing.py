@@ -4,7 +4,9 @@ Exporters follow the standard `OTEL_*` variables (OTLP when
 `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_TRACES_EXPORTER=otlp` is set).
 `RAPPORT_TRACE_DIR` also writes every span as one JSON line to
 `<dir>/<service>.jsonl`, so a developer without a tracing UI can read traces
-(`make traces`, tools/traces.py).
+(`make traces`, tools/traces.py). A file past `RAPPORT_TRACE_FILE_MAX_MB`
+becomes `<service>.jsonl.1` (the older ones `.2`, ...), and only
+`RAPPORT_TRACE_FILES` files per service are kept.
 
 HTTP spans and metrics follow the stable HTTP semantic conventions
 (`http.server.request.duration`, `http.route`, `http.response.status_code`):
@@ -33,23 +35,66 @@ TRACER_NAME = "rapport_events"
 os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 
-class JsonLinesSpanExporter(SpanExporter):
-    """Appends finished spans to a file, one JSON object per line."""
+TRACE_FILE_MAX_MB = 50.0
+TRACE_FILES = 5
 
-    def __init__(self, path: Path) -> None:
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans to a file, one JSON object per line, rotated by size.
+
+    A write that would take the file past `max_bytes` first renames it `<name>.1`
+    (shifting older ones to `.2`, ...) and drops the oldest, so a service keeps at
+    most `files` files of about `max_bytes` each, however long it runs.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = int(TRACE_FILE_MAX_MB * 1024 * 1024),
+        files: int = TRACE_FILES,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._max_bytes = max(1, max_bytes)
+        self._files = max(1, files)
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # indent=None: one line per span, and one JSON pass instead of three.
-        lines = [span.to_json(indent=None) for span in spans]
-        with self._lock, self._path.open("a", encoding="utf-8") as out:
-            out.write("".join(line + "\n" for line in lines))
+        data = "".join(span.to_json(indent=None) + "\n" for span in spans).encode()
+        with self._lock:
+            try:
+                size = self._path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(data) > self._max_bytes:
+                self._rotate()
+            with self._path.open("ab") as out:
+                out.write(data)
         return SpanExportResult.SUCCESS
+
+    def _rotate(self) -> None:
+        """`<name>` becomes `<name>.1`, `.1` becomes `.2`, ...; the oldest beyond `files` goes."""
+        kept = [self._path] + [self.rotated(n) for n in range(1, self._files)]
+        kept[-1].unlink(missing_ok=True)
+        for newer, older in reversed(list(zip(kept, kept[1:], strict=False))):
+            if newer.exists():
+                newer.replace(older)
+
+    def rotated(self, number: int) -> Path:
+        """The path of the `number`-th older file."""
+        return self._path.with_name(f"{self._path.name}.{number}")
 
     def shutdown(self) -> None:
         return None
+
+
+def _trace_file_settings() -> tuple[int, int]:
+    """`RAPPORT_TRACE_FILE_MAX_MB` and `RAPPORT_TRACE_FILES`, or their defaults."""
+    max_mb = float(os.environ.get("RAPPORT_TRACE_FILE_MAX_MB") or TRACE_FILE_MAX_MB)
+    files = int(os.environ.get("RAPPORT_TRACE_FILES") or TRACE_FILES)
+    return int(max_mb * 1024 * 1024), files
 
 
 def _otlp_wanted() -> bool:
@@ -98,7 +143,10 @@ def configure_tracing(service_name: str, version: str | None = None) -> TracerPr
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace_dir = os.environ.get("RAPPORT_TRACE_DIR")
     if trace_dir:
-        exporter = JsonLinesSpanExporter(Path(trace_dir) / f"{service_name}.jsonl")
+        max_bytes, files = _trace_file_settings()
+        exporter = JsonLinesSpanExporter(
+            Path(trace_dir) / f"{service_name}.jsonl", max_bytes=max_bytes, files=files
+        )
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider

@@ -2,17 +2,21 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from rapport_events.db import (
+    ReadOnlyViolation,
     SessionFactory,
     WriterQueue,
     create_engine,
     is_sqlite,
+    ping,
     read_transaction,
+    request_transaction,
     session_factory,
     transaction,
     writer_queue,
@@ -162,6 +166,47 @@ class TestWritersTakeTurns:
             await engine.dispose()
 
 
+class TestRequestTransactions:
+    """An HTTP request's transaction: GET and HEAD read, every other method writes."""
+
+    @pytest.mark.parametrize("method", ["GET", "HEAD", "get"])
+    async def test_a_read_request_never_begins_immediate_and_a_writer_passes_it(
+        self, sessions: SessionFactory, method: str
+    ) -> None:
+        begun = _begins(sessions)
+        async with request_transaction(sessions, method) as reader:
+            await reader.exec(text("SELECT body FROM note"))
+            # A slow GET keeps its transaction open: a writer must not wait behind it.
+            async with asyncio.timeout(2):
+                await asyncio.create_task(_write(sessions, "while reading"))
+        assert begun == ["BEGIN", "BEGIN IMMEDIATE"]
+        assert not _queue(sessions).held
+
+    @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+    async def test_a_request_that_may_write_takes_its_turn(
+        self, sessions: SessionFactory, method: str
+    ) -> None:
+        begun = _begins(sessions)
+        async with request_transaction(sessions, method) as writer:
+            await writer.exec(text("UPDATE note SET body = 'second'"))
+        assert begun == ["BEGIN IMMEDIATE"]
+        assert await _bodies(sessions) == ["second"]
+
+    async def test_a_write_in_a_read_transaction_is_refused(self, sessions: SessionFactory) -> None:
+        with pytest.raises(ReadOnlyViolation, match="read-only"):
+            async with read_transaction(sessions) as reader:
+                await reader.exec(text("UPDATE note SET body = 'sneaked'"))
+        assert await _bodies(sessions) == ["first"]
+
+    async def test_a_ping_answers_while_a_writer_holds_the_lock(
+        self, sessions: SessionFactory
+    ) -> None:
+        async with transaction(sessions) as writer:
+            await writer.exec(text("UPDATE note SET body = 'second'"))
+            async with asyncio.timeout(2):
+                await asyncio.create_task(ping(sessions.kw["bind"]))
+
+
 class TestNestedWritesByDatabase:
     async def test_postgresql_commits_both_and_sqlite_refuses_the_second(
         self, database_url: str
@@ -206,3 +251,15 @@ async def _bodies(sessions: SessionFactory) -> list[str]:
     async with read_transaction(sessions) as session:
         rows = await session.exec(text("SELECT body FROM note ORDER BY id"))
         return [row[0] for row in rows.all()]
+
+
+def _begins(sessions: SessionFactory) -> list[str]:
+    """The BEGIN statements issued on the engine of `sessions` from now on."""
+    begun: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.upper().startswith("BEGIN"):
+            begun.append(statement.upper())
+
+    event.listen(sessions.kw["bind"].sync_engine, "before_cursor_execute", record)
+    return begun

@@ -16,7 +16,14 @@ from fastapi import (
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport_campaign import marketing, service
-from rapport_campaign.deps import SessionDep, SettingsDep, TokensDep, WorkerDep, require_token
+from rapport_campaign.deps import (
+    SessionDep,
+    SettingsDep,
+    TokensDep,
+    WorkerDep,
+    WriteSessionDep,
+    require_token,
+)
 from rapport_campaign.models import (
     AudienceMemberPublic,
     CampaignCreate,
@@ -335,7 +342,7 @@ def _invalid_link(error: InvalidToken) -> HTTPException:
     responses={302: {"description": "to the link's target, with UTM parameters"}, **LINK_REFUSED},
 )
 async def click(
-    token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
+    token: str, session: WriteSessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> RedirectResponse:
     """A click in a message: recorded, then redirected to the signed target."""
     try:
@@ -354,7 +361,7 @@ async def click(
     responses={200: {"content": {"image/gif": {}}}, **LINK_REFUSED},
 )
 async def open_pixel(
-    token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
+    token: str, session: WriteSessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> Response:
     """The open pixel of an e-mail."""
     try:
@@ -367,7 +374,7 @@ async def open_pixel(
 
 @public.get("/u/{token}", response_class=HTMLResponse, responses=LINK_REFUSED)
 async def unsubscribe_link(
-    token: str, session: SessionDep, settings: SettingsDep, tokens: TokensDep
+    token: str, session: WriteSessionDep, settings: SettingsDep, tokens: TokensDep
 ) -> HTMLResponse:
     """Unsubscribe from a channel by following the link: revokes its consent."""
     return await _unsubscribe(token, session, settings, tokens)

@@ -15,6 +15,7 @@ from rapport_partner_share.deps import (
     PartnerRequestDep,
     SessionDep,
     SettingsDep,
+    WriteSessionDep,
     get_rate_limiter,
     require_token,
 )
@@ -241,7 +242,7 @@ UNKNOWN_REF: dict[int | str, dict[str, Any]] = {
     responses={**UNKNOWN_REF, 401: {"description": "missing, invalid or revoked key"}},
 )
 async def read_customer(
-    ref: str, session: SessionDep, request: PartnerRequestDep
+    ref: str, session: WriteSessionDep, request: PartnerRequestDep
 ) -> PartnerCustomer:
     """A customer by your ref: only the slices the customer consented to share with you."""
     try:
@@ -252,7 +253,7 @@ async def read_customer(
 
 @partner_router.get("/customers", response_model=PartnerCustomerPage)
 async def read_changed_customers(
-    session: SessionDep,
+    session: WriteSessionDep,
     request: PartnerRequestDep,
     changed_since: Annotated[
         datetime | None, Query(description="Only customers whose shared data changed after this")

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, HTTPException, Query, Request, Response, Se
 from fastapi.security import APIKeyHeader
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.db import request_transaction, transaction
 from rapport_events.http import bearer_auth
 from rapport_partner_share import service
 from rapport_partner_share.models import Partner
@@ -24,8 +25,14 @@ def get_settings(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on error."""
-    async with request.app.state.runtime.sessions() as session, session.begin():
+    """One transaction per request (read-only for GET and HEAD): commit, or roll back on error."""
+    async with request_transaction(request.app.state.runtime.sessions, request.method) as session:
+        yield session
+
+
+async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A write transaction whatever the method, for the GET routes that record something."""
+    async with transaction(request.app.state.runtime.sessions) as session:
         yield session
 
 
@@ -34,6 +41,7 @@ require_token = bearer_auth(lambda request: get_settings(request).api_token)
 # scope="function" commits before the response is sent, so a failed commit is a 500,
 # not a success reply for writes that never happened.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _api_key = APIKeyHeader(

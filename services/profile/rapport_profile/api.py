@@ -281,13 +281,13 @@ async def read_disclosures(customer_id: str, session: SessionDep) -> list[Disclo
 @router.get("/customers/{customer_id}/export", response_model=ExportReply)
 async def export_customer(
     customer_id: str,
-    session: SessionDep,
+    sessions: SessionsDep,
     settings: SettingsDep,
     http: HttpDep,
     scope: Annotated[str, Query(pattern="^(all|local)$")] = "all",
 ) -> ExportReply:
     """Everything held about the customer: profile's records and every other service's."""
-    records = await gdpr.local_records(session, customer_id)
+    records = await gdpr.read_local_records(sessions, customer_id)
     reply = ExportReply(service="profile", customer_id=customer_id, records=records)
     if scope == "all":
         reply.services, reply.complete = await gdpr.gather_exports(http, settings, customer_id)

@@ -10,7 +10,7 @@ import httpx
 from fastapi import Depends, HTTPException, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events.db import SessionFactory
+from rapport_events.db import SessionFactory, request_transaction
 from rapport_events.http import bearer_auth
 from rapport_events.runtime import EventRuntime
 from rapport_profile.settings import Settings
@@ -21,13 +21,13 @@ def get_settings(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on error."""
-    async with request.app.state.runtime.sessions() as session, session.begin():
+    """One transaction per request (read-only for GET and HEAD): commit, or roll back on error."""
+    async with request_transaction(request.app.state.runtime.sessions, request.method) as session:
         yield session
 
 
 def get_sessions(request: Request) -> SessionFactory:
-    """The session factory, for routes that must commit before they go on (erasure)."""
+    """The session factory, for routes that call peers: no transaction is open while they wait."""
     runtime: EventRuntime = request.app.state.runtime
     return runtime.sessions
 

@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_events.db import SessionFactory, transaction
+from rapport_events.db import SessionFactory, read_transaction, transaction
 from rapport_events.types import CustomerErased
 from rapport_profile import service, store, timeline
 from rapport_profile.models import (
@@ -64,6 +64,14 @@ async def local_records(session: AsyncSession, customer_id: str) -> dict[str, li
         ]
         for name, model, column in HOLDINGS
     }
+
+
+async def read_local_records(
+    sessions: SessionFactory, customer_id: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Profile's records of the customer, read in a transaction that ends before any peer call."""
+    async with read_transaction(sessions) as session:
+        return await local_records(session, customer_id)
 
 
 TOMBSTONE_MARKERS = ("tombstone", "erasure", "erased")
@@ -197,7 +205,8 @@ async def check(
     wait_s: float = 0.0,
 ) -> ErasureStatus:
     """Ask the services still pending whether they hold anything; record who finished when."""
-    async with transaction(sessions) as session:
+    # No transaction stays open while the peers are asked: they may take seconds to answer.
+    async with read_transaction(sessions) as session:
         erasure = await store.get_erasure(session, customer_id)
         if erasure is None or not erasure.services:
             raise service.CustomerNotFound(f"{customer_id} (no erasure requested)")
@@ -232,7 +241,7 @@ async def _holds_nothing(
     customer_id: str,
 ) -> bool:
     if name == SELF:
-        async with sessions() as session:
+        async with read_transaction(sessions) as session:
             erasure = await store.get_erasure(session, customer_id)
             subjects = (erasure.subjects if erasure else None) or [customer_id]
             if not holds_nothing(await local_records(session, customer_id)):

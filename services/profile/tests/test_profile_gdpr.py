@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -228,3 +229,66 @@ class TestErasureStillRunning:
         assert body["status_url"] == f"/customers/{ada}/erasure"
         assert status.status_code == 202
         assert unknown.status_code == 404
+
+
+class BlockingPeer:
+    """A peer whose export answers only when released, like a service under load."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.release = asyncio.Event()
+        self.app = FastAPI()
+
+        @self.app.get("/customers/{customer_id}/export")
+        async def export(customer_id: str) -> dict[str, Any]:
+            self.called.set()
+            await self.release.wait()
+            return {"service": "campaign", "customer_id": customer_id, "records": {"rows": []}}
+
+
+class TestExportWhileAPeerIsSlow:
+    async def test_a_write_on_sqlite_goes_through_while_export_waits_for_the_peer(
+        self, tmp_path: Path, kafka_settings: KafkaSettings
+    ) -> None:
+        peer = BlockingPeer()
+        app = create_app(
+            Settings(
+                database_url=f"sqlite:///{tmp_path / 'profile.db'}",
+                api_token=TOKEN,
+                kafka=kafka_settings,
+                campaign_url=PEERS["campaign"],
+                support_url="",
+                partner_share_url="",
+            )
+        )
+        async with app.router.lifespan_context(app):
+            await app.state.http.aclose()
+            app.state.http = httpx.AsyncClient(
+                mounts={PEERS["campaign"] + "/": httpx.ASGITransport(app=peer.app)}
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
+                ada = await client.post("/customers", json=customer("ada"), headers=AUTH)
+                export = asyncio.create_task(
+                    client.get(f"/customers/{ada.json()['id']}/export", headers=AUTH)
+                )
+                try:
+                    async with asyncio.timeout(10):
+                        await peer.called.wait()
+                    # Without a write transaction held by the export, this takes milliseconds.
+                    async with asyncio.timeout(2):
+                        grace = await client.post(
+                            "/customers", json=customer("grace"), headers=AUTH
+                        )
+                finally:
+                    peer.release.set()
+                reply = await export
+            await drain_outbox(app)
+
+        assert grace.status_code == 201
+        assert reply.status_code == 200 and reply.json()["complete"] is True
+        assert reply.json()["records"]["customers"][0]["email"] == "ada@example.com"
+
+
+def customer(name: str) -> dict[str, str]:
+    return {"email": f"{name}@example.com", "first_name": name.title(), "last_name": "L"}

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.db import request_transaction
 from rapport_events.http import bearer_auth
 from rapport_support.settings import Settings
 
@@ -16,8 +17,8 @@ def get_settings(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on error."""
-    async with request.app.state.runtime.sessions() as session, session.begin():
+    """One transaction per request (read-only for GET and HEAD): commit, or roll back on error."""
+    async with request_transaction(request.app.state.runtime.sessions, request.method) as session:
         yield session
 
 
