@@ -1,8 +1,10 @@
 """Consumer throughput with inbox de-duplication: a started ConsumerRunner applying events.
 
-The handler inserts one row, in the transaction that claims the event id in the
-inbox. The baseline is plain aiokafka `getmany` reading the same topic in a
-fresh group (median of a few groups, before and after the runner).
+Two handlers that write the same rows, in the transaction that claims the event ids in
+the inbox: one called per event (one INSERT each), and a batch handler called once per
+run of a fetch (one multi-row INSERT, the inbox claimed with one statement). The
+baseline is plain aiokafka `getmany` reading the same topic in a fresh group (median of
+a few groups, before and after the runners).
 """
 
 import uuid
@@ -14,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bench import kafka_raw
 from bench.core import Context, Result, mean, ratio_at_least, wait_until
 from rapport_events.codec import Envelope
-from rapport_events.consumer import ConsumerRunner
+from rapport_events.consumer import ConsumerRunner, Handler, batch
 from rapport_events.db import create_engine, session_factory
 from rapport_events.inbox import InboxEntry
 from rapport_events.kafka import create_producer
@@ -39,11 +41,30 @@ async def record(event: CustomerRegistered, envelope: Envelope, session: AsyncSe
     await session.exec(insert(APPLIED).values(event_id=envelope.id, customer_id=event.customer_id))
 
 
+@batch
+async def record_all(
+    events: list[CustomerRegistered], envelopes: list[Envelope], session: AsyncSession
+) -> None:
+    """The same rows, set-based: one INSERT for the run."""
+    rows = [
+        {"event_id": envelope.id, "customer_id": event.customer_id}
+        for event, envelope in zip(events, envelopes, strict=True)
+    ]
+    await session.exec(insert(APPLIED), params=rows)  # type: ignore[call-overload]
+
+
+HANDLER_KINDS: dict[str, Handler] = {"per event": record, "batch": record_all}
+
+
 async def run(ctx: Context) -> list[Result]:
-    return [await measure(ctx, kind) for kind in await ctx.database_kinds()]
+    return [
+        await measure(ctx, kind, handler)
+        for kind in await ctx.database_kinds()
+        for handler in HANDLER_KINDS
+    ]
 
 
-async def measure(ctx: Context, kind: str) -> Result:
+async def measure(ctx: Context, kind: str, handler: str = "batch") -> Result:
     sizes = ctx.sizes
     settings = await ctx.topic(f"consumer-{kind}")
     warmup = sizes.warmup
@@ -62,12 +83,12 @@ async def measure(ctx: Context, kind: str) -> Result:
         )
 
     before, before_runs = await raw()
-    elapsed = await _run_consumer(ctx, kind, settings, warmup, total)
+    elapsed = await _run_consumer(ctx, kind, settings, warmup, total, HANDLER_KINDS[handler])
     after, after_runs = await raw()
 
     rate = sizes.consumer_events / elapsed
     return ratio_at_least(
-        f"consumer + inbox ({kind})",
+        f"consumer + inbox, {handler} ({kind})",
         "events/s",
         rate,
         mean([before, after]),
@@ -75,7 +96,12 @@ async def measure(ctx: Context, kind: str) -> Result:
         baseline_name="raw getmany, same topic",
         notes=(
             f"{sizes.consumer_events} events of {messages[0].size} B, "
-            "one transaction per partition's fetch (inbox claim + 1 insert per event)"
+            "one transaction per partition's fetch, "
+            + (
+                "inbox claim + 1 insert per event"
+                if handler == "per event"
+                else "1 inbox insert + 1 multi-row insert per run"
+            )
         ),
         details={
             "events": sizes.consumer_events,
@@ -86,7 +112,7 @@ async def measure(ctx: Context, kind: str) -> Result:
 
 
 async def _run_consumer(
-    ctx: Context, kind: str, settings: KafkaSettings, warmup: int, total: int
+    ctx: Context, kind: str, settings: KafkaSettings, warmup: int, total: int, handler: Handler
 ) -> float:
     """Seconds the runner takes to apply the records after the first `warmup`."""
     engine = create_engine(await ctx.database(kind, "consumer"))
@@ -103,7 +129,7 @@ async def _run_consumer(
             service=f"bench-{uuid.uuid4().hex[:8]}",
             settings=settings,
             session_factory=session_factory(engine),
-            handlers={CustomerRegistered: [record]},
+            handlers={CustomerRegistered: [handler]},
             producer=producer,
         )
         await runner.start()

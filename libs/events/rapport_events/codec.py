@@ -6,7 +6,7 @@ Any Kafka client can read the log without our code; `decode` is how ours does.
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Union
@@ -178,9 +178,14 @@ def check_shape(value: bytes) -> None:
         raise DecodeError(f"value nests {depth} deep, over {MAX_NESTING_DEPTH}")
 
 
-def decode(value: bytes | None, headers: Headers | None) -> Envelope:
-    """Kafka value and headers to an Envelope; raises DecodeError on anything malformed."""
-    attributes = header_map(headers)
+def decode(
+    value: bytes | None, headers: Headers | None, attributes: Mapping[str, str] | None = None
+) -> Envelope:
+    """Kafka value and headers to an Envelope; raises DecodeError on anything malformed.
+
+    `attributes` is `header_map(headers)` when the caller has it already.
+    """
+    attributes = header_map(headers) if attributes is None else attributes
     missing = [n for n in ("ce_id", "ce_type", "ce_source") if not attributes.get(n)]
     if missing:
         raise DecodeError(f"missing CloudEvents headers: {', '.join(missing)}")

@@ -23,7 +23,12 @@ from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, heade
 from rapport_events.db import SessionFactory, transaction_reporting_commit
 from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Heartbeat, Supervised
-from rapport_events.tracing import context_from_headers, span_context_of, tracer
+from rapport_events.tracing import (
+    context_from_headers,
+    span_context_of,
+    tracer,
+    tracing_enabled,
+)
 
 log = logging.getLogger(__name__)
 DATABASE_PING_TIMEOUT_S = 2.0
@@ -344,7 +349,7 @@ class ConsumerRunner:
                         await self._apply_run(session, run, tally)
                         run = None
                     run = run or _Run(event_type)
-                    run.add(record, headers, decode(record.value, record.headers))
+                    run.add(record, headers, decode(record.value, record.headers, headers))
                     continue
                 if run is not None:
                     await self._apply_run(session, run, tally)
@@ -378,6 +383,8 @@ class ConsumerRunner:
         # One span for the run, linked to each message's producer span (the OpenTelemetry
         # messaging conventions' batch processing).
         first = run.records[0]
+        if not tracing_enabled():
+            return contextlib.nullcontext()
         return tracer().start_as_current_span(
             f"process {first.topic}",
             kind=SpanKind.CONSUMER,

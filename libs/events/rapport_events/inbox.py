@@ -67,6 +67,14 @@ async def claim_all(
     unique = list(dict(events).items())
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = InboxEntry.__table__  # type: ignore[attr-defined]
+    # One cached statement executed with many parameter sets: SQLAlchemy sends them as
+    # multi-row VALUES batches ("insertmanyvalues") without compiling a statement per
+    # size, and gathers what RETURNING gives back.
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(table.c.event_id)
+    )
     for first in range(0, len(unique), CLAIM_CHUNK):
         rows = [
             {
@@ -77,13 +85,7 @@ async def claim_all(
             }
             for event_id, event_type in unique[first : first + CLAIM_CHUNK]
         ]
-        statement = (
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(table.c.event_id)
-        )
-        result = await session.exec(statement)  # type: ignore[call-overload]
+        result = await session.exec(statement, params=rows)  # type: ignore[call-overload]
         claimed.update(result.scalars().all())
     return claimed
 

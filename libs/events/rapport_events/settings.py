@@ -29,7 +29,7 @@ class KafkaSettings(BaseSettings):
     # Records applied in one transaction: more means fewer commits, but on SQLite the
     # transaction holds the only write lock, and requests that write wait behind it for
     # up to the time budget.
-    consumer_transaction_max_records: int = 50
+    consumer_transaction_max_records: int = 500
     consumer_transaction_max_s: float = 0.05
     # How long the broker may hold a fetch that found nothing. Kafka answers as soon as a
     # record lands; Tansu holds the fetch for part of this wait even then, so the client's
