@@ -97,7 +97,7 @@ def stack(dev_broker: DevBroker, tmp_path: Path) -> Iterator[Stack]:
         "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "KAFKA_SEND_TIMEOUT_S": "3",
         "KAFKA_CONSUMER_REJOIN_AFTER_S": "5",
-        "KAFKA_CONSUMER_STUCK_AFTER_S": "3",
+        "KAFKA_CONSUMER_STUCK_AFTER_S": "5",
         "OTEL_SDK_DISABLED": "true",
     }
     running = Stack(workdir=tmp_path, env=env, databases=databases).start()

@@ -165,6 +165,7 @@ class ConsumerRunner:
         )
         self.joined.clear()
         self._last_positions = {}
+        self._progress_checked_at = time.monotonic()
         consumer.subscribe([self._settings.topic], listener=_CommitOnRevoke(self))
         # Kept before start() so a close can stop a consumer whose start was interrupted.
         self._consumer = consumer
@@ -277,7 +278,11 @@ class ConsumerRunner:
         self._last_positions = positions
         if stuck:
             # Seen after a broker restart: the member fetches some partitions no more.
-            raise ConsumerStuck(f"no progress on partitions {sorted(p.partition for p in stuck)}")
+            where = ", ".join(
+                f"{p.partition} at {positions[p]} of {self._consumer.highwater(p)}"
+                for p in sorted(stuck, key=lambda p: p.partition)
+            )
+            raise ConsumerStuck(f"no progress on partitions {where}")
 
     def _records_per_transaction(self) -> int:
         return max(1, self._settings.consumer_transaction_max_records)
