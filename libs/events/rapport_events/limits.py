@@ -28,7 +28,7 @@ MAX_JSON_STRING = 10_000
 # Small string maps: social handles, external ids.
 MAX_MAP_ENTRIES = 50
 # Anything earlier or later is a typo or a probe, and overflows date arithmetic.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1800, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # Ids in paths: UUIDs, `anon:`/`user:` pseudo ids, `cmp_…` and the like. Nothing that
 # could change a URL built from it (`/`, `?`, `#`, `%`, dot segments, controls).
