@@ -186,8 +186,8 @@ class BodySizeLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            too_large = BodyTooLarge(self.max_bytes)
-            await _error(413, "too_large", str(too_large.detail))(scope, receive, send)
+            refusal = BodyTooLarge(self.max_bytes).detail
+            await _error(413, "too_large", refusal)(scope, receive, send)
             return
         received = 0
 

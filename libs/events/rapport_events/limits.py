@@ -53,9 +53,11 @@ def check_text(value: str, where: str = "", *, multiline: bool = True) -> str:
     """`value` unless it holds control characters (tab and line breaks allowed if multiline)."""
     found = (_CONTROL if multiline else _LINE_CONTROL).search(value)
     if found:
+        code = ord(found.group())
+        name = "NUL, " if code == 0 else ""
         raise LimitExceeded(
             f"{_where(where)} must not contain control characters "
-            f"(U+{ord(found.group()):04X} at {found.start()})"
+            f"({name}U+{code:04X} at {found.start()})"
         )
     return value
 
