@@ -5,6 +5,7 @@ import os
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -12,14 +13,28 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport_events import observability
+from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.outbox import EventTooLarge
 from rapport_events.runtime import EventRuntime
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False)
+
+
+def _segment(value: str) -> str:
+    escaped = quote(value, safe="")
+    # `.` and `..` are left as they are by quote, and the client would resolve them.
+    return escaped.replace(".", "%2E") if value in (".", "..") else escaped
+
+
+def peer_url(base_url: str, *segments: str) -> str:
+    """`base_url` joined with path segments, each escaped whole (`/`, `?`, `%` included)."""
+    return f"{base_url.rstrip('/')}/{'/'.join(_segment(segment) for segment in segments)}"
 
 
 def health_router() -> APIRouter:
@@ -140,7 +155,11 @@ def _document_error_replies(openapi: dict[str, Any]) -> None:
             if "requestBody" in operation:
                 responses.setdefault("400", _error_response("the body is not valid JSON"))
                 responses.setdefault(
-                    "413", _error_response("an event of this request is over the broker's limit")
+                    "413",
+                    _error_response(
+                        "the body is larger than allowed, or an event it makes is over the "
+                        "broker's limit"
+                    ),
                 )
             if any(p.get("in") == "path" for p in operation.get("parameters", [])):
                 responses.setdefault("404", _error_response("nothing found at this path"))
@@ -163,9 +182,52 @@ def _with_documented_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+class BodyTooLarge(HTTPException):
+    """A request body past the service's cap (FastAPI passes HTTPExceptions through)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes")
+
+
+class BodySizeLimit:
+    """Refuse a request body over `max_bytes` with 413, whether declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            refusal = BodyTooLarge(self.max_bytes).detail
+            await _error(413, "too_large", refusal)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Every error is JSON `{error, message, ...}`; bad input is a 4xx, never a 500."""
+    """Every error is JSON `{error, message, ...}`; bad input is a 4xx, never a 500.
+
+    Request bodies are capped at `app.state.settings.max_body_bytes` (413 past it).
+    """
     app.openapi = _with_documented_errors(app)  # type: ignore[method-assign]
+    settings = getattr(app.state, "settings", None)
+    max_bytes = getattr(settings, "max_body_bytes", None) or DEFAULT_MAX_BODY_BYTES
+    app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -184,6 +246,7 @@ def install_error_handlers(app: FastAPI) -> None:
             404: "not_found",
             405: "method_not_allowed",
             409: "conflict",
+            413: "too_large",
             429: "rate_limited",
         }.get(exc.status_code, "error")
         response = _error(exc.status_code, code, str(exc.detail))

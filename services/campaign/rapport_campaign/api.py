@@ -44,6 +44,7 @@ from rapport_campaign.models import (
     SegmentUpdate,
 )
 from rapport_campaign.tracking import ExpiredToken, InvalidToken
+from rapport_events.limits import CustomerIdPath, PathId
 
 router = APIRouter(dependencies=[Depends(require_token)])
 # Links inside messages: the signed token is the credential.
@@ -107,7 +108,9 @@ def _segment(segment: Segment, count: int) -> SegmentPublic:
 
 
 @router.get("/audience/{customer_id}", response_model=AudienceMemberPublic, responses=NOT_FOUND)
-async def read_audience_member(customer_id: str, session: SessionDep) -> AudienceMemberPublic:
+async def read_audience_member(
+    customer_id: CustomerIdPath, session: SessionDep
+) -> AudienceMemberPublic:
     """One customer as campaigns see them, with metrics and segments."""
     member, segments = await service.get_member(session, customer_id)
     public_member = AudienceMemberPublic.model_validate(member)
@@ -115,7 +118,7 @@ async def read_audience_member(customer_id: str, session: SessionDep) -> Audienc
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport)
-async def export_customer(customer_id: str, session: SessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
     """Everything campaign holds about the customer (empty lists when nothing)."""
     records = await service.export_customer(session, customer_id)
     return CustomerExport(service="campaign", customer_id=customer_id, records=records)
@@ -154,14 +157,14 @@ async def list_segments(session: SessionDep) -> list[SegmentPublic]:
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentPublic, responses=NOT_FOUND)
-async def read_segment(segment_id: str, session: SessionDep) -> SegmentPublic:
+async def read_segment(segment_id: PathId, session: SessionDep) -> SegmentPublic:
     """One segment with its member count."""
     return _segment(*await service.get_segment(session, segment_id))
 
 
 @router.patch("/segments/{segment_id}", response_model=SegmentPublic, responses=NOT_FOUND)
 async def update_segment(
-    segment_id: str, body: SegmentUpdate, session: SessionDep
+    segment_id: PathId, body: SegmentUpdate, session: SessionDep
 ) -> SegmentPublic:
     """Rename a segment or change its description (a rule never changes)."""
     return _segment(*await service.update_segment(session, segment_id, body))
@@ -172,7 +175,9 @@ async def update_segment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, **CONFLICT},
 )
-async def delete_segment(segment_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+async def delete_segment(
+    segment_id: PathId, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Delete a segment nothing else uses; its members exit."""
     await service.delete_segment(session, segment_id, settings)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -180,7 +185,7 @@ async def delete_segment(segment_id: str, session: SessionDep, settings: Setting
 
 @router.get("/segments/{segment_id}/members", response_model=MemberPage, responses=NOT_FOUND)
 async def segment_members(
-    segment_id: str,
+    segment_id: PathId,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
@@ -219,7 +224,7 @@ async def list_campaigns(session: SessionDep) -> list[CampaignPublic]:
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignPublic, responses=NOT_FOUND)
-async def read_campaign(campaign_id: str, session: SessionDep) -> CampaignPublic:
+async def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPublic:
     """One campaign."""
     return CampaignPublic.model_validate(await marketing.get_campaign(session, campaign_id))
 
@@ -231,7 +236,7 @@ async def read_campaign(campaign_id: str, session: SessionDep) -> CampaignPublic
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def launch_campaign(
-    campaign_id: str,
+    campaign_id: PathId,
     session: SessionDep,
     worker: WorkerDep,
     background: BackgroundTasks,
@@ -249,14 +254,14 @@ async def launch_campaign(
     response_model=CampaignPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
-async def cancel_campaign(campaign_id: str, session: SessionDep) -> CampaignPublic:
+async def cancel_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPublic:
     """Cancel a campaign; messages not yet sent are dropped."""
     return CampaignPublic.model_validate(await marketing.cancel_campaign(session, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/report", response_model=CampaignReport, responses=NOT_FOUND)
 async def campaign_report(
-    campaign_id: str, session: SessionDep, settings: SettingsDep
+    campaign_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> CampaignReport:
     """Targeted, suppressed, sent, delivered, opened, clicked, converted, revenue, per variant."""
     return await marketing.campaign_report(session, campaign_id, settings)
@@ -284,7 +289,7 @@ async def list_journeys(session: SessionDep) -> list[CampaignPublic]:
 
 
 @router.get("/journeys/{journey_id}", response_model=CampaignPublic, responses=NOT_FOUND)
-async def read_journey(journey_id: str, session: SessionDep) -> CampaignPublic:
+async def read_journey(journey_id: PathId, session: SessionDep) -> CampaignPublic:
     """One journey."""
     return CampaignPublic.model_validate(
         await marketing.get_campaign(session, journey_id, "journey")
@@ -293,7 +298,7 @@ async def read_journey(journey_id: str, session: SessionDep) -> CampaignPublic:
 
 @router.patch("/journeys/{journey_id}", response_model=CampaignPublic, responses=NOT_FOUND)
 async def update_journey(
-    journey_id: str, body: JourneyUpdate, session: SessionDep
+    journey_id: PathId, body: JourneyUpdate, session: SessionDep
 ) -> CampaignPublic:
     """Pause or resume a journey."""
     journey = await marketing.set_journey_active(session, journey_id, body.active)
@@ -302,7 +307,7 @@ async def update_journey(
 
 @router.get("/journeys/{journey_id}/report", response_model=CampaignReport, responses=NOT_FOUND)
 async def journey_report(
-    journey_id: str, session: SessionDep, settings: SettingsDep
+    journey_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> CampaignReport:
     """The journey's funnel, like a campaign's."""
     await marketing.get_campaign(session, journey_id, "journey")

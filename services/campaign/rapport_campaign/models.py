@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from rapport_campaign.rules import Rule
 from rapport_events.base import utcnow
 from rapport_events.columns import ROW_ID
+from rapport_events.limits import Checked, SaneDatetime
 from rapport_events.types import Channel
 
 TZ = DateTime(timezone=True)
@@ -186,7 +187,7 @@ class SegmentMember(SQLModel, table=True):
     entered_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 
-class SegmentCreate(BaseModel):
+class SegmentCreate(Checked):
     """A segment to create: a name and a rule (see the rule language in the README)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -196,7 +197,7 @@ class SegmentCreate(BaseModel):
     rule: Rule
 
 
-class SegmentUpdate(BaseModel):
+class SegmentUpdate(Checked):
     """A new name or description; a rule never changes (create a new segment instead)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -205,7 +206,7 @@ class SegmentUpdate(BaseModel):
     description: str | None = PydanticField(default=None, max_length=2000)
 
 
-class SegmentPreview(BaseModel):
+class SegmentPreview(Checked):
     """A rule to count without saving it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -417,7 +418,7 @@ class Audience(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    segment_id: str | None = None
+    segment_id: str | None = PydanticField(default=None, min_length=1, max_length=64)
     customer_ids: list[CustomerId] | None = PydanticField(
         default=None, min_length=1, max_length=10_000
     )
@@ -455,7 +456,7 @@ class FrequencyCap(BaseModel):
     per_hours: float = PydanticField(gt=0, le=24 * 365)
 
 
-class MessageContent(BaseModel):
+class MessageContent(Checked):
     """What every campaign and journey carries: channel, variants, link, offer, caps."""
 
     model_config = ConfigDict(extra="forbid")
@@ -492,7 +493,7 @@ class CampaignCreate(MessageContent):
     """A broadcast: content plus its audience, and optionally a schedule and an A/B test."""
 
     audience: Audience
-    schedule_at: datetime | None = None
+    schedule_at: SaneDatetime | None = None
     ab_test: AbTest | None = None
 
     @model_validator(mode="after")
@@ -530,7 +531,7 @@ class JourneyCreate(MessageContent):
         return self
 
 
-class JourneyUpdate(BaseModel):
+class JourneyUpdate(Checked):
     """Pause or resume a journey."""
 
     model_config = ConfigDict(extra="forbid")
@@ -538,12 +539,12 @@ class JourneyUpdate(BaseModel):
     active: bool
 
 
-class LaunchRequest(BaseModel):
+class LaunchRequest(Checked):
     """Launch now, or at a later time."""
 
     model_config = ConfigDict(extra="forbid")
 
-    at: datetime | None = None
+    at: SaneDatetime | None = None
 
     @field_validator("at")
     @classmethod

@@ -11,6 +11,7 @@ from rapport_events.environment import (
     enforce_secrets,
     environment_field,
 )
+from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
 
 __all__ = ["DEVELOPMENT_TOKEN", "Settings", "get_settings"]
@@ -31,6 +32,12 @@ class Settings(BaseSettings):
     api_token: str = Field(
         default=DEVELOPMENT_TOKEN,
         validation_alias=AliasChoices("CAMPAIGN_API_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        validation_alias=AliasChoices("CAMPAIGN_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
+        description="Largest request body accepted; a larger one gets 413",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 

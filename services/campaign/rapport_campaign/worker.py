@@ -18,6 +18,7 @@ from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import Tokens
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.http import peer_url
 from rapport_events.supervisor import Periodic
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class Worker:
         return len(pending)
 
     async def _revoke_in_profile(self, customer_id: str, channel: str) -> "SyncError | None":
-        url = f"{self._settings.profile_url.rstrip('/')}/customers/{customer_id}/consents"
+        url = peer_url(self._settings.profile_url, "customers", customer_id, "consents")
         try:
             response = await self._http.put(
                 url,

@@ -4,11 +4,11 @@
 is the partner API under /partner/v1 (X-API-Key).
 """
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
+from rapport_events.limits import CustomerIdPath, PathId, SaneDatetime
 from rapport_partner_share import notices, service
 from rapport_partner_share.deps import (
     PartnerDep,
@@ -42,7 +42,13 @@ from rapport_partner_share.models import (
 from rapport_partner_share.ratelimit import RateLimiter
 
 router = APIRouter(dependencies=[Depends(require_token)])
-partner_router = APIRouter(prefix="/partner/v1", tags=["partner API"])
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "over the partner's rate limit; retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+partner_router = APIRouter(prefix="/partner/v1", tags=["partner API"], responses=RATE_LIMITED)
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 NOT_FOUND = status.HTTP_404_NOT_FOUND
@@ -92,7 +98,7 @@ async def list_partners(session: SessionDep) -> PartnerList:
     responses={404: {"description": "no active partner with this id"}},
     tags=["partners"],
 )
-async def read_partner(partner_id: str, session: SessionDep) -> PartnerPublic:
+async def read_partner(partner_id: PathId, session: SessionDep) -> PartnerPublic:
     """One partner and its keys' metadata."""
     try:
         partner, keys = await service.get_partner(session, partner_id)
@@ -108,7 +114,7 @@ async def read_partner(partner_id: str, session: SessionDep) -> PartnerPublic:
     tags=["partners"],
 )
 async def delete_partner(
-    partner_id: str,
+    partner_id: PathId,
     session: SessionDep,
     limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
 ) -> Response:
@@ -128,7 +134,7 @@ async def delete_partner(
     responses={404: {"description": "no active partner with this id"}},
     tags=["partners"],
 )
-async def rotate_key(partner_id: str, session: SessionDep) -> ApiKeyCreated:
+async def rotate_key(partner_id: PathId, session: SessionDep) -> ApiKeyCreated:
     """Rotate: a new key (shown once) replaces every older key at once."""
     try:
         key, api_key = await service.rotate_api_key(session, partner_id)
@@ -143,7 +149,7 @@ async def rotate_key(partner_id: str, session: SessionDep) -> ApiKeyCreated:
     responses={404: {"description": "no such partner or key"}},
     tags=["partners"],
 )
-async def revoke_key(partner_id: str, key_id: str, session: SessionDep) -> Response:
+async def revoke_key(partner_id: PathId, key_id: PathId, session: SessionDep) -> Response:
     """Revoke one key; requests with it get 401 from now on."""
     try:
         await service.revoke_api_key(session, partner_id, key_id)
@@ -162,8 +168,8 @@ async def list_disclosures(
     session: SessionDep,
     partner_id: str | None = None,
     customer_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: SaneDatetime | None = None,
+    until: SaneDatetime | None = None,
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> DisclosurePage:
@@ -201,7 +207,9 @@ async def list_notifications(
     responses={404: {"description": "partner-share has not heard of this customer"}},
     tags=["customers"],
 )
-async def read_known_customer(customer_id: str, session: SessionDep) -> KnownCustomerPublic:
+async def read_known_customer(
+    customer_id: CustomerIdPath, session: SessionDep
+) -> KnownCustomerPublic:
     """Whether partner-share knows a customer, and since when (admin)."""
     try:
         customer = await service.get_known_customer(session, customer_id)
@@ -214,7 +222,7 @@ async def read_known_customer(customer_id: str, session: SessionDep) -> KnownCus
     "/customers/{customer_id}/disclosures", response_model=DisclosurePage, tags=["customers"]
 )
 async def list_customer_disclosures(
-    customer_id: str, session: SessionDep, cursor: str | None = None, limit: Limit = 100
+    customer_id: CustomerIdPath, session: SessionDep, cursor: str | None = None, limit: Limit = 100
 ) -> DisclosurePage:
     """Which partner was shown what about this customer, when and why, newest first."""
     disclosures, next_cursor = await service.list_disclosures(
@@ -224,7 +232,7 @@ async def list_customer_disclosures(
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])
-async def export_customer(customer_id: str, session: SessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
     """Everything partner-share holds about a customer (empty lists when nothing)."""
     return await service.export_customer(session, customer_id)
 
@@ -242,7 +250,7 @@ UNKNOWN_REF: dict[int | str, dict[str, Any]] = {
     responses={**UNKNOWN_REF, 401: {"description": "missing, invalid or revoked key"}},
 )
 async def read_customer(
-    ref: str, session: WriteSessionDep, request: PartnerRequestDep
+    ref: PathId, session: WriteSessionDep, request: PartnerRequestDep
 ) -> PartnerCustomer:
     """A customer by your ref: only the slices the customer consented to share with you."""
     try:
@@ -256,7 +264,8 @@ async def read_changed_customers(
     session: WriteSessionDep,
     request: PartnerRequestDep,
     changed_since: Annotated[
-        datetime | None, Query(description="Only customers whose shared data changed after this")
+        SaneDatetime | None,
+        Query(description="Only customers whose shared data changed after this"),
     ] = None,
     cursor: str | None = None,
     limit: Limit = 100,

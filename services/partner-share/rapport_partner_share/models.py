@@ -25,6 +25,7 @@ from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text, 
 from sqlmodel import Field, SQLModel
 
 from rapport_events.columns import ROW_ID
+from rapport_events.limits import Checked, FreeJson, SaneDatetime
 from rapport_events.types import Slice
 from rapport_partner_share.security import SHA256_HEX
 
@@ -236,7 +237,7 @@ class KnownCustomerPublic(BaseModel):
         return cls(customer_id=customer.customer_id, known_since=customer.registered_at)
 
 
-class PartnerCreate(BaseModel):
+class PartnerCreate(Checked):
     """What an operator sends to register a partner."""
 
     model_config = ConfigDict(extra="forbid")
@@ -426,7 +427,7 @@ def _digests(values: list[str]) -> list[str]:
     return list(dict.fromkeys(lowered))
 
 
-class HashedIdentifiers(BaseModel):
+class HashedIdentifiers(Checked):
     """SHA-256 of normalised e-mails (trimmed, lower-case) and phones (E.164)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -475,15 +476,15 @@ EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}$")
 MAX_PROPERTIES_BYTES = 8192
 
 
-class ContributedEvent(BaseModel):
+class ContributedEvent(Checked):
     """An interaction a partner observed for a customer it knows by ref."""
 
     model_config = ConfigDict(extra="forbid")
 
     ref: str = PydanticField(min_length=1, max_length=64)
     name: str = PydanticField(min_length=1, max_length=128)
-    properties: dict[str, Any] = PydanticField(default_factory=dict, max_length=50)
-    occurred_at: datetime | None = None
+    properties: FreeJson = PydanticField(default_factory=dict, max_length=50)
+    occurred_at: SaneDatetime | None = None
 
     @field_validator("name")
     @classmethod
@@ -514,7 +515,7 @@ class ContributionAccepted(BaseModel):
     occurred_at: UtcDatetime
 
 
-class AcknowledgementCreate(BaseModel):
+class AcknowledgementCreate(Checked):
     """The partner confirms it acted on a deletion notice."""
 
     model_config = ConfigDict(extra="forbid")

@@ -6,6 +6,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rapport_events.environment import DEVELOPMENT_TOKEN, enforce_secrets, environment_field
+from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
 
 __all__ = ["DEVELOPMENT_TOKEN", "Settings", "get_settings"]
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     api_token: str = Field(
         default=DEVELOPMENT_TOKEN,
         validation_alias=AliasChoices("PARTNER_SHARE_API_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        validation_alias=AliasChoices("PARTNER_SHARE_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
+        description="Largest request body accepted; a larger one gets 413",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     # False makes an API-only replica: it publishes (outbox) but does not join the

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.http import peer_url
 from rapport_partner_share import notices, projection, security
 from rapport_partner_share.settings import Settings
 
@@ -38,24 +39,24 @@ class ProfileClient:
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
         self._timeout = timeout
 
-    async def _get(self, path: str) -> httpx.Response:
+    async def _get(self, *segments: str) -> httpx.Response:
         try:
             return await self._http.get(
-                f"{self._base_url}{path}", headers=self._headers, timeout=self._timeout
+                peer_url(self._base_url, *segments), headers=self._headers, timeout=self._timeout
             )
         except httpx.HTTPError as error:
             raise ProfileUnavailable(f"{type(error).__name__}: {error}") from error
 
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer record; None when profile does not know the customer."""
-        response = await self._get(f"/customers/{customer_id}")
+        response = await self._get("customers", customer_id)
         if response.status_code == 404:
             return None
         return self._json(response)
 
     async def metrics(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's metrics; None when profile has none (or no metrics route yet)."""
-        response = await self._get(f"/customers/{customer_id}/metrics")
+        response = await self._get("customers", customer_id, "metrics")
         if response.status_code in (404, 405, 501):
             return None
         return self._json(response)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 
+from rapport_events.limits import CustomerIdPath
 from rapport_profile import analytics, gdpr, service, timeline, tracking
 from rapport_profile.deps import (
     HttpDep,
@@ -154,7 +155,7 @@ async def search_customers(
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerPublic, responses=NOT_FOUND)
-async def read_customer(customer_id: str, session: SessionDep) -> CustomerPublic:
+async def read_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerPublic:
     """One customer by id (a merged one shows `merged_into`)."""
     return CustomerPublic.model_validate(await service.get_customer(session, customer_id))
 
@@ -165,7 +166,7 @@ async def read_customer(customer_id: str, session: SessionDep) -> CustomerPublic
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_customer(
-    customer_id: str, body: CustomerUpdate, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: CustomerUpdate, session: SessionDep, settings: SettingsDep
 ) -> CustomerPublic:
     """Change some attributes and publish customer.updated with what changed."""
     customer = await service.update_customer(
@@ -183,7 +184,7 @@ async def update_customer(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def put_consent(
-    customer_id: str, body: ConsentUpdate, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: ConsentUpdate, session: SessionDep, settings: SettingsDep
 ) -> ConsentReceipt:
     """Grant or revoke one consent; publishes consent.granted or consent.revoked."""
     await service.set_consent(session, customer_id, body, topic=settings.kafka.topic)
@@ -192,7 +193,7 @@ async def put_consent(
 
 
 @router.get("/customers/{customer_id}/consents", response_model=ConsentReceipt, responses=NOT_FOUND)
-async def read_consents(customer_id: str, session: SessionDep) -> ConsentReceipt:
+async def read_consents(customer_id: CustomerIdPath, session: SessionDep) -> ConsentReceipt:
     """The consent receipt: every consent and its full history."""
     return await service.consent_receipt(session, customer_id)
 
@@ -206,7 +207,7 @@ async def read_consents(customer_id: str, session: SessionDep) -> ConsentReceipt
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def merge_customer(
-    customer_id: str, body: MergeRequest, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: MergeRequest, session: SessionDep, settings: SettingsDep
 ) -> MergePublic:
     """Fold a duplicate into this customer; publishes customer.merged."""
     merge = await service.merge_customers(
@@ -226,7 +227,7 @@ async def merge_customer(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def unmerge_customer(
-    customer_id: str, body: MergeRequest, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: MergeRequest, session: SessionDep, settings: SettingsDep
 ) -> MergePublic:
     """Undo a wrong merge: the duplicate comes back with its own history and consents."""
     merge = await service.unmerge_customers(
@@ -240,7 +241,7 @@ async def unmerge_customer(
 
 @router.get("/customers/{customer_id}/timeline", response_model=TimelinePage, responses=NOT_FOUND)
 async def read_timeline(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     session: SessionDep,
     type: Annotated[
         list[str] | None,
@@ -255,7 +256,7 @@ async def read_timeline(
 
 @router.get("/customers/{customer_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)
 async def read_metrics(
-    customer_id: str, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, session: SessionDep, settings: SettingsDep
 ) -> MetricsPublic:
     """Orders, revenue, RFM quintiles, lifetime value and profitability tier."""
     owner = await timeline.known_owner(session, customer_id)
@@ -269,7 +270,9 @@ async def read_metrics(
     response_model=list[DisclosurePublic],
     responses=NOT_FOUND,
 )
-async def read_disclosures(customer_id: str, session: SessionDep) -> list[DisclosurePublic]:
+async def read_disclosures(
+    customer_id: CustomerIdPath, session: SessionDep
+) -> list[DisclosurePublic]:
     """Which partner saw what, when and why (from partner.data.disclosed)."""
     owner = await timeline.known_owner(session, customer_id)
     return [DisclosurePublic.model_validate(d) for d in await timeline.disclosures(session, owner)]
@@ -280,7 +283,7 @@ async def read_disclosures(customer_id: str, session: SessionDep) -> list[Disclo
 
 @router.get("/customers/{customer_id}/export", response_model=ExportReply)
 async def export_customer(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     sessions: SessionsDep,
     settings: SettingsDep,
     http: HttpDep,
@@ -303,7 +306,7 @@ async def export_customer(
     },
 )
 async def erase_customer(
-    customer_id: str, sessions: SessionsDep, settings: SettingsDep, http: HttpDep
+    customer_id: CustomerIdPath, sessions: SessionsDep, settings: SettingsDep, http: HttpDep
 ) -> JSONResponse:
     """Erase the customer everywhere (customer.erased); 200 once every service holds nothing."""
     erasure = await gdpr.erase(sessions, http, settings, customer_id)
@@ -316,7 +319,7 @@ async def erase_customer(
     responses={202: {"model": ErasureStatus, "description": "still running"}, **NOT_FOUND},
 )
 async def read_erasure(
-    customer_id: str, sessions: SessionsDep, settings: SettingsDep, http: HttpDep
+    customer_id: CustomerIdPath, sessions: SessionsDep, settings: SettingsDep, http: HttpDep
 ) -> JSONResponse:
     """Where an erasure stands in every service."""
     erasure = await gdpr.check(sessions, http, settings, customer_id)
@@ -386,6 +389,7 @@ tracking_router = APIRouter(prefix="/v1", tags=["tracking"])
 TRACKING_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON or message, or over the size limits"},
     401: {"description": "missing or unknown write key"},
+    413: {"description": "the body is over the service's cap on every request (1 MiB)"},
 }
 
 

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, read_transaction, transaction
+from rapport_events.http import peer_url
 from rapport_events.types import CustomerErased
 from rapport_profile import service, store, timeline
 from rapport_profile.models import (
@@ -91,7 +92,7 @@ async def _fetch_export(
 ) -> dict[str, Any]:
     token = settings.services_token or settings.api_token
     response = await http.get(
-        f"{base_url}/customers/{customer_id}/export",
+        peer_url(base_url, "customers", customer_id, "export"),
         headers={"Authorization": f"Bearer {token}"},
         timeout=settings.peer_timeout_s,
     )

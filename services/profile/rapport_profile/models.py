@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel
 
 from rapport_events.base import utcnow
 from rapport_events.columns import ROW_ID
+from rapport_events.limits import Checked, StringMap, sane_date
 from rapport_events.types import Channel, Purpose, Slice
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -88,16 +89,16 @@ def _e164(value: str | None) -> str | None:
 def _past(value: date | None) -> date | None:
     if value is not None and value > utcnow().date():
         raise ValueError("birth_date cannot be in the future")
-    return value
+    return sane_date(value) if value is not None else None
 
 
-class CustomerCreate(CustomerBase):
+class CustomerCreate(CustomerBase, Checked):
     """What a caller sends to register a customer."""
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    social_handles: dict[str, str] = {}
-    external_ids: dict[str, str] = {}
+    social_handles: StringMap = {}
+    external_ids: StringMap = {}
 
     @field_validator("email")
     @classmethod
@@ -123,7 +124,7 @@ class CustomerCreate(CustomerBase):
 REQUIRED_ON_PATCH = ("email", "first_name", "last_name")
 
 
-class CustomerUpdate(BaseModel):
+class CustomerUpdate(Checked):
     """A partial change; fields left out stay as they are, null clears an optional one."""
 
     model_config = ConfigDict(extra="forbid")
@@ -139,8 +140,8 @@ class CustomerUpdate(BaseModel):
     country: str | None = Field(default=None, min_length=2, max_length=2)
     city: str | None = Field(default=None, max_length=100)
     acquisition_channel: str | None = Field(default=None, max_length=64)
-    social_handles: dict[str, str] | None = None
-    external_ids: dict[str, str] | None = None
+    social_handles: StringMap | None = None
+    external_ids: StringMap | None = None
 
     @field_validator("email")
     @classmethod
@@ -280,7 +281,7 @@ class Merge(SQLModel, table=True):
     undone_at: datetime | None = Field(default=None, sa_type=TZ)  # type: ignore[call-overload]
 
 
-class MergeRequest(BaseModel):
+class MergeRequest(Checked):
     """Fold `merged_customer_id` into the customer of the path."""
 
     model_config = ConfigDict(extra="forbid")
@@ -347,7 +348,7 @@ class ConsentChange(SQLModel, table=True):
     changed_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 
-class ConsentUpdate(BaseModel):
+class ConsentUpdate(Checked):
     """A consent given or withdrawn, for a purpose on a channel or for a partner."""
 
     model_config = ConfigDict(extra="forbid")
@@ -355,7 +356,7 @@ class ConsentUpdate(BaseModel):
     purpose: Purpose
     channel: Channel | None = None
     partner_id: str | None = Field(default=None, min_length=1, max_length=64)
-    slices: list[Slice] = []
+    slices: list[Slice] = Field(default_factory=list, max_length=5)
     granted: bool
     source: str = Field(default="api", min_length=1, max_length=64)
     text_version: str | None = Field(default=None, max_length=64)

@@ -11,6 +11,7 @@ from rapport_events.environment import (
     enforce_secrets,
     environment_field,
 )
+from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
 
 __all__ = ["DEVELOPMENT_TOKEN", "DEVELOPMENT_WRITE_KEY", "Settings", "get_settings"]
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     peer_timeout_s: float = 2.0
     erasure_wait_s: float = 5.0
     ltv_horizon_years: float = 3.0
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        validation_alias=AliasChoices("PROFILE_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
+        description="Largest request body accepted; a larger one gets 413",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @property

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, Valida
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
+from rapport_events.limits import Checked, FreeJson
 from rapport_events.types import (
     CartUpdated,
     CustomerMerged,
@@ -82,7 +83,7 @@ class BadTrackingCall(ValueError):
 Id = str | int
 
 
-class Message(BaseModel):
+class Message(Checked):
     """One Segment message; unknown fields are allowed, as Segment allows them."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -93,9 +94,9 @@ class Message(BaseModel):
     messageId: str | None = Field(default=None, max_length=128)
     timestamp: datetime | None = None
     sentAt: datetime | None = None
-    context: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    traits: dict[str, Any] = {}
+    context: FreeJson = {}
+    properties: FreeJson = {}
+    traits: FreeJson = {}
     event: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200)
     category: str | None = Field(default=None, max_length=200)
@@ -108,7 +109,7 @@ class Batch(BaseModel):
 
     batch: list[dict[str, Any]]
     sentAt: datetime | None = None
-    context: dict[str, Any] = {}
+    context: FreeJson = {}
 
 
 async def read_body(chunks: AsyncIterator[bytes], encoding: str | None, limit: int) -> bytes:
@@ -135,6 +136,8 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadTrackingCall(f"the body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise BadTrackingCall("the body is nested too deep") from error
     if not isinstance(value, dict):
         raise BadTrackingCall("the body must be a JSON object")
     return value
@@ -153,12 +156,13 @@ def parse_messages(payload: dict[str, Any], kind: str | None) -> list[Message]:
     messages = []
     for index, raw in enumerate(raw_messages):
         where = f"batch[{index}]" if kind is None else "message"
-        if len(json.dumps(raw, default=str).encode()) > MAX_CALL_BYTES:
-            raise BadTrackingCall(f"{where} is larger than 32 KB")
         try:
+            # Validation bounds the nesting first, so measuring the message is safe.
             message = Message.model_validate(raw)
         except ValidationError as error:
             raise BadTrackingCall(f"{where} is malformed: {_first_error(error)}") from error
+        if len(json.dumps(raw, default=str).encode()) > MAX_CALL_BYTES:
+            raise BadTrackingCall(f"{where} is larger than 32 KB")
         if kind is not None:
             message.type = kind  # type: ignore[assignment]
         if message.type is None:
@@ -186,7 +190,8 @@ def parse_messages(payload: dict[str, Any], kind: str | None) -> list[Message]:
 
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 def _in_range(value: datetime, name: str) -> datetime:

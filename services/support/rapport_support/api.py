@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from rapport_events.limits import CustomerIdPath, PathId
 from rapport_events.types import Priority, TicketStatus
 from rapport_support import service, store
 from rapport_support.deps import (
@@ -88,13 +89,15 @@ def install_error_handlers(app: FastAPI) -> None:
     responses={404: {"description": "support has not heard of this customer"}},
     tags=["customers"],
 )
-async def read_support_context(customer_id: str, session: ReadSessionDep) -> SupportContext:
+async def read_support_context(
+    customer_id: CustomerIdPath, session: ReadSessionDep
+) -> SupportContext:
     """Profile summary, products owned and earlier tickets, from support's own projection."""
     return await service.get_support_context(session, customer_id)
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])
-async def export_customer(customer_id: str, session: ReadSessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: ReadSessionDep) -> CustomerExport:
     """Everything support holds about the customer, table by table (GDPR export)."""
     return await service.export_customer(session, customer_id)
 
@@ -152,7 +155,7 @@ async def list_tickets(
 @router.get(
     "/tickets/{ticket_id}", response_model=TicketDetail, responses=NOT_FOUND, tags=["tickets"]
 )
-async def read_ticket(ticket_id: str, session: ReadSessionDep) -> TicketDetail:
+async def read_ticket(ticket_id: PathId, session: ReadSessionDep) -> TicketDetail:
     """A ticket with its comments, linked tickets and SLA breaches."""
     return await service.ticket_detail(session, ticket_id)
 
@@ -164,7 +167,7 @@ async def read_ticket(ticket_id: str, session: ReadSessionDep) -> TicketDetail:
     tags=["tickets"],
 )
 async def update_ticket(
-    ticket_id: str, data: TicketUpdate, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: TicketUpdate, session: SessionDep, settings: SettingsDep
 ) -> TicketPublic:
     """Change status, priority, category, assignee or product; publishes ticket.updated."""
     ticket = await service.update_ticket(session, settings, ticket_id, data)
@@ -179,7 +182,7 @@ async def update_ticket(
     tags=["tickets"],
 )
 async def add_comment(
-    ticket_id: str, data: CommentCreate, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: CommentCreate, session: SessionDep, settings: SettingsDep
 ) -> CommentPublic:
     """Comment publicly or internally; an agent's first public comment is the first response."""
     comment = await service.add_comment(session, settings, ticket_id, data)
@@ -193,7 +196,7 @@ async def add_comment(
     responses=NOT_FOUND,
     tags=["tickets"],
 )
-async def link_ticket(ticket_id: str, data: LinkCreate, session: SessionDep) -> LinkPublic:
+async def link_ticket(ticket_id: PathId, data: LinkCreate, session: SessionDep) -> LinkPublic:
     """Link another ticket as related or duplicate."""
     return await service.link_tickets(session, ticket_id, data)
 
@@ -205,7 +208,7 @@ async def link_ticket(ticket_id: str, data: LinkCreate, session: SessionDep) -> 
     tags=["tickets"],
 )
 async def merge_ticket(
-    ticket_id: str, data: MergeRequest, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: MergeRequest, session: SessionDep, settings: SettingsDep
 ) -> TicketDetail:
     """Fold this duplicate into another ticket; returns the ticket it was merged into."""
     target = await service.merge_ticket(session, settings, ticket_id, data)
@@ -219,7 +222,7 @@ async def merge_ticket(
     tags=["tickets"],
 )
 async def rate_ticket(
-    ticket_id: str, data: RatingCreate, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: RatingCreate, session: SessionDep, settings: SettingsDep
 ) -> TicketPublic:
     """The customer's satisfaction rating after resolution; publishes ticket.rated."""
     ticket = await service.rate_ticket(session, settings, ticket_id, data)
@@ -233,7 +236,7 @@ async def rate_ticket(
     tags=["tickets"],
 )
 async def similar_tickets(
-    ticket_id: str,
+    ticket_id: PathId,
     session: ReadSessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
@@ -331,7 +334,7 @@ async def list_mentions(
     responses=NOT_FOUND,
     tags=["social"],
 )
-async def read_mention(mention_id: str, session: ReadSessionDep) -> MentionDetail:
+async def read_mention(mention_id: PathId, session: ReadSessionDep) -> MentionDetail:
     """A mention with its replies and every delivery attempt."""
     return await service.mention_detail(session, mention_id)
 
@@ -343,7 +346,7 @@ async def read_mention(mention_id: str, session: ReadSessionDep) -> MentionDetai
     tags=["social"],
 )
 async def update_mention(
-    mention_id: str, data: MentionUpdate, session: SessionDep
+    mention_id: PathId, data: MentionUpdate, session: SessionDep
 ) -> MentionPublic:
     """Set a mention's status."""
     return MentionPublic.model_validate(await service.update_mention(session, mention_id, data))
@@ -357,7 +360,7 @@ async def update_mention(
     tags=["social"],
 )
 async def reply_to_mention(
-    mention_id: str,
+    mention_id: PathId,
     data: ReplyCreate,
     session: SessionDep,
     settings: SettingsDep,

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from rapport_events.columns import ROW_ID
+from rapport_events.limits import Checked, SaneDatetime
 from rapport_events.types import Priority, TicketStatus
 
 TZ = DateTime(timezone=True)
@@ -435,7 +436,7 @@ def _stripped(value: str | None) -> str | None:
     return value or None
 
 
-class TicketCreate(BaseModel):
+class TicketCreate(Checked):
     """A new ticket; a serial number of a product the customer owns fills in its model."""
 
     model_config = ConfigDict(extra="forbid")
@@ -463,7 +464,7 @@ class TicketCreate(BaseModel):
         return _stripped(value)
 
 
-class TicketUpdate(BaseModel):
+class TicketUpdate(Checked):
     """A partial change; `resolution` is required when the status becomes resolved."""
 
     model_config = ConfigDict(extra="forbid")
@@ -478,7 +479,7 @@ class TicketUpdate(BaseModel):
     resolution: str | None = Field(default=None, min_length=1, max_length=20_000)
 
 
-class CommentCreate(BaseModel):
+class CommentCreate(Checked):
     """A comment; an agent's first public one is the ticket's first response."""
 
     model_config = ConfigDict(extra="forbid")
@@ -496,14 +497,14 @@ class CommentCreate(BaseModel):
         return value
 
 
-class LinkCreate(BaseModel):
+class LinkCreate(Checked):
     model_config = ConfigDict(extra="forbid")
 
     ticket_id: str = Field(min_length=1, max_length=64)
     kind: LinkKind = "related"
 
 
-class MergeRequest(BaseModel):
+class MergeRequest(Checked):
     """Fold this ticket into `into_ticket_id` (same customer, still open)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -512,7 +513,7 @@ class MergeRequest(BaseModel):
     actor: str | None = Field(default=None, max_length=128)
 
 
-class RatingCreate(BaseModel):
+class RatingCreate(Checked):
     model_config = ConfigDict(extra="forbid")
 
     rating: int = Field(ge=1, le=5)
@@ -526,7 +527,7 @@ class SlaPolicyPublic(BaseModel):
     configured: bool = Field(description="False while the service's default applies")
 
 
-class SlaPolicyUpdate(BaseModel):
+class SlaPolicyUpdate(Checked):
     model_config = ConfigDict(extra="forbid")
 
     first_response_minutes: int = Field(ge=0, le=525_600)
@@ -615,7 +616,7 @@ class Queue(BaseModel):
     breached: int
 
 
-class MentionCreate(BaseModel):
+class MentionCreate(Checked):
     """A mention on a social platform; `external_id` (the platform's id) makes retries safe."""
 
     model_config = ConfigDict(extra="forbid")
@@ -624,7 +625,7 @@ class MentionCreate(BaseModel):
     handle: str = Field(min_length=1, max_length=256)
     text: str = Field(min_length=1, max_length=10_000)
     url: str | None = Field(default=None, max_length=2048)
-    time: datetime | None = Field(default=None, description="When it was posted (default: now)")
+    time: SaneDatetime | None = Field(default=None, description="When it was posted (default: now)")
     external_id: str | None = Field(default=None, min_length=1, max_length=256)
 
     @field_validator("platform")
@@ -654,7 +655,7 @@ class MentionCreate(BaseModel):
         return aware(value) if value is not None else None
 
 
-class MentionUpdate(BaseModel):
+class MentionUpdate(Checked):
     model_config = ConfigDict(extra="forbid")
 
     status: MentionStatus
@@ -711,7 +712,7 @@ class MentionDetail(MentionPublic):
     replies: list[ReplyPublic] = []
 
 
-class ReplyCreate(BaseModel):
+class ReplyCreate(Checked):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=5_000)

@@ -6,6 +6,7 @@ from pydantic import AliasChoices, BaseModel, Field, HttpUrl, SecretStr, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rapport_events.environment import DEVELOPMENT_TOKEN, enforce_secrets, environment_field
+from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
 from rapport_events.types import Priority
 
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     api_token: str = Field(
         default=DEVELOPMENT_TOKEN,
         validation_alias=AliasChoices("SUPPORT_API_TOKEN", "RAPPORT_API_TOKEN"),
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        validation_alias=AliasChoices("SUPPORT_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
+        description="Largest request body accepted; a larger one gets 413",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
