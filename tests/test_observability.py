@@ -146,9 +146,9 @@ class TestReadiness:
 
         assert ready.status_code == 503
         reason = ready.json()["checks"]["tasks"]
-        assert "outbox-relay: restarted" in reason and "RecursionError" in reason, reason
+        assert "outbox-relay: restart" in reason and "RecursionError" in reason, reason
         restarts = await scrape(client)
-        assert total(restarts, "rapport_task_restarts_total") > 5
+        assert total(restarts, "rapport_task_restarts_total") >= 1
         monkeypatch.undo()
         await relay.stop()
         relay.start()

@@ -54,7 +54,7 @@ class KafkaSettings(BaseSettings):
     # Supervision: a relay or consumer with work that completes no round for this long,
     # or that restarts more than `max_restarts` times in `restart_window_s`, makes /readyz 503.
     stall_after_s: float = 60.0
-    max_restarts: int = 5
+    max_restarts: int = 3
     restart_window_s: float = 60.0
     restart_max_backoff_s: float = 30.0
     # A consumer whose fetches fail this long leaves and rejoins as a fresh member.

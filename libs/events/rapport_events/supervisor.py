@@ -29,7 +29,7 @@ class RestartPolicy:
     # A run that lasted this long counts as healthy: the next failure backs off from the start.
     healthy_after_s: float = 30.0
     # More restarts than this within the window, and /readyz says the task restarts too often.
-    max_restarts: int = 5
+    max_restarts: int = 3
     window_s: float = 60.0
 
 
@@ -56,6 +56,7 @@ class Supervised:
         self._on_restart = on_restart
         self._task: asyncio.Task[None] | None = None
         self._recent_failures: deque[float] = deque()
+        self._backing_off = False
         self.restarts = 0
         self.last_error: str | None = None
 
@@ -75,6 +76,8 @@ class Supervised:
         """Why this task is not doing its work, or None when it is."""
         if not self.running:
             return "stopped"
+        if self._backing_off:
+            return f"restarting after {self.last_error}"
         now = time.monotonic()
         self._forget_failures_before(now - self._policy.window_s)
         if len(self._recent_failures) > self._policy.max_restarts:
@@ -102,7 +105,11 @@ class Supervised:
             if time.monotonic() - began >= self._policy.healthy_after_s:
                 backoff = self._policy.initial_backoff_s
             self._record(error, backoff)
-            await asyncio.sleep(backoff)
+            self._backing_off = True
+            try:
+                await asyncio.sleep(backoff)
+            finally:
+                self._backing_off = False
             backoff = min(backoff * 2, self._policy.max_backoff_s)
 
     def _record(self, error: BaseException, backoff: float) -> None:

@@ -83,7 +83,23 @@ class TestSupervised:
             problem = task.problem()
         finally:
             await task.stop()
-        assert problem is not None and "restarted" in problem and "ConnectionError" in problem
+        # Between two tries it is waiting to restart; during one, it has restarted too often.
+        assert problem is not None and "ConnectionError" in problem
+        assert "restarted" in problem or problem.startswith("restarting after")
+
+    async def test_a_task_waiting_to_restart_is_a_problem_until_it_runs_again(self) -> None:
+        loop = Flaky(failures=1, error=ValueError("once"))
+        slow = RestartPolicy(initial_backoff_s=0.5, max_backoff_s=0.5, max_restarts=3)
+        task = Supervised("slow", loop.run, policy=slow).start()
+        try:
+            await until(lambda: task.restarts == 1, timeout=5, what="the first failure")
+            waiting = task.problem()
+            await asyncio.wait_for(loop.healthy.wait(), 5)
+            running = task.problem()
+        finally:
+            await task.stop()
+        assert waiting == "restarting after ValueError: once"
+        assert running is None
 
     async def test_a_stopped_task_and_a_stalled_one_are_problems(self) -> None:
         loop = Flaky(failures=0, error=ValueError())
