@@ -155,6 +155,7 @@ class TestHealthAndAuth:
         assert (await client.get("/readyz")).json()["checks"] == {
             "database": "ok",
             "broker": "ok",
+            "tasks": "ok",
         }
 
     async def test_routes_need_the_bearer_token_but_links_in_messages_do_not(

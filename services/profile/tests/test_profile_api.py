@@ -118,7 +118,7 @@ class TestHealth:
     async def test_readyz_turns_ready(self, client: httpx.AsyncClient) -> None:
         response = await eventually(lambda: client.get("/readyz"))
         assert response.status_code == 200, response.text
-        assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert response.json()["checks"] == {"database": "ok", "broker": "ok", "tasks": "ok"}
 
 
 class TestAuth:

@@ -67,7 +67,7 @@ class TestHealth:
     async def test_readyz_turns_ready(self, client: httpx.AsyncClient, poll: Poll) -> None:
         response = await poll(lambda: client.get("/readyz"), ready, timeout=10.0)
         assert response.status_code == 200, response.text
-        assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert response.json()["checks"] == {"database": "ok", "broker": "ok", "tasks": "ok"}
 
 
 class TestAuth:
