@@ -94,7 +94,10 @@ async def upsert(
 ) -> None:
     """Insert rows, or update the `update` columns (all others by default) of existing ones.
 
-    Multi-row statements of at most ~500 rows; every row has the same columns.
+    One statement with every row as its parameters, ~500 rows at a time: the statement
+    compiles once and is cached, and the driver sends the rows together (SQLAlchemy's
+    "insertmanyvalues" where it applies), where `values([...])` would compile anew for each
+    batch size. Every row has the same columns.
     """
     if not rows:
         return
@@ -103,15 +106,15 @@ async def upsert(
     make = pg_insert if dialect == "postgresql" else sqlite_insert
     columns = list(rows[0])
     updated = [c for c in (update if update is not None else columns) if c not in keys]
+    statement = make(table)
+    if updated:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={c: statement.excluded[c] for c in updated}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
     for chunk in _chunks(rows, _rows_per_statement(len(columns))):
-        statement = make(table).values(list(chunk))
-        if updated:
-            statement = statement.on_conflict_do_update(
-                index_elements=list(keys), set_={c: statement.excluded[c] for c in updated}
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-        await session.exec(statement)
+        await session.exec(statement, params=list(chunk))  # type: ignore[call-overload]
 
 
 # --- the customer projection ------------------------------------------------------------
@@ -311,21 +314,22 @@ async def insert_activities(
     if not rows:
         return
     ids: dict[str, int] = {}
+    returning = insert(ACTIVITY).returning(
+        ACTIVITY.c.id, ACTIVITY.c.event_id, sort_by_parameter_order=True
+    )
     for chunk in _chunks(rows, _rows_per_statement(len(rows[0]))):
-        statement = insert(ACTIVITY).values(list(chunk))
         if any(row["event_id"] in items for row in chunk):
-            result = await _rows(session, statement.returning(ACTIVITY.c.id, ACTIVITY.c.event_id))
-            ids.update({event_id: activity_id for activity_id, event_id in result})
+            result = await session.exec(returning, params=list(chunk))  # type: ignore[call-overload]
+            ids.update({event_id: activity_id for activity_id, event_id in result.all()})
         else:
-            await session.exec(statement)
+            await session.exec(insert(ACTIVITY), params=list(chunk))
     lines = [
         {**line, "activity_id": ids[event_id]}
         for event_id, event_lines in items.items()
         for line in event_lines
     ]
-    if lines:
-        for chunk in _chunks(lines, _rows_per_statement(len(lines[0]))):
-            await session.exec(insert(ITEMS).values(list(chunk)))
+    for chunk in _chunks(lines, _rows_per_statement(len(lines[0])) if lines else 1):
+        await session.exec(insert(ITEMS), params=list(chunk))
 
 
 async def metrics(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
