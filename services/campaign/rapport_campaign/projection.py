@@ -7,6 +7,9 @@ changed against the segments once (`service.reevaluate_many`). Membership after 
 what the events one at a time would leave; a customer who enters and leaves a segment
 within one run publishes neither event. Merges, erasures, surveys and points are rare and
 are applied one event at a time.
+
+One module although long: the runs and the single-event paths keep the same rules for the
+same rows (metrics, consents, timers), and reading them side by side is how they stay equal.
 """
 
 from collections.abc import Iterable, Sequence
