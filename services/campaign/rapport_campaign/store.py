@@ -22,6 +22,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlmodel import SQLModel, col, select
@@ -51,8 +53,13 @@ ITEMS = ActivityItem.__table__  # type: ignore[attr-defined]
 CONSENTS = ConsentState.__table__  # type: ignore[attr-defined]
 MEMBERS = SegmentMember.__table__  # type: ignore[attr-defined]
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
+JOURNEY_STATES = JourneyState.__table__  # type: ignore[attr-defined]
 NUMBER = Numeric(20, 6)
 BULK = 1000
+# Rows per multi-row statement: ~500, fewer for wide rows, under both databases' limits on
+# bound parameters (SQLite 32,766; PostgreSQL's protocol 32,767).
+ROWS_PER_STATEMENT = 500
+MAX_PARAMETERS = 30_000
 
 
 async def _rows(session: AsyncSession, statement: Executable) -> list[Any]:
@@ -67,6 +74,47 @@ def add(session: AsyncSession, row: SQLModel) -> None:
 
 async def delete_row(session: AsyncSession, row: SQLModel) -> None:
     await session.delete(row)
+
+
+def _chunks(items: Sequence[Any], size: int = BULK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rows_per_statement(columns: int) -> int:
+    return max(1, min(ROWS_PER_STATEMENT, MAX_PARAMETERS // max(columns, 1)))
+
+
+async def upsert(
+    session: AsyncSession,
+    table: Any,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str] | None = None,
+) -> None:
+    """Insert rows, or update the `update` columns (all others by default) of existing ones.
+
+    One statement with every row as its parameters, ~500 rows at a time: the statement
+    compiles once and is cached, and the driver sends the rows together (SQLAlchemy's
+    "insertmanyvalues" where it applies), where `values([...])` would compile anew for each
+    batch size. Every row has the same columns.
+    """
+    if not rows:
+        return
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else "sqlite"
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    columns = list(rows[0])
+    updated = [c for c in (update if update is not None else columns) if c not in keys]
+    statement = make(table)
+    if updated:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={c: statement.excluded[c] for c in updated}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    for chunk in _chunks(rows, _rows_per_statement(len(columns))):
+        await session.exec(statement, params=list(chunk))  # type: ignore[call-overload]
 
 
 # --- the customer projection ------------------------------------------------------------
@@ -176,6 +224,218 @@ async def last_activity_at(session: AsyncSession, customer_id: str) -> datetime 
         )
     )
     return _time(result.one())
+
+
+# --- the customer projection, a run at a time -----------------------------------------------
+
+
+async def tombstoned(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+    """Which of these ids were erased."""
+    ids, found = sorted(set(customer_ids)), set[str]()
+    for chunk in _chunks(ids):
+        result = await session.exec(
+            select(Tombstone.customer_id).where(col(Tombstone.customer_id).in_(chunk))
+        )
+        found.update(result.all())
+    return found
+
+
+async def aliases(session: AsyncSession, merged_ids: Iterable[str]) -> dict[str, str]:
+    """The survivor of each of these ids that was merged into another."""
+    ids, found = sorted(set(merged_ids)), {}
+    for chunk in _chunks(ids):
+        result = await session.exec(
+            select(Alias.merged_id, Alias.customer_id).where(col(Alias.merged_id).in_(chunk))
+        )
+        found.update(dict(result.all()))
+    return found
+
+
+async def delete_aliases(session: AsyncSession, merged_ids: Sequence[str]) -> None:
+    for chunk in _chunks(merged_ids):
+        await session.exec(delete(Alias).where(col(Alias.merged_id).in_(chunk)))
+
+
+async def members(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The audience rows of these customers, as column dicts."""
+    ids, found = sorted(set(customer_ids)), {}
+    for chunk in _chunks(ids):
+        result = await _rows(session, sa_select(AUDIENCE).where(AUDIENCE.c.customer_id.in_(chunk)))
+        found.update({row.customer_id: dict(row._mapping) for row in result})
+    return found
+
+
+async def consents(
+    session: AsyncSession, customer_ids: Iterable[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The consent rows of these customers by (customer, channel), as column dicts."""
+    ids, found = sorted(set(customer_ids)), {}
+    for chunk in _chunks(ids):
+        result = await _rows(session, sa_select(CONSENTS).where(CONSENTS.c.customer_id.in_(chunk)))
+        found.update({(row.customer_id, row.channel): dict(row._mapping) for row in result})
+    return found
+
+
+async def recorded_event_ids(session: AsyncSession, event_ids: Iterable[str]) -> set[str]:
+    """Which of these event ids are stored as activity already."""
+    ids, found = sorted(set(event_ids)), set[str]()
+    for chunk in _chunks(ids):
+        result = await session.exec(
+            select(Activity.event_id).where(col(Activity.event_id).in_(chunk))
+        )
+        found.update(result.all())
+    return found
+
+
+async def recorded_orders(
+    session: AsyncSession, customer_ids: Iterable[str], order_ids: Iterable[str]
+) -> set[tuple[str, str]]:
+    """(customer, order id) of the orders among these already stored."""
+    customers, orders = sorted(set(customer_ids)), sorted(set(order_ids))
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(orders):
+        result = await session.exec(
+            select(Activity.customer_id, Activity.ref).where(
+                Activity.event_type == "order.completed",
+                col(Activity.ref).in_(chunk),
+                col(Activity.customer_id).in_(customers),
+            )
+        )
+        found.update((customer, ref) for customer, ref in result.all() if ref is not None)
+    return found
+
+
+async def insert_activities(
+    session: AsyncSession,
+    rows: Sequence[Mapping[str, Any]],
+    items: Mapping[str, list[dict[str, Any]]],
+) -> None:
+    """Insert activity rows, and the product lines of each (`items` by event id)."""
+    if not rows:
+        return
+    ids: dict[str, int] = {}
+    returning = insert(ACTIVITY).returning(
+        ACTIVITY.c.id, ACTIVITY.c.event_id, sort_by_parameter_order=True
+    )
+    for chunk in _chunks(rows, _rows_per_statement(len(rows[0]))):
+        if any(row["event_id"] in items for row in chunk):
+            result = await session.exec(returning, params=list(chunk))  # type: ignore[call-overload]
+            ids.update({event_id: activity_id for activity_id, event_id in result.all()})
+        else:
+            await session.exec(insert(ACTIVITY), params=list(chunk))
+    lines = [
+        {**line, "activity_id": ids[event_id]}
+        for event_id, event_lines in items.items()
+        for line in event_lines
+    ]
+    for chunk in _chunks(lines, _rows_per_statement(len(lines[0])) if lines else 1):
+        await session.exec(insert(ITEMS), params=list(chunk))
+
+
+async def metrics(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What `refresh_metrics` reads from the activity rows, for many customers at once.
+
+    Per customer: orders, revenue, first/last order time, loyalty (points, balance) rows
+    oldest first, the latest NPS and the latest activity time.
+    """
+    ids = sorted(set(customer_ids))
+    found: dict[str, dict[str, Any]] = {
+        cid: {
+            "orders": 0,
+            "revenue": Decimal(0),
+            "first": None,
+            "last": None,
+            "loyalty": [],
+            "nps": None,
+            "last_activity": None,
+        }
+        for cid in ids
+    }
+    a = ACTIVITY.c
+    for chunk in _chunks(ids):
+        totals = await _rows(
+            session,
+            sa_select(
+                a.customer_id,
+                func.count(),
+                func.coalesce(func.sum(a.value), 0),
+                func.min(a.occurred_at),
+                func.max(a.occurred_at),
+            )
+            .where(a.customer_id.in_(chunk), a.event_type == "order.completed")
+            .group_by(a.customer_id),
+        )
+        for cid, count, revenue, first, last in totals:
+            found[cid].update(
+                orders=int(count),
+                revenue=Decimal(str(revenue)),
+                first=_time(first),
+                last=_time(last),
+            )
+        loyalty = await _rows(
+            session,
+            sa_select(a.customer_id, a.value, a.balance)
+            .where(a.customer_id.in_(chunk), a.event_type == "loyalty.points.earned")
+            .order_by(a.customer_id, a.occurred_at, a.id),
+        )
+        for cid, value, balance in loyalty:
+            found[cid]["loyalty"].append((Decimal(str(value or 0)), balance))
+        surveys = await _rows(
+            session,
+            sa_select(a.customer_id, a.value)
+            .where(
+                a.customer_id.in_(chunk),
+                a.event_type == "survey.completed",
+                a.value.is_not(None),
+            )
+            .order_by(a.customer_id, a.occurred_at.desc(), a.id.desc()),
+        )
+        for cid, value in surveys:
+            if found[cid]["nps"] is None:
+                found[cid]["nps"] = int(value)
+        latest = await _rows(
+            session,
+            sa_select(a.customer_id, func.max(a.occurred_at))
+            .where(
+                a.customer_id.in_(chunk),
+                a.event_type.in_(
+                    ("order.completed", "cart.updated", "interaction.tracked", "survey.completed")
+                ),
+            )
+            .group_by(a.customer_id),
+        )
+        for cid, last in latest:
+            found[cid]["last_activity"] = _time(last)
+    return found
+
+
+async def journey_states(
+    session: AsyncSession, journey_ids: Iterable[str], customer_ids: Iterable[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The timers of these customers in these journeys by (journey, customer), as dicts."""
+    journeys, ids = sorted(set(journey_ids)), sorted(set(customer_ids))
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if not journeys:
+        return found
+    j = JOURNEY_STATES.c
+    for chunk in _chunks(ids):
+        result = await _rows(
+            session,
+            sa_select(JOURNEY_STATES).where(j.journey_id.in_(journeys), j.customer_id.in_(chunk)),
+        )
+        found.update({(row.journey_id, row.customer_id): dict(row._mapping) for row in result})
+    return found
+
+
+async def customers_with_clicks(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+    """Which of these customers ever clicked a tracked link (attribution can credit them)."""
+    ids, found = sorted(set(customer_ids)), set[str]()
+    for chunk in _chunks(ids):
+        result = await session.exec(
+            select(Click.customer_id).where(col(Click.customer_id).in_(chunk)).distinct()
+        )
+        found.update(cid for cid in result.all() if cid is not None)
+    return found
 
 
 def _time(value: Any) -> datetime | None:
@@ -567,6 +827,44 @@ async def segments_to_refresh(session: AsyncSession, older_than: datetime) -> li
     return list(result.all())
 
 
+async def evaluate_customers(
+    session: AsyncSession,
+    customer_ids: Sequence[str],
+    conditions: Mapping[str, ColumnElement[bool]],
+) -> dict[str, dict[str, bool]]:
+    """Which of the conditions each customer meets, one query per chunk of customers."""
+    names = list(conditions)
+    found = {cid: dict.fromkeys(names, False) for cid in customer_ids}
+    if not names:
+        return found
+    columns: list[KeyedColumnElement[Any]] = [
+        case((conditions[name], 1), else_=0).label(f"c{index}") for index, name in enumerate(names)
+    ]
+    for chunk in _chunks(sorted(set(customer_ids))):
+        rows = await _rows(
+            session,
+            sa_select(AUDIENCE.c.customer_id, *columns).where(AUDIENCE.c.customer_id.in_(chunk)),
+        )
+        for cid, *values in rows:
+            found[cid] = {name: bool(value) for name, value in zip(names, values, strict=True)}
+    return found
+
+
+async def memberships(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The segments each of these customers is in."""
+    ids = sorted(set(customer_ids))
+    found: dict[str, set[str]] = {cid: set() for cid in ids}
+    for chunk in _chunks(ids):
+        result = await session.exec(
+            select(MEMBERS.c.customer_id, MEMBERS.c.segment_id).where(
+                MEMBERS.c.customer_id.in_(chunk)
+            )
+        )
+        for cid, segment_id in result.all():
+            found[cid].add(segment_id)
+    return found
+
+
 async def member_ids(session: AsyncSession, segment_id: str) -> set[str]:
     result = await session.exec(
         select(MEMBERS.c.customer_id).where(MEMBERS.c.segment_id == segment_id)
@@ -914,6 +1212,21 @@ async def get_journey_state(
 async def journey_states_of(session: AsyncSession, customer_id: str) -> list[JourneyState]:
     result = await session.exec(select(JourneyState).where(JourneyState.customer_id == customer_id))
     return list(result.all())
+
+
+async def stop_timers(
+    session: AsyncSession, journey_ids: Sequence[str], customer_ids: Sequence[str], now: datetime
+) -> None:
+    """Disarm the pending timers of these customers in these journeys."""
+    if not journey_ids:
+        return
+    j = JOURNEY_STATES.c
+    for chunk in _chunks(customer_ids):
+        await session.exec(
+            update(JOURNEY_STATES)
+            .where(j.journey_id.in_(journey_ids), j.customer_id.in_(chunk), j.due_at.is_not(None))
+            .values(due_at=None, updated_at=now)
+        )
 
 
 async def due_journey_states(

@@ -38,7 +38,7 @@ class TestOnCustomerRegistered:
     ) -> None:
         event = registered()
         async with transaction(sessions) as session:
-            await on_customer_registered(event, session, settings)
+            await on_customer_registered(events=[event], session=session, settings=settings)
 
         [member] = await audience(sessions)
         assert member.customer_id == "cust-1"
@@ -54,7 +54,7 @@ class TestOnCustomerRegistered:
         event = registered()
         for _ in range(2):
             async with transaction(sessions) as session:
-                await on_customer_registered(event, session, settings)
+                await on_customer_registered(events=[event], session=session, settings=settings)
 
         assert len(await audience(sessions)) == 1
 
@@ -63,8 +63,8 @@ class TestOnCustomerRegistered:
     ) -> None:
         event = registered()
         async with transaction(sessions) as session:
-            await on_customer_registered(event, session, settings)
-            await on_customer_registered(event, session, settings)
+            await on_customer_registered(events=[event], session=session, settings=settings)
+            await on_customer_registered(events=[event], session=session, settings=settings)
 
         assert len(await audience(sessions)) == 1
 
@@ -72,14 +72,14 @@ class TestOnCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await on_customer_registered(registered(), session, settings)
+            await on_customer_registered(events=[registered()], session=session, settings=settings)
         async with transaction(sessions) as session:
             member = await session.get(AudienceMember, "cust-1")
             assert member is not None
             member.email = "ada@newmail.example"
 
         async with transaction(sessions) as session:
-            await on_customer_registered(registered(), session, settings)
+            await on_customer_registered(events=[registered()], session=session, settings=settings)
 
         [member] = await audience(sessions)
         assert member.email == "ada@newmail.example"

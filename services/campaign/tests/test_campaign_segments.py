@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rapport_campaign import service
+from rapport_campaign import projection, service
 from rapport_campaign.models import SegmentCreate
 from rapport_campaign.settings import Settings
 from rapport_events.base import Event, utcnow
@@ -280,14 +280,14 @@ class TestLiveMembership:
         from rapport_events.codec import Envelope
 
         async with transaction(sessions) as session:
-            await service.register_customer(session, registered("ann"))
+            await projection.register_customers(session, [registered("ann")], settings)
         segment_id = await create(sessions, settings, {"metric": "orders", "op": "eq", "value": 1})
         event = order("ann", "o1")
         envelope = Envelope(data=event, source="/services/profile")
 
         for _ in range(2):
             async with transaction(sessions) as session:
-                await on_order_completed(event, envelope, session, settings)
+                await on_order_completed(envelopes=[envelope], session=session, settings=settings)
 
         async with sessions() as session:
             member, _ = await service.get_member(session, "ann")
