@@ -79,10 +79,38 @@ def _row_chunks(rows: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[
         yield rows[start : start + ROWS_PER_INSERT]
 
 
-async def _insert_new(session: AsyncSession, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert the rows whose key is not taken yet, ROWS_PER_INSERT to a statement."""
+async def _send_rows(
+    session: AsyncSession, statement: Any, rows: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    """Execute an INSERT … RETURNING for `rows`, at most ROWS_PER_INSERT to a statement.
+
+    Given a list of rows, SQLAlchemy sends an INSERT with RETURNING as multi-row VALUES
+    built from one cached compilation (its "insertmanyvalues"); `.values([...])` would
+    compile every batch anew, which costs more than the database's work.
+    """
+    returned: list[Any] = []
     for chunk in _row_chunks(rows):
-        await session.exec(_insert(session, table).values(list(chunk)).on_conflict_do_nothing())
+        result = await session.exec(statement, params=list(chunk))
+        returned.extend(result.all())
+    return returned
+
+
+async def _insert_new(session: AsyncSession, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert the rows whose key is not taken yet."""
+    statement = _insert(session, table).on_conflict_do_nothing()
+    await _send_rows(session, statement.returning(*table.primary_key.columns), rows)
+
+
+async def _upsert(
+    session: AsyncSession, table: Any, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> None:
+    """Insert whole rows; where the key is taken, set only `columns` from them (a key once)."""
+    statement = _insert(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={name: statement.excluded[name] for name in columns},
+    )
+    await _send_rows(session, statement.returning(*table.primary_key.columns), rows)
 
 
 # --- customers -------------------------------------------------------------------
@@ -439,12 +467,9 @@ async def has_timeline(session: AsyncSession, customer_id: str) -> bool:
 
 async def add_orders(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Insert the orders not counted yet; returns the customers who got one."""
-    gained: set[str] = set()
-    for chunk in _row_chunks(rows):
-        statement = _insert(session, ORDERS).values(list(chunk)).on_conflict_do_nothing()
-        result = await session.exec(statement.returning(ORDERS.c.customer_id))
-        gained.update(result.scalars())
-    return gained
+    statement = _insert(session, ORDERS).on_conflict_do_nothing()
+    inserted = await _send_rows(session, statement.returning(ORDERS.c.customer_id), rows)
+    return {row[0] for row in inserted}
 
 
 def _totals() -> Any:
@@ -501,14 +526,7 @@ async def upsert_metrics(
     session: AsyncSession, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
 ) -> None:
     """Insert whole metrics rows; where a customer has one, set only `columns` from them."""
-    for chunk in _row_chunks(rows):
-        statement = _insert(session, METRICS).values(list(chunk))
-        await session.exec(
-            statement.on_conflict_do_update(
-                index_elements=[METRICS.c.customer_id],
-                set_={name: statement.excluded[name] for name in columns},
-            )
-        )
+    await _upsert(session, METRICS, rows, columns)
 
 
 async def count_ranked(session: AsyncSession) -> int:
@@ -586,17 +604,7 @@ async def segments_of(session: AsyncSession, customer_id: str) -> list[SegmentMe
 
 async def set_segments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Each row's membership, as the latest segment.entered told it (one row per key)."""
-    for chunk in _row_chunks(rows):
-        statement = _insert(session, SEGMENTS).values(list(chunk))
-        await session.exec(
-            statement.on_conflict_do_update(
-                index_elements=[SEGMENTS.c.customer_id, SEGMENTS.c.segment_id],
-                set_={
-                    "segment_name": statement.excluded.segment_name,
-                    "entered_at": statement.excluded.entered_at,
-                },
-            )
-        )
+    await _upsert(session, SEGMENTS, rows, ("segment_name", "entered_at"))
 
 
 async def delete_segments(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> None:
