@@ -1,9 +1,15 @@
-"""Events profile reacts to: every type lands on the timeline; some also feed metrics."""
+"""Events profile reacts to: every type lands on the timeline; some also feed metrics.
+
+The hot types are applied a run at a time (`@batch`): a fetch's consecutive events of
+one type reach `projection` together and are written with set-based statements.
+"""
+
+from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope
-from rapport_events.consumer import Handler, HandlerMap
+from rapport_events.consumer import Handler, HandlerMap, batch
 from rapport_events.types import (
     EVENT_MODELS,
     CustomerErased,
@@ -13,34 +19,46 @@ from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
 )
-from rapport_profile import gdpr, timeline
+from rapport_profile import gdpr, projection
 
 
-async def on_any_event(envelope: Envelope, session: AsyncSession) -> None:
+@batch
+async def on_events(envelopes: Sequence[Envelope], session: AsyncSession) -> None:
     """Whatever any service published about a customer goes on their timeline."""
-    await timeline.record(session, envelope)
+    await projection.record_timeline(session, envelopes)
 
 
-async def on_order_completed(event: OrderCompleted, session: AsyncSession) -> None:
-    """An order moves the customer's metrics."""
-    await timeline.record_order(session, event)
+@batch
+async def on_orders(events: Sequence[OrderCompleted], session: AsyncSession) -> None:
+    """Orders move the customers' metrics."""
+    await projection.record_orders(session, events)
 
 
-async def on_loyalty_points(event: LoyaltyPointsEarned, session: AsyncSession) -> None:
-    """Points change the loyalty balance."""
-    await timeline.record_points(session, event)
+@batch
+async def on_loyalty_points(events: Sequence[LoyaltyPointsEarned], session: AsyncSession) -> None:
+    """Points change the loyalty balances."""
+    await projection.record_points(session, events)
 
 
-async def on_segment_change(event: SegmentEntered | SegmentExited, session: AsyncSession) -> None:
-    """Segment membership, for search by segment."""
-    await timeline.record_segment(session, event)
-
-
-async def on_disclosure(
-    event: PartnerDataDisclosed, envelope: Envelope, session: AsyncSession
+@batch
+async def on_segment_changes(
+    events: Sequence[SegmentEntered | SegmentExited], session: AsyncSession
 ) -> None:
-    """The partner disclosure ledger of the customer."""
-    await timeline.record_disclosure(session, event, envelope)
+    """Segment membership, for search by segment."""
+    await projection.record_segments(session, events)
+
+
+@batch
+async def on_disclosures(
+    events: Sequence[PartnerDataDisclosed], envelopes: Sequence[Envelope], session: AsyncSession
+) -> None:
+    """The partner disclosure ledger of the customers."""
+    await projection.record_disclosures(session, events, envelopes)
+
+
+async def on_erased_event(envelope: Envelope, session: AsyncSession) -> None:
+    """customer.erased on the timeline, one at a time like its purge."""
+    await projection.record_timeline(session, [envelope])
 
 
 async def on_customer_erased(
@@ -52,12 +70,16 @@ async def on_customer_erased(
 
 
 SPECIFIC: dict[type, list[Handler]] = {
-    OrderCompleted: [on_order_completed],
+    OrderCompleted: [on_orders],
     LoyaltyPointsEarned: [on_loyalty_points],
-    SegmentEntered: [on_segment_change],
-    SegmentExited: [on_segment_change],
-    PartnerDataDisclosed: [on_disclosure],
-    CustomerErased: [on_customer_erased],
+    SegmentEntered: [on_segment_changes],
+    SegmentExited: [on_segment_changes],
+    PartnerDataDisclosed: [on_disclosures],
 }
 
-HANDLERS: HandlerMap = {model: [on_any_event, *SPECIFIC.get(model, [])] for model in EVENT_MODELS}
+HANDLERS: HandlerMap = {
+    **{model: [on_events, *SPECIFIC.get(model, [])] for model in EVENT_MODELS},
+    # Rare, and its purge deletes aliases that later events resolve through: applied alone
+    # so each of its records splits the runs around it.
+    CustomerErased: [on_erased_event, on_customer_erased],
+}

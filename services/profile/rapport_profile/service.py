@@ -5,7 +5,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ from rapport_profile.models import (
 
 SOURCE = "/services/profile"
 ALIAS = "alias"
+# What orders decide in a customer's metrics (the loyalty balance is the points' own).
+ORDER_METRICS = ("orders", "revenue", "profit", "first_order_at", "last_order_at", "updated_at")
 
 
 class CustomerNotFound(LookupError):
@@ -688,6 +690,28 @@ async def refresh_metrics(session: AsyncSession, customer_id: str) -> CustomerMe
     metrics.updated_at = utcnow()
     session.add(metrics)
     return metrics
+
+
+async def refresh_metrics_of(session: AsyncSession, customer_ids: Collection[str]) -> None:
+    """`refresh_metrics` for many customers: one grouped query, one multi-row upsert."""
+    totals = await store.order_totals_of(session, customer_ids)
+    now = utcnow()
+    rows = []
+    for customer_id in sorted(customer_ids):
+        count, revenue, profit, first, last = totals.get(customer_id, (0, 0, 0, None, None))
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "orders": int(count),
+                "revenue": revenue,
+                "profit": profit,
+                "first_order_at": _parse_time(first),
+                "last_order_at": _parse_time(last),
+                "loyalty_points": 0,
+                "updated_at": now,
+            }
+        )
+    await store.upsert_metrics(session, rows, columns=ORDER_METRICS)
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -1,11 +1,22 @@
 """Every query profile makes."""
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,16 +38,20 @@ from rapport_profile.models import (
     TrackedMessage,
 )
 
-# On the table, not the entity: the ORM's bulk path would compile the insert every time.
+# The projection writes on the tables, not the entities: no ORM object per event.
 TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
-# By dialect name: an insert that skips an event already on the timeline.
-TIMELINE_INSERTS = {
-    "postgresql": postgresql.insert(TIMELINE).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(TIMELINE).on_conflict_do_nothing(),
-}
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
+SEGMENTS = SegmentMembership.__table__  # type: ignore[attr-defined]
+DISCLOSURES = Disclosure.__table__  # type: ignore[attr-defined]
+# By dialect name: the INSERT that takes ON CONFLICT clauses.
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 # Values bound in one IN list: far below SQLite's and asyncpg's limits on parameters.
 IN_LIST = 500
+# Rows in one multi-row INSERT: 500 rows of the widest table (12 columns) bind 6,000
+# values, under SQLite's 32,766 and asyncpg's 32,767.
+ROWS_PER_INSERT = 500
 
 
 def _chunks(values: Collection[str]) -> Iterator[list[str]]:
@@ -52,6 +67,50 @@ async def _present(session: AsyncSession, column: Any, values: Collection[str]) 
         result = await session.exec(select(column).where(column.in_(chunk)))
         present.update(result.all())
     return present
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT on `table` in the session's dialect, so it can skip or update conflicts."""
+    return INSERTS[session.get_bind().dialect.name](table)
+
+
+def _row_chunks(rows: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[str, Any]]]:
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        yield rows[start : start + ROWS_PER_INSERT]
+
+
+async def _send_rows(
+    session: AsyncSession, statement: Any, rows: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    """Execute an INSERT … RETURNING for `rows`, at most ROWS_PER_INSERT to a statement.
+
+    Given a list of rows, SQLAlchemy sends an INSERT with RETURNING as multi-row VALUES
+    built from one cached compilation (its "insertmanyvalues"); `.values([...])` would
+    compile every batch anew, which costs more than the database's work.
+    """
+    returned: list[Any] = []
+    for chunk in _row_chunks(rows):
+        result = await session.exec(statement, params=list(chunk))
+        returned.extend(result.all())
+    return returned
+
+
+async def _insert_new(session: AsyncSession, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert the rows whose key is not taken yet."""
+    statement = _insert(session, table).on_conflict_do_nothing()
+    await _send_rows(session, statement.returning(*table.primary_key.columns), rows)
+
+
+async def _upsert(
+    session: AsyncSession, table: Any, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> None:
+    """Insert whole rows; where the key is taken, set only `columns` from them (a key once)."""
+    statement = _insert(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={name: statement.excluded[name] for name in columns},
+    )
+    await _send_rows(session, statement.returning(*table.primary_key.columns), rows)
 
 
 # --- customers -------------------------------------------------------------------
@@ -214,31 +273,46 @@ async def delete_identity(session: AsyncSession, kind: str, value: str) -> None:
     )
 
 
-def _owner_and_erasure() -> Any:
-    subject = bindparam("subject", type_=String())
-    alias = (
-        select(Identity.customer_id)
-        .where(col(Identity.kind) == bindparam("alias_kind"), col(Identity.value) == subject)
-        .scalar_subquery()
+def _owners_and_erasures() -> Any:
+    """Per subject id its alias row, and which of the subjects or their owners were erased."""
+    subjects = bindparam("subjects", type_=String(), expanding=True)
+    alias_kind = bindparam("alias_kind", type_=String())
+    is_alias = and_(col(Identity.kind) == alias_kind, col(Identity.value).in_(subjects))
+    aliases = select(literal("alias"), col(Identity.value), col(Identity.customer_id)).where(
+        is_alias
     )
-    owner = func.coalesce(alias, subject)
-    erased = exists().where(
-        or_(col(Erasure.customer_id) == subject, col(Erasure.customer_id) == owner)
+    owners = select(col(Identity.customer_id)).where(is_alias)
+    erased = select(literal("erased"), col(Erasure.customer_id), col(Erasure.customer_id)).where(
+        or_(col(Erasure.customer_id).in_(subjects), col(Erasure.customer_id).in_(owners))
     )
-    return select(owner, erased)  # type: ignore[call-overload]
+    return union_all(aliases, erased)
 
 
-# Built once: every event the consumer applies asks it.
-OWNER_AND_ERASURE = _owner_and_erasure()
+# Built once: every run of events the consumer applies asks it.
+OWNERS_AND_ERASURES = _owners_and_erasures()
 
 
-async def owner_and_erasure(
-    session: AsyncSession, customer_id: str, alias_kind: str
-) -> tuple[str, bool]:
-    """Who owns `customer_id` now (its alias, else itself) and whether either was erased."""
-    params = {"subject": customer_id, "alias_kind": alias_kind}
-    found, erased = (await session.exec(OWNER_AND_ERASURE, params=params)).one()
-    return str(found), bool(erased)
+async def owners_and_erasures(
+    session: AsyncSession, customer_ids: Collection[str], alias_kind: str
+) -> dict[str, tuple[str, bool]]:
+    """For each id: who owns it now (its alias, else itself) and whether either was erased.
+
+    One statement per IN_LIST ids, binding them three times (well under the limits).
+    """
+    owner_of: dict[str, str] = {}
+    erased: set[str] = set()
+    for chunk in _chunks(customer_ids):
+        params = {"subjects": chunk, "alias_kind": alias_kind}
+        for what, subject, owner in await session.exec(OWNERS_AND_ERASURES, params=params):
+            if what == "alias":
+                owner_of[subject] = owner
+            else:
+                erased.add(subject)
+    answers = {}
+    for subject in customer_ids:
+        owner = owner_of.get(subject, subject)
+        answers[subject] = (owner, subject in erased or owner in erased)
+    return answers
 
 
 async def open_merge(session: AsyncSession, customer_id: str, merged_id: str) -> Merge | None:
@@ -352,10 +426,9 @@ async def delete_consents(session: AsyncSession, customer_id: str) -> None:
 # --- timeline ------------------------------------------------------------------------
 
 
-async def add_timeline_entry(session: AsyncSession, entry: TimelineEntry) -> None:
-    """Insert the entry unless its event is on the timeline already (one statement)."""
-    statement = TIMELINE_INSERTS[session.get_bind().dialect.name]
-    await session.exec(statement, params=entry.model_dump())
+async def add_timeline_entries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert the entries whose event is not on the timeline yet."""
+    await _insert_new(session, TIMELINE, rows)
 
 
 async def timeline_page(
@@ -392,27 +465,68 @@ async def has_timeline(session: AsyncSession, customer_id: str) -> bool:
 # --- orders and metrics ----------------------------------------------------------------
 
 
-async def get_order(session: AsyncSession, order_id: str) -> Order | None:
-    return await session.get(Order, order_id)
+async def add_orders(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert the orders not counted yet; returns the customers who got one."""
+    statement = _insert(session, ORDERS).on_conflict_do_nothing()
+    inserted = await _send_rows(session, statement.returning(ORDERS.c.customer_id), rows)
+    return {row[0] for row in inserted}
+
+
+def _totals() -> Any:
+    cost = func.coalesce(Order.cost, 0)
+    return select(  # type: ignore[call-overload]
+        func.count(),
+        func.coalesce(func.sum(Order.revenue), 0),
+        func.coalesce(func.sum(Order.revenue - cost), 0),
+        func.min(Order.occurred_at),
+        func.max(Order.occurred_at),
+    )
 
 
 async def order_totals(session: AsyncSession, customer_id: str) -> tuple[Any, ...]:
     """(count, revenue, cost of goods or revenue when unknown, first, last) of a customer."""
-    cost = func.coalesce(Order.cost, 0)
-    result = await session.exec(
-        select(  # type: ignore[call-overload]
-            func.count(),
-            func.coalesce(func.sum(Order.revenue), 0),
-            func.coalesce(func.sum(Order.revenue - cost), 0),
-            func.min(Order.occurred_at),
-            func.max(Order.occurred_at),
-        ).where(Order.customer_id == customer_id)
-    )
+    result = await session.exec(_totals().where(Order.customer_id == customer_id))
     return tuple(result.one())
+
+
+async def order_totals_of(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> dict[str, tuple[Any, ...]]:
+    """`order_totals` of each of these customers that has orders."""
+    totals: dict[str, tuple[Any, ...]] = {}
+    for chunk in _chunks(customer_ids):
+        query = (
+            _totals()
+            .add_columns(col(Order.customer_id))
+            .where(col(Order.customer_id).in_(chunk))
+            .group_by(col(Order.customer_id))
+        )
+        for *values, customer_id in await session.exec(query):
+            totals[customer_id] = tuple(values)
+    return totals
 
 
 async def get_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics | None:
     return await session.get(CustomerMetrics, customer_id)
+
+
+async def loyalty_points_of(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, int]:
+    """The loyalty balance of each of these customers that has a metrics row."""
+    points: dict[str, int] = {}
+    for chunk in _chunks(customer_ids):
+        query = select(col(CustomerMetrics.customer_id), col(CustomerMetrics.loyalty_points))
+        for customer_id, balance in await session.exec(
+            query.where(col(CustomerMetrics.customer_id).in_(chunk))
+        ):
+            points[customer_id] = balance
+    return points
+
+
+async def upsert_metrics(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> None:
+    """Insert whole metrics rows; where a customer has one, set only `columns` from them."""
+    await _upsert(session, METRICS, rows, columns)
 
 
 async def count_ranked(session: AsyncSession) -> int:
@@ -488,13 +602,27 @@ async def segments_of(session: AsyncSession, customer_id: str) -> list[SegmentMe
     return list(result.all())
 
 
-async def delete_segment(session: AsyncSession, customer_id: str, segment_id: str) -> None:
-    await session.exec(
-        delete(SegmentMembership).where(
-            col(SegmentMembership.customer_id) == customer_id,
-            col(SegmentMembership.segment_id) == segment_id,
+async def set_segments(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each row's membership, as the latest segment.entered told it (one row per key)."""
+    await _upsert(session, SEGMENTS, rows, ("segment_name", "entered_at"))
+
+
+async def delete_segments(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> None:
+    """Delete these (customer, segment) memberships."""
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), IN_LIST):
+        await session.exec(
+            delete(SegmentMembership).where(
+                tuple_(col(SegmentMembership.customer_id), col(SegmentMembership.segment_id)).in_(
+                    ordered[start : start + IN_LIST]
+                )
+            )
         )
-    )
+
+
+async def add_disclosures(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert the disclosures not in the ledger yet."""
+    await _insert_new(session, DISCLOSURES, rows)
 
 
 async def disclosures_of(session: AsyncSession, customer_id: str) -> list[Disclosure]:

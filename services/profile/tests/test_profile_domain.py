@@ -11,6 +11,7 @@ from sqlalchemy import event, update
 from sqlmodel import select
 
 from rapport_events.codec import Envelope, decode
+from rapport_events.consumer import is_batch
 from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
 from rapport_events.migrations import upgrade
 from rapport_events.outbox import OutboxMessage
@@ -63,6 +64,8 @@ async def deliver(sessions: SessionFactory, event: Any, event_id: str | None = N
         for handler in HANDLERS[type(event)]:
             wanted = handler.__code__.co_varnames[: handler.__code__.co_argcount]
             available = {"event": event, "envelope": envelope, "session": session}
+            if is_batch(handler):  # a run of one
+                available = {"events": [event], "envelopes": [envelope], "session": session}
             await handler(**{name: available[name] for name in wanted})
 
 
