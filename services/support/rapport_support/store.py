@@ -108,9 +108,11 @@ async def current_id(session: AsyncSession, customer_id: str) -> str:
 CHUNK = 500
 
 
-async def _execute(session: AsyncSession, statement: Any) -> Any:
+async def _execute(
+    session: AsyncSession, statement: Any, rows: Sequence[dict[str, Any]] | None = None
+) -> Any:
     # Core statements on the session's transaction; its pending ORM changes flush first.
-    return await session.exec(statement)
+    return await session.exec(statement, params=rows)
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -171,22 +173,23 @@ async def upsert(
     *,
     update: Sequence[str] = (),
 ) -> None:
-    """Insert `rows`, a multi-row statement per chunk; on a clash of `keys` set `update`
-    (or leave the stored row as it is when `update` is empty)."""
+    """Insert `rows`, one statement per chunk; on a clash of `keys` set `update` (or leave
+    the stored row as it is when `update` is empty)."""
     if not rows:
         return
     table = _table(model)
     insert = _INSERTS[session.get_bind().dialect.name]
+    statement: Any = insert(table)
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={name: statement.excluded[name] for name in update}
+        )
+    elif keys:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    # One compiled statement for every chunk: PostgreSQL gets multi-row VALUES
+    # ("insertmanyvalues"), SQLite runs the prepared statement over the rows in the driver.
     for part in chunks(rows):
-        statement: Any = insert(table).values(list(part))
-        if update:
-            statement = statement.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={name: statement.excluded[name] for name in update},
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-        await _execute(session, statement)
+        await _execute(session, statement, part)
 
 
 async def delete_pairs(
