@@ -1,9 +1,9 @@
-"""Events partner-share reacts to, by type."""
+"""Events partner-share reacts to, by type: the frequent ones a run at a time (`@batch`)."""
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope
-from rapport_events.consumer import HandlerMap
+from rapport_events.consumer import HandlerMap, batch
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -19,41 +19,45 @@ from rapport_events.types import (
 from rapport_partner_share import projection
 
 
-async def on_customer_registered(event: CustomerRegistered, session: AsyncSession) -> None:
-    """Partner-share learns that the customer exists (and nothing personal)."""
-    await projection.note_registered_customer(session, event)
+@batch
+async def on_customers_registered(events: list[CustomerRegistered], session: AsyncSession) -> None:
+    """Partner-share learns that the customers exist (and nothing personal)."""
+    await projection.note_registered_customers(session, events)
 
 
-async def on_consent_granted(event: ConsentGranted, session: AsyncSession) -> None:
-    """A partner_sharing consent starts or changes what a partner may see."""
-    await projection.apply_consent_granted(session, event)
-
-
-async def on_consent_revoked(event: ConsentRevoked, session: AsyncSession) -> None:
-    """A revocation deletes the slices in this transaction; the partner is notified after."""
-    await projection.apply_consent_revoked(session, event)
-
-
-async def on_customer_updated(event: CustomerUpdated, session: AsyncSession) -> None:
-    """Shared contact and demographics slices follow profile's changes."""
-    await projection.apply_customer_updated(session, event)
-
-
-async def on_order_completed(event: OrderCompleted, session: AsyncSession) -> None:
-    """Shared purchase summaries count the order."""
-    await projection.apply_order_completed(session, event)
-
-
-async def on_segment_changed(event: SegmentEntered | SegmentExited, session: AsyncSession) -> None:
-    """Shared segments slices follow membership."""
-    await projection.apply_segment_change(session, event)
-
-
-async def on_loyalty_points_earned(
-    event: LoyaltyPointsEarned, session: AsyncSession, envelope: Envelope
+@batch
+async def on_consents_changed(
+    events: list[ConsentGranted | ConsentRevoked], session: AsyncSession
 ) -> None:
+    """A grant starts or changes what a partner may see; a revocation deletes the slices in
+    this transaction, and the partner is notified after."""
+    await projection.apply_consents(session, events)
+
+
+@batch
+async def on_customers_updated(events: list[CustomerUpdated], session: AsyncSession) -> None:
+    """Shared contact and demographics slices follow profile's changes."""
+    await projection.apply_customers_updated(session, events)
+
+
+@batch
+async def on_orders_completed(events: list[OrderCompleted], session: AsyncSession) -> None:
+    """Shared purchase summaries count the orders."""
+    await projection.apply_orders_completed(session, events)
+
+
+@batch
+async def on_segments_changed(
+    events: list[SegmentEntered | SegmentExited], session: AsyncSession
+) -> None:
+    """Shared segments slices follow membership."""
+    await projection.apply_segment_changes(session, events)
+
+
+@batch
+async def on_loyalty_points_earned(envelopes: list[Envelope], session: AsyncSession) -> None:
     """Shared loyalty slices credit the points (once per event id)."""
-    await projection.apply_loyalty_points(session, event, credit_id=envelope.id)
+    await projection.apply_loyalty_points(session, envelopes)
 
 
 async def on_customer_merged(event: CustomerMerged, session: AsyncSession) -> None:
@@ -67,13 +71,13 @@ async def on_customer_erased(event: CustomerErased, session: AsyncSession) -> No
 
 
 HANDLERS: HandlerMap = {
-    CustomerRegistered: [on_customer_registered],
-    ConsentGranted: [on_consent_granted],
-    ConsentRevoked: [on_consent_revoked],
-    CustomerUpdated: [on_customer_updated],
-    OrderCompleted: [on_order_completed],
-    SegmentEntered: [on_segment_changed],
-    SegmentExited: [on_segment_changed],
+    CustomerRegistered: [on_customers_registered],
+    ConsentGranted: [on_consents_changed],
+    ConsentRevoked: [on_consents_changed],
+    CustomerUpdated: [on_customers_updated],
+    OrderCompleted: [on_orders_completed],
+    SegmentEntered: [on_segments_changed],
+    SegmentExited: [on_segments_changed],
     LoyaltyPointsEarned: [on_loyalty_points_earned],
     CustomerMerged: [on_customer_merged],
     CustomerErased: [on_customer_erased],

@@ -40,6 +40,32 @@ def notify(
     erased: bool = False,
 ) -> Notification:
     """Queue a signed notice telling the partner what to delete (GDPR Art. 19)."""
+    notification = notice(
+        partner,
+        consent,
+        kind,
+        removed,
+        remaining,
+        now,
+        merged_into=merged_into,
+        erased=erased,
+    )
+    store.add_notification(session, notification)
+    return notification
+
+
+def notice(
+    partner: Partner,
+    consent: PartnerConsent,
+    kind: str,
+    removed: Iterable[str],
+    remaining: Iterable[str],
+    now: datetime,
+    *,
+    merged_into: str | None = None,
+    erased: bool = False,
+) -> Notification:
+    """The signed notice telling the partner what to delete, for the caller to store."""
     notification = Notification(
         partner_id=partner.id,
         # An erased customer's notice keeps only the partner's ref: it must still go out.
@@ -62,7 +88,6 @@ def notify(
     if kind == "customer.merged":
         payload["merged_into"] = merged_into
     notification.body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    store.add_notification(session, notification)
     return notification
 
 

@@ -5,17 +5,23 @@ loyalty events keep the shared slices current while the consent stands; merges
 and erasures move or delete them. Revocation and erasure delete the slices in the
 transaction that applies the event, so the partner's next request already misses
 them; the partner is then told through a signed notice (`notices`).
+
+The frequent types arrive in runs (`@batch` handlers): a run reads what it needs with one
+`IN` query per table (`runs.load_run`), applies its events in log order in memory
+(`runs.Run`), and writes each table back with multi-row statements. A single event is a
+run of one. Merges and erasures are rare and stay on the ORM, one at a time; profile fills
+are in `fills`.
 """
 
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events.base import utcnow
+from rapport_events.base import Event, utcnow
+from rapport_events.codec import Envelope
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -28,55 +34,21 @@ from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
 )
-from rapport_partner_share import notices, security, slices, store
+from rapport_partner_share import fills, notices, security, slices, store
 from rapport_partner_share.models import (
     ErasedCustomer,
     KnownCustomer,
     Partner,
     PartnerConsent,
-    SharedSlice,
 )
+from rapport_partner_share.runs import Run, load_run
 from rapport_partner_share.slices import as_utc
 
-log = logging.getLogger(__name__)
-
 PARTNER_SHARING = "partner_sharing"
-FILL_MAX_BACKOFF = timedelta(minutes=5)
-
-
-async def note_registered_customer(
-    session: AsyncSession, event: CustomerRegistered
-) -> KnownCustomer | None:
-    """Remember that a customer exists, and since when; a replay changes nothing."""
-    if await store.get_tombstone(session, event.customer_id) is not None:
-        return None
-    existing = await store.get_known_customer(session, event.customer_id)
-    if existing is not None:
-        return existing
-    # Only the id and the date: partners may see personal data only through consented
-    # slices, so none is copied from the registration.
-    customer = KnownCustomer(customer_id=event.customer_id, registered_at=event.occurred_at)
-    store.add_known_customer(session, customer)
-    await session.flush()
-    return customer
 
 
 async def _is_erased(session: AsyncSession, customer_id: str) -> bool:
     return await store.get_tombstone(session, customer_id) is not None
-
-
-async def _sharing_partner(
-    session: AsyncSession, event: ConsentGranted | ConsentRevoked
-) -> Partner | None:
-    """The live partner a partner_sharing consent change is about, if this event is one."""
-    if event.purpose != PARTNER_SHARING or not event.partner_id:
-        return None
-    if await _is_erased(session, event.customer_id):
-        return None
-    partner = await store.get_partner(session, event.partner_id)
-    if partner is None or partner.deleted_at is not None:
-        return None
-    return partner
 
 
 def _new_consent(partner: Partner, customer_id: str, now: datetime) -> PartnerConsent:
@@ -91,13 +63,87 @@ def _new_consent(partner: Partner, customer_id: str, now: datetime) -> PartnerCo
     )
 
 
+# --- customers ----------------------------------------------------------------------
+
+
+async def note_registered_customers(
+    session: AsyncSession, events: Sequence[CustomerRegistered]
+) -> None:
+    """Remember that customers exist, and since when; a replay changes nothing."""
+    ids = {event.customer_id for event in events}
+    erased = {
+        row["customer_id"]
+        for row in await store.rows_where(session, ErasedCustomer, ("customer_id",), ids)
+    }
+    # Only the id and the date: partners may see personal data only through consented
+    # slices, so none is copied from the registration. The first registration wins.
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.customer_id not in erased and event.customer_id not in rows:
+            rows[event.customer_id] = {
+                "customer_id": event.customer_id,
+                "registered_at": event.occurred_at,
+            }
+    await store.upsert(session, KnownCustomer, list(rows.values()), ("customer_id",))
+
+
+async def note_registered_customer(session: AsyncSession, event: CustomerRegistered) -> None:
+    """Remember that a customer exists, and since when; a replay changes nothing."""
+    await note_registered_customers(session, [event])
+
+
+# --- consents -----------------------------------------------------------------------
+
+
+def _sharing_partner(run: Run, event: ConsentGranted | ConsentRevoked) -> Partner | None:
+    """The live partner a partner_sharing consent change is about, if this event is one."""
+    if not _about_sharing(event) or event.customer_id in run.erased:
+        return None
+    partner = run.partners.get(event.partner_id or "")
+    if partner is None or partner.deleted_at is not None:
+        return None
+    return partner
+
+
+def _about_sharing(event: ConsentGranted | ConsentRevoked) -> bool:
+    return event.purpose == PARTNER_SHARING and bool(event.partner_id)
+
+
+async def apply_consents(
+    session: AsyncSession, events: Sequence[ConsentGranted | ConsentRevoked]
+) -> None:
+    """Apply a run of consent changes in log order; revocations delete the slices in this
+    transaction, so the partner's next request already misses them."""
+    sharing = [event for event in events if _about_sharing(event)]
+    if not sharing:
+        return
+    pairs = {(event.customer_id, event.partner_id or "") for event in sharing}
+    run = await load_run(session, {customer_id for customer_id, _ in pairs}, pairs=pairs)
+    run.partners = await store.partners_by_id(session, {partner for _, partner in pairs})
+    for event in sharing:
+        if isinstance(event, ConsentGranted):
+            _grant(run, event, utcnow())
+        else:
+            _revoke(run, event, utcnow())
+    await run.write(session, utcnow())
+
+
 async def apply_consent_granted(session: AsyncSession, event: ConsentGranted) -> None:
     """Start (or change) sharing the consented slices the partner is registered for."""
-    partner = await _sharing_partner(session, event)
+    await apply_consents(session, [event])
+
+
+async def apply_consent_revoked(session: AsyncSession, event: ConsentRevoked) -> None:
+    """Stop sharing the revoked slices (all of them when none are named), then notify."""
+    await apply_consents(session, [event])
+
+
+def _grant(run: Run, event: ConsentGranted, now: datetime) -> None:
+    """Start (or change) sharing the consented slices the partner is registered for."""
+    partner = _sharing_partner(run, event)
     if partner is None:
         return
-    now = utcnow()
-    consent = await store.get_consent(session, event.customer_id, partner.id)
+    consent = run.consents.get((event.customer_id, partner.id))
     if consent is not None and event.version <= consent.version:
         return  # a replay, or older than what we already applied
     consent = consent or _new_consent(partner, event.customer_id, now)
@@ -105,7 +151,7 @@ async def apply_consent_granted(session: AsyncSession, event: ConsentGranted) ->
     effective = set(event.slices) & set(partner.slices)
     if not effective:
         # Nothing this partner may receive: the same as no consent at all.
-        await _withdraw(session, partner, consent, held, version=event.version, now=now)
+        _withdraw(run, partner, consent, held, version=event.version, now=now)
         return
     if not consent.granted:
         consent.granted_at = event.occurred_at
@@ -116,22 +162,23 @@ async def apply_consent_granted(session: AsyncSession, event: ConsentGranted) ->
     consent.changed_at = now
     removed, added = held - effective, effective - held
     if removed:
-        await _delete_slices(session, consent, removed)
-        notices.notify(session, partner, consent, "consent.revoked", removed, effective, now)
+        run.delete_slices(consent, removed)
+        run.notices.append(
+            notices.notice(partner, consent, "consent.revoked", removed, effective, now)
+        )
     for slice_name in sorted(added & slices.STARTS_EMPTY):
-        _put_slice(session, consent, slice_name, slices.empty(slice_name, granted_at), now)
+        run.put_slice(consent, slice_name, slices.empty(slice_name, granted_at))
     if added & slices.FILLED_FROM_PROFILE:
         _request_fill(consent, now)
-    store.add(session, consent)
+    run.save(consent)
 
 
-async def apply_consent_revoked(session: AsyncSession, event: ConsentRevoked) -> None:
+def _revoke(run: Run, event: ConsentRevoked, now: datetime) -> None:
     """Stop sharing the revoked slices (all of them when none are named), then notify."""
-    partner = await _sharing_partner(session, event)
+    partner = _sharing_partner(run, event)
     if partner is None:
         return
-    now = utcnow()
-    consent = await store.get_consent(session, event.customer_id, partner.id)
+    consent = run.consents.get((event.customer_id, partner.id))
     if consent is not None and event.version <= consent.version:
         return
     # Without a row yet, one is still written: it holds the version, so a grant
@@ -145,15 +192,17 @@ async def apply_consent_revoked(session: AsyncSession, event: ConsentRevoked) ->
         consent.version = event.version
         consent.changed_at = now
         consent.fill_token += 1
-        await _delete_slices(session, consent, removed)
-        notices.notify(session, partner, consent, "consent.revoked", removed, remaining, now)
-        store.add(session, consent)
+        run.delete_slices(consent, removed)
+        run.notices.append(
+            notices.notice(partner, consent, "consent.revoked", removed, remaining, now)
+        )
+        run.save(consent)
         return
-    await _withdraw(session, partner, consent, removed, version=event.version, now=now)
+    _withdraw(run, partner, consent, removed, version=event.version, now=now)
 
 
-async def _withdraw(
-    session: AsyncSession,
+def _withdraw(
+    run: Run,
     partner: Partner,
     consent: PartnerConsent,
     removed: set[str],
@@ -170,10 +219,10 @@ async def _withdraw(
     consent.changed_at = now
     consent.fill_pending = False
     consent.fill_token += 1
-    await _delete_slices(session, consent, None)
+    run.delete_slices(consent, None)
     if was_granted:
-        notices.notify(session, partner, consent, "consent.revoked", removed, set(), now)
-    store.add(session, consent)
+        run.notices.append(notices.notice(partner, consent, "consent.revoked", removed, set(), now))
+    run.save(consent)
 
 
 async def _delete_slices(
@@ -198,258 +247,147 @@ def _request_fill(consent: PartnerConsent, now: datetime) -> None:
     consent.fill_next_at = now
 
 
-def _put_slice(
-    session: AsyncSession,
+# --- what keeps the shared slices current ----------------------------------------------
+
+
+def _update_slice(
+    run: Run,
     consent: PartnerConsent,
     slice_name: str,
-    data: dict[str, Any],
-    now: datetime,
-    existing: SharedSlice | None = None,
-) -> None:
-    row = existing or SharedSlice(
-        customer_id=consent.customer_id,
-        partner_id=consent.partner_id,
-        slice=slice_name,
-        data=data,
-        updated_at=now,
-    )
-    row.data = data
-    row.updated_at = now
-    store.add(session, row)
-
-
-async def _set_match_keys(
-    session: AsyncSession, consent: PartnerConsent, contact: Mapping[str, Any]
-) -> None:
-    keys = []
-    if contact.get("email"):
-        keys.append(("email", security.email_digest(str(contact["email"]))))
-    if contact.get("phone"):
-        keys.append(("phone", security.phone_digest(str(contact["phone"]))))
-    await store.replace_match_keys(session, consent.customer_id, consent.partner_id, keys)
-
-
-@dataclass(frozen=True)
-class FillJob:
-    """A consent whose profile-backed slices must be fetched; `token` detects staleness."""
-
-    customer_id: str
-    partner_id: str
-    token: int
-    slices: frozenset[str]
-    attempts: int
-
-    @property
-    def needs_customer(self) -> bool:
-        return bool(self.slices & {"contact", "demographics"})
-
-    @property
-    def needs_metrics(self) -> bool:
-        return "purchase_summary" in self.slices
-
-
-async def due_fills(session: AsyncSession, limit: int = 20) -> list[FillJob]:
-    """Consents waiting for profile data whose next attempt is due."""
-    return [
-        FillJob(
-            customer_id=consent.customer_id,
-            partner_id=consent.partner_id,
-            token=consent.fill_token,
-            slices=frozenset(consent.slices) & slices.FILLED_FROM_PROFILE,
-            attempts=consent.fill_attempts,
-        )
-        for consent in await store.due_fills(session, utcnow(), limit)
-    ]
-
-
-async def complete_fill(
-    session: AsyncSession,
-    job: FillJob,
-    *,
-    customer: Mapping[str, Any] | None,
-    metrics: Mapping[str, Any] | None,
-    fetched_at: datetime,
-) -> bool:
-    """Store what profile answered; False when the consent changed while we fetched.
-
-    `customer` None means profile does not know the customer: the slices stay empty.
-    """
-    consent = await store.get_consent(session, job.customer_id, job.partner_id)
-    if consent is None or not consent.granted or consent.fill_token != job.token:
-        return False
-    now = utcnow()
-    held = set(consent.slices)
-    if customer is not None:
-        for slice_name in ("contact", "demographics"):
-            if slice_name in held:
-                data = slices.from_profile(slice_name, customer)
-                existing = await store.get_slice(
-                    session, consent.customer_id, consent.partner_id, slice_name
-                )
-                _put_slice(session, consent, slice_name, data, now, existing)
-                if slice_name == "contact":
-                    await _set_match_keys(session, consent, data)
-    if "purchase_summary" in held:
-        existing = await store.get_slice(
-            session, consent.customer_id, consent.partner_id, "purchase_summary"
-        )
-        summary = slices.from_metrics(metrics, fetched_at) if metrics is not None else None
-        if summary is not None:
-            _put_slice(session, consent, "purchase_summary", summary, now, existing)
-        elif existing is None:
-            since = as_utc(consent.granted_at or now)
-            _put_slice(
-                session, consent, "purchase_summary", slices.empty("purchase_summary", since), now
-            )
-    consent.fill_pending = False
-    consent.fill_next_at = None
-    consent.changed_at = now
-    store.add(session, consent)
-    return True
-
-
-async def postpone_fill(session: AsyncSession, job: FillJob, error: str) -> None:
-    """Profile did not answer: try again later, with exponential backoff."""
-    consent = await store.get_consent(session, job.customer_id, job.partner_id)
-    if consent is None or consent.fill_token != job.token:
-        return
-    consent.fill_attempts += 1
-    delay = min(timedelta(seconds=0.5 * 2 ** min(consent.fill_attempts, 12)), FILL_MAX_BACKOFF)
-    consent.fill_next_at = utcnow() + delay
-    store.add(session, consent)
-    log.warning(
-        "profile data for %s/%s unavailable (%s); retry in %ss",
-        job.customer_id,
-        job.partner_id,
-        error,
-        delay.total_seconds(),
-    )
-
-
-async def _granted_with(
-    session: AsyncSession, customer_id: str, slice_name: str
-) -> list[PartnerConsent]:
-    if await _is_erased(session, customer_id):
-        return []
-    return [
-        consent
-        for consent in await store.consents_of_customer(session, customer_id, granted_only=True)
-        if slice_name in consent.slices
-    ]
-
-
-async def _update_slice(
-    session: AsyncSession,
-    consent: PartnerConsent,
-    slice_name: str,
-    change: Any,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
     now: datetime,
 ) -> bool:
-    row = await store.get_slice(session, consent.customer_id, consent.partner_id, slice_name)
-    if row is None:
+    data = run.slice(consent, slice_name)
+    if data is None:
         return False
-    updated = change(row.data)
+    updated = change(data)
     if updated is None:
         return False
-    _put_slice(session, consent, slice_name, updated, now, row)
+    run.put_slice(consent, slice_name, updated)
     consent.changed_at = now
-    store.add(session, consent)
+    run.save(consent)
     return True
 
 
-async def apply_customer_updated(session: AsyncSession, event: CustomerUpdated) -> None:
+async def _run_for(
+    session: AsyncSession, events: Sequence[Event], slice_names: Iterable[str]
+) -> Run:
+    return await load_run(
+        session, {event.customer_id for event in events}, slice_names=set(slice_names)
+    )
+
+
+async def apply_customers_updated(session: AsyncSession, events: Sequence[CustomerUpdated]) -> None:
     """Carry profile changes into the contact and demographics slices that are shared."""
-    if await _is_erased(session, event.customer_id):
-        return
-    now = utcnow()
-    for consent in await store.consents_of_customer(session, event.customer_id, granted_only=True):
-        if consent.fill_pending:
-            consent.fill_token += 1  # a fetch in flight may predate this change
-            store.add(session, consent)
-        for slice_name in ("contact", "demographics"):
-            if slice_name not in consent.slices:
-                continue
-            changed = await _update_slice(
-                session,
+    run = await _run_for(session, events, ("contact", "demographics"))
+    for event in events:
+        now = utcnow()
+        for consent in run.granted(event.customer_id):
+            if consent.fill_pending:
+                consent.fill_token += 1  # a fetch in flight may predate this change
+                run.save(consent)
+            for slice_name in ("contact", "demographics"):
+                if slice_name not in consent.slices:
+                    continue
+                changed = _update_slice(
+                    run,
+                    consent,
+                    slice_name,
+                    partial(_changed_slice, slice_name, event.changes),
+                    now,
+                )
+                contact = run.slice(consent, "contact")
+                if changed and slice_name == "contact" and contact is not None:
+                    run.set_match_keys(consent, contact)
+    await run.write(session, utcnow())
+
+
+def _changed_slice(
+    slice_name: str, changes: Mapping[str, Any], data: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    return slices.apply_changes(slice_name, data, changes)
+
+
+async def apply_orders_completed(session: AsyncSession, events: Sequence[OrderCompleted]) -> None:
+    """Count orders into the purchase summaries that are shared."""
+    run = await _run_for(session, events, ("purchase_summary",))
+    for event in events:
+        now = utcnow()
+        for consent in run.granted(event.customer_id, "purchase_summary"):
+            _update_slice(
+                run,
                 consent,
-                slice_name,
-                lambda data, name=slice_name: slices.apply_changes(name, data, event.changes),
+                "purchase_summary",
+                partial(
+                    slices.count_order,
+                    order_id=event.order_id,
+                    revenue=event.revenue,
+                    currency=event.currency,
+                    occurred_at=as_utc(event.occurred_at),
+                ),
                 now,
             )
-            if changed and slice_name == "contact":
-                row = await store.get_slice(
-                    session, consent.customer_id, consent.partner_id, "contact"
-                )
-                if row is not None:
-                    await _set_match_keys(session, consent, row.data)
+    await run.write(session, utcnow())
 
 
-async def apply_order_completed(session: AsyncSession, event: OrderCompleted) -> None:
-    """Count an order into the purchase summaries that are shared."""
-    now = utcnow()
-    for consent in await _granted_with(session, event.customer_id, "purchase_summary"):
-        await _update_slice(
-            session,
-            consent,
-            "purchase_summary",
-            lambda data: slices.count_order(
-                data,
-                order_id=event.order_id,
-                revenue=event.revenue,
-                currency=event.currency,
-                occurred_at=as_utc(event.occurred_at),
-            ),
-            now,
-        )
+def _since_consent(consent: PartnerConsent, occurred_at: datetime) -> bool:
+    return consent.granted_at is None or occurred_at >= as_utc(consent.granted_at)
 
 
-async def apply_segment_change(
-    session: AsyncSession, event: SegmentEntered | SegmentExited
+async def apply_segment_changes(
+    session: AsyncSession, events: Sequence[SegmentEntered | SegmentExited]
 ) -> None:
     """Track segment membership in the segments slices that are shared, from consent on."""
-    now = utcnow()
-    occurred_at = as_utc(event.occurred_at)
-    for consent in await _granted_with(session, event.customer_id, "segments"):
-        if consent.granted_at is not None and occurred_at < as_utc(consent.granted_at):
-            continue
-        await _update_slice(
-            session,
-            consent,
-            "segments",
-            lambda data: slices.change_segment(
-                data,
-                segment_id=event.segment_id,
-                name=event.segment_name,
-                entered=isinstance(event, SegmentEntered),
-                occurred_at=occurred_at,
-            ),
-            now,
-        )
+    run = await _run_for(session, events, ("segments",))
+    for event in events:
+        now = utcnow()
+        occurred_at = as_utc(event.occurred_at)
+        for consent in run.granted(event.customer_id, "segments"):
+            if not _since_consent(consent, occurred_at):
+                continue
+            _update_slice(
+                run,
+                consent,
+                "segments",
+                partial(
+                    slices.change_segment,
+                    segment_id=event.segment_id,
+                    name=event.segment_name,
+                    entered=isinstance(event, SegmentEntered),
+                    occurred_at=occurred_at,
+                ),
+                now,
+            )
+    await run.write(session, utcnow())
 
 
-async def apply_loyalty_points(
-    session: AsyncSession, event: LoyaltyPointsEarned, credit_id: str
-) -> None:
-    """Credit points in the loyalty slices that are shared, from consent on."""
-    now = utcnow()
-    occurred_at = as_utc(event.occurred_at)
-    for consent in await _granted_with(session, event.customer_id, "loyalty"):
-        if consent.granted_at is not None and occurred_at < as_utc(consent.granted_at):
-            continue
-        await _update_slice(
-            session,
-            consent,
-            "loyalty",
-            lambda data: slices.credit_points(
-                data,
-                credit_id=credit_id,
-                program=event.program,
-                points=event.points,
-                balance=event.balance,
-                occurred_at=occurred_at,
-            ),
-            now,
-        )
+async def apply_loyalty_points(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """Credit points in the loyalty slices that are shared, from consent on (once per event id)."""
+    events = [envelope.data for envelope in envelopes]
+    run = await _run_for(session, events, ("loyalty",))
+    for envelope in envelopes:
+        event = envelope.data
+        assert isinstance(event, LoyaltyPointsEarned)
+        now = utcnow()
+        occurred_at = as_utc(event.occurred_at)
+        for consent in run.granted(event.customer_id, "loyalty"):
+            if not _since_consent(consent, occurred_at):
+                continue
+            _update_slice(
+                run,
+                consent,
+                "loyalty",
+                partial(
+                    slices.credit_points,
+                    credit_id=envelope.id,
+                    program=event.program,
+                    points=event.points,
+                    balance=event.balance,
+                    occurred_at=occurred_at,
+                ),
+                now,
+            )
+    await run.write(session, utcnow())
 
 
 async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) -> None:
@@ -477,7 +415,7 @@ async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) ->
             current.granted_at = old.granted_at
             for row in old_rows:
                 if row.slice in slices.STARTS_EMPTY:
-                    _put_slice(session, current, row.slice, dict(row.data), now)
+                    fills.put_slice(session, current, row.slice, dict(row.data), now)
             if set(old.slices) & slices.FILLED_FROM_PROFILE:
                 _request_fill(current, now)  # profile's survivor record is the truth now
             store.add(session, current)

@@ -250,7 +250,13 @@ async def register_partner(
 async def apply(app: FastAPI, event: Event, event_id: str | None = None) -> None:
     """Run partner-share's handlers for one event in one transaction, as the consumer would."""
     envelope = Envelope(data=event, source="/services/test", id=event_id or str(uuid.uuid4()))
-    available = {"event": event, "envelope": envelope}
+    available = {
+        "event": event,
+        "envelope": envelope,
+        # A batch handler takes the event as a run of one, as after a retry.
+        "events": [event],
+        "envelopes": [envelope],
+    }
     async with transaction(app.state.runtime.sessions) as session:
         for handler in HANDLERS[type(event)]:
             wanted = inspect.signature(handler).parameters

@@ -1,7 +1,7 @@
 """Background work that must not run inside a request or an event's transaction.
 
 - The filler asks profile over HTTP for the slices a new consent covers, then
-  stores them only if the consent is still the same (see `projection.complete_fill`).
+  stores them only if the consent is still the same (see `fills.complete_fill`).
 - The notifier delivers signed deletion notices to partners' webhooks, with retries.
 
 Both poll the database, so work queued by a transaction that committed is never lost
@@ -19,7 +19,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
-from rapport_partner_share import notices, projection, security
+from rapport_partner_share import fills, notices, security
 from rapport_partner_share.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ async def fill_due(sessions: SessionFactory, profile: ProfileClient, limit: int 
     """Fetch and store the profile-backed slices of consents waiting for them."""
     with suppress_instrumentation():
         async with transaction(sessions) as session:
-            jobs = await projection.due_fills(session, limit)
+            jobs = await fills.due_fills(session, limit)
     for job in jobs:
         try:
             customer = await profile.customer(job.customer_id) if job.needs_customer else None
@@ -89,10 +89,10 @@ async def fill_due(sessions: SessionFactory, profile: ProfileClient, limit: int 
             )
         except ProfileUnavailable as error:
             async with transaction(sessions) as session:
-                await projection.postpone_fill(session, job, str(error))
+                await fills.postpone_fill(session, job, str(error))
             continue
         async with transaction(sessions) as session:
-            await projection.complete_fill(
+            await fills.complete_fill(
                 session, job, customer=customer, metrics=metrics, fetched_at=utcnow()
             )
     return len(jobs)

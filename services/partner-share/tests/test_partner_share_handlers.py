@@ -13,7 +13,7 @@ from rapport_events.migrations import upgrade
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.fakes import FakeProducer
 from rapport_events.types import CustomerRegistered
-from rapport_partner_share.handlers import HANDLERS, on_customer_registered
+from rapport_partner_share.handlers import HANDLERS, on_customers_registered
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
 from rapport_partner_share.models import KnownCustomer
 
@@ -66,7 +66,7 @@ class TestOnCustomerRegistered:
     async def test_remembers_only_the_id_and_date(self, engine: AsyncEngine) -> None:
         event = registered()
         async with transaction(session_factory(engine)) as session:
-            await on_customer_registered(event, session)
+            await on_customers_registered([event], session)
 
         [customer] = await known_customers(engine)
         assert customer.customer_id == "cust-1"
@@ -76,7 +76,7 @@ class TestOnCustomerRegistered:
         event = registered()
         for _ in range(2):
             async with transaction(session_factory(engine)) as session:
-                await on_customer_registered(event, session)
+                await on_customers_registered([event], session)
 
         assert len(await known_customers(engine)) == 1
 

@@ -1,7 +1,6 @@
 """Support's use cases: each writes its rows and outbox events in the caller's transaction."""
 
 import asyncio
-import calendar
 import hashlib
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
@@ -13,13 +12,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import outbox
 from rapport_events.base import Event, utcnow
 from rapport_events.types import (
-    ConsentGranted,
-    ConsentRevoked,
-    CustomerErased,
-    CustomerMerged,
-    CustomerRegistered,
-    CustomerUpdated,
-    OrderCompleted,
     Priority,
     SocialMentionReceived,
     TicketOpened,
@@ -60,14 +52,9 @@ from rapport_support.models import (
     SimilarTicket,
     SlaPolicyPublic,
     SlaPolicyUpdate,
-    SupportConsent,
     SupportContext,
-    SupportCustomer,
-    SupportErasedCustomer,
-    SupportHandle,
     SupportMention,
     SupportMentionReply,
-    SupportMergedCustomer,
     SupportProduct,
     SupportReplyAttempt,
     SupportSlaBreach,
@@ -121,248 +108,6 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value is not None else None
 
 
-def add_months(day: date, months: int) -> date:
-    """The same day `months` later, or the month's last day when it has no such day."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-# --- the customer projection ---------------------------------------------------------------
-
-
-async def current_id(session: AsyncSession, customer_id: str) -> str:
-    """The id the customer's data lives under: the survivor's when it was merged away."""
-    for _ in range(16):  # merges chain; bounded so a cycle in bad data cannot loop forever
-        survivor = await store.survivor_of(session, customer_id)
-        if survivor is None or survivor == customer_id:
-            return customer_id
-        customer_id = survivor
-    return customer_id
-
-
-async def _set_handles(
-    session: AsyncSession,
-    settings: Settings,
-    customer_id: str,
-    handles: dict[str, Any],
-    *,
-    replace: bool,
-) -> None:
-    wanted = {
-        (str(platform).lower()[:64], handle_key(str(handle))[:256]): str(handle)[:256]
-        for platform, handle in handles.items()
-        if handle and handle_key(str(handle))
-    }
-    if replace:
-        for held in await store.handles_of(session, customer_id):
-            if (held.platform, held.handle_key) not in wanted:
-                await store.delete_handle(session, held)
-    for (platform, key), handle in wanted.items():
-        row = await store.get_handle(session, platform, key)
-        if row is None:
-            row = SupportHandle(platform=platform, handle_key=key, handle=handle, customer_id="")
-        # The newest claim to a handle wins: profile moved it to this customer.
-        row.customer_id, row.handle = customer_id, handle
-        store.add(session, row)
-        await session.flush()
-        for ticket, filed_under in await store.link_mentions(session, platform, key, customer_id):
-            _publish_linked(session, settings, ticket, filed_under)
-
-
-def _publish_linked(
-    session: AsyncSession, settings: Settings, ticket: SupportTicket, filed_under: str
-) -> None:
-    # ticket.opened went out under the handle's social:* id; this puts the ticket on
-    # the customer's own timeline.
-    _publish(
-        session,
-        settings,
-        TicketUpdated(
-            customer_id=ticket.customer_id,
-            ticket_id=ticket.id,
-            status=ticket.status,  # type: ignore[arg-type]
-            changes={"customer_id": ticket.customer_id, "previous_customer_id": filed_under},
-        ),
-    )
-
-
-async def add_registered_customer(
-    session: AsyncSession, settings: Settings, event: CustomerRegistered
-) -> SupportCustomer | None:
-    """Remember a newly registered customer for support; a replay changes nothing."""
-    customer_id = event.customer_id
-    if await store.is_erased(session, customer_id):
-        return None
-    if await store.survivor_of(session, customer_id) is not None:
-        return None  # a late registration of a duplicate already merged away
-    existing = await store.get_customer(session, customer_id)
-    if existing is not None:
-        # Later events may have changed the row; a replayed registration must not undo them.
-        return existing
-    customer = SupportCustomer(
-        customer_id=customer_id,
-        email=_clip(event.email, 320) or "",
-        phone=_clip(event.phone, 64),
-        first_name=_clip(event.first_name, 100) or "",
-        last_name=_clip(event.last_name, 100) or "",
-        country=_clip(event.country, 64),
-        city=_clip(event.city, 128),
-        registered_at=event.occurred_at,
-        updated_at=event.occurred_at,
-    )
-    store.add_customer(session, customer)
-    await session.flush()
-    await _set_handles(session, settings, customer_id, event.social_handles, replace=True)
-    return customer
-
-
-PROFILE_FIELDS = {
-    "email": 320,
-    "phone": 64,
-    "first_name": 100,
-    "last_name": 100,
-    "country": 64,
-    "city": 128,
-}
-REQUIRED_FIELDS = ("email", "first_name", "last_name")
-
-
-async def apply_customer_update(
-    session: AsyncSession, settings: Settings, event: CustomerUpdated
-) -> None:
-    """Copy the changed profile attributes (and handles, and the tier) onto the projection."""
-    customer_id = await current_id(session, event.customer_id)
-    if await store.is_erased(session, customer_id):
-        return
-    customer = await store.get_customer(session, customer_id)
-    if customer is None:
-        return
-    if customer.updated_at is not None and aware(customer.updated_at) > event.occurred_at:
-        return  # an older change than the one already applied
-    changes = event.changes
-    for name, length in PROFILE_FIELDS.items():
-        if name not in changes:
-            continue
-        value = changes[name]
-        if value is None and name in REQUIRED_FIELDS:
-            continue
-        setattr(customer, name, _clip(str(value), length) if value is not None else None)
-    for name in ("tier", "profitability_tier"):
-        if name in changes:
-            value = changes[name]
-            customer.tier = _clip(str(value), 32) if value is not None else None
-    customer.updated_at = event.occurred_at
-    store.add(session, customer)
-    if isinstance(changes.get("social_handles"), dict):
-        await _set_handles(session, settings, customer_id, changes["social_handles"], replace=True)
-
-
-async def apply_consent(session: AsyncSession, event: ConsentGranted | ConsentRevoked) -> None:
-    """Keep the newest consent state per purpose and channel or partner."""
-    customer_id = await current_id(session, event.customer_id)
-    if await store.is_erased(session, customer_id):
-        return
-    scope = event.channel or event.partner_id or ""
-    row = await store.get_consent(session, customer_id, event.purpose, scope)
-    if row is not None and row.version >= event.version:
-        return  # a replay, or older than what is held
-    if row is None:
-        row = SupportConsent(
-            customer_id=customer_id,
-            purpose=event.purpose,
-            scope=scope[:128],
-            granted=False,
-            version=0,
-            changed_at=event.occurred_at,
-        )
-    row.channel = event.channel
-    row.partner_id = _clip(event.partner_id, 128)
-    row.slices = list(event.slices)
-    row.granted = isinstance(event, ConsentGranted)
-    row.version = event.version
-    row.source = _clip(event.source, 128)
-    row.changed_at = event.occurred_at
-    store.add(session, row)
-
-
-async def apply_merge(session: AsyncSession, event: CustomerMerged) -> None:
-    """Move the duplicate's rows to the surviving customer; later events for it follow."""
-    survivor, merged = event.customer_id, event.merged_customer_id
-    if survivor == merged or await store.survivor_of(session, merged) == survivor:
-        return
-    if await store.is_erased(session, survivor):
-        await erase_customer(session, merged, event.occurred_at)
-        return
-    merged_customer = await store.get_customer(session, merged)
-    await store.move_customer_rows(session, merged, survivor)
-    if merged_customer is not None:
-        if await store.get_customer(session, survivor) is None:
-            # The survivor's registration has not arrived; keep who the person is meanwhile.
-            store.add_customer(
-                session,
-                SupportCustomer(
-                    **merged_customer.model_dump(exclude={"customer_id"}), customer_id=survivor
-                ),
-            )
-        await session.delete(merged_customer)
-    store.add(
-        session,
-        SupportMergedCustomer(merged_id=merged, customer_id=survivor, merged_at=event.occurred_at),
-    )
-    await session.flush()
-
-
-async def erase_customer(session: AsyncSession, customer_id: str, at: datetime) -> None:
-    """Delete everything about the customer (and duplicates merged into them); keep tombstones."""
-    erased = [customer_id] + [
-        alias.merged_id for alias in await store.aliases_of(session, customer_id)
-    ]
-    await store.delete_customer_rows(session, customer_id)
-    for erased_id in erased:
-        if not await store.is_erased(session, erased_id):
-            store.add(session, SupportErasedCustomer(customer_id=erased_id, erased_at=at))
-    await session.flush()
-
-
-async def apply_erasure(session: AsyncSession, event: CustomerErased) -> None:
-    """GDPR erasure: nothing personal stays, only the id as a tombstone."""
-    await erase_customer(session, event.customer_id, event.occurred_at)
-
-
-async def record_order(session: AsyncSession, settings: Settings, event: OrderCompleted) -> None:
-    """Remember the products of a completed order, with their warranty end."""
-    customer_id = await current_id(session, event.customer_id)
-    if await store.is_erased(session, customer_id):
-        return
-    if await store.order_recorded(session, customer_id, event.order_id):
-        return
-    purchased_on = event.occurred_at.date()
-    for line_no, item in enumerate(event.items):
-        # Consumables (no model, no serial) are not something a customer calls support about.
-        if not (item.product_model or item.serial_number):
-            continue
-        months = settings.warranty_months_for(item.product_model, item.category)
-        store.add(
-            session,
-            SupportProduct(
-                customer_id=customer_id,
-                order_id=event.order_id[:128],
-                line_no=line_no,
-                product_id=item.product_id,
-                product_model=item.product_model,
-                product_model_key=model_key(item.product_model),
-                name=item.name,
-                category=item.category,
-                serial_number=item.serial_number,
-                quantity=item.quantity,
-                purchased_at=event.occurred_at,
-                warranty_ends_on=add_months(purchased_on, months),
-            ),
-        )
-    await session.flush()
-
-
 # --- support context and export ------------------------------------------------------------
 
 
@@ -380,7 +125,7 @@ async def get_support_context(
     customer = await store.get_customer(session, customer_id)
     if customer is None:
         # Merges and erasure delete the row, so only a missing one needs these two lookups.
-        customer_id = await current_id(session, customer_id)
+        customer_id = await store.current_id(session, customer_id)
         if await store.is_erased(session, customer_id):
             raise CustomerNotFound(customer_id)
         customer = await store.get_customer(session, customer_id)
@@ -598,7 +343,7 @@ async def open_ticket(
 ) -> SupportTicket:
     """Open a ticket and publish ticket.opened; refused for an erased customer."""
     now = now or utcnow()
-    customer_id = await current_id(session, data.customer_id)
+    customer_id = await store.current_id(session, data.customer_id)
     if await store.is_erased(session, customer_id):
         raise Conflict(f"customer {customer_id} was erased")
     product_model = data.product_model
@@ -885,7 +630,7 @@ async def list_tickets(
     """Tickets matching the filter, newest first, one page at a time."""
     if where.customer_id is not None:
         where = store.TicketFilter(
-            **{**where.__dict__, "customer_id": await current_id(session, where.customer_id)}
+            **{**where.__dict__, "customer_id": await store.current_id(session, where.customer_id)}
         )
     try:
         rows, next_cursor = await store.list_tickets(session, where, limit, cursor)
@@ -1052,7 +797,7 @@ async def ingest_mention(
     owner = await store.get_handle(session, data.platform, key)
     customer_id = owner.customer_id if owner is not None else None
     if customer_id is not None:
-        customer_id = await current_id(session, customer_id)
+        customer_id = await store.current_id(session, customer_id)
         if await store.is_erased(session, customer_id):
             customer_id = None
     score = text.sentiment(data.text)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, update
+from sqlalchemy import Table, and_, delete, exists, func, or_, tuple_, update
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -84,6 +86,172 @@ async def is_erased(session: AsyncSession, customer_id: str) -> bool:
 async def survivor_of(session: AsyncSession, merged_id: str) -> str | None:
     alias = await session.get(SupportMergedCustomer, merged_id)
     return alias.customer_id if alias is not None else None
+
+
+# Merges chain; bounded so a cycle in bad data cannot loop forever.
+MERGE_CHAIN_LIMIT = 16
+
+
+async def current_id(session: AsyncSession, customer_id: str) -> str:
+    """The id the customer's data lives under: the survivor's when it was merged away."""
+    for _ in range(MERGE_CHAIN_LIMIT):
+        survivor = await survivor_of(session, customer_id)
+        if survivor is None or survivor == customer_id:
+            return customer_id
+        customer_id = survivor
+    return customer_id
+
+
+# --- set-based reads and writes for runs of events ---------------------------------------
+# SQLite binds at most 32,766 parameters a statement and PostgreSQL 65,535: runs are
+# written and looked up in chunks well under both.
+CHUNK = 500
+
+
+async def _execute(
+    session: AsyncSession, statement: Any, rows: Sequence[dict[str, Any]] | None = None
+) -> Any:
+    # Core statements on the session's transaction; its pending ORM changes flush first.
+    return await session.exec(statement, params=rows)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    return (items[start : start + size] for start in range(0, len(items), size))
+
+
+async def rows_where_in(
+    session: AsyncSession, model: type[SQLModel], column: str, values: Iterable[Any]
+) -> list[dict[str, Any]]:
+    """The rows of `model` whose `column` is one of `values`, as plain dicts."""
+    table = _table(model)
+    found: list[dict[str, Any]] = []
+    for part in chunks(sorted(set(values))):
+        result = await _execute(session, table.select().where(table.c[column].in_(part)))
+        found.extend(dict(row) for row in result.mappings())
+    return found
+
+
+async def rows_where_pairs(
+    session: AsyncSession,
+    model: type[SQLModel],
+    columns: tuple[str, str],
+    pairs: Iterable[tuple[Any, Any]],
+) -> list[dict[str, Any]]:
+    """The rows of `model` whose two `columns` are one of `pairs`, as plain dicts."""
+    table = _table(model)
+    found: list[dict[str, Any]] = []
+    key = tuple_(table.c[columns[0]], table.c[columns[1]])
+    for part in chunks(sorted(set(pairs))):
+        result = await _execute(session, table.select().where(key.in_(part)))
+        found.extend(dict(row) for row in result.mappings())
+    return found
+
+
+async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict[str, str]:
+    """merged id -> the id it was merged into, for those of `merged_ids` merged away."""
+    rows = await rows_where_in(session, SupportMergedCustomer, "merged_id", merged_ids)
+    return {row["merged_id"]: row["customer_id"] for row in rows}
+
+
+async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+    rows = await rows_where_in(session, SupportErasedCustomer, "customer_id", customer_ids)
+    return {row["customer_id"] for row in rows}
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+async def upsert(
+    session: AsyncSession,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    *,
+    update: Sequence[str] = (),
+) -> None:
+    """Insert `rows`, one statement per chunk; on a clash of `keys` set `update` (or leave
+    the stored row as it is when `update` is empty)."""
+    if not rows:
+        return
+    table = _table(model)
+    insert = _INSERTS[session.get_bind().dialect.name]
+    statement: Any = insert(table)
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={name: statement.excluded[name] for name in update}
+        )
+    elif keys:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    # One compiled statement for every chunk: PostgreSQL gets multi-row VALUES
+    # ("insertmanyvalues"), SQLite runs the prepared statement over the rows in the driver.
+    for part in chunks(rows):
+        await _execute(session, statement, part)
+
+
+async def delete_pairs(
+    session: AsyncSession,
+    model: type[SQLModel],
+    columns: tuple[str, str],
+    pairs: Sequence[tuple[Any, Any]],
+) -> None:
+    """Delete the rows of `model` whose two `columns` are one of `pairs`."""
+    table = _table(model)
+    key = tuple_(table.c[columns[0]], table.c[columns[1]])
+    for part in chunks(sorted(set(pairs))):
+        await _execute(session, table.delete().where(key.in_(part)))
+
+
+async def unlinked_mentions(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The mentions not yet linked to a customer whose (platform, handle key) is in `keys`."""
+    table = _table(SupportMention)
+    key = tuple_(table.c.platform, table.c.handle_key)
+    found: list[dict[str, Any]] = []
+    for part in chunks(sorted(set(keys))):
+        result = await _execute(
+            session,
+            core_select(table.c.id, table.c.platform, table.c.handle_key, table.c.subject_id).where(
+                key.in_(part), table.c.customer_id.is_(None)
+            ),
+        )
+        found.extend(dict(row) for row in result.mappings())
+    return found
+
+
+async def tickets_filed_under(
+    session: AsyncSession, subject_ids: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The tickets of these subject ids, oldest first."""
+    table = _table(SupportTicket)
+    found: list[dict[str, Any]] = []
+    for part in chunks(sorted(set(subject_ids))):
+        result = await _execute(
+            session,
+            core_select(table.c.id, table.c.customer_id, table.c.status, table.c.created_at).where(
+                table.c.customer_id.in_(part)
+            ),
+        )
+        found.extend(dict(row) for row in result.mappings())
+    return sorted(found, key=lambda row: (aware(row["created_at"]), row["id"]))
+
+
+async def relink(
+    session: AsyncSession, model: type[SQLModel], ids: dict[str, str], *, subject: bool = False
+) -> None:
+    """Give each row of `model` (by id) to a customer: one statement per customer."""
+    table = _table(model)
+    by_customer: dict[str, list[str]] = {}
+    for row_id, customer_id in ids.items():
+        by_customer.setdefault(customer_id, []).append(row_id)
+    for customer_id, row_ids in by_customer.items():
+        values = {"customer_id": customer_id, **({"subject_id": customer_id} if subject else {})}
+        for part in chunks(sorted(row_ids)):
+            await _execute(session, table.update().where(table.c.id.in_(part)).values(**values))
 
 
 async def get_consent(
@@ -176,6 +344,14 @@ async def order_recorded(session: AsyncSession, customer_id: str, order_id: str)
         .limit(1)
     )
     return result.first() is not None
+
+
+async def recorded_orders(
+    session: AsyncSession, orders: Iterable[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Which of these (customer id, order id) pairs already have products."""
+    rows = await rows_where_pairs(session, SupportProduct, ("customer_id", "order_id"), orders)
+    return [{"customer_id": row["customer_id"], "order_id": row["order_id"]} for row in rows]
 
 
 async def product_by_serial(

@@ -20,7 +20,7 @@ from rapport_events.types import (
     LineItem,
     OrderCompleted,
 )
-from rapport_support.handlers import HANDLERS, on_customer_registered
+from rapport_support.handlers import HANDLERS, on_customers_registered
 from rapport_support.models import SupportCustomer, SupportProduct
 from rapport_support.settings import Settings
 
@@ -103,14 +103,14 @@ class TestOnCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await on_customer_registered(registered(), session, settings)
+            await on_customers_registered([registered()], session, settings)
         async with transaction(sessions) as session:
             customer = await session.get(SupportCustomer, "cust-1")
             assert customer is not None
             customer.phone = "+14155550199"
 
         async with transaction(sessions) as session:
-            await on_customer_registered(registered(), session, settings)
+            await on_customers_registered([registered()], session, settings)
 
         [customer] = await support_customers(sessions)
         assert customer.phone == "+14155550199"

@@ -16,7 +16,7 @@ from rapport_events.types import (
     TicketOpened,
     TicketUpdated,
 )
-from rapport_support import service, store
+from rapport_support import projection, service, store
 from rapport_support.models import MentionCreate, ReplyCreate, SupportMention
 from rapport_support.settings import Settings, SocialWebhook
 
@@ -34,7 +34,7 @@ def hooked(settings: Settings) -> Settings:
 
 async def register_ada(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
-        await service.add_registered_customer(
+        await projection.add_registered_customer(
             session,
             settings,
             CustomerRegistered(
@@ -138,7 +138,7 @@ class TestIngestingAMention:
         await register_ada(sessions, settings)
 
         async with transaction(sessions) as session:
-            await service.apply_customer_update(
+            await projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
@@ -164,14 +164,14 @@ class TestIngestingAMention:
         mention, _ = await ingest(sessions, settings, handle="@grace_h", text="Screen is dead :(")
         await register_ada(sessions, settings)
         async with transaction(sessions) as session:
-            await service.apply_customer_update(
+            await projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
                     customer_id="cust-1", changes={"social_handles": {"twitter": "@grace_h"}}
                 ),
             )
-            await service.add_registered_customer(
+            await projection.add_registered_customer(
                 session,
                 settings,
                 CustomerRegistered(

@@ -17,7 +17,7 @@ from rapport_events.types import (
     LineItem,
     OrderCompleted,
 )
-from rapport_support import service
+from rapport_support import projection, service
 from rapport_support.models import MentionCreate, TicketCreate
 from rapport_support.settings import Settings
 
@@ -93,7 +93,7 @@ class TestCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered())
+            await projection.add_registered_customer(session, settings, registered())
 
         customer = (await context(sessions)).customer
         assert customer is not None
@@ -106,7 +106,7 @@ class TestCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(
+            await projection.add_registered_customer(
                 session, settings, registered(first_name="A" * 300)
             )
 
@@ -119,8 +119,8 @@ class TestCustomerUpdated:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered())
-            await service.apply_customer_update(
+            await projection.add_registered_customer(session, settings, registered())
+            await projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
@@ -144,13 +144,13 @@ class TestCustomerUpdated:
     ) -> None:
         now = datetime.now(UTC)
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered())
-            await service.apply_customer_update(
+            await projection.add_registered_customer(session, settings, registered())
+            await projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(customer_id="cust-1", changes={"city": "York"}, occurred_at=now),
             )
-            await service.apply_customer_update(
+            await projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
@@ -169,11 +169,11 @@ class TestConsents:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered())
-            await service.apply_consent(session, consent(True, 1))
-            await service.apply_consent(session, consent(True, 2, channel="sms"))
-            await service.apply_consent(session, consent(False, 3))
-            await service.apply_consent(session, consent(True, 1))  # late copy of version 1
+            await projection.add_registered_customer(session, settings, registered())
+            await projection.apply_consent(session, consent(True, 1))
+            await projection.apply_consent(session, consent(True, 2, channel="sms"))
+            await projection.apply_consent(session, consent(False, 3))
+            await projection.apply_consent(session, consent(True, 1))  # late copy of version 1
 
         customer = (await context(sessions)).customer
         assert customer is not None
@@ -186,7 +186,7 @@ class TestOrderCompleted:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.record_order(session, settings, order())
+            await projection.record_order(session, settings, order())
 
         products = {p.product_model: p for p in (await context(sessions)).products}
         assert set(products) == {"Barista X2", "ZenBook 14", "K1"}, "consumables are left out"
@@ -202,14 +202,14 @@ class TestOrderCompleted:
     ) -> None:
         for _ in range(2):
             async with transaction(sessions) as session:
-                await service.record_order(session, settings, order())
+                await projection.record_order(session, settings, order())
 
         assert len((await context(sessions)).products) == 3
 
     def test_a_warranty_ending_in_a_shorter_month_ends_on_its_last_day(self) -> None:
-        assert service.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
-        assert service.add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
-        assert service.add_months(date(2026, 11, 15), 14) == date(2028, 1, 15)
+        assert projection.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+        assert projection.add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
+        assert projection.add_months(date(2026, 11, 15), 14) == date(2028, 1, 15)
 
 
 class TestSupportContext:
@@ -221,7 +221,7 @@ class TestSupportContext:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered())
+            await projection.add_registered_customer(session, settings, registered())
             first = await service.open_ticket(
                 session,
                 settings,
@@ -253,15 +253,15 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered("keep"))
-            await service.add_registered_customer(
+            await projection.add_registered_customer(session, settings, registered("keep"))
+            await projection.add_registered_customer(
                 session, settings, registered("dupe", email="ada@work.example", social_handles={})
             )
-            await service.record_order(session, settings, order("dupe"))
+            await projection.record_order(session, settings, order("dupe"))
             ticket = await service.open_ticket(
                 session, settings, TicketCreate(customer_id="dupe", subject="Broken")
             )
-            await service.apply_merge(
+            await projection.apply_merge(
                 session,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
@@ -276,13 +276,13 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered("keep"))
-            await service.apply_merge(
+            await projection.add_registered_customer(session, settings, registered("keep"))
+            await projection.apply_merge(
                 session,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
-            await service.record_order(session, settings, order("dupe", order_id="ord-late"))
-            await service.add_registered_customer(session, settings, registered("dupe"))
+            await projection.record_order(session, settings, order("dupe", order_id="ord-late"))
+            await projection.add_registered_customer(session, settings, registered("dupe"))
 
         survivor = await context(sessions, "keep")
         assert {p.order_id for p in survivor.products} == {"ord-late"}
@@ -295,9 +295,9 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> str:
         async with transaction(sessions) as session:
-            await service.add_registered_customer(session, settings, registered())
-            await service.apply_consent(session, consent(True, 1))
-            await service.record_order(session, settings, order())
+            await projection.add_registered_customer(session, settings, registered())
+            await projection.apply_consent(session, consent(True, 1))
+            await projection.record_order(session, settings, order())
             ticket = await service.open_ticket(
                 session, settings, TicketCreate(customer_id="cust-1", subject="Leaks")
             )
@@ -317,7 +317,7 @@ class TestCustomerErased:
         await self._a_customer_with_everything(sessions, settings)
 
         async with transaction(sessions) as session:
-            await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await projection.apply_erasure(session, CustomerErased(customer_id="cust-1"))
 
         async with transaction(sessions) as session:
             exported = await service.export_customer(session, "cust-1")
@@ -330,10 +330,10 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
-            await service.add_registered_customer(session, settings, registered())
-            await service.record_order(session, settings, order())
-            await service.apply_consent(session, consent(True, 5))
+            await projection.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await projection.add_registered_customer(session, settings, registered())
+            await projection.record_order(session, settings, order())
+            await projection.apply_consent(session, consent(True, 5))
 
         async with transaction(sessions) as session:
             exported = await service.export_customer(session, "cust-1")
@@ -343,7 +343,7 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await projection.apply_erasure(session, CustomerErased(customer_id="cust-1"))
         with pytest.raises(service.Conflict):
             async with transaction(sessions) as session:
                 await service.open_ticket(

@@ -18,7 +18,7 @@ from rapport_events.types import (
     TicketSlaBreached,
     TicketUpdated,
 )
-from rapport_support import service
+from rapport_support import projection, service
 from rapport_support.models import (
     CommentCreate,
     LinkCreate,
@@ -125,7 +125,7 @@ class TestOpeningATicket:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.record_order(
+            await projection.record_order(
                 session,
                 settings,
                 OrderCompleted(

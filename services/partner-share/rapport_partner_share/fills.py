@@ -1,0 +1,148 @@
+"""Profile-backed slices: after a consent, the filler fetches them from profile over HTTP
+and stores them here only if the consent did not change meanwhile (`FillJob.token`)."""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import utcnow
+from rapport_partner_share import security, slices, store
+from rapport_partner_share.models import PartnerConsent, SharedSlice
+from rapport_partner_share.slices import as_utc
+
+log = logging.getLogger(__name__)
+
+FILL_MAX_BACKOFF = timedelta(minutes=5)
+
+
+def put_slice(
+    session: AsyncSession,
+    consent: PartnerConsent,
+    slice_name: str,
+    data: dict[str, Any],
+    now: datetime,
+    existing: SharedSlice | None = None,
+) -> None:
+    """Write one slice of a consent on the ORM (fills and merges: one row at a time)."""
+    row = existing or SharedSlice(
+        customer_id=consent.customer_id,
+        partner_id=consent.partner_id,
+        slice=slice_name,
+        data=data,
+        updated_at=now,
+    )
+    row.data = data
+    row.updated_at = now
+    store.add(session, row)
+
+
+async def _set_match_keys(
+    session: AsyncSession, consent: PartnerConsent, contact: Mapping[str, Any]
+) -> None:
+    keys = []
+    if contact.get("email"):
+        keys.append(("email", security.email_digest(str(contact["email"]))))
+    if contact.get("phone"):
+        keys.append(("phone", security.phone_digest(str(contact["phone"]))))
+    await store.replace_match_keys(session, consent.customer_id, consent.partner_id, keys)
+
+
+@dataclass(frozen=True)
+class FillJob:
+    """A consent whose profile-backed slices must be fetched; `token` detects staleness."""
+
+    customer_id: str
+    partner_id: str
+    token: int
+    slices: frozenset[str]
+    attempts: int
+
+    @property
+    def needs_customer(self) -> bool:
+        return bool(self.slices & {"contact", "demographics"})
+
+    @property
+    def needs_metrics(self) -> bool:
+        return "purchase_summary" in self.slices
+
+
+async def due_fills(session: AsyncSession, limit: int = 20) -> list[FillJob]:
+    """Consents waiting for profile data whose next attempt is due."""
+    return [
+        FillJob(
+            customer_id=consent.customer_id,
+            partner_id=consent.partner_id,
+            token=consent.fill_token,
+            slices=frozenset(consent.slices) & slices.FILLED_FROM_PROFILE,
+            attempts=consent.fill_attempts,
+        )
+        for consent in await store.due_fills(session, utcnow(), limit)
+    ]
+
+
+async def complete_fill(
+    session: AsyncSession,
+    job: FillJob,
+    *,
+    customer: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    fetched_at: datetime,
+) -> bool:
+    """Store what profile answered; False when the consent changed while we fetched.
+
+    `customer` None means profile does not know the customer: the slices stay empty.
+    """
+    consent = await store.get_consent(session, job.customer_id, job.partner_id)
+    if consent is None or not consent.granted or consent.fill_token != job.token:
+        return False
+    now = utcnow()
+    held = set(consent.slices)
+    if customer is not None:
+        for slice_name in ("contact", "demographics"):
+            if slice_name in held:
+                data = slices.from_profile(slice_name, customer)
+                existing = await store.get_slice(
+                    session, consent.customer_id, consent.partner_id, slice_name
+                )
+                put_slice(session, consent, slice_name, data, now, existing)
+                if slice_name == "contact":
+                    await _set_match_keys(session, consent, data)
+    if "purchase_summary" in held:
+        existing = await store.get_slice(
+            session, consent.customer_id, consent.partner_id, "purchase_summary"
+        )
+        summary = slices.from_metrics(metrics, fetched_at) if metrics is not None else None
+        if summary is not None:
+            put_slice(session, consent, "purchase_summary", summary, now, existing)
+        elif existing is None:
+            since = as_utc(consent.granted_at or now)
+            put_slice(
+                session, consent, "purchase_summary", slices.empty("purchase_summary", since), now
+            )
+    consent.fill_pending = False
+    consent.fill_next_at = None
+    consent.changed_at = now
+    store.add(session, consent)
+    return True
+
+
+async def postpone_fill(session: AsyncSession, job: FillJob, error: str) -> None:
+    """Profile did not answer: try again later, with exponential backoff."""
+    consent = await store.get_consent(session, job.customer_id, job.partner_id)
+    if consent is None or consent.fill_token != job.token:
+        return
+    consent.fill_attempts += 1
+    delay = min(timedelta(seconds=0.5 * 2 ** min(consent.fill_attempts, 12)), FILL_MAX_BACKOFF)
+    consent.fill_next_at = utcnow() + delay
+    store.add(session, consent)
+    log.warning(
+        "profile data for %s/%s unavailable (%s); retry in %ss",
+        job.customer_id,
+        job.partner_id,
+        error,
+        delay.total_seconds(),
+    )
