@@ -6,13 +6,12 @@ update or delete of it, and the database refuses one (see migration 0002).
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, or_, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel, col, select
+from sqlalchemy import and_, delete, func, or_, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import bulk
 from rapport_partner_share.models import (
     Disclosure,
     DisclosureSubject,
@@ -26,83 +25,14 @@ from rapport_partner_share.models import (
     SharedSlice,
 )
 
-# --- set-based reads and writes for runs of events -----------------------------------
-# SQLite binds at most 32,766 parameters a statement and PostgreSQL 65,535: runs are
-# looked up and written in chunks well under both.
-CHUNK = 500
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined,no-any-return]
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    return (items[start : start + CHUNK] for start in range(0, len(items), CHUNK))
-
-
-async def _execute(
-    session: AsyncSession, statement: Any, rows: Sequence[dict[str, Any]] | None = None
-) -> Any:
-    # Core statements on the session's transaction; its pending ORM changes flush first.
-    return await session.exec(statement, params=rows)
-
-
-def _key(table: Table, columns: Sequence[str]) -> Any:
-    if len(columns) == 1:
-        return table.c[columns[0]]
-    return tuple_(*(table.c[name] for name in columns))
-
-
-async def rows_where(
-    session: AsyncSession,
-    model: type[SQLModel],
-    columns: Sequence[str],
-    keys: Iterable[Any],
-    *conditions: Any,
-) -> list[dict[str, Any]]:
-    """The rows of `model` whose `columns` (one, or a tuple) are among `keys`, as dicts."""
-    table = _table(model)
-    found: list[dict[str, Any]] = []
-    for part in _chunks(sorted(set(keys))):
-        query = table.select().where(_key(table, columns).in_(part), *conditions)
-        found.extend(dict(row) for row in (await _execute(session, query)).mappings())
-    return found
-
-
-async def delete_where(
-    session: AsyncSession, model: type[SQLModel], columns: Sequence[str], keys: Iterable[Any]
-) -> None:
-    """Delete the rows of `model` whose `columns` (one, or a tuple) are among `keys`."""
-    table = _table(model)
-    for part in _chunks(sorted(set(keys))):
-        await _execute(session, table.delete().where(_key(table, columns).in_(part)))
-
-
-async def upsert(
-    session: AsyncSession,
-    model: type[SQLModel],
-    rows: Sequence[dict[str, Any]],
-    keys: Sequence[str],
-    *,
-    update: Sequence[str] = (),
-) -> None:
-    """Insert `rows`, one statement per chunk; on a clash of `keys` set `update` (or leave
-    the stored row as it is when `update` is empty)."""
-    if not rows:
-        return
-    insert = _INSERTS[session.get_bind().dialect.name]
-    statement: Any = insert(_table(model))
-    if update:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys), set_={name: statement.excluded[name] for name in update}
-        )
-    elif keys:
-        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-    # One compiled statement for every chunk: PostgreSQL gets multi-row VALUES
-    # ("insertmanyvalues"), SQLite runs the prepared statement over the rows in the driver.
-    for part in _chunks(rows):
-        await _execute(session, statement, part)
+# --- set-based reads and writes for runs of events: the shared kit ------------------
+CHUNK = bulk.CHUNK
+_table = bulk.table_of
+_chunks = bulk.chunks
+_execute = bulk.execute
+rows_where = bulk.rows_where
+delete_where = bulk.delete_where
+upsert = bulk.upsert
 
 
 # --- known customers and tombstones -------------------------------------------------

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, or_, tuple_, update
+from sqlalchemy import and_, delete, exists, func, or_, tuple_, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import bulk
 from rapport_support.models import (
     OPEN_STATUSES,
     SupportConsent,
@@ -102,49 +102,15 @@ async def current_id(session: AsyncSession, customer_id: str) -> str:
     return customer_id
 
 
-# --- set-based reads and writes for runs of events ---------------------------------------
-# SQLite binds at most 32,766 parameters a statement and PostgreSQL 65,535: runs are
-# written and looked up in chunks well under both.
-CHUNK = 500
-
-
-async def _execute(
-    session: AsyncSession, statement: Any, rows: Sequence[dict[str, Any]] | None = None
-) -> Any:
-    # Core statements on the session's transaction; its pending ORM changes flush first.
-    return await session.exec(statement, params=rows)
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    return (items[start : start + size] for start in range(0, len(items), size))
-
-
-async def rows_where_in(
-    session: AsyncSession, model: type[SQLModel], column: str, values: Iterable[Any]
-) -> list[dict[str, Any]]:
-    """The rows of `model` whose `column` is one of `values`, as plain dicts."""
-    table = _table(model)
-    found: list[dict[str, Any]] = []
-    for part in chunks(sorted(set(values))):
-        result = await _execute(session, table.select().where(table.c[column].in_(part)))
-        found.extend(dict(row) for row in result.mappings())
-    return found
-
-
-async def rows_where_pairs(
-    session: AsyncSession,
-    model: type[SQLModel],
-    columns: tuple[str, str],
-    pairs: Iterable[tuple[Any, Any]],
-) -> list[dict[str, Any]]:
-    """The rows of `model` whose two `columns` are one of `pairs`, as plain dicts."""
-    table = _table(model)
-    found: list[dict[str, Any]] = []
-    key = tuple_(table.c[columns[0]], table.c[columns[1]])
-    for part in chunks(sorted(set(pairs))):
-        result = await _execute(session, table.select().where(key.in_(part)))
-        found.extend(dict(row) for row in result.mappings())
-    return found
+# --- set-based reads and writes for runs of events: the shared kit -------------------
+CHUNK = bulk.CHUNK
+_table = bulk.table_of
+_execute = bulk.execute
+chunks = bulk.chunks
+rows_where_in = bulk.rows_where
+rows_where_pairs = bulk.rows_where
+upsert = bulk.upsert
+delete_pairs = bulk.delete_where
 
 
 async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict[str, str]:
@@ -156,53 +122,6 @@ async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict
 async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
     rows = await rows_where_in(session, SupportErasedCustomer, "customer_id", customer_ids)
     return {row["customer_id"] for row in rows}
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined,no-any-return]
-
-
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-async def upsert(
-    session: AsyncSession,
-    model: type[SQLModel],
-    rows: Sequence[dict[str, Any]],
-    keys: Sequence[str],
-    *,
-    update: Sequence[str] = (),
-) -> None:
-    """Insert `rows`, one statement per chunk; on a clash of `keys` set `update` (or leave
-    the stored row as it is when `update` is empty)."""
-    if not rows:
-        return
-    table = _table(model)
-    insert = _INSERTS[session.get_bind().dialect.name]
-    statement: Any = insert(table)
-    if update:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys), set_={name: statement.excluded[name] for name in update}
-        )
-    elif keys:
-        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-    # One compiled statement for every chunk: PostgreSQL gets multi-row VALUES
-    # ("insertmanyvalues"), SQLite runs the prepared statement over the rows in the driver.
-    for part in chunks(rows):
-        await _execute(session, statement, part)
-
-
-async def delete_pairs(
-    session: AsyncSession,
-    model: type[SQLModel],
-    columns: tuple[str, str],
-    pairs: Sequence[tuple[Any, Any]],
-) -> None:
-    """Delete the rows of `model` whose two `columns` are one of `pairs`."""
-    table = _table(model)
-    key = tuple_(table.c[columns[0]], table.c[columns[1]])
-    for part in chunks(sorted(set(pairs))):
-        await _execute(session, table.delete().where(key.in_(part)))
 
 
 async def unlinked_mentions(
