@@ -3,15 +3,13 @@ with a number of statements that does not grow with the run (SQLite and PostgreS
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +19,7 @@ from rapport_events.consumer import ConsumerRunner
 from rapport_events.db import create_engine, session_factory, transaction
 from rapport_events.migrations import upgrade
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.batches import feed_both_ways, statements_on
 from rapport_events.testing.fakes import FakeProducer, FakeRecord
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.types import (
@@ -271,10 +270,7 @@ class TestRunsWriteWhatSingleEventsWrite:
         single, batched = engines
         one_by_one, together = make_runner(single), make_runner(batched)
 
-        for record in records:
-            await one_by_one._handle_record(record)  # type: ignore[arg-type]
-        for first in range(0, len(records), 100):
-            await together._handle_records(PARTITION, records[first : first + 100])  # type: ignore[arg-type]
+        await feed_both_ways(one_by_one, together, records, PARTITION)
 
         expected = await projection_rows(single)
         assert await projection_rows(batched) == expected
@@ -283,20 +279,6 @@ class TestRunsWriteWhatSingleEventsWrite:
         assert {row[2] for row in expected["partner_share_slices"]} == set(ALL_SLICES)
         assert together.applied == one_by_one.applied == len(records)
         assert together.dead_lettered == one_by_one.dead_lettered == 0
-
-
-@contextmanager
-def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 class TestStatementsPerRun:

@@ -2,15 +2,13 @@
 number of statements that does not grow with the run (SQLite and PostgreSQL)."""
 
 import random
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +18,7 @@ from rapport_events.consumer import ConsumerRunner
 from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.batches import feed_both_ways, statements_on
 from rapport_events.testing.fakes import FakeProducer, FakeRecord
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.types import (
@@ -205,10 +204,7 @@ class TestRunsWriteWhatSingleEventsWrite:
         one_by_one = make_runner(session_factory(single), settings)
         together = make_runner(session_factory(batched), settings)
 
-        for record in records:
-            await one_by_one._handle_record(record)  # type: ignore[arg-type]
-        for first in range(0, len(records), 100):
-            await together._handle_records(PARTITION, records[first : first + 100])  # type: ignore[arg-type]
+        await feed_both_ways(one_by_one, together, records, PARTITION)
 
         expected = await projection_rows(single)
         assert await projection_rows(batched) == expected
@@ -216,20 +212,6 @@ class TestRunsWriteWhatSingleEventsWrite:
         assert all(expected[name] for name in expected), {k: len(v) for k, v in expected.items()}
         assert together.applied == one_by_one.applied == len(records)
         assert together.dead_lettered == one_by_one.dead_lettered == 0
-
-
-@contextmanager
-def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 class TestStatementsPerRun:
