@@ -2,8 +2,8 @@
 
 What must hold: the log keeps every event the relays marked sent (a plain Kafka client in
 a fresh group reads a registration for every customer created), profile accepts writes
-throughout, and each service either has every customer in its projection or says on
-/readyz that its consumer is not well. Never a projection that lags while /readyz says 200.
+throughout, every customer reaches every projection without a service restart, and every
+/readyz is 200 again.
 """
 
 import asyncio
@@ -145,7 +145,7 @@ async def missing_from(client: httpx.AsyncClient, url: str, ids: list[str]) -> l
 
 @pytest.mark.timeout(240)
 class TestDevBrokerRestart:
-    async def test_a_killed_dev_broker_keeps_the_log_and_no_projection_lags_silently(
+    async def test_a_killed_dev_broker_restarted_loses_no_event_in_any_projection(
         self, dev_broker: DevBroker, stack: Stack
     ) -> None:
         created: list[str] = []
@@ -167,27 +167,31 @@ class TestDevBrokerRestart:
             assert len(created) > written_before_kill
             registered = await registrations_on_the_log(stack.env, set(created))
             assert registered == set(created), f"{len(set(created) - registered)} not on the log"
-            # Recovered, or saying so: checked for five seconds in a row, within a minute.
-            deadline = time.monotonic() + 60
-            truthful_checks = 0
-            untold: dict[str, int] = {}
-            while truthful_checks < 5 and time.monotonic() < deadline:
-                untold = await lagging_while_ready(client, stack, created)
-                truthful_checks = 0 if untold else truthful_checks + 1
+            deadline = time.monotonic() + 90
+            missing: dict[str, int] = {}
+            while time.monotonic() < deadline:
+                missing = {
+                    name: len(lost)
+                    for name, route in PROJECTIONS.items()
+                    if (lost := await missing_from(client, stack.url(name) + route, created))
+                }
+                if not missing:
+                    break
                 await asyncio.sleep(1.0)
-            assert truthful_checks >= 5, f"projections missing customers, /readyz 200: {untold}"
+            assert not missing, f"customers missing from projections: {missing}"
+            for name in SERVICES:
+                ready = await eventually_ready(client, stack.url(name))
+                assert ready.status_code == 200, (name, ready.text)
 
 
-async def lagging_while_ready(
-    client: httpx.AsyncClient, stack: Stack, created: list[str]
-) -> dict[str, int]:
-    """Services whose projection misses customers although their /readyz is 200."""
-    untold = {}
-    for name, route in PROJECTIONS.items():
-        lost = await missing_from(client, stack.url(name) + route, created)
-        if lost and (await client.get(f"{stack.url(name)}/readyz")).status_code == 200:
-            untold[name] = len(lost)
-    return untold
+async def eventually_ready(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    """/readyz once it is 200, or its last answer after 70 s (restarts age out in 60 s)."""
+    deadline = time.monotonic() + 70
+    ready = await client.get(f"{url}/readyz")
+    while ready.status_code != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        ready = await client.get(f"{url}/readyz")
+    return ready
 
 
 async def registrations_on_the_log(env: Mapping[str, str], wanted: set[str]) -> set[str]:

@@ -131,6 +131,7 @@ class ConsumerRunner:
         self._commit_failures = 0
         self._progress_checked_at = time.monotonic()
         self._last_positions: dict[TopicPartition, int] = {}
+        self._fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
         self.joined = asyncio.Event()
         self.applied = 0
         self.duplicates = 0
@@ -158,7 +159,7 @@ class ConsumerRunner:
             client_id=f"{self.group_id}-consumer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
             session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
             request_timeout_ms=max(self._settings.request_timeout_ms, 40_000),
@@ -189,10 +190,13 @@ class ConsumerRunner:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Its records in hand were rolled back; what committed is committed here.
+            # Its records in hand were rolled back; what committed is committed here. Bounded:
+            # a member the broker forgot may wait forever on its last commit or its leave.
             with contextlib.suppress(Exception):
-                await self._close()
+                async with asyncio.timeout(self._settings.send_timeout_s):
+                    await self._close()
             self._consumer = None
+            self.joined.clear()
             raise
 
     async def stop(self) -> None:
@@ -281,6 +285,15 @@ class ConsumerRunner:
             where = ", ".join(
                 f"{p.partition} at {positions[p]} of {self._consumer.highwater(p)}"
                 for p in sorted(stuck, key=lambda p: p.partition)
+            )
+            # A broker that must read the log back from its storage (the dev broker after a
+            # restart) may answer a short fetch wait with nothing, again and again: the next
+            # member waits longer.
+            self._fetch_max_wait_ms = min(max(self._fetch_max_wait_ms * 4, 200), 1000)
+            log.warning(
+                "%s rejoins with fetches that may wait %d ms",
+                self.group_id,
+                self._fetch_max_wait_ms,
             )
             raise ConsumerStuck(f"no progress on partitions {where}")
 
