@@ -132,6 +132,7 @@ class ConsumerRunner:
         self._progress_checked_at = time.monotonic()
         self._last_positions: dict[TopicPartition, int] = {}
         self._fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+        self._abandoned: set[asyncio.Task[None]] = set()
         self.joined = asyncio.Event()
         self.applied = 0
         self.duplicates = 0
@@ -192,12 +193,35 @@ class ConsumerRunner:
         except Exception:
             # Its records in hand were rolled back; what committed is committed here. Bounded:
             # a member the broker forgot may wait forever on its last commit or its leave.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self._settings.send_timeout_s):
-                    await self._close()
-            self._consumer = None
-            self.joined.clear()
+            await self._abandon()
             raise
+
+    async def _abandon(self) -> None:
+        """Leave as a failed member within a bound, in a task of its own: aiokafka's stop can
+        ignore a cancel while it waits on a broker that forgot the member, so the next member
+        must not wait for it."""
+        consumer, self._consumer = self._consumer, None
+        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._processed.items()}
+        self._processed = {}
+        self.joined.clear()
+        if consumer is None:
+            return
+        leaving = asyncio.create_task(self._leave(consumer, offsets))
+        done, _ = await asyncio.wait({leaving}, timeout=self._settings.send_timeout_s)
+        if leaving not in done:
+            log.warning("%s left without waiting for the broker", self.group_id)
+            self._abandoned.add(leaving)
+            leaving.add_done_callback(self._abandoned.discard)
+        elif not leaving.cancelled() and leaving.exception() is not None:
+            log.warning("%s could not leave cleanly: %r", self.group_id, leaving.exception())
+
+    async def _leave(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]
+    ) -> None:
+        if offsets:
+            with contextlib.suppress(CommitFailedError, KafkaError):
+                await consumer.commit(offsets)
+        await consumer.stop()
 
     async def stop(self) -> None:
         """Roll back the record in hand, commit what is applied and leave the group."""
