@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help install run test test-unit test-faults load lint format schemas clean bench
+.PHONY: help install run test chromium test-unit test-faults load lint format schemas clean bench replay
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,12 +24,38 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.installed ## install Python, the workspace and the broker package
 
-run: install ## start the broker and the four services on SQLite, in development (Ctrl-C stops all)
-	@mkdir -p var/traces
-	RAPPORT_ENV=development RAPPORT_TRACE_DIR=$(CURDIR)/var/traces $(UV) run --frozen honcho -f Procfile start
+# The webhook sink of the Procfile: every outgoing webhook lands in var/webhooks/.
+DEV_WEBHOOKS := http://127.0.0.1:1080
 
-test: install ## run every test (unit, integration on SQLite and PostgreSQL, end to end, faults)
-	$(PYTEST)
+run: install console-assets ## start the broker, the five services and the console on SQLite, in development (Ctrl-C stops all)
+	@mkdir -p var/traces
+	RAPPORT_ENV=development RAPPORT_TRACE_DIR=$(CURDIR)/var/traces \
+	  SUPPORT_SOCIAL_WEBHOOK_DEFAULT='{"url": "$(DEV_WEBHOOKS)/social-replies", "secret": "rapport-dev-webhook-secret"}' \
+	  CAMPAIGN_SMS_WEBHOOK_URL=$(DEV_WEBHOOKS)/sms CAMPAIGN_PUSH_WEBHOOK_URL=$(DEV_WEBHOOKS)/push \
+	  CAMPAIGN_SOCIAL_WEBHOOK_URL=$(DEV_WEBHOOKS)/social \
+	  $(UV) run --frozen honcho -f Procfile start
+
+# Most tests wait on a broker or a timer, not a core: three workers finish them in about half
+# the time on two cores. The tests that start processes of their own (marker `processes`:
+# service stacks, brokers, a browser) and time what they see run after them, one at a time,
+# on a machine nobody else loads. Both phases always run; either failing fails the target.
+TEST_WORKERS ?= 3
+test: install sdk-deps console-assets ## run every test (unit, integration on SQLite and PostgreSQL, end to end, faults, browser, real SDKs)
+	@status=0; \
+	$(PYTEST) -n $(TEST_WORKERS) -m "not processes" || status=$$?; \
+	$(PYTEST) -m processes || status=$$?; \
+	exit $$status
+
+CHROMIUM := /usr/bin/chromium
+chromium: ## install Debian's chromium for the browser tests (apt, when missing and root)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "chromium is not installed and this is not root: the browser tests will fail"; exit 0; \
+	  fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends chromium \
+	    || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
+	fi
 
 test-unit: install ## only the tests that need no broker
 	$(PYTEST) -m "not faults and not e2e" -k "not integration"
@@ -55,33 +81,72 @@ schemas: install ## export the event JSON Schemas to libs/events/schemas/
 clean: ## remove local state (databases, traces)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: traces compose-check compose-env
+.PHONY: traces tail compose-check compose-env
 
 # What docker-compose.yml refuses to start without (the services run as production).
-COMPOSE_SECRETS := RAPPORT_API_TOKEN CAMPAIGN_SIGNING_SECRET CAMPAIGN_WEBHOOK_SECRET
+COMPOSE_SECRETS := RAPPORT_API_TOKEN CAMPAIGN_SIGNING_SECRET CAMPAIGN_WEBHOOK_SECRET PARTNER_SHARE_LEDGER_KEY CONSOLE_SESSION_SECRET
 NEW_SECRET := python3 -c 'import secrets; print(secrets.token_urlsafe(32))'
 
 traces: install ## print the latest trace of make run as a span tree (ARGS="--last 3", "--trace <id>")
 	$(UV) run --frozen python tools/traces.py --dir $(CURDIR)/var/traces $(ARGS)
 
-compose-check: ## validate docker-compose.yml (installs docker-compose with apt when missing and root)
-	@if ! command -v docker-compose >/dev/null 2>&1; then \
+tail: install ## print the event log: offset, key, CloudEvents headers, JSON value (ARGS="--follow", "--limit 5", "--json")
+	@$(UV) run --frozen python tools/tail_events.py $(ARGS)
+
+compose-check: ## validate docker-compose.yml and its gateway's nginx config (installs docker-compose and nginx with apt when missing and root)
+	@if ! command -v docker-compose >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "docker-compose is not installed and this is not root: skipping the check"; exit 0; \
+	    echo "docker-compose or nginx is not installed and this is not root: skipping the check"; exit 0; \
 	  fi; \
-	  apt-get install -y --no-install-recommends docker-compose \
-	    || { apt-get update && apt-get install -y --no-install-recommends docker-compose; }; \
+	  apt-get install -y --no-install-recommends docker-compose nginx-light \
+	    || { apt-get update && apt-get install -y --no-install-recommends docker-compose nginx-light; }; \
 	fi; \
 	: "the required secrets need only some value for the file to be checked"; \
-	$(foreach name,$(COMPOSE_SECRETS) PROFILE_WRITE_KEYS,$(name)="$${$(name):-x}") \
-	docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"
+	$(foreach name,$(COMPOSE_SECRETS) PROFILE_WRITE_KEYS CONSOLE_OPERATORS KAFKA_KEY_ENCRYPTION_KEYS,$(name)="$${$(name):-x}") \
+	docker-compose -f docker-compose.yml config -q || exit 1; \
+	echo "docker-compose.yml is valid"; \
+	: "the image includes conf.d/*.conf in its http block: so does this wrapper"; \
+	dir=$$(mktemp -d); \
+	printf 'pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp { include %s; }\n' \
+	  "$$dir" "$$dir" "$(CURDIR)/deploy/compose/gateway.conf" > "$$dir/nginx.conf"; \
+	nginx -q -t -c "$$dir/nginx.conf" && echo "deploy/compose/gateway.conf is valid"; \
+	status=$$?; rm -rf "$$dir"; exit $$status
 
 compose-env: ## write .env with fresh random secrets for docker-compose (an existing .env is kept)
 	@if [ -e .env ]; then echo ".env exists: kept as it is"; exit 0; fi; \
 	umask 077; { \
 	  for name in $(COMPOSE_SECRETS); do echo "$$name=$$($(NEW_SECRET))"; done; \
 	  echo "PROFILE_WRITE_KEYS='[\"$$($(NEW_SECRET))\"]'"; \
+	  password=$$($(NEW_SECRET)); \
+	  echo "CONSOLE_OPERATORS='[$$(echo "$$password" | $(UV) run --frozen python -m rapport_console.operators admin admin)]'"; \
+	  echo "console operator admin, password: $$password (shown once)" >&2; \
+	  echo "KAFKA_KEY_ENCRYPTION_KEYS='[\"k1:$$($(NEW_SECRET))\"]'"; \
 	} > .env && echo "wrote .env (keep it out of version control)"
 
 bench: install ## benchmarks: a table of ratios against raw baselines, JSON under bench/results/ (ARGS=--quick)
 	$(UV) run --frozen python -m bench $(ARGS)
+
+.PHONY: sdk-deps chromium
+
+# The Segment SDKs profile's tests drive, from the committed lockfile.
+SDK_TESTS := services/profile/tests/sdks
+
+$(SDK_TESTS)/node_modules/.package-lock.json: $(SDK_TESTS)/package-lock.json
+	cd $(SDK_TESTS) && npm ci --no-audit --no-fund
+
+sdk-deps: $(SDK_TESTS)/node_modules/.package-lock.json chromium ## the JavaScript SDKs (npm ci) and Chromium the SDK tests use
+
+replay: install ## rebuild SERVICE's projection from the log into a new database (STEP=swap INTO=<url> to finish)
+	@test -n "$(SERVICE)" || { echo "name the service: make replay SERVICE=campaign"; exit 2; }
+	RAPPORT_ENV=$${RAPPORT_ENV:-development} $(UV) run --frozen python -m rapport_$(subst -,_,$(SERVICE)).replay \
+	  $(or $(STEP),build) $(if $(INTO),--into "$(INTO)") $(ARGS)
+
+.PHONY: console-assets
+
+# The console's browser libraries (htmx, Chart.js), from its committed lockfile.
+CONSOLE := services/console
+
+$(CONSOLE)/node_modules/.package-lock.json: $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund
+
+console-assets: $(CONSOLE)/node_modules/.package-lock.json ## the console's htmx and Chart.js (npm ci)

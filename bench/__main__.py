@@ -26,10 +26,12 @@ SIZE_FLAGS = {
     "consumer_events": "events the consumer runner applies",
     "requests": "HTTP requests per app and load",
     "concurrency": "HTTP requests in flight",
+    "http_seconds": "seconds of one wrk run (read path)",
     "e2e_customers": "customers created at half saturation",
     "saturation_customers": "customers created to find saturation",
     "ingest_events": "tracking calls posted to /v1/batch",
     "revocations": "partner_sharing consents revoked",
+    "replay_events": "events replayed into a fresh campaign projection",
     "warmup": "warm-up messages / requests",
     "repeats": "repetitions of cheap baselines",
 }
@@ -45,7 +47,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files")
     parser.add_argument("--max-seconds", type=float, help="upper bound of any measuring loop")
     for name, text in SIZE_FLAGS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=text)
+        kind = float if name == "http_seconds" else int
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
     parser.epilog = "Every size can also be set as BENCH_<NAME>, e.g. BENCH_RELAY_EVENTS=5000."
     return parser.parse_args(argv)
 

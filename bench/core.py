@@ -34,10 +34,12 @@ class Sizes:
     consumer_events: int = 5_000  # events the consumer runner applies
     requests: int = 3_000  # measured HTTP requests per app (a third of it at half load)
     concurrency: int = 16  # HTTP requests in flight
+    http_seconds: float = 10.0  # length of one wrk run of the read path
     e2e_customers: int = 600  # customers created at half saturation
     saturation_customers: int = 400  # customers created as fast as possible to find saturation
     ingest_events: int = 20_000  # tracking calls posted to /v1/batch
     revocations: int = 100  # partner_sharing consents revoked, one after another
+    replay_events: int = 100_000  # events replayed into a fresh campaign projection
     warmup: int = 500  # warm-up messages / requests before measuring
     repeats: int = 3  # repetitions of the cheap baselines (median taken)
     max_seconds: float = 120.0  # upper bound of any one measuring loop
@@ -49,10 +51,12 @@ class Sizes:
             relay_events=2_000,
             consumer_events=2_000,
             requests=400,
+            http_seconds=4.0,
             e2e_customers=80,
             saturation_customers=80,
             ingest_events=2_000,
             revocations=20,
+            replay_events=5_000,
             warmup=100,
             repeats=3,
             max_seconds=30.0,
@@ -69,7 +73,8 @@ class Sizes:
         for spec in fields(self):
             raw = environ.get(f"BENCH_{spec.name.upper()}")
             if raw:
-                changes[spec.name] = float(raw) if spec.name == "max_seconds" else int(raw)
+                floats = ("max_seconds", "http_seconds")
+                changes[spec.name] = float(raw) if spec.name in floats else int(raw)
         return replace(self, **changes)
 
     def with_overrides(self, **values: Any) -> Self:

@@ -14,17 +14,22 @@ from rapport_events.testing.stack import SERVICES, Stack
 
 @asynccontextmanager
 async def running_stack(
-    ctx: Context, names: list[str], kind: str, label: str
+    ctx: Context,
+    names: list[str],
+    kind: str,
+    label: str,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[tuple[Stack, KafkaSettings, dict[str, str]]]:
     """Start `names` as uvicorn processes on fresh databases of `kind` and a fresh topic;
-    the services started after profile call this profile (partner-share fills slices from it)."""
+    the services started after profile call this profile (partner-share fills slices from it).
+    `extra_env` is added to the services' environment (e.g. `RAPPORT_TRACE_DIR`)."""
     settings = await ctx.topic(label)
     databases = {
         name: await ctx.database(kind, f"{label}-{name.replace('-', '_')}") for name in names
     }
     workdir = ctx.workdir / f"{label}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
-    env = ctx.kafka_env(settings)
+    env = {**ctx.kafka_env(settings), **(extra_env or {})}
     stack = Stack(workdir=workdir, env=env, databases=databases)
     try:
         for name in names:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import report, wrk
 from bench.__main__ import main, selected
 from bench.cases import CASES, outbox_relay
 from bench.cases.tracing import interpret
 from bench.core import Context, Result, Sizes, ratio_at_least, skipped, value_at_most
+from bench.http_load import BareApp
 
 TINY = Sizes.quick().with_overrides(relay_events=300, warmup=50, repeats=1, max_seconds=30.0)
 
@@ -83,3 +84,52 @@ class TestReport:
         assert interpret({"on": 80, "off": 100}).status == "FAIL"
         assert interpret({"cost": 12.0}).status == "PASS"
         assert interpret({"something": 1}).status == "INFO"
+
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:38123
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.67ms   14.87ms   1.08s    93.86%
+    Req/Sec     2.56k     2.76k    8.56k    80.00%
+  Latency Distribution
+     50%  282.00us
+     75%    4.06ms
+     90%   12.47ms
+     99%   87.79ms
+  2604 requests in 1.08s, 785.78KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 1302
+Requests/sec:   2403.78
+Transfer/sec:    725.36KB
+"""
+
+
+class TestWrk:
+    def test_reads_rate_percentiles_and_errors_from_wrk_output(self) -> None:
+        load = wrk.parse(WRK_OUTPUT, connections=2)
+        assert (load.requests, load.seconds, load.rate) == (2604, 1.08, 2403.78)
+        assert (load.p50_ms, load.p99_ms, load.max_ms) == pytest.approx((0.282, 87.79, 1080.0))
+        assert load.errors == 1302 + 3
+
+    def test_refuses_output_without_a_result(self) -> None:
+        with pytest.raises(RuntimeError):
+            wrk.parse("unable to connect to 127.0.0.1:1 Connection refused\n", connections=1)
+
+    async def test_drives_an_app_over_every_path_with_the_token(self, tmp_path: Path) -> None:
+        bare = BareApp(tmp_path)
+        await bare.start()
+        try:
+            paths = ["/customers/a", "/customers/b"]
+            full = await wrk.run(bare.url, paths, workdir=tmp_path, seconds=1, connections=2)
+            paced = await wrk.run(
+                bare.url, paths, workdir=tmp_path, seconds=1, connections=2, delay_ms=200
+            )
+            missing = await wrk.run(bare.url, ["/nope"], workdir=tmp_path, seconds=1, connections=1)
+        finally:
+            bare.stop()
+        assert full.requests > 20 and full.errors == 0
+        assert 0 < full.p50_ms <= full.p99_ms
+        # Two connections pausing 200 ms on average offer about 10 requests a second.
+        assert paced.errors == 0 and paced.rate < 25 < full.rate
+        assert missing.errors == missing.requests > 0
+        assert "Authorization" in wrk.script(paths) and '"/customers/b"' in wrk.script(paths)

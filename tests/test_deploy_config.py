@@ -24,7 +24,11 @@ COMPOSE_SECRETS = {
     "RAPPORT_API_TOKEN": secrets.token_urlsafe(32),
     "CAMPAIGN_SIGNING_SECRET": secrets.token_urlsafe(32),
     "CAMPAIGN_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    "PARTNER_SHARE_LEDGER_KEY": secrets.token_urlsafe(32),
     "PROFILE_WRITE_KEYS": json.dumps([secrets.token_urlsafe(32)]),
+    "CONSOLE_SESSION_SECRET": secrets.token_urlsafe(32),
+    "CONSOLE_OPERATORS": "[]",
+    "KAFKA_KEY_ENCRYPTION_KEYS": json.dumps([f"k1:{secrets.token_urlsafe(32)}"]),
 }
 # service -> (env prefix, port, package), as DESIGN.md assigns them
 SERVICES = {
@@ -32,6 +36,7 @@ SERVICES = {
     "campaign": ("CAMPAIGN_", 8002, "rapport_campaign"),
     "support": ("SUPPORT_", 8003, "rapport_support"),
     "partner-share": ("PARTNER_SHARE_", 8004, "rapport_partner_share"),
+    "sales": ("SALES_", 8005, "rapport_sales"),
 }
 
 
@@ -72,6 +77,18 @@ def published_ports(service: dict[str, Any]) -> set[int]:
     return ports
 
 
+def gateway_servers() -> dict[int, str]:
+    """The compose gateway's listening port -> the service URL it proxies to."""
+    conf = (DEPLOY / "compose/gateway.conf").read_text()
+    servers = {}
+    for block in re.findall(r"server \{(.*?)\n\}", conf, re.S):
+        port = int(re.search(r"listen (\d+);", block).group(1))  # type: ignore[union-attr]
+        upstream = re.search(r"set \$(\w+) (\S+);", block)
+        assert upstream and f"proxy_pass ${upstream.group(1)};" in block, block
+        servers[port] = upstream.group(2)
+    return servers
+
+
 def default_of(value: str) -> str:
     """`${VAR:-default}` as docker-compose would resolve it with VAR unset, and a required
     `${VAR:?message}` as it would with the operator's secrets set."""
@@ -104,7 +121,7 @@ class TestCompose:
         assert token and token != DEVELOPMENT_TOKEN
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
         assert service["build"]["target"] == name
-        assert port in published_ports(service)
+        assert str(port) in [str(exposed) for exposed in service["expose"]]
         depends = service["depends_on"]
         assert depends["kafka"]["condition"] == depends["postgres"]["condition"]
         assert depends["kafka"]["condition"] == "service_healthy"
@@ -114,6 +131,51 @@ class TestCompose:
         port = SERVICES[name][1]
         check = " ".join(compose()["services"][name]["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/readyz" in check
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_each_service_scales_behind_the_gateway(self, name: str) -> None:
+        port = SERVICES[name][1]
+        services = compose()["services"]
+        service = services[name]
+        # `--scale name=2` starts a second container: a fixed host port or container name
+        # would stop it from starting.
+        assert not service.get("ports"), "a published host port cannot be shared by replicas"
+        assert "container_name" not in service
+        gateway = services["gateway"]
+        assert port in published_ports(gateway)
+        assert name in gateway["depends_on"]
+        (mount,) = [str(v) for v in gateway["volumes"] if "gateway.conf" in str(v)]
+        servers = gateway_servers()
+        assert servers[port] == f"http://{name}:{port}", "the gateway forwards to every replica"
+        assert "/etc/nginx/conf.d/" in mount
+
+    def test_gateway_looks_replicas_up_again(self) -> None:
+        conf = (DEPLOY / "compose/gateway.conf").read_text()
+        # Docker's DNS, asked again every few seconds: replicas added later get requests.
+        assert re.search(r"^resolver 127\.0\.0\.11 valid=\d+s", conf, re.M)
+        # A name in a variable makes nginx resolve it per request, not once at start-up.
+        assert set(gateway_servers().values()) == {
+            f"http://{name}:{port}" for name, (_, port, _) in SERVICES.items()
+        }
+        assert "client_max_body_size 0;" in conf, "the services bound bodies with a JSON 413"
+        assert "non_idempotent" not in conf, "a POST must never be sent to two replicas"
+
+    def test_nginx_takes_the_gateway_configuration(self, tmp_path: Path) -> None:
+        nginx = shutil.which("nginx")
+        if nginx is None:
+            pytest.skip("nginx is not installed (Debian's nginx package has it)")
+        # The image includes conf.d/*.conf inside its http block: do the same.
+        (tmp_path / "nginx.conf").write_text(
+            f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+            f"http {{ include {DEPLOY / 'compose/gateway.conf'}; }}\n"
+        )
+        result = subprocess.run(
+            [nginx, "-t", "-c", str(tmp_path / "nginx.conf")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
 
     def test_every_dependency_has_a_healthcheck(self) -> None:
         services = compose()["services"]
@@ -359,6 +421,163 @@ class TestServicesStart:
 
         assert settings.profile_url == f"http://profile:{port}"
         assert settings.public_url.startswith("https://")
+
+
+LOOPBACK = re.compile(
+    r"^(?:\w+://)?(?:[^@/]*@)?(?:127\.[\d.]+|localhost|\[::1\]|0\.0\.0\.0)(?::|/|$)"
+)
+# Read by a person's browser, not by another service: on compose that browser is on the
+# host, where the gateway publishes campaign's port.
+BROWSER_FACING = {("compose", "campaign", "public_url")}
+
+
+def address_fields(settings: Any, prefix: str = "") -> dict[str, Any]:
+    """Every setting that names a place to connect to: URLs, hosts, servers (nested too),
+    and any other whose default is a loopback address."""
+    found: dict[str, Any] = {}
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if hasattr(type(value), "model_fields") and not isinstance(value, str):
+            found |= address_fields(value, f"{prefix}{name}.")
+            continue
+        named = re.search(r"(?:_url|_host|_servers)$", name) and name != "database_url"
+        loopback_default = isinstance(field.default, str) and LOOPBACK.match(field.default)
+        if named or loopback_default:
+            found[prefix + name] = value
+    return found
+
+
+def reachable_names(where: str) -> dict[str, set[int]]:
+    """Host names the deployment resolves, and the ports behind each."""
+    if where == "compose":
+        services = compose()["services"]
+        return {
+            name: {int(str(port)) for port in service.get("expose", [])}
+            | {
+                int(port["target"]) if isinstance(port, dict) else int(str(port).split(":")[-1])
+                for port in service.get("ports", [])
+            }
+            for name, service in services.items()
+        }
+    return {
+        service["metadata"]["name"]: {port["port"] for port in service["spec"]["ports"]}
+        for service in kubernetes("Service")
+    }
+
+
+def deployed_settings(where: str, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    if where == "compose":
+        env = {
+            key: default_of(value)
+            for key, value in environment(compose()["services"][name]).items()
+        }
+    else:
+        env = kubernetes_environment(name)
+    return settings_from(SERVICES[name][2], env, monkeypatch)
+
+
+class TestAddresses:
+    def test_every_service_has_cross_service_settings_to_check(self) -> None:
+        for name, (_, _, package) in SERVICES.items():
+            settings = importlib.import_module(f"{package}.settings").Settings()
+            fields = address_fields(settings)
+            assert "kafka.bootstrap_servers" in fields, name
+        profile = importlib.import_module("rapport_profile.settings").Settings()
+        assert {"campaign_url", "support_url", "partner_share_url"} <= set(address_fields(profile))
+        share = importlib.import_module("rapport_partner_share.settings").Settings()
+        assert "profile_url" in address_fields(share)
+
+    @pytest.mark.parametrize("where", ["compose", "kubernetes"])
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_no_address_is_left_at_a_loopback_default(
+        self, where: str, name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings = deployed_settings(where, name, monkeypatch)
+
+        loopback = {
+            field: value
+            for field, value in address_fields(settings).items()
+            if isinstance(value, str)
+            and LOOPBACK.match(value)
+            and (where, name, field) not in BROWSER_FACING
+        }
+
+        assert not loopback, f"{where}: {name} would connect to itself: {loopback}"
+
+    @pytest.mark.parametrize("where", ["compose", "kubernetes"])
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_service_urls_name_a_service_of_the_deployment(
+        self, where: str, name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings = deployed_settings(where, name, monkeypatch)
+        names = reachable_names(where)
+
+        for field, value in address_fields(settings).items():
+            match = re.fullmatch(r"http://([\w-]+):(\d+)/?", str(value))
+            if match is None or (where, name, field) in BROWSER_FACING:
+                continue  # an address outside the deployment (SMTP relay, webhooks, public)
+            host, port = match.group(1), int(match.group(2))
+            assert host in names, f"{where}: {name}.{field} = {value}: no such service"
+            assert port in names[host], (
+                f"{where}: {name}.{field} = {value}: {host} has {names[host]}"
+            )
+            if host in SERVICES:
+                assert port == SERVICES[host][1]
+
+    def test_the_loopback_pattern(self) -> None:
+        for value in ("http://127.0.0.1:8001", "localhost", "127.0.0.1:9092", "http://[::1]/"):
+            assert LOOPBACK.match(value), value
+        for value in (
+            "http://profile:8001",
+            "kafka:9092",
+            "smtp.example.com",
+            "http://localhost.io",
+        ):
+            assert not LOOPBACK.match(value), value
+
+
+class TestScaling:
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_two_replicas_that_roll_without_dropping_below_two(self, name: str) -> None:
+        spec = deployment(name)["spec"]
+        assert spec["replicas"] >= 2
+        rolling = spec["strategy"]["rollingUpdate"]
+        assert rolling["maxUnavailable"] == 0 and rolling["maxSurge"] >= 1
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_a_disruption_budget_keeps_one_pod(self, name: str) -> None:
+        labels = deployment(name)["spec"]["template"]["metadata"]["labels"]
+        (budget,) = [
+            b
+            for b in kubernetes("PodDisruptionBudget")
+            if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert budget["apiVersion"] == "policy/v1"
+        assert budget["spec"]["minAvailable"] == 1
+        assert budget["metadata"]["namespace"] == deployment(name)["metadata"]["namespace"]
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_ready_only_when_readyz_says_so(self, name: str) -> None:
+        (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+    @pytest.mark.parametrize("name", list(SERVICES))
+    def test_the_image_can_write_the_sqlite_default(self, name: str) -> None:
+        dockerfile = (REPO / "Dockerfile").read_text()
+        runtime = re.search(r"^FROM \S+ AS runtime$(.*?)(?=^FROM |\Z)", dockerfile, re.M | re.S)
+        assert runtime
+        stage = runtime.group(1).replace("\\\n", " ")
+        workdir = re.search(r"^WORKDIR (\S+)$", stage, re.M).group(1)  # type: ignore[union-attr]
+        user = re.search(r"^USER (\d+)$", stage, re.M).group(1)  # type: ignore[union-attr]
+        owned = set(re.findall(rf"install -d -o {user} -g {user} (\S+)", stage))
+        default = (
+            importlib.import_module(f"{SERVICES[name][2]}.settings")
+            .Settings.model_fields["database_url"]
+            .default
+        )
+        assert default.startswith("sqlite:///") and not default.startswith("sqlite:////")
+        directory = (Path(workdir) / default.removeprefix("sqlite:///")).parent
+        assert directory.as_posix() in owned, f"{directory} is not writable by user {user}"
 
 
 class TestCollector:

@@ -12,10 +12,11 @@ import pytest
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
 from rapport_events.testing.broker import TansuBroker
+from rapport_events.testing.harness import until_value
 from rapport_events.testing.pytest_plugin import DatabaseFactory
-from rapport_events.testing.stack import DEV_TOKEN, SERVICES, Stack
+from rapport_events.testing.stack import DEV_TOKEN, SERVICES, Stack, kafka_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.processes, pytest.mark.e2e]
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 WRITE_KEY = ("rapport-dev-write-key", "")
@@ -28,30 +29,33 @@ PROJECTION_ROUTES = {
 }
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A broker of the test's own: the services' consumer groups (named after them) start
-    empty, with no members left behind by earlier tests of the same services."""
-    broker = TansuBroker(log_path=tmp_path / "tansu.log").start()
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A broker of the module's own: the services' consumer groups (named after them) start
+    empty, with no members left behind by other tests of the same services."""
+    broker = TansuBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log").start()
     yield broker
     broker.stop()
 
 
-@pytest.fixture
-async def stack(own_broker: TansuBroker, database_factory: DatabaseFactory, tmp_path: Path):
-    databases = {name: await database_factory(name.replace("-", "_")) for name in SERVICES}
+@pytest.fixture(scope="module")
+async def stack(
+    own_broker: TansuBroker,
+    module_database_factory: DatabaseFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+):  # type: ignore[no-untyped-def]
+    """The four services as processes, shared by the module's tests of one database kind
+    (each test makes customers of its own and follows its own trace)."""
+    databases = {name: await module_database_factory(name.replace("-", "_")) for name in SERVICES}
+    workdir = tmp_path_factory.mktemp("stack")
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap_servers,
-        "KAFKA_TOPIC": f"rapport.e2e-{uuid.uuid4().hex[:8]}",
-        "KAFKA_PARTITIONS": "3",
-        "KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
-        "RAPPORT_TRACE_DIR": str(tmp_path / "traces"),
+        **kafka_env(own_broker.bootstrap_servers, "e2e"),
+        "RAPPORT_TRACE_DIR": str(workdir / "traces"),
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    running = Stack(workdir=tmp_path, env=env, databases=databases).start()
+    running = Stack(workdir=workdir, env=env, databases=databases).start()
     try:
-        running.wait_ready(timeout=60)
+        running.wait_ready(timeout=90)
         yield running
     finally:
         running.stop()
@@ -91,9 +95,7 @@ def _services_on_trace(trace_dir: Path, trace_id: str) -> set[str]:
 
 
 class TestCustomerRegisteredReachesEveryService:
-    async def test_customer_shows_in_three_services_on_one_trace(
-        self, stack: Stack, tmp_path: Path
-    ) -> None:
+    async def test_customer_shows_in_three_services_on_one_trace(self, stack: Stack) -> None:
         traceparent_id = uuid.uuid4().hex
         trace_id = f"0x{traceparent_id}"
         headers = {**AUTH, "traceparent": f"00-{traceparent_id}-{uuid.uuid4().hex[:16]}-01"}
@@ -118,12 +120,12 @@ class TestCustomerRegisteredReachesEveryService:
             }
         assert max(latencies.values()) < 2.0, latencies
 
-        expected = {"profile", "campaign", "support", "partner-share"}
+        expected = {"profile", "campaign", "support", "partner-share", "sales"}
         deadline = time.monotonic() + 15
-        seen = _services_on_trace(tmp_path / "traces", trace_id)
+        seen = _services_on_trace(stack.workdir / "traces", trace_id)
         while seen != expected and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            seen = _services_on_trace(tmp_path / "traces", trace_id)
+            seen = _services_on_trace(stack.workdir / "traces", trace_id)
         assert seen == expected, f"services on trace {trace_id}: {sorted(seen)}"
 
     async def test_unknown_customer_is_404_everywhere(self, stack: Stack) -> None:
@@ -155,20 +157,9 @@ def _orphans(spans: list[dict]) -> list[dict]:
     return [span for span in spans if span["parent_id"] not in ids]
 
 
-async def _until(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not seen within {timeout}s")
-        await asyncio.sleep(0.1)
-
-
 class TestOrderTrackedReachesEveryServiceOnOneTrace:
     async def test_one_connected_trace_from_track_call_to_every_consumer(
-        self, stack: Stack, tmp_path: Path
+        self, stack: Stack
     ) -> None:
         async with _client() as client:
             created = await client.post(
@@ -226,17 +217,29 @@ class TestOrderTrackedReachesEveryServiceOnOneTrace:
                 url = stack.url("profile") + f"/customers/{customer_id}/metrics"
                 return (await client.get(url, headers=AUTH)).json()["orders"] == 1
 
-            await _until(support_shows_the_phone, 10, "the phone in support-context")
-            await _until(campaign_counts_the_order, 10, "the order in campaign")
-            await _until(profile_counts_the_order, 10, "the order in profile's metrics")
+            await until_value(support_shows_the_phone, 10, "the phone in support-context")
+            await until_value(campaign_counts_the_order, 10, "the order in campaign")
+            await until_value(profile_counts_the_order, 10, "the order in profile's metrics")
 
         trace_id = f"0x{trace_hex}"
 
+        # Each process exports its spans on its own schedule (every 100 ms here), so a
+        # parent may reach the files after its children: wait for the trace to be whole
+        # (every consumer, one root) and say what is missing if it never is.
         async def whole_trace() -> list[dict]:
-            spans = _trace(tmp_path / "traces", trace_id)
-            return spans if _services_processing(spans, ORDER_COMPLETED) == ALL_SERVICES else []
+            spans = _trace(stack.workdir / "traces", trace_id)
+            processed = _services_processing(spans, ORDER_COMPLETED) == ALL_SERVICES
+            return spans if processed and len(_orphans(spans)) == 1 else []
 
-        spans = await _until(whole_trace, 15, "order.completed processed by all four services")
+        try:
+            spans = await until_value(whole_trace, 15, "one connected trace")
+        except AssertionError:
+            spans = _trace(stack.workdir / "traces", trace_id)
+            processing = sorted(_services_processing(spans, ORDER_COMPLETED))
+            raise AssertionError(
+                f"order.completed processed by {processing}; spans without a parent in the trace: "
+                f"{[(s['name'], s['parent_id']) for s in _orphans(spans)]}"
+            ) from None
         assert {s["resource"]["attributes"]["service.name"] for s in spans} == ALL_SERVICES
         orphans = _orphans(spans)
         assert [(s["name"], s["parent_id"]) for s in orphans] == [

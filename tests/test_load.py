@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from rapport_events.testing.broker import TansuBroker
-from rapport_events.testing.stack import DEV_TOKEN, SERVICES, Stack
+from rapport_events.testing.stack import DEV_TOKEN, SERVICES, Stack, kafka_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 TRACKING = {"Authorization": "Basic " + base64.b64encode(b"rapport-dev-write-key:").decode()}
@@ -51,13 +51,7 @@ def rss_mb(pid: int) -> float:
 
 @pytest.fixture
 async def stack(kafka_broker: TansuBroker, tmp_path: Path) -> AsyncIterator[Stack]:
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-        "KAFKA_TOPIC": f"rapport.load-{uuid.uuid4().hex[:8]}",
-        "KAFKA_PARTITIONS": "3",
-        "KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
-    }
+    env = kafka_env(kafka_broker.bootstrap_servers, "load")
     databases = {name: f"sqlite:///{tmp_path / (name + '.db')}" for name in SERVICES}
     running = Stack(workdir=tmp_path, env=env, databases=databases).start()
     try:

@@ -32,7 +32,9 @@ from hypothesis.stateful import (
 
 from rapport_events.testing.broker import TansuBroker
 from rapport_events.testing.pytest_plugin import DatabaseFactory
-from rapport_events.testing.stack import DEV_TOKEN, Stack
+from rapport_events.testing.stack import DEV_TOKEN, Stack, kafka_env
+
+pytestmark = pytest.mark.processes
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 WRITE_KEY = "rapport-dev-write-key"
@@ -59,14 +61,11 @@ async def profile_stack(
     kafka_broker: TansuBroker, database_factory: DatabaseFactory, tmp_path: Path
 ) -> Iterator[Stack]:
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-        "KAFKA_TOPIC": f"rapport.model-{uuid.uuid4().hex[:8]}",
-        "KAFKA_PARTITIONS": "3",
-        "KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+        **kafka_env(kafka_broker.bootstrap_servers, "model"),
         "PROFILE_CAMPAIGN_URL": "",
         "PROFILE_SUPPORT_URL": "",
         "PROFILE_PARTNER_SHARE_URL": "",
+        "PROFILE_SALES_URL": "",
     }
     stack = Stack(workdir=tmp_path, env=env, databases={"profile": await database_factory("p")})
     stack.start(["profile"])

@@ -220,14 +220,15 @@ class TestMetricsEndpoint:
 
         held = await scrape(client)
 
-        assert total(held, "rapport_outbox_backlog") == 2
+        # Two events, and each new customer's data key record on the key topic.
+        assert total(held, "rapport_outbox_backlog") == 2 + 2
         assert total(held, "rapport_outbox_oldest_age_seconds") >= 0.3
         relay.start()
         await drain_outbox(profile)
         drained = await scrape(client)
         assert total(drained, "rapport_outbox_backlog") == 0
         assert total(drained, "rapport_outbox_oldest_age_seconds") == 0
-        assert total(drained, "rapport_relay_published_total") - published == 2
+        assert total(drained, "rapport_relay_published_total") - published == 2 + 2
 
 
 class TestConsumerMetrics:

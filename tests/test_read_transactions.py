@@ -31,6 +31,8 @@ from rapport_partner_share.main import create_app as create_partner_share
 from rapport_partner_share.settings import Settings as PartnerShareSettings
 from rapport_profile.main import create_app as create_profile
 from rapport_profile.settings import Settings as ProfileSettings
+from rapport_sales.main import create_app as create_sales
+from rapport_sales.settings import Settings as SalesSettings
 from rapport_support.main import create_app as create_support
 from rapport_support.settings import Settings as SupportSettings
 
@@ -52,7 +54,9 @@ def _app(name: str, database_url: str, kafka: KafkaSettings) -> FastAPI:
     common: dict[str, Any] = {"database_url": database_url, "api_token": TOKEN, "kafka": kafka}
     if name == "profile":
         return create_profile(
-            ProfileSettings(**common, campaign_url="", support_url="", partner_share_url="")
+            ProfileSettings(
+                **common, campaign_url="", support_url="", partner_share_url="", sales_url=""
+            )
         )
     if name == "campaign":
         return create_campaign(
@@ -60,6 +64,8 @@ def _app(name: str, database_url: str, kafka: KafkaSettings) -> FastAPI:
         )
     if name == "support":
         return create_support(SupportSettings(**common))
+    if name == "sales":
+        return create_sales(SalesSettings(**common, profile_url="http://127.0.0.1:9"))
     return create_partner_share(PartnerShareSettings(**common, profile_url="http://127.0.0.1:9"))
 
 
@@ -74,6 +80,15 @@ async def _seed(name: str, client: httpx.AsyncClient) -> tuple[dict[str, str], d
     if name == "support":
         body = {"customer_id": "c-1", "subject": "Hi"}
         return {"ticket_id": await _create(client, "/tickets", body), "customer_id": "c-1"}, AUTH
+    if name == "sales":
+        account = await _create(client, "/accounts", {"name": "Acme"})
+        body = {"account_id": account, "name": "Deal", "amount": "10"}
+        opportunity = await _create(client, "/opportunities", body)
+        return {
+            "account_id": account,
+            "opportunity_id": opportunity,
+            "pipeline_id": "default",
+        }, AUTH
     body = {"name": "P", "industry": "travel", "slices": ["contact"], "purposes": ["ads"]}
     reply = await client.post("/partners", json=body, headers=AUTH)
     assert reply.status_code == 201, reply.text
@@ -121,7 +136,7 @@ def begins() -> Any:
     event.remove(Engine, "before_cursor_execute", record)
 
 
-@pytest.fixture(params=["profile", "campaign", "support", "partner-share"])
+@pytest.fixture(params=["profile", "campaign", "support", "partner-share", "sales"])
 async def service(
     request: pytest.FixtureRequest, tmp_path: Path, kafka_settings: KafkaSettings
 ) -> AsyncIterator[tuple[str, FastAPI, httpx.AsyncClient]]:

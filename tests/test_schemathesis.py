@@ -24,6 +24,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from partner_share_testing import ProfileStub, WebhookReceiver, serve
 from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -40,11 +41,12 @@ from rapport_events.testing.broker import free_port
 from rapport_events.testing.stack import DEV_TOKEN
 from rapport_partner_share.main import create_app as create_partner_share
 from rapport_partner_share.settings import Settings as PartnerShareSettings
-from rapport_partner_share.testing import ProfileStub, WebhookReceiver, serve
 from rapport_profile.main import create_app as create_profile
 from rapport_profile.settings import Settings as ProfileSettings
 from rapport_support.main import create_app as create_support
 from rapport_support.settings import Settings as SupportSettings
+
+pytestmark = pytest.mark.processes
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 SERVICES = ["profile", "campaign", "support", "partner-share"]
@@ -127,7 +129,9 @@ async def _sleep(seconds: float) -> None:
 def _settings(name: str, database_url: str, kafka: KafkaSettings, peers: dict[str, str]) -> Any:
     common = {"database_url": database_url, "api_token": DEV_TOKEN, "kafka": kafka}
     if name == "profile":
-        return ProfileSettings(**common, campaign_url="", support_url="", partner_share_url="")
+        return ProfileSettings(
+            **common, campaign_url="", support_url="", partner_share_url="", sales_url=""
+        )
     if name == "campaign":
         return CampaignSettings(
             **common,

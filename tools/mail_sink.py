@@ -7,16 +7,12 @@ Nothing is relayed anywhere.
     python tools/mail_sink.py [--host 127.0.0.1] [--port 1025] [--dir var/mail]
 """
 
-import argparse
-import itertools
-import signal
-import threading
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from sinks import FileNames, arguments, wait_until_stopped
 
 
 class MailDirectory:
@@ -24,7 +20,7 @@ class MailDirectory:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._numbers = itertools.count(1)
+        self._names = FileNames()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         path = self.store(envelope.content, list(envelope.rcpt_tos))
@@ -37,8 +33,8 @@ class MailDirectory:
         for recipient in recipients:
             message["Delivered-To"] = recipient
         self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
-        path = self.directory / f"{stamp}-{next(self._numbers)}.eml"
+        _stamp, name = self._names.next()
+        path = self.directory / f"{name}.eml"
         path.write_bytes(message.as_bytes())
         return path
 
@@ -51,21 +47,9 @@ def start(host: str, port: int, directory: Path) -> Controller:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1025)
-    parser.add_argument("--dir", type=Path, default=Path("var/mail"))
-    arguments = parser.parse_args()
-
-    controller = start(arguments.host, arguments.port, arguments.dir)
-    print(
-        f"SMTP sink on {arguments.host}:{arguments.port}, mail in {arguments.dir.resolve()}/",
-        flush=True,
-    )
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    stopped.wait()
+    given = arguments(__doc__.splitlines()[0], 1025, "var/mail")
+    controller = start(given.host, given.port, given.dir)
+    wait_until_stopped(f"SMTP sink on {given.host}:{given.port}, mail in {given.dir.resolve()}/")
     controller.stop()
 
 

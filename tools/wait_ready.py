@@ -10,14 +10,24 @@ import time
 
 import httpx
 
-SERVICES = {"profile": 8001, "campaign": 8002, "support": 8003, "partner-share": 8004}
+SERVICES = {
+    "profile": 8001,
+    "campaign": 8002,
+    "support": 8003,
+    "partner-share": 8004,
+    "sales": 8005,
+}
 TIMEOUT_S = float(os.environ.get("RAPPORT_READY_TIMEOUT", "60"))
 TOKEN = os.environ.get("RAPPORT_API_TOKEN", "rapport-dev-token")
+# The operators' web app; `make run` has one development operator per role.
+CONSOLE = ("console", 8000)
+CONSOLE_OPERATORS = "admin, marketer, support, privacy"
+CONSOLE_PASSWORD = "rapport-dev-password"
 
 
 def not_ready(client: httpx.Client) -> list[str]:
     waiting = []
-    for name, port in SERVICES.items():
+    for name, port in [*SERVICES.items(), CONSOLE]:
         try:
             if client.get(f"http://127.0.0.1:{port}/readyz").status_code != 200:
                 waiting.append(name)
@@ -41,6 +51,8 @@ def main() -> int:
         print(f"  {name:<14} http://127.0.0.1:{port}  (docs: http://127.0.0.1:{port}/docs)")
     print("  broker         127.0.0.1:9092 (topic rapport.customer-events)")
     print(f"  token          Authorization: Bearer {TOKEN}")
+    print(f"  console        http://127.0.0.1:{CONSOLE[1]}  (log in as {CONSOLE_OPERATORS};")
+    print(f"                 password {CONSOLE_PASSWORD})")
     print("Ctrl-C stops everything.", flush=True)
     while True:
         time.sleep(3600)

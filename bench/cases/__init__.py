@@ -10,11 +10,16 @@ from types import ModuleType
 from bench.cases import (
     baseline,
     consent_partner,
+    console_360,
     consumer_inbox,
     end_to_end,
+    forecast,
     ingest_batch,
+    ingest_sealing,
     outbox_relay,
     read_path,
+    replay,
+    sales_pipeline,
     segments,
     tracing,
 )
@@ -27,6 +32,11 @@ CASES: list[ModuleType] = [
     end_to_end,
     tracing,
     ingest_batch,
+    ingest_sealing,
     consent_partner,
     segments,
+    replay,
+    forecast,
+    console_360,
+    sales_pipeline,
 ]

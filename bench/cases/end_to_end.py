@@ -25,6 +25,8 @@ from bench.services import create_customer, create_customers, running_stack
 from rapport_events.db import create_engine
 from rapport_events.types import CustomerRegistered
 
+# The case reads profile's sent outbox rows afterwards: keep them (marked sent) for the run.
+KEEP_SENT_ROWS = {"KAFKA_OUTBOX_RETENTION_S": "3600"}
 NAME = "end-to-end"
 P99_TARGET_MS = 250.0
 REGISTERED = CustomerRegistered.TYPE
@@ -85,7 +87,11 @@ async def _open_loop(
 async def measure(ctx: Context, kind: str) -> list[Result]:
     sizes = ctx.sizes
     names = ["profile", *DOWNSTREAM]
-    async with running_stack(ctx, names, kind, f"e2e-{kind}") as (stack, _settings, databases):
+    async with running_stack(ctx, names, kind, f"e2e-{kind}", extra_env=KEEP_SENT_ROWS) as (
+        stack,
+        _settings,
+        databases,
+    ):
         profile_url = stack.url("profile")
         created = 0
         async with client(sizes.concurrency) as http:

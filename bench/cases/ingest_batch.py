@@ -30,6 +30,8 @@ from rapport_events.db import create_engine
 from rapport_events.types import InteractionTracked
 from rapport_profile.settings import DEVELOPMENT_WRITE_KEY
 
+# The case reads profile's sent outbox rows afterwards: keep them (marked sent) for the run.
+KEEP_SENT_ROWS = {"KAFKA_OUTBOX_RETENTION_S": "3600"}
 NAME = "ingest-batch"
 RATIO_TARGET = 0.25
 RATE_TARGET = 10_000.0
@@ -123,7 +125,9 @@ async def measure(ctx: Context, kind: str) -> list[Result]:
     sizes = ctx.sizes
     events = sizes.ingest_events
     timeout = 2 * sizes.max_seconds
-    async with running_stack(ctx, ["profile"], kind, f"ingest-{kind}") as (stack, _, databases):
+    async with running_stack(
+        ctx, ["profile"], kind, f"ingest-{kind}", extra_env=KEEP_SENT_ROWS
+    ) as (stack, _, databases):
         url = stack.url("profile")
         engine = create_engine(databases["profile"])
         try:

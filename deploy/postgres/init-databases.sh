@@ -3,7 +3,7 @@
 # Run once by the postgres image on an empty data volume (/docker-entrypoint-initdb.d).
 set -eu
 password="${RAPPORT_DB_PASSWORD:-rapport}"
-for service in profile campaign support partner_share; do
+for service in profile campaign support partner_share console sales; do
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres <<SQL
 CREATE ROLE ${service} LOGIN PASSWORD '${password}';
 CREATE DATABASE ${service} OWNER ${service};

@@ -18,6 +18,9 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     TYPE: ClassVar[str]
+    # The fields that may hold personal data: sealed on the log under the customer's data
+    # key (rapport_events.shredding), and None once the customer's key is shredded.
+    PERSONAL: ClassVar[frozenset[str]] = frozenset()
     customer_id: str = Field(min_length=1, max_length=64)
     occurred_at: datetime = Field(default_factory=utcnow)
 

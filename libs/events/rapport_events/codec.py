@@ -13,6 +13,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
+from rapport_events import shredding
 from rapport_events.base import Event, utcnow
 from rapport_events.types import EVENT_MODELS, EVENT_TYPES
 
@@ -128,6 +129,26 @@ def register_upcaster(old_type: str) -> Callable[[Upcaster], Upcaster]:
     return register
 
 
+def _same_data(next_type: str) -> Upcaster:
+    def upcaster(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return next_type, data
+
+    return upcaster
+
+
+# v1 -> v2 of the types whose personal fields became optional for crypto-shredding:
+# a v1 event always holds them, so it reads as v2 unchanged.
+for _retired in (
+    "rapport.customer.registered",
+    "rapport.campaign.message.clicked",
+    "rapport.ticket.opened",
+    "rapport.ticket.resolved",
+    "rapport.social.mention.received",
+    "rapport.social.reply.sent",
+):
+    register_upcaster(f"{_retired}.v1")(_same_data(f"{_retired}.v2"))
+
+
 def upcast(event_type: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Apply upcasters until the type is one we have a model for."""
     seen = set()
@@ -178,6 +199,19 @@ def check_shape(value: bytes) -> None:
         raise DecodeError(f"value nests {depth} deep, over {MAX_NESTING_DEPTH}")
 
 
+def _unsealed(data: dict[str, Any], attributes: Mapping[str, str]) -> dict[str, Any]:
+    """The data with its personal fields opened, or without them once the key is shredded.
+
+    Raises DataKeyNotReady (not a DecodeError: the event is fine, the key is on its way)."""
+    kid = attributes.get(shredding.DATA_KEY_HEADER)
+    if not kid:
+        raise DecodeError(f"sealed data without a {shredding.DATA_KEY_HEADER} header")
+    try:
+        return shredding.unseal(data, shredding.keys().lookup(kid), attributes["ce_id"])
+    except shredding.ShreddingError as error:
+        raise DecodeError(str(error)) from error
+
+
 def decode(
     value: bytes | None, headers: Headers | None, attributes: Mapping[str, str] | None = None
 ) -> Envelope:
@@ -198,6 +232,8 @@ def decode(
         raise DecodeError(f"value is not JSON: {error!r}") from error
     if not isinstance(data, dict):
         raise DecodeError("value must be a JSON object")
+    if shredding.SEALED_FIELD in data:
+        data = _unsealed(data, attributes)
     try:
         time = (
             datetime.fromisoformat(attributes["ce_time"]) if attributes.get("ce_time") else utcnow()

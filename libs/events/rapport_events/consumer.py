@@ -13,11 +13,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
+from opentelemetry import context as otel_context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import inbox
+from rapport_events import inbox, key_reader, shredding
 from rapport_events.base import Event
 from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
 from rapport_events.db import SessionFactory, transaction_reporting_commit
@@ -65,13 +66,19 @@ class HandlerFailed(Exception):
     """A handler kept failing; the message goes to the dead-letter topic."""
 
 
-def _injected_kwargs(handler: Handler, available: Mapping[str, Any]) -> dict[str, Any]:
-    """The dependencies a handler asks for, by parameter name."""
-    wanted = inspect.signature(handler).parameters
-    missing = [name for name in wanted if name not in available]
+# What the runner itself hands a handler, besides the service's dependencies.
+EVENT_ARGUMENTS = frozenset({"event", "envelope", "session"})
+BATCH_ARGUMENTS = frozenset({"events", "envelopes", "session"})
+
+
+def bind_handler(handler: Handler, dependencies: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names a handler asks for; a TypeError names any the runner cannot give."""
+    wanted = tuple(inspect.signature(handler).parameters)
+    given = BATCH_ARGUMENTS if is_batch(handler) else EVENT_ARGUMENTS
+    missing = [name for name in wanted if name not in given and name not in dependencies]
     if missing:
         raise TypeError(f"{handler.__qualname__} asks for unknown dependencies {missing}")
-    return {name: available[name] for name in wanted}
+    return wanted
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -124,9 +131,18 @@ class ConsumerRunner:
         }
         self._producer = producer
         self._dependencies = dict(dependencies or {})
+        # Bound once, at start-up: a handler asking for a name nobody gives fails the
+        # service's start, not the first event of its type; and no event pays for
+        # reading a signature.
+        self._bound: dict[Handler, tuple[str, ...]] = {
+            handler: bind_handler(handler, self._dependencies)
+            for funcs in self._handlers.values()
+            for handler in funcs
+        }
         self._consumer: AIOKafkaConsumer | None = None
         self._processed: dict[TopicPartition, int] = {}
         self._supervised: Supervised | None = None
+        self._key_reader: key_reader.KeyReader | None = None
         self._heartbeat = Heartbeat()
         self._commit_failures = 0
         self._progress_checked_at = time.monotonic()
@@ -146,6 +162,7 @@ class ConsumerRunner:
         """Connect to the group (raises while the broker is unreachable), then consume under
         supervision: a consumer that fails is closed and a fresh one joins in its place."""
         await self._open()
+        self._key_reader = key_reader.start_unless_running(self._settings, self.group_id)
         self._supervised = Supervised(
             f"consumer-{self.service}",
             self._consume,
@@ -175,12 +192,9 @@ class ConsumerRunner:
         self._heartbeat.beat()
 
     async def _close(self) -> None:
-        """Commit what is applied and leave the group."""
-        if self._consumer is not None:
-            await self.commit_processed()
-            await self._consumer.stop()
-            self._consumer = None
-        self.joined.clear()
+        """Commit what is applied and leave the group, within a bound (a shutdown must end
+        even when the broker no longer answers the member)."""
+        await self._abandon()
 
     async def _consume(self) -> None:
         """One consumer's life: join if needed, consume; on failure leave, for a fresh start."""
@@ -197,12 +211,11 @@ class ConsumerRunner:
             raise
 
     async def _abandon(self) -> None:
-        """Leave as a failed member within a bound, in a task of its own: aiokafka's stop can
-        ignore a cancel while it waits on a broker that forgot the member, so the next member
-        must not wait for it."""
+        """Commit what is applied and leave within a bound, in a task of its own: aiokafka's
+        stop can ignore a cancel while it waits on a broker that forgot the member, so
+        neither the next member nor a shutdown waits for it."""
+        offsets = self._take_processed()
         consumer, self._consumer = self._consumer, None
-        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._processed.items()}
-        self._processed = {}
         self.joined.clear()
         if consumer is None:
             return
@@ -219,8 +232,11 @@ class ConsumerRunner:
         self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]
     ) -> None:
         if offsets:
-            with contextlib.suppress(CommitFailedError, KafkaError):
+            try:
                 await consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as error:
+                # Redelivered to the next member; its inbox drops what was applied.
+                log.warning("last offset commit of %s failed: %s", self.group_id, error)
         await consumer.stop()
 
     async def stop(self) -> None:
@@ -228,6 +244,9 @@ class ConsumerRunner:
         if self._supervised is not None:
             await self._supervised.stop()
             self._supervised = None
+        if self._key_reader is not None:
+            await self._key_reader.stop()
+            self._key_reader = None
         await self._close()
 
     @property
@@ -324,20 +343,44 @@ class ConsumerRunner:
     def _records_per_transaction(self) -> int:
         return max(1, self._settings.consumer_transaction_max_records)
 
+    async def apply_fetched(
+        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Apply records that a caller with a consumer of its own fetched (a replay), as a
+        fetch of this runner's is applied: in shared transactions, poison to the dead letters.
+        The caller commits its offsets once this returns."""
+        size = self._records_per_transaction()
+        for first in range(0, len(records), size):
+            await self._handle_records(partition, records[first : first + size])
+        self._processed.pop(partition, None)
+
     async def commit_processed(self) -> None:
         """Commit the offsets after the records whose transactions committed."""
         if self._consumer is None or not self._processed:
             return
-        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._processed.items()}
-        self._processed = {}
+        offsets = self._take_processed()
         try:
             await self._consumer.commit(offsets)
             self._commit_failures = 0
         except (CommitFailedError, KafkaError) as error:
-            # The partitions moved to another member; it will redeliver and the inbox
-            # drops what was already applied.
+            # Partitions that moved to another member are redelivered there and the inbox
+            # drops what was already applied; those still held are committed next time.
             log.warning("offset commit failed for %s: %s", self.group_id, error)
             self._commit_failures += 1
+            self._keep_for_next_commit(offsets)
+
+    def _take_processed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The offsets to commit (after the records whose transactions committed), taken."""
+        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._processed.items()}
+        self._processed = {}
+        return offsets
+
+    def _keep_for_next_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert self._consumer is not None
+        held = self._consumer.assignment()
+        for partition, committed in offsets.items():
+            if partition in held and partition not in self._processed:
+                self._processed[partition] = committed.offset
 
     def _ignores(self, event_type: str) -> bool:
         # A well-formed type this service has no handler for is skipped undecoded;
@@ -349,6 +392,7 @@ class ConsumerRunner:
     ) -> None:
         """Apply a partition's fetched records in as few transactions as the time budget
         allows; one by one when a shared transaction fails."""
+        await shredding.keys().wait_for(_data_keys(records))
         while len(records) > 1:
             try:
                 taken = await self._apply_together(records)
@@ -367,14 +411,16 @@ class ConsumerRunner:
         """Records in one transaction until the time budget is spent; returns how many it
         took. Counters move only once the transaction committed.
 
-        Consecutive records of a type with a batch handler form a run, applied with one
-        inbox statement and one call per handler; a record of another type first applies
-        the run before it, so each customer's events keep their log order.
+        Records of a type with a batch handler wait in that type's pending run, applied
+        with one inbox statement and one call per handler. A customer's events keep their
+        log order: a run is applied before a record of the same customer (record key) of
+        another type joins another run, and every pending run before a record of a type
+        without a batch handler (rare types such as merges may touch several customers).
         """
         tally = _Tally()
         taken = 0
         deadline: float | None = None
-        run: _Run | None = None
+        runs = _PendingRuns()
         async with transaction_reporting_commit(self._sessions, tally.count_into(self)) as session:
             for record in records:
                 if deadline is not None and time.monotonic() > deadline:
@@ -387,15 +433,15 @@ class ConsumerRunner:
                 if deadline is None:
                     deadline = await self._budget_from_now(session)
                 if event_type in self._batched:
-                    if run is not None and run.type != event_type:
-                        await self._apply_run(session, run, tally)
-                        run = None
-                    run = run or _Run(event_type)
-                    run.add(record, headers, decode(record.value, record.headers, headers))
+                    blocking = runs.blocking(record.key, event_type)
+                    if blocking is not None:
+                        await self._apply_run(session, runs.take(blocking), tally)
+                    runs.add(
+                        event_type, record, headers, decode(record.value, record.headers, headers)
+                    )
                     continue
-                if run is not None:
+                for run in runs.take_all():
                     await self._apply_run(session, run, tally)
-                    run = None
                 with self._process_span(record, headers):
                     envelope = decode(record.value, record.headers)
                     handlers = self._handlers.get(envelope.type)
@@ -405,7 +451,7 @@ class ConsumerRunner:
                         tally.applied += 1
                     else:
                         tally.duplicates += 1
-            if run is not None:
+            for run in runs.take_all():
                 await self._apply_run(session, run, tally)
         return taken
 
@@ -423,14 +469,18 @@ class ConsumerRunner:
 
     def _run_span(self, run: "_Run") -> Any:
         # One span for the run, linked to each message's producer span (the OpenTelemetry
-        # messaging conventions' batch processing).
+        # messaging conventions' batch processing). A run whose messages all come from
+        # one trace (one message, or one request's events) continues that trace, so an
+        # operator follows a request to every consumer whatever shares its fetch.
         first = run.records[0]
         if not tracing_enabled():
             return contextlib.nullcontext()
+        links = [link for headers in run.headers for link in _links(headers)]
         return tracer().start_as_current_span(
             f"process {first.topic}",
+            context=_one_trace_context(run.headers, links),
             kind=SpanKind.CONSUMER,
-            links=[link for headers in run.headers for link in _links(headers)],
+            links=links,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "process",
@@ -562,6 +612,7 @@ class ConsumerRunner:
     ) -> None:
         """Each handler in turn: a batch handler once with them all, another once per event."""
         for handler in handlers:
+            names = self._names_of(handler)
             if is_batch(handler):
                 available = {
                     **self._dependencies,
@@ -569,7 +620,7 @@ class ConsumerRunner:
                     "envelopes": envelopes,
                     "session": session,
                 }
-                await handler(**_injected_kwargs(handler, available))
+                await handler(**{name: available[name] for name in names})
                 continue
             for envelope in envelopes:
                 available = {
@@ -578,7 +629,14 @@ class ConsumerRunner:
                     "envelope": envelope,
                     "session": session,
                 }
-                await handler(**_injected_kwargs(handler, available))
+                await handler(**{name: available[name] for name in names})
+
+    def _names_of(self, handler: Handler) -> tuple[str, ...]:
+        """The bound names of a handler of the map, or of one handed to `apply`."""
+        names = self._bound.get(handler)
+        if names is None:
+            names = self._bound[handler] = bind_handler(handler, self._dependencies)
+        return names
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
@@ -643,6 +701,51 @@ class _Run:
         return fresh
 
 
+class _PendingRuns:
+    """The runs of a transaction not yet applied, one per batched type.
+
+    Each customer (record key) has events in at most one pending run, so applying the
+    runs in any order keeps every customer's log order.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _Run] = {}
+        self._owner: dict[bytes | None, str] = {}
+
+    def blocking(self, key: bytes | None, event_type: str) -> str | None:
+        """The type of the run that must be applied before this customer's event joins
+        `event_type`'s run, if any."""
+        owner = self._owner.get(key)
+        return owner if owner is not None and owner != event_type else None
+
+    def add(
+        self,
+        event_type: str,
+        record: ConsumerRecord[bytes, bytes],
+        headers: Mapping[str, str],
+        envelope: Envelope,
+    ) -> None:
+        run = self._runs.get(event_type)
+        if run is None:
+            run = self._runs[event_type] = _Run(event_type)
+        run.add(record, headers, envelope)
+        self._owner[record.key] = event_type
+
+    def take(self, event_type: str) -> "_Run":
+        """Remove one run (its customers are free to join other runs)."""
+        run = self._runs.pop(event_type)
+        for record in run.records:
+            self._owner.pop(record.key, None)
+        return run
+
+    def take_all(self) -> list["_Run"]:
+        """Remove every run, in the order they began."""
+        runs = list(self._runs.values())
+        self._runs.clear()
+        self._owner.clear()
+        return runs
+
+
 @dataclass
 class _Tally:
     """What one transaction applied, added to the counters only once it committed."""
@@ -658,9 +761,31 @@ class _Tally:
         return count
 
 
+def _data_keys(records: Sequence[ConsumerRecord[bytes, bytes]]) -> set[str]:
+    """The data key ids of the sealed records: each must be read before the record is
+    applied, or its personal fields would be missing from the projection."""
+    return {
+        value.decode("utf-8", "replace")
+        for record in records
+        for name, value in record.headers or ()
+        if name == shredding.DATA_KEY_HEADER and value
+    }
+
+
 def _links(headers: Mapping[str, str]) -> list[Link]:
     producer = span_context_of(headers)
     return [Link(producer)] if producer else []
+
+
+def _one_trace_context(
+    headers: Sequence[Mapping[str, str]], links: Sequence[Link]
+) -> otel_context.Context:
+    """The producers' context when every message of a run carries the same trace, else
+    an empty one (the run starts its own trace, linked to each producer)."""
+    traces = {link.context.trace_id for link in links}
+    if len(links) == len(headers) and len(traces) == 1:
+        return context_from_headers(headers[0])
+    return otel_context.Context()
 
 
 def _process_attributes(

@@ -1,6 +1,7 @@
 """Database engines and sessions: SQLite file by default, PostgreSQL by URL."""
 
 import asyncio
+import logging
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,8 @@ from sqlalchemy.util import await_only
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import shredding, sqlite_driver
+
 SessionFactory = async_sessionmaker[AsyncSession]
 # A transaction that only reads: on SQLite it starts deferred, so it never queues for
 # the single writer's lock (WAL readers see the last commit and do not block writers).
@@ -26,13 +29,28 @@ _WRITER_TOKEN = "rapport_writer"
 # HTTP methods that only read (RFC 9110 "safe"): their requests run in read transactions.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# Set on a session whose transaction erased someone: once it commits, SQLite's write-ahead
+# log is checkpointed and emptied, so no copy of the deleted rows stays in the -wal file.
+_CHECKPOINT_AFTER_COMMIT = "rapport_checkpoint_after_commit"
+
+log = logging.getLogger(__name__)
+# Connections an engine keeps open, and how many more it may open for a burst. Concurrent
+# requests each hold one: a pool smaller than a busy moment's requests opens and closes a
+# connection per request past it (on SQLite a thread and four PRAGMAs, on PostgreSQL a
+# login), which cost more than the request's own queries.
+POOL_SIZE = 20
+MAX_OVERFLOW = 10
 
 
 def async_url(url: str) -> str:
-    """Map plain `sqlite://` and `postgresql://` URLs onto their async drivers."""
+    """Map plain `sqlite://` and `postgresql://` URLs onto their async drivers.
+
+    SQLite goes through aiosqlite with one thread trip per statement (`sqlite_driver`).
+    """
     parsed = make_url(url)
     drivers = {
-        "sqlite": "sqlite+aiosqlite",
+        "sqlite": f"sqlite+{sqlite_driver.DRIVER}",
+        "sqlite+aiosqlite": f"sqlite+{sqlite_driver.DRIVER}",
         "postgresql": "postgresql+asyncpg",
         "postgres": "postgresql+asyncpg",
     }
@@ -147,6 +165,9 @@ def _prepare_sqlite(engine: AsyncEngine, lock_timeout_s: float) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten rows are zeroed in the file instead of left in free space,
+        # so an erased person's bytes do not outlive the DELETE in the database file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -194,13 +215,16 @@ def create_engine(
     url = async_url(url)
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        file_db = bool(parsed.database) and parsed.database != ":memory:"
+        if file_db:
+            Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("pool_size", POOL_SIZE)
+            kwargs.setdefault("max_overflow", MAX_OVERFLOW)
         engine = create_async_engine(url, connect_args={"timeout": sqlite_lock_timeout_s}, **kwargs)
         _prepare_sqlite(engine, sqlite_lock_timeout_s)
     else:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", MAX_OVERFLOW)
         kwargs.setdefault("pool_pre_ping", True)
         engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_writes_when_read_only)
@@ -219,6 +243,14 @@ def session_factory(
     class _Session(Session):
         pass
 
+    @event.listens_for(_Session, "after_commit")
+    def _keys_after_commit(session: Session) -> None:
+        shredding.after_commit(session.info)
+
+    @event.listens_for(_Session, "after_rollback")
+    def _keys_after_rollback(session: Session) -> None:
+        shredding.after_rollback(session.info)
+
     if on_outbox_commit is not None:
         callback = on_outbox_commit
 
@@ -236,11 +268,44 @@ def session_factory(
     )
 
 
+def checkpoint_after_commit(session: AsyncSession) -> None:
+    """Ask for SQLite's write-ahead log to be emptied into the database file once this
+    transaction commits (after an erasure: its deleted rows must leave the -wal file)."""
+    session.sync_session.info[_CHECKPOINT_AFTER_COMMIT] = True
+
+
+async def checkpoint_wal(engine: AsyncEngine) -> bool:
+    """Copy SQLite's write-ahead log into the database file and truncate it; True when the
+    log is empty now. Waits (busy timeout) for readers of older snapshots; a no-op on
+    PostgreSQL, whose dead rows go with VACUUM."""
+    if not is_sqlite(engine):
+        return True
+    async with engine.connect() as connection:
+        # On the driver's own connection, outside any transaction: a checkpoint cannot run
+        # inside one, and SQLAlchemy would begin one (BEGIN IMMEDIATE here) on first use.
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, _frames, _copied = await cursor.fetchone()
+        await cursor.close()
+    if busy:
+        log.warning("the write-ahead log could not be emptied: a reader held an old snapshot")
+    return not busy
+
+
+async def _checkpoint_if_asked(session: AsyncSession) -> None:
+    if session.sync_session.info.pop(_CHECKPOINT_AFTER_COMMIT, False):
+        assert isinstance(session.bind, AsyncEngine)
+        await checkpoint_wal(session.bind)
+
+
 @asynccontextmanager
 async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on error."""
-    async with factory() as session, session.begin():
-        yield session
+    async with factory() as session:
+        async with session.begin():
+            yield session
+        await _checkpoint_if_asked(session)
 
 
 @asynccontextmanager
@@ -263,15 +328,22 @@ async def transaction_reporting_commit(
             on_commit()
             raise
         on_commit()
+        await _checkpoint_if_asked(session)
 
 
 async def begin_read_only(session: AsyncSession) -> None:
     """Start the session's transaction as read-only (call before its first query).
 
     A write in such a transaction can fail on SQLite while another writer holds the
-    lock, so only routes and loops that never write may use it.
+    lock, so only routes and loops that never write may use it. On PostgreSQL its
+    statements run in autocommit: at READ COMMITTED each statement reads its own
+    snapshot inside a transaction too, so BEGIN and COMMIT would only add two round
+    trips to every read.
     """
-    await session.connection(execution_options={READ_ONLY: True})
+    options: dict[str, Any] = {READ_ONLY: True}
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    await session.connection(execution_options=options)
 
 
 @asynccontextmanager

@@ -22,11 +22,15 @@ PRODUCTION = "production"
 DEVELOPMENT_TOKEN = "rapport-dev-token"
 DEVELOPMENT_SIGNING_SECRET = "rapport-dev-signing-secret"
 DEVELOPMENT_WRITE_KEY = "rapport-dev-write-key"
+DEVELOPMENT_LEDGER_KEY = "rapport-dev-ledger-key"
+DEVELOPMENT_KEK_SECRET = "rapport-dev-key-encryption-key"
 PUBLISHED_VALUES = frozenset(
     {
         DEVELOPMENT_TOKEN,
         DEVELOPMENT_SIGNING_SECRET,
         DEVELOPMENT_WRITE_KEY,
+        DEVELOPMENT_LEDGER_KEY,
+        DEVELOPMENT_KEK_SECRET,
         # docker-compose.yml's defaults before it required real values
         "rapport-local-compose-token",
         "rapport-local-compose-write-key",

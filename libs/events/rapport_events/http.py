@@ -1,29 +1,130 @@
-"""What every service's HTTP side shares: health, bearer auth, JSON errors, instrumentation."""
+"""What every service's HTTP side shares: the app, offline docs, health, bearer auth, JSON
+errors, instrumentation."""
 
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport_events import observability
+from rapport_events.consumer import HandlerMap
+from rapport_events.db import create_engine
+from rapport_events.errors import Refusal
 from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
+from rapport_events.migrations import upgrade
 from rapport_events.outbox import EventTooLarge
 from rapport_events.runtime import EventRuntime
+from rapport_events.tracing import untraced
 
 log = logging.getLogger(__name__)
-_bearer = HTTPBearer(auto_error=False)
+BEARER_SCHEME = "bearer"
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    description="Internal callers and operators: `Authorization: Bearer <token>`, the token "
+    "of the service's `API_TOKEN` setting (`make run` prints the development one).",
+)
+# Swagger UI and ReDoc as files of a Python package: /docs and /redoc need no network.
+DOCS_ASSETS_PATH = "/docs/assets"
+DOCS_ASSETS = resources.files("fastapi_offline") / "static"
+# The pages may load nothing from elsewhere (ReDoc's footer logo would come from its CDN).
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def service_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    version: str = "0.1.0",
+    tags: list[dict[str, str]] | None = None,
+) -> FastAPI:
+    """A service's FastAPI app: described, with /docs and /redoc served from local files."""
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_tags=[{"name": "health", "description": "Probes: process up, dependencies ready"}]
+        + (tags or []),
+    )
+    install_offline_docs(app)
+    return app
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` from the package's files, never from a CDN."""
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    def asset(request: Request, name: str) -> str:
+        return f"{request.scope.get('root_path', '')}{DOCS_ASSETS_PATH}/{name}"
+
+    def openapi_url(request: Request) -> str:
+        return f"{request.scope.get('root_path', '')}{app.openapi_url}"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=openapi_url(request),
+            title=f"{app.title} - API",
+            swagger_js_url=asset(request, "swagger-ui-bundle.js"),
+            swagger_css_url=asset(request, "swagger-ui.css"),
+            swagger_favicon_url=asset(request, "favicon.png"),
+            swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+        )
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=openapi_url(request),
+            title=f"{app.title} - API",
+            redoc_js_url=asset(request, "redoc.standalone.js"),
+            redoc_favicon_url=asset(request, "favicon.png"),
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_POLICY
+        return page
+
+
+def summary_is_generated(operation: dict[str, Any]) -> bool:
+    """Whether an operation's summary is FastAPI's own: its function's name in title case
+    (the operation id starts with that name)."""
+    generated = str(operation.get("summary", "")).lower().replace(" ", "_")
+    return not generated or str(operation.get("operationId", "")).lower().startswith(generated)
+
+
+def summarise_operations(openapi: dict[str, Any]) -> None:
+    """An operation without a summary of its own takes the first line of its docstring."""
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            description = str(operation.get("description", "")).strip()
+            if description and summary_is_generated(operation):
+                first = description.partition("\n\n")[0]
+                operation["summary"] = " ".join(first.split()).rstrip(".")
 
 
 def _segment(value: str) -> str:
@@ -37,11 +138,29 @@ def peer_url(base_url: str, *segments: str) -> str:
     return f"{base_url.rstrip('/')}/{'/'.join(_segment(segment) for segment in segments)}"
 
 
+READY_EXAMPLE = {
+    "status": "ready",
+    "checks": {"database": "ok", "broker": "ok", "tasks": "ok"},
+}
+NOT_READY_EXAMPLE = {
+    "status": "not ready",
+    "checks": {
+        "database": "ok",
+        "broker": "ok",
+        "tasks": "unavailable: RuntimeError outbox-relay: no publishing round completed for "
+        "61s; last error: KafkaTimeoutError: ...",
+    },
+}
+
+
 def health_router() -> APIRouter:
     """`/healthz` (process up) and `/readyz` (database and broker reachable)."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get(
+        "/healthz",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
@@ -49,7 +168,11 @@ def health_router() -> APIRouter:
     @router.get(
         "/readyz",
         responses={
-            503: {"description": "a dependency is unreachable or a background task is stuck"}
+            200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
+            503: {
+                "description": "a dependency is unreachable or a background task is stuck",
+                "content": {"application/json": {"example": NOT_READY_EXAMPLE}},
+            },
         },
     )
     async def readyz(request: Request) -> JSONResponse:
@@ -63,13 +186,21 @@ def health_router() -> APIRouter:
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:
-                await check()
+                # The probe itself is not traced, so its queries would be parentless traces.
+                with untraced():
+                    await check()
                 results[name] = "ok"
             except Exception as error:
                 results[name] = f"unavailable: {type(error).__name__} {error}".strip()
         ready = all(value == "ok" for value in results.values())
+        # A standby relay is no problem: the replica serves requests, and its relay takes
+        # over when the active one goes away.
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": results},
+            {
+                "status": "ready" if ready else "not ready",
+                "checks": results,
+                "relay": runtime.relay_role(),
+            },
             status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
@@ -102,9 +233,9 @@ def bearer_auth(expected_token: Callable[[Request], str]) -> Callable[..., Any]:
     return _check
 
 
-def _error(status_code: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def _error(status_code: int, error: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(
-        {"error": code, "message": message, "detail": message, **extra},
+        {"error": error, "message": message, "detail": message, **extra},
         status_code=status_code,
     )
 
@@ -170,12 +301,45 @@ def _document_error_replies(openapi: dict[str, Any]) -> None:
     components.pop("HTTPValidationError", None)
 
 
+OpenApiStep = Callable[[dict[str, Any]], None]
+
+
+def extend_openapi(app: FastAPI, step: OpenApiStep) -> None:
+    """Have `step` complete the OpenAPI document when it is built (before errors are added)."""
+    steps: list[OpenApiStep] = getattr(app.state, "openapi_steps", [])
+    app.state.openapi_steps = [*steps, step]
+
+
+def declare_security(
+    app: FastAPI, name: str, scheme: dict[str, Any], path_prefixes: tuple[str, ...]
+) -> None:
+    """Declare a security scheme and require it on the operations under `path_prefixes`.
+
+    For routes that check their credentials themselves rather than through a FastAPI
+    security dependency (which would declare it on its own).
+    """
+
+    def step(openapi: dict[str, Any]) -> None:
+        components = openapi.setdefault("components", {}).setdefault("securitySchemes", {})
+        components[name] = scheme
+        for path, path_item in openapi.get("paths", {}).items():
+            if path.startswith(path_prefixes):
+                for operation in path_item.values():
+                    operation["security"] = [{name: []}]
+
+    extend_openapi(app, step)
+
+
 def _with_documented_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document_error_replies(build())
+            document = build()
+            summarise_operations(document)
+            for step in getattr(app.state, "openapi_steps", []):
+                step(document)
+            _document_error_replies(document)
         assert app.openapi_schema is not None
         return app.openapi_schema
 
@@ -254,6 +418,10 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers.update(exc.headers)
         return response
 
+    @app.exception_handler(Refusal)
+    async def _refusal(_request: Request, exc: Refusal) -> JSONResponse:
+        return _error(exc.status_code, exc.code, exc.message(), **exc.details())
+
     @app.exception_handler(EventTooLarge)
     async def _event_too_large(_request: Request, exc: EventTooLarge) -> JSONResponse:
         # The event could never be published: refused here, it cannot block the outbox.
@@ -304,8 +472,8 @@ def instrument_app(app: FastAPI) -> None:
     observability.mount_metrics(app)
 
 
-def instrument_engine(runtime: EventRuntime) -> None:
-    """Spans for every database query of the service."""
+def instrument_engine(target: EventRuntime | AsyncEngine) -> None:
+    """Spans for every database query of the service (its runtime's engine, or another)."""
     from opentelemetry import metrics, trace
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
@@ -313,8 +481,38 @@ def instrument_engine(runtime: EventRuntime) -> None:
     # second engine (tests, several apps in one process) would go untraced.
     EngineTracer(
         trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
-        runtime.engine.sync_engine,
+        (target.engine if isinstance(target, EventRuntime) else target).sync_engine,
         metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
-            "db.client.connections.usage", unit="connections"
+            "db.client.connections.usage",
+            unit="connections",
+            # Without one the Prometheus exposition has an empty HELP line.
+            description="Database connections of the pool in each state (used, idle)",
         ),
     )
+
+
+async def open_event_runtime(
+    app: FastAPI,
+    settings: Any,
+    *,
+    migrations: str,
+    version_table: str,
+    handlers: HandlerMap | None,
+    dependencies: Mapping[str, Any] | None = None,
+) -> EventRuntime:
+    """A service's database migrated and its event runtime built, traced and on
+    `app.state.runtime`; the lifespan starts it once its own clients are ready.
+
+    `settings` is the service's: `database_url`, `service_name` and `kafka` are read."""
+    engine = create_engine(settings.database_url)
+    await upgrade(engine, migrations, version_table=version_table)
+    runtime = EventRuntime(
+        service=settings.service_name,
+        engine=engine,
+        settings=settings.kafka,
+        handlers=handlers,
+        dependencies=dependencies,
+    )
+    instrument_engine(runtime)
+    app.state.runtime = runtime
+    return runtime

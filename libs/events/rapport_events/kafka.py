@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from rapport_events.settings import KafkaSettings
+from rapport_events.settings import KEYS_DELETE_RETENTION_MS, KafkaSettings
 
 log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
@@ -34,6 +34,11 @@ def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer
 
 
 def _topic_configs(settings: KafkaSettings, name: str) -> dict[str, str]:
+    if name == settings.keys_topic:
+        return {
+            "cleanup.policy": "compact",
+            "delete.retention.ms": str(KEYS_DELETE_RETENTION_MS),
+        }
     if name.startswith(settings.dead_letter_topic("")):
         return {"retention.ms": str(settings.dead_letter_retention_ms)}
     return {}

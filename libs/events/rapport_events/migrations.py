@@ -1,5 +1,6 @@
 """Alembic, run from the service's lifespan on the service's own engine."""
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -21,13 +22,29 @@ def _config(connection: Connection, script_location: str, version_table: str) ->
 async def upgrade(
     engine: AsyncEngine, script_location: str, version_table: str, revision: str = "heads"
 ) -> None:
-    """Bring the database to `revision`, by default the newest of every branch (idempotent)."""
+    """Bring the database to `revision`, by default the newest of every branch (idempotent).
+
+    Replicas starting at once on one PostgreSQL database run this together: each waits
+    for the database's migration lock, so the first migrates and the others find the
+    schema current (without it the second failed on a table the first had just created).
+    """
 
     def _upgrade(connection: Connection) -> None:
         command.upgrade(_config(connection, script_location, version_table), revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends, so it covers the whole upgrade (PostgreSQL
+            # runs DDL in the transaction) and is released by a process that dies.
+            lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+            await connection.execute(lock.bindparams(key=migration_lock_key(version_table)))
         await connection.run_sync(_upgrade)
+
+
+def migration_lock_key(version_table: str) -> int:
+    """The advisory lock key under which a service's migrations run, one per version table."""
+    digest = hashlib.sha256(f"rapport.migrations.{version_table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def downgrade(

@@ -120,6 +120,12 @@ RELAY_FAILURES = MetricSpec(
 RELAY_PARKED = MetricSpec(
     "rapport.relay.parked", "counter", "{message}", "Outbox rows the relay has parked"
 )
+RELAY_ACTIVE = MetricSpec(
+    "rapport.relay.active",
+    "gauge",
+    "{relay}",
+    "1 while this replica's relay publishes the outbox, 0 while it stands by for another",
+)
 CONSUMER_LAG = MetricSpec(
     "rapport.consumer.lag",
     "gauge",
@@ -152,6 +158,7 @@ METRICS = (
     RELAY_PUBLISHED,
     RELAY_FAILURES,
     RELAY_PARKED,
+    RELAY_ACTIVE,
     CONSUMER_LAG,
     CONSUMER_APPLIED,
     CONSUMER_DUPLICATES,
@@ -423,6 +430,7 @@ def _register_instruments(meter: metrics.Meter) -> None:
     gauge(OUTBOX_BACKLOG, lambda sampler: [(sampler.backlog, {})])
     gauge(OUTBOX_OLDEST_AGE, lambda sampler: [(sampler.oldest_age_s, {})])
     gauge(OUTBOX_PARKED, lambda sampler: [(sampler.parked, {})])
+    gauge(RELAY_ACTIVE, lambda sampler: [(int(sampler.runtime.relay_role() == "active"), {})])
     gauge(CONSUMER_LAG, _lag)
     counter(RELAY_PUBLISHED, _relay_count("published"))
     counter(RELAY_FAILURES, _relay_count("failures"))

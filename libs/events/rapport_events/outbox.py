@@ -6,6 +6,7 @@ refuses for good is parked by the relay (`parked_at`, `park_reason`): it is no l
 pending, and `unpark` hands it back to the relay.
 """
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,14 +20,17 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     and_,
+    delete,
     insert,
+    or_,
     update,
 )
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import shredding
 from rapport_events.base import Event, utcnow
-from rapport_events.codec import Envelope, KafkaMessage, encode
+from rapport_events.codec import Envelope, KafkaMessage, context_headers, encode
 from rapport_events.columns import ROW_ID
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC, KafkaSettings
 from rapport_events.tracing import current_trace_headers
@@ -79,12 +83,17 @@ class EventTooLarge(ValueError):
 # Set from KafkaSettings when a service's event runtime is made (`configure`); one
 # process serves one broker, so one limit.
 _max_message_bytes: int = KafkaSettings.model_fields["max_message_bytes"].default
+_keys_topic: str = shredding.KEYS_TOPIC
+_seal: bool = True
 
 
 def configure(settings: KafkaSettings) -> None:
     """Take the size limit of `add` and `add_all` from `settings`."""
-    global _max_message_bytes
+    global _max_message_bytes, _keys_topic, _seal
     _max_message_bytes = settings.max_message_bytes
+    _keys_topic = settings.keys_topic
+    _seal = settings.seal_personal_fields
+    shredding.configure(settings.key_encryption_keys)
 
 
 def max_message_bytes() -> int:
@@ -98,6 +107,14 @@ def message_size(message: KafkaMessage) -> int:
         message.key, message.value, message.headers
     )
     return size
+
+
+KEY_RECORD_TYPE = "rapport.customer.key"
+
+
+def is_event() -> ColumnElement[bool]:
+    """The rows of events, not of the data key records written with them."""
+    return col(OutboxMessage.event_type) != KEY_RECORD_TYPE
 
 
 def is_pending() -> ColumnElement[bool]:
@@ -137,6 +154,27 @@ def _pending_marker(session: AsyncSession) -> None:
     session.sync_session.info["rapport_outbox_pending"] = True
 
 
+async def delete_sent(session: AsyncSession, keys: Sequence[str]) -> int:
+    """Delete the sent rows of these keys (customer ids), as an erasure must; rows still
+    pending go out first, so customer.erased keeps its place after them on the log."""
+    if not keys:
+        return 0
+    ids = sorted(set(keys))
+    # The records of their data keys too (keyed `<customer id>/<kid>`): with the KEK they
+    # would unwrap keys the erasure destroys.
+    data_keys = and_(
+        col(OutboxMessage.event_type) == KEY_RECORD_TYPE,
+        or_(*(col(OutboxMessage.key).startswith(f"{key}/", autoescape=True) for key in ids)),
+    )
+    result = await session.exec(
+        delete(OutboxMessage).where(
+            or_(col(OutboxMessage.key).in_(ids), data_keys),
+            col(OutboxMessage.sent_at).is_not(None),
+        )
+    )
+    return int(result.rowcount)
+
+
 def add(
     session: AsyncSession,
     event: Event,
@@ -147,7 +185,8 @@ def add(
 ) -> Envelope:
     """Write `event` to the outbox on the caller's session, with the current trace context."""
     envelope = _envelope(event, source, **envelope_fields)
-    session.add(OutboxMessage(**_row(envelope, topic)))
+    for row in _rows(session, envelope, topic):
+        session.add(OutboxMessage(**row))
     _pending_marker(session)
     return envelope
 
@@ -167,7 +206,7 @@ async def add_all(
     if not events:
         return []
     envelopes = [_envelope(event, source) for event in events]
-    rows = [_row(envelope, topic) for envelope in envelopes]
+    rows = [row for envelope in envelopes for row in _rows(session, envelope, topic)]
     await session.flush()
     # A Core insert without RETURNING: the driver sends every row at once, where the
     # ORM would insert them one by one to read each generated id back.
@@ -188,18 +227,90 @@ def _envelope(event: Event, source: str, **envelope_fields: Any) -> Envelope:
     )
 
 
-def _row(envelope: Envelope, topic: str) -> dict[str, Any]:
-    """The outbox columns of an envelope, all of them but the generated id.
+def _rows(session: AsyncSession, envelope: Envelope, topic: str) -> list[dict[str, Any]]:
+    """The outbox rows of an envelope: its event, its personal fields sealed, after the
+    record of the customer's data key when this transaction mints one.
 
     Raises `EventTooLarge` for a message the broker would refuse, before anything is added.
     """
-    message = encode(envelope)
+    personal = type(envelope.data).PERSONAL
+    if not personal or not _seal:
+        return [_row(envelope.type, topic, encode(envelope), envelope.id)]
+    key, minted = _data_key(session, envelope.subject)
+    message = _sealed(envelope, personal, key)
+    rows = [_row(envelope.type, topic, message, envelope.id)]
+    if minted and key is not None:
+        rows.insert(0, _key_row(key.kid, shredding.keys().keks.wrap(key)))
+    return rows
+
+
+def _data_key(session: AsyncSession, customer_id: str) -> tuple[shredding.DataKey | None, bool]:
+    """The key to seal this customer's event with, and whether it is minted here.
+
+    None for an erased customer: their personal fields are dropped, not sealed."""
+    cache = shredding.keys()
+    if cache.is_erased(customer_id):
+        return None, False
+    minted: dict[str, shredding.DataKey] = session.sync_session.info.setdefault(
+        shredding.MINTED, {}
+    )
+    key = minted.get(customer_id) or cache.current(customer_id)
+    if key is not None:
+        return key, False
+    key = minted[customer_id] = shredding.new_data_key(customer_id)
+    return key, True
+
+
+def _sealed(
+    envelope: Envelope, personal: frozenset[str], key: shredding.DataKey | None
+) -> KafkaMessage:
+    """The event's message with its personal fields sealed under `key` (dropped when None).
+
+    Both parts are dumped by pydantic's serializer and joined as text: going through
+    Python dicts and `json` cost as much again as the encryption itself."""
+    event = envelope.data
+    value = event.model_dump_json(exclude=set(personal))
+    headers = context_headers(envelope)
+    if key is not None:
+        plaintext = event.model_dump_json(include=set(personal)).encode()
+        sealed = shredding.seal_bytes(plaintext, key, envelope.id)
+        value = f'{value[:-1]},"{shredding.SEALED_FIELD}":"{sealed}"}}'
+        headers.append((shredding.DATA_KEY_HEADER, key.kid.encode()))
+    return KafkaMessage(key=envelope.subject.encode(), value=value.encode(), headers=headers)
+
+
+async def shred(session: AsyncSession, customer_id: str) -> list[str]:
+    """Write the erasure of a customer's data keys: a tombstone for each key this process
+    knows, and the `erased` marker every cache drops the customer's keys on. Sent rows
+    of those keys' records leave the outbox (with the KEK they would unwrap the keys)."""
+    minted = session.sync_session.info.get(shredding.MINTED, {})
+    known = shredding.keys().kids_of(customer_id)
+    if (key := minted.pop(customer_id, None)) is not None:
+        known.append(key.kid)
+    if known:
+        await session.exec(delete(OutboxMessage).where(col(OutboxMessage.key).in_(known)))
+    for kid in known:
+        session.add(OutboxMessage(**_key_row(kid, b"")))
+    session.add(OutboxMessage(**_key_row(customer_id, shredding.erased_marker(customer_id))))
+    session.sync_session.info.setdefault(shredding.ERASED, set()).add(customer_id)
+    _pending_marker(session)
+    return known
+
+
+def _key_row(record_key: str, value: bytes) -> dict[str, Any]:
+    return _row(KEY_RECORD_TYPE, _keys_topic, KafkaMessage(record_key.encode(), value, []))
+
+
+def _row(
+    event_type: str, topic: str, message: KafkaMessage, event_id: str | None = None
+) -> dict[str, Any]:
+    """The outbox columns of a message, all of them but the generated id."""
     size = message_size(message)
     if size > _max_message_bytes:
-        raise EventTooLarge(envelope.type, size, _max_message_bytes)
+        raise EventTooLarge(event_type, size, _max_message_bytes)
     return {
-        "event_id": envelope.id,
-        "event_type": envelope.type,
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_type": event_type,
         "topic": topic,
         "key": message.key.decode(),
         "value": message.value,

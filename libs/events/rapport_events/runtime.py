@@ -13,10 +13,13 @@ from rapport_events.aio import cancel_and_wait
 from rapport_events.consumer import ConsumerRunner, HandlerMap
 from rapport_events.db import ping, session_factory
 from rapport_events.kafka import create_producer, ensure_topics
+from rapport_events.key_reader import KeyReader
 from rapport_events.observability import RuntimeMetrics
 from rapport_events.relay import OutboxRelay
+from rapport_events.relay_lock import relay_lock_for
 from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Periodic, Supervised
+from rapport_events.tracing import untraced
 
 log = logging.getLogger(__name__)
 INBOX_PURGE_INTERVAL_S = 600.0
@@ -51,6 +54,7 @@ class EventRuntime:
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: ConsumerRunner | None = None
+        self.key_reader: KeyReader | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self.workers: list[HasSupervised] = []
         self._inbox_purge: Periodic | None = None
@@ -83,7 +87,8 @@ class EventRuntime:
     async def _purge_inbox(self) -> int:
         """Forget applied event ids past their retention (the log no longer redelivers them)."""
         group = self.settings.consumer_group or self.service
-        return await inbox.purge_expired(self.sessions, group, self.settings.inbox_retention_s)
+        with untraced():
+            return await inbox.purge_expired(self.sessions, group, self.settings.inbox_retention_s)
 
     async def _connect(self) -> None:
         backoff = 0.2
@@ -102,12 +107,23 @@ class EventRuntime:
 
     async def _connect_once(self) -> None:
         await ensure_topics(
-            self.settings, [self.settings.topic, self.settings.dead_letter_topic(self.service)]
+            self.settings,
+            [
+                self.settings.topic,
+                self.settings.dead_letter_topic(self.service),
+                self.settings.keys_topic,
+            ],
         )
+        self.key_reader = KeyReader(self.settings, client_id=self.service).start()
         producer = create_producer(self.settings, client_id=self.service)
         self.producer = producer
         await producer.start()
-        self.relay = OutboxRelay(self.sessions, producer, self.settings)
+        lock = relay_lock_for(
+            self.engine,
+            check_s=self.settings.relay_lock_check_s,
+            idle_timeout_s=self.settings.relay_lock_idle_timeout_s,
+        )
+        self.relay = OutboxRelay(self.sessions, producer, self.settings, lock=lock)
         self.relay.start()
         if self._handlers:
             consumer = ConsumerRunner(
@@ -122,6 +138,9 @@ class EventRuntime:
             await consumer.start()
 
     async def _close_clients(self) -> None:
+        if self.key_reader is not None:
+            await self.key_reader.stop()
+            self.key_reader = None
         if self.consumer is not None:
             await self.consumer.stop()
             self.consumer = None
@@ -132,13 +151,23 @@ class EventRuntime:
             await self.producer.stop()
             self.producer = None
 
+    def relay_role(self) -> str:
+        """`active` (this replica publishes the outbox), `standby` (another one does), or
+        `starting` (not connected to the broker yet)."""
+        return self.relay.role if self.relay is not None else "starting"
+
     def watch(self, *workers: "HasSupervised") -> None:
         """Report these background workers' problems in /readyz and their restarts in metrics."""
         self.workers.extend(workers)
 
     def supervised(self) -> list[Supervised]:
         """Every supervised task of this service: relay, consumer and workers."""
-        parts: list[HasSupervised | None] = [*self.workers, self.relay, self.consumer]
+        parts: list[HasSupervised | None] = [
+            *self.workers,
+            self.key_reader,
+            self.relay,
+            self.consumer,
+        ]
         return [part.supervised for part in parts if part is not None and part.supervised]
 
     def problems(self) -> dict[str, str]:

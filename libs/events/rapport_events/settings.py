@@ -1,11 +1,15 @@
 """Kafka settings shared by every service (env prefix KAFKA_)."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rapport_events.shredding import DEVELOPMENT_KEK, KEYS_TOPIC, parse_keks
 from rapport_events.supervisor import RestartPolicy
 
 CUSTOMER_EVENTS_TOPIC = "rapport.customer-events"
+# Compaction removes a tombstone this long after it; a fresh reader must still see it, so
+# the key topic keeps them (almost) for ever: about 100 years.
+KEYS_DELETE_RETENTION_MS = 100 * 365 * 86_400_000
 
 
 class KafkaSettings(BaseSettings):
@@ -42,10 +46,26 @@ class KafkaSettings(BaseSettings):
     # How long a consumer remembers an applied event id (inbox.purge_expired): at least as
     # long as the topic keeps events, so no redelivery can apply one twice.
     inbox_retention_s: float = 7 * 86_400.0
+    # The compacted topic of the per-customer data keys (rapport_events.shredding).
+    keys_topic: str = KEYS_TOPIC
+    # Key-encryption keys, `<id>:<random secret of 32+ characters>`, oldest first: the last
+    # wraps new data keys, every one unwraps. Rotate by appending a new one. The default is
+    # the published development KEK, which each service refuses outside development.
+    key_encryption_keys: list[str] = Field(default_factory=lambda: [DEVELOPMENT_KEK])
+    # Off only to measure what sealing costs (`make bench`): personal fields then go in clear.
+    seal_personal_fields: bool = True
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.05
     relay_max_backoff_s: float = 5.0
-    outbox_retention_s: float = 86_400.0
+    # 0: the relay deletes a row once the broker has it, so the outbox holds only what waits
+    # (no dead row versions piling up on PostgreSQL). More keeps sent rows, marked, that long.
+    outbox_retention_s: float = Field(default=0.0, ge=0.0)
+    # On PostgreSQL one relay per database publishes (an advisory lock); the others stand by
+    # and try the lock this often, and the active one checks its lock connection as often.
+    relay_lock_check_s: float = Field(default=1.0, gt=0.0)
+    # The lock's session ends when it stays idle this long (idle_session_timeout), so the
+    # lock of a frozen relay process goes to a standby.
+    relay_lock_idle_timeout_s: float = Field(default=10.0, gt=0.0)
     # The largest event `outbox.add` accepts, as the record batch of one message it makes
     # (what the broker compares with `message.max.bytes`, 1048588 by default on Kafka).
     # Below that, so the trace headers the relay adds still fit; raising it needs the
@@ -61,6 +81,20 @@ class KafkaSettings(BaseSettings):
     consumer_rejoin_after_s: float = 15.0
     # A partition whose position stays behind the log this long makes the member rejoin.
     consumer_stuck_after_s: float = 15.0
+
+    @field_validator("key_encryption_keys")
+    @classmethod
+    def _well_formed_keks(cls, value: list[str]) -> list[str]:
+        parse_keks(value)
+        return value
+
+    def secrets(self) -> dict[str, str]:
+        """The secrets of these settings, by the variable that sets them, for
+        `environment.enforce_secrets` (each service checks them with its own)."""
+        return {
+            f"KAFKA_KEY_ENCRYPTION_KEYS[{kek_id}]": secret
+            for kek_id, secret in parse_keks(self.key_encryption_keys).items()
+        }
 
     def restart_policy(self) -> RestartPolicy:
         """How the relay, the consumer and the workers are restarted when they fail."""

@@ -26,6 +26,8 @@ class LineItem(_Part):
     """One product line of a cart or an order."""
 
     product_id: str = Field(min_length=1, max_length=128)
+    # The shop's stock-keeping unit, when it differs from (or stands in for) product_id.
+    sku: str | None = Field(default=None, max_length=128)
     product_model: str | None = Field(default=None, max_length=128)
     name: str | None = Field(default=None, max_length=256)
     category: str | None = Field(default=None, max_length=128)
@@ -38,13 +40,32 @@ class LineItem(_Part):
 
 
 class CustomerRegistered(Event):
-    """A customer became known to profile."""
+    """A customer became known to profile.
 
-    TYPE = "rapport.customer.registered.v1"
-    email: str
+    v2: the contact and name fields are optional, as they read once the customer's data
+    key is shredded (v1 events are read as v2 unchanged).
+    """
+
+    TYPE = "rapport.customer.registered.v2"
+    PERSONAL = frozenset(
+        {
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "birth_date",
+            "gender",
+            "income_band",
+            "education",
+            "city",
+            "social_handles",
+            "external_ids",
+        }
+    )
+    email: str | None = None
     phone: str | None = None
-    first_name: str
-    last_name: str
+    first_name: str | None = None
+    last_name: str | None = None
     birth_date: date | None = None
     gender: str | None = None
     income_band: str | None = None
@@ -60,6 +81,7 @@ class CustomerUpdated(Event):
     """Profile attributes changed; `changes` holds the new values by field name."""
 
     TYPE = "rapport.customer.updated.v1"
+    PERSONAL = frozenset({"changes"})
     changes: dict[str, Any]
 
 
@@ -117,6 +139,7 @@ class InteractionTracked(Event):
     """A page view, search, screen or custom track call."""
 
     TYPE = "rapport.interaction.tracked.v1"
+    PERSONAL = frozenset({"properties", "url", "referrer", "search_query", "user_agent"})
     kind: Literal["page", "screen", "search", "track"]
     name: str | None = None
     anonymous_id: str | None = None
@@ -156,10 +179,32 @@ class OrderCompleted(Event):
     cost: Decimal | None = Field(default=None, ge=0, description="Cost of goods, for profitability")
 
 
+class CustomerValueChanged(Event):
+    """Profile's values of a customer after their orders changed (rapport_events.value).
+
+    Published once per customer per change, however many orders the change took in.
+    The recency score is not here: it reads the clock, so each reader derives it from
+    `last_order_at`.
+    """
+
+    TYPE = "rapport.customer.value.changed.v1"
+    orders: int = Field(ge=0)
+    revenue: Decimal
+    average_order_value: Decimal | None = None
+    profit: Decimal
+    lifetime_value: Decimal
+    tier: Literal["none", "bronze", "silver", "gold", "platinum"]
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+    frequency_score: int | None = Field(default=None, ge=1, le=5)
+    monetary_score: int | None = Field(default=None, ge=1, le=5)
+
+
 class SurveyCompleted(Event):
     """Answers to a survey after a sale or a ticket."""
 
     TYPE = "rapport.survey.completed.v1"
+    PERSONAL = frozenset({"answers"})
     survey_id: str
     answers: dict[str, Any] = Field(default_factory=dict)
     nps_score: int | None = Field(default=None, ge=0, le=10)
@@ -222,10 +267,11 @@ class CampaignMessageOpened(_MessageEvent):
 
 
 class CampaignMessageClicked(_MessageEvent):
-    """The customer clicked a link in the message."""
+    """The customer clicked a link in the message (v2: `url` is None once shredded)."""
 
-    TYPE = "rapport.campaign.message.clicked.v1"
-    url: str
+    TYPE = "rapport.campaign.message.clicked.v2"
+    PERSONAL = frozenset({"url"})
+    url: str | None = None
 
 
 class CampaignConversionAttributed(Event):
@@ -247,11 +293,12 @@ TicketStatus = Literal["new", "open", "pending", "resolved", "closed"]
 
 
 class TicketOpened(Event):
-    """A support ticket was opened for the customer."""
+    """A support ticket was opened for the customer (v2: `subject` is None once shredded)."""
 
-    TYPE = "rapport.ticket.opened.v1"
+    TYPE = "rapport.ticket.opened.v2"
+    PERSONAL = frozenset({"subject"})
     ticket_id: str
-    subject: str
+    subject: str | None = None
     category: str | None = None
     priority: Priority = "normal"
     channel: Literal["phone", "email", "chat", "social", "web"] = "email"
@@ -262,17 +309,19 @@ class TicketUpdated(Event):
     """A ticket's status, priority, assignee or category changed."""
 
     TYPE = "rapport.ticket.updated.v1"
+    PERSONAL = frozenset({"changes"})
     ticket_id: str
     status: TicketStatus
     changes: dict[str, Any] = Field(default_factory=dict)
 
 
 class TicketResolved(Event):
-    """A ticket was resolved."""
+    """A ticket was resolved (v2: `resolution` is None once shredded)."""
 
-    TYPE = "rapport.ticket.resolved.v1"
+    TYPE = "rapport.ticket.resolved.v2"
+    PERSONAL = frozenset({"resolution"})
     ticket_id: str
-    resolution: str
+    resolution: str | None = None
     category: str | None = None
     product_model: str | None = None
 
@@ -281,6 +330,7 @@ class TicketRated(Event):
     """The customer rated the support received."""
 
     TYPE = "rapport.ticket.rated.v1"
+    PERSONAL = frozenset({"comment"})
     ticket_id: str
     rating: int = Field(ge=1, le=5)
     comment: str | None = None
@@ -298,16 +348,34 @@ class TicketSlaBreached(Event):
 
 
 class SocialMentionReceived(Event):
-    """Someone spoke of us on a social platform (customer_id may be the handle's key)."""
+    """Someone spoke of us on a social platform (customer_id may be the handle's key).
 
-    TYPE = "rapport.social.mention.received.v1"
+    v2: `handle` and `text` are None once shredded.
+    """
+
+    TYPE = "rapport.social.mention.received.v2"
+    PERSONAL = frozenset({"handle", "text", "url"})
     mention_id: str
     platform: str
-    handle: str
-    text: str
+    handle: str | None = None
+    text: str | None = None
     url: str | None = None
     sentiment: Literal["positive", "neutral", "negative"] | None = None
     linked: bool = Field(default=False, description="True when customer_id is a known customer")
+
+
+class SocialReplySent(Event):
+    """Support's answer to a mention reached the platform's webhook (v2: `handle` and
+    `text` are None once shredded)."""
+
+    TYPE = "rapport.social.reply.sent.v2"
+    PERSONAL = frozenset({"handle", "text"})
+    mention_id: str
+    reply_id: str
+    platform: str
+    handle: str | None = None
+    text: str | None = None
+    author: str
 
 
 # --- partner-share ------------------------------------------------------------
@@ -331,9 +399,112 @@ class PartnerEventContributed(Event):
     """A partner contributed an interaction about a consenting customer."""
 
     TYPE = "rapport.partner.event.contributed.v1"
+    PERSONAL = frozenset({"properties"})
     partner_id: str
     name: str
     properties: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- accounts (profile's group calls) ---------------------------------------
+
+
+class AccountJoined(Event):
+    """A Segment group call: the customer belongs to the account `account_id` (its traits)."""
+
+    TYPE = "rapport.account.joined.v1"
+    PERSONAL = frozenset({"traits"})
+    account_id: str = Field(min_length=1, max_length=255)
+    name: str | None = None
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- sales --------------------------------------------------------------------
+
+ActivityKind = Literal["task", "meeting", "call", "note", "email", "document"]
+
+
+class AccountCreated(Event):
+    """Sales opened an account (a company); `customer_id` is the account's own subject."""
+
+    TYPE = "rapport.account.created.v1"
+    account_id: str
+    name: str
+    domain: str | None = None
+    industry: str | None = None
+    size: str | None = None
+    owner: str | None = None
+
+
+class AccountContactLinked(Event):
+    """The customer is a contact of the account (by a group call or by hand)."""
+
+    TYPE = "rapport.account.contact.linked.v1"
+    account_id: str
+    account_name: str
+    source: Literal["group", "manual"] = "manual"
+    role: str | None = None
+
+
+class _OpportunityEvent(Event):
+    opportunity_id: str
+    account_id: str
+    pipeline_id: str
+    amount: Decimal = Field(ge=0)
+    currency: Currency = "EUR"
+    owner: str | None = None
+
+
+class OpportunityCreated(_OpportunityEvent):
+    """A sales opportunity was opened for the customer (its primary contact)."""
+
+    TYPE = "rapport.opportunity.created.v1"
+    name: str
+    stage: str
+    probability: Decimal = Field(ge=0, le=1)
+    expected_close_date: date | None = None
+    source: str | None = None
+
+
+class OpportunityStageChanged(_OpportunityEvent):
+    """An opportunity moved from one stage of its pipeline to another."""
+
+    TYPE = "rapport.opportunity.stage.changed.v1"
+    from_stage: str
+    to_stage: str
+    probability: Decimal = Field(ge=0, le=1)
+
+
+class OpportunityWon(_OpportunityEvent):
+    """An opportunity was won; `order_id` names the order it recorded, if any."""
+
+    TYPE = "rapport.opportunity.won.v1"
+    order_id: str | None = None
+    cycle_days: int = Field(ge=0)
+
+
+class OpportunityLost(_OpportunityEvent):
+    """An opportunity was lost, and why."""
+
+    TYPE = "rapport.opportunity.lost.v1"
+    # Free text a salesperson wrote, which may name people; None once the key is shredded.
+    PERSONAL = frozenset({"reason"})
+    reason: str | None = None
+    cycle_days: int = Field(ge=0)
+
+
+class ActivityLogged(Event):
+    """A task, meeting, call, note, e-mail or document about the customer was logged."""
+
+    TYPE = "rapport.activity.logged.v1"
+    # Free text about a person; None once the customer's data key is shredded.
+    PERSONAL = frozenset({"subject"})
+    activity_id: str
+    kind: ActivityKind
+    subject: str | None = None
+    account_id: str | None = None
+    owner: str | None = None
+    due_at: datetime | None = None
+    starts_at: datetime | None = None
 
 
 EVENT_MODELS: tuple[type[Event], ...] = (
@@ -346,6 +517,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     InteractionTracked,
     CartUpdated,
     OrderCompleted,
+    CustomerValueChanged,
     SurveyCompleted,
     LoyaltyPointsEarned,
     SegmentEntered,
@@ -361,8 +533,17 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     TicketRated,
     TicketSlaBreached,
     SocialMentionReceived,
+    SocialReplySent,
     PartnerDataDisclosed,
     PartnerEventContributed,
+    AccountJoined,
+    AccountCreated,
+    AccountContactLinked,
+    OpportunityCreated,
+    OpportunityStageChanged,
+    OpportunityWon,
+    OpportunityLost,
+    ActivityLogged,
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {model.TYPE: model for model in EVENT_MODELS}
@@ -374,5 +555,6 @@ __all__ = [m.__name__ for m in EVENT_MODELS] + [
     "Purpose",
     "Channel",
     "Slice",
+    "ActivityKind",
     "datetime",
 ]

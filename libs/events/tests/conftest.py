@@ -16,8 +16,9 @@ from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.inbox import InboxEntry
 from rapport_events.outbox import OutboxMessage
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.broker import TansuBroker
 from rapport_events.testing.harness import DOWNSTREAM, UPSTREAM, Harness, HarnessFactory
-from rapport_events.testing.pytest_plugin import DatabaseFactory
+from rapport_events.testing.pytest_plugin import DatabaseFactory, test_kafka_settings
 from rapport_events.tracing import service_resource
 
 
@@ -37,6 +38,13 @@ def span_exporter() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.clear()
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: TansuBroker) -> KafkaSettings:
+    """The session broker on a fresh topic, with the relay as a service runs it (sent rows
+    deleted), not as service tests keep them."""
+    return test_kafka_settings(kafka_broker.bootstrap_servers)
 
 
 @pytest.fixture

@@ -185,9 +185,9 @@ class TestDecode:
 
     def test_rejects_data_missing_a_required_field(self, message: KafkaMessage) -> None:
         value = json.loads(message.value)
-        del value["email"]
+        del value["customer_id"]
 
-        with pytest.raises(DecodeError, match="invalid rapport.customer.registered.v1"):
+        with pytest.raises(DecodeError, match="invalid rapport.customer.registered.v2"):
             decode(json.dumps(value).encode(), message.headers)
 
     def test_rejects_data_of_the_wrong_type(self, message: KafkaMessage) -> None:

@@ -1,12 +1,14 @@
 """The consumer runner's apply and record handling, on real databases, without a broker."""
 
 import asyncio
+import dataclasses
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import UnknownMemberIdError
+from aiokafka.errors import RebalanceInProgressError, UnknownMemberIdError
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert
@@ -20,7 +22,7 @@ from rapport_events.db import SessionFactory, transaction
 from rapport_events.inbox import InboxEntry
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.fakes import FakeProducer, FakeRecord
-from rapport_events.types import CustomerErased, InteractionTracked
+from rapport_events.types import CartUpdated, CustomerErased, InteractionTracked
 
 SERVICE = "unit-tests"
 TOPIC = "rapport.unit-events"
@@ -113,6 +115,28 @@ def tracked(name: str = "home", customer_id: str = "c-1") -> Envelope:
 
 def record_of(message: KafkaMessage, offset: int = 0) -> FakeRecord:
     return FakeRecord(TOPIC, 2, offset, message.key, message.value, list(message.headers))
+
+
+def sent_span_context() -> trace.SpanContext:
+    """The context of a finished producer span, as a relay would have sent it."""
+    with trace.get_tracer("tests").start_as_current_span("send") as send:
+        return send.get_span_context()
+
+
+def traced(envelope: Envelope, sent: trace.SpanContext) -> Envelope:
+    """The envelope carrying `sent` as its W3C traceparent."""
+    traceparent = f"00-{sent.trace_id:032x}-{sent.span_id:016x}-01"
+    return dataclasses.replace(envelope, traceparent=traceparent)
+
+
+def run_spans(exporter: InMemorySpanExporter, *sent: trace.SpanContext) -> list[Any]:
+    """The processing spans linked to any of the `sent` producer spans."""
+    ids = {context.span_id for context in sent}
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.name == f"process {TOPIC}" and ids & {link.context.span_id for link in span.links}
+    ]
 
 
 async def effect_notes(sessions: SessionFactory) -> list[str]:
@@ -239,6 +263,21 @@ class TestDependencyInjection:
             await runner.apply(tracked(), [handler])
 
         assert await inbox_size(sessions) == 0
+
+    async def test_a_handler_of_the_map_asking_for_an_unknown_name_fails_the_start(
+        self, make_runner: RunnerFactory
+    ) -> None:
+        async def handler(event: InteractionTracked, mailer: object) -> None:
+            raise AssertionError("must not be called")
+
+        async def on_runs(events: list[InteractionTracked], event: object) -> None:
+            raise AssertionError("must not be called")
+
+        with pytest.raises(TypeError, match=r"unknown dependencies \['mailer'\]"):
+            make_runner({InteractionTracked: [handler]})
+        with pytest.raises(TypeError, match=r"unknown dependencies \['event'\]"):
+            make_runner({InteractionTracked: [batch(on_runs)]})
+        assert make_runner({InteractionTracked: [handler]}, dependencies={"mailer": "smtp"})
 
     async def test_dependencies_are_per_runner(self, make_runner: RunnerFactory) -> None:
         runner = make_runner(dependencies={"mailer": "smtp"})
@@ -624,8 +663,26 @@ class FailingCommitConsumer:
     async def commit(self, _offsets: Any) -> None:
         raise UnknownMemberIdError()
 
+    def assignment(self) -> set[TopicPartition]:
+        return {PARTITION}
+
     async def stop(self) -> None:
         self.stopped = True
+
+
+class OnceFailingCommitConsumer:
+    """A member whose first commit fails (a rebalance under way) and later ones succeed."""
+
+    def __init__(self) -> None:
+        self.attempts: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.attempts.append({tp: meta.offset for tp, meta in offsets.items()})
+        if len(self.attempts) == 1:
+            raise RebalanceInProgressError()
+
+    def assignment(self) -> set[TopicPartition]:
+        return {PARTITION}
 
 
 class TestRejoin:
@@ -642,6 +699,21 @@ class TestRejoin:
         assert runner.kafka_consumer is None  # the next start makes a new member
 
 
+class TestCommitRetry:
+    async def test_offsets_a_failed_commit_held_are_committed_next_time(
+        self, runner: ConsumerRunner
+    ) -> None:
+        member = OnceFailingCommitConsumer()
+        runner._consumer = member  # type: ignore[assignment]
+        runner._processed = {PARTITION: 4}
+
+        await runner.commit_processed()
+        await runner.commit_processed()
+
+        assert member.attempts == [{PARTITION: 4}, {PARTITION: 4}]
+        assert runner._processed == {}
+
+
 class TestConsumerGroup:
     def test_the_group_is_the_service_unless_set(self, make_runner: RunnerFactory) -> None:
         assert make_runner().group_id == SERVICE
@@ -650,17 +722,36 @@ class TestConsumerGroup:
 
 
 class BatchCalls:
-    """Records each call of a batch handler, and writes its effects with one statement."""
+    """Records each call of a batch handler (a label per event), and writes its effects (a
+    note per event) with one statement."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        label: Callable[[Any], str] = lambda event: event.name or "",
+        note: Callable[[Any], str] | None = None,
+    ) -> None:
         self.calls: list[list[str]] = []
+        self._label = label
+        self._note = note or label
 
     async def __call__(
-        self, events: list[InteractionTracked], envelopes: list[Envelope], session: AsyncSession
+        self, events: list[Any], envelopes: list[Envelope], session: AsyncSession
     ) -> None:
-        self.calls.append([event.name or "" for event in events])
-        rows = [{"event_id": e.id, "note": e.data.name or ""} for e in envelopes]  # type: ignore[attr-defined]
+        self.calls.append([self._label(event) for event in events])
+        rows = [{"event_id": e.id, "note": self._note(e.data)} for e in envelopes]
         await session.exec(insert(effects), params=rows)  # type: ignore[call-overload]
+
+
+def cart_calls() -> BatchCalls:
+    """A second batched type: labels each call by cart id, notes `cart <id>`."""
+    return BatchCalls(label=lambda event: event.cart_id, note=lambda event: f"cart {event.cart_id}")
+
+
+def cart(cart_id: str, customer_id: str = "c-1") -> Envelope:
+    return Envelope(
+        data=CartUpdated(customer_id=customer_id, cart_id=cart_id, action="cart_viewed"),
+        source="/services/profile",
+    )
 
 
 async def note_erasure(event: CustomerErased, session: AsyncSession) -> None:
@@ -694,6 +785,33 @@ class TestBatchHandlers:
         assert batch_runner.applied == 5
         assert len(await inbox_ids(sessions)) == 5
 
+    async def test_a_run_from_one_trace_continues_it(
+        self, batch_runner: ConsumerRunner, span_exporter: InMemorySpanExporter
+    ) -> None:
+        send = sent_span_context()
+        records = [record_of(encode(traced(tracked(f"p{n}"), send)), n) for n in range(3)]
+
+        await batch_runner._handle_records(PARTITION, records)
+
+        (process,) = run_spans(span_exporter, send)
+        assert process.context.trace_id == send.trace_id
+        assert process.parent is not None and process.parent.span_id == send.span_id
+        assert process.attributes is not None
+        assert process.attributes["messaging.batch.message_count"] == 3
+
+    async def test_a_run_from_several_traces_starts_its_own_linked_to_each(
+        self, batch_runner: ConsumerRunner, span_exporter: InMemorySpanExporter
+    ) -> None:
+        sends = [sent_span_context() for _ in range(2)]
+        records = [record_of(encode(traced(tracked(f"p{n}"), s)), n) for n, s in enumerate(sends)]
+
+        await batch_runner._handle_records(PARTITION, records)
+
+        (process,) = run_spans(span_exporter, *sends)
+        assert process.parent is None
+        assert process.context.trace_id not in {s.trace_id for s in sends}
+        assert [link.context.span_id for link in process.links] == [s.span_id for s in sends]
+
     async def test_another_type_between_splits_the_run_and_keeps_the_order(
         self, batch_runner: ConsumerRunner, batch_calls: BatchCalls, sessions: SessionFactory
     ) -> None:
@@ -711,6 +829,89 @@ class TestBatchHandlers:
 
         assert batch_calls.calls == [["a", "b"], ["c"]]
         assert await effect_notes(sessions) == ["a", "b", "erased c-1", "c"]
+
+    async def test_interleaved_types_of_different_customers_make_one_run_per_type(
+        self, make_runner: RunnerFactory, batch_calls: BatchCalls, sessions: SessionFactory
+    ) -> None:
+        carts = cart_calls()
+        runner = make_runner(
+            {InteractionTracked: [batch(batch_calls)], CartUpdated: [batch(carts)]}
+        )
+        messages = [
+            encode(tracked(f"p{n}", customer_id=f"c-{n}") if n % 2 else cart(f"k{n}", f"c-{n}"))
+            for n in range(10)
+        ]
+
+        await runner._handle_records(PARTITION, [record_of(m, n) for n, m in enumerate(messages)])
+
+        assert batch_calls.calls == [["p1", "p3", "p5", "p7", "p9"]]
+        assert carts.calls == [["k0", "k2", "k4", "k6", "k8"]]
+        assert runner.applied == 10
+
+    async def test_a_customer_crossing_types_applies_the_run_before_and_keeps_order(
+        self, make_runner: RunnerFactory, batch_calls: BatchCalls, sessions: SessionFactory
+    ) -> None:
+        carts = cart_calls()
+        runner = make_runner(
+            {InteractionTracked: [batch(batch_calls)], CartUpdated: [batch(carts)]}
+        )
+        messages = [
+            encode(tracked("a", "c-1")),
+            encode(tracked("b", "c-2")),
+            encode(cart("x", "c-1")),  # c-1's "a" must be applied before this
+            encode(tracked("c", "c-3")),
+            encode(tracked("d", "c-1")),  # and "x" before this
+        ]
+
+        await runner._handle_records(PARTITION, [record_of(m, n) for n, m in enumerate(messages)])
+
+        assert batch_calls.calls == [["a", "b"], ["c", "d"]]
+        assert carts.calls == [["x"]]
+        notes = await effect_notes(sessions)
+        assert [n for n in notes if n in ("a", "cart x", "d")] == ["a", "cart x", "d"]
+
+    async def test_random_interleavings_keep_every_customers_order_in_long_runs(
+        self, make_runner: RunnerFactory, batch_calls: BatchCalls, sessions: SessionFactory
+    ) -> None:
+        carts = cart_calls()
+        runner = make_runner(
+            {
+                InteractionTracked: [batch(batch_calls)],
+                CartUpdated: [batch(carts)],
+                CustomerErased: [note_erasure],
+            }
+        )
+        rng = random.Random(12)
+        expected: dict[str, list[str]] = {}
+        messages = []
+        for n in range(1500):
+            customer = f"c-{rng.randrange(200)}"
+            roll = rng.random()
+            if roll < 0.002:
+                envelope = Envelope(data=CustomerErased(customer_id=customer), source="/s/profile")
+                note = f"erased {customer}"
+            elif roll < 0.5:
+                envelope, note = tracked(f"t{n}", customer), f"t{n}"
+            else:
+                envelope, note = cart(f"{n}", customer), f"cart {n}"
+            expected.setdefault(customer, []).append(note)
+            messages.append(encode(envelope))
+        records = [record_of(m, n) for n, m in enumerate(messages)]
+
+        for first in range(0, len(records), 500):
+            await runner._handle_records(PARTITION, records[first : first + 500])
+
+        notes = await effect_notes(sessions)
+        owner = {note: customer for customer, mine in expected.items() for note in mine}
+        applied: dict[str, list[str]] = {}
+        for note in notes:
+            applied.setdefault(owner[note], []).append(note)
+        assert applied == expected
+        calls = len(batch_calls.calls) + len(carts.calls)
+        types = [dict(m.headers)["ce_type"] for m in messages]
+        type_changes = sum(1 for a, b in zip(types, types[1:], strict=False) if a != b)
+        assert runner.applied == 1500
+        assert calls * 5 < type_changes  # split at each type change, it would be ~750 calls
 
     async def test_the_same_2000_events_twice_apply_once_each_in_order_per_customer(
         self, batch_runner: ConsumerRunner, sessions: SessionFactory

@@ -12,6 +12,8 @@ from rapport_events.db import (
     ReadOnlyViolation,
     SessionFactory,
     WriterQueue,
+    checkpoint_after_commit,
+    checkpoint_wal,
     create_engine,
     is_sqlite,
     ping,
@@ -263,3 +265,67 @@ def _begins(sessions: SessionFactory) -> list[str]:
 
     event.listen(sessions.kw["bind"].sync_engine, "before_cursor_execute", record)
     return begun
+
+
+class TestAnErasureLeavesNoCopyInTheFiles:
+    async def test_deleted_rows_are_zeroed_and_the_wal_emptied_after_commit(
+        self, sessions: SessionFactory, tmp_path: Path
+    ) -> None:
+        async with transaction(sessions) as session:
+            for n in range(50):
+                await session.exec(text(f"INSERT INTO note (body) VALUES ('someone else {n}')"))
+            await session.exec(text("INSERT INTO note (body) VALUES ('zenobia@example.com')"))
+
+        async with transaction(sessions) as session:
+            await session.exec(text("DELETE FROM note WHERE body = 'zenobia@example.com'"))
+            checkpoint_after_commit(session)
+
+        files = [tmp_path / "locks.db", tmp_path / "locks.db-wal"]
+        assert files[1].stat().st_size == 0
+        assert not any(b"zenobia" in path.read_bytes() for path in files)
+
+    async def test_no_checkpoint_unless_asked_or_when_rolled_back(
+        self, sessions: SessionFactory, tmp_path: Path
+    ) -> None:
+        wal = tmp_path / "locks.db-wal"
+        async with transaction(sessions) as session:
+            await session.exec(text("INSERT INTO note (body) VALUES ('kept')"))
+        assert wal.stat().st_size > 0
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                checkpoint_after_commit(session)
+                raise RuntimeError("rolled back")
+        assert wal.stat().st_size > 0
+
+    async def test_checkpointing_postgresql_is_a_no_op(self) -> None:
+        engine = create_engine("postgresql://nobody@127.0.0.1:1/none")
+        assert await checkpoint_wal(engine) is True
+        await engine.dispose()
+
+
+class TestReadTransactionsOnPostgresql:
+    async def test_each_read_statement_commits_alone_and_a_write_transaction_is_one(
+        self, database_url: str
+    ) -> None:
+        if not database_url.startswith("postgres"):
+            pytest.skip("SQLite reads keep one snapshot for the whole read transaction")
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        current = text("SELECT txid_current()")
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(CREATE_NOTE))
+            async with read_transaction(sessions) as reader:
+                first = (await reader.exec(current)).one()[0]
+                second = (await reader.exec(current)).one()[0]
+            # No BEGIN and COMMIT round trips: each statement is its own transaction.
+            assert second != first
+            async with transaction(sessions) as writer:
+                first = (await writer.exec(current)).one()[0]
+                assert (await writer.exec(current)).one()[0] == first
+            async with read_transaction(sessions) as reader:
+                with pytest.raises(ReadOnlyViolation):
+                    await reader.exec(text("INSERT INTO note (body) VALUES ('no')"))
+            assert await _bodies(sessions) == []
+        finally:
+            await engine.dispose()

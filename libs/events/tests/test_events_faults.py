@@ -29,13 +29,18 @@ from rapport_events.testing.harness import (
 from rapport_events.testing.pytest_plugin import test_kafka_settings
 from rapport_events.types import InteractionTracked
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.processes, pytest.mark.faults, pytest.mark.timeout(120)]
 
 SEND_TIMEOUT_S = 1.0
 
 
 def customers(count: int) -> list[str]:
     return [f"cust-{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
+
+
+def with_key_records(written: list[Envelope]) -> int:
+    """How many data key records writing these events minted: one per customer."""
+    return len({envelope.subject for envelope in written})
 
 
 def ce_id(record: ConsumerRecord[bytes, bytes]) -> str:
@@ -107,7 +112,8 @@ class TestBrokerFrozen:
         await asyncio.sleep(1.0)  # late copies from timed-out attempts would show here
 
         assert len(written) == 50
-        assert {count for count, _ in backlog_while_paused} == {50}
+        # Each event's row, and the record of each customer's data key minted with it.
+        assert {count for count, _ in backlog_while_paused} == {50 + with_key_records(written)}
         oldest_age = backlog_while_paused[-1][1]
         assert 4.0 < oldest_age < 10.0
         assert failures_while_paused >= 2
@@ -237,7 +243,8 @@ class TestRelayCrashAfterPublish:
         crashing = await harness.relay(after_publish=crash, start=False)
         with pytest.raises(SimulatedCrash):
             await crashing.publish_pending()
-        assert await harness.backlog() == 12  # published, never marked sent
+        # Published, never marked sent: the events and their customers' key records.
+        assert await harness.backlog() == 12 + with_key_records(written)
 
         fresh = await harness.relay()
         await until(harness.backlog_is_empty, timeout=30, what="the fresh relay")
@@ -249,7 +256,7 @@ class TestRelayCrashAfterPublish:
 
         assert len(records) == 24
         assert sorted(ce_id(r) for r in records) == sorted(2 * [e.id for e in written])
-        assert fresh.published == 12
+        assert fresh.published == 12 + with_key_records(written)  # key records go to their topic
         assert (runner.applied, runner.duplicates) == (12, 12)
         effects = await harness.effects()
         assert sorted(row.event_id for row in effects) == sorted(e.id for e in written)
@@ -260,7 +267,8 @@ class CrashingRunner(ConsumerRunner):
     """Dies right after the transaction that reaches N applied events commits, before it
     records the offset.
 
-    A dead process commits nothing more, so `commit_processed` does nothing after the crash.
+    A dead process commits nothing more, so after the crash no offsets are handed to a commit
+    (neither the fetch loop's nor the last one at stop).
     """
 
     def __init__(self, *, crash_after: int, **kwargs: Any) -> None:
@@ -274,9 +282,9 @@ class CrashingRunner(ConsumerRunner):
             self.crashed.set()
             await asyncio.Event().wait()  # hang until killed
 
-    async def commit_processed(self) -> None:
-        if not self.crashed.is_set():
-            await super().commit_processed()
+    def _take_processed(self) -> dict[Any, Any]:
+        offsets = super()._take_processed()
+        return {} if self.crashed.is_set() else offsets
 
 
 class TestConsumerCrashAfterApply:

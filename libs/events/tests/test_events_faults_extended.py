@@ -33,7 +33,7 @@ from rapport_events.testing.harness import Harness, HarnessFactory, tracked, unt
 from rapport_events.testing.pytest_plugin import DatabaseFactory, test_kafka_settings
 from rapport_events.testing.worker import WorkerLauncher
 
-pytestmark = [pytest.mark.faults]
+pytestmark = [pytest.mark.processes, pytest.mark.faults]
 
 SEED = int(os.environ.get("RAPPORT_FAULT_SEED", "20240806"))
 
@@ -149,17 +149,17 @@ PAUSE_SEND_TIMEOUT_S = 2.0
 
 
 class TimedRelay(OutboxRelay):
-    """Records how long every single send and every publish attempt took."""
+    """Records how long every send of a record batch and every publish attempt took."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.send_seconds: list[float] = []
         self.attempts: list[tuple[float, bool]] = []
 
-    async def _send(self, row: Any) -> Any:
+    async def _submit(self, batch: Any) -> Any:
         started = time.monotonic()
         try:
-            return await super()._send(row)
+            return await super()._submit(batch)
         finally:
             self.send_seconds.append(time.monotonic() - started)
 

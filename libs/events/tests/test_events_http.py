@@ -7,6 +7,7 @@ import jsonschema
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel
 
+from rapport_events import errors
 from rapport_events.http import bearer_auth, install_error_handlers
 from rapport_events.outbox import EventTooLarge
 
@@ -75,3 +76,57 @@ async def test_an_event_over_the_size_limit_is_a_documented_413() -> None:
         1_000_000,
     )
     assert "rapport.item.created.v1" in body["message"] and "1234567" in body["message"]
+
+
+class ItemTaken(errors.Conflict):
+    """A service's own refusal, with a field of its own in the reply."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__("the name is taken")
+        self.holder = holder
+
+    def details(self) -> dict[str, object]:
+        return {"holder": self.holder}
+
+
+class NoSuchItem(errors.NotFound):
+    def message(self) -> str:
+        return f"no item {self}"
+
+
+class ClosedForTheDay(errors.InvalidRequest):
+    status_code = 400
+    code = "closed"
+
+
+async def test_a_services_refusals_are_answered_with_their_status_code_and_fields() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+    refusals = {
+        "taken": ItemTaken("c-1"),
+        "missing": NoSuchItem("i-9"),
+        "closed": ClosedForTheDay("come back tomorrow"),
+    }
+
+    @app.get("/items/{name}")
+    async def read_item(name: str) -> None:
+        raise refusals[name]
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        replies = {name: await client.get(f"/items/{name}") for name in refusals}
+
+    assert (replies["taken"].status_code, replies["taken"].json()) == (
+        409,
+        {
+            "error": "conflict",
+            "message": "the name is taken",
+            "detail": "the name is taken",
+            "holder": "c-1",
+        },
+    )
+    assert (replies["missing"].status_code, replies["missing"].json()["message"]) == (
+        404,
+        "no item i-9",
+    )
+    assert (replies["closed"].status_code, replies["closed"].json()["error"]) == (400, "closed")

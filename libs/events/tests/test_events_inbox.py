@@ -21,7 +21,7 @@ async def _add(sessions: SessionFactory, consumer: str, event_id: str, age_s: fl
             InboxEntry(
                 consumer=consumer,
                 event_id=event_id,
-                event_type="rapport.customer.registered.v1",
+                event_type="rapport.customer.registered.v2",
                 processed_at=utcnow() - timedelta(seconds=age_s),
             )
         )

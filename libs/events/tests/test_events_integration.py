@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -20,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import outbox
-from rapport_events.codec import Envelope
+from rapport_events.codec import Envelope, decode
 from rapport_events.db import transaction
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import (
@@ -39,6 +40,11 @@ pytestmark = pytest.mark.timeout(90)
 def interleaved(customers: list[str], per_customer: int) -> list[InteractionTracked]:
     """seq 0 of every customer, then seq 1 of every customer, ..."""
     return [tracked(customer, seq) for seq in range(per_customer) for customer in customers]
+
+
+def value_of(record: ConsumerRecord[bytes, bytes]) -> Any:
+    """The record's JSON data with its sealed fields opened."""
+    return json.loads(decode(record.value, record.headers).data.model_dump_json())
 
 
 def next_offsets(records: list[ConsumerRecord[bytes, bytes]]) -> dict[int, int]:
@@ -75,9 +81,12 @@ class TestPublishedLog:
             assert headers["ce_subject"] == record.key.decode() == envelope.subject
             assert headers["content-type"] == "application/json"
             value = json.loads(record.value)
-            assert value == json.loads(envelope.data.model_dump_json())
             assert "type" not in value
-            seqs_by_key[record.key.decode()].append(value["properties"]["seq"])
+            # The personal fields are sealed; Rapport's decoder opens them.
+            assert "properties" not in value and value["sealed"]
+            assert headers["ce_datakey"].startswith(envelope.subject + "/")
+            assert decode(record.value, record.headers).data == envelope.data
+            seqs_by_key[record.key.decode()].append(value_of(record)["properties"]["seq"])
         assert seqs_by_key == {customer: [0, 1, 2, 3, 4] for customer in customers}
         assert await harness.backlog() == 0
 

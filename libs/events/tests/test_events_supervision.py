@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from rapport_events import outbox
+from rapport_events.aio import cancel_and_wait
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import health_router
 from rapport_events.relay import OutboxRelay
@@ -137,6 +139,11 @@ def settings(**overrides: Any) -> KafkaSettings:
     return KafkaSettings(**values)
 
 
+def events_sent(producer: FakeProducer) -> int:
+    """Messages sent to the events topic (a first event of a customer also sends its key)."""
+    return sum(1 for message in producer.sent if message.topic == settings().topic)
+
+
 async def write_event(sessions: SessionFactory, seq: int) -> None:
     async with transaction(sessions) as session:
         outbox.add(
@@ -161,7 +168,7 @@ class TestRelaySupervision:
         try:
             await until(lambda: relay.purge_failures >= 2, timeout=5, what="failed purges")
             await write_event(event_sessions, 1)
-            await until(lambda: len(producer.sent) == 1, timeout=5, what="the event published")
+            await until(lambda: events_sent(producer) == 1, timeout=5, what="the event published")
             assert relay.supervised is not None and relay.supervised.problem() is None
         finally:
             await relay.stop()
@@ -185,7 +192,7 @@ class TestRelaySupervision:
         relay.start()
         try:
             await write_event(event_sessions, 1)
-            await until(lambda: len(producer.sent) == 1, timeout=5, what="the event published")
+            await until(lambda: events_sent(producer) == 1, timeout=5, what="the event published")
         finally:
             await relay.stop()
         assert relay.supervised is None
@@ -214,8 +221,12 @@ class TestRelaySupervision:
 class FakeRuntime:
     """What /readyz asks of a runtime, with checks the test sets."""
 
-    def __init__(self, problems: dict[str, str]) -> None:
+    def __init__(self, problems: dict[str, str], relay: str = "active") -> None:
         self._problems = problems
+        self._relay = relay
+
+    def relay_role(self) -> str:
+        return self._relay
 
     async def check_database(self) -> None:
         return None
@@ -246,8 +257,68 @@ class TestReadyz:
         response = await self._readyz(FakeRuntime({}))
         assert response.status_code == 200
         assert response.json()["checks"] == {"database": "ok", "broker": "ok", "tasks": "ok"}
+        assert response.json()["relay"] == "active"
+
+    async def test_a_standby_relay_is_ready_and_says_so(self) -> None:
+        response = await self._readyz(FakeRuntime({}, relay="standby"))
+        assert response.status_code == 200
+        assert response.json()["relay"] == "standby"
 
 
 @pytest.fixture(autouse=True)
 def _errors_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="rapport_events.supervisor")
+    caplog.set_level(logging.ERROR, logger="rapport_events.aio")
+
+
+class TestCancelAndWait:
+    async def test_the_tasks_own_cancellation_is_swallowed(self) -> None:
+        task = asyncio.create_task(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        await cancel_and_wait(task)
+        assert task.cancelled()
+
+    async def test_a_task_that_ignores_its_cancel_is_left_behind_after_the_bound(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        release = asyncio.Event()
+
+        async def deaf() -> None:
+            while not release.is_set():
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    continue  # as a client library waiting on a broker that forgot it
+
+        task = asyncio.create_task(deaf())
+        await asyncio.sleep(0)
+        started = time.monotonic()
+
+        await cancel_and_wait(task, timeout=0.3)
+
+        assert 0.3 <= time.monotonic() - started < 2.0
+        assert not task.done()
+        assert "did not stop within" in caplog.text
+        release.set()
+        await task
+
+    async def test_a_caller_cancelled_while_it_waits_is_cancelled_too(self) -> None:
+        async def slow_to_unwind() -> None:
+            try:
+                await asyncio.sleep(10)
+            finally:
+                await asyncio.shield(asyncio.sleep(0.5))
+
+        task = asyncio.create_task(slow_to_unwind())
+        await asyncio.sleep(0)
+
+        async def stopper() -> str:
+            await cancel_and_wait(task)
+            return "went on as if not cancelled"
+
+        caller = asyncio.create_task(stopper())
+        await asyncio.sleep(0.05)
+        caller.cancel()  # a stop arrives while it waits
+
+        with pytest.raises(asyncio.CancelledError):
+            await caller

@@ -107,7 +107,12 @@ def _segment(segment: Segment, count: int) -> SegmentPublic:
 # --- audience --------------------------------------------------------------------------------
 
 
-@router.get("/audience/{customer_id}", response_model=AudienceMemberPublic, responses=NOT_FOUND)
+@router.get(
+    "/audience/{customer_id}",
+    tags=["audience"],
+    response_model=AudienceMemberPublic,
+    responses=NOT_FOUND,
+)
 async def read_audience_member(
     customer_id: CustomerIdPath, session: SessionDep
 ) -> AudienceMemberPublic:
@@ -117,7 +122,7 @@ async def read_audience_member(
     return public_member.model_copy(update={"segments": segments})
 
 
-@router.get("/customers/{customer_id}/export", response_model=CustomerExport)
+@router.get("/customers/{customer_id}/export", tags=["privacy"], response_model=CustomerExport)
 async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
     """Everything campaign holds about the customer (empty lists when nothing)."""
     records = await service.export_customer(session, customer_id)
@@ -129,6 +134,7 @@ async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> C
 
 @router.post(
     "/segments",
+    tags=["segments"],
     status_code=status.HTTP_201_CREATED,
     response_model=SegmentPublic,
     responses=INVALID,
@@ -143,26 +149,32 @@ async def create_segment(
     return _segment(segment, count)
 
 
-@router.post("/segments/preview", response_model=PreviewPublic, responses=INVALID)
+@router.post(
+    "/segments/preview", tags=["segments"], response_model=PreviewPublic, responses=INVALID
+)
 async def preview_segment(body: SegmentPreview, session: SessionDep) -> PreviewPublic:
     """Count who a rule matches now, without saving anything."""
     count, sample, timed = await service.preview_segment(session, body.rule)
     return PreviewPublic(count=count, sample=sample, time_dependent=timed)
 
 
-@router.get("/segments", response_model=list[SegmentPublic])
+@router.get("/segments", tags=["segments"], response_model=list[SegmentPublic])
 async def list_segments(session: SessionDep) -> list[SegmentPublic]:
     """Every segment with its member count."""
     return [_segment(s, n) for s, n in await service.list_segments(session)]
 
 
-@router.get("/segments/{segment_id}", response_model=SegmentPublic, responses=NOT_FOUND)
+@router.get(
+    "/segments/{segment_id}", tags=["segments"], response_model=SegmentPublic, responses=NOT_FOUND
+)
 async def read_segment(segment_id: PathId, session: SessionDep) -> SegmentPublic:
     """One segment with its member count."""
     return _segment(*await service.get_segment(session, segment_id))
 
 
-@router.patch("/segments/{segment_id}", response_model=SegmentPublic, responses=NOT_FOUND)
+@router.patch(
+    "/segments/{segment_id}", tags=["segments"], response_model=SegmentPublic, responses=NOT_FOUND
+)
 async def update_segment(
     segment_id: PathId, body: SegmentUpdate, session: SessionDep
 ) -> SegmentPublic:
@@ -172,6 +184,7 @@ async def update_segment(
 
 @router.delete(
     "/segments/{segment_id}",
+    tags=["segments"],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -183,7 +196,12 @@ async def delete_segment(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/segments/{segment_id}/members", response_model=MemberPage, responses=NOT_FOUND)
+@router.get(
+    "/segments/{segment_id}/members",
+    tags=["segments"],
+    response_model=MemberPage,
+    responses=NOT_FOUND,
+)
 async def segment_members(
     segment_id: PathId,
     session: SessionDep,
@@ -207,6 +225,7 @@ async def segment_members(
 
 @router.post(
     "/campaigns",
+    tags=["campaigns"],
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignPublic,
     responses=INVALID,
@@ -216,14 +235,19 @@ async def create_campaign(body: CampaignCreate, session: SessionDep) -> Campaign
     return CampaignPublic.model_validate(await marketing.create_campaign(session, body))
 
 
-@router.get("/campaigns", response_model=list[CampaignPublic])
+@router.get("/campaigns", tags=["campaigns"], response_model=list[CampaignPublic])
 async def list_campaigns(session: SessionDep) -> list[CampaignPublic]:
     """Every campaign."""
     campaigns = await marketing.list_campaigns(session, "broadcast")
     return [CampaignPublic.model_validate(c) for c in campaigns]
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignPublic, responses=NOT_FOUND)
+@router.get(
+    "/campaigns/{campaign_id}",
+    tags=["campaigns"],
+    response_model=CampaignPublic,
+    responses=NOT_FOUND,
+)
 async def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPublic:
     """One campaign."""
     return CampaignPublic.model_validate(await marketing.get_campaign(session, campaign_id))
@@ -231,6 +255,7 @@ async def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPub
 
 @router.post(
     "/campaigns/{campaign_id}/launch",
+    tags=["campaigns"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CampaignPublic,
     responses={**NOT_FOUND, **CONFLICT},
@@ -251,6 +276,7 @@ async def launch_campaign(
 
 @router.post(
     "/campaigns/{campaign_id}/cancel",
+    tags=["campaigns"],
     response_model=CampaignPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -259,7 +285,12 @@ async def cancel_campaign(campaign_id: PathId, session: SessionDep) -> CampaignP
     return CampaignPublic.model_validate(await marketing.cancel_campaign(session, campaign_id))
 
 
-@router.get("/campaigns/{campaign_id}/report", response_model=CampaignReport, responses=NOT_FOUND)
+@router.get(
+    "/campaigns/{campaign_id}/report",
+    tags=["campaigns"],
+    response_model=CampaignReport,
+    responses=NOT_FOUND,
+)
 async def campaign_report(
     campaign_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> CampaignReport:
@@ -272,6 +303,7 @@ async def campaign_report(
 
 @router.post(
     "/journeys",
+    tags=["journeys"],
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignPublic,
     responses=INVALID,
@@ -281,14 +313,16 @@ async def create_journey(body: JourneyCreate, session: SessionDep) -> CampaignPu
     return CampaignPublic.model_validate(await marketing.create_journey(session, body))
 
 
-@router.get("/journeys", response_model=list[CampaignPublic])
+@router.get("/journeys", tags=["journeys"], response_model=list[CampaignPublic])
 async def list_journeys(session: SessionDep) -> list[CampaignPublic]:
     """Every journey."""
     journeys = await marketing.list_campaigns(session, "journey")
     return [CampaignPublic.model_validate(j) for j in journeys]
 
 
-@router.get("/journeys/{journey_id}", response_model=CampaignPublic, responses=NOT_FOUND)
+@router.get(
+    "/journeys/{journey_id}", tags=["journeys"], response_model=CampaignPublic, responses=NOT_FOUND
+)
 async def read_journey(journey_id: PathId, session: SessionDep) -> CampaignPublic:
     """One journey."""
     return CampaignPublic.model_validate(
@@ -296,7 +330,9 @@ async def read_journey(journey_id: PathId, session: SessionDep) -> CampaignPubli
     )
 
 
-@router.patch("/journeys/{journey_id}", response_model=CampaignPublic, responses=NOT_FOUND)
+@router.patch(
+    "/journeys/{journey_id}", tags=["journeys"], response_model=CampaignPublic, responses=NOT_FOUND
+)
 async def update_journey(
     journey_id: PathId, body: JourneyUpdate, session: SessionDep
 ) -> CampaignPublic:
@@ -305,7 +341,12 @@ async def update_journey(
     return CampaignPublic.model_validate(journey)
 
 
-@router.get("/journeys/{journey_id}/report", response_model=CampaignReport, responses=NOT_FOUND)
+@router.get(
+    "/journeys/{journey_id}/report",
+    tags=["journeys"],
+    response_model=CampaignReport,
+    responses=NOT_FOUND,
+)
 async def journey_report(
     journey_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> CampaignReport:
@@ -317,7 +358,7 @@ async def journey_report(
 # --- analytics -------------------------------------------------------------------------------
 
 
-@router.get("/analytics/channels", response_model=ChannelAnalytics)
+@router.get("/analytics/channels", tags=["analytics"], response_model=ChannelAnalytics)
 async def channel_analytics(session: SessionDep) -> ChannelAnalytics:
     """Customers, revenue and conversion per acquisition channel, campaign and message channel."""
     return await marketing.channel_analytics(session)

@@ -4,6 +4,7 @@ import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
@@ -15,8 +16,9 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from rapport_campaign import template_data
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import sign_body
+from rapport_events.webhooks import refused_for_good, signed_headers
 
 # Templates come from marketers over the API: the sandbox keeps them away from Python
 # internals, and the immutable variant stops them from changing the objects they are given.
@@ -30,29 +32,53 @@ _STRICT = {
 }
 
 SAMPLE_CONTEXT: dict[str, Any] = {
-    "customer": {
-        "id": "cust-sample",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "email": "ada@example.com",
-        "city": "London",
-        "country": "GB",
-        "tier": "gold",
-        "orders": 3,
-        "lifetime_value": "420.00",
-    },
-    "recommendation": {
-        "product_id": "p-1",
-        "name": "Analytical Engine",
-        "category": "machines",
-        "price": "99.00",
-    },
+    "customer": template_data.record(
+        {
+            "id": "cust-sample",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "email": "ada@example.com",
+            "city": "London",
+            "country": "GB",
+            "tier": "gold",
+            "orders": 3,
+            "lifetime_value": "420.00",
+            "loyalty_points": 120,
+        },
+        "Ada Lovelace",
+    ),
+    "recommendation": template_data.record(
+        {
+            "product_id": "p-1",
+            "name": "Analytical Engine",
+            "category": "machines",
+            "price": "99.00",
+        },
+        "Analytical Engine",
+    ),
     "offer_code": "SAMPLE-1A2B3C4D",
     "cta_url": "https://rapport.example/t/sample",
     "unsubscribe_url": "https://rapport.example/u/sample",
-    "campaign": {"id": "cmp-sample", "name": "Sample"},
-    "cart": {"cart_id": "cart-1", "value": "42.00", "currency": "EUR", "items": []},
-}
+    "campaign": template_data.record({"id": "cmp-sample", "name": "Sample"}, "Sample"),
+    "cart": template_data.cart(
+        {
+            "cart_id": "cart-1",
+            "value": "42.00",
+            "currency": "EUR",
+            "items": [
+                {"product_id": "p-7", "sku": "BX2-BLK", "name": "Boots", "price": "21.00",
+                 "quantity": 2, "category": "shoes", "product_model": "X2"},
+            ],
+        }
+    ),
+    "order": template_data.order(
+        "o-sample",
+        "99.00",
+        "EUR",
+        datetime(2026, 3, 2, tzinfo=UTC),
+        [{"product_id": "p-1", "name": "Analytical Engine", "price": "99.00", "quantity": 1}],
+    ),
+}  # fmt: skip
 
 
 class TemplateProblem(ValueError):
@@ -222,7 +248,7 @@ class WebhookTransport:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {
             "Content-Type": "application/json",
-            "X-Rapport-Signature": sign_body(self._settings.webhook_secret, body),
+            **signed_headers(self._settings.webhook_secret, body, str(payload["message_id"])),
             "X-Rapport-Message-Id": str(payload["message_id"]),
             "X-Rapport-Channel": channel,
         }
@@ -235,5 +261,4 @@ class WebhookTransport:
         if response.is_success:
             return
         status = response.status_code
-        permanent = 400 <= status < 500 and status not in (408, 409, 425, 429)
-        raise DeliveryError(f"webhook answered {status}", permanent=permanent)
+        raise DeliveryError(f"webhook answered {status}", permanent=refused_for_good(status))

@@ -21,6 +21,7 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     InteractionTracked,
     LoyaltyPointsEarned,
     OrderCompleted,
@@ -58,6 +59,14 @@ async def on_order_completed(
 ) -> None:
     """Orders: metrics, offer redemption and attribution, journeys, segments."""
     await projection.record_orders(session, envelopes, settings)
+
+
+@batch
+async def on_value_changed(
+    events: Sequence[CustomerValueChanged], session: AsyncSession, settings: Settings
+) -> None:
+    """Profile's customer values: the metrics segments and the audience read."""
+    await projection.apply_values(session, events, settings)
 
 
 @batch
@@ -122,6 +131,7 @@ HANDLERS: HandlerMap = {
     ConsentGranted: [on_consent_changed],
     ConsentRevoked: [on_consent_changed],
     OrderCompleted: [on_order_completed],
+    CustomerValueChanged: [on_value_changed],
     CartUpdated: [on_cart_updated],
     InteractionTracked: [on_interaction_tracked],
     SurveyCompleted: [on_survey_completed],

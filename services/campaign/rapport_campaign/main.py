@@ -5,49 +5,42 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from rapport_campaign import api, service
+from rapport_campaign import api
 from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.settings import Settings, get_settings
 from rapport_campaign.tracking import Tokens
 from rapport_campaign.worker import Worker
-from rapport_events.db import create_engine
 from rapport_events.http import (
     health_router,
     install_error_handlers,
     instrument_app,
-    instrument_engine,
+    open_event_runtime,
+    service_app,
 )
-from rapport_events.migrations import upgrade
-from rapport_events.runtime import EventRuntime
 from rapport_events.tracing import configure_tracing
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_campaign"
+DESCRIPTION = """Segments and campaigns of Rapport, an open-source event-driven CRM.
 
+Segments over customer attributes and behaviour, kept current as events arrive on the
+customer event log; broadcasts with A/B tests and triggered journeys (welcome, abandoned
+cart, re-engagement) over e-mail (SMTP) and signed webhooks; open and click tracking;
+orders attributed to the messages that led to them; channel analytics.
 
-def _error(status_code: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": code, "message": message, "detail": message}, status_code=status_code
-    )
-
-
-def install_service_errors(app: FastAPI) -> None:
-    """The use cases' errors as JSON 404 / 409 / 422, in the shape of every other error."""
-
-    @app.exception_handler(service.NotFound)
-    async def _not_found(_request: Request, exc: service.NotFound) -> JSONResponse:
-        return _error(status.HTTP_404_NOT_FOUND, "not_found", str(exc))
-
-    @app.exception_handler(service.Conflict)
-    async def _conflict(_request: Request, exc: service.Conflict) -> JSONResponse:
-        return _error(status.HTTP_409_CONFLICT, "conflict", str(exc))
-
-    @app.exception_handler(service.InvalidRequest)
-    async def _invalid(_request: Request, exc: service.InvalidRequest) -> JSONResponse:
-        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, "validation_error", str(exc))
+Authentication: `Authorization: Bearer <token>` on every route but the probes and the
+links inside messages (`/t`, `/o`, `/u`), which carry a signed token."""
+TAGS = [
+    {"name": "segments", "description": "Rules over attributes and behaviour, and members"},
+    {"name": "campaigns", "description": "Broadcasts: create, launch, cancel, report"},
+    {"name": "journeys", "description": "Triggered messages: welcome, abandoned cart, ..."},
+    {"name": "audience", "description": "A customer as campaign sees them"},
+    {"name": "analytics", "description": "Acquisition channels and campaign results"},
+    {"name": "privacy", "description": "What campaign holds about a customer"},
+    {"name": "tracking", "description": "Links inside messages: click, open, unsubscribe"},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,22 +50,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        await upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE)
-        runtime = EventRuntime(
-            service=settings.service_name,
-            engine=engine,
-            settings=settings.kafka,
+        runtime = await open_event_runtime(
+            app,
+            settings,
+            migrations=MIGRATIONS,
+            version_table=VERSION_TABLE,
             handlers=HANDLERS,
             dependencies={"settings": settings},
         )
-        instrument_engine(runtime)
+        engine = runtime.engine
         http = httpx.AsyncClient()
         tokens = Tokens(
             settings.signing_secret, settings.public_url, settings.link_token_max_age_days
         )
         worker = Worker(sessions=runtime.sessions, settings=settings, tokens=tokens, http=http)
-        app.state.runtime = runtime
         app.state.tokens = tokens
         app.state.worker = worker
         await runtime.start()
@@ -85,10 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await http.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="Rapport campaign", version="0.1.0", lifespan=lifespan)
+    app = service_app(
+        title="Rapport campaign", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
+    )
     app.state.settings = settings
     install_error_handlers(app)
-    install_service_errors(app)
     instrument_app(app)
     app.include_router(health_router())
     app.include_router(api.router)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import delivery, service, store
+from rapport_campaign import delivery, service, store, template_data
 from rapport_campaign.models import Campaign as CampaignRow
 from rapport_campaign.models import (
     CampaignChannelRow,
@@ -45,7 +45,9 @@ from rapport_campaign.service import (
 )
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import Tokens, with_utm
+from rapport_events import outbox
 from rapport_events.base import utcnow
+from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import (
     CampaignConversionAttributed,
     CampaignMessageClicked,
@@ -55,6 +57,7 @@ from rapport_events.types import (
     CartUpdated,
     OrderCompleted,
 )
+from rapport_events.webhooks import retry_delay
 
 # Unambiguous characters for offer codes (no 0/O, 1/I/L).
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -245,11 +248,7 @@ async def decide_winners(session: AsyncSession, now: datetime) -> int:
             [v["name"] for v in campaign.variants],
             results,
         )
-        for message in await store.held_messages(session, campaign.id):
-            message.status = "pending"
-            message.variant = campaign.winner
-            message.due_at = now
-            session.add(message)
+        await store.release_held_messages(session, campaign.id, campaign.winner, now)
         session.add(campaign)
         decided += 1
     return decided
@@ -497,6 +496,8 @@ class Outgoing:
     rendered: delivery.Rendered
     unsubscribe_url: str
     open_url: str
+    # The end of the lease the message was prepared under: the outcome is recorded only once.
+    lease: datetime | None = None
 
 
 @dataclass
@@ -528,14 +529,17 @@ class Recommender:
         return candidates[0] if candidates else None
 
 
+def _recommendation(product: dict[str, Any] | None) -> template_data.Record | None:
+    if product is None:
+        return None
+    return template_data.record(product, str(product.get("name") or product["product_id"]))
+
+
 async def claim_due(session: AsyncSession, settings: Settings) -> list[Message]:
-    """Lease a batch of due messages to this sender."""
+    """Lease a batch of due messages to this sender; each message's `due_at` is its lease."""
     now = utcnow()
-    ids = await store.due_message_ids(session, now, settings.send_batch_size)
-    if not ids:
-        return []
-    return await store.claim_messages(
-        session, ids, now, now + timedelta(seconds=settings.send_lease_s)
+    return await store.claim_due_messages(
+        session, now, settings.send_batch_size, now + timedelta(seconds=settings.send_lease_s)
     )
 
 
@@ -561,8 +565,21 @@ async def prepare(
     settings: Settings,
     tokens: Tokens,
     recommender: Recommender,
+    *,
+    lease: datetime | None = None,
 ) -> Outgoing | None:
-    """Check consent, frequency cap and address at send time, then render; None to skip."""
+    """Check consent, frequency cap and address at send time, then render; None to skip.
+
+    With the `lease` the message was claimed under, the lease is first renewed for the whole
+    `send_lease_s`: a claim that ran out (a batch queued behind a slow channel) or that
+    another sender took over is skipped, so one claim puts a message on the wire at most once.
+    """
+    now = utcnow()
+    renewed = now + timedelta(seconds=settings.send_lease_s)
+    if lease is not None and not await store.renew_message_lease(
+        session, message_id, lease, now, renewed
+    ):
+        return None
     message = await store.get_message(session, message_id)
     if message is None or message.status != "sending":
         return None
@@ -608,24 +625,28 @@ async def prepare(
 
     assert member is not None
     context = {
-        "customer": {
-            "id": customer_id,
-            "first_name": member.first_name,
-            "last_name": member.last_name,
-            "email": member.email,
-            "city": member.city,
-            "country": member.country,
-            "tier": member.tier,
-            "orders": member.orders,
-            "lifetime_value": str(member.lifetime_value),
-            "loyalty_points": member.loyalty_points,
-        },
-        "recommendation": await recommender.recommend(session, customer_id),
+        "customer": template_data.record(
+            {
+                "id": customer_id,
+                "first_name": member.first_name,
+                "last_name": member.last_name,
+                "email": member.email,
+                "city": member.city,
+                "country": member.country,
+                "tier": member.tier,
+                "orders": member.orders,
+                "lifetime_value": str(member.lifetime_value),
+                "loyalty_points": member.loyalty_points,
+            },
+            f"{member.first_name} {member.last_name}",
+        ),
+        "recommendation": _recommendation(await recommender.recommend(session, customer_id)),
         "offer_code": message.offer_code,
         "cta_url": track(campaign.link) if campaign.link else None,
         "unsubscribe_url": unsubscribe_url,
-        "campaign": {"id": campaign.id, "name": campaign.name},
-        "cart": (message.context or {}).get("cart"),
+        "campaign": template_data.record({"id": campaign.id, "name": campaign.name}, campaign.name),
+        "cart": template_data.cart((message.context or {}).get("cart")),
+        "order": await store.last_order(session, customer_id),
     }
     try:
         rendered = delivery.render(variant, context, track=track)
@@ -638,6 +659,9 @@ async def prepare(
     # have reached the reader all the same, so they stay.
     links.update(message_links(message))
     message.context = {**(message.context or {}), LINKS: sorted(links)}
+    # Committed before the send: should this sender die before recording the outcome, the
+    # next claim knows the channel may have it (see store.claim_due_messages).
+    message.reason = store.IN_FLIGHT
     session.add(message)
     return Outgoing(
         message_id=message.id,
@@ -649,13 +673,14 @@ async def prepare(
         rendered=rendered,
         unsubscribe_url=unsubscribe_url,
         open_url=tokens.open_url(message.id),
+        lease=utc(message.due_at),
     )
 
 
 async def finish_sent(session: AsyncSession, outgoing: Outgoing, settings: Settings) -> None:
-    """The channel took the message: record it and publish sent and delivered."""
+    """The channel took the message: record it and publish sent and delivered (once)."""
     message = await store.get_message(session, outgoing.message_id)
-    if message is None:
+    if message is None or message.status == "sent":
         return
     now = utcnow()
     message.status = "sent"
@@ -678,11 +703,23 @@ async def finish_sent(session: AsyncSession, outgoing: Outgoing, settings: Setti
 
 
 async def finish_failed(
-    session: AsyncSession, message_id: str, error: str, permanent: bool, settings: Settings
+    session: AsyncSession,
+    message_id: str,
+    error: str,
+    permanent: bool,
+    settings: Settings,
+    *,
+    lease: datetime | None = None,
 ) -> None:
-    """Retry later with backoff, or give up after the last attempt."""
+    """Retry later with backoff, or give up after the last attempt.
+
+    With the `lease` of the attempt, nothing changes once the message is no longer under it
+    (another sender took it over, or it was sent meanwhile).
+    """
     message = await store.get_message(session, message_id)
     if message is None:
+        return
+    if lease is not None and (message.status != "sending" or utc(message.due_at) != lease):
         return
     message.attempts += 1
     message.reason = error[:500]
@@ -690,8 +727,7 @@ async def finish_failed(
         message.status = "failed"
     else:
         message.status = "pending"
-        backoff = settings.send_retry_base_s * 2 ** (message.attempts - 1)
-        message.due_at = utcnow() + timedelta(seconds=min(backoff, 3600))
+        message.due_at = utcnow() + retry_delay(message.attempts, settings.send_retry_base_s, 3600)
     session.add(message)
 
 
@@ -785,8 +821,14 @@ async def unsubscribe(
     return True
 
 
-async def unsynced_unsubscribes(session: AsyncSession, limit: int = 100) -> list[Unsubscribe]:
-    return await store.unsynced_unsubscribes(session, utcnow(), limit)
+async def claim_unsynced_unsubscribes(
+    session: AsyncSession, lease_s: float, limit: int = 100
+) -> list[Unsubscribe]:
+    """Unsubscribes profile has not recorded yet, leased to this worker for `lease_s`."""
+    now = utcnow()
+    return await store.claim_unsynced_unsubscribes(
+        session, now, limit, now + timedelta(seconds=lease_s)
+    )
 
 
 async def unsubscribe_synced(session: AsyncSession, unsubscribe_id: int, error: str | None) -> None:
@@ -1015,7 +1057,14 @@ async def move_customer(session: AsyncSession, merged_id: str, survivor_id: str)
 
 
 async def erase_customer(session: AsyncSession, customer_ids: Sequence[str]) -> None:
-    """Anonymise the customer's messages and touches, drop timers and unsubscribe records."""
+    """Anonymise the customer's messages and touches, drop timers and unsubscribe records,
+    take the ids off stored audience lists and purge the sent events about them."""
+    erased = set(customer_ids)
+    for campaign in await store.campaigns_listing(session, customer_ids):
+        campaign.customer_ids = [cid for cid in campaign.customer_ids or [] if cid not in erased]
+        session.add(campaign)
+    await outbox.delete_sent(session, customer_ids)
+    checkpoint_after_commit(session)
     for customer_id in customer_ids:
         await store.cancel_customer_messages(session, customer_id)
         await store.update_rows(

@@ -58,7 +58,12 @@ class AudienceMember(SQLModel, table=True):
     education: str | None = Field(default=None, max_length=64)
     city: str | None = Field(default=None, max_length=100)
     social_handles: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
-    # Metrics, recomputed from the activity rows whenever an order or points arrive.
+    # Profile's custom traits (customer.updated `changes.traits`), for `trait` rules.
+    traits: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # Profile's customer value (customer.value.changed, rapport_events.value); points, NPS
+    # and activity below are recomputed here from the activity rows.
     orders: int = 0
     revenue: Decimal = Field(default=Decimal(0), sa_type=MONEY)
     average_order_value: Decimal = Field(default=Decimal(0), sa_type=MONEY)
@@ -492,6 +497,29 @@ class MessageContent(Checked):
 class CampaignCreate(MessageContent):
     """A broadcast: content plus its audience, and optionally a schedule and an A/B test."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Spring sale",
+                    "channel": "email",
+                    "variants": [
+                        {
+                            "name": "A",
+                            "subject": "{{ first_name }}, 20% off the X2",
+                            "body": "Hello {{ first_name }}, the X2 is 20% off: {{ cta_url }}",
+                            "weight": 1,
+                        }
+                    ],
+                    "audience": {"segment_id": "seg_big_spenders"},
+                    "link": "https://shop.example.com/x2",
+                    "frequency_cap": {"max_messages": 2, "per_hours": 24},
+                }
+            ]
+        },
+    )
+
     audience: Audience
     schedule_at: SaneDatetime | None = None
     ab_test: AbTest | None = None
@@ -645,6 +673,7 @@ class AudienceMemberPublic(BaseModel):
     last_order_at: datetime | None = None
     last_active_at: datetime | None = None
     loyalty_points: int = 0
+    traits: dict[str, Any] = {}
     segments: list[str] = []
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import marketing, rules, store
+from rapport_campaign import marketing, store
 from rapport_campaign.models import (
     Activity,
     ActivityItem,
@@ -51,6 +51,7 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     InteractionTracked,
     LineItem,
     LoyaltyPointsEarned,
@@ -64,7 +65,8 @@ _ACTIVITY_COLUMNS = [column.name for column in store.ACTIVITY.columns if column.
 _ITEM_COLUMNS = [
     column.name for column in store.ITEMS.columns if column.name not in ("id", "activity_id")
 ]
-_METRIC_COLUMNS = [
+# Profile's customer value (customer.value.changed), never computed here.
+_VALUE_COLUMNS = [
     "orders",
     "revenue",
     "average_order_value",
@@ -72,6 +74,10 @@ _METRIC_COLUMNS = [
     "tier",
     "first_order_at",
     "last_order_at",
+    "updated_at",
+]
+# What campaign computes itself from its activity rows.
+_METRIC_COLUMNS = [
     "last_active_at",
     "loyalty_points",
     "nps",
@@ -157,18 +163,6 @@ class Behaviour:
 
 def _apply_metrics(member: dict[str, Any], found: dict[str, Any]) -> None:
     """`refresh_metrics` on an audience row, from what `store.metrics` read."""
-    orders, revenue = found["orders"], found["revenue"]
-    first = utc(found["first"]) if found["first"] else None
-    last = utc(found["last"]) if found["last"] else None
-    member["orders"] = orders
-    member["revenue"] = revenue
-    member["first_order_at"] = first
-    member["last_order_at"] = last
-    member["average_order_value"] = (
-        (revenue / orders).quantize(Decimal("0.01")) if orders else Decimal(0)
-    )
-    member["lifetime_value"] = lifetime_value(orders, revenue, first, last)
-    member["tier"] = tier(orders, member["lifetime_value"])
     points = 0
     for earned, balance in found["loyalty"]:
         points = int(balance) if balance is not None else points + int(earned)
@@ -350,9 +344,10 @@ async def register_customers(
         registered_at = utc(event.occurred_at)
         new = AudienceMember(
             customer_id=customer_id,
-            email=event.email[:320],
-            first_name=event.first_name[:100],
-            last_name=event.last_name[:100],
+            # None once the customer's data key is shredded (a replay after an erasure).
+            email=(event.email or "")[:320],
+            first_name=(event.first_name or "")[:100],
+            last_name=(event.last_name or "")[:100],
             phone=_fit(event.phone, 32),
             birth_date=event.birth_date,
             gender=_fit(event.gender, 32),
@@ -398,7 +393,7 @@ _TEXT_FIELDS = {
     "acquisition_channel": 64,
 }
 _REQUIRED = ("email", "first_name", "last_name")
-_PROFILE_COLUMNS = [*_TEXT_FIELDS, "birth_date", "social_handles", "updated_at"]
+_PROFILE_COLUMNS = [*_TEXT_FIELDS, "birth_date", "social_handles", "traits", "updated_at"]
 
 
 def _update(member: dict[str, Any], changes: dict[str, Any]) -> bool:
@@ -415,6 +410,9 @@ def _update(member: dict[str, Any], changes: dict[str, Any]) -> bool:
             changed = True
         elif name == "social_handles" and isinstance(value, dict):
             member["social_handles"] = {str(k): str(v) for k, v in value.items()}
+            changed = True
+        elif name == "traits" and isinstance(value, dict):
+            member["traits"] = value  # profile bounds the map (100 traits, 16 KB)
             changed = True
     if changed:
         member["updated_at"] = utcnow()
@@ -502,6 +500,44 @@ async def record_orders(
     await timers.write(session)
     _forget_written(session)
     await reevaluate_many(session, customers, {"order"}, settings)
+
+
+async def apply_values(
+    session: AsyncSession, events: Sequence[CustomerValueChanged], settings: Settings
+) -> None:
+    """Profile's values of the customers (orders, revenue, lifetime value, tier...) replace
+    theirs in the audience; segments on those metrics are tested again.
+
+    The last event of a customer in the run wins: each carries the whole value.
+    """
+    await session.flush()
+    resolved = await resolve_all(session, [event.customer_id for event in events])
+    latest: dict[str, CustomerValueChanged] = {}
+    for event in events:
+        customer_id = resolved[event.customer_id]
+        if customer_id is not None:
+            latest[customer_id] = event
+    members = await store.members(session, latest)
+    now = utcnow()
+    for customer_id, member in members.items():
+        event = latest[customer_id]
+        member.update(
+            orders=event.orders,
+            revenue=event.revenue,
+            average_order_value=event.average_order_value or Decimal(0),
+            lifetime_value=event.lifetime_value,
+            tier=event.tier,
+            first_order_at=utc(event.first_order_at) if event.first_order_at else None,
+            last_order_at=utc(event.last_order_at) if event.last_order_at else None,
+            updated_at=now,
+        )
+    if not members:
+        return
+    await store.upsert(
+        session, store.AUDIENCE, list(members.values()), ["customer_id"], _VALUE_COLUMNS
+    )
+    _forget_written(session)
+    await reevaluate_many(session, list(members), {"order"}, settings)
 
 
 async def _record_activity(
@@ -699,20 +735,11 @@ def _date(value: Any) -> date | None:
 
 
 async def refresh_metrics(session: AsyncSession, member: AudienceMember) -> None:
-    """Recompute the member's order, points and survey metrics from the activity rows."""
+    """Recompute the member's points, survey and activity metrics from the activity rows.
+
+    Order values (orders, revenue, lifetime value, tier) are profile's: customer.value.changed.
+    """
     customer_id = member.customer_id
-    orders, revenue, first, last = await store.order_totals(session, customer_id)
-    member.orders = orders
-    member.revenue = revenue
-    member.first_order_at = utc(first) if first else None
-    member.last_order_at = utc(last) if last else None
-    member.average_order_value = (
-        (revenue / orders).quantize(Decimal("0.01")) if orders else Decimal(0)
-    )
-    member.lifetime_value = lifetime_value(
-        orders, revenue, member.first_order_at, member.last_order_at
-    )
-    member.tier = tier(orders, member.lifetime_value)
     points = 0
     for earned, balance in await store.loyalty_history(session, customer_id):
         points = int(balance) if balance is not None else points + int(earned)
@@ -723,32 +750,6 @@ async def refresh_metrics(session: AsyncSession, member: AudienceMember) -> None
     member.last_active_at = max(candidates) if candidates else None
     member.updated_at = utcnow()
     session.add(member)
-
-
-def lifetime_value(
-    orders: int, revenue: Decimal, first: datetime | None, last: datetime | None
-) -> Decimal:
-    """Revenue to date plus one more year at the customer's own order rate.
-
-    The rate is orders per year between the first and the last order, over at least a
-    year, so one order is worth one more; it reads no clock, so it never drifts.
-    """
-    if not orders or first is None or last is None:
-        return Decimal(0)
-    years = max((last - first).total_seconds() / (365.25 * 86400), 1.0)
-    average = revenue / orders
-    projected = average * Decimal(str(orders / years))
-    return (revenue + projected).quantize(Decimal("0.01"))
-
-
-def tier(orders: int, value: Decimal) -> str:
-    """Profitability tier by lifetime value (cut-offs in rules.TIER_LIFETIME_VALUE)."""
-    if not orders:
-        return "none"
-    for name, threshold in rules.TIER_LIFETIME_VALUE:
-        if value >= threshold:
-            return name
-    return "bronze"
 
 
 def _items(items: Iterable[LineItem], customer_id: str) -> list[ActivityItem]:

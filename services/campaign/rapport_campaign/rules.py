@@ -4,6 +4,7 @@ A rule is one JSON object with exactly one of these keys:
 
 - `all` / `any`: a list of rules that must all / at least one match; `not`: a rule that must not.
 - `attribute`: a profile field (`country`, `city`, `gender`, `age`, ...) compared with `op`/`value`.
+- `trait`: a custom trait from profile's identify calls (`plan`, `seats`, ...): text or number.
 - `metric`: a value campaign computes from orders and points (`orders`, `revenue`, `tier`,
   `recency_score`, `lifetime_value`, ...), compared with `op`/`value`.
 - `event`: behaviour, "at least N events of this type in the last D days where properties match".
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal, Self, TypeAlias, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
+from rapport_events import value
 from rapport_events.types import Channel
 
 MAX_NODES = 200
@@ -51,13 +53,13 @@ OPS: dict[str, frozenset[str]] = {
     "tier": frozenset({"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte"}),
 }
 
-TIERS = ("none", "bronze", "silver", "gold", "platinum")
-# Fixed cut-offs, so a score changes only with the customer's own orders (and the clock),
-# never because of other customers: membership stays cheap to keep current.
-TIER_LIFETIME_VALUE = (("platinum", 5000), ("gold", 1000), ("silver", 250), ("bronze", 0))
-RECENCY_SCORE_DAYS = ((5, 30), (4, 90), (3, 180), (2, 365))
-FREQUENCY_SCORE_ORDERS = ((5, 10), (4, 5), (3, 3), (2, 2), (1, 1))
-MONETARY_SCORE_REVENUE = ((5, 2000), (4, 1000), (3, 500), (2, 100), (1, 0))
+# Tiers and RFM scores are profile's customer value (rapport_events.value): fixed cut-offs,
+# so a score changes only with the customer's own orders (and the clock), never because of
+# other customers: membership stays cheap to keep current.
+TIERS = value.TIERS
+RECENCY_SCORE_DAYS = value.RECENCY_SCORE_DAYS
+FREQUENCY_SCORE_ORDERS = value.FREQUENCY_SCORE_ORDERS
+MONETARY_SCORE_REVENUE = value.MONETARY_SCORE_REVENUE
 
 AttributeName = Literal[
     "email", "first_name", "last_name", "phone", "gender", "country", "city",
@@ -253,6 +255,38 @@ class AttributeCondition(_Node):
         return self
 
 
+# Trait names a rule may address (profile keeps any name; rules address plain ones).
+TRAIT_NAME = r"^[A-Za-z0-9_-]{1,100}$"
+NUMBER_OPS = frozenset({"gt", "gte", "lt", "lte", "between"})
+
+
+def trait_kind(op: str, value: Any) -> Kind:
+    """How a trait compares: as a number when the op or the value is numeric, else as text."""
+    items = value if isinstance(value, list) else [value]
+    numeric = all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in items)
+    return "number" if op in NUMBER_OPS or (value is not None and numeric) else "text"
+
+
+class TraitCondition(_Node):
+    """A custom trait, e.g. {"trait": "plan", "op": "eq", "value": "pro"}; a trait that
+    holds another type than the comparison (text against a number) does not match."""
+
+    trait: str = Field(pattern=TRAIT_NAME)
+    op: Op
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _comparable(self) -> Self:
+        kind = trait_kind(self.op, self.value)
+        value = _check_comparison(kind, self.op, self.value, f"trait '{self.trait}'")
+        object.__setattr__(self, "value", value)
+        return self
+
+    @property
+    def kind(self) -> Kind:
+        return trait_kind(self.op, self.value)
+
+
 class MetricCondition(_Node):
     """A computed metric, e.g. {"metric": "tier", "op": "gte", "value": "gold"}."""
 
@@ -319,12 +353,13 @@ class ConsentCondition(_Node):
     consent: Channel
 
 
-_TAGS = ("all", "any", "not", "attribute", "metric", "event", "segment", "consent")
+_TAGS = ("all", "any", "not", "attribute", "trait", "metric", "event", "segment", "consent")
 _CLASS_TAGS: dict[type, str] = {
     AllOf: "all",
     AnyOf: "any",
     Not: "not",
     AttributeCondition: "attribute",
+    TraitCondition: "trait",
     MetricCondition: "metric",
     BehaviourCondition: "event",
     SegmentCondition: "segment",
@@ -345,6 +380,7 @@ Rule: TypeAlias = Annotated[
         Annotated[AnyOf, Tag("any")],
         Annotated[Not, Tag("not")],
         Annotated[AttributeCondition, Tag("attribute")],
+        Annotated[TraitCondition, Tag("trait")],
         Annotated[MetricCondition, Tag("metric")],
         Annotated[BehaviourCondition, Tag("event")],
         Annotated[SegmentCondition, Tag("segment")],
@@ -355,7 +391,7 @@ Rule: TypeAlias = Annotated[
         custom_error_type="invalid_rule",
         custom_error_message=(
             "a rule is an object with exactly one of the keys "
-            "all, any, not, attribute, metric, event, segment, consent"
+            "all, any, not, attribute, trait, metric, event, segment, consent"
         ),
         custom_error_context={"keys": ", ".join(_TAGS)},
     ),
@@ -418,6 +454,8 @@ def analyse(rule: Rule, referenced: Mapping[str, Analysis]) -> Analysis:
         if isinstance(node, AttributeCondition):
             kinds.add("profile")
             timed |= node.attribute in TIME_DEPENDENT_FIELDS
+        elif isinstance(node, TraitCondition):
+            kinds.add("profile")
         elif isinstance(node, MetricCondition):
             kinds |= METRIC_KINDS.get(node.metric, frozenset({"order"}))
             timed |= node.metric in TIME_DEPENDENT_FIELDS

@@ -21,7 +21,7 @@ from rapport_campaign.models import (
     SegmentUpdate,
 )
 from rapport_campaign.settings import Settings
-from rapport_events import outbox
+from rapport_events import errors, outbox
 from rapport_events.base import Event, utcnow
 from rapport_events.types import (
     SegmentEntered,
@@ -34,15 +34,17 @@ CHANNELS = ("email", "sms", "push", "social")
 SEGMENT_LOCK_KEY = 7_270_002
 
 
-class NotFound(LookupError):
+class NotFound(errors.NotFound):
     """No such segment, campaign or customer (404)."""
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(errors.InvalidRequest):
     """Well-formed input that cannot be carried out (422)."""
 
+    code = "validation_error"
 
-class Conflict(ValueError):
+
+class Conflict(errors.Conflict):
     """The request contradicts the state of the data (409)."""
 
 

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
                 "CAMPAIGN_SIGNING_SECRET": self.signing_secret,
                 "CAMPAIGN_WEBHOOK_SECRET": self.webhook_secret,
                 "CAMPAIGN_PROFILE_TOKEN (or RAPPORT_API_TOKEN)": self.profile_token,
+                **self.kafka.secrets(),
             },
         )
         return self

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Numeric,
+    Text,
     and_,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -24,12 +26,15 @@ from sqlalchemy import (
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import KeyedColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Float, String
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import rules
+from rapport_campaign import rules, template_data
 from rapport_campaign.models import (
     Activity,
     ActivityItem,
@@ -161,22 +166,6 @@ async def add_activity(
     for item in items:
         item.activity_id = activity.id
         session.add(item)
-
-
-async def order_totals(
-    session: AsyncSession, customer_id: str
-) -> tuple[int, Decimal, datetime | None, datetime | None]:
-    """Orders, revenue, first and last order time of one customer."""
-    result = await session.exec(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Activity.value), 0),
-            func.min(Activity.occurred_at),
-            func.max(Activity.occurred_at),
-        ).where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
-    )
-    count, revenue, first, last = result.one()
-    return int(count), Decimal(str(revenue)), _time(first), _time(last)
 
 
 async def loyalty_history(session: AsyncSession, customer_id: str) -> list[tuple[Decimal, Any]]:
@@ -313,16 +302,15 @@ async def insert_activities(
     """Insert activity rows, and the product lines of each (`items` by event id)."""
     if not rows:
         return
-    ids: dict[str, int] = {}
-    returning = insert(ACTIVITY).returning(
-        ACTIVITY.c.id, ACTIVITY.c.event_id, sort_by_parameter_order=True
-    )
     for chunk in _chunks(rows, _rows_per_statement(len(rows[0]))):
-        if any(row["event_id"] in items for row in chunk):
-            result = await session.exec(returning, params=list(chunk))  # type: ignore[call-overload]
-            ids.update({event_id: activity_id for activity_id, event_id in result.all()})
-        else:
-            await session.exec(insert(ACTIVITY), params=list(chunk))
+        await session.exec(insert(ACTIVITY), params=list(chunk))  # type: ignore[call-overload]
+    # The ids of the rows with lines, read back by their unique event id: RETURNING in
+    # parameter order makes SQLite insert one row per statement.
+    ids: dict[str, int] = {}
+    for part in _chunks(list(items)):
+        query = sa_select(ACTIVITY.c.event_id, ACTIVITY.c.id).where(ACTIVITY.c.event_id.in_(part))
+        found = await session.exec(query)  # type: ignore[call-overload]
+        ids.update(dict(found.all()))
     lines = [
         {**line, "activity_id": ids[event_id]}
         for event_id, event_lines in items.items()
@@ -335,16 +323,12 @@ async def insert_activities(
 async def metrics(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """What `refresh_metrics` reads from the activity rows, for many customers at once.
 
-    Per customer: orders, revenue, first/last order time, loyalty (points, balance) rows
-    oldest first, the latest NPS and the latest activity time.
+    Per customer: loyalty (points, balance) rows oldest first, the latest NPS and the
+    latest activity time. Order values are profile's (customer.value.changed).
     """
     ids = sorted(set(customer_ids))
     found: dict[str, dict[str, Any]] = {
         cid: {
-            "orders": 0,
-            "revenue": Decimal(0),
-            "first": None,
-            "last": None,
             "loyalty": [],
             "nps": None,
             "last_activity": None,
@@ -353,25 +337,6 @@ async def metrics(session: AsyncSession, customer_ids: Iterable[str]) -> dict[st
     }
     a = ACTIVITY.c
     for chunk in _chunks(ids):
-        totals = await _rows(
-            session,
-            sa_select(
-                a.customer_id,
-                func.count(),
-                func.coalesce(func.sum(a.value), 0),
-                func.min(a.occurred_at),
-                func.max(a.occurred_at),
-            )
-            .where(a.customer_id.in_(chunk), a.event_type == "order.completed")
-            .group_by(a.customer_id),
-        )
-        for cid, count, revenue, first, last in totals:
-            found[cid].update(
-                orders=int(count),
-                revenue=Decimal(str(revenue)),
-                first=_time(first),
-                last=_time(last),
-            )
         loyalty = await _rows(
             session,
             sa_select(a.customer_id, a.value, a.balance)
@@ -476,6 +441,31 @@ async def bought_products(session: AsyncSession, customer_id: str) -> list[tuple
         .where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
     )
     return [(product, category) for product, category in result.all()]
+
+
+async def last_order(session: AsyncSession, customer_id: str) -> template_data.Record | None:
+    """The customer's most recent order with its lines, as templates see it."""
+    result = await session.exec(
+        select(Activity)
+        .where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
+        .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
+        .limit(1)
+    )
+    found = result.first()
+    if found is None:
+        return None
+    lines = await session.exec(
+        select(ActivityItem)
+        .where(ActivityItem.activity_id == found.id)
+        .order_by(col(ActivityItem.id))
+    )
+    return template_data.order(
+        found.ref or "",
+        found.value,
+        found.currency,
+        _time(found.occurred_at) or found.occurred_at,
+        [line.model_dump() for line in lines.all()],
+    )
 
 
 async def popular_products(
@@ -659,6 +649,98 @@ def _compare(kind: str, column: Any, op: str, value: Any, now: datetime) -> Colu
     return _compare_tier(column, op, value)
 
 
+# --- custom traits: one JSON member of campaign_audience.traits, per database -------------
+
+
+class _Trait(FunctionElement[Any]):
+    """A custom trait of the audience row: NULL when absent or of another JSON type."""
+
+    inherit_cache = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(AUDIENCE.c.traits, literal(name, String()))
+
+
+class TraitText(_Trait):
+    type = String()
+    inherit_cache = True
+
+
+class TraitNumber(_Trait):
+    type = Float()
+    inherit_cache = True
+
+
+class TraitType(_Trait):
+    """The trait's JSON type, NULL when the customer has no such trait."""
+
+    type = String()
+    inherit_cache = True
+
+
+def _parts(element: _Trait, compiler: Any, **kw: Any) -> tuple[str, str, str]:
+    # Each use of the name is its own bound parameter (positional styles count them).
+    column, name = element.clauses
+    return (
+        compiler.process(column, **kw),
+        compiler.process(name, **kw),
+        compiler.process(name, **kw),
+    )
+
+
+@compiles(TraitText, "sqlite")
+def _text_sqlite(element: _Trait, compiler: Any, **kw: Any) -> str:
+    traits, first, second = _parts(element, compiler, **kw)
+    return (
+        f"""CASE WHEN json_type({traits}, '$."' || {first} || '"') = 'text' """
+        f"""THEN json_extract({traits}, '$."' || {second} || '"') END"""
+    )
+
+
+@compiles(TraitNumber, "sqlite")
+def _number_sqlite(element: _Trait, compiler: Any, **kw: Any) -> str:
+    traits, first, second = _parts(element, compiler, **kw)
+    return (
+        f"""CASE WHEN json_type({traits}, '$."' || {first} || '"') IN ('integer', 'real') """
+        f"""THEN json_extract({traits}, '$."' || {second} || '"') END"""
+    )
+
+
+@compiles(TraitType, "sqlite")
+def _type_sqlite(element: _Trait, compiler: Any, **kw: Any) -> str:
+    traits, first, _ = _parts(element, compiler, **kw)
+    return f"""json_type({traits}, '$."' || {first} || '"')"""
+
+
+@compiles(TraitText, "postgresql")
+def _text_postgresql(element: _Trait, compiler: Any, **kw: Any) -> str:
+    traits, first, second = _parts(element, compiler, **kw)
+    return f"CASE WHEN json_typeof({traits} -> {first}) = 'string' THEN {traits} ->> {second} END"
+
+
+@compiles(TraitNumber, "postgresql")
+def _number_postgresql(element: _Trait, compiler: Any, **kw: Any) -> str:
+    traits, first, second = _parts(element, compiler, **kw)
+    return (
+        f"CASE WHEN json_typeof({traits} -> {first}) = 'number' "
+        f"THEN CAST({traits} ->> {second} AS DOUBLE PRECISION) END"
+    )
+
+
+@compiles(TraitType, "postgresql")
+def _type_postgresql(element: _Trait, compiler: Any, **kw: Any) -> str:
+    traits, first, _ = _parts(element, compiler, **kw)
+    return f"json_typeof({traits} -> {first})"
+
+
+def _trait(rule: rules.TraitCondition, now: datetime) -> ColumnElement[bool]:
+    if rule.op in ("exists", "missing"):
+        present = TraitType(rule.trait)
+        return present.is_not(None) if rule.op == "exists" else present.is_(None)
+    value = TraitNumber(rule.trait) if rule.kind == "number" else TraitText(rule.trait)
+    return _compare(rule.kind, value, rule.op, rule.value, now)
+
+
 _ATTRIBUTE_COLUMNS = {"age": "birth_date", "days_since_registration": "registered_at"}
 _METRIC_COLUMNS = {
     "recency_days": "last_order_at",
@@ -728,6 +810,8 @@ def rule_condition(
     if isinstance(rule, rules.AttributeCondition):
         column = AUDIENCE.c[_ATTRIBUTE_COLUMNS.get(rule.attribute, rule.attribute)]
         return _compare(rules.ATTRIBUTES[rule.attribute], column, rule.op, rule.value, now)
+    if isinstance(rule, rules.TraitCondition):
+        return _trait(rule, now)
     if isinstance(rule, rules.MetricCondition):
         kind = rules.METRICS[rule.metric]
         column = (
@@ -990,21 +1074,41 @@ async def due_campaigns(session: AsyncSession, now: datetime) -> list[Campaign]:
 
 
 async def campaigns_to_decide(session: AsyncSession, now: datetime) -> list[Campaign]:
+    """A/B tests due for a decision, locked: another scheduler skips them (SKIP LOCKED)."""
     result = await session.exec(
-        select(Campaign).where(
+        select(Campaign)
+        .where(
             Campaign.status == "sending",
             col(Campaign.winner).is_(None),
             col(Campaign.decide_at) <= now,
         )
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     return list(result.all())
 
 
 async def sending_campaigns(session: AsyncSession) -> list[Campaign]:
+    """Broadcasts still sending, locked against another scheduler and a cancel by hand."""
     result = await session.exec(
-        select(Campaign).where(Campaign.kind == "broadcast", Campaign.status == "sending")
+        select(Campaign)
+        .where(Campaign.kind == "broadcast", Campaign.status == "sending")
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     return list(result.all())
+
+
+async def release_held_messages(
+    session: AsyncSession, campaign_id: str, variant: str, now: datetime
+) -> int:
+    """The messages held back for an A/B decision go out with the winning variant."""
+    result = await session.exec(
+        update(Message)
+        .where(col(Message.campaign_id) == campaign_id, col(Message.status) == "held")
+        .values(status="pending", variant=variant, due_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -1016,43 +1120,79 @@ async def get_message(session: AsyncSession, message_id: str) -> Message | None:
     return await session.get(Message, message_id)
 
 
-async def due_message_ids(session: AsyncSession, now: datetime, limit: int) -> list[str]:
-    result = await session.exec(
-        select(Message.id)
-        .where(
-            or_(
-                and_(col(Message.status) == "pending", col(Message.due_at) <= now),
-                # A sender that died mid-send leaves its claim to expire.
-                and_(col(Message.status) == "sending", col(Message.due_at) <= now),
-            )
-        )
-        .order_by(col(Message.due_at))
-        .limit(limit)
-    )
-    return list(result.all())
+# A message's reason while a sender hands it to its channel, and once that sender's lease ran
+# out with no outcome recorded.
+IN_FLIGHT = "handed to the channel, outcome not recorded yet"
+IN_DOUBT = (
+    "outcome unknown: the sender stopped after handing it to the channel; "
+    "not sent again, so it cannot arrive twice"
+)
 
 
-async def claim_messages(
-    session: AsyncSession, ids: list[str], now: datetime, lease_until: datetime
+async def claim_due_messages(
+    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
 ) -> list[Message]:
-    """Mark due messages as being sent until `lease_until`; returns the ones this caller got."""
-    claimed = []
-    for message_id in ids:
-        result = await session.exec(
-            update(Message)
-            .where(
-                col(Message.id) == message_id,
-                col(Message.status).in_(("pending", "sending")),
-                col(Message.due_at) <= now,
-            )
-            .values(status="sending", due_at=lease_until)
+    """Lease up to `limit` due messages to this sender until `lease_until`, in one statement.
+
+    Due means pending and due, or claimed by a sender whose lease ran out (it died mid-send).
+    On PostgreSQL the rows another sender is claiming are skipped (SKIP LOCKED), so replicas
+    share the work without waiting for each other; SQLite lets one writer in at a time.
+    The lease's end is the claim's token: `renew_message_lease` and the outcome check it.
+
+    A message whose lease ran out after it was handed to its channel (`IN_FLIGHT`: the
+    sender died between the channel's answer and recording it) is not claimed again: the
+    channel may have taken it, and a second copy would reach the customer. It is recorded
+    as failed, `IN_DOUBT`, so each message reaches the channel at most once.
+    """
+    await session.exec(
+        update(Message)
+        .where(
+            col(Message.status) == "sending",
+            col(Message.due_at) <= now,
+            col(Message.reason) == IN_FLIGHT,
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(message_id)
+        .values(status="failed", reason=IN_DOUBT)
+    )
+    due = (
+        select(col(Message.id))
+        .where(col(Message.status).in_(("pending", "sending")), col(Message.due_at) <= now)
+        .order_by(col(Message.due_at), col(Message.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.exec(
+        update(Message)
+        .where(col(Message.id).in_(due.scalar_subquery()))
+        .values(status="sending", due_at=lease_until)
+        .returning(col(Message.id))
+    )
+    claimed = list(result.scalars().all())  # type: ignore[attr-defined]
     if not claimed:
         return []
-    rows = await session.exec(select(Message).where(col(Message.id).in_(claimed)))
+    rows = await session.exec(
+        select(Message)
+        .where(col(Message.id).in_(claimed))
+        .order_by(col(Message.id))
+        .execution_options(populate_existing=True)
+    )
     return list(rows.all())
+
+
+async def renew_message_lease(
+    session: AsyncSession, message_id: str, lease: datetime, now: datetime, lease_until: datetime
+) -> bool:
+    """Extend this sender's lease on a message; False when it ran out or another sender has it."""
+    result = await session.exec(
+        update(Message)
+        .where(
+            col(Message.id) == message_id,
+            col(Message.status) == "sending",
+            col(Message.due_at) == lease,
+            col(Message.due_at) > now,
+        )
+        .values(due_at=lease_until)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 async def sent_since(session: AsyncSession, customer_id: str, channel: str, since: datetime) -> int:
@@ -1064,13 +1204,6 @@ async def sent_since(session: AsyncSession, customer_id: str, channel: str, sinc
         )
     )
     return int(result.one())
-
-
-async def held_messages(session: AsyncSession, campaign_id: str) -> list[Message]:
-    result = await session.exec(
-        select(Message).where(Message.campaign_id == campaign_id, Message.status == "held")
-    )
-    return list(result.all())
 
 
 async def unfinished_messages(session: AsyncSession, campaign_id: str) -> int:
@@ -1232,11 +1365,16 @@ async def stop_timers(
 async def due_journey_states(
     session: AsyncSession, now: datetime, limit: int
 ) -> list[JourneyState]:
+    """Due timers, locked for this scheduler: another one skips them (SKIP LOCKED)."""
     result = await session.exec(
         select(JourneyState)
         .where(col(JourneyState.due_at).is_not(None), col(JourneyState.due_at) <= now)
-        .order_by(col(JourneyState.due_at))
+        .order_by(
+            col(JourneyState.due_at), col(JourneyState.journey_id), col(JourneyState.customer_id)
+        )
         .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     return list(result.all())
 
@@ -1258,16 +1396,33 @@ async def claim_journey_state(session: AsyncSession, state: JourneyState, due_at
 # --- unsubscribes ------------------------------------------------------------------------------
 
 
-async def unsynced_unsubscribes(
-    session: AsyncSession, now: datetime, limit: int
+async def claim_unsynced_unsubscribes(
+    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
 ) -> list[Unsubscribe]:
-    result = await session.exec(
-        select(Unsubscribe)
+    """Unsubscribes due for profile, leased to this worker until `lease_until` (SKIP LOCKED)."""
+    due = (
+        select(col(Unsubscribe.id))
         .where(col(Unsubscribe.synced_at).is_(None), col(Unsubscribe.next_attempt_at) <= now)
         .order_by(col(Unsubscribe.id))
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    return list(result.all())
+    result = await session.exec(
+        update(Unsubscribe)
+        .where(col(Unsubscribe.id).in_(due.scalar_subquery()))
+        .values(next_attempt_at=lease_until)
+        .returning(col(Unsubscribe.id))
+    )
+    claimed = list(result.scalars().all())  # type: ignore[attr-defined]
+    if not claimed:
+        return []
+    rows = await session.exec(
+        select(Unsubscribe)
+        .where(col(Unsubscribe.id).in_(claimed))
+        .order_by(col(Unsubscribe.id))
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
 
 
 # --- analytics ---------------------------------------------------------------------------------
@@ -1359,6 +1514,20 @@ async def update_rows(
     """Set `values` on every row of the customer `of`."""
     table = model.__table__  # type: ignore[attr-defined]
     await session.exec(update(table).where(table.c.customer_id == of).values(**values))
+
+
+async def campaigns_listing(session: AsyncSession, customer_ids: Sequence[str]) -> list[Campaign]:
+    """Campaigns whose stored audience list names one of these customers."""
+    if not customer_ids:
+        return []
+    # The list is JSON: its text holds each id in quotes. LIKE narrows, Python decides.
+    listed = cast(col(Campaign.customer_ids), Text)
+    query = select(Campaign).where(
+        col(Campaign.customer_ids).is_not(None),
+        or_(*(listed.contains(f'"{cid}"', autoescape=True) for cid in customer_ids)),
+    )
+    wanted = set(customer_ids)
+    return [c for c in (await session.exec(query)).all() if wanted & set(c.customer_ids or [])]
 
 
 async def repoint_aliases(session: AsyncSession, old_id: str, new_id: str) -> None:

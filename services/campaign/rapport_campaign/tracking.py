@@ -10,8 +10,6 @@ Tokens made before they carried a time (salts without `.v2`) are refused as inva
 they were signed with a secret nothing checked the strength of.
 """
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -114,8 +112,3 @@ def with_utm(url: str, *, source: str, medium: str, campaign: str, content: str 
     }
     query += [(name, value) for name, value in utm.items() if value and name not in present]
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def sign_body(secret: str, body: bytes) -> str:
-    """The `X-Rapport-Signature` header value of a webhook body: HMAC-SHA256 in hex."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

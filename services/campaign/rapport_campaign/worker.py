@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -20,8 +20,13 @@ from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
 from rapport_events.supervisor import Periodic
+from rapport_events.tracing import background_span, untraced
 
 log = logging.getLogger(__name__)
+# How long profile has to record an unsubscribe before the call is given up and retried.
+UNSUBSCRIBE_TIMEOUT_S = 10.0
+# Unsubscribes taken per tick; they are sent one after another, all within one lease.
+UNSUBSCRIBE_BATCH = 10
 
 
 class Worker:
@@ -66,29 +71,36 @@ class Worker:
 
     async def send_once(self) -> int:
         """Send one batch of due messages; returns how many were claimed."""
-        async with transaction(self._sessions) as session:
-            claimed = await marketing.claim_due(session, self._settings)
+        with untraced():
+            async with transaction(self._sessions) as session:
+                claimed = await marketing.claim_due(session, self._settings)
         if not claimed:
             return 0
         # One customer's messages go one after the other, so the frequency cap sees each.
-        by_customer: dict[str | None, list[str]] = defaultdict(list)
+        by_customer: dict[str | None, list[tuple[str, datetime]]] = defaultdict(list)
         for message in claimed:
-            by_customer[message.customer_id].append(message.id)
+            by_customer[message.customer_id].append((message.id, service.utc(message.due_at)))
         limit = asyncio.Semaphore(self._settings.send_concurrency)
 
-        async def send_all(message_ids: list[str]) -> None:
+        async def send_all(leased: list[tuple[str, datetime]]) -> None:
             async with limit:
-                for message_id in message_ids:
-                    await self._send(message_id)
+                for message_id, lease in leased:
+                    with background_span("campaign send", **{"rapport.message.id": message_id}):
+                        await self._send(message_id, lease)
 
         await asyncio.gather(*(send_all(ids) for ids in by_customer.values()))
         return len(claimed)
 
-    async def _send(self, message_id: str) -> None:
+    async def _send(self, message_id: str, lease: datetime) -> None:
         try:
             async with transaction(self._sessions) as session:
                 outgoing = await marketing.prepare(
-                    session, message_id, self._settings, self._tokens, self._recommender
+                    session,
+                    message_id,
+                    self._settings,
+                    self._tokens,
+                    self._recommender,
+                    lease=lease,
                 )
         except Exception:
             # Left claimed: the lease runs out and the message is tried again.
@@ -102,7 +114,12 @@ class Worker:
             log.warning("message %s not delivered: %s", message_id, error)
             async with transaction(self._sessions) as session:
                 await marketing.finish_failed(
-                    session, message_id, str(error), error.permanent, self._settings
+                    session,
+                    message_id,
+                    str(error),
+                    error.permanent,
+                    self._settings,
+                    lease=outgoing.lease,
                 )
             return
         async with transaction(self._sessions) as session:
@@ -151,9 +168,12 @@ class Worker:
         ]
         for name, step in steps:
             try:
-                async with transaction(self._sessions) as session:
-                    if await step(session, now):
-                        self.wake()
+                # Each step looks for what fell due and acts on it in one transaction; it
+                # runs every tick, nearly always finding nothing: not a trace each time.
+                with untraced():
+                    async with transaction(self._sessions) as session:
+                        if await step(session, now):
+                            self.wake()
             except Exception:
                 log.exception("scheduler step %s failed", name)
         await self.refresh_segments()
@@ -163,36 +183,52 @@ class Worker:
     async def refresh_segments(self) -> int:
         """Reconcile new segments once, and recompute clock-dependent ones when due."""
         interval = timedelta(seconds=self._settings.segment_refresh_interval_s)
-        async with transaction(self._sessions) as session:
-            due = [s.id for s in await store.segments_to_refresh(session, utcnow() - interval)]
+        with untraced():
+            async with transaction(self._sessions) as session:
+                due = [s.id for s in await store.segments_to_refresh(session, utcnow() - interval)]
         for segment_id in due:
             try:
-                async with transaction(self._sessions) as session:
-                    segment = await store.get_segment(session, segment_id)
-                    if segment is not None:
-                        await service.recompute_segment(session, segment, self._settings)
+                with background_span(
+                    "campaign refresh segment", **{"rapport.segment.id": segment_id}
+                ):
+                    async with transaction(self._sessions) as session:
+                        segment = await store.get_segment(session, segment_id)
+                        if segment is not None:
+                            await service.recompute_segment(session, segment, self._settings)
             except Exception:
                 log.exception("refreshing segment %s failed", segment_id)
         return len(due)
 
     async def sync_unsubscribes(self) -> int:
         """Tell profile about unsubscribe clicks; it owns consents and publishes the revocation."""
-        async with transaction(self._sessions) as session:
-            pending = [
-                (row.id, row.customer_id, row.channel)
-                for row in await marketing.unsynced_unsubscribes(session)
-            ]
+        # Leased while profile is asked, so another replica does not ask it too: the lease
+        # outlasts the whole batch, each call taking up to its timeout.
+        lease_s = UNSUBSCRIBE_TIMEOUT_S * UNSUBSCRIBE_BATCH + 5
+        with untraced():
+            async with transaction(self._sessions) as session:
+                pending = [
+                    (row.id, row.customer_id, row.channel)
+                    for row in await marketing.claim_unsynced_unsubscribes(
+                        session, lease_s, UNSUBSCRIBE_BATCH
+                    )
+                ]
         for row_id, customer_id, channel in pending:
             assert row_id is not None
-            error = await self._revoke_in_profile(customer_id, channel)
-            async with transaction(self._sessions) as session:
-                if error is None or not error.retry:
-                    await marketing.unsubscribe_synced(
-                        session, row_id, error.message if error else None
-                    )
-                else:
-                    await marketing.unsubscribe_failed(session, row_id, error.message)
+            with background_span(
+                "campaign sync unsubscribe", **{"rapport.customer.id": customer_id}
+            ):
+                await self._sync_unsubscribe(row_id, customer_id, channel)
         return len(pending)
+
+    async def _sync_unsubscribe(self, row_id: int, customer_id: str, channel: str) -> None:
+        error = await self._revoke_in_profile(customer_id, channel)
+        async with transaction(self._sessions) as session:
+            if error is None or not error.retry:
+                await marketing.unsubscribe_synced(
+                    session, row_id, error.message if error else None
+                )
+            else:
+                await marketing.unsubscribe_failed(session, row_id, error.message)
 
     async def _revoke_in_profile(self, customer_id: str, channel: str) -> "SyncError | None":
         url = peer_url(self._settings.profile_url, "customers", customer_id, "consents")
@@ -206,7 +242,7 @@ class Worker:
                     "source": "unsubscribe_link",
                 },
                 headers={"Authorization": f"Bearer {self._settings.profile_token}"},
-                timeout=10.0,
+                timeout=UNSUBSCRIBE_TIMEOUT_S,
             )
         except httpx.HTTPError as error:
             return SyncError(f"profile unreachable: {error!r}", retry=True)

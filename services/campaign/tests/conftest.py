@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
@@ -29,11 +28,13 @@ from rapport_events.codec import Envelope, decode, encode
 from rapport_events.consumer import ConsumerRunner
 from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.fakes import FakeProducer
-from rapport_events.testing.harness import consumes_events, wait_until_ready
+from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
+from rapport_events.testing.pytest_plugin import Migrations
+from rapport_events.testing.replicas import serving
 
 TOKEN = "campaign-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -66,7 +67,11 @@ def settings() -> Settings:
 async def outbox_events(sessions: SessionFactory) -> list[Event]:
     """Every event written to the outbox, oldest first."""
     async with sessions() as session:
-        rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(is_event()).order_by(col(OutboxMessage.id))
+            )
+        ).all()
     return [
         decode(row.value, [(name, value.encode()) for name, value in row.headers]).data
         for row in rows
@@ -146,19 +151,8 @@ class Receiver:
 
 
 async def _serve(receiver: Receiver) -> AsyncIterator[Receiver]:
-    config = uvicorn.Config(
-        receiver, host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("the HTTP receiver did not start")
-        await asyncio.sleep(0.02)
-    yield receiver
-    server.should_exit = True
-    await task
+    async with serving(receiver, receiver.port):
+        yield receiver
 
 
 @pytest.fixture
@@ -176,21 +170,6 @@ async def profile_stub() -> AsyncIterator[Receiver]:
 
 
 # --- the app on a real broker ------------------------------------------------------------------
-
-
-async def drain_outbox(app: FastAPI, timeout: float = 15.0) -> None:
-    """Wait until the relay has published every outbox row of `app`.
-
-    Stopping the relay mid-publish can hang shutdown: on Python 3.11 the relay's
-    asyncio.wait_for swallows the cancellation when a send completes in the same step.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        relay = app.state.runtime.relay
-        if relay is not None and (await relay.backlog())[0] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the outbox was not drained within {timeout}s")
 
 
 def app_settings(
@@ -321,3 +300,9 @@ def deliver(
         return envelopes
 
     return run
+
+
+@pytest.fixture
+def database_template() -> Migrations:
+    """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
+    return (MIGRATIONS, VERSION_TABLE)

@@ -18,6 +18,7 @@ from rapport_campaign.main import create_app
 from rapport_campaign.settings import DEVELOPMENT_TOKEN, Settings
 from rapport_events.codec import decode
 from rapport_events.settings import KafkaSettings
+from rapport_events.testing.examples import value_after
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.types import (
     CartUpdated,
@@ -443,7 +444,8 @@ class TestCampaignToASegment:
         opened = await client.get(pixel.group(1))
         assert (opened.status_code, opened.headers["content-type"]) == (200, "image/gif")
 
-        await publish(order(ann, "o-1", revenue="120"))
+        bought = order(ann, "o-1", revenue="120")
+        await publish(bought, value_after(bought))  # the value profile publishes after it
         report = await report_when(client, eventually, path, lambda r: r["converted"] == 1)
         assert (report["opened"], report["clicked"], report["revenue"]) == (1, 1, "120.00")
         assert report["variants"][0]["variant"] == "A"

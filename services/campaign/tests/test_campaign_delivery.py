@@ -3,15 +3,20 @@ an SMTP server (aiosmtpd) and an HTTP webhook receiver."""
 
 import hashlib
 import hmac
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from standardwebhooks import Webhook
 
-from rapport_campaign import delivery
+from rapport_campaign import delivery, template_data
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import InvalidToken, Tokens, with_utm
+from rapport_events import webhooks
 from rapport_events.testing.broker import free_port
 
 WEBHOOK_SECRET = "delivery-test-secret"
@@ -64,6 +69,86 @@ class TestRendering:
         variant = {"name": "A", "body": "{{ track('https://shop.example/x') }}"}
         result = delivery.render(variant, {}, track=lambda url: f"T[{url}]")
         assert result.text == "T[https://shop.example/x]"
+
+
+class TestCartsAndOrdersInTemplates:
+    CART = {
+        "cart_id": "cart-1",
+        "value": "111",
+        "currency": "EUR",
+        "items": [
+            {"product_id": "p-7", "sku": "BX2", "name": "Boots", "price": "45.5", "quantity": 2},
+            {"product_id": "p-8", "name": None, "price": "20", "quantity": 1},
+        ],
+    }
+
+    def render(self, body: str, **context: Any) -> str:
+        return delivery.render({"name": "A", "body": body}, context, track=str).text
+
+    def test_a_cart_is_an_object_with_items_that_have_attributes(self) -> None:
+        body = (
+            "{% for item in cart.items %}{{ item.name or item.product_id }} ({{ item.sku }}) "
+            "x{{ item.quantity }} at {{ item.price }}; {% endfor %}{{ cart.total }} "
+            "{{ cart.currency }}"
+        )
+        text = self.render(body, cart=template_data.cart(self.CART))
+        assert text == "Boots (BX2) x2 at 45.50; p-8 (None) x1 at 20.00; 111.00 EUR"
+
+    def test_a_cart_and_its_items_print_as_short_labels_not_dicts(self) -> None:
+        text = self.render(
+            "{{ cart }} | {{ cart.items[0] }} | {{ cart.items | length }}",
+            cart=template_data.cart(self.CART),
+        )
+        assert text == "2 items, 111.00 EUR | Boots × 2 | 2"
+
+    def test_an_order_has_a_total_a_date_and_items(self) -> None:
+        placed = template_data.order(
+            "o-1",
+            "99",
+            "GBP",
+            datetime(2026, 3, 2, tzinfo=UTC),
+            [{"product_id": "p", "name": "Kettle"}],
+        )
+        text = self.render(
+            "{{ order.order_id }} {{ order.total }} {{ order.currency }} {{ order.date }} "
+            "{{ order.items[0].name }} | {{ order }}",
+            order=placed,
+        )
+        assert text == "o-1 99.00 GBP 2026-03-02 Kettle | order o-1: 1 item, 99.00 GBP"
+
+    def test_templates_on_carts_and_orders_pass_the_check_and_misspellings_do_not(self) -> None:
+        delivery.check_variant(
+            {
+                "name": "A",
+                "body": "{% for i in cart.items %}{{ i.name }}{% endfor %} {{ order.total }}",
+            }
+        )
+        with pytest.raises(delivery.TemplateProblem, match="itemz"):
+            delivery.check_variant({"name": "A", "body": "{{ cart.itemz }}"})
+        with pytest.raises(delivery.TemplateProblem, match="totl"):
+            delivery.check_variant({"name": "A", "body": "{{ order.totl }}"})
+
+    def test_the_readmes_example_per_journey_passes_the_check(self) -> None:
+        readme = (Path(__file__).parents[3] / "README.md").read_text()
+        block = readme.split("One example per journey:\n\n```jinja\n", 1)[1].split("```", 1)[0]
+        examples = dict(re.findall(r"\{# (\w+) #\}\n(.*?)(?=\n\{#|\Z)", block, re.S))
+        assert set(examples) == {"welcome", "abandoned_cart", "re_engagement"}
+        for trigger, body in examples.items():
+            delivery.check_variant({"name": trigger, "body": body})
+        cart_text = delivery.render(
+            {"name": "A", "body": examples["abandoned_cart"]},
+            {**delivery.SAMPLE_CONTEXT, "track": str},
+            track=str,
+        ).text
+        assert "- Boots × 2: 21.00 EUR" in cart_text and "Total 42.00 EUR" in cart_text
+
+    def test_a_record_cannot_be_changed_or_opened_up_by_a_template(self) -> None:
+        cart = template_data.cart(self.CART)
+        assert self.render("[{{ cart._fields }}]", cart=cart) == "[]"  # the sandbox hides it
+        with pytest.raises(delivery.TemplateProblem, match="unsafe"):
+            self.render("{{ cart._fields.clear() }}", cart=cart)
+        with pytest.raises(AttributeError):
+            cart.total = 0  # type: ignore[union-attr]
 
 
 class TestUnsubscribeLink:
@@ -181,6 +266,9 @@ class TestWebhookChannel:
         expected = hmac.new(WEBHOOK_SECRET.encode(), request["body"], hashlib.sha256).hexdigest()
         assert request["headers"]["x-rapport-signature"] == f"sha256={expected}"
         assert request["headers"]["x-rapport-message-id"] == "m-1"
+        standard = Webhook(webhooks.standard_secret(WEBHOOK_SECRET))
+        assert standard.verify(request["body"], request["headers"])["text"] == "Sale!"
+        assert request["headers"]["webhook-id"] == "m-1"
         assert (request["path"], request["json"]["text"]) == ("/sms", "Sale!")
 
     async def test_a_server_error_is_transient_and_a_client_error_permanent(

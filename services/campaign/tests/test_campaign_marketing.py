@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from rapport_campaign import marketing, service
@@ -23,6 +24,7 @@ from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import Tokens
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.testing.examples import value_after
 from rapport_events.types import (
     CampaignConversionAttributed,
     CampaignMessageClicked,
@@ -595,6 +597,29 @@ class TestAbandonedCart:
         [message] = await messages(sessions, journey_id)
         assert message.context["cart"]["cart_id"] == "cart-1"
 
+    async def test_the_reminder_lists_the_carts_items_and_the_last_order(
+        self, sessions: SessionFactory, settings: Settings, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"), granted("ann"), order("ann", "o-1", revenue="35"))
+        body = (
+            "{% for item in cart.items %}{{ item.name }} x{{ item.quantity }} {% endfor %}"
+            "= {{ cart.total }} {{ cart.currency }}; last time: {{ order.total }}"
+        )
+        await new_journey(
+            sessions,
+            trigger="abandoned_cart",
+            delay_minutes=30,
+            variants=[{"name": "A", "subject": "Your {{ cart }}", "body": body}],
+        )
+        await deliver(cart("ann"))
+        assert await fire(sessions, timedelta(minutes=31)) == 1
+        async with transaction(sessions) as session:  # the timer fired "31 minutes from now"
+            await session.exec(update(Message).values(due_at=utcnow()))  # type: ignore[call-overload]
+
+        [outgoing] = await send(sessions, settings)
+        assert outgoing.rendered.subject == "Your 1 item, 90.00 EUR"
+        assert outgoing.rendered.text.startswith("Boots x1 = 90.00 EUR; last time: 35.00")
+
     async def test_an_order_in_time_stops_it_and_opens_a_new_cycle(
         self, sessions: SessionFactory, deliver: Deliver
     ) -> None:
@@ -771,6 +796,24 @@ class TestErasure:
             records = await service.export_customer(session, "ann")
         assert [name for name, rows in records.items() if rows] == ["campaign_tombstones"]
 
+    async def test_stored_audience_lists_lose_the_erased_and_their_merged_ids(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(*(registered(cid) for cid in ("a_n", "dupe", "aXn", "a_nne", "bob")))
+        await deliver(CustomerMerged(customer_id="a_n", merged_customer_id="dupe", reason="email"))
+        listing = await new_campaign(
+            sessions, audience={"customer_ids": ["aXn", "dupe", "a_n", "a_nne", "bob"]}
+        )
+        other = await new_campaign(sessions, audience={"customer_ids": ["bob"]})
+
+        await deliver(CustomerErased(customer_id="a_n"))
+
+        async with sessions() as session:
+            kept = {
+                c.id: c.customer_ids for c in await marketing.list_campaigns(session, "broadcast")
+            }
+        assert kept == {listing: ["aXn", "a_nne", "bob"], other: ["bob"]}
+
 
 class TestChannelAnalytics:
     async def test_customers_buyers_and_revenue_per_acquisition_channel(
@@ -782,7 +825,8 @@ class TestChannelAnalytics:
             registered("cid", acquisition_channel="referral"),
             registered("dan"),
         )
-        await deliver(order("ann", "o1", revenue="30"), order("cid", "o2", revenue="70"))
+        orders = [order("ann", "o1", revenue="30"), order("cid", "o2", revenue="70")]
+        await deliver(*orders, *(value_after(o) for o in orders))  # buyers: profile's values
 
         async with sessions() as session:
             result = await marketing.channel_analytics(session)

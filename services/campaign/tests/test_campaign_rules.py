@@ -112,6 +112,27 @@ class TestRefusals:
         assert problem["loc"][:4] == ("all", "all", 0, "any")
 
 
+class TestTraitRules:
+    def test_a_number_or_a_numeric_op_compares_numbers_else_text(self) -> None:
+        assert rules.parse({"trait": "seats", "op": "gt", "value": 3}).kind == "number"  # type: ignore[union-attr]
+        assert rules.parse({"trait": "seats", "op": "in", "value": [1, 2]}).kind == "number"  # type: ignore[union-attr]
+        assert rules.parse({"trait": "plan", "op": "eq", "value": "pro"}).kind == "text"  # type: ignore[union-attr]
+
+    def test_a_name_outside_plain_letters_digits_dash_underscore_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="pattern"):
+            rules.parse({"trait": "a'b", "op": "eq", "value": "x"})
+
+    def test_ops_the_kind_cannot_do_are_refused(self) -> None:
+        with pytest.raises(ValidationError, match="does not support op 'contains'"):
+            rules.parse({"trait": "seats", "op": "contains", "value": 3})
+        with pytest.raises(ValidationError, match="compares with a number"):
+            rules.parse({"trait": "seats", "op": "gt", "value": "many"})
+
+    def test_traits_depend_on_profile_events(self) -> None:
+        rule = rules.parse({"trait": "plan", "op": "exists"})
+        assert rules.analyse(rule, {}).relevance == frozenset({"profile"})
+
+
 class TestAnalysis:
     def analyse(self, data: Any, **known: rules.Analysis) -> rules.Analysis:
         return rules.analyse(rules.parse(data), known)

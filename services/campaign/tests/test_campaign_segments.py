@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from rapport_campaign import projection, service
-from rapport_campaign.models import SegmentCreate
+from rapport_campaign.models import AudienceMemberPublic, SegmentCreate
 from rapport_campaign.settings import Settings
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.testing.examples import value_after as value_of
 from rapport_events.types import (
     CartUpdated,
     ConsentGranted,
@@ -148,15 +149,16 @@ class TestCreation:
 
         assert await members(sessions, segment_id) == ["browser"]
 
-    async def test_tier_and_recency_score_come_from_the_orders(
+    async def test_tier_and_recency_score_come_from_profiles_value(
         self, sessions: SessionFactory, settings: Settings, deliver: Deliver
     ) -> None:
         await deliver(registered("big"), registered("small"), registered("lapsed"))
-        await deliver(
-            order("big", "o1", revenue="1200", days_ago=5),
-            order("small", "o2", revenue="20", days_ago=5),
-            order("lapsed", "o3", revenue="1500", days_ago=200),
-        )
+        orders = [
+            order("big", "o1", revenue="1200", days_ago=5),  # lifetime value 4800: gold
+            order("small", "o2", revenue="20", days_ago=5),  # 80: bronze
+            order("lapsed", "o3", revenue="1500", days_ago=200),  # 6000: platinum
+        ]
+        await deliver(*orders, *(value_of(o) for o in orders))
 
         gold = await create(sessions, settings, {"metric": "tier", "op": "gte", "value": "gold"})
         recent = await create(
@@ -276,7 +278,7 @@ class TestLiveMembership:
     async def test_a_replayed_event_changes_nothing(
         self, sessions: SessionFactory, settings: Settings, outbox: Outbox
     ) -> None:
-        from rapport_campaign.handlers import on_order_completed
+        from rapport_campaign.handlers import on_order_completed, on_value_changed
         from rapport_events.codec import Envelope
 
         async with transaction(sessions) as session:
@@ -288,6 +290,7 @@ class TestLiveMembership:
         for _ in range(2):
             async with transaction(sessions) as session:
                 await on_order_completed(envelopes=[envelope], session=session, settings=settings)
+                await on_value_changed(events=[value_of(event)], session=session, settings=settings)
 
         async with sessions() as session:
             member, _ = await service.get_member(session, "ann")
@@ -323,6 +326,32 @@ class TestLiveMembership:
         )
 
         assert await members(sessions, segment_id) == ["ann"]
+
+
+class TestCustomTraits:
+    async def test_text_number_and_presence_rules_follow_profile_traits(
+        self, sessions: SessionFactory, settings: Settings, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"), registered("bob"), registered("cid"))
+        await deliver(
+            CustomerUpdated(customer_id="ann", changes={"traits": {"plan": "Pro", "seats": 12}}),
+            CustomerUpdated(customer_id="bob", changes={"traits": {"plan": "team", "seats": "9"}}),
+        )
+        pro = await create(sessions, settings, {"trait": "plan", "op": "eq", "value": "pro"}, "a")
+        big = await create(sessions, settings, {"trait": "seats", "op": "gte", "value": 10}, "b")
+        seats = await create(sessions, settings, {"trait": "seats", "op": "exists"}, "c")
+        none = await create(sessions, settings, {"trait": "plan", "op": "missing"}, "d")
+
+        assert await members(sessions, pro) == ["ann"]
+        assert await members(sessions, big) == ["ann"]  # bob's "9" is text, not a number
+        assert await members(sessions, seats) == ["ann", "bob"]
+        assert await members(sessions, none) == ["cid"]
+        await deliver(CustomerUpdated(customer_id="cid", changes={"traits": {"plan": "pro"}}))
+        assert await members(sessions, pro) == ["ann", "cid"]
+        assert await members(sessions, none) == []
+        async with sessions() as session:
+            member, _segments = await service.get_member(session, "ann")
+        assert AudienceMemberPublic.model_validate(member).traits == {"plan": "Pro", "seats": 12}
 
 
 class TestPreview:
@@ -392,14 +421,21 @@ class TestMerge:
     async def test_the_survivor_takes_the_orders_and_late_events_follow(
         self, sessions: SessionFactory, settings: Settings, deliver: Deliver, outbox: Outbox
     ) -> None:
-        await deliver(registered("keep"), registered("dupe"), order("dupe", "o1"))
+        o1, o2, o3 = order("dupe", "o1"), order("keep", "o2"), order("dupe", "o3")
+        await deliver(registered("keep"), registered("dupe"), o1, value_of(o1))
         buyers = await create(sessions, settings, {"metric": "orders", "op": "gte", "value": 2})
-        await deliver(order("keep", "o2"))
+        await deliver(o2, value_of(o2))
         assert await members(sessions, buyers) == []
 
-        await deliver(CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"))
+        # Profile publishes the survivor's new value with the merge.
+        survivor_o1 = o1.model_copy(update={"customer_id": "keep"})
+        await deliver(
+            value_of(o2, survivor_o1),
+            CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
+        )
         assert await members(sessions, buyers) == ["keep"]
-        await deliver(order("dupe", "o3"))
+        survivor_o3 = o3.model_copy(update={"customer_id": "keep"})
+        await deliver(o3, value_of(o2, survivor_o1, survivor_o3))
 
         async with sessions() as session:
             survivor, _ = await service.get_member(session, "keep")

@@ -6,8 +6,11 @@ import pytest
 from pydantic import ValidationError
 
 from rapport_campaign.settings import DEVELOPMENT_TOKEN, Settings
+from rapport_events.settings import KafkaSettings
 
 TOKEN = "k3Jd9-x0QmZr7TqV2bLw5nYp8sHc4uEa1GfR6oDi"
+# Strong key-encryption keys: the development one is refused outside development.
+KAFKA = KafkaSettings(key_encryption_keys=[f"k1:{TOKEN}"])
 SIGNING = "sG7-Lq0xW2vN9bTj4mYc8rHs5pDa1eKf6uZi3oQt"
 WEBHOOK = "wH2-Nq5vX8zLr1Tj0bYc7mKs4pDa9eGf6uRi3oSl"
 WEAK = ["", "x", DEVELOPMENT_TOKEN, "changeme", "a" * 40, "replace-with-a-long-random-token"]
@@ -26,7 +29,7 @@ def production(**values: object) -> Settings:
         "signing_secret": SIGNING,
         "webhook_secret": WEBHOOK,
     }
-    return Settings(**{"environment": "production", **strong, **values})
+    return Settings(**{"environment": "production", "kafka": KAFKA, **strong, **values})
 
 
 class TestOutsideDevelopment:

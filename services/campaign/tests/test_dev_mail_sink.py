@@ -2,30 +2,17 @@
 
 import email
 import email.policy
-import shlex
 import smtplib
 import subprocess
-import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
 
 from rapport_campaign.settings import Settings
 from rapport_events.testing.broker import free_port
+from rapport_events.testing.procfile import option, procfile_command, start_process
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def procfile_command(name: str) -> list[str]:
-    for line in (REPO / "Procfile").read_text().splitlines():
-        process, _, command = line.partition(":")
-        if process.strip() == name:
-            return shlex.split(command)
-    raise AssertionError(f"no {name} process in the Procfile")
-
-
-def option(command: list[str], name: str) -> str:
-    return command[command.index(name) + 1]
+PROCFILE = Path(__file__).resolve().parents[3] / "Procfile"
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -49,7 +36,7 @@ def stored(directory: Path) -> list[EmailMessage]:
 
 class TestDevelopmentMailSink:
     def test_listens_where_campaign_sends_in_development(self) -> None:
-        command = procfile_command("mail")
+        command = procfile_command(PROCFILE, "mail")
         defaults = Settings.model_fields
 
         assert (defaults["smtp_host"].default, defaults["smtp_port"].default) == (
@@ -60,11 +47,9 @@ class TestDevelopmentMailSink:
 
     def test_a_message_sent_to_it_is_stored_as_an_eml_file(self, tmp_path: Path) -> None:
         port = free_port()
-        command = procfile_command("mail")
-        command[command.index("--port") + 1] = str(port)
-        command[command.index("--dir") + 1] = str(tmp_path / "mail")
-        command[0] = sys.executable if command[0] == "python" else command[0]
-        process = subprocess.Popen(command, cwd=REPO)
+        process = start_process(
+            PROCFILE, "mail", {"--port": str(port), "--dir": str(tmp_path / "mail")}
+        )
         try:
             wait_for_port(port, process)
             message = EmailMessage()

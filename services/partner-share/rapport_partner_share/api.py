@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
-from rapport_events.limits import CustomerIdPath, PathId, SaneDatetime
+from rapport_events.limits import ID_PATTERN, CustomerIdPath, PathId, SaneDatetime
 from rapport_partner_share import notices, service
 from rapport_partner_share.deps import (
     PartnerDep,
@@ -38,8 +38,10 @@ from rapport_partner_share.models import (
     PartnerCustomerPage,
     PartnerList,
     PartnerPublic,
+    SubjectLedger,
 )
-from rapport_partner_share.ratelimit import RateLimiter
+from rapport_partner_share.ratelimit import RateLimiter, SharedRateLimiter
+from rapport_partner_share.security import SHA256_HEX
 
 router = APIRouter(dependencies=[Depends(require_token)])
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
@@ -116,14 +118,14 @@ async def read_partner(partner_id: PathId, session: SessionDep) -> PartnerPublic
 async def delete_partner(
     partner_id: PathId,
     session: SessionDep,
-    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+    limiter: Annotated[RateLimiter | SharedRateLimiter, Depends(get_rate_limiter)],
 ) -> Response:
     """End a partnership: keys revoked, shared slices deleted, the audit ledger kept."""
     try:
         await service.delete_partner(session, partner_id)
     except service.PartnerNotFound as missing:
         raise _missing("partner", missing) from missing
-    limiter.forget(partner_id)
+    await limiter.forget(partner_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -199,6 +201,34 @@ async def list_notifications(
         session, partner_id=partner_id, customer_id=customer_id, pending_only=pending, limit=limit
     )
     return NotificationList(notifications=[NotificationPublic.of(n) for n in notifications])
+
+
+@router.get(
+    "/privacy/disclosures",
+    response_model=SubjectLedger,
+    responses={
+        400: {"description": "neither or both of customer_id and subject, or a foreign cursor"}
+    },
+    tags=["audit"],
+)
+async def subject_disclosures(
+    session: SessionDep,
+    settings: SettingsDep,
+    customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    subject: Annotated[str | None, Query(pattern=SHA256_HEX.pattern)] = None,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> SubjectLedger:
+    """Which partners received a person's data and acknowledged their erasure notice; kept
+    after erasure under a keyed pseudonym (give the id, or the pseudonym itself)."""
+    return await service.subject_ledger(
+        session,
+        settings.ledger_key,
+        customer_id=customer_id,
+        subject=subject,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.get(

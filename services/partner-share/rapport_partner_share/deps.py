@@ -14,7 +14,7 @@ from rapport_events.db import request_transaction, transaction
 from rapport_events.http import bearer_auth
 from rapport_partner_share import service
 from rapport_partner_share.models import Partner
-from rapport_partner_share.ratelimit import RateLimiter
+from rapport_partner_share.ratelimit import RateLimiter, SharedRateLimiter
 from rapport_partner_share.settings import Settings
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -45,17 +45,20 @@ WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="func
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _api_key = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="The partner's API key (shown once)."
+    name="X-API-Key",
+    scheme_name="partnerApiKey",
+    auto_error=False,
+    description="The partner's API key, shown once when the partner or a new key is created.",
 )
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+def get_rate_limiter(request: Request) -> RateLimiter | SharedRateLimiter:
     return request.app.state.rate_limiter  # type: ignore[no-any-return]
 
 
 async def current_partner(
     session: SessionDep,
-    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+    limiter: Annotated[RateLimiter | SharedRateLimiter, Depends(get_rate_limiter)],
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Partner:
     """The partner behind `X-API-Key`, within its rate limit."""
@@ -67,7 +70,7 @@ async def current_partner(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=challenge
         )
-    wait = limiter.take(partner.id, partner.rate_limit_per_second, partner.rate_limit_burst)
+    wait = await limiter.take(partner.id, partner.rate_limit_per_second, partner.rate_limit_burst)
     if wait is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -107,6 +110,7 @@ def partner_request(
         purpose=service.resolve_purpose(partner, purpose),
         request_id=request_id,
         topic=settings.kafka.topic,
+        ledger_key=settings.ledger_key,
     )
 
 

@@ -70,18 +70,29 @@ class FillJob:
         return "purchase_summary" in self.slices
 
 
-async def due_fills(session: AsyncSession, limit: int = 20) -> list[FillJob]:
-    """Consents waiting for profile data whose next attempt is due."""
-    return [
-        FillJob(
-            customer_id=consent.customer_id,
-            partner_id=consent.partner_id,
-            token=consent.fill_token,
-            slices=frozenset(consent.slices) & slices.FILLED_FROM_PROFILE,
-            attempts=consent.fill_attempts,
+async def due_fills(
+    session: AsyncSession, limit: int = 20, lease: timedelta = timedelta(seconds=30)
+) -> list[FillJob]:
+    """Consents waiting for profile data whose next attempt is due, leased to this filler.
+
+    The lease (the next attempt's time, pushed out) keeps other replicas from asking profile
+    for the same consent meanwhile; a filler that dies leaves it to run out.
+    """
+    now = utcnow()
+    jobs = []
+    for consent in await store.due_fills(session, now, limit):
+        jobs.append(
+            FillJob(
+                customer_id=consent.customer_id,
+                partner_id=consent.partner_id,
+                token=consent.fill_token,
+                slices=frozenset(consent.slices) & slices.FILLED_FROM_PROFILE,
+                attempts=consent.fill_attempts,
+            )
         )
-        for consent in await store.due_fills(session, utcnow(), limit)
-    ]
+        consent.fill_next_at = now + lease
+        store.add(session, consent)
+    return jobs
 
 
 async def complete_fill(

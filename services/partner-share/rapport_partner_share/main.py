@@ -5,28 +5,42 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from rapport_events.db import create_engine
 from rapport_events.http import (
     health_router,
     install_error_handlers,
     instrument_app,
-    instrument_engine,
+    open_event_runtime,
+    service_app,
 )
-from rapport_events.migrations import upgrade
-from rapport_events.runtime import EventRuntime
 from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
-from rapport_partner_share import api, service
+from rapport_partner_share import api
 from rapport_partner_share.handlers import HANDLERS
-from rapport_partner_share.ratelimit import RateLimiter
+from rapport_partner_share.ratelimit import RateLimiter, SharedRateLimiter
 from rapport_partner_share.settings import Settings, get_settings
 from rapport_partner_share.workers import ProfileClient, deliver_due, fill_due
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_partner_share"
+DESCRIPTION = """Consented customer data for partner companies, in Rapport, an open-source
+event-driven CRM.
+
+Operators register partners (their slices, purposes and webhook) and their API keys;
+partners read the customers who consented to share with them, only the consented slices,
+under a pseudonymous reference; match hashed e-mails; contribute events; and receive
+deletion notices. Every disclosure is written to an append-only ledger.
+
+Authentication: `Authorization: Bearer <token>` for operators (every route but the probes
+and `/partner/v1/*`); `X-API-Key: <partner key>` for partners on `/partner/v1/*`."""
+TAGS = [
+    {"name": "partners", "description": "Register partners and manage their API keys"},
+    {"name": "audit", "description": "The disclosure ledger and the deletion notices"},
+    {"name": "customers", "description": "What partners were shown about a customer"},
+    {"name": "partner API", "description": "What a partner calls, with its `X-API-Key`"},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,16 +50,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        await upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE)
-        runtime = EventRuntime(
-            service=settings.service_name,
-            engine=engine,
-            settings=settings.kafka,
+        runtime = await open_event_runtime(
+            app,
+            settings,
+            migrations=MIGRATIONS,
+            version_table=VERSION_TABLE,
             handlers=HANDLERS if settings.consume_events else None,
         )
-        instrument_engine(runtime)
-        app.state.runtime = runtime
+        engine = runtime.engine
+        limits_engine = None
+        if engine.dialect.name == "postgresql":
+            limits_engine = create_engine(
+                settings.database_url,
+                pool_size=2,
+                max_overflow=4,
+                connect_args={"server_settings": SharedRateLimiter.SERVER_SETTINGS},
+            )
+            app.state.rate_limiter = SharedRateLimiter(limits_engine)
         await runtime.start()
         http = httpx.AsyncClient(follow_redirects=False)
         profile = ProfileClient(
@@ -75,25 +96,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker.stop()
             await http.aclose()
             await runtime.stop()
+            if limits_engine is not None:
+                await limits_engine.dispose()
             await engine.dispose()
 
-    app = FastAPI(title="Rapport partner-share", version="0.1.0", lifespan=lifespan)
+    app = service_app(
+        title="Rapport partner-share", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
+    )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
-    app.add_exception_handler(service.InvalidRequest, _invalid_request)
     instrument_app(app)
     app.include_router(health_router())
     app.include_router(api.router)
     app.include_router(api.partner_router)
     return app
-
-
-async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    message = str(exc)
-    return JSONResponse(
-        {"error": "invalid_request", "message": message, "detail": message}, status_code=400
-    )
 
 
 app = create_app

@@ -84,6 +84,16 @@ class Partner(SQLModel, table=True):
     deleted_at: datetime | None = _when(nullable=True)
 
 
+class RateLimitState(SQLModel, table=True):
+    """A partner's rate-limit allowance, shared by every replica (see `ratelimit`)."""
+
+    __tablename__ = "partner_share_rate_limits"
+
+    partner_id: str = Field(primary_key=True, max_length=64)
+    # Theoretical arrival time of the next request, in seconds of the database's clock.
+    tat: float
+
+
 class PartnerApiKey(SQLModel, table=True):
     """One API key of a partner, stored as its SHA-256 only."""
 
@@ -156,9 +166,11 @@ class MatchKey(SQLModel, table=True):
 class Disclosure(SQLModel, table=True):
     """One disclosure to a partner: the append-only audit ledger.
 
-    It names the customer only through the partner's pseudonym; the link to the
-    customer id sits in `DisclosureSubject`, which erasure removes, so the
-    ledger itself never needs an update or a delete.
+    It names the customer only through pseudonyms: the partner's ref, and `subject`, a
+    keyed one-way pseudonym (`security.subject_pseudonym`) a privacy officer holding the
+    id can look up after erasure. The link to the customer id sits in
+    `DisclosureSubject`, which erasure removes, so the ledger itself never needs an
+    update or a delete. Entries written before `subject` existed have none.
     """
 
     __tablename__ = "partner_share_disclosures"
@@ -174,6 +186,7 @@ class Disclosure(SQLModel, table=True):
     consent_version: int | None = None
     request_id: str = Field(max_length=128)
     disclosed_at: datetime = _when()
+    subject: str | None = Field(default=None, max_length=64, index=True)
 
 
 class DisclosureSubject(SQLModel, table=True):
@@ -240,7 +253,20 @@ class KnownCustomerPublic(BaseModel):
 class PartnerCreate(Checked):
     """What an operator sends to register a partner."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Acme Travel",
+                    "industry": "travel",
+                    "slices": ["contact", "demographics"],
+                    "purposes": ["joint_offers"],
+                    "webhook_url": "https://partner.example.com/rapport/notices",
+                }
+            ]
+        },
+    )
 
     name: str = PydanticField(min_length=1, max_length=200)
     industry: str = PydanticField(min_length=1, max_length=100)
@@ -321,6 +347,36 @@ class PartnerPublic(BaseModel):
 class PartnerCreated(PartnerPublic):
     """A newly registered partner; `api_key` and `webhook_secret` are shown this once."""
 
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "8b0e4b8a-1f7e-4f3e-9d7a-5c2f1e0b6a44",
+                    "name": "Acme Travel",
+                    "industry": "travel",
+                    "slices": ["contact", "demographics"],
+                    "purposes": ["joint_offers"],
+                    "webhook_url": "https://partner.example.com/rapport/notices",
+                    "rate_limit_per_second": 50.0,
+                    "rate_limit_burst": 100,
+                    "created_at": "2026-03-01T10:00:00Z",
+                    "deleted_at": None,
+                    "keys": [
+                        {
+                            "id": "e2a7c1d4-6b3f-4c58-a0e9-7d1f2b3c4d5e",
+                            "hint": "rpk_Xq3Z",
+                            "created_at": "2026-03-01T10:00:00Z",
+                            "revoked_at": None,
+                        }
+                    ],
+                    "api_key": "rpk_Xq3Z9vLw0bTn4sYk2RfHc8mJdP6aQeUi1oGxV7yNzKw",
+                    "webhook_secret": "whsec_p4Jt8sWc2mYq6nHf0vKd3bLx9zRg7aTe5uNi1oPyC",
+                }
+            ]
+        },
+    )
+
     api_key: str
     webhook_secret: str
 
@@ -354,6 +410,51 @@ class DisclosurePublic(BaseModel):
 
 class DisclosurePage(BaseModel):
     disclosures: list[DisclosurePublic]
+    next_cursor: str | None
+
+
+class ErasureNoticeStatus(BaseModel):
+    """The erasure notice a partner was sent about the subject, and whether it acted on it."""
+
+    id: str
+    created_at: UtcDatetime
+    delivered_at: UtcDatetime | None
+    acknowledged: bool
+    acknowledged_at: UtcDatetime | None
+    acknowledged_via: str | None
+
+    @classmethod
+    def of(cls, notification: "Notification") -> "ErasureNoticeStatus":
+        return cls(
+            id=notification.id,
+            created_at=notification.created_at,
+            delivered_at=notification.delivered_at,
+            acknowledged=notification.acknowledged_at is not None,
+            acknowledged_at=notification.acknowledged_at,
+            acknowledged_via=notification.acknowledged_via,
+        )
+
+
+class SubjectDisclosure(BaseModel):
+    """One ledger entry about a subject, with no personal data: who received which slices,
+    when, under which consent version, and the erasure notice that partner was sent."""
+
+    id: str
+    partner_id: str
+    partner_name: str
+    slices: list[str]
+    fields: list[str]
+    purpose: str
+    consent_version: int | None
+    disclosed_at: UtcDatetime
+    erasure_notice: ErasureNoticeStatus | None
+
+
+class SubjectLedger(BaseModel):
+    """What the disclosure ledger holds under one subject pseudonym (GDPR Art. 19, 5(2))."""
+
+    subject: str
+    disclosures: list[SubjectDisclosure]
     next_cursor: str | None
 
 

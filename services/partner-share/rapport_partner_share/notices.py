@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
+from rapport_events.webhooks import retry_delay
 from rapport_partner_share import slices, store
 from rapport_partner_share.models import (
     Notification,
@@ -171,7 +172,9 @@ async def record_delivery(
     elif notification.attempts >= max_attempts:
         notification.next_attempt_at = None  # given up: it stays pending for the API
     else:
-        delay = min(backoff * 2 ** (notification.attempts - 1), max_backoff)
+        delay = retry_delay(
+            notification.attempts, backoff.total_seconds(), max_backoff.total_seconds()
+        )
         notification.next_attempt_at = now + delay
     store.add_notification(session, notification)
 

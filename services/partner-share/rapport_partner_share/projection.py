@@ -20,8 +20,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import outbox
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope
+from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -45,6 +47,7 @@ from rapport_partner_share.runs import Run, load_run
 from rapport_partner_share.slices import as_utc
 
 PARTNER_SHARING = "partner_sharing"
+MERGE = "merge"  # the source profile gives the consent changes a merge makes
 
 
 async def _is_erased(session: AsyncSession, customer_id: str) -> bool:
@@ -109,6 +112,13 @@ def _about_sharing(event: ConsentGranted | ConsentRevoked) -> bool:
     return event.purpose == PARTNER_SHARING and bool(event.partner_id)
 
 
+def _withdrawn_by_the_person(event: ConsentGranted | ConsentRevoked) -> bool:
+    """False for a change a merge made: the survivor's grant narrows to what the person's
+    other record allowed, so sharing stops, but the person withdrew nothing the partner
+    received under that grant and the partner gets no deletion notice for it."""
+    return event.source != MERGE
+
+
 async def apply_consents(
     session: AsyncSession, events: Sequence[ConsentGranted | ConsentRevoked]
 ) -> None:
@@ -151,7 +161,15 @@ def _grant(run: Run, event: ConsentGranted, now: datetime) -> None:
     effective = set(event.slices) & set(partner.slices)
     if not effective:
         # Nothing this partner may receive: the same as no consent at all.
-        _withdraw(run, partner, consent, held, version=event.version, now=now)
+        _withdraw(
+            run,
+            partner,
+            consent,
+            held,
+            version=event.version,
+            now=now,
+            notify=_withdrawn_by_the_person(event),
+        )
         return
     if not consent.granted:
         consent.granted_at = event.occurred_at
@@ -163,9 +181,10 @@ def _grant(run: Run, event: ConsentGranted, now: datetime) -> None:
     removed, added = held - effective, effective - held
     if removed:
         run.delete_slices(consent, removed)
-        run.notices.append(
-            notices.notice(partner, consent, "consent.revoked", removed, effective, now)
-        )
+        if _withdrawn_by_the_person(event):
+            run.notices.append(
+                notices.notice(partner, consent, "consent.revoked", removed, effective, now)
+            )
     for slice_name in sorted(added & slices.STARTS_EMPTY):
         run.put_slice(consent, slice_name, slices.empty(slice_name, granted_at))
     if added & slices.FILLED_FROM_PROFILE:
@@ -193,12 +212,21 @@ def _revoke(run: Run, event: ConsentRevoked, now: datetime) -> None:
         consent.changed_at = now
         consent.fill_token += 1
         run.delete_slices(consent, removed)
-        run.notices.append(
-            notices.notice(partner, consent, "consent.revoked", removed, remaining, now)
-        )
+        if _withdrawn_by_the_person(event):
+            run.notices.append(
+                notices.notice(partner, consent, "consent.revoked", removed, remaining, now)
+            )
         run.save(consent)
         return
-    _withdraw(run, partner, consent, removed, version=event.version, now=now)
+    _withdraw(
+        run,
+        partner,
+        consent,
+        removed,
+        version=event.version,
+        now=now,
+        notify=_withdrawn_by_the_person(event),
+    )
 
 
 def _withdraw(
@@ -209,8 +237,10 @@ def _withdraw(
     *,
     version: int,
     now: datetime,
+    notify: bool = True,
 ) -> None:
-    """No slice is shared any more: delete them all, keep only the consent's version."""
+    """No slice is shared any more: delete them all, keep only the consent's version;
+    the partner is told to delete what it holds unless `notify` is False."""
     was_granted = consent.granted
     consent.granted = False
     consent.slices = []
@@ -220,7 +250,7 @@ def _withdraw(
     consent.fill_pending = False
     consent.fill_token += 1
     run.delete_slices(consent, None)
-    if was_granted:
+    if was_granted and notify:
         run.notices.append(notices.notice(partner, consent, "consent.revoked", removed, set(), now))
     run.save(consent)
 
@@ -453,3 +483,7 @@ async def apply_customer_erased(session: AsyncSession, event: CustomerErased) ->
     await store.anonymise_notifications(session, customer_id)
     await store.delete_known_customer(session, customer_id)
     store.add_tombstone(session, ErasedCustomer(customer_id=customer_id, erased_at=now))
+    # Sent disclosure and contribution events name the customer: they go now, not after
+    # the outbox retention; the ledger keeps its pseudonymous record.
+    await outbox.delete_sent(session, [customer_id])
+    checkpoint_after_commit(session)

@@ -8,7 +8,6 @@ import secrets
 API_KEY_PREFIX = "rpk_"
 WEBHOOK_SECRET_PREFIX = "whsec_"
 REF_HEX_LENGTH = 32  # 128 bits: no collisions in practice, short enough for a URL
-SIGNATURE_HEADER = "X-Rapport-Signature"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _PHONE_NOISE = re.compile(r"[\s().\-/]")
 
@@ -48,14 +47,13 @@ def pseudonym(ref_key: str, customer_id: str) -> str:
     return digest.hexdigest()[:REF_HEX_LENGTH]
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Rapport-Signature` value of a webhook body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def subject_pseudonym(ledger_key: str, customer_id: str) -> str:
+    """The ledger's name for a customer: HMAC-SHA256(ledger key, id) in hex.
 
-
-def signature_matches(secret: str, body: bytes, header: str) -> bool:
-    """What a partner runs to check a webhook: constant-time compare of the signature."""
-    return hmac.compare_digest(sign(secret, body), header)
+    One-way and keyed: the ledger alone names no one, and without the key no list of ids
+    can be tried against it; with the key and an id, that person's entries are found.
+    """
+    return hmac.new(ledger_key.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
 
 
 def normalise_email(email: str) -> str:

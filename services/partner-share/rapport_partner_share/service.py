@@ -6,9 +6,6 @@ a partner.data.disclosed outbox row, written in the transaction of the read
 itself, and a partner is shown only the slices both consented and registered.
 """
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,9 +14,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import outbox
+from rapport_events import errors, outbox
 from rapport_events.base import utcnow
 from rapport_events.codec import Envelope
+from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.types import (
     PartnerDataDisclosed,
     PartnerEventContributed,
@@ -31,6 +29,7 @@ from rapport_partner_share.models import (
     CustomerExport,
     Disclosure,
     DisclosurePublic,
+    ErasureNoticeStatus,
     HashedIdentifiers,
     KnownCustomer,
     Match,
@@ -42,6 +41,8 @@ from rapport_partner_share.models import (
     PartnerCreate,
     PartnerCustomer,
     SegmentOverlap,
+    SubjectDisclosure,
+    SubjectLedger,
 )
 from rapport_partner_share.slices import as_utc
 
@@ -52,8 +53,6 @@ CONTRIBUTION_MAX_AGE = timedelta(days=30)
 # Ledger ids are 64-bit integers; only ASCII digits count ("²".isdigit() is true).
 LEDGER_CURSOR = re.compile(r"[0-9]{1,19}")
 LEDGER_ID_MAX = 2**63 - 1
-CHANGES_CURSOR_MAX_LENGTH = 256
-CUSTOMER_ID_MAX_LENGTH = 64
 
 
 class CustomerNotFound(LookupError):
@@ -72,8 +71,10 @@ class UnknownRef(LookupError):
     """No consenting customer has this ref for this partner (or no customer at all)."""
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(errors.InvalidRequest):
     """A request that parses but cannot be honoured (bad cursor, purpose, time)."""
+
+    status_code = 400
 
 
 async def get_known_customer(session: AsyncSession, customer_id: str) -> KnownCustomer:
@@ -202,6 +203,7 @@ class PartnerRequest:
     purpose: str
     request_id: str
     topic: str
+    ledger_key: str
 
 
 async def _shown_slices(
@@ -250,6 +252,7 @@ async def _disclose(
             consent_version=version,
             request_id=request.request_id,
             disclosed_at=now,
+            subject=security.subject_pseudonym(request.ledger_key, consent.customer_id),
         ),
         consent.customer_id,
     )
@@ -273,29 +276,6 @@ async def read_customer(
     return await _customer_reply(session, request, consent)
 
 
-def _encode_cursor(consent: PartnerConsent) -> str:
-    raw = json.dumps([slices.iso(consent.changed_at), consent.customer_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    refused = InvalidRequest("cursor is not one this API returned")
-    if len(cursor) > CHANGES_CURSOR_MAX_LENGTH:
-        raise refused
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        moment, customer_id = json.loads(raw)
-        at = as_utc(datetime.fromisoformat(moment))
-    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as error:
-        raise refused from error
-    # A NUL or an over-long id would reach the database as a query parameter and fail there.
-    if not isinstance(customer_id, str) or len(customer_id) > CUSTOMER_ID_MAX_LENGTH:
-        raise refused
-    if "\x00" in customer_id:
-        raise refused
-    return at, customer_id
-
-
 async def read_changes(
     session: AsyncSession,
     request: PartnerRequest,
@@ -305,14 +285,15 @@ async def read_changes(
     limit: int,
 ) -> tuple[list[PartnerCustomer], str | None]:
     """Consenting customers whose shared data changed after `changed_since`; audited."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, datetime, str, refuse=InvalidRequest) if cursor else None
     since = as_utc(changed_since) if changed_since else None
     consents = await store.changed_consents(
         session, request.partner.id, since=since, after=after, limit=limit + 1
     )
     page, more = consents[:limit], len(consents) > limit
     customers = [await _customer_reply(session, request, consent) for consent in page]
-    return customers, _encode_cursor(page[-1]) if more else None
+    last = page[-1] if more else None
+    return customers, encode_cursor(as_utc(last.changed_at), last.customer_id) if last else None
 
 
 async def _matched_consents(
@@ -426,11 +407,7 @@ async def list_disclosures(
     limit: int = 100,
 ) -> tuple[list[DisclosurePublic], str | None]:
     """Audit ledger entries, newest first."""
-    before_id = None
-    if cursor is not None:
-        if not LEDGER_CURSOR.fullmatch(cursor) or int(cursor) > LEDGER_ID_MAX:
-            raise InvalidRequest("cursor is not one this API returned")
-        before_id = int(cursor)
+    before_id = _ledger_cursor(cursor)
     rows = await store.list_disclosures(
         session,
         partner_id=partner_id,
@@ -443,6 +420,59 @@ async def list_disclosures(
     page = rows[:limit]
     next_cursor = str(page[-1][0].id) if len(rows) > limit else None
     return [DisclosurePublic.of(d, customer) for d, customer in page], next_cursor
+
+
+def _ledger_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not LEDGER_CURSOR.fullmatch(cursor) or int(cursor) > LEDGER_ID_MAX:
+        raise InvalidRequest("cursor is not one this API returned")
+    return int(cursor)
+
+
+async def subject_ledger(
+    session: AsyncSession,
+    ledger_key: str,
+    *,
+    customer_id: str | None = None,
+    subject: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> SubjectLedger:
+    """The ledger entries about one person, found by id or by pseudonym, newest first; they
+    outlive the person's erasure, with whether each partner acknowledged its notice."""
+    if (customer_id is None) == (subject is None):
+        raise InvalidRequest("give either customer_id or subject, not both")
+    if subject is None:
+        assert customer_id is not None
+        subject = security.subject_pseudonym(ledger_key, customer_id)
+    rows = await store.disclosures_of_subject(
+        session, subject, before_id=_ledger_cursor(cursor), limit=limit + 1
+    )
+    page = rows[:limit]
+    sent = await store.erasure_notices(session, {(d.partner_id, d.partner_ref) for d in page})
+    return SubjectLedger(
+        subject=subject,
+        disclosures=[
+            SubjectDisclosure(
+                id=d.event_id,
+                partner_id=d.partner_id,
+                partner_name=d.partner_name,
+                slices=d.slices,
+                fields=d.fields,
+                purpose=d.purpose,
+                consent_version=d.consent_version,
+                disclosed_at=d.disclosed_at,
+                erasure_notice=(
+                    ErasureNoticeStatus.of(notice)
+                    if (notice := sent.get((d.partner_id, d.partner_ref))) is not None
+                    else None
+                ),
+            )
+            for d in page
+        ],
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
 
 
 def _row(model: Any, exclude: set[str] | None = None) -> dict[str, Any]:

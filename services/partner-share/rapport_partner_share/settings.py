@@ -5,7 +5,12 @@ from typing import Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rapport_events.environment import DEVELOPMENT_TOKEN, enforce_secrets, environment_field
+from rapport_events.environment import (
+    DEVELOPMENT_LEDGER_KEY,
+    DEVELOPMENT_TOKEN,
+    enforce_secrets,
+    environment_field,
+)
 from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
 
@@ -35,6 +40,13 @@ class Settings(BaseSettings):
         ge=1024,
         validation_alias=AliasChoices("PARTNER_SHARE_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
         description="Largest request body accepted; a larger one gets 413",
+    )
+    # Key of the disclosure ledger's subject pseudonyms (HMAC-SHA256 of the customer id):
+    # with it and an id a privacy officer finds a person's entries after their erasure.
+    # Changing it leaves earlier entries findable only under the old key.
+    ledger_key: str = Field(
+        default=DEVELOPMENT_LEDGER_KEY,
+        validation_alias=AliasChoices("PARTNER_SHARE_LEDGER_KEY", "ledger_key"),
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     # False makes an API-only replica: it publishes (outbox) but does not join the
@@ -70,6 +82,8 @@ class Settings(BaseSettings):
             {
                 "PARTNER_SHARE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
                 "PARTNER_SHARE_PROFILE_API_TOKEN": self.profile_api_token,
+                "PARTNER_SHARE_LEDGER_KEY": self.ledger_key,
+                **self.kafka.secrets(),
             },
         )
         return self

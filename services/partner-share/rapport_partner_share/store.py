@@ -198,6 +198,7 @@ async def changed_consents(
 
 
 async def due_fills(session: AsyncSession, now: datetime, limit: int) -> list[PartnerConsent]:
+    """Consents waiting for profile's data, locked: another filler skips them (SKIP LOCKED)."""
     result = await session.exec(
         select(PartnerConsent)
         .where(
@@ -207,8 +208,14 @@ async def due_fills(session: AsyncSession, now: datetime, limit: int) -> list[Pa
                 col(PartnerConsent.fill_next_at).is_(None), col(PartnerConsent.fill_next_at) <= now
             ),
         )
-        .order_by(col(PartnerConsent.fill_next_at))
+        .order_by(
+            col(PartnerConsent.fill_next_at),
+            col(PartnerConsent.customer_id),
+            col(PartnerConsent.partner_id),
+        )
         .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     return list(result.all())
 
@@ -364,6 +371,36 @@ async def list_disclosures(
     return [(row[0], row[1]) for row in (await session.exec(query)).all()]
 
 
+async def disclosures_of_subject(
+    session: AsyncSession, subject: str, *, before_id: int | None, limit: int
+) -> list[Disclosure]:
+    """Ledger entries under one subject pseudonym, newest first."""
+    query = select(Disclosure).where(col(Disclosure.subject) == subject)
+    if before_id is not None:
+        query = query.where(col(Disclosure.id) < before_id)
+    query = query.order_by(col(Disclosure.id).desc()).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def erasure_notices(
+    session: AsyncSession, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Notification]:
+    """The customer.erased notice of each (partner id, partner ref) that has one."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    query = select(Notification).where(
+        col(Notification.kind) == "customer.erased",
+        col(Notification.partner_id).in_(sorted({partner for partner, _ in pairs})),
+        col(Notification.partner_ref).in_(sorted({ref for _, ref in pairs})),
+    )
+    found: dict[tuple[str, str], Notification] = {}
+    for notice in (await session.exec(query.order_by(col(Notification.created_at)))).all():
+        if (notice.partner_id, notice.partner_ref) in pairs:
+            found.setdefault((notice.partner_id, notice.partner_ref), notice)
+    return found
+
+
 async def count_disclosures(session: AsyncSession) -> int:
     return int((await session.exec(select(func.count()).select_from(Disclosure))).one())
 
@@ -426,8 +463,10 @@ async def due_notifications(
             col(Notification.next_attempt_at) <= now,
             col(Partner.webhook_url).is_not(None),
         )
-        .order_by(col(Notification.next_attempt_at))
+        .order_by(col(Notification.next_attempt_at), col(Notification.id))
         .limit(limit)
+        # Another notifier's notices are skipped, not waited for (PostgreSQL).
+        .with_for_update(of=Notification, skip_locked=True)
     )
     return [(row[0], row[1]) for row in result.all()]
 

@@ -19,7 +19,8 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
-from rapport_partner_share import fills, notices, security
+from rapport_events.webhooks import signed_headers
+from rapport_partner_share import fills, notices
 from rapport_partner_share.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ class ProfileClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
         self._timeout = timeout
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one call to profile may take."""
+        return self._timeout
 
     async def _get(self, *segments: str) -> httpx.Response:
         try:
@@ -76,9 +82,11 @@ class ProfileClient:
 
 async def fill_due(sessions: SessionFactory, profile: ProfileClient, limit: int = 20) -> int:
     """Fetch and store the profile-backed slices of consents waiting for them."""
+    # Two calls to profile per job, one job after another.
+    lease = timedelta(seconds=profile.timeout * 2 * limit + 5)
     with suppress_instrumentation():
         async with transaction(sessions) as session:
-            jobs = await fills.due_fills(session, limit)
+            jobs = await fills.due_fills(session, limit, lease)
     for job in jobs:
         try:
             customer = await profile.customer(job.customer_id) if job.needs_customer else None
@@ -125,7 +133,7 @@ async def _deliver(
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
-                security.SIGNATURE_HEADER: security.sign(delivery.secret, delivery.body),
+                **signed_headers(delivery.secret, delivery.body, delivery.notification_id),
                 "X-Rapport-Notification-Id": delivery.notification_id,
             },
             timeout=settings.webhook_timeout_s,

@@ -5,17 +5,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-
-from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import wait_until_ready
-from rapport_partner_share.main import create_app
-from rapport_partner_share.testing import (
+from partner_share_testing import (
     ProfileStub,
     WebhookReceiver,
-    drain_outbox,
     serve,
     settings_for,
 )
+
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import drain_outbox, wait_until_ready
+from rapport_events.testing.pytest_plugin import Migrations
+from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE, create_app
 
 
 @pytest.fixture
@@ -57,3 +57,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://partner-share") as client:
         yield client
+
+
+@pytest.fixture
+def database_template() -> Migrations:
+    """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
+    return (MIGRATIONS, VERSION_TABLE)

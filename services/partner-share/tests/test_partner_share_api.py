@@ -7,30 +7,13 @@ import json
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import ValidationError
-from sqlalchemy import text
-
-from rapport_events.settings import KafkaSettings
-from rapport_events.testing.migrations import PAST_32_BITS, skip_ids_past, skip_unless
-from rapport_events.types import (
-    CustomerErased,
-    CustomerMerged,
-    CustomerRegistered,
-    CustomerUpdated,
-    OrderCompleted,
-    SegmentEntered,
-)
-from rapport_partner_share.main import create_app
-from rapport_partner_share.security import email_digest, phone_digest, signature_matches
-from rapport_partner_share.settings import DEVELOPMENT_TOKEN, Settings
-from rapport_partner_share.testing import (
+from partner_share_testing import (
     AUTH,
     ProfileStub,
     RegisteredPartner,
     WebhookReceiver,
     apply,
     consent_of,
-    drain_outbox,
     eventually,
     everything_stored,
     granted,
@@ -42,6 +25,24 @@ from rapport_partner_share.testing import (
     share,
     wait_for,
 )
+from pydantic import ValidationError
+from sqlalchemy import text
+
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import drain_outbox
+from rapport_events.testing.migrations import PAST_32_BITS, skip_ids_past, skip_unless
+from rapport_events.types import (
+    CustomerErased,
+    CustomerMerged,
+    CustomerRegistered,
+    CustomerUpdated,
+    OrderCompleted,
+    SegmentEntered,
+)
+from rapport_events.webhooks import verify as signature_matches
+from rapport_partner_share.main import create_app
+from rapport_partner_share.security import email_digest, phone_digest
+from rapport_partner_share.settings import DEVELOPMENT_TOKEN, Settings
 
 
 class TestSettings:

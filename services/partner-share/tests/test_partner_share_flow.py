@@ -11,18 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-
-from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import wait_until_ready
-from rapport_events.testing.pytest_plugin import DatabaseFactory
-from rapport_events.types import CustomerRegistered, LineItem, OrderCompleted
-from rapport_partner_share.main import create_app
-from rapport_partner_share.security import signature_matches
-from rapport_partner_share.testing import (
+from partner_share_testing import (
     AUTH,
     TOKEN,
     WebhookReceiver,
-    drain_outbox,
     eventually,
     granted,
     publish,
@@ -34,7 +26,16 @@ from rapport_partner_share.testing import (
     wait_filled,
     wait_for,
 )
+
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import drain_outbox, wait_until_ready
+from rapport_events.testing.pytest_plugin import DatabaseFactory
+from rapport_events.types import CustomerRegistered, LineItem, OrderCompleted
+from rapport_events.webhooks import verify as signature_matches
+from rapport_events.webhooks import verify_standard
+from rapport_partner_share.main import create_app
 from rapport_profile.main import create_app as create_profile_app
+from rapport_profile.settings import DEVELOPMENT_WRITE_KEY
 from rapport_profile.settings import Settings as ProfileSettings
 
 
@@ -177,6 +178,7 @@ class TestSharingThroughTheLog:
         assert signature_matches(
             partner.webhook_secret, notice.body, notice.headers["x-rapport-signature"]
         )
+        assert verify_standard(partner.webhook_secret, notice.body, notice.headers)
         assert json.loads(notice.body)["ref"] == ref
         disclosed = await read_log(kafka_settings, "rapport.partner.data.disclosed.v1", 2)
         assert {e.data.customer_id for e in disclosed} == {customer_id}
@@ -271,6 +273,61 @@ class TestConsentOnProfile:
             json={"ref": ref, "name": "Flight Booked", "properties": {}},
         )
         assert refused.status_code == 404, refused.text
+
+
+class TestGlobalPrivacyControl:
+    """A browser's Sec-GPC on a tracking call reaches partner-share as a revocation."""
+
+    async def test_stops_the_sharing_until_the_person_grants_it_again(
+        self, client: httpx.AsyncClient, profile: tuple[FastAPI, str]
+    ) -> None:
+        partner = await register_partner(client, slices=["contact"])
+        write_key = (DEVELOPMENT_WRITE_KEY, "")
+        async with httpx.AsyncClient(base_url=profile[1], headers=AUTH) as on_profile:
+            created = await on_profile.post(
+                "/customers",
+                json={"email": "gpc@example.com", "first_name": "Kay", "last_name": "Gee"},
+            )
+            assert created.status_code == 201, created.text
+            customer_id = created.json()["id"]
+            consents = f"/customers/{customer_id}/consents"
+            grant = {
+                "purpose": "partner_sharing",
+                "partner_id": partner.id,
+                "slices": ["contact"],
+                "granted": True,
+            }
+            assert (await on_profile.put(consents, json=grant)).status_code == 200
+            ref = (await wait_filled(client, customer_id, partner.id, timeout=20))["ref"]
+            shared = await client.get(f"/partner/v1/customers/{ref}", headers=partner.headers)
+            assert shared.status_code == 200, shared.text
+
+            tracked = await on_profile.post(
+                "/v1/t",
+                json={"userId": customer_id, "event": "Product Viewed"},
+                auth=write_key,
+                headers={"Sec-GPC": "1"},
+            )
+            assert tracked.status_code == 200, tracked.text
+            gone = await eventually(
+                lambda: client.get(f"/partner/v1/customers/{ref}", headers=partner.headers), 404
+            )
+            assert gone.status_code == 404, gone.text
+
+            assert (await on_profile.put(consents, json=grant)).status_code == 200
+            await wait_filled(client, customer_id, partner.id, timeout=20)
+            again = await on_profile.post(
+                "/v1/t",
+                json={"userId": customer_id, "event": "Product Viewed"},
+                auth=write_key,
+                headers={"Sec-GPC": "1"},
+            )
+            assert again.status_code == 200, again.text
+            receipt = (await on_profile.get(consents)).json()
+        back = await client.get(f"/partner/v1/customers/{ref}", headers=partner.headers)
+        assert back.status_code == 200, back.text  # the later grant holds against the signal
+        sources = [h["source"] for h in receipt["history"]]
+        assert sources == ["api", "gpc_header", "gpc_header", "api"]
 
 
 async def eventually_json(

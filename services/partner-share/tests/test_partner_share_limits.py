@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from partner_share_testing import AUTH, settings_for
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -16,7 +17,6 @@ from rapport_events.outbox import OutboxMessage
 from rapport_events.testing.offline import offline_client, unreachable_kafka
 from rapport_partner_share.main import create_app
 from rapport_partner_share.models import Partner
-from rapport_partner_share.testing import AUTH, settings_for
 
 EDGES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
 PARTNER = {"name": "Acme", "industry": "retail", "slices": ["contact"], "purposes": ["offers"]}

@@ -15,17 +15,7 @@ import httpx
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from rapport_events.types import (
-    ConsentGranted,
-    ConsentRevoked,
-    LoyaltyPointsEarned,
-    OrderCompleted,
-    SegmentEntered,
-)
-from rapport_partner_share.security import email_digest, phone_digest
-from rapport_partner_share.slices import SLICE_FIELDS, SLICES
-from rapport_partner_share.testing import (
+from partner_share_testing import (
     AUTH,
     ProfileStub,
     apply,
@@ -37,6 +27,16 @@ from rapport_partner_share.testing import (
     revoked,
     wait_filled,
 )
+
+from rapport_events.types import (
+    ConsentGranted,
+    ConsentRevoked,
+    LoyaltyPointsEarned,
+    OrderCompleted,
+    SegmentEntered,
+)
+from rapport_partner_share.security import email_digest, phone_digest
+from rapport_partner_share.slices import SLICE_FIELDS, SLICES
 
 PROPERTY_SETTINGS = settings(
     max_examples=12,

@@ -5,14 +5,25 @@ import logging
 import pytest
 from pydantic import ValidationError
 
+from rapport_events.settings import KafkaSettings
 from rapport_partner_share.settings import DEVELOPMENT_TOKEN, Settings
 
 TOKEN = "k3Jd9-x0QmZr7TqV2bLw5nYp8sHc4uEa1GfR6oDi"
+# Strong key-encryption keys: the development one is refused outside development.
+KAFKA = KafkaSettings(key_encryption_keys=[f"k1:{TOKEN}"])
+LEDGER_KEY = "Vq8-Zt3nWc0xLk5yHr2mPb7sJd4gFe9uTa1oNi6"
 WEAK = ["", "x", DEVELOPMENT_TOKEN, "changeme", "a" * 40, "replace-with-a-long-random-token"]
 
 
 def production(**values: object) -> Settings:
-    return Settings(**{"environment": "production", "api_token": TOKEN, **values})
+    values = {
+        "environment": "production",
+        "api_token": TOKEN,
+        "ledger_key": LEDGER_KEY,
+        "kafka": KAFKA,
+        **values,
+    }
+    return Settings(**values)
 
 
 class TestOutsideDevelopment:
@@ -27,6 +38,18 @@ class TestOutsideDevelopment:
     def test_a_weak_profile_token_is_refused_by_name(self) -> None:
         with pytest.raises(ValidationError, match="PARTNER_SHARE_PROFILE_API_TOKEN"):
             production(profile_api_token=DEVELOPMENT_TOKEN)
+
+    @pytest.mark.parametrize("key", WEAK + ["rapport-dev-ledger-key"])
+    def test_a_weak_ledger_key_is_refused_by_name(self, key: str) -> None:
+        with pytest.raises(ValidationError, match="PARTNER_SHARE_LEDGER_KEY"):
+            production(ledger_key=key)
+
+    def test_the_ledger_key_comes_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PARTNER_SHARE_LEDGER_KEY", LEDGER_KEY)
+        settings = Settings(environment="production", api_token=TOKEN, kafka=KAFKA)
+        assert settings.ledger_key == LEDGER_KEY
 
     def test_a_one_character_token_from_the_environment_is_refused(
         self, monkeypatch: pytest.MonkeyPatch

@@ -4,7 +4,8 @@ import asyncio
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import BrokenExecutor, Executor
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -12,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import errors
+from rapport_events import value as customer_value
 from rapport_events.base import utcnow
 from rapport_profile import store
 from rapport_profile.models import (
@@ -28,14 +31,8 @@ Dimension = Literal[
 ]
 Interval = Literal["day", "week", "month"]
 
-# Lower bound of each tier as a share of the ranked base (by profit): top 20% platinum.
-TIERS: tuple[tuple[str, float], ...] = (
-    ("platinum", 0.8),
-    ("gold", 0.5),
-    ("silver", 0.2),
-    ("bronze", 0.0),
-)
-TIER_NAMES = tuple(name for name, _ in TIERS) + ("none",)
+# Tiers by lifetime value, the same in every service (rapport_events.value).
+TIER_NAMES = tuple(name for name, _ in customer_value.TIER_LIFETIME_VALUE) + ("none",)
 AGE_BANDS: tuple[tuple[int, str], ...] = (
     (18, "<18"),
     (25, "18-24"),
@@ -48,68 +45,35 @@ UNKNOWN = "unknown"
 CENT = Decimal("0.01")
 
 
-class UnknownTier(ValueError):
+class UnknownTier(errors.InvalidRequest):
     """Not one of the profitability tiers."""
 
 
-class InvalidRange(ValueError):
+class InvalidRange(errors.InvalidRequest):
     """A date range analytics cannot answer for."""
 
 
 # --- per customer --------------------------------------------------------------------
 
 
-def _quintile(worse: int, total: int) -> int:
-    """1..5 from the share of the base that does worse (5 = top fifth)."""
-    return 1 + min(4, math.floor(5 * worse / total)) if total else 1
-
-
-def tier_of_share(share: float) -> str:
-    for name, lower in TIERS:
-        if share >= lower:
-            return name
-    return "bronze"
-
-
-async def tier_range(session: AsyncSession, tier: str) -> tuple[Decimal | None, Decimal | None]:
-    """(exclusive low, inclusive high) profit bounds of a tier; None is unbounded."""
-    names = [name for name, _ in TIERS]
-    if tier not in names:
+def check_tier(tier: str) -> str:
+    """`tier` when it names a tier, else UnknownTier."""
+    if tier not in TIER_NAMES:
         raise UnknownTier(f"tier must be one of {', '.join(TIER_NAMES)}")
-    profits = await store.ranked_profits(session)
-    total = len(profits)
-    if total == 0:
-        return (Decimal(0), Decimal(-1))  # an empty range: no one is ranked yet
-
-    def above(share: float) -> Decimal | None:
-        needed = math.ceil(share * total - 1e-9)  # customers that must do worse
-        return profits[needed - 1] if needed >= 1 else None
-
-    lower_share = dict(TIERS)[tier]
-    index = names.index(tier)
-    upper_share = TIERS[index - 1][1] if index > 0 else None
-    low = above(lower_share)
-    high = above(upper_share) if upper_share is not None else None
-    if upper_share is not None and high is None:
-        return (Decimal(0), Decimal(-1))
-    return (low, high)
+    return tier
 
 
-async def customer_metrics(
-    session: AsyncSession, customer_id: str, *, horizon_years: float
-) -> MetricsPublic:
-    """Orders, revenue, RFM quintiles, lifetime value and tier as they stand now."""
+async def customer_metrics(session: AsyncSession, customer_id: str) -> MetricsPublic:
+    """Orders, revenue, RFM scores, lifetime value and tier (rapport_events.value)."""
     metrics = await store.get_metrics(session, customer_id) or CustomerMetrics(
         customer_id=customer_id
     )
-    now = utcnow()
-    revenue = Decimal(metrics.revenue)
-    profit = Decimal(metrics.profit)
     if metrics.orders == 0 or metrics.last_order_at is None or metrics.first_order_at is None:
         return MetricsPublic(
             customer_id=customer_id,
             orders=0,
             revenue=Decimal("0.00"),
+            average_order_value=None,
             average_order=None,
             first_order_at=None,
             last_order_at=None,
@@ -117,31 +81,23 @@ async def customer_metrics(
             rfm=RfmScores(recency=None, frequency=None, monetary=None, combined=None),
             lifetime_value=Decimal("0.00"),
             profit=Decimal("0.00"),
+            tier="none",
             profitability_tier="none",
             loyalty_points=metrics.loyalty_points,
         )
-    total = await store.count_ranked(session)
-    recency = _quintile(
-        await store.count_worse(session, CustomerMetrics.last_order_at, metrics.last_order_at),
-        total,
-    )
-    frequency = _quintile(
-        await store.count_worse(session, CustomerMetrics.orders, metrics.orders), total
-    )
-    monetary = _quintile(
-        await store.count_worse(session, CustomerMetrics.revenue, metrics.revenue), total
-    )
-    profit_share = await store.count_worse(session, CustomerMetrics.profit, metrics.profit)
+    now = utcnow()
+    revenue = Decimal(metrics.revenue).quantize(CENT)
     first, last = aware(metrics.first_order_at), aware(metrics.last_order_at)
-    # Margin to date plus the margin of the next `horizon_years` at the observed rate;
-    # a tenure under a year counts as a year so one early order is not extrapolated wildly.
-    tenure_years = max((now - first).total_seconds() / (365.25 * 86400), 1.0)
-    lifetime_value = profit + profit / Decimal(str(tenure_years)) * Decimal(str(horizon_years))
+    recency = customer_value.recency_score(last, now)
+    frequency = customer_value.frequency_score(metrics.orders)
+    monetary = customer_value.monetary_score(metrics.orders, revenue)
+    average = customer_value.average_order_value(metrics.orders, revenue)
     return MetricsPublic(
         customer_id=customer_id,
         orders=metrics.orders,
-        revenue=revenue.quantize(CENT),
-        average_order=(revenue / metrics.orders).quantize(CENT),
+        revenue=revenue,
+        average_order_value=average,
+        average_order=average,
         first_order_at=first,
         last_order_at=last,
         recency_days=max((now - last).days, 0),
@@ -151,9 +107,10 @@ async def customer_metrics(
             monetary=monetary,
             combined=f"{recency}{frequency}{monetary}",
         ),
-        lifetime_value=lifetime_value.quantize(CENT),
-        profit=profit.quantize(CENT),
-        profitability_tier=tier_of_share(profit_share / total),
+        lifetime_value=Decimal(metrics.lifetime_value).quantize(CENT),
+        profit=Decimal(metrics.profit).quantize(CENT),
+        tier=metrics.tier,
+        profitability_tier=metrics.tier,
         loyalty_points=metrics.loyalty_points,
     )
 
@@ -170,23 +127,18 @@ class TierSummary(BaseModel):
 
 
 class TiersReply(BaseModel):
-    """Customers ranked by profitability (revenue less cost of goods where known)."""
+    """Customers by tier of lifetime value (profit is revenue less cost of goods where known)."""
 
     ranked_customers: int
     tiers: list[TierSummary]
 
 
 async def tiers(session: AsyncSession) -> TiersReply:
-    """The base split into profitability tiers."""
+    """The base split into tiers by lifetime value."""
     rows = await store.metrics_of_active(session)
-    ranked = sorted((r for r in rows if r.orders > 0), key=lambda r: Decimal(r.profit))
-    profits = [Decimal(r.profit) for r in ranked]
-    total = len(ranked)
     groups: dict[str, list[CustomerMetrics]] = {name: [] for name in TIER_NAMES}
-    for row in ranked:
-        worse = _count_below(profits, Decimal(row.profit))
-        groups[tier_of_share(worse / total)].append(row)
-    groups["none"] = [r for r in rows if r.orders == 0]
+    for row in rows:
+        groups[row.tier if row.orders > 0 else "none"].append(row)
     summaries = []
     for name in TIER_NAMES:
         members = groups[name]
@@ -201,18 +153,7 @@ async def tiers(session: AsyncSession) -> TiersReply:
                 max_profit=max(member_profits) if member_profits else None,
             )
         )
-    return TiersReply(ranked_customers=total, tiers=summaries)
-
-
-def _count_below(sorted_values: list[Decimal], value: Decimal) -> int:
-    low, high = 0, len(sorted_values)
-    while low < high:
-        middle = (low + high) // 2
-        if sorted_values[middle] < value:
-            low = middle + 1
-        else:
-            high = middle
-    return low
+    return TiersReply(ranked_customers=sum(1 for r in rows if r.orders > 0), tiers=summaries)
 
 
 # --- trends --------------------------------------------------------------------------
@@ -382,7 +323,7 @@ def _value(
 # --- forecast ------------------------------------------------------------------------
 
 
-class NotEnoughHistory(ValueError):
+class NotEnoughHistory(errors.InvalidRequest):
     """Too few periods of history to fit and backtest a model."""
 
 
@@ -402,7 +343,8 @@ class Backtest(BaseModel):
 
 
 class ForecastReply(BaseModel):
-    """The next periods of a metric, with the method and its backtest error."""
+    """The next periods of a metric, with the method, its backtest error and how fresh the
+    fitted model is (`fitted_at`, `age_s`): the history ends where the fit read it."""
 
     metric: Metric
     interval: Interval
@@ -410,6 +352,8 @@ class ForecastReply(BaseModel):
     history: list[ForecastPoint]
     forecast: list[ForecastPoint]
     backtest: Backtest
+    fitted_at: datetime
+    age_s: float
 
 
 MIN_HISTORY = 6
@@ -438,6 +382,45 @@ def _fit_and_forecast(
     return [v if math.isnan(v) else max(v, 0.0) for v in map(float, predicted)]
 
 
+def fit_both(
+    train: list[float], holdout: int, values: list[float], horizon: int, seasonal: int | None
+) -> tuple[list[float], list[float]]:
+    """The backtest's predictions and the forecast: both fits of one request, in one call
+    (a worker process runs it whole)."""
+    return (
+        _fit_and_forecast(train, holdout, seasonal),
+        _fit_and_forecast(values, horizon, seasonal),
+    )
+
+
+CONSTANT_METHOD = "flat history: its one value repeated (no model fitted)"
+
+
+async def _fit_elsewhere(
+    executor: Callable[[], Executor] | None,
+    train: list[float],
+    holdout: int,
+    values: list[float],
+    horizon: int,
+    seasonal_periods: int | None,
+    window: str,
+) -> tuple[list[float], list[float]]:
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            executor() if executor else None,
+            fit_both,
+            train,
+            holdout,
+            values,
+            horizon,
+            seasonal_periods,
+        )
+    except BrokenExecutor:
+        raise  # the worker died: not the history's fault (the caller replaces it)
+    except Exception as error:  # statsmodels raises many kinds (LinAlgError, ValueError...)
+        raise NotEnoughHistory(f"no model could be fitted to {window}: {error}") from error
+
+
 def method_name(seasonal_periods: int | None, length: int) -> str:
     seasonal = seasonal_periods and length >= 2 * seasonal_periods
     return "statsmodels Holt-Winters exponential smoothing (additive damped trend" + (
@@ -462,8 +445,12 @@ async def forecast(
     end: date,
     horizon: int,
     seasonal_periods: int | None,
+    executor: Callable[[], Executor] | None = None,
 ) -> ForecastReply:
-    """Fit Holt-Winters on the history, forecast `horizon` periods, report the backtest."""
+    """Fit Holt-Winters on the history, forecast `horizon` periods, report the backtest on
+    the last quarter of the history (at least one period). The fit runs on the executor
+    `executor()` gives (a worker process in the service, started only when a fit needs
+    it), else on a thread."""
     history = await trends(
         session, metric=metric, by="none", interval=interval, start=start, end=end
     )
@@ -474,17 +461,19 @@ async def forecast(
             f"forecasting needs at least {MIN_HISTORY} {interval}s of history; "
             f"{start}..{end} holds {len(values)}"
         )
-    holdout = max(1, min(horizon, len(values) // 4))
+    # The holdout depends on the history only, so one fit serves every requested horizon.
+    holdout = max(1, len(values) // 4)
     train = values[:-holdout]
-    try:
-        predicted_holdout, predicted = await asyncio.to_thread(
-            lambda: (
-                _fit_and_forecast(train, holdout, seasonal_periods),
-                _fit_and_forecast(values, horizon, seasonal_periods),
-            )
+    method = method_name(seasonal_periods, len(values))
+    if len(set(values)) == 1:
+        # A flat history (a shop with no orders yet: all zeros) continues flat; no model is
+        # fitted, so no worker process starts for it.
+        predicted_holdout, predicted = [values[0]] * holdout, [values[0]] * horizon
+        method = CONSTANT_METHOD
+    else:
+        predicted_holdout, predicted = await _fit_elsewhere(
+            executor, train, holdout, values, horizon, seasonal_periods, f"{start}..{end}"
         )
-    except Exception as error:  # statsmodels raises many kinds (LinAlgError, ValueError...)
-        raise NotEnoughHistory(f"no model could be fitted to {start}..{end}: {error}") from error
     if not all(math.isfinite(v) for v in (*predicted_holdout, *predicted)):
         raise NotEnoughHistory(f"the model fitted to {start}..{end} gives no usable forecast")
     mae, mape = _errors(values[-holdout:], predicted_holdout)
@@ -495,7 +484,7 @@ async def forecast(
     return ForecastReply(
         metric=metric,
         interval=interval,
-        method=method_name(seasonal_periods, len(values)),
+        method=method,
         history=[ForecastPoint(period=p.period, value=p.value) for p in points],
         forecast=future,
         backtest=Backtest(
@@ -505,4 +494,6 @@ async def forecast(
             actual=values[-holdout:],
             predicted=[round(v, 2) for v in predicted_holdout],
         ),
+        fitted_at=utcnow(),
+        age_s=0.0,
     )

@@ -3,23 +3,25 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from rapport_events.limits import CustomerIdPath
-from rapport_profile import analytics, gdpr, service, timeline, tracking
+from rapport_profile import analytics, forecasts, gdpr, privacy_signals, service, timeline, tracking
 from rapport_profile.deps import (
     HttpDep,
     SessionDep,
     SessionsDep,
     SettingsDep,
     WriteKeyDep,
+    check_write_key,
     require_token,
 )
 from rapport_profile.models import (
     ConsentReceipt,
     ConsentUpdate,
     CustomerCreate,
+    CustomerDetail,
     CustomerPage,
     CustomerPublic,
     CustomerUpdate,
@@ -40,61 +42,12 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status_code: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(
-        {"error": code, "message": message, "detail": message, **extra}, status_code=status_code
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map the service's refusals onto clear 4xx replies."""
-
-    @app.exception_handler(service.CustomerNotFound)
-    async def _not_found(_r: Request, exc: service.CustomerNotFound) -> JSONResponse:
-        return _error(404, "not_found", f"no customer {exc}")
-
-    @app.exception_handler(service.DuplicateEmail)
-    async def _duplicate(_r: Request, exc: service.DuplicateEmail) -> JSONResponse:
-        return _error(409, "conflict", str(exc), existing_id=exc.existing_id)
-
-    @app.exception_handler(service.Conflict)
-    async def _conflict(_r: Request, exc: service.Conflict) -> JSONResponse:
-        return _error(409, "conflict", str(exc))
-
-    @app.exception_handler(service.IdempotencyMismatch)
-    async def _mismatch(_r: Request, exc: service.IdempotencyMismatch) -> JSONResponse:
-        return _error(422, "idempotency_key_reused", str(exc))
-
-    @app.exception_handler(tracking.BadTrackingCall)
-    async def _bad_call(_r: Request, exc: tracking.BadTrackingCall) -> JSONResponse:
-        # Segment's shape: {"code", "message"}, plus ours.
-        return JSONResponse(
-            {
-                "error": "bad_request",
-                "code": "bad_request",
-                "message": str(exc),
-                "detail": str(exc),
-            },
-            status_code=400,
-        )
-
-    for refusal in (
-        service.InvalidRequest,
-        analytics.UnknownTier,
-        analytics.InvalidRange,
-        analytics.NotEnoughHistory,
-    ):
-
-        @app.exception_handler(refusal)
-        async def _invalid(_r: Request, exc: Exception) -> JSONResponse:
-            return _error(422, "invalid_request", str(exc))
-
-
 # --- customers -------------------------------------------------------------------
 
 
 @router.post(
     "/customers",
+    tags=["customers"],
     status_code=status.HTTP_201_CREATED,
     response_model=CustomerPublic,
     responses={
@@ -125,23 +78,35 @@ async def create_customer(
     return reply
 
 
-@router.get("/customers", response_model=CustomerPage)
+@router.get("/customers", tags=["customers"], response_model=CustomerPage)
 async def search_customers(
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320)] = None,
     q: Annotated[str | None, Query(max_length=200, description="words of the name")] = None,
+    phone: Annotated[
+        str | None, Query(max_length=16, description="E.164, like +14155550100")
+    ] = None,
+    external_id: Annotated[
+        str | None,
+        Query(
+            max_length=300, pattern=r"^[^:]{1,64}:.+$", description="`system:id`, like shop:c-1815"
+        ),
+    ] = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     segment: Annotated[str | None, Query(max_length=200, description="segment id or name")] = None,
     tier: Annotated[str | None, Query(description="platinum, gold, silver, bronze or none")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> CustomerPage:
-    """Find customers by exact e-mail, words of the name, country, segment or tier."""
+    """Find customers by exact e-mail, phone or external id, words of the name, country,
+    segment or tier."""
     if tier is not None and tier not in analytics.TIER_NAMES:
         raise analytics.UnknownTier(f"tier must be one of {', '.join(analytics.TIER_NAMES)}")
     found, next_cursor = await service.search_customers(
         session,
         email=email,
+        phone=phone,
+        external_id=external_id,
         text=q,
         country=country,
         segment=segment,
@@ -154,14 +119,20 @@ async def search_customers(
     )
 
 
-@router.get("/customers/{customer_id}", response_model=CustomerPublic, responses=NOT_FOUND)
-async def read_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerPublic:
-    """One customer by id (a merged one shows `merged_into`)."""
-    return CustomerPublic.model_validate(await service.get_customer(session, customer_id))
+@router.get(
+    "/customers/{customer_id}",
+    tags=["customers"],
+    response_model=CustomerDetail,
+    responses=NOT_FOUND,
+)
+async def read_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerDetail:
+    """One customer by id, with custom traits and accounts (a merged one shows `merged_into`)."""
+    return await service.customer_detail(session, customer_id)
 
 
 @router.patch(
     "/customers/{customer_id}",
+    tags=["customers"],
     response_model=CustomerPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -180,6 +151,7 @@ async def update_customer(
 
 @router.put(
     "/customers/{customer_id}/consents",
+    tags=["consents"],
     response_model=ConsentReceipt,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -192,7 +164,12 @@ async def put_consent(
     return await service.consent_receipt(session, customer_id)
 
 
-@router.get("/customers/{customer_id}/consents", response_model=ConsentReceipt, responses=NOT_FOUND)
+@router.get(
+    "/customers/{customer_id}/consents",
+    tags=["consents"],
+    response_model=ConsentReceipt,
+    responses=NOT_FOUND,
+)
 async def read_consents(customer_id: CustomerIdPath, session: SessionDep) -> ConsentReceipt:
     """The consent receipt: every consent and its full history."""
     return await service.consent_receipt(session, customer_id)
@@ -203,6 +180,7 @@ async def read_consents(customer_id: CustomerIdPath, session: SessionDep) -> Con
 
 @router.post(
     "/customers/{customer_id}/merge",
+    tags=["identity"],
     response_model=MergePublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -223,6 +201,7 @@ async def merge_customer(
 
 @router.post(
     "/customers/{customer_id}/unmerge",
+    tags=["identity"],
     response_model=MergePublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -239,7 +218,12 @@ async def unmerge_customer(
 # --- what the log says -------------------------------------------------------------------
 
 
-@router.get("/customers/{customer_id}/timeline", response_model=TimelinePage, responses=NOT_FOUND)
+@router.get(
+    "/customers/{customer_id}/timeline",
+    tags=["activity"],
+    response_model=TimelinePage,
+    responses=NOT_FOUND,
+)
 async def read_timeline(
     customer_id: CustomerIdPath,
     session: SessionDep,
@@ -254,19 +238,21 @@ async def read_timeline(
     return await timeline.page(session, customer_id, types=type or [], limit=limit, cursor=cursor)
 
 
-@router.get("/customers/{customer_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)
-async def read_metrics(
-    customer_id: CustomerIdPath, session: SessionDep, settings: SettingsDep
-) -> MetricsPublic:
-    """Orders, revenue, RFM quintiles, lifetime value and profitability tier."""
+@router.get(
+    "/customers/{customer_id}/metrics",
+    tags=["activity"],
+    response_model=MetricsPublic,
+    responses=NOT_FOUND,
+)
+async def read_metrics(customer_id: CustomerIdPath, session: SessionDep) -> MetricsPublic:
+    """Orders, revenue, RFM scores, lifetime value and tier, by the one value method."""
     owner = await timeline.known_owner(session, customer_id)
-    return await analytics.customer_metrics(
-        session, owner, horizon_years=settings.ltv_horizon_years
-    )
+    return await analytics.customer_metrics(session, owner)
 
 
 @router.get(
     "/customers/{customer_id}/disclosures",
+    tags=["privacy"],
     response_model=list[DisclosurePublic],
     responses=NOT_FOUND,
 )
@@ -281,7 +267,7 @@ async def read_disclosures(
 # --- GDPR ----------------------------------------------------------------------------------
 
 
-@router.get("/customers/{customer_id}/export", response_model=ExportReply)
+@router.get("/customers/{customer_id}/export", tags=["privacy"], response_model=ExportReply)
 async def export_customer(
     customer_id: CustomerIdPath,
     sessions: SessionsDep,
@@ -299,6 +285,7 @@ async def export_customer(
 
 @router.delete(
     "/customers/{customer_id}",
+    tags=["customers"],
     response_model=ErasureStatus,
     responses={
         202: {"model": ErasureStatus, "description": "erasure still running; poll status_url"},
@@ -315,6 +302,7 @@ async def erase_customer(
 
 @router.get(
     "/customers/{customer_id}/erasure",
+    tags=["privacy"],
     response_model=ErasureStatus,
     responses={202: {"model": ErasureStatus, "description": "still running"}, **NOT_FOUND},
 )
@@ -338,7 +326,7 @@ def _erasure_reply(erasure: ErasureStatus) -> JSONResponse:
 # --- analytics ------------------------------------------------------------------------------
 
 
-@router.get("/analytics/trends", response_model=analytics.TrendsReply)
+@router.get("/analytics/trends", tags=["analytics"], response_model=analytics.TrendsReply)
 async def read_trends(
     session: SessionDep,
     metric: analytics.Metric = "revenue",
@@ -354,33 +342,27 @@ async def read_trends(
     )
 
 
-@router.get("/analytics/tiers", response_model=analytics.TiersReply)
+@router.get("/analytics/tiers", tags=["analytics"], response_model=analytics.TiersReply)
 async def read_tiers(session: SessionDep) -> analytics.TiersReply:
     """Customers ranked by profitability into platinum, gold, silver, bronze (and none)."""
     return await analytics.tiers(session)
 
 
-@router.get("/analytics/forecast", response_model=analytics.ForecastReply)
+@router.get("/analytics/forecast", tags=["analytics"], response_model=analytics.ForecastReply)
 async def read_forecast(
-    session: SessionDep,
+    request: Request,
     metric: analytics.Metric = "revenue",
     interval: analytics.Interval = "week",
-    periods: Annotated[int, Query(ge=1, le=104)] = 4,
+    periods: Annotated[int, Query(ge=1, le=forecasts.MAX_HORIZON)] = 4,
     seasonal_periods: Annotated[int | None, Query(ge=2, le=52)] = None,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> analytics.ForecastReply:
-    """Forecast the next periods (Holt-Winters) and report the backtest error (MAE, MAPE)."""
-    start, end = analytics.requested_range(start, end, interval)
-    return await analytics.forecast(
-        session,
-        metric=metric,
-        interval=interval,
-        start=start,
-        end=end,
-        horizon=periods,
-        seasonal_periods=seasonal_periods,
-    )
+    """Forecast the next periods (Holt-Winters, fitted ahead of time), with the backtest
+    error (MAE, MAPE) and when the model was fitted."""
+    analytics.requested_range(start, end, interval)  # a bad window is a 422 before any fit
+    forecaster: forecasts.Forecaster = request.app.state.forecaster
+    return await forecaster.forecast((metric, interval, seasonal_periods, start, end), periods)
 
 
 # --- tracking (Segment HTTP Tracking API) -----------------------------------------------------
@@ -394,58 +376,85 @@ TRACKING_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _track(
-    request: Request, kind: str | None, settings: SettingsDep, session: SessionDep
+    request: Request, kind: str | None, key: str | None, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
     limit = tracking.MAX_BATCH_BYTES if kind is None else tracking.MAX_CALL_BYTES
+    # The body is read whatever its content type: sendBeacon and analytics.js send text/plain.
     raw = await tracking.read_body(request.stream(), request.headers.get("content-encoding"), limit)
-    messages = tracking.parse_messages(tracking.parse_json(raw), kind)
-    await tracking.ingest(session, messages, topic=settings.kafka.topic)
+    payload = tracking.parse_json(raw)
+    if key is None:
+        check_write_key(settings, payload.get("writeKey"))
+    messages = tracking.parse_messages(payload, kind)
+    await tracking.ingest(
+        session,
+        messages,
+        topic=settings.kafka.topic,
+        currency=settings.default_currency,
+        gpc=privacy_signals.header_says_gpc(request.headers.get("sec-gpc")),
+        sharing_categories=settings.sharing_consent_categories,
+    )
     return {"success": True}
 
 
+# analytics.js posts to the one-letter paths; they are the same routes.
 @tracking_router.post("/identify", responses=TRACKING_RESPONSES)
+@tracking_router.post("/i", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_identify(
-    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
     """Segment identify: who the user is, with traits; links anonymous activity."""
-    return await _track(request, "identify", settings, session)
+    return await _track(request, "identify", key, settings, session)
 
 
 @tracking_router.post("/track", responses=TRACKING_RESPONSES)
+@tracking_router.post("/t", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_event(
-    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
     """Segment track: an action; e-commerce, survey and loyalty names map to domain events."""
-    return await _track(request, "track", settings, session)
+    return await _track(request, "track", key, settings, session)
 
 
 @tracking_router.post("/page", responses=TRACKING_RESPONSES)
+@tracking_router.post("/p", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_page(
-    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
     """Segment page: a page view."""
-    return await _track(request, "page", settings, session)
+    return await _track(request, "page", key, settings, session)
 
 
 @tracking_router.post("/screen", responses=TRACKING_RESPONSES)
+@tracking_router.post("/s", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_screen(
-    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
     """Segment screen: a mobile screen view."""
-    return await _track(request, "screen", settings, session)
+    return await _track(request, "screen", key, settings, session)
+
+
+@tracking_router.post("/group", responses=TRACKING_RESPONSES)
+@tracking_router.post("/g", responses=TRACKING_RESPONSES, include_in_schema=False)
+async def track_group(
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+) -> dict[str, bool]:
+    """Segment group: the account (company) the user belongs to, with its traits."""
+    return await _track(request, "group", key, settings, session)
 
 
 @tracking_router.post("/alias", responses=TRACKING_RESPONSES)
+@tracking_router.post("/a", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_alias(
-    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
     """Segment alias: `previousId` and `userId` are the same person."""
-    return await _track(request, "alias", settings, session)
+    return await _track(request, "alias", key, settings, session)
 
 
 @tracking_router.post("/batch", responses=TRACKING_RESPONSES)
+@tracking_router.post("/b", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_batch(
-    request: Request, _key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
 ) -> dict[str, bool]:
-    """Segment batch: up to 500 KB of identify, track, page, screen and alias messages."""
-    return await _track(request, None, settings, session)
+    """Segment batch: up to 500 KB of identify, track, page, screen, group and alias messages."""
+    return await _track(request, None, key, settings, session)

@@ -36,30 +36,41 @@ def get_http(request: Request) -> httpx.AsyncClient:
     return request.app.state.http  # type: ignore[no-any-return]
 
 
-def write_key(request: Request) -> str:
-    """The tracking API's write key: the HTTP Basic user (password empty), as Segment sends it."""
+def _basic_user(request: Request) -> str:
+    """The HTTP Basic user of the request, "" when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
-    key = ""
-    if scheme.lower() == "basic" and encoded:
-        try:
-            key = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            key = ""
-    if not key:
+    if scheme.lower() != "basic" or not encoded:
+        return ""
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+def check_write_key(settings: Settings, key: object) -> str:
+    """`key` if it is one of the write keys, else 401."""
+    if not isinstance(key, str) or not key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "missing write key: send it as the HTTP Basic user with an empty password",
+            "missing write key: send it as the HTTP Basic user with an empty password, "
+            "or as `writeKey` in the body",
             headers={"WWW-Authenticate": 'Basic realm="tracking"'},
         )
-    known = get_settings(request).write_keys
-    if not any(secrets.compare_digest(key.encode(), k.encode()) for k in known):
+    if not any(secrets.compare_digest(key.encode(), k.encode()) for k in settings.write_keys):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid write key",
             headers={"WWW-Authenticate": 'Basic realm="tracking"'},
         )
     return key
+
+
+def write_key(request: Request) -> str | None:
+    """The tracking API's write key as the HTTP Basic user (password empty), as Segment sends
+    it; None when the header has none, and the key must then be `writeKey` in the body."""
+    key = _basic_user(request)
+    return check_write_key(get_settings(request), key) if key else None
 
 
 require_token = bearer_auth(lambda request: get_settings(request).api_token)
@@ -70,4 +81,4 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SessionsDep = Annotated[SessionFactory, Depends(get_sessions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
-WriteKeyDep = Annotated[str, Depends(write_key)]
+WriteKeyDep = Annotated[str | None, Depends(write_key)]

@@ -10,12 +10,19 @@ import httpx
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import outbox
 from rapport_events.base import utcnow
-from rapport_events.db import SessionFactory, read_transaction, transaction
+from rapport_events.db import (
+    SessionFactory,
+    checkpoint_after_commit,
+    read_transaction,
+    transaction,
+)
 from rapport_events.http import peer_url
 from rapport_events.types import CustomerErased
 from rapport_profile import service, store, timeline
 from rapport_profile.models import (
+    AccountMember,
     Consent,
     ConsentChange,
     Customer,
@@ -52,6 +59,7 @@ HOLDINGS: tuple[tuple[str, type[SQLModel], str], ...] = (
     ("segments", SegmentMembership, "customer_id"),
     ("disclosures", Disclosure, "customer_id"),
     ("tracked_messages", TrackedMessage, "customer_id"),
+    ("account_memberships", AccountMember, "customer_id"),
     ("idempotent_requests", IdempotentRequest, "customer_id"),
 )
 
@@ -174,7 +182,8 @@ async def purge_published(session: AsyncSession, customer_id: str, erased_event_
 async def outbox_clear(sessions: SessionFactory, subjects: list[str]) -> bool:
     """True when no outbox row about the erased ids is left (sent ones are purged first)."""
     async with transaction(sessions) as session:
-        await store.delete_outbox_rows(session, subjects)
+        if await store.delete_outbox_rows(session, subjects):
+            checkpoint_after_commit(session)
         return await store.count_outbox_rows(session, subjects) == 0
 
 
@@ -188,12 +197,16 @@ async def erase(
             # A merged id is the same person as the customer it was folded into.
             customer_id = await timeline.known_owner(session, customer_id)
         if await store.get_erasure(session, customer_id) is None:
+            checkpoint_after_commit(session)
             for erased in await forget(session, customer_id, services):
                 service.publish(
                     session,
                     CustomerErased(customer_id=erased, requested_by="api", reason="gdpr_erasure"),
                     settings.kafka.topic,
                 )
+                # After customer.erased: the log's copies of their personal fields become
+                # unreadable for every reader (rapport_events.shredding).
+                await outbox.shred(session, erased)
     return await check(sessions, http, settings, customer_id, wait_s=settings.erasure_wait_s)
 
 

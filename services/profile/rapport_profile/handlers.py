@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope
 from rapport_events.consumer import Handler, HandlerMap, batch
+from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import (
     EVENT_MODELS,
     CustomerErased,
@@ -20,6 +21,7 @@ from rapport_events.types import (
     SegmentExited,
 )
 from rapport_profile import gdpr, projection
+from rapport_profile.settings import Settings
 
 
 @batch
@@ -29,9 +31,11 @@ async def on_events(envelopes: Sequence[Envelope], session: AsyncSession) -> Non
 
 
 @batch
-async def on_orders(events: Sequence[OrderCompleted], session: AsyncSession) -> None:
-    """Orders move the customers' metrics."""
-    await projection.record_orders(session, events)
+async def on_orders(
+    events: Sequence[OrderCompleted], session: AsyncSession, settings: Settings
+) -> None:
+    """Orders move the customers' metrics; each customer's new value is published once."""
+    await projection.record_orders(session, events, settings.kafka.topic)
 
 
 @batch
@@ -67,6 +71,7 @@ async def on_customer_erased(
     """Make sure nothing about an erased customer remains, the outbox included."""
     await gdpr.purge(session, event.customer_id)
     await gdpr.purge_published(session, event.customer_id, envelope.id)
+    checkpoint_after_commit(session)
 
 
 SPECIFIC: dict[type, list[Handler]] = {

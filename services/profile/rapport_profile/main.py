@@ -7,21 +7,43 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from rapport_events.db import create_engine
 from rapport_events.http import (
     health_router,
     install_error_handlers,
     instrument_app,
-    instrument_engine,
+    open_event_runtime,
+    service_app,
 )
-from rapport_events.migrations import upgrade
-from rapport_events.runtime import EventRuntime
+from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
-from rapport_profile import api
+from rapport_profile import api, forecasts, tracking_docs
+from rapport_profile.forecasts import FitWorker, Forecaster
 from rapport_profile.handlers import HANDLERS
 from rapport_profile.settings import Settings, get_settings
+from rapport_profile.tracking_edge import SegmentErrors, TrackingCors
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
+VERSION_TABLE = "alembic_version_profile"
+DESCRIPTION = """The customer 360 of Rapport, an open-source event-driven CRM.
+
+Customers and their demographics, identity resolution, consents, the timeline of everything
+the customer event log holds about a customer (from every service), order metrics and
+profitability, trends and forecasts, GDPR export and erasure, and ingestion compatible
+with Segment's HTTP Tracking API, so front-end and server SDKs send here unchanged.
+
+Authentication: `Authorization: Bearer <token>` on every route but the probes and the
+tracking API; the tracking API (`/v1/*`) takes a write key as the HTTP Basic user or as
+`writeKey` in the body.
+Every state change is published to the log as a CloudEvent."""
+TAGS = [
+    {"name": "customers", "description": "Register, read, change and search customers"},
+    {"name": "consents", "description": "Consents per purpose, channel and partner"},
+    {"name": "identity", "description": "Merging duplicates, and undoing a merge"},
+    {"name": "activity", "description": "The timeline and the order metrics of a customer"},
+    {"name": "privacy", "description": "Disclosures to partners, export and erasure"},
+    {"name": "analytics", "description": "Trends, profitability tiers, forecasts"},
+    {"name": "tracking", "description": "Segment's HTTP Tracking API, with a write key"},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,26 +53,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        await upgrade(engine, MIGRATIONS, version_table="alembic_version_profile")
-        runtime = EventRuntime(
-            service=settings.service_name, engine=engine, settings=settings.kafka, handlers=HANDLERS
+        runtime = await open_event_runtime(
+            app,
+            settings,
+            migrations=MIGRATIONS,
+            version_table=VERSION_TABLE,
+            handlers=HANDLERS,
+            dependencies={"settings": settings},
         )
-        instrument_engine(runtime)
-        app.state.runtime = runtime
+        engine = runtime.engine
         app.state.http = httpx.AsyncClient(timeout=settings.peer_timeout_s)
+        forecaster = Forecaster(runtime.sessions, FitWorker())
+        # Before the service is ready: the first forecast call reads a stored model
+        # instead of waiting for the import and a fit.
+        await forecaster.load()
+        app.state.forecaster = forecaster
         await runtime.start()
+        # Readiness waits for the default forecast only when no model of it was stored
+        # (a fresh database with history): once, never on a restart with stored models.
+        await forecaster.ensure(forecasts.DEFAULT_KEY)
+        # Models are fitted now and on a schedule, never first on a request for the defaults.
+        fitting = Periodic(
+            "forecast-models",
+            forecaster.refresh,
+            settings.forecast_refresh_s,
+            policy=settings.kafka.restart_policy(),
+        )
+        runtime.watch(fitting.start())
         try:
             yield
         finally:
+            await fitting.stop()
+            await forecaster.stop()
             await runtime.stop()
             await app.state.http.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="Rapport profile", version="0.1.0", lifespan=lifespan)
+    app = service_app(
+        title="Rapport profile", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
+    )
     app.state.settings = settings
+    tracking_docs.document(app)
     install_error_handlers(app)
-    api.install_error_handlers(app)
+    # Outside the size limit, so its 413 gets Segment's shape and CORS headers too.
+    app.add_middleware(SegmentErrors)
+    app.add_middleware(TrackingCors, origins=settings.tracking_cors_origins)
     instrument_app(app)
     app.include_router(health_router())
     app.include_router(api.router)

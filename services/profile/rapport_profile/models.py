@@ -73,6 +73,10 @@ class Customer(CustomerBase, table=True):
     last_name: str = Field(default="", max_length=100)
     social_handles: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     external_ids: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    # Traits from tracking calls that have no column of their own (tracking.CUSTOM_TRAITS_*).
+    traits: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     status: str = Field(default="active", max_length=16)
     merged_into: str | None = Field(default=None, max_length=64)
     consent_version: int = 0
@@ -95,7 +99,24 @@ def _past(value: date | None) -> date | None:
 class CustomerCreate(CustomerBase, Checked):
     """What a caller sends to register a customer."""
 
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "phone": "+442079460000",
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "country": "GB",
+                    "city": "London",
+                    "acquisition_channel": "newsletter",
+                    "social_handles": {"mastodon": "@ada@example.social"},
+                    "external_ids": {"shop": "c-1815"},
+                }
+            ]
+        },
+    )
 
     social_handles: StringMap = {}
     external_ids: StringMap = {}
@@ -183,7 +204,33 @@ class CustomerUpdate(Checked):
 class CustomerPublic(BaseModel):
     """A customer as the API shows it."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f0c6f0e-5a8e-4c57-9c3e-2b1f0f7d9a11",
+                    "email": "ada@example.com",
+                    "phone": "+442079460000",
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "birth_date": None,
+                    "gender": None,
+                    "income_band": None,
+                    "education": None,
+                    "country": "GB",
+                    "city": "London",
+                    "acquisition_channel": "newsletter",
+                    "social_handles": {"mastodon": "@ada@example.social"},
+                    "external_ids": {"shop": "c-1815"},
+                    "status": "active",
+                    "merged_into": None,
+                    "created_at": "2026-03-01T10:00:00Z",
+                    "updated_at": "2026-03-01T10:00:00Z",
+                }
+            ]
+        },
+    )
 
     id: str
     email: str
@@ -199,10 +246,29 @@ class CustomerPublic(BaseModel):
     acquisition_channel: str | None
     social_handles: dict[str, str]
     external_ids: dict[str, str]
+    traits: dict[str, Any] = {}
     status: str = "active"
     merged_into: str | None = None
     created_at: Utc
     updated_at: Utc
+
+
+class AccountPublic(BaseModel):
+    """An account (a company, from a Segment group call) the customer belongs to."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str | None
+    traits: dict[str, Any]
+    created_at: Utc
+    updated_at: Utc
+
+
+class CustomerDetail(CustomerPublic):
+    """One customer with the accounts they belong to."""
+
+    accounts: list[AccountPublic] = []
 
 
 class CustomerPage(BaseModel):
@@ -479,12 +545,15 @@ class CustomerMetrics(SQLModel, table=True):
     profit: Decimal = Field(default=Decimal(0), sa_type=MONEY)
     first_order_at: datetime | None = Field(default=None, sa_type=TZ)  # type: ignore[call-overload]
     last_order_at: datetime | None = Field(default=None, sa_type=TZ)  # type: ignore[call-overload]
+    # Derived from the columns above by rapport_events.value, kept for search by tier.
+    lifetime_value: Decimal = Field(default=Decimal(0), sa_type=MONEY)
+    tier: str = Field(default="none", max_length=16, index=True)
     loyalty_points: int = 0
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 
 class RfmScores(BaseModel):
-    """Quintile scores over the whole customer base, 5 best; null without orders."""
+    """Scores 1-5 by fixed cut-offs (rapport_events.value), 5 best; null without orders."""
 
     recency: int | None
     frequency: int | None
@@ -498,14 +567,16 @@ class MetricsPublic(BaseModel):
     customer_id: str
     orders: int
     revenue: Decimal
-    average_order: Decimal | None
+    average_order_value: Decimal | None
+    average_order: Decimal | None  # the same as average_order_value, kept for older clients
     first_order_at: Utc | None
     last_order_at: Utc | None
     recency_days: int | None
     rfm: RfmScores
     lifetime_value: Decimal
     profit: Decimal
-    profitability_tier: str
+    tier: str
+    profitability_tier: str  # the same as tier, kept for older clients
     loyalty_points: int
 
 
@@ -563,6 +634,48 @@ class TrackedMessage(SQLModel, table=True):
     message_id: str = Field(primary_key=True, max_length=128)
     customer_id: str = Field(max_length=64, index=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+# --- forecasts ---------------------------------------------------------------------
+
+
+class ForecastModel(SQLModel, table=True):
+    """The last fitted forecast of one metric, interval and window, so a process that
+    starts answers from it at once (with its age) while it fits a fresh one."""
+
+    __tablename__ = "profile_forecast_models"
+
+    key: str = Field(primary_key=True, max_length=128)  # forecasts.key_text
+    reply: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    fitted_at: datetime = Field(sa_type=TZ)
+
+
+# --- accounts (Segment group calls) -----------------------------------------------
+
+
+class Account(SQLModel, table=True):
+    """A company or team customers belong to: the `groupId` of a group call and its traits.
+
+    An account is not a person's data: it stays when a member is erased (their link goes).
+    """
+
+    __tablename__ = "profile_accounts"
+
+    id: str = Field(primary_key=True, max_length=255)
+    name: str | None = Field(default=None, max_length=200)
+    traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+class AccountMember(SQLModel, table=True):
+    """A customer (or a visitor not identified yet) belongs to an account."""
+
+    __tablename__ = "profile_account_members"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(primary_key=True, max_length=255, index=True)
+    joined_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 
 # --- erasure -----------------------------------------------------------------------

@@ -56,8 +56,14 @@ async def record_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) 
     await store.add_timeline_entries(session, list(rows.values()))
 
 
-async def record_orders(session: AsyncSession, events: Sequence[OrderCompleted]) -> None:
-    """Count each order in its customer's metrics (an order id counts once, the first time)."""
+async def record_orders(
+    session: AsyncSession, events: Sequence[OrderCompleted], topic: str
+) -> None:
+    """Count each order in its customer's metrics (an order id counts once, the first time).
+
+    The customers who gained an order get their value recomputed and published once each,
+    however many of the run's orders were theirs.
+    """
     owners = await owners_of(session, {event.customer_id for event in events})
     rows: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -79,7 +85,7 @@ async def record_orders(session: AsyncSession, events: Sequence[OrderCompleted])
     # An order already in the table is skipped by the insert: only real gains refresh.
     gained = await store.add_orders(session, list(rows.values()))
     if gained:
-        await service.refresh_metrics_of(session, gained)
+        await service.refresh_metrics_of(session, gained, topic)
 
 
 async def record_points(session: AsyncSession, events: Sequence[LoyaltyPointsEarned]) -> None:

@@ -1,34 +1,39 @@
 """Profile's use cases: each writes its rows and its events in the caller's transaction."""
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import outbox
+from rapport_events import errors, outbox
+from rapport_events import value as customer_value
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope
+from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
 )
-from rapport_profile import analytics, store
+from rapport_profile import analytics, consents, privacy_signals, store
+from rapport_profile.consents import BLANKET_SHARING, PARTNER_SHARING, ConsentKey
 from rapport_profile.models import (
+    AccountPublic,
     Consent,
     ConsentChange,
     ConsentReceipt,
     ConsentUpdate,
     Customer,
     CustomerCreate,
+    CustomerDetail,
     CustomerMetrics,
     CustomerPublic,
     IdempotentRequest,
@@ -41,19 +46,34 @@ from rapport_profile.models import (
 SOURCE = "/services/profile"
 ALIAS = "alias"
 # What orders decide in a customer's metrics (the loyalty balance is the points' own).
-ORDER_METRICS = ("orders", "revenue", "profit", "first_order_at", "last_order_at", "updated_at")
+ORDER_METRICS = (
+    "orders",
+    "revenue",
+    "profit",
+    "first_order_at",
+    "last_order_at",
+    "lifetime_value",
+    "tier",
+    "updated_at",
+)
 
 
-class CustomerNotFound(LookupError):
+class CustomerNotFound(errors.NotFound):
     """No customer has that id."""
 
+    def message(self) -> str:
+        return f"no customer {self}"
 
-class DuplicateEmail(ValueError):
+
+class DuplicateEmail(errors.Conflict):
     """Another customer already has that e-mail address."""
 
     def __init__(self, existing_id: str) -> None:
         super().__init__(f"a customer with this email already exists: {existing_id}")
         self.existing_id = existing_id
+
+    def details(self) -> dict[str, Any]:
+        return {"existing_id": self.existing_id}
 
 
 class DuplicateExternalId(DuplicateEmail):
@@ -64,16 +84,18 @@ class DuplicateExternalId(DuplicateEmail):
         self.existing_id = existing_id
 
 
-class Conflict(ValueError):
+class Conflict(errors.Conflict):
     """The request contradicts the state of the data (409)."""
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(errors.InvalidRequest):
     """The request is well-formed but cannot be carried out (422)."""
 
 
-class IdempotencyMismatch(ValueError):
+class IdempotencyMismatch(errors.InvalidRequest):
     """An Idempotency-Key was reused for a different request."""
+
+    code = "idempotency_key_reused"
 
 
 def publish(session: AsyncSession, event: Event, topic: str) -> Envelope:
@@ -154,6 +176,19 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
     return customer
 
 
+async def customer_detail(session: AsyncSession, customer_id: str) -> CustomerDetail:
+    """One customer as the API shows it, with the accounts they belong to, or
+    CustomerNotFound (read as plain rows: a read builds no ORM object)."""
+    row = await store.customer_row(session, customer_id)
+    if row is None:
+        raise CustomerNotFound(customer_id)
+    detail = CustomerDetail.model_validate(row)
+    detail.accounts = [
+        AccountPublic.model_validate(a) for a in await store.accounts_of(session, row.id)
+    ]
+    return detail
+
+
 async def active_customer(session: AsyncSession, customer_id: str) -> Customer:
     """A customer that can be changed: not merged away (Conflict) and not erased."""
     customer = await store.lock_customer(session, customer_id)
@@ -204,29 +239,12 @@ def apply_changes(
     return changed
 
 
-def encode_cursor(value: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int) -> list[str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise InvalidRequest("cursor is not one this service gave out") from error
-    if (
-        not isinstance(value, list)
-        or len(value) != size
-        or not all(isinstance(v, str) for v in value)
-    ):
-        raise InvalidRequest("cursor is not one this service gave out")
-    return value
-
-
 async def search_customers(
     session: AsyncSession,
     *,
     email: str | None = None,
+    phone: str | None = None,
+    external_id: str | None = None,
     text: str | None = None,
     country: str | None = None,
     segment: str | None = None,
@@ -234,24 +252,25 @@ async def search_customers(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Customer], str | None]:
-    """Active customers by exact e-mail, words of the name and filters, in pages."""
-    after = decode_cursor(cursor, 1)[0] if cursor else None
-    profit_range = None
-    if tier is not None and tier != "none":
-        profit_range = await analytics.tier_range(session, tier)
+    """Active customers by exact e-mail, phone, `system:id`, words of the name and filters,
+    in pages."""
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    if tier is not None:
+        analytics.check_tier(tier)
     found = await store.search_customers(
         session,
         email=email,
+        phone=phone,
+        external_id=tuple(external_id.split(":", 1)) if external_id else None,  # type: ignore[arg-type]
         text=text,
         country=country,
         segment=segment,
-        profit_range=profit_range,
-        no_orders=tier == "none",
+        tier=tier,
         after=after,
         limit=limit + 1,
     )
     page = found[:limit]
-    next_cursor = encode_cursor([page[-1].id]) if len(found) > limit else None
+    next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None
     return page, next_cursor
 
 
@@ -363,6 +382,106 @@ async def set_consent(
     )
 
 
+async def refuse_sharing(
+    session: AsyncSession, refusals: Mapping[str, str], *, topic: str
+) -> set[str]:
+    """Record the sale-and-sharing refusals tracking calls carried (id -> source) as the
+    person's choice; a record that refuses every sharing already changes nothing. Returns
+    the ids whose consents changed.
+
+    A few queries for the whole batch whatever its size; rows are written only for a
+    record whose choice changes, which is once per person, not once per call.
+    """
+    if not refusals:
+        return set()
+    aliases = await store.identities_among(session, ALIAS, refusals)
+    owner = {identity.value: identity.customer_id for identity in aliases}
+    sources = {owner.get(tracked, tracked): source for tracked, source in refusals.items()}
+    ids = set(sources) - await store.erased_among(session, sources)
+    held: dict[str, dict[ConsentKey, Consent]] = {customer_id: {} for customer_id in ids}
+    for row in await store.consents_among(session, ids, PARTNER_SHARING):
+        held[row.customer_id][_key(row)] = row
+    pending = {
+        customer_id: keys
+        for customer_id in sorted(ids)
+        if (keys := privacy_signals.refusal_changes(_choices(list(held[customer_id].values()))))
+    }
+    if not pending:
+        return set()
+    customers = {c.id: c for c in await store.customers_among(session, pending)}
+    for customer_id, keys in pending.items():
+        customer = customers.get(customer_id)
+        if customer is None:
+            _keep_visitor_refusal(session, customer_id, sources[customer_id])
+            continue
+        if customer.status != "active":
+            continue
+        for purpose, channel, partner_id in keys:
+            _record_consent(
+                session,
+                customer,
+                purpose=purpose,
+                channel=channel,
+                partner_id=partner_id,
+                slices=[],
+                granted=False,
+                source=sources[customer_id],
+                text_version=None,
+                actor="tracking",
+                current=held[customer_id].get((purpose, channel, partner_id)),
+                topic=topic,
+            )
+    return set(pending)
+
+
+def _keep_visitor_refusal(session: AsyncSession, visitor_id: str, source: str) -> None:
+    """A visitor not identified yet refuses sharing: keep it on their id (with its receipt
+    entry), so the merge that identifies them carries it to the customer. Nothing is
+    published: no service knows a visitor's consents, and no partner has their data."""
+    purpose, channel, partner_id = BLANKET_SHARING
+    now = utcnow()
+    session.add(
+        Consent(
+            customer_id=visitor_id,
+            purpose=purpose,
+            channel=channel,
+            partner_id=partner_id,
+            granted=False,
+            version=1,
+            updated_at=now,
+        )
+    )
+    session.add(
+        ConsentChange(
+            customer_id=visitor_id,
+            version=1,
+            purpose=purpose,
+            channel=channel,
+            partner_id=partner_id,
+            granted=False,
+            source=source,
+            actor="tracking",
+            changed_at=now,
+        )
+    )
+
+
+async def fold_visitor_consents(session: AsyncSession, survivor_id: str, merged_id: str) -> None:
+    """Two ids of one visitor not identified yet: the survivor keeps a refusal the other
+    made (with its receipt entry), so it holds when the visitor identifies."""
+    mine = {_key(c) for c in await store.consents_of(session, survivor_id)}
+    for row in await store.consents_of(session, merged_id):
+        if _key(row) in mine:
+            await session.delete(row)
+            continue
+        row.customer_id = survivor_id
+        session.add(row)
+    for entry in await store.consent_history(session, merged_id):
+        if _key(entry) not in mine:
+            entry.customer_id = survivor_id
+            session.add(entry)
+
+
 async def consent_receipt(session: AsyncSession, customer_id: str) -> ConsentReceipt:
     """Every consent of the customer as it stands, and the history behind it."""
     customer = await get_customer(session, customer_id)
@@ -409,54 +528,52 @@ def _consent_state(row: Consent) -> dict[str, Any]:
     }
 
 
+def _choices(rows: Sequence[Consent]) -> dict[ConsentKey, consents.Choice]:
+    return {_key(c): consents.Choice(c.granted, tuple(c.slices)) for c in rows}
+
+
 async def _restrict_consents(
     session: AsyncSession, survivor: Customer, merged_id: str, actor: str | None, topic: str
 ) -> None:
-    """The survivor keeps a grant only where both had it, with the slices both allowed."""
-    theirs = {
-        (c.purpose, c.channel, c.partner_id): c for c in await store.consents_of(session, merged_id)
-    }
-    mine = {
-        (c.purpose, c.channel, c.partner_id): c
-        for c in await store.consents_of(session, survivor.id)
-    }
-    for key in sorted(set(theirs) | set(mine)):
-        own, other = mine.get(key), theirs.get(key)
-        if own is None:
-            assert other is not None
-            if other.granted:
-                continue  # absent on the survivor already means "not granted"
-            granted, slices = False, []
-        elif other is None:
-            granted, slices = False, list[str]()
-            if not own.granted:
-                continue
-        else:
-            granted = own.granted and other.granted
-            slices = sorted(set(own.slices) & set(other.slices)) if granted else []
-            if key[0] == "partner_sharing" and not slices:
-                granted = False
-        if own is not None and own.granted == granted and own.slices == slices:
-            continue
-        purpose, channel, partner_id = key
+    """The survivor ends with the most restrictive explicit choice of the two records; a
+    record without a choice overrides nothing (`consents`)."""
+    current = {_key(c): c for c in await store.consents_of(session, survivor.id)}
+    theirs = _choices(await store.consents_of(session, merged_id))
+    changes = consents.merge_changes(_choices(list(current.values())), theirs)
+    carried = await _blanket_source(session, merged_id, theirs, changes)
+    for (purpose, channel, partner_id), choice in changes.items():
+        blanket = (purpose, channel, partner_id) == BLANKET_SHARING
         _record_consent(
             session,
             survivor,
             purpose=purpose,
             channel=channel,
             partner_id=partner_id,
-            slices=slices,
-            granted=granted,
-            source="merge",
+            slices=list(choice.slices),
+            granted=choice.granted,
+            source=carried if blanket and carried else "merge",
             text_version=None,
             actor=actor,
-            current=own,
+            current=current.get((purpose, channel, partner_id)),
             topic=topic,
         )
     await store.delete_consents(session, merged_id)
 
 
-ConsentKey = tuple[str, str, str]
+async def _blanket_source(
+    session: AsyncSession,
+    merged_id: str,
+    theirs: Mapping[ConsentKey, consents.Choice],
+    changes: Mapping[ConsentKey, consents.Choice],
+) -> str | None:
+    """Where the merged record's blanket sharing choice came from (Global Privacy Control,
+    say) when the survivor takes it over, so the survivor's receipt keeps the source."""
+    if BLANKET_SHARING not in changes or changes[BLANKET_SHARING] != theirs.get(BLANKET_SHARING):
+        return None
+    entries = [
+        h for h in await store.consent_history(session, merged_id) if _key(h) == BLANKET_SHARING
+    ]
+    return entries[-1].source if entries else None
 
 
 def _key(row: Consent | ConsentChange | dict[str, Any]) -> ConsentKey:
@@ -508,11 +625,33 @@ async def _restore_consents(
     actor: str | None,
     topic: str,
 ) -> None:
-    """Bring the customer's consents back to `states`, recording only real changes."""
+    """Bring the customer's consents back to `states`, recording only real changes; a state
+    marked `absent` is a choice the record did not have, so its row goes."""
     current = {_key(c): c for c in await store.consents_of(session, customer.id)}
     for state in states:
         own = current.get(_key(state))
-        if own is not None and own.granted == state["granted"] and own.slices == state["slices"]:
+        if state.get("absent") and own is not None:
+            if own.granted:  # services sharing under the carried-over grant must stop
+                own = _record_consent(
+                    session,
+                    customer,
+                    purpose=own.purpose,
+                    channel=own.channel,
+                    partner_id=own.partner_id,
+                    slices=[],
+                    granted=False,
+                    source="unmerge",
+                    text_version=None,
+                    actor=actor,
+                    current=own,
+                    topic=topic,
+                )
+                await session.flush()
+            await session.delete(own)
+            continue
+        if state.get("absent") or (
+            own is not None and own.granted == state["granted"] and own.slices == state["slices"]
+        ):
             continue
         _record_consent(
             session,
@@ -531,12 +670,26 @@ async def _restore_consents(
 
 
 def _survivor_states(snapshot: dict[str, Any], changes: _MergeChanges) -> list[dict[str, Any]]:
-    """The survivor's pre-merge states, only where its latest change is the merge's own."""
-    return [
-        state
-        for state in snapshot["survivor_consents"]
-        if (change := changes.latest.get(_key(state))) is not None and changes.made_by_merge(change)
-    ]
+    """The survivor's pre-merge states, only where its latest change is the merge's own; a
+    choice the merge carried over from the duplicate comes back as `absent`."""
+    before = {_key(state): state for state in snapshot["survivor_consents"]}
+    states = []
+    for key, change in changes.latest.items():
+        if not changes.made_by_merge(change):
+            continue
+        purpose, channel, partner_id = key
+        states.append(
+            before.get(key)
+            or {
+                "purpose": purpose,
+                "channel": channel,
+                "partner_id": partner_id,
+                "slices": [],
+                "granted": False,
+                "absent": True,
+            }
+        )
+    return states
 
 
 def _merged_states(snapshot: dict[str, Any], changes: _MergeChanges) -> list[dict[str, Any]]:
@@ -604,7 +757,7 @@ async def merge_customers(
                 session, survivor, {"acquisition_channel": merged.acquisition_channel}, topic
             )
     await session.flush()
-    await refresh_metrics(session, survivor.id)
+    await refresh_metrics(session, survivor.id, topic)
     await store.delete_rows(session, CustomerMetrics, "customer_id", merged_id)
     merge = Merge(
         customer_id=survivor.id,
@@ -668,50 +821,64 @@ async def unmerge_customers(
     merge.undone_at = utcnow()
     session.add(merge)
     await session.flush()
-    await refresh_metrics(session, survivor.id)
-    await refresh_metrics(session, merged_id)
+    await refresh_metrics_of(session, [survivor.id, merged_id], topic)
     return merge
 
 
 # --- metrics -------------------------------------------------------------------------
 
 
-async def refresh_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics:
-    """Recompute a customer's order aggregates from the orders (safe to repeat)."""
-    count, revenue, profit, first, last = await store.order_totals(session, customer_id)
-    metrics = await store.get_metrics(session, customer_id) or CustomerMetrics(
-        customer_id=customer_id
-    )
-    metrics.orders = int(count)
-    metrics.revenue = revenue
-    metrics.profit = profit
-    metrics.first_order_at = _parse_time(first)
-    metrics.last_order_at = _parse_time(last)
-    metrics.updated_at = utcnow()
-    session.add(metrics)
-    return metrics
+async def refresh_metrics(session: AsyncSession, customer_id: str, topic: str) -> None:
+    """Recompute a customer's order aggregates and value, and publish the value."""
+    await refresh_metrics_of(session, [customer_id], topic)
 
 
-async def refresh_metrics_of(session: AsyncSession, customer_ids: Collection[str]) -> None:
-    """`refresh_metrics` for many customers: one grouped query, one multi-row upsert."""
+async def refresh_metrics_of(
+    session: AsyncSession, customer_ids: Collection[str], topic: str
+) -> None:
+    """Recompute these customers' order aggregates and value (one grouped query, one
+    multi-row upsert) and publish one customer.value.changed each (safe to repeat)."""
     totals = await store.order_totals_of(session, customer_ids)
     now = utcnow()
     rows = []
     for customer_id in sorted(customer_ids):
         count, revenue, profit, first, last = totals.get(customer_id, (0, 0, 0, None, None))
+        first_at, last_at = _parse_time(first), _parse_time(last)
+        lifetime = customer_value.lifetime_value(Decimal(str(profit)), first_at, last_at)
         rows.append(
             {
                 "customer_id": customer_id,
                 "orders": int(count),
-                "revenue": revenue,
-                "profit": profit,
-                "first_order_at": _parse_time(first),
-                "last_order_at": _parse_time(last),
+                "revenue": Decimal(str(revenue)).quantize(customer_value.CENT),
+                "profit": Decimal(str(profit)).quantize(customer_value.CENT),
+                "first_order_at": first_at,
+                "last_order_at": last_at,
+                "lifetime_value": lifetime,
+                "tier": customer_value.tier(int(count), lifetime),
                 "loyalty_points": 0,
                 "updated_at": now,
             }
         )
     await store.upsert_metrics(session, rows, columns=ORDER_METRICS)
+    await publish_all(session, [value_changed(row) for row in rows], topic)
+
+
+def value_changed(row: Mapping[str, Any]) -> CustomerValueChanged:
+    """The customer.value.changed event of one metrics row."""
+    orders, revenue = row["orders"], row["revenue"]
+    return CustomerValueChanged(
+        customer_id=row["customer_id"],
+        orders=orders,
+        revenue=revenue,
+        average_order_value=customer_value.average_order_value(orders, revenue),
+        profit=row["profit"],
+        lifetime_value=row["lifetime_value"],
+        tier=row["tier"],
+        first_order_at=row["first_order_at"],
+        last_order_at=row["last_order_at"],
+        frequency_score=customer_value.frequency_score(orders),
+        monetary_score=customer_value.monetary_score(orders, revenue),
+    )
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -13,6 +13,7 @@ from rapport_events.environment import (
 )
 from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
+from rapport_profile.privacy_signals import DEFAULT_SHARING_CATEGORIES
 
 __all__ = ["DEVELOPMENT_TOKEN", "DEVELOPMENT_WRITE_KEY", "Settings", "get_settings"]
 
@@ -35,7 +36,11 @@ class Settings(BaseSettings):
     )
     write_keys: list[str] = Field(
         default=[DEVELOPMENT_WRITE_KEY],
-        description="Write keys the tracking API accepts as the HTTP Basic user",
+        description="Write keys the tracking API accepts (HTTP Basic user, or `writeKey`)",
+    )
+    tracking_cors_origins: list[str] = Field(
+        default=["*"],
+        description="Origins whose browsers may call /v1/* (CORS); `*` any, empty none",
     )
     campaign_url: str = Field(
         default="http://127.0.0.1:8002",
@@ -49,12 +54,29 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8004",
         validation_alias=AliasChoices("PROFILE_PARTNER_SHARE_URL", "PARTNER_SHARE_URL"),
     )
+    sales_url: str = Field(
+        default="http://127.0.0.1:8005",
+        validation_alias=AliasChoices("PROFILE_SALES_URL", "SALES_URL"),
+    )
     services_token: str | None = Field(
         default=None, description="Bearer token for the other services; the api_token if unset"
     )
     peer_timeout_s: float = 2.0
     erasure_wait_s: float = 5.0
-    ltv_horizon_years: float = 3.0
+    forecast_refresh_s: float = Field(
+        default=600.0, ge=1.0, description="how often the forecast models are fitted again"
+    )
+    default_currency: str = Field(
+        default="EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of orders and carts tracked without a currency",
+    )
+    sharing_consent_categories: list[str] = Field(
+        default=list(DEFAULT_SHARING_CATEGORIES),
+        max_length=32,
+        description="Consent categories (ids in Segment's context.consent.categoryPreferences)"
+        " whose refusal refuses sale and sharing with partners",
+    )
     max_body_bytes: int = Field(
         default=DEFAULT_MAX_BODY_BYTES,
         ge=1024,
@@ -70,6 +92,7 @@ class Settings(BaseSettings):
             "campaign": self.campaign_url,
             "support": self.support_url,
             "partner-share": self.partner_share_url,
+            "sales": self.sales_url,
         }
         return {name: url.rstrip("/") for name, url in urls.items() if url}
 
@@ -81,6 +104,7 @@ class Settings(BaseSettings):
                 "PROFILE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
                 "PROFILE_SERVICES_TOKEN": self.services_token,
                 **{f"PROFILE_WRITE_KEYS[{i}]": key for i, key in enumerate(self.write_keys)},
+                **self.kafka.secrets(),
             },
         )
         return self

@@ -1,8 +1,8 @@
 """Every query profile makes."""
 
+import functools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -17,18 +17,22 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.outbox import OutboxMessage
 from rapport_profile.models import (
+    Account,
+    AccountMember,
     Consent,
     ConsentChange,
     Customer,
     CustomerMetrics,
     Disclosure,
     Erasure,
+    ForecastModel,
     IdempotentRequest,
     Identity,
     Merge,
@@ -120,6 +124,21 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer | No
     return await session.get(Customer, customer_id)
 
 
+@functools.cache
+def _customer_by_id() -> Any:
+    """Built once: building a select costs more than running this one."""
+    table = Customer.__table__  # type: ignore[attr-defined]
+    return sa_select(table).where(table.c.id == bindparam("customer_id"))
+
+
+async def customer_row(session: AsyncSession, customer_id: str) -> Any | None:
+    """The customer's row as plain columns (no ORM object: a read, not a change)."""
+    await session.flush()  # a row the caller added in this transaction is seen
+    connection = await session.connection()
+    result = await connection.execute(_customer_by_id(), {"customer_id": customer_id})
+    return result.first()
+
+
 async def lock_customer(session: AsyncSession, customer_id: str) -> Customer | None:
     """The customer row, locked for the transaction (where the database can)."""
     result = await session.exec(
@@ -164,15 +183,22 @@ async def search_customers(
     text: str | None,
     country: str | None,
     segment: str | None,
-    profit_range: tuple[Decimal | None, Decimal | None] | None,
-    no_orders: bool,
+    tier: str | None,
     after: str | None,
     limit: int,
+    phone: str | None = None,
+    external_id: tuple[str, str] | None = None,
 ) -> list[Customer]:
     """Active customers matching every filter given, in id order after `after`."""
     query = select(Customer).where(Customer.status == "active")
     if email:
         query = query.where(Customer.email == email.strip().lower())
+    if phone:
+        query = query.where(Customer.phone == phone.strip())
+    if external_id:
+        system, value = external_id
+        # The JSON path on every database (json_extract on SQLite, ->> on PostgreSQL).
+        query = query.where(col(Customer.external_ids)[system].as_string() == value)
     if text:
         full_name = func.lower(Customer.first_name + " " + Customer.last_name)
         for word in text.lower().split():
@@ -188,17 +214,14 @@ async def search_customers(
             )
         )
         query = query.where(col(Customer.id).in_(members))
-    if no_orders:
+    if tier == "none":
         with_orders = select(CustomerMetrics.customer_id).where(CustomerMetrics.orders > 0)
         query = query.where(col(Customer.id).not_in(with_orders))
-    elif profit_range is not None:
-        low, high = profit_range
-        ranked = select(CustomerMetrics.customer_id).where(CustomerMetrics.orders > 0)
-        if low is not None:
-            ranked = ranked.where(CustomerMetrics.profit > low)
-        if high is not None:
-            ranked = ranked.where(CustomerMetrics.profit <= high)
-        query = query.where(col(Customer.id).in_(ranked))
+    elif tier is not None:
+        in_tier = select(CustomerMetrics.customer_id).where(
+            CustomerMetrics.orders > 0, CustomerMetrics.tier == tier
+        )
+        query = query.where(col(Customer.id).in_(in_tier))
     if after:
         query = query.where(Customer.id > after)
     result = await session.exec(query.order_by(col(Customer.id)).limit(limit))
@@ -366,6 +389,16 @@ async def move_rows(session: AsyncSession, old: str, new: str) -> None:
                 )
             )
     await session.exec(delete(SegmentMembership).where(col(SegmentMembership.customer_id) == old))
+    # So are account memberships.
+    joined = {m.account_id for m in await memberships_of(session, new)}
+    for member in await memberships_of(session, old):
+        if member.account_id not in joined:
+            session.add(
+                AccountMember(
+                    customer_id=new, account_id=member.account_id, joined_at=member.joined_at
+                )
+            )
+    await session.exec(delete(AccountMember).where(col(AccountMember.customer_id) == old))
 
 
 async def move_rows_back(
@@ -394,6 +427,19 @@ async def consents_of(session: AsyncSession, customer_id: str) -> list[Consent]:
         .order_by(col(Consent.purpose), col(Consent.channel), col(Consent.partner_id))
     )
     return list(result.all())
+
+
+async def consents_among(
+    session: AsyncSession, customer_ids: Collection[str], purpose: str
+) -> list[Consent]:
+    """The consents for `purpose` of any of these customers."""
+    found: list[Consent] = []
+    for chunk in _chunks(customer_ids):
+        result = await session.exec(
+            select(Consent).where(col(Consent.customer_id).in_(chunk), Consent.purpose == purpose)
+        )
+        found.extend(result.all())
+    return found
 
 
 async def get_consent(
@@ -529,32 +575,6 @@ async def upsert_metrics(
     await _upsert(session, METRICS, rows, columns)
 
 
-async def count_ranked(session: AsyncSession) -> int:
-    result = await session.exec(
-        select(func.count()).select_from(CustomerMetrics).where(CustomerMetrics.orders > 0)
-    )
-    return int(result.one())
-
-
-async def count_worse(session: AsyncSession, column: Any, value: Any) -> int:
-    """How many customers with orders have a smaller `column` than `value`."""
-    result = await session.exec(
-        select(func.count())
-        .select_from(CustomerMetrics)
-        .where(CustomerMetrics.orders > 0, column < value)
-    )
-    return int(result.one())
-
-
-async def ranked_profits(session: AsyncSession) -> list[Decimal]:
-    result = await session.exec(
-        select(col(CustomerMetrics.profit))
-        .where(CustomerMetrics.orders > 0)
-        .order_by(col(CustomerMetrics.profit))
-    )
-    return [Decimal(value) for value in result.all()]
-
-
 async def metrics_of_active(session: AsyncSession) -> list[CustomerMetrics]:
     active = select(Customer.id).where(Customer.status == "active")
     result = await session.exec(
@@ -670,14 +690,18 @@ async def outbox_id(session: AsyncSession, event_id: str) -> int | None:
 
 async def delete_outbox_rows(
     session: AsyncSession, keys: Sequence[str], *, up_to_id: int | None = None
-) -> None:
-    """Delete the outbox rows about `keys` that are sent, or (given) at or before `up_to_id`."""
+) -> int:
+    """Delete the outbox rows about `keys` that are sent or parked, or (given) at or before
+    `up_to_id`; returns how many. A parked row about an erased customer must not go out
+    when unparked."""
     query = delete(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
     if up_to_id is None:
-        query = query.where(col(OutboxMessage.sent_at).is_not(None))
+        query = query.where(
+            or_(col(OutboxMessage.sent_at).is_not(None), col(OutboxMessage.parked_at).is_not(None))
+        )
     else:
         query = query.where(col(OutboxMessage.id) <= up_to_id)
-    await session.exec(query)
+    return int((await session.exec(query)).rowcount)
 
 
 async def count_outbox_rows(session: AsyncSession, keys: Sequence[str]) -> int:
@@ -685,3 +709,49 @@ async def count_outbox_rows(session: AsyncSession, keys: Sequence[str]) -> int:
         select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
     )
     return int(result.one())
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+async def get_account(session: AsyncSession, account_id: str) -> Account | None:
+    return await session.get(Account, account_id)
+
+
+async def memberships_of(session: AsyncSession, customer_id: str) -> list[AccountMember]:
+    result = await session.exec(
+        select(AccountMember).where(AccountMember.customer_id == customer_id)
+    )
+    return list(result.all())
+
+
+async def accounts_of(session: AsyncSession, customer_id: str) -> list[Account]:
+    """The accounts the customer belongs to, oldest membership first."""
+    result = await session.exec(
+        select(Account)
+        .join(AccountMember, col(AccountMember.account_id) == col(Account.id))
+        .where(AccountMember.customer_id == customer_id)
+        .order_by(col(AccountMember.joined_at), col(Account.id))
+    )
+    return list(result.all())
+
+
+# --- forecasts -----------------------------------------------------------------------
+
+FORECAST_MODELS = ForecastModel.__table__  # type: ignore[attr-defined]
+
+
+async def forecast_models(session: AsyncSession, limit: int) -> list[ForecastModel]:
+    """The stored forecast models, the most recently fitted first."""
+    result = await session.exec(
+        select(ForecastModel).order_by(col(ForecastModel.fitted_at).desc()).limit(limit)
+    )
+    return list(result.all())
+
+
+async def save_forecast_model(
+    session: AsyncSession, key: str, reply: dict[str, Any], fitted_at: datetime
+) -> None:
+    """Keep the latest fitted model of `key`."""
+    row = {"key": key, "reply": reply, "fitted_at": fitted_at}
+    await _upsert(session, FORECAST_MODELS, [row], ["reply", "fitted_at"])

@@ -4,21 +4,28 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_events.types import EVENT_TYPES
 from rapport_profile import service, store
 from rapport_profile.models import Disclosure, TimelineItem, TimelinePage, aware, utc
 
 PREFIX = "rapport."
 
 
-def full_type(name: str) -> str:
-    """`order.completed` and `rapport.order.completed.v1` both name the same type."""
+def full_types(name: str) -> list[str]:
+    """The stored types a name asks for: `rapport.order.completed.v1` that version only;
+    `order.completed` every version up to the current one (older events keep theirs)."""
     name = name.strip()
     if not name.startswith(PREFIX):
         name = PREFIX + name
     last = name.rsplit(".", 1)[-1]
-    if not (last.startswith("v") and last[1:].isdigit()):
-        name += ".v1"
-    return name
+    if last.startswith("v") and last[1:].isdigit():
+        return [name]
+    current = max(
+        (int(t.rsplit(".v", 1)[1]) for t in EVENT_TYPES if t.rsplit(".", 1)[0] == name),
+        default=1,
+    )
+    return [f"{name}.v{version}" for version in range(1, current + 1)]
 
 
 async def known_owner(session: AsyncSession, customer_id: str) -> str:
@@ -36,20 +43,18 @@ async def page(
 ) -> TimelinePage:
     """One page of the timeline, newest first."""
     owner = await known_owner(session, customer_id)
-    wanted = sorted({full_type(t) for value in types for t in value.split(",") if t.strip()})
+    wanted = sorted(
+        {full for value in types for t in value.split(",") if t.strip() for full in full_types(t)}
+    )
     before = None
     if cursor:
-        at, event_id = service.decode_cursor(cursor, 2)
-        try:
-            before = (utc(datetime.fromisoformat(at)), event_id)
-        except ValueError as error:
-            raise service.InvalidRequest("cursor is not one this service gave out") from error
+        before = decode_cursor(cursor, datetime, str)
     rows = await store.timeline_page(session, owner, types=wanted, before=before, limit=limit + 1)
     shown = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = shown[-1]
-        next_cursor = service.encode_cursor([last.occurred_at.isoformat(), last.id])
+        next_cursor = encode_cursor(utc(last.occurred_at), last.id)
     return TimelinePage(
         customer_id=owner,
         items=[

@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import json
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -16,20 +16,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import errors
 from rapport_events.base import Event, utcnow
 from rapport_events.limits import Checked, FreeJson
 from rapport_events.types import (
+    AccountJoined,
     CartUpdated,
     CustomerMerged,
     CustomerRegistered,
+    CustomerUpdated,
     InteractionTracked,
     LineItem,
     LoyaltyPointsEarned,
     OrderCompleted,
     SurveyCompleted,
 )
-from rapport_profile import service, store
-from rapport_profile.models import E164, Customer, Identity, TrackedMessage, aware, event_fields
+from rapport_profile import privacy_signals, service, store
+from rapport_profile.models import (
+    E164,
+    Account,
+    AccountMember,
+    Customer,
+    Identity,
+    TrackedMessage,
+    aware,
+    event_fields,
+)
 
 MAX_CALL_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -73,8 +85,55 @@ TRAIT_LIMITS = {
 }
 
 
-class BadTrackingCall(ValueError):
+# Traits with no column of their own are kept as a JSON map on the customer (and on an
+# account), within these bounds; a call that would pass them is refused (400).
+CUSTOM_TRAITS_MAX_KEYS = 100
+CUSTOM_TRAIT_KEY_MAX_CHARS = 100
+CUSTOM_TRAITS_MAX_BYTES = 16 * 1024
+# The traits that fill customer columns (see _traits); every other trait is custom.
+COLUMN_TRAITS = frozenset(
+    {
+        "address",
+        "birth_date",
+        "birthday",
+        "city",
+        "country",
+        "education",
+        "email",
+        "externalIds",
+        "external_ids",
+        "firstName",
+        "first_name",
+        "gender",
+        "incomeBand",
+        "income_band",
+        "lastName",
+        "last_name",
+        "name",
+        "phone",
+        "socialHandles",
+        "social_handles",
+    }
+)
+# Segment's context.campaign names and the UTM parameters they stand for.
+UTM_PARAMETERS = {
+    "name": "utm_campaign",
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "term": "utm_term",
+    "content": "utm_content",
+}
+
+
+class BadTrackingCall(errors.InvalidRequest):
     """A tracking call that cannot be accepted (400, as Segment answers)."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def details(self) -> dict[str, Any]:
+        # Segment's shape, `{"code", "message"}`, besides ours.
+        return {"code": self.code}
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -177,6 +236,14 @@ def parse_messages(payload: dict[str, Any], kind: str | None) -> list[Message]:
             raise BadTrackingCall(f"{where} is a track call without an event name")
         if message.type == "alias" and message.previousId in (None, ""):
             raise BadTrackingCall(f"{where} is an alias call without a previousId")
+        if message.type == "group":
+            if message.groupId in (None, ""):
+                raise BadTrackingCall(f"{where} is a group call without a groupId")
+            if len(str(message.groupId)) > 255:
+                raise BadTrackingCall(f"{where}.groupId is longer than 255 characters")
+            merge_traits({}, message.traits, f"{where}.traits")
+        if message.type == "identify":
+            merge_traits({}, custom_traits(all_traits(message)), f"{where}.traits")
         message.sentAt = message.sentAt or shared_sent_at
         for name in ("timestamp", "sentAt"):
             value = getattr(message, name)
@@ -417,11 +484,75 @@ async def _fold(session: AsyncSession, survivor: str, merged: str, reason: str, 
     await store.repoint_identities(session, merged, survivor)
     store.add(session, Identity(kind=service.ALIAS, value=merged, customer_id=survivor))
     await store.move_rows(session, merged, survivor)
+    await service.fold_visitor_consents(session, survivor, merged)
     await session.flush()
     service.publish(
         session,
         CustomerMerged(customer_id=survivor, merged_customer_id=merged, reason="identify"),
         topic,
+    )
+
+
+def all_traits(message: Message) -> dict[str, Any]:
+    """An identify's traits: `context.traits` (where RudderStack's SDKs put them), then
+    top-level `traits` (Segment's), which win where both name a trait."""
+    context = message.context.get("traits")
+    return {**(context if isinstance(context, dict) else {}), **message.traits}
+
+
+def custom_traits(traits: dict[str, Any]) -> dict[str, Any]:
+    """The traits that no customer column holds."""
+    return {key: value for key, value in traits.items() if key not in COLUMN_TRAITS}
+
+
+def merge_traits(kept: dict[str, Any], new: dict[str, Any], where: str) -> dict[str, Any]:
+    """`kept` updated with `new` (null removes a trait), refused past the documented bounds."""
+    merged = dict(kept)
+    for key, value in new.items():
+        if len(key) > CUSTOM_TRAIT_KEY_MAX_CHARS:
+            raise BadTrackingCall(
+                f"{where}: trait names are at most {CUSTOM_TRAIT_KEY_MAX_CHARS} characters"
+            )
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if len(merged) > CUSTOM_TRAITS_MAX_KEYS:
+        raise BadTrackingCall(f"{where}: at most {CUSTOM_TRAITS_MAX_KEYS} custom traits are kept")
+    if len(json.dumps(merged, default=str).encode()) > CUSTOM_TRAITS_MAX_BYTES:
+        raise BadTrackingCall(
+            f"{where}: custom traits are kept up to {CUSTOM_TRAITS_MAX_BYTES // 1024} KB of JSON"
+        )
+    # Stored as JSON: what does not survive a round trip (dates) is kept as its text.
+    return json.loads(json.dumps(merged, default=str))
+
+
+async def join_account(session: AsyncSession, message: Message, customer_id: str) -> None:
+    """A group call: the account (`groupId`, its traits) exists and the caller belongs to it."""
+    account_id = str(message.groupId)
+    account = await store.get_account(session, account_id)
+    if account is None:
+        account = Account(id=account_id)
+    account.traits = merge_traits(account.traits or {}, message.traits, "the account's traits")
+    name = message.traits.get("name")
+    if isinstance(name, str) and name.strip():
+        account.name = name.strip()[:200]
+    account.updated_at = utcnow()
+    store.add(session, account)
+    joined = {m.account_id for m in await store.memberships_of(session, customer_id)}
+    if account_id not in joined:
+        store.add(session, AccountMember(customer_id=customer_id, account_id=account_id))
+
+
+def account_joined(message: Message, customer_id: str) -> AccountJoined:
+    """The group call on the log, so sales links the customer to the account."""
+    name = message.traits.get("name")
+    return AccountJoined(
+        customer_id=customer_id,
+        occurred_at=_when(message),
+        account_id=str(message.groupId),
+        name=name.strip()[:200] if isinstance(name, str) and name.strip() else None,
+        traits=message.traits,
     )
 
 
@@ -488,7 +619,9 @@ async def identify(
         # First touch: the campaign that brought the visitor before they identified.
         visit = await store.get_identity(session, ANONYMOUS, str(message.anonymousId))
         channel = visit.acquisition_channel if visit is not None else None
-    fields = _traits(message.traits)
+    traits = all_traits(message)
+    fields = _traits(traits)
+    custom = custom_traits(traits)
     email = fields.pop("email", None)
     external_ids = fields.pop("external_ids", None)
     if not await _is_customer(session, owner):
@@ -499,6 +632,7 @@ async def identify(
             owner = survivor
         elif email:
             customer = Customer(email=email, acquisition_channel=channel, **fields)
+            customer.traits = merge_traits({}, custom, "traits")
             customer.created_at = customer.updated_at = _when(message)
             if external_ids:
                 customer.external_ids = external_ids
@@ -513,6 +647,13 @@ async def identify(
                 ),
                 topic,
             )
+            if customer.traits:
+                # customer.registered has no traits: they follow as a change.
+                service.publish(
+                    session,
+                    CustomerUpdated(customer_id=customer.id, changes={"traits": customer.traits}),
+                    topic,
+                )
             await _fold(session, customer.id, owner, "identify", topic)
             return customer.id
         else:
@@ -535,6 +676,8 @@ async def identify(
             fields["external_ids"] = {**(customer.external_ids or {}), **external_ids}
     if customer.acquisition_channel is None and channel:
         fields["acquisition_channel"] = channel
+    if custom:
+        fields["traits"] = merge_traits(customer.traits or {}, custom, "the customer's traits")
     service.apply_changes(session, customer, fields, topic)
     return customer.id
 
@@ -584,13 +727,15 @@ def _when(message: Message) -> datetime:
 
 
 def utm(context: dict[str, Any]) -> dict[str, str]:
+    """`context.campaign` (Segment's names: name, source, medium, term, content) as the
+    standard UTM parameters (`name` is `utm_campaign`)."""
     campaign = context.get("campaign")
     if not isinstance(campaign, dict):
         return {}
     return {
-        f"utm_{key}": str(value)[:200]
+        UTM_PARAMETERS[key]: str(value)[:200]
         for key, value in campaign.items()
-        if key in ("name", "source", "medium", "term", "content") and value not in (None, "")
+        if key in UTM_PARAMETERS and value not in (None, "")
     }
 
 
@@ -632,6 +777,7 @@ def _line(product: dict[str, Any], where: str) -> LineItem:
     try:
         return LineItem(
             product_id=str(product_id or "unknown")[:128],
+            sku=_text(product.get("sku")),
             product_model=_text(product.get("model") or product.get("variant")),
             name=_text(product.get("name"), 256),
             category=_text(product.get("category")),
@@ -670,13 +816,16 @@ def _products(properties: dict[str, Any], where: str) -> list[LineItem]:
     return []
 
 
-def _currency(properties: dict[str, Any]) -> str:
+def _currency(properties: dict[str, Any], default: str) -> str:
     currency = properties.get("currency")
-    return str(currency).upper()[:8] if currency else "EUR"
+    return str(currency).upper()[:8] if currency else default
 
 
-def events_for(message: Message, customer_id: str, occurred_at: datetime) -> list[Event]:
-    """The domain events one track, page or screen call stands for."""
+def events_for(
+    message: Message, customer_id: str, occurred_at: datetime, *, currency: str = "EUR"
+) -> list[Event]:
+    """The domain events one track, page or screen call stands for; amounts without a
+    `currency` are in `currency` (the shop's, PROFILE_DEFAULT_CURRENCY)."""
     base: dict[str, Any] = {"customer_id": customer_id, "occurred_at": occurred_at}
     props, context = message.properties, message.context
     page: dict[str, Any] = context["page"] if isinstance(context.get("page"), dict) else {}
@@ -719,7 +868,7 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                     order_id=str(order_id or message.messageId)[:128],
                     items=tuple(items),
                     revenue=revenue,
-                    currency=_currency(props),
+                    currency=_currency(props, currency),
                     discount=_money(props.get("discount"), f"{where}.discount") or Decimal(0),
                     shipping=_money(props.get("shipping"), f"{where}.shipping") or Decimal(0),
                     tax=_money(props.get("tax"), f"{where}.tax") or Decimal(0),
@@ -739,7 +888,7 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
                     action=CART_ACTIONS[key],  # type: ignore[arg-type]
                     items=tuple(items),
                     value=value if value is not None else _total(items, f"{where}.products"),
-                    currency=_currency(props),
+                    currency=_currency(props, currency),
                 )
             ]
         if key in SURVEY_EVENTS:
@@ -787,8 +936,20 @@ def events_for(message: Message, customer_id: str, occurred_at: datetime) -> lis
     return [InteractionTracked(kind="track", name=name, **interaction)]
 
 
-async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) -> int:
+async def ingest(
+    session: AsyncSession,
+    messages: list[Message],
+    *,
+    topic: str,
+    currency: str = "EUR",
+    gpc: bool = False,
+    sharing_categories: Collection[str] = privacy_signals.DEFAULT_SHARING_CATEGORIES,
+) -> int:
     """Apply the messages in order; a messageId seen before is skipped. Returns how many applied.
+
+    `gpc` is the request's Global Privacy Control signal (`Sec-GPC: 1`); with it, or with
+    `context.gpc` or a refused sharing category on a message, the caller refuses sale and
+    sharing, recorded once per person for the whole batch (`service.refuse_sharing`).
 
     The callers of a run of track/page/screen calls are resolved from identities read
     together (Directory), and the rows of those calls are held back and written together;
@@ -801,6 +962,7 @@ async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) 
     held: list[TrackedMessage | Event] = []
     ids = Directory(session)
     settled: set[str] = set()  # customers whose acquisition channel is known to be set
+    refusals: dict[str, str] = {}  # who refused sale and sharing, and how
     applied = 0
     for index, message in enumerate(messages):
         if message.messageId:
@@ -820,6 +982,7 @@ async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) 
             store.add(
                 session, TrackedMessage(message_id=message.messageId, customer_id=customer_id)
             )
+            _note_refusal(refusals, message, customer_id, gpc, sharing_categories)
             applied += 1
             continue
         if not ids.loaded:
@@ -835,6 +998,7 @@ async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) 
         if await ids.is_erased(customer_id):
             continue  # late calls about an erased customer are dropped, leaving no trace
         held.append(TrackedMessage(message_id=message.messageId, customer_id=customer_id))
+        _note_refusal(refusals, message, customer_id, gpc, sharing_categories)
         applied += 1
         if channel and customer_id not in settled and await ids.is_customer(customer_id):
             # The channel is set once: after this check it is set, whatever it was.
@@ -843,9 +1007,29 @@ async def ingest(session: AsyncSession, messages: list[Message], *, topic: str) 
             if customer.acquisition_channel is None:
                 await _release(session, held, topic)
                 service.apply_changes(session, customer, {"acquisition_channel": channel}, topic)
-        held.extend(events_for(message, customer_id, _when(message)))
+        if message.type == "group":
+            await join_account(session, message, customer_id)
+            held.append(account_joined(message, customer_id))
+            continue
+        held.extend(events_for(message, customer_id, _when(message), currency=currency))
     await _release(session, held, topic)
+    # After the batch: an id that an identify in it merged away resolves to its survivor.
+    await service.refuse_sharing(session, refusals, topic=topic)
     return applied
+
+
+def _note_refusal(
+    refusals: dict[str, str],
+    message: Message,
+    customer_id: str,
+    gpc: bool,
+    sharing_categories: Collection[str],
+) -> None:
+    source = privacy_signals.refusal_source(
+        message.context, gpc_header=gpc, sharing_categories=sharing_categories
+    )
+    if source is not None:
+        refusals.setdefault(customer_id, source)
 
 
 def _run_from(messages: list[Message], start: int) -> list[Message]:

@@ -1,6 +1,8 @@
 """Identity resolution, the timeline, metrics and analytics on a real database."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -10,20 +12,33 @@ import pytest
 from sqlalchemy import event, update
 from sqlmodel import select
 
+from rapport_events import value
+from rapport_events.base import utcnow
 from rapport_events.codec import Envelope, decode
 from rapport_events.consumer import is_batch
 from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
 from rapport_events.migrations import upgrade
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import OutboxMessage, is_event
+from rapport_events.settings import KafkaSettings
 from rapport_events.types import (
     CustomerErased,
     InteractionTracked,
     LineItem,
     OrderCompleted,
     PartnerDataDisclosed,
+    SocialReplySent,
     TicketOpened,
 )
-from rapport_profile import analytics, gdpr, service, store, timeline, tracking
+from rapport_profile import (
+    analytics,
+    forecasts,
+    gdpr,
+    projection,
+    service,
+    store,
+    timeline,
+    tracking,
+)
 from rapport_profile.handlers import HANDLERS
 from rapport_profile.main import MIGRATIONS
 from rapport_profile.models import (
@@ -33,8 +48,11 @@ from rapport_profile.models import (
     Identity,
     TrackedMessage,
 )
+from rapport_profile.settings import Settings
 
 TOPIC = "rapport.test-profile-domain"
+VALUE_CHANGED = "rapport.customer.value.changed.v1"
+SETTINGS = Settings(environment="development", kafka=KafkaSettings(topic=TOPIC))
 DAY = datetime(2026, 3, 2, 12, tzinfo=UTC)  # a Monday
 
 
@@ -66,6 +84,7 @@ async def deliver(sessions: SessionFactory, event: Any, event_id: str | None = N
             available = {"event": event, "envelope": envelope, "session": session}
             if is_batch(handler):  # a run of one
                 available = {"events": [event], "envelopes": [envelope], "session": session}
+            available["settings"] = SETTINGS
             await handler(**{name: available[name] for name in wanted})
 
 
@@ -84,7 +103,9 @@ def order(
 
 async def published(sessions: SessionFactory) -> list[Envelope]:
     async with sessions() as session:
-        rows = (await session.exec(select(OutboxMessage).order_by(OutboxMessage.id))).all()  # type: ignore[arg-type]
+        rows = (
+            await session.exec(select(OutboxMessage).where(is_event()).order_by(OutboxMessage.id))
+        ).all()  # type: ignore[arg-type]
     return [decode(m.value, [(k, v.encode()) for k, v in m.headers]) for m in rows]
 
 
@@ -111,7 +132,7 @@ class TestTimeline:
 
         assert [item.id for item in page.items] == ["e-2", "e-1"]
         assert page.items[1].data["subject"] == "Broken"
-        assert [item.type for item in tickets.items] == ["rapport.ticket.opened.v1"]
+        assert [item.type for item in tickets.items] == ["rapport.ticket.opened.v2"]
 
     async def test_pages_follow_the_cursor_without_gaps(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
@@ -168,13 +189,15 @@ class TestMerge:
 
         async with sessions() as session:
             page = await timeline.page(session, ada, types=[], limit=10, cursor=None)
-            metrics = await analytics.customer_metrics(session, ada, horizon_years=3)
+            metrics = await analytics.customer_metrics(session, ada)
             merged = await service.get_customer(session, dupe)
         assert {item.id for item in page.items} == {"e-1", "e-2", "e-3"}
         assert (metrics.orders, metrics.revenue) == (3, Decimal("100.00"))
         assert (merged.status, merged.merged_into) == ("merged", ada)
-        event = (await published(sessions))[-1]
+        events = await published(sessions)
+        event = next(e for e in reversed(events) if e.type != VALUE_CHANGED)
         assert event.type == "rapport.customer.merged.v1"
+        assert events[-1].type == VALUE_CHANGED and events[-1].data.orders == 3  # type: ignore[attr-defined]
         assert (event.data.customer_id, event.data.merged_customer_id) == (ada, dupe)  # type: ignore[attr-defined]
 
     async def test_consents_resolve_to_the_most_restrictive(self, sessions: SessionFactory) -> None:
@@ -198,7 +221,8 @@ class TestMerge:
             slices=["contact"],
             granted=True,
         )
-        await consent(sessions, ada, purpose="analytics", granted=True)
+        await consent(sessions, ada, purpose="analytics", granted=True)  # dupe never chose
+        await consent(sessions, dupe, purpose="marketing", channel="sms", granted=True)
 
         async with transaction(sessions) as session:
             await service.merge_customers(
@@ -213,7 +237,8 @@ class TestMerge:
         assert state == {
             ("marketing", "email", None): (False, []),
             ("partner_sharing", None, "p"): (True, ["contact"]),
-            ("analytics", None, None): (False, []),
+            ("analytics", None, None): (True, []),
+            ("marketing", "sms", None): (True, []),
         }
         assert receipt.history[-1].source == "merge"
         versions = [
@@ -242,13 +267,20 @@ class TestMerge:
             theirs = await timeline.page(session, dupe, types=[], limit=10, cursor=None)
             mine = await timeline.page(session, ada, types=[], limit=10, cursor=None)
             restored = await service.get_customer(session, dupe)
-            their_metrics = await analytics.customer_metrics(session, dupe, horizon_years=3)
+            their_metrics = await analytics.customer_metrics(session, dupe)
             their_consents = await service.consent_receipt(session, dupe)
+            my_consents = await service.consent_receipt(session, ada)
         assert {i.id for i in theirs.items} == {"e-1", "e-3"}
         assert {i.id for i in mine.items} == {"e-2"}
         assert (restored.status, restored.merged_into) == ("active", None)
         assert their_metrics.orders == 2
         assert [(c.purpose, c.granted) for c in their_consents.consents] == [("analytics", True)]
+        # The grant the merge carried over to the survivor goes back with the duplicate.
+        assert my_consents.consents == []
+        assert [(h.source, h.granted) for h in my_consents.history] == [
+            ("merge", True),
+            ("unmerge", False),
+        ]
 
     async def test_an_unmerge_keeps_consents_withdrawn_since_the_merge(
         self, sessions: SessionFactory
@@ -257,7 +289,8 @@ class TestMerge:
         dupe = await register(sessions, "grace@example.com")
         for who in (ada, dupe):
             await consent(sessions, who, purpose="marketing", channel="email", granted=True)
-        await consent(sessions, ada, purpose="analytics", granted=True)  # the merge revokes it
+        await consent(sessions, ada, purpose="analytics", granted=True)
+        await consent(sessions, dupe, purpose="analytics", granted=False)  # the merge revokes it
         async with transaction(sessions) as session:
             await service.merge_customers(
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
@@ -274,7 +307,10 @@ class TestMerge:
             ("marketing", False),
             ("analytics", True),
         }
-        assert [(c.purpose, c.granted) for c in theirs.consents] == [("marketing", False)]
+        assert {(c.purpose, c.granted) for c in theirs.consents} == {
+            ("marketing", False),
+            ("analytics", False),
+        }
         assert [h.source for h in mine.history][-3:] == ["merge", "api", "unmerge"]
 
     async def test_merging_into_itself_or_twice_is_refused(self, sessions: SessionFactory) -> None:
@@ -333,7 +369,7 @@ class TestIdentityResolution:
         async with transaction(sessions) as session:
             await tracking.ingest(session, [who], topic=TOPIC)
         events = await published(sessions)
-        registered = next(e for e in events if e.type == "rapport.customer.registered.v1")
+        registered = next(e for e in events if e.type == "rapport.customer.registered.v2")
         ada = registered.data.customer_id
         merged = next(e for e in events if e.type == "rapport.customer.merged.v1")
 
@@ -721,6 +757,48 @@ class TestSegmentNames:
         assert (search.kind, search.search_query) == ("search", "espresso")
         assert (other.kind, other.name) == ("track", "Video Played")
 
+    def test_a_sku_is_kept_next_to_the_product_id(self) -> None:
+        [completed] = tracking.events_for(
+            message(
+                type="track",
+                userId="u",
+                event="Order Completed",
+                properties={
+                    "order_id": "o-1",
+                    "products": [
+                        {"product_id": "p-42", "sku": "BX2-BLK", "price": 10},
+                        {"sku": "ONLY-SKU", "price": 5},
+                    ],
+                },
+            ),
+            "c-1",
+            DAY,
+        )
+        assert [(i.product_id, i.sku) for i in completed.items] == [  # type: ignore[attr-defined]
+            ("p-42", "BX2-BLK"),
+            ("ONLY-SKU", "ONLY-SKU"),
+        ]
+
+    def test_an_order_or_cart_without_a_currency_is_in_the_shops_currency(self) -> None:
+        def mapped(event: str, **properties: Any) -> Any:
+            call = message(type="track", userId="u", event=event, properties=properties)
+            [one] = tracking.events_for(call, "c-1", DAY, currency="GBP")
+            return one
+
+        assert mapped("Order Completed", order_id="o-1", revenue=10).currency == "GBP"
+        assert mapped("Product Added", product_id="p", price=5).currency == "GBP"
+        assert mapped("Order Completed", order_id="o-2", revenue=10, currency="usd").currency == (
+            "USD"
+        )
+
+    def test_the_default_currency_setting_is_an_iso_code(self) -> None:
+        assert Settings(environment="development").default_currency == "EUR"
+        assert Settings(environment="development", default_currency="GBP").default_currency == (
+            "GBP"
+        )
+        with pytest.raises(ValueError, match="default_currency"):
+            Settings(environment="development", default_currency="pounds")
+
     def test_a_negative_revenue_is_refused(self) -> None:
         with pytest.raises(tracking.BadTrackingCall):
             tracking.events_for(
@@ -733,44 +811,78 @@ class TestSegmentNames:
 
 
 class TestMetrics:
-    async def test_rfm_quintiles_ltv_and_tiers_over_the_base(
+    async def test_rfm_scores_lifetime_value_and_tiers_follow_the_one_value_method(
         self, sessions: SessionFactory
     ) -> None:
         ids = [await register(sessions, f"c{n}@example.com") for n in range(5)]
         for n, customer in enumerate(ids):
-            for k in range(n + 1):  # customer n: n+1 orders of 10*(n+1), last one n days later
+            for k in range(n + 1):  # customer n: n+1 orders of 10*(n+1), all on one day
                 await deliver(
                     sessions,
                     order(customer, f"o-{n}-{k}", str(10 * (n + 1)), DAY + timedelta(days=n)),
                 )
 
         async with sessions() as session:
-            best = await analytics.customer_metrics(session, ids[4], horizon_years=3)
-            worst = await analytics.customer_metrics(session, ids[0], horizon_years=3)
+            best = await analytics.customer_metrics(session, ids[4])
+            worst = await analytics.customer_metrics(session, ids[0])
             tiers = await analytics.tiers(session)
-            platinum, _ = await service.search_customers(session, tier="platinum")
+            gold, _ = await service.search_customers(session, tier="gold")
 
-        assert (best.orders, best.revenue, best.average_order) == (
+        assert (best.orders, best.revenue, best.average_order_value) == (
             5,
             Decimal("250.00"),
             Decimal("50.00"),
         )
-        assert best.rfm.combined == "555" and worst.rfm.combined == "111"
-        assert (best.profitability_tier, worst.profitability_tier) == ("platinum", "bronze")
-        assert best.lifetime_value == Decimal("1000.00")  # 250 so far + 250 a year for 3 years
+        # Frequency by orders (5: 4), monetary by revenue (250: 2), recency by the days since
+        # the last order; fixed cut-offs, whatever the other customers do.
+        assert (best.rfm.frequency, best.rfm.monetary) == (4, 2)
+        assert (worst.rfm.frequency, worst.rfm.monetary) == (1, 1)
+        assert best.rfm.recency == value.recency_score(DAY + timedelta(days=4), utcnow())
+        # 250 so far + 250 a year (tenure counted as one year) for 3 years.
+        assert best.lifetime_value == Decimal("1000.00")
+        assert (best.tier, worst.tier) == ("gold", "bronze")
+        assert (best.profitability_tier, best.average_order) == ("gold", Decimal("50.00"))
         assert {t.tier: t.customers for t in tiers.tiers} == {
-            "platinum": 1,
-            "gold": 1,
-            "silver": 2,
-            "bronze": 1,
+            "platinum": 0,
+            "gold": 1,  # 1000
+            "silver": 2,  # 640, 360
+            "bronze": 2,  # 160, 40
             "none": 0,
         }
-        assert [c.id for c in platinum] == [ids[4]]
+        assert [c.id for c in gold] == [ids[4]]
+
+    async def test_a_customers_orders_of_one_run_publish_one_value_event(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        bob = await register(sessions, "bob@example.com")
+        run = [
+            order(ada, "o-1", "100", DAY),
+            order(bob, "o-2", "40", DAY),
+            order(ada, "o-3", "300", DAY + timedelta(days=730, hours=12), cost="100"),
+        ]
+        async with transaction(sessions) as session:
+            await projection.record_orders(session, run, TOPIC)
+
+        values = [e.data for e in await published(sessions) if e.type == VALUE_CHANGED]
+        assert sorted(v.customer_id for v in values) == sorted([ada, bob])  # type: ignore[attr-defined]
+        mine = next(v for v in values if v.customer_id == ada)  # type: ignore[attr-defined]
+        # Profit 300 over two years: 150 a year, three more years: 300 + 450.
+        assert (mine.orders, mine.revenue, mine.profit, mine.lifetime_value, mine.tier) == (  # type: ignore[attr-defined]
+            2,
+            Decimal("400.00"),
+            Decimal("300.00"),
+            Decimal("750.00"),
+            "silver",
+        )
+        async with sessions() as session:
+            metrics = await analytics.customer_metrics(session, ada)
+        assert (metrics.lifetime_value, metrics.tier) == (Decimal("750.00"), "silver")
 
     async def test_a_customer_without_orders_has_no_scores(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
         async with sessions() as session:
-            metrics = await analytics.customer_metrics(session, ada, horizon_years=3)
+            metrics = await analytics.customer_metrics(session, ada)
         assert (metrics.orders, metrics.rfm.combined, metrics.profitability_tier) == (
             0,
             None,
@@ -861,6 +973,153 @@ class TestForecast:
         assert reply.backtest.holdout == 2
         assert reply.backtest.mae < 20 and reply.backtest.mape is not None
 
+    async def test_a_flat_history_continues_flat_without_starting_a_worker(
+        self, sessions: SessionFactory
+    ) -> None:
+        def no_worker() -> Executor:
+            raise AssertionError("a worker was asked for a history with nothing to fit")
+
+        async with sessions() as session:
+            reply = await analytics.forecast(
+                session,
+                metric="revenue",
+                interval="week",
+                start=date(2026, 1, 5),
+                end=date(2026, 3, 15),
+                horizon=3,
+                seasonal_periods=None,
+                executor=no_worker,
+            )
+
+        assert [p.value for p in reply.history] == [0.0] * 10
+        assert [p.value for p in reply.forecast] == [0.0, 0.0, 0.0]
+        assert (reply.method, reply.backtest.mae) == (analytics.CONSTANT_METHOD, 0.0)
+
+
+class TestSocialReplies:
+    async def test_a_reply_support_sent_is_on_the_customers_timeline(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        reply = SocialReplySent(
+            customer_id=ada,
+            mention_id="mnt-1",
+            reply_id="rpl-1",
+            platform="mastodon",
+            handle="@ada",
+            text="Yes, until 6pm!",
+            author="pr:linus",
+        )
+        await deliver(sessions, reply, "e-reply")
+
+        async with sessions() as session:
+            page = await timeline.page(
+                session, ada, types=["social.reply.sent"], limit=10, cursor=None
+            )
+        [item] = page.items
+        assert (item.id, item.type) == ("e-reply", "rapport.social.reply.sent.v2")
+        assert item.data["text"] == "Yes, until 6pm!"
+
+
+class TestForecastModelsFittedAheadOfTime:
+    async def test_requests_read_the_fitted_model_and_say_how_old_it_is(
+        self, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        start = date(2026, 1, 5)
+        for week in range(10):
+            at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
+            await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
+        fits: list[tuple[Any, ...]] = []
+        fit = analytics.forecast
+
+        async def counted(session: Any, **arguments: Any) -> Any:
+            fits.append(tuple(arguments.values()))
+            return await fit(session, **arguments)
+
+        monkeypatch.setattr(analytics, "forecast", counted)
+        forecaster = forecasts.Forecaster(sessions)
+        end = start + timedelta(weeks=9, days=6)
+        key: forecasts.Key = ("revenue", "week", None, start, end)
+
+        first, same = await asyncio.gather(forecaster.forecast(key, 2), forecaster.forecast(key, 2))
+        later = await forecaster.forecast(key, 5)
+
+        assert len(fits) == 1  # one fit for the two callers at once and the later one
+        assert [p.period for p in first.forecast] == [date(2026, 3, 16), date(2026, 3, 23)]
+        assert same.forecast == first.forecast and later.forecast[:2] == first.forecast
+        assert len(later.forecast) == 5 and later.fitted_at == first.fitted_at
+        assert 0 <= first.age_s <= later.age_s
+        assert first.backtest.holdout == 2  # a quarter of the ten weeks
+
+    async def test_the_refresh_fits_every_default_model_and_the_windows_asked_for(
+        self, sessions: SessionFactory
+    ) -> None:
+        forecaster = forecasts.Forecaster(sessions)
+        asked: forecasts.Key = ("orders", "week", None, date(2026, 1, 5), date(2026, 1, 19))
+        with pytest.raises(analytics.NotEnoughHistory):  # three weeks are too few
+            await forecaster.forecast(asked, 3)
+
+        await forecaster.refresh()
+
+        fitted = set(forecaster._models)
+        assert set(forecaster.default_keys()) <= fitted and asked in fitted
+        assert len(forecaster.default_keys()) == 12  # four metrics, three intervals
+        default = await forecaster.forecast(("revenue", "week", None, None, None), 4)
+        assert len(default.forecast) == 4 and forecaster.rounds == 1
+
+    async def test_a_new_process_answers_from_the_stored_models_without_fitting(
+        self, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        start = date(2026, 1, 5)
+        for week in range(10):
+            at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
+            await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
+        key: forecasts.Key = ("revenue", "week", None, start, start + timedelta(weeks=9, days=6))
+        fitted = await forecasts.Forecaster(sessions).forecast(key, 3)
+        async with transaction(sessions) as session:
+            await store.save_forecast_model(session, "revenue|week|x|-|-", {}, utcnow())
+            await store.save_forecast_model(session, "orders|week|-|-|-", {"old": 1}, utcnow())
+
+        async def no_fit(*_args: Any, **_kwargs: Any) -> Any:
+            raise AssertionError("a stored model was fitted again")
+
+        monkeypatch.setattr(analytics, "forecast", no_fit)
+        restarted = forecasts.Forecaster(sessions)
+        loaded = await restarted.load()
+        again = await restarted.forecast(key, 3)
+
+        assert loaded == 1  # the rows it cannot read are left to the next fit
+        assert again.forecast == fitted.forecast and again.fitted_at == fitted.fitted_at
+        assert again.age_s >= fitted.age_s
+
+    async def test_fits_run_in_a_worker_process_that_is_replaced_when_it_dies(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        start = date(2026, 1, 5)
+        for week in range(10):
+            at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
+            await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
+        end = start + timedelta(weeks=9, days=6)
+        worker = forecasts.FitWorker()
+        in_process = forecasts.Forecaster(sessions, worker)
+        on_thread = forecasts.Forecaster(sessions)
+        try:
+            key: forecasts.Key = ("revenue", "week", None, start, end)
+            fitted = await in_process.forecast(key, 3)
+            [process] = worker.executor._processes.values()  # type: ignore[attr-defined]
+            process.kill()
+            process.join()
+            other: forecasts.Key = ("revenue", "week", None, start, end - timedelta(weeks=1))
+            after_death = await in_process.forecast(other, 3)
+        finally:
+            await worker.stop()
+
+        assert fitted.forecast == (await on_thread.forecast(key, 3)).forecast
+        assert after_death.forecast == (await on_thread.forecast(other, 3)).forecast
+
 
 class TestErasureHere:
     async def test_nothing_personal_remains_and_late_events_are_dropped(
@@ -922,7 +1181,23 @@ class TestErasureHere:
 
         assert after_erasure == [
             ("rapport.consent.granted.v1", ada),
-            ("rapport.customer.registered.v1", grace),
+            ("rapport.customer.registered.v2", grace),
             ("rapport.customer.erased.v1", ada),
         ]
-        assert after_delivery == [("rapport.customer.registered.v1", grace)]
+        assert after_delivery == [("rapport.customer.registered.v2", grace)]
+
+    async def test_a_parked_row_about_the_erased_customer_goes_rather_than_waits_to_be_unparked(
+        self, sessions: SessionFactory
+    ) -> None:
+        ada = await register(sessions, "ada@example.com")
+        async with transaction(sessions) as session:  # the broker refused it for good
+            await session.exec(update(OutboxMessage).values(parked_at=DAY, park_reason="too big"))
+        grace = await register(sessions, "grace@example.com")
+
+        async with transaction(sessions) as session:
+            await gdpr.forget(session, ada, ["profile"])
+
+        assert [(e.type, e.data.customer_id) for e in await published(sessions)] == [
+            ("rapport.customer.registered.v2", grace)
+        ]
+        assert await gdpr.outbox_clear(sessions, [ada])

@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,19 @@ from rapport_campaign.main import create_app as create_campaign
 from rapport_campaign.settings import Settings as CampaignSettings
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
+from rapport_events.testing.harness import drain_outbox
 from rapport_partner_share.main import create_app as create_partner_share
 from rapport_partner_share.settings import Settings as PartnerShareSettings
 from rapport_profile.main import create_app
 from rapport_profile.settings import Settings
+from rapport_sales.main import create_app as create_sales
+from rapport_sales.settings import Settings as SalesSettings
 from rapport_support.main import create_app as create_support
 from rapport_support.settings import Settings as SupportSettings
+
+# Five services in one process (and the erasure test's database files): heavy enough to
+# run beside the other tests that load the machine, one at a time.
+pytestmark = pytest.mark.processes
 
 TOKEN = "gdpr-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,6 +37,7 @@ PEERS = {
     "campaign": "http://campaign",
     "support": "http://support",
     "partner-share": "http://partner-share",
+    "sales": "http://sales",
 }
 
 
@@ -41,21 +50,23 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> A
         await asyncio.sleep(0.1)
 
 
-async def drain_outbox(app: FastAPI, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        relay = app.state.runtime.relay
-        if relay is not None and (await relay.backlog())[0] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the outbox was not drained within {timeout}s")
+@dataclass
+class Stack:
+    profile: FastAPI
+    client: httpx.AsyncClient
+    peers: dict[str, FastAPI]
+
+    def peer(self, name: str) -> httpx.AsyncClient:
+        """A client of one of the other services, as an operator would call it."""
+        transport = httpx.ASGITransport(app=self.peers[name])
+        return httpx.AsyncClient(transport=transport, base_url=PEERS[name], headers=AUTH)
 
 
 @pytest.fixture
-async def stack(
+async def services(
     database_factory: Callable[[str], Awaitable[str]], kafka_settings: KafkaSettings
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """Profile and the three other services, each with its own database, on one topic.
+) -> AsyncIterator[Stack]:
+    """Profile and the four other services, each with its own database, on one topic.
 
     Profile reaches the others through httpx transports mounted on their URLs.
     """
@@ -81,6 +92,13 @@ async def stack(
                 kafka=kafka_settings,
             )
         ),
+        "sales": create_sales(
+            SalesSettings(
+                database_url=await database_factory("sales"),
+                api_token=TOKEN,
+                kafka=kafka_settings,
+            )
+        ),
     }
     profile = create_app(
         Settings(
@@ -90,6 +108,7 @@ async def stack(
             campaign_url=PEERS["campaign"],
             support_url=PEERS["support"],
             partner_share_url=PEERS["partner-share"],
+            sales_url=PEERS["sales"],
             erasure_wait_s=5.0,
         )
     )
@@ -102,9 +121,14 @@ async def stack(
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=profile), base_url="http://profile")
         )
-        yield profile, client
+        yield Stack(profile, client, peers)
         for app in (profile, *peers.values()):
             await drain_outbox(app)
+
+
+@pytest.fixture
+async def stack(services: Stack) -> tuple[FastAPI, httpx.AsyncClient]:
+    return services.profile, services.client
 
 
 async def registered_everywhere(client: httpx.AsyncClient, customer_id: str) -> bool:
@@ -168,12 +192,15 @@ class TestExportAndErasure:
         assert export["records"]["customers"][0]["email"] == "ada@example.com"
         assert export["records"]["consents"][0]["purpose"] == "analytics"
         assert set(export["services"]) == set(PEERS)
-        assert erased.status_code == 200, erased.text
-        body = erased.json()
-        assert body["status"] == "completed" and body["completed_at"]
+        # The reply comes within the wait (5 s): done, or 202 and done shortly after. The
+        # slack covers a round of questions that cannot be cut short: a peer in the middle of
+        # a SQLite statement, with five services in this one process on a busy machine.
+        assert took < 5.0 + 2.0, erased.text
+        assert erased.status_code in (200, 202), erased.text
+        body = await completed_erasure(client, erased)
+        assert body["completed_at"]
         assert set(body["services"]) == {"profile", *PEERS}
         assert all(body["services"].values())
-        assert took < 5.0 + 1.0
         after = (await client.get(f"/customers/{ada}/export", headers=AUTH)).json()
         assert all(not rows for rows in after["records"].values())
         for name, part in after["services"].items():
@@ -191,6 +218,90 @@ class TestExportAndErasure:
         assert (await client.get(f"/customers/{ada}/timeline", headers=AUTH)).status_code == 404
 
 
+async def completed_erasure(client: httpx.AsyncClient, reply: httpx.Response) -> dict[str, Any]:
+    """The erasure's status once completed, following its status URL after a 202."""
+    body: dict[str, Any] = reply.json()
+    deadline = time.monotonic() + 30
+    while body["status"] != "completed" and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        body = (await client.get(body["status_url"], headers=AUTH)).json()
+    assert body["status"] == "completed", body
+    return body
+
+
+def files_holding(folder: Path, needles: tuple[str, ...]) -> dict[str, list[str]]:
+    """Which of the SQLite files (database, -wal, -shm) in `folder` hold which needles."""
+    found = {}
+    for path in sorted(folder.glob("*.db*")):
+        data = path.read_bytes()
+        held = [needle for needle in needles if needle.encode() in data]
+        if held:
+            found[path.name] = held
+    return found
+
+
+class TestErasureLeavesNoBytesInTheDatabaseFiles:
+    async def test_no_service_file_holds_the_person_and_audience_lists_lose_the_id(
+        self, services: Stack, tmp_path: Path
+    ) -> None:
+        if services.profile.state.runtime.engine.dialect.name != "sqlite":
+            pytest.skip("the files scanned are SQLite's; PostgreSQL keeps dead rows until VACUUM")
+        client = services.client
+        person = {
+            "email": "zenobia.quillfeather@example.com",
+            "phone": "+14155550199",
+            "first_name": "Zenobia",
+            "last_name": "Quillfeather",
+            "social_handles": {"x": "@zquillfeather"},
+        }
+        # Others on the same pages: her deleted rows' bytes would stay in their free space.
+        for n in range(3):
+            others = {"email": f"other{n}@example.com", "first_name": "O", "last_name": f"{n}"}
+            assert (await client.post("/customers", json=others, headers=AUTH)).status_code == 201
+        created = await client.post("/customers", json=person, headers=AUTH)
+        zenobia = created.json()["id"]
+        needles = ("zenobia.quillfeather@example.com", "4155550199", "Zenobia", "Quillfeather")
+        async with services.peer("support") as support, services.peer("campaign") as campaign:
+            ticket = await support.post(
+                "/tickets",
+                json={
+                    "customer_id": zenobia,
+                    "subject": "Login fails for Zenobia",
+                    "description": "Zenobia Quillfeather cannot log in (zenobia.quillfeather@"
+                    "example.com, +14155550199)",
+                },
+            )
+            audience = await campaign.post(
+                "/campaigns",
+                json={
+                    "name": "Spring sale",
+                    "channel": "email",
+                    "variants": [{"name": "A", "subject": "Hi", "body": "Spring"}],
+                    "audience": {"customer_ids": [zenobia, "someone-else"]},
+                },
+            )
+            assert (ticket.status_code, audience.status_code) == (201, 201), audience.text
+            assert await until(lambda: registered_everywhere(client, zenobia))
+            for app in (services.profile, *services.peers.values()):
+                await drain_outbox(app)  # the events about her are sent rows now
+            holders = {name.split(".")[0] for name in files_holding(tmp_path, needles)}
+            assert holders >= {"profile", "support", "campaign"}, holders
+
+            erased = await client.delete(f"/customers/{zenobia}", headers=AUTH)
+            assert erased.json()["status"] == "completed", erased.text
+            left = await until(
+                lambda: _files_clean(tmp_path, needles), timeout=15.0
+            ) or files_holding(tmp_path, needles)
+            listed = await campaign.get(f"/campaigns/{audience.json()['id']}")
+
+        assert left is True, f"personal bytes left after erasure: {left}"
+        assert listed.json()["customer_ids"] == ["someone-else"]
+
+
+async def _files_clean(folder: Path, needles: tuple[str, ...]) -> bool:
+    return not files_holding(folder, needles)
+
+
 class TestErasureStillRunning:
     async def test_an_unreachable_service_gives_202_with_a_status_url(
         self, database_url: str, kafka_settings: KafkaSettings
@@ -204,6 +315,7 @@ class TestErasureStillRunning:
                 campaign_url=closed,
                 support_url="",
                 partner_share_url="",
+                sales_url="",
                 erasure_wait_s=0.3,
             )
         )
@@ -259,6 +371,7 @@ class TestExportWhileAPeerIsSlow:
                 campaign_url=PEERS["campaign"],
                 support_url="",
                 partner_share_url="",
+                sales_url="",
             )
         )
         async with app.router.lifespan_context(app):

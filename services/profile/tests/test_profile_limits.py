@@ -265,5 +265,10 @@ class TestPeerCalls:
         assert response.status_code == 200, response.text
         assert sorted(peers.urls) == sorted(
             f"{base}/customers/user%3Aada%2B1%40example.com/export"
-            for base in ("http://127.0.0.1:8002", "http://127.0.0.1:8003", "http://127.0.0.1:8004")
+            for base in (
+                "http://127.0.0.1:8002",
+                "http://127.0.0.1:8003",
+                "http://127.0.0.1:8004",
+                "http://127.0.0.1:8005",
+            )
         )

@@ -45,6 +45,7 @@ from rapport_profile.models import (
     SegmentMembership,
     TimelineEntry,
 )
+from rapport_profile.settings import Settings
 
 TOPIC = "rapport.test-profile-projection"
 PARTITION = TopicPartition(TOPIC, 0)
@@ -116,6 +117,7 @@ def runner_on(sessions: SessionFactory, per_transaction: int = 500) -> ConsumerR
         session_factory=sessions,
         handlers=HANDLERS,
         producer=FakeProducer(),  # type: ignore[arg-type]
+        dependencies={"settings": Settings(environment="development", kafka=settings)},
     )
 
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 from rapport_events.codec import decode
 from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
 from rapport_events.migrations import upgrade
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.types import CustomerRegistered
 from rapport_profile import service
 from rapport_profile.main import MIGRATIONS
@@ -40,7 +40,7 @@ def new_customer(**overrides: object) -> CustomerCreate:
 async def stored(sessions: SessionFactory) -> tuple[list[Customer], list[OutboxMessage]]:
     async with sessions() as session:
         customers = list((await session.exec(select(Customer))).all())
-        messages = list((await session.exec(select(OutboxMessage))).all())
+        messages = list((await session.exec(select(OutboxMessage).where(is_event()))).all())
     return customers, messages
 
 

@@ -5,16 +5,25 @@ import logging
 import pytest
 from pydantic import ValidationError
 
+from rapport_events.settings import KafkaSettings
 from rapport_profile.settings import DEVELOPMENT_TOKEN, DEVELOPMENT_WRITE_KEY, Settings
 
 TOKEN = "k3Jd9-x0QmZr7TqV2bLw5nYp8sHc4uEa1GfR6oDi"
+# Strong key-encryption keys: the development one is refused outside development.
+KAFKA = KafkaSettings(key_encryption_keys=[f"k1:{TOKEN}"])
 WRITE_KEY = "wK8-Qz2vN5xLr0Tj7bYc4mHs9pDa6eGf3uRi1oSt"
 WEAK = ["", "x", DEVELOPMENT_TOKEN, "changeme", "a" * 40, "replace-with-a-long-random-token"]
 
 
 def production(**values: object) -> Settings:
     return Settings(
-        **{"environment": "production", "api_token": TOKEN, "write_keys": [WRITE_KEY], **values}
+        **{
+            "environment": "production",
+            "api_token": TOKEN,
+            "write_keys": [WRITE_KEY],
+            "kafka": KAFKA,
+            **values,
+        }
     )
 
 
@@ -31,6 +40,10 @@ class TestOutsideDevelopment:
     def test_a_weak_write_key_is_refused_by_name(self, key: str) -> None:
         with pytest.raises(ValidationError, match=r"PROFILE_WRITE_KEYS\[1\]"):
             production(write_keys=[WRITE_KEY, key])
+
+    def test_the_development_key_encryption_key_is_refused_by_name(self) -> None:
+        with pytest.raises(ValidationError, match=r"KAFKA_KEY_ENCRYPTION_KEYS\[dev\]"):
+            production(kafka=KafkaSettings())
 
     def test_a_weak_services_token_is_refused_by_name(self) -> None:
         with pytest.raises(ValidationError, match="PROFILE_SERVICES_TOKEN"):

@@ -4,25 +4,21 @@ import asyncio
 import base64
 import gzip
 import json
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
-from segment.analytics import Client
 from sqlalchemy import func
 from sqlmodel import select
 
 from rapport_events.base import utcnow
 from rapport_events.codec import decode
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import wait_until_ready
+from rapport_events.testing.harness import drain_outbox, wait_until_ready
 from rapport_profile.main import create_app
 from rapport_profile.models import Identity, TrackedMessage
 from rapport_profile.settings import Settings
@@ -43,16 +39,6 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> A
         await asyncio.sleep(0.1)
 
 
-async def drain_outbox(app: FastAPI, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        relay = app.state.runtime.relay
-        if relay is not None and (await relay.backlog())[0] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the outbox was not drained within {timeout}s")
-
-
 def settings(database_url: str, kafka_settings: KafkaSettings) -> Settings:
     return Settings(
         database_url=database_url,
@@ -62,6 +48,7 @@ def settings(database_url: str, kafka_settings: KafkaSettings) -> Settings:
         campaign_url="",
         support_url="",
         partner_share_url="",
+        sales_url="",
     )
 
 
@@ -83,7 +70,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def outbox_count(app: FastAPI) -> int:
     async with app.state.runtime.sessions() as session:
-        return int((await session.exec(select(func.count()).select_from(OutboxMessage))).one())
+        return int(
+            (
+                await session.exec(
+                    select(func.count()).select_from(OutboxMessage).where(is_event())
+                )
+            ).one()
+        )
 
 
 async def timeline_types(client: httpx.AsyncClient, customer_id: str) -> list[str]:
@@ -245,7 +238,7 @@ class TestOutOfRangeValues:
 
         assert response.status_code == 200, response.text
         async with app.state.runtime.sessions() as session:
-            row = (await session.exec(select(OutboxMessage))).one()
+            row = (await session.exec(select(OutboxMessage).where(is_event()))).one()
         event = decode(row.value, [(k, v.encode()) for k, v in row.headers])
         assert abs((event.data.occurred_at - utcnow()).total_seconds()) < 60
 
@@ -327,7 +320,7 @@ class TestBatchIntoTheTimeline:
         assert ada is not None
         expected = {
             "rapport.interaction.tracked.v1",
-            "rapport.customer.registered.v1",
+            "rapport.customer.registered.v2",
             "rapport.customer.merged.v1",
             "rapport.order.completed.v1",
         }
@@ -343,87 +336,6 @@ class TestBatchIntoTheTimeline:
 async def _when_all(client: httpx.AsyncClient, customer_id: str, wanted: set[str]) -> list[str]:
     types = await timeline_types(client, customer_id)
     return types if wanted <= set(types) else []
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def served(database_url: str, kafka_settings: KafkaSettings) -> Iterator[str]:
-    """Profile on a real HTTP server (uvicorn in a thread), as an SDK needs."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings(database_url, kafka_settings)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
-
-
-class TestSegmentSdk:
-    async def test_the_python_library_pointed_at_profile_lands_on_the_timeline(
-        self, served: str
-    ) -> None:
-        errors: list[Exception] = []
-        sdk = Client(
-            WRITE_KEY, host=served, sync_mode=True, on_error=lambda e, _b: errors.append(e)
-        )
-        await asyncio.to_thread(
-            sdk.identify,
-            "u-42",
-            {"email": "grace@example.com", "firstName": "Grace", "lastName": "Hopper"},
-        )
-        await asyncio.to_thread(
-            sdk.track,
-            "u-42",
-            "Product Added",
-            {"cart_id": "c-1", "product_id": "sku-1", "price": 20},
-        )
-        await asyncio.to_thread(sdk.page, "u-42", "Docs", "Install", {"url": "https://x.example/i"})
-        batched = Client(
-            WRITE_KEY, host=served, upload_size=10, on_error=lambda e, _b: errors.append(e)
-        )
-        for n in range(3):
-            batched.track("u-42", "Video Played", {"n": n})
-        await asyncio.to_thread(batched.flush)
-        await asyncio.to_thread(batched.join)
-
-        async with httpx.AsyncClient(base_url=served) as client:
-            grace = await until(lambda: customer_by_email(client, "grace@example.com"))
-            assert grace is not None
-            wanted = {
-                "rapport.customer.registered.v1",
-                "rapport.cart.updated.v1",
-                "rapport.interaction.tracked.v1",
-            }
-            types = await until(
-                lambda: _counted(client, grace, wanted, "rapport.interaction.tracked.v1", 4)
-            )
-        assert errors == []
-        assert wanted <= set(types), types
-        assert types.count("rapport.interaction.tracked.v1") == 4  # one page, three plays
-
-
-async def _counted(
-    client: httpx.AsyncClient, customer_id: str, wanted: set[str], kind: str, count: int
-) -> list[str]:
-    types = await timeline_types(client, customer_id)
-    return types if wanted <= set(types) and types.count(kind) >= count else []
 
 
 class TestSingleCallsIntoTheTimeline:
@@ -455,7 +367,7 @@ class TestSingleCallsIntoTheTimeline:
         grace = await customer_by_email(client, "grace@example.com")
         assert grace is not None
         wanted = {
-            "rapport.customer.registered.v1",
+            "rapport.customer.registered.v2",
             "rapport.order.completed.v1",
             "rapport.interaction.tracked.v1",
         }
@@ -471,3 +383,258 @@ class TestSingleCallsIntoTheTimeline:
         )
         customer = (await client.get(f"/customers/{grace}", headers=AUTH)).json()
         assert (customer["first_name"], customer["last_name"]) == ("Grace", "Hopper")
+
+
+def _bare_app(**overrides: Any) -> FastAPI:
+    """The app without its lifespan: enough for what is answered before any database work."""
+    values: dict[str, Any] = {
+        "api_token": TOKEN,
+        "write_keys": [WRITE_KEY],
+        "campaign_url": "",
+        "support_url": "",
+        "partner_share_url": "",
+        "sales_url": "",
+        **overrides,
+    }
+    return create_app(Settings(**values))
+
+
+async def _bare(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profile")
+
+
+PREFLIGHT = {
+    "Origin": "https://shop.example",
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,content-type",
+}
+
+
+class TestCors:
+    async def test_any_origin_may_call_the_tracking_api_by_default(self) -> None:
+        async with await _bare(_bare_app()) as client:
+            asked = await client.options("/v1/t", headers=PREFLIGHT)
+            refused = await client.post(
+                "/v1/t",
+                content=b"{}",
+                headers={"Origin": "https://shop.example", "Authorization": "Basic bm9wZTo="},
+            )
+
+        assert asked.status_code == 200
+        assert asked.headers["access-control-allow-origin"] == "*"
+        assert "POST" in asked.headers["access-control-allow-methods"]
+        assert "authorization" in asked.headers["access-control-allow-headers"].lower()
+        # Even a refusal is readable by the page (a 401 here), so the SDK can tell why.
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == "*"
+
+    async def test_only_the_tracking_api_answers_cors(self) -> None:
+        async with await _bare(_bare_app()) as client:
+            asked = await client.options("/customers", headers=PREFLIGHT)
+            read = await client.get("/healthz", headers={"Origin": "https://shop.example"})
+
+        assert "access-control-allow-origin" not in asked.headers
+        assert "access-control-allow-origin" not in read.headers
+
+    async def test_a_restricted_list_lets_in_only_its_origins(self) -> None:
+        app = _bare_app(tracking_cors_origins=["https://shop.example"])
+        async with await _bare(app) as client:
+            allowed = await client.options("/v1/batch", headers=PREFLIGHT)
+            other = await client.options(
+                "/v1/batch", headers={**PREFLIGHT, "Origin": "https://evil.example"}
+            )
+
+        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        assert other.status_code == 400
+        assert "access-control-allow-origin" not in other.headers
+
+    async def test_an_empty_list_turns_cors_off(self) -> None:
+        async with await _bare(_bare_app(tracking_cors_origins=[])) as client:
+            asked = await client.options("/v1/t", headers=PREFLIGHT)
+
+        assert "access-control-allow-origin" not in asked.headers
+
+
+class TestSegmentErrorBodies:
+    async def test_every_refusal_on_v1_has_code_message_and_says_not_to_retry(self) -> None:
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"nope:").decode()}
+        async with await _bare(_bare_app()) as client:
+            replies = {
+                "unknown key": await client.post("/v1/track", json={}, headers=wrong),
+                "unknown path": await client.post("/v1/nothing", json={}, headers=BASIC),
+                "wrong method": await client.get("/v1/track"),
+                "over the cap": await client.post(
+                    "/v1/batch", content=b"x" * (2 * 1024 * 1024), headers=BASIC
+                ),
+            }
+
+        statuses = {name: reply.status_code for name, reply in replies.items()}
+        assert statuses == {
+            "unknown key": 401,
+            "unknown path": 404,
+            "wrong method": 405,
+            "over the cap": 413,
+        }
+        for name, reply in replies.items():
+            body = reply.json()
+            assert body["code"] and body["message"], name
+            assert body["retryable"] is False, name
+        assert replies["unknown key"].json()["code"] == "unauthorized"
+
+    async def test_other_routes_keep_their_own_error_body(self) -> None:
+        async with await _bare(_bare_app()) as client:
+            reply = await client.get("/customers/x")
+
+        assert reply.status_code == 401
+        assert "retryable" not in reply.json()
+
+
+class TestHowAnalyticsJsSends:
+    async def test_short_paths_with_the_write_key_in_a_text_plain_body(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        plain = {"content-type": "text/plain;charset=UTF-8"}
+        who = {"writeKey": WRITE_KEY, "anonymousId": "a-js", "userId": "u-js"}
+        calls = {
+            "/v1/i": {**who, "traits": {"email": "hedy@example.com", "firstName": "Hedy"}},
+            "/v1/t": {**who, "event": "Order Completed", "properties": {"revenue": 10}},
+            "/v1/p": {**who, "name": "Home"},
+            "/v1/s": {**who, "name": "Home screen"},
+            "/v1/g": {**who, "groupId": "acme", "traits": {"name": "Acme"}},
+            "/v1/a": {**who, "previousId": "u-js-old"},
+            "/v1/b": {"writeKey": WRITE_KEY, "batch": [{**who, "type": "track", "event": "B"}]},
+        }
+        replies = {
+            path: await client.post(path, content=json.dumps(body), headers=plain)
+            for path, body in calls.items()
+        }
+        keyless = await client.post("/v1/t", content=json.dumps({"userId": "u", "event": "E"}))
+
+        assert {path: r.status_code for path, r in replies.items()} == dict.fromkeys(calls, 200)
+        assert keyless.status_code == 401
+        hedy = await customer_by_email(client, "hedy@example.com")
+        assert hedy is not None
+        wanted = {"rapport.order.completed.v1", "rapport.interaction.tracked.v1"}
+        assert wanted <= set(await until(lambda: _when_all(client, hedy, wanted)))
+        customer = (await client.get(f"/customers/{hedy}", headers=AUTH)).json()
+        assert [a["id"] for a in customer["accounts"]] == ["acme"]
+
+
+class TestTraits:
+    async def test_context_traits_make_the_customer_and_custom_ones_are_kept(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # RudderStack's identify: traits only in context.traits.
+        first = {
+            "userId": "rs-1",
+            "context": {"traits": {"email": "ada@example.com", "firstName": "Ada", "plan": "pro"}},
+        }
+        later = {
+            "userId": "rs-1",
+            "context": {"traits": {"plan": "team"}},
+            "traits": {"seats": 4, "plan": "enterprise", "email": "ada@example.com"},
+        }
+        cleared = {"userId": "rs-1", "traits": {"seats": None, "email": "ada@example.com"}}
+
+        for call in (first, later):
+            assert (await client.post("/v1/identify", json=call, headers=BASIC)).status_code == 200
+        ada = await customer_by_email(client, "ada@example.com")
+        assert ada is not None
+        shown = (await client.get(f"/customers/{ada}", headers=AUTH)).json()
+        assert (shown["first_name"], shown["traits"]) == ("Ada", {"plan": "enterprise", "seats": 4})
+        assert (await client.post("/v1/identify", json=cleared, headers=BASIC)).status_code == 200
+        shown = (await client.get(f"/customers/{ada}", headers=AUTH)).json()
+        assert shown["traits"] == {"plan": "enterprise"}
+        # The log carries them (campaign's `trait` rules read them from there).
+        wanted = {"rapport.customer.updated.v1"}
+        assert await until(lambda: _when_all(client, ada, wanted))
+        items = (await client.get(f"/customers/{ada}/timeline", headers=AUTH)).json()["items"]
+        published = [
+            i["data"]["changes"]["traits"]
+            for i in items
+            if i["type"] == "rapport.customer.updated.v1" and "traits" in i["data"]["changes"]
+        ]
+        assert {"plan": "pro"} in published  # right after customer.registered
+        assert await until(
+            lambda: _published_traits(client, ada, {"plan": "enterprise"}), timeout=15
+        )
+
+    async def test_past_the_limits_the_call_is_400_and_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        many = {f"t{n}": n for n in range(101)}
+        long_name = {"x" * 101: 1}
+        for traits in (many, long_name):
+            reply = await client.post(
+                "/v1/identify",
+                json={"userId": "u-big", "traits": {"email": "big@example.com", **traits}},
+                headers=BASIC,
+            )
+            assert reply.status_code == 400, reply.text
+            assert reply.json()["code"] == "bad_request"
+            assert reply.json()["retryable"] is False
+        assert await customer_by_email(client, "big@example.com") is None
+        assert await outbox_count(app) == 0
+
+
+class TestGroupsAndCampaigns:
+    async def test_accounts_show_on_the_customer_and_leave_with_an_erasure(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        who = {"userId": "u-g", "anonymousId": "a-g"}
+        batch = {
+            "batch": [
+                {**who, "type": "group", "groupId": "acme", "traits": {"name": "Acme", "plan": 1}},
+                {**who, "type": "group", "groupId": "acme", "traits": {"name": "Acme"}},
+                {"userId": "u-h", "type": "group", "groupId": "acme", "traits": {"seats": 3}},
+                {**who, "type": "identify", "traits": {"email": "gina@example.com"}},
+                {
+                    **who,
+                    "type": "page",
+                    "name": "Pricing",
+                    "context": {
+                        "campaign": {"name": "spring", "source": "news", "medium": "email"}
+                    },
+                },
+            ]
+        }
+        assert (await client.post("/v1/batch", json=batch, headers=BASIC)).status_code == 200
+        again = {**who, "groupId": "acme", "traits": {"plan": 2, "industry": "retail"}}
+        assert (await client.post("/v1/group", json=again, headers=BASIC)).status_code == 200
+        missing = await client.post("/v1/group", json=who, headers=BASIC)
+        gina = await customer_by_email(client, "gina@example.com")
+        assert gina is not None
+
+        customer = (await client.get(f"/customers/{gina}", headers=AUTH)).json()
+        exported = (await client.get(f"/customers/{gina}/export?scope=local", headers=AUTH)).json()
+        # The group calls go on the log too, for sales to link the contact to the account.
+        wanted = {"rapport.interaction.tracked.v1", "rapport.account.joined.v1"}
+        await until(lambda: _when_all(client, gina, wanted))
+        items = (await client.get(f"/customers/{gina}/timeline", headers=AUTH)).json()["items"]
+        erased = await client.delete(f"/customers/{gina}", headers=AUTH)
+        after = (await client.get(f"/customers/{gina}/export?scope=local", headers=AUTH)).json()
+
+        assert missing.status_code == 400 and "groupId" in missing.json()["message"]
+        [account] = customer["accounts"]
+        assert (account["id"], account["name"]) == ("acme", "Acme")
+        assert account["traits"] == {"name": "Acme", "plan": 2, "industry": "retail", "seats": 3}
+        assert [m["account_id"] for m in exported["records"]["account_memberships"]] == ["acme"]
+        page = next(i["data"] for i in items if i["data"].get("name") == "Pricing")
+        assert page["utm"] == {
+            "utm_campaign": "spring",
+            "utm_source": "news",
+            "utm_medium": "email",
+        }
+        assert erased.status_code == 200, erased.text
+        assert after["records"]["account_memberships"] == []
+        assert after["records"]["customers"] == []
+
+
+async def _published_traits(
+    client: httpx.AsyncClient, customer_id: str, traits: dict[str, Any]
+) -> bool:
+    items = (await client.get(f"/customers/{customer_id}/timeline", headers=AUTH)).json()["items"]
+    return any(
+        i["type"] == "rapport.customer.updated.v1" and i["data"]["changes"].get("traits") == traits
+        for i in items
+    )

@@ -2,8 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from rapport_events.limits import CustomerIdPath, PathId
 from rapport_events.types import Priority, TicketStatus
@@ -55,29 +54,6 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "the ticket is closed, or the request contradicts stored data"}
 }
 Limit = Annotated[int, Query(ge=1, le=200)]
-
-
-def _error(status_code: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": code, "message": message, "detail": message}, status_code=status_code
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map the service's refusals onto clear 4xx replies."""
-
-    @app.exception_handler(service.NotFound)
-    async def _not_found(_request: Request, exc: service.NotFound) -> JSONResponse:
-        message = f"no customer {exc}" if isinstance(exc, service.CustomerNotFound) else str(exc)
-        return _error(404, "not_found", message)
-
-    @app.exception_handler(service.Conflict)
-    async def _conflict(_request: Request, exc: service.Conflict) -> JSONResponse:
-        return _error(409, "conflict", str(exc))
-
-    @app.exception_handler(service.InvalidRequest)
-    async def _invalid(_request: Request, exc: service.InvalidRequest) -> JSONResponse:
-        return _error(422, "invalid_request", str(exc))
 
 
 # --- customers ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import httpx
 
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.supervisor import Periodic
+from rapport_events.tracing import background_span, untraced
 from rapport_support import service, webhooks
 from rapport_support.models import SupportMention, SupportMentionReply
 from rapport_support.settings import Settings
@@ -29,8 +30,11 @@ class SlaMonitor(Periodic):
         self._settings = settings
 
     async def check(self) -> int:
-        async with transaction(self._sessions) as session:
-            return len(await service.record_due_breaches(session, self._settings))
+        # Looking for breaches and recording them is one transaction, and a pass nearly
+        # always finds none: not a trace each time.
+        with untraced():
+            async with transaction(self._sessions) as session:
+                return len(await service.record_due_breaches(session, self._settings))
 
 
 class ReplyDispatcher(Periodic):
@@ -52,13 +56,16 @@ class ReplyDispatcher(Periodic):
 
     async def deliver_due(self) -> int:
         """Attempt every reply that is due; returns how many were attempted."""
-        async with transaction(self._sessions) as session:
-            claimed = await service.due_replies(session, self._settings)
+        with untraced():
+            async with transaction(self._sessions) as session:
+                claimed = await service.due_replies(session, self._settings)
         # Sends happen outside any transaction: a slow platform must not hold database locks.
-        outcomes = await asyncio.gather(
-            *(self._attempt(reply, mention) for reply, mention in claimed)
-        )
-        for (reply, _mention), outcome in zip(claimed, outcomes, strict=True):
+        await asyncio.gather(*(self._deliver(reply, mention) for reply, mention in claimed))
+        return len(claimed)
+
+    async def _deliver(self, reply: SupportMentionReply, mention: SupportMention) -> None:
+        with background_span("support deliver reply", **{"rapport.reply.id": str(reply.id)}):
+            outcome = await self._attempt(reply, mention)
             async with transaction(self._sessions) as session:
                 await service.record_delivery(
                     session,
@@ -68,12 +75,11 @@ class ReplyDispatcher(Periodic):
                     error=outcome.error,
                     duration_ms=outcome.duration_ms,
                 )
-        return len(claimed)
 
     async def _attempt(
         self, reply: SupportMentionReply, mention: SupportMention
     ) -> webhooks.Outcome:
-        hook = self._settings.social_webhooks.get(mention.platform)
+        hook = self._settings.webhook_for(mention.platform)
         if hook is None:
             return webhooks.Outcome(None, f"no webhook for platform {mention.platform}", 0.0)
         return await webhooks.post_reply(

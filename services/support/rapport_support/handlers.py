@@ -14,6 +14,7 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     OrderCompleted,
 )
 from rapport_support import projection
@@ -32,7 +33,7 @@ async def on_customers_registered(
 async def on_customers_updated(
     events: list[CustomerUpdated], session: AsyncSession, settings: Settings
 ) -> None:
-    """Contact details, handles or tier changed."""
+    """Contact details or handles changed."""
     await projection.apply_customer_updates(session, settings, events)
 
 
@@ -62,6 +63,12 @@ async def on_orders_completed(
     await projection.record_orders(session, settings, events)
 
 
+@batch
+async def on_values_changed(events: list[CustomerValueChanged], session: AsyncSession) -> None:
+    """Profile's customer value: the tier and lifetime value the rep sees."""
+    await projection.apply_values(session, events)
+
+
 HANDLERS: HandlerMap = {
     CustomerRegistered: [on_customers_registered],
     CustomerUpdated: [on_customers_updated],
@@ -70,4 +77,5 @@ HANDLERS: HandlerMap = {
     CustomerMerged: [on_customer_merged],
     CustomerErased: [on_customer_erased],
     OrderCompleted: [on_orders_completed],
+    CustomerValueChanged: [on_values_changed],
 }

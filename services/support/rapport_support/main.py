@@ -10,15 +10,15 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from rapport_events.db import create_engine, is_sqlite, session_factory
+from rapport_events.db import MAX_OVERFLOW, POOL_SIZE, is_sqlite, session_factory
 from rapport_events.http import (
     health_router,
     install_error_handlers,
     instrument_app,
     instrument_engine,
+    open_event_runtime,
+    service_app,
 )
-from rapport_events.migrations import upgrade
-from rapport_events.runtime import EventRuntime
 from rapport_events.tracing import configure_tracing
 from rapport_support import api
 from rapport_support.background import ReplyDispatcher, SlaMonitor
@@ -27,6 +27,22 @@ from rapport_support.settings import Settings, get_settings
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_support"
+DESCRIPTION = """The support desk of Rapport, an open-source event-driven CRM.
+
+Tickets with priorities, SLA targets and their breaches, comments, links and merges;
+the products each customer owns and every earlier problem with them (the support context,
+served from support's own projection of the customer event log, so it answers while
+profile is down); known issues per product model; social mentions and the replies sent
+to them through each platform's webhook.
+
+Authentication: `Authorization: Bearer <token>` on every route but the probes."""
+TAGS = [
+    {"name": "tickets", "description": "Open, update, comment, link, merge, rate tickets"},
+    {"name": "customers", "description": "A customer's support context, and export"},
+    {"name": "sla", "description": "Response and resolution targets per priority"},
+    {"name": "products", "description": "Known issues of a product model"},
+    {"name": "social", "description": "Mentions on social platforms, and replies"},
+]
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -39,7 +55,9 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     """
     if not is_sqlite(engine):
         return engine
-    reader = create_async_engine(engine.url, connect_args={"timeout": 30})
+    reader = create_async_engine(
+        engine.url, connect_args={"timeout": 30}, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW
+    )
 
     @event.listens_for(reader.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -63,18 +81,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        await upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE)
-        runtime = EventRuntime(
-            service=settings.service_name,
-            engine=engine,
-            settings=settings.kafka,
+        runtime = await open_event_runtime(
+            app,
+            settings,
+            migrations=MIGRATIONS,
+            version_table=VERSION_TABLE,
             handlers=HANDLERS,
             dependencies={"settings": settings},
         )
-        instrument_engine(runtime)
-        app.state.runtime = runtime
+        engine = runtime.engine
         reader = read_engine(engine)
+        instrument_engine(reader)
         app.state.read_sessions = session_factory(reader)
         webhook_client = httpx.AsyncClient(follow_redirects=False)
         sla_monitor = SlaMonitor(runtime.sessions, settings)
@@ -92,10 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await reader.dispose()
             await engine.dispose()
 
-    app = FastAPI(title="Rapport support", version="0.1.0", lifespan=lifespan)
+    app = service_app(
+        title="Rapport support", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
+    )
     app.state.settings = settings
     install_error_handlers(app)
-    api.install_error_handlers(app)
     instrument_app(app)
     app.include_router(health_router())
     app.include_router(api.router)

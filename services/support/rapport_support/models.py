@@ -3,6 +3,7 @@
 import re
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, computed_field, field_validator
@@ -13,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    Numeric,
     Text,
     UniqueConstraint,
 )
@@ -77,8 +79,15 @@ class SupportCustomer(SQLModel, table=True):
     last_name: str = Field(max_length=100)
     country: str | None = Field(default=None, max_length=64)
     city: str | None = Field(default=None, max_length=128)
-    # Profitability tier; profile may publish it later in customer.updated.
+    # Profile's customer value (customer.value.changed, rapport_events.value).
     tier: str | None = Field(default=None, max_length=32)
+    orders: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    revenue: Decimal = Field(
+        default=Decimal(0), sa_type=Numeric(14, 2), sa_column_kwargs={"server_default": "0"}
+    )
+    lifetime_value: Decimal = Field(
+        default=Decimal(0), sa_type=Numeric(14, 2), sa_column_kwargs={"server_default": "0"}
+    )
     registered_at: datetime = Field(sa_column=Column(TZ, nullable=False))
     updated_at: datetime | None = Field(default=None, sa_column=Column(TZ, nullable=True))
 
@@ -349,6 +358,9 @@ class CustomerSummary(_Public):
     country: str | None = None
     city: str | None = None
     tier: str | None = None
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+    lifetime_value: Decimal = Decimal(0)
     registered_at: UtcDatetime
     updated_at: UtcDatetime | None = None
     social_handles: dict[str, str] = {}
@@ -439,7 +451,22 @@ def _stripped(value: str | None) -> str | None:
 class TicketCreate(Checked):
     """A new ticket; a serial number of a product the customer owns fills in its model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "3f0c6f0e-5a8e-4c57-9c3e-2b1f0f7d9a11",
+                    "subject": "X2 does not charge",
+                    "description": "The charging light stays off since the last update.",
+                    "priority": "high",
+                    "category": "charging",
+                    "channel": "email",
+                    "serial_number": "X2-000123",
+                }
+            ]
+        },
+    )
 
     customer_id: str = Field(min_length=1, max_length=64)
     subject: str = Field(min_length=1, max_length=200)

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import outbox
 from rapport_events.base import Event
+from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -24,6 +25,7 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     OrderCompleted,
     TicketUpdated,
 )
@@ -53,6 +55,7 @@ PROFILE_FIELDS = {
 }
 REQUIRED_FIELDS = ("email", "first_name", "last_name")
 CUSTOMER_COLUMNS = tuple(SupportCustomer.model_fields)
+VALUE_COLUMNS = ("tier", "orders", "revenue", "lifetime_value")
 CONSENT_COLUMNS = ("channel", "partner_id", "slices", "granted", "version", "source", "changed_at")
 HandleKey = tuple[str, str]
 Row = dict[str, Any]
@@ -272,16 +275,12 @@ def _apply_changes(customer: dict[str, Any], changes: Mapping[str, Any]) -> None
         if value is None and name in REQUIRED_FIELDS:
             continue
         customer[name] = _clip(str(value), length) if value is not None else None
-    for name in ("tier", "profitability_tier"):
-        if name in changes:
-            value = changes[name]
-            customer["tier"] = _clip(str(value), 32) if value is not None else None
 
 
 async def apply_customer_updates(
     session: AsyncSession, settings: Settings, events: Sequence[CustomerUpdated]
 ) -> None:
-    """Copy the changed profile attributes (and handles, and the tier) onto the projection."""
+    """Copy the changed profile attributes (and handles) onto the projection."""
     known = await identities(session, {event.customer_id for event in events})
     customers = await _customers(session, {known.current(e.customer_id) for e in events})
     changed: set[str] = set()
@@ -307,6 +306,32 @@ async def apply_customer_updates(
         for customer_id, handles in handle_sets:
             book.set(customer_id, handles)
         await _write_handles(session, settings, book)
+    _done(session)
+
+
+async def apply_values(session: AsyncSession, events: Sequence[CustomerValueChanged]) -> None:
+    """Profile's customer value (tier, orders, revenue, lifetime value) onto the projection.
+
+    Each event carries the whole value, so the last of a customer in the run wins.
+    """
+    known = await identities(session, {event.customer_id for event in events})
+    latest: dict[str, CustomerValueChanged] = {}
+    for event in events:
+        customer_id = known.current(event.customer_id)
+        if customer_id not in known.erased:
+            latest[customer_id] = event
+    customers = await _customers(session, latest)
+    rows = []
+    for customer_id, customer in sorted(customers.items()):
+        event = latest[customer_id]
+        customer.update(
+            tier=event.tier,
+            orders=event.orders,
+            revenue=event.revenue,
+            lifetime_value=event.lifetime_value,
+        )
+        rows.append(customer)
+    await store.upsert(session, SupportCustomer, rows, ("customer_id",), update=VALUE_COLUMNS)
     _done(session)
 
 
@@ -417,7 +442,7 @@ async def add_registered_customer(
 async def apply_customer_update(
     session: AsyncSession, settings: Settings, event: CustomerUpdated
 ) -> None:
-    """Copy the changed profile attributes (and handles, and the tier) onto the projection."""
+    """Copy the changed profile attributes (and handles) onto the projection."""
     await apply_customer_updates(session, settings, [event])
 
 
@@ -470,6 +495,9 @@ async def erase_customer(session: AsyncSession, customer_id: str, at: datetime) 
     for erased_id in erased:
         if not await store.is_erased(session, erased_id):
             store.add(session, SupportErasedCustomer(customer_id=erased_id, erased_at=at))
+    # Sent events about them (names, handles, free text) go now, not after the retention.
+    await outbox.delete_sent(session, erased)
+    checkpoint_after_commit(session)
     await session.flush()
 
 

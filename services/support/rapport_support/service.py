@@ -9,17 +9,19 @@ from typing import Any
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import outbox
+from rapport_events import errors, outbox
 from rapport_events.base import Event, utcnow
 from rapport_events.types import (
     Priority,
     SocialMentionReceived,
+    SocialReplySent,
     TicketOpened,
     TicketRated,
     TicketResolved,
     TicketSlaBreached,
     TicketUpdated,
 )
+from rapport_events.webhooks import refused_for_good, retry_delay
 from rapport_support import store, text
 from rapport_support.models import (
     OPEN_STATUSES,
@@ -55,7 +57,6 @@ from rapport_support.models import (
     SupportContext,
     SupportMention,
     SupportMentionReply,
-    SupportProduct,
     SupportReplyAttempt,
     SupportSlaBreach,
     SupportSlaPolicy,
@@ -79,19 +80,22 @@ UNCATEGORISED = "uncategorised"
 PRIORITY_RANK = {priority: rank for rank, priority in enumerate(PRIORITIES)}
 
 
-class NotFound(LookupError):
+class NotFound(errors.NotFound):
     """No such customer, ticket or mention."""
 
 
 class CustomerNotFound(NotFound):
     """Support has not heard of a customer with that id."""
 
+    def message(self) -> str:
+        return f"no customer {self}"
 
-class Conflict(Exception):
+
+class Conflict(errors.Conflict):
     """The request contradicts the stored state (a closed ticket, an erased customer...)."""
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(errors.InvalidRequest):
     """The request is well-formed but asks for something that cannot be done."""
 
 
@@ -111,7 +115,7 @@ def _clip(value: str | None, length: int) -> str | None:
 # --- support context and export ------------------------------------------------------------
 
 
-def _product_view(product: SupportProduct, today: date) -> ProductPublic:
+def _product_view(product: Any, today: date) -> ProductPublic:
     view = ProductPublic.model_validate(product)
     view.under_warranty = product.warranty_ends_on >= today
     return view
@@ -122,36 +126,29 @@ async def get_support_context(
 ) -> SupportContext:
     """The customer, the products they own and their earlier tickets, or CustomerNotFound."""
     now = now or utcnow()
-    customer = await store.get_customer(session, customer_id)
-    if customer is None:
+    rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
+    if rows.customer is None:
         # Merges and erasure delete the row, so only a missing one needs these two lookups.
-        customer_id = await store.current_id(session, customer_id)
-        if await store.is_erased(session, customer_id):
-            raise CustomerNotFound(customer_id)
-        customer = await store.get_customer(session, customer_id)
-    products = await store.products_of(session, customer_id)
-    tickets = await store.tickets_of(session, customer_id)
-    if customer is None and not products and not tickets:
+        current = await store.current_id(session, customer_id)
+        if await store.is_erased(session, current):
+            raise CustomerNotFound(current)
+        if current != customer_id:
+            customer_id = current
+            rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
+    if rows.customer is None and not rows.products and not rows.tickets:
         raise CustomerNotFound(customer_id)
     summary = None
-    if customer is not None:
-        summary = CustomerSummary.model_validate(customer)
-        summary.social_handles = {
-            handle.platform: handle.handle
-            for handle in await store.handles_of(session, customer_id)
-        }
-        summary.consents = [
-            ConsentPublic.model_validate(consent)
-            for consent in await store.consents_of(session, customer_id)
-        ]
-    mentions = await store.mentions_of(session, customer_id, limit=CONTEXT_MENTIONS)
+    if rows.customer is not None:
+        summary = CustomerSummary.model_validate(rows.customer)
+        summary.social_handles = {handle.platform: handle.handle for handle in rows.handles}
+        summary.consents = [ConsentPublic.model_validate(consent) for consent in rows.consents]
     return SupportContext(
         customer_id=customer_id,
         customer=summary,
-        products=[_product_view(product, now.date()) for product in products],
-        tickets=[TicketSummary.model_validate(ticket) for ticket in tickets],
-        open_tickets=sum(ticket.status in OPEN_STATUSES for ticket in tickets),
-        mentions=[MentionSummary.model_validate(mention) for mention in mentions],
+        products=[_product_view(product, now.date()) for product in rows.products],
+        tickets=[TicketSummary.model_validate(ticket) for ticket in rows.tickets],
+        open_tickets=sum(ticket.status in OPEN_STATUSES for ticket in rows.tickets),
+        mentions=[MentionSummary.model_validate(mention) for mention in rows.mentions],
     )
 
 
@@ -632,10 +629,7 @@ async def list_tickets(
         where = store.TicketFilter(
             **{**where.__dict__, "customer_id": await store.current_id(session, where.customer_id)}
         )
-    try:
-        rows, next_cursor = await store.list_tickets(session, where, limit, cursor)
-    except store.BadCursor as bad:
-        raise InvalidRequest(str(bad)) from bad
+    rows, next_cursor = await store.list_tickets(session, where, limit, cursor)
     return Page(items=await _ticket_views(session, rows), next_cursor=next_cursor)
 
 
@@ -871,10 +865,7 @@ async def list_mentions(
     session: AsyncSession, where: store.MentionFilter, limit: int, cursor: str | None
 ) -> Page[MentionPublic]:
     """Mentions for PR staff, newest first, one page at a time."""
-    try:
-        rows, next_cursor = await store.list_mentions(session, where, limit, cursor)
-    except store.BadCursor as bad:
-        raise InvalidRequest(str(bad)) from bad
+    rows, next_cursor = await store.list_mentions(session, where, limit, cursor)
     return Page(items=[MentionPublic.model_validate(m) for m in rows], next_cursor=next_cursor)
 
 
@@ -920,7 +911,7 @@ async def reply_to_mention(
     """Queue a reply for the platform's webhook; it also answers the mention's ticket."""
     now = now or utcnow()
     mention = await _get_mention(session, mention_id)
-    if mention.platform not in settings.social_webhooks:
+    if settings.webhook_for(mention.platform) is None:
         raise InvalidRequest(f"no reply webhook is configured for platform {mention.platform}")
     reply = SupportMentionReply(
         mention_id=mention.id,
@@ -953,19 +944,11 @@ async def due_replies(
     now = now or utcnow()
     lease = now + timedelta(seconds=settings.webhook_timeout_s * 2 + 5)
     claimed = []
-    for reply in await store.due_replies(session, now, limit):
-        if not await store.claim_reply(session, reply.id, reply.attempts, lease):
-            continue
-        await session.refresh(reply)
+    for reply in await store.claim_due_replies(session, now, limit, lease):
         mention = await store.get_mention(session, reply.mention_id)
         if mention is not None:
             claimed.append((reply, mention))
     return claimed
-
-
-def _permanent(status_code: int | None) -> bool:
-    # The receiver refused the request itself (bad signature, unknown post): retrying cannot help.
-    return status_code is not None and 400 <= status_code < 500 and status_code not in (408, 429)
 
 
 async def record_delivery(
@@ -1002,17 +985,32 @@ async def record_delivery(
             None,
         )
         mention = await store.get_mention(session, reply.mention_id)
-        if mention is not None and mention.status != "closed":
-            mention.status = "replied"
-            store.add(session, mention)
+        if mention is not None:
+            if mention.status != "closed":
+                mention.status = "replied"
+                store.add(session, mention)
+            # On the customer's timeline (profile), beside the mention it answers.
+            _publish(
+                session,
+                settings,
+                SocialReplySent(
+                    customer_id=mention.customer_id or mention.subject_id,
+                    occurred_at=now,
+                    mention_id=mention.id,
+                    reply_id=reply.id,
+                    platform=mention.platform,
+                    handle=mention.handle,
+                    text=reply.text,
+                    author=reply.author,
+                ),
+            )
     else:
         reply.last_error = _clip(error or f"HTTP {status_code}", 2_000)
-        if reply.attempts >= settings.webhook_max_attempts or _permanent(status_code):
+        if reply.attempts >= settings.webhook_max_attempts or refused_for_good(status_code):
             reply.status, reply.next_attempt_at = "failed", None
         else:
-            backoff = settings.webhook_backoff_s * 2 ** (reply.attempts - 1)
-            reply.next_attempt_at = now + timedelta(
-                seconds=min(backoff, settings.webhook_max_backoff_s)
+            reply.next_attempt_at = now + retry_delay(
+                reply.attempts, settings.webhook_backoff_s, settings.webhook_max_backoff_s
             )
     store.add(session, reply)
     await session.flush()

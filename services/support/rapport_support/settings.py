@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     # Replies to social mentions: one signed webhook per platform.
     social_webhooks: dict[str, SocialWebhook] = Field(default_factory=dict)
+    # Where replies to a platform without a webhook of its own go (`make run`: its sink).
+    social_webhook_default: SocialWebhook | None = None
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0)
@@ -89,9 +91,16 @@ class Settings(BaseSettings):
             f"SUPPORT_SOCIAL_WEBHOOKS[{name}].secret": hook.secret.get_secret_value()
             for name, hook in self.social_webhooks.items()
         }
+        if self.social_webhook_default is not None:
+            secret = self.social_webhook_default.secret.get_secret_value()
+            webhooks["SUPPORT_SOCIAL_WEBHOOK_DEFAULT.secret"] = secret
         enforce_secrets(
             self.environment,
-            {"SUPPORT_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token, **webhooks},
+            {
+                "SUPPORT_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
+                **webhooks,
+                **self.kafka.secrets(),
+            },
         )
         return self
 
@@ -99,6 +108,10 @@ class Settings(BaseSettings):
     def _platforms_in_lower_case(self) -> Self:
         self.social_webhooks = {name.lower(): hook for name, hook in self.social_webhooks.items()}
         return self
+
+    def webhook_for(self, platform: str) -> SocialWebhook | None:
+        """Where replies on `platform` go: its own webhook, else the default one, else none."""
+        return self.social_webhooks.get(platform, self.social_webhook_default)
 
     def warranty_months_for(self, product_model: str | None, category: str | None) -> int:
         """Months of warranty of a product: its model's, else its category's, else the default."""

@@ -1,19 +1,18 @@
 """Every query support makes."""
 
-import base64
-import binascii
-import re
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, tuple_, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, tuple_, update
 from sqlalchemy import select as core_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import bulk
+from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_support.models import (
     OPEN_STATUSES,
     SupportConsent,
@@ -34,38 +33,8 @@ from rapport_support.models import (
 )
 
 
-class BadCursor(ValueError):
-    """A listing cursor that this service did not hand out."""
-
-
 def add(session: AsyncSession, row: SQLModel) -> None:
     session.add(row)
-
-
-# --- cursors: keyset pagination on (time, id), newest first ------------------------------
-
-
-def encode_cursor(at: datetime, row_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{aware(at).isoformat()}|{row_id}".encode()).decode()
-
-
-# Row ids are uuid4 strings; anything else (a NUL, a megabyte) must not reach the database.
-ROW_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
-CURSOR_MAX_LENGTH = 256
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    refused = BadCursor("cursor is not one this service handed out")
-    if len(cursor) > CURSOR_MAX_LENGTH:
-        raise refused
-    try:
-        at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        moment = aware(datetime.fromisoformat(at)).astimezone(UTC)
-    except (ValueError, UnicodeError, OverflowError, binascii.Error) as error:
-        raise refused from error
-    if not ROW_ID.fullmatch(row_id):
-        raise refused
-    return moment, row_id
 
 
 # --- customers ------------------------------------------------------------------------------
@@ -77,6 +46,66 @@ async def get_customer(session: AsyncSession, customer_id: str) -> SupportCustom
 
 def add_customer(session: AsyncSession, customer: SupportCustomer) -> None:
     session.add(customer)
+
+
+@dataclass(frozen=True)
+class ContextRows:
+    """What the support context shows of one customer, as plain rows (no ORM objects)."""
+
+    customer: Any | None
+    products: Sequence[Any]
+    tickets: Sequence[Any]
+    handles: Sequence[Any]
+    consents: Sequence[Any]
+    mentions: Sequence[Any]
+
+
+@functools.cache
+def _context_queries() -> dict[str, Any]:
+    """The support context's selects, built once (building one costs more than running it)."""
+    customer_id: Any = bindparam("customer_id")
+
+    def rows_of(model: type[SQLModel], *order: str) -> Any:
+        table = _table(model)
+        columns = [
+            table.c[name[1:]].desc() if name.startswith("-") else table.c[name] for name in order
+        ]
+        return core_select(table).where(table.c.customer_id == customer_id).order_by(*columns)
+
+    return {
+        "customer": rows_of(SupportCustomer),
+        "handles": rows_of(SupportHandle, "platform"),
+        "consents": rows_of(SupportConsent, "purpose", "scope"),
+        "products": rows_of(SupportProduct, "-purchased_at", "line_no"),
+        "tickets": rows_of(SupportTicket, "-created_at", "-id"),
+        "mentions": rows_of(SupportMention, "-received_at", "-id").limit(bindparam("limit")),
+    }
+
+
+async def context_rows(session: AsyncSession, customer_id: str, mentions: int) -> ContextRows:
+    """The customer's row and what hangs off it, newest first: Core selects on one connection.
+
+    A read on the hot path of every call a rep takes: rows, not ORM objects, which cost
+    more to build than the queries take.
+    """
+    await session.flush()  # rows the caller added in this transaction are seen
+    connection = await session.connection()
+    queries = _context_queries()
+    values = {"customer_id": customer_id, "limit": mentions}
+
+    async def rows(name: str) -> Sequence[Any]:
+        return (await connection.execute(queries[name], values)).all()
+
+    customers = await rows("customer")
+    found = customers[0] if customers else None
+    return ContextRows(
+        customer=found,
+        products=await rows("products"),
+        tickets=await rows("tickets"),
+        handles=await rows("handles") if found is not None else [],
+        consents=await rows("consents") if found is not None else [],
+        mentions=await rows("mentions"),
+    )
 
 
 async def is_erased(session: AsyncSession, customer_id: str) -> bool:
@@ -429,7 +458,7 @@ async def list_tickets(
         has_breach = exists().where(col(SupportSlaBreach.ticket_id) == col(SupportTicket.id))
         query = query.where(has_breach if where.breached else ~has_breach)
     if cursor is not None:
-        at, ticket_id = decode_cursor(cursor)
+        at, ticket_id = decode_cursor(cursor, datetime, str)
         query = query.where(
             or_(
                 col(SupportTicket.created_at) < at,
@@ -560,8 +589,10 @@ async def overdue_tickets(
                 col(done).is_(None),
                 ~recorded,
             )
-            .order_by(col(due))
+            .order_by(col(due), col(SupportTicket.id))
             .limit(limit)
+            # Another monitor's tickets are skipped, not waited for: replicas share the pass.
+            .with_for_update(of=SupportTicket, skip_locked=True)
         )
         found.extend((ticket, target) for ticket in result.all())
     return found
@@ -647,7 +678,7 @@ async def list_mentions(
         linked = col(SupportMention.customer_id)
         query = query.where(linked.is_not(None) if where.linked else linked.is_(None))
     if cursor is not None:
-        at, mention_id = decode_cursor(cursor)
+        at, mention_id = decode_cursor(cursor, datetime, str)
         query = query.where(
             or_(
                 col(SupportMention.received_at) < at,
@@ -697,35 +728,40 @@ async def attempts_for(
     return list(result.all())
 
 
-async def due_replies(
-    session: AsyncSession, now: datetime, limit: int
+async def claim_due_replies(
+    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
 ) -> list[SupportMentionReply]:
-    result = await session.exec(
-        select(SupportMentionReply)
+    """Take the next attempt of up to `limit` due replies, leased until `lease_until`.
+
+    One statement: rows another dispatcher is claiming are skipped (SKIP LOCKED on
+    PostgreSQL; SQLite lets one writer in at a time), so each attempt is made once.
+    """
+    due = (
+        select(col(SupportMentionReply.id))
         .where(
             SupportMentionReply.status == "pending",
             col(SupportMentionReply.next_attempt_at) <= now,
         )
-        .order_by(col(SupportMentionReply.next_attempt_at))
+        .order_by(col(SupportMentionReply.next_attempt_at), col(SupportMentionReply.id))
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    return list(result.all())
-
-
-async def claim_reply(
-    session: AsyncSession, reply_id: str, seen_attempts: int, lease_until: datetime
-) -> bool:
-    """Take the next attempt of a reply; False when another worker took it first."""
     result = await session.exec(
         update(SupportMentionReply)
-        .where(
-            col(SupportMentionReply.id) == reply_id,
-            col(SupportMentionReply.status) == "pending",
-            col(SupportMentionReply.attempts) == seen_attempts,
-        )
-        .values(attempts=seen_attempts + 1, next_attempt_at=lease_until)
+        .where(col(SupportMentionReply.id).in_(due.scalar_subquery()))
+        .values(attempts=col(SupportMentionReply.attempts) + 1, next_attempt_at=lease_until)
+        .returning(col(SupportMentionReply.id))
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    claimed = list(result.scalars().all())  # type: ignore[attr-defined]
+    if not claimed:
+        return []
+    rows = await session.exec(
+        select(SupportMentionReply)
+        .where(col(SupportMentionReply.id).in_(claimed))
+        .order_by(col(SupportMentionReply.id))
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
 
 
 async def export_rows(session: AsyncSession, customer_id: str) -> dict[str, list[SQLModel]]:

@@ -5,8 +5,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics.pairwise import linear_kernel
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from rapport_support.models import MentionKind, Sentiment
@@ -69,6 +67,11 @@ def most_similar(
     texts = [text for _, text in documents]
     if not texts or not query.strip():
         return []
+    # Imported at the first search, not at start: scikit-learn is most of the service's
+    # import time (11 s of CPU on a busy machine), and a replica should be ready fast.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import linear_kernel
+
     vectorizer = TfidfVectorizer(
         strip_accents="unicode", lowercase=True, stop_words="english", ngram_range=(1, 2)
     )

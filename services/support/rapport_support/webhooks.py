@@ -1,7 +1,5 @@
-"""Replies to social platforms: a JSON body signed with HMAC-SHA256, posted with httpx."""
+"""Replies to social platforms: a signed JSON body (`rapport_events.webhooks`) over httpx."""
 
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -9,22 +7,14 @@ from typing import Any
 
 import httpx
 
+from rapport_events.webhooks import SIGNATURE_HEADER, sign, signed_headers, verify
 from rapport_support.models import SupportMention, SupportMentionReply, aware
 from rapport_support.settings import SocialWebhook
 
-SIGNATURE_HEADER = "X-Rapport-Signature"
+__all__ = ["SIGNATURE_HEADER", "sign", "verify", "post_reply", "reply_body"]
+
 DELIVERY_HEADER = "X-Rapport-Delivery"
 ATTEMPT_HEADER = "X-Rapport-Attempt"
-
-
-def sign(secret: str, body: bytes) -> str:
-    """`sha256=<hex>`: the HMAC-SHA256 of the exact body bytes under the platform's secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify(secret: str, body: bytes, signature: str) -> bool:
-    """What a receiver does: compare in constant time."""
-    return hmac.compare_digest(sign(secret, body), signature)
 
 
 def reply_body(reply: SupportMentionReply, mention: SupportMention) -> bytes:
@@ -61,8 +51,8 @@ async def post_reply(
     body = reply_body(reply, mention)
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(hook.secret.get_secret_value(), body),
         # Receivers de-duplicate on the delivery id: a retry after a lost answer repeats it.
+        **signed_headers(hook.secret.get_secret_value(), body, reply.id),
         DELIVERY_HEADER: reply.id,
         ATTEMPT_HEADER: str(reply.attempts),
     }

@@ -16,9 +16,10 @@ from rapport_events.base import Event
 from rapport_events.codec import Envelope, decode, encode
 from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
-from rapport_events.outbox import OutboxMessage
+from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import consumes_events, wait_until_ready
+from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
+from rapport_events.testing.pytest_plugin import Migrations
 from rapport_support.main import MIGRATIONS, VERSION_TABLE, create_app
 from rapport_support.settings import Settings
 
@@ -52,7 +53,11 @@ def settings() -> Settings:
 async def outbox_events(sessions: SessionFactory) -> list[Event]:
     """Every event written to the outbox, oldest first."""
     async with sessions() as session:
-        rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(is_event()).order_by(col(OutboxMessage.id))
+            )
+        ).all()
     return [
         decode(row.value, [(name, value.encode()) for name, value in row.headers]).data
         for row in rows
@@ -79,17 +84,6 @@ async def eventually(
 @pytest.fixture
 def poll() -> Callable[..., Awaitable[httpx.Response]]:
     return eventually
-
-
-async def drain_outbox(app: FastAPI, timeout: float = 10.0) -> None:
-    """Wait until the relay has published every outbox row of `app`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        relay = app.state.runtime.relay
-        if relay is not None and (await relay.backlog())[0] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the outbox was not drained within {timeout}s")
 
 
 @pytest.fixture
@@ -204,3 +198,9 @@ async def read_log(
 @pytest.fixture(name="read_log")
 def read_log_fixture() -> Callable[..., Awaitable[list[Envelope]]]:
     return read_log
+
+
+@pytest.fixture
+def database_template() -> Migrations:
+    """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
+    return (MIGRATIONS, VERSION_TABLE)

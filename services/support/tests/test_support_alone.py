@@ -2,15 +2,16 @@
 running and with profile stopped, and support's tickets on profile's timeline."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from rapport_events.settings import KafkaSettings
-from rapport_events.testing.pytest_plugin import DatabaseFactory
+from rapport_events.testing.broker import TansuBroker
+from rapport_events.testing.pytest_plugin import DatabaseFactory, test_kafka_settings
 from rapport_events.testing.stack import DEV_TOKEN, Stack
+
+pytestmark = pytest.mark.processes
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
 WRITE_KEY = ("rapport-dev-write-key", "")
@@ -18,14 +19,18 @@ Poll = Callable[..., Awaitable[httpx.Response]]
 ANGRY = "My ZenBook 14 died again after two weeks. Terrible, I am furious and want a refund!"
 
 
-@pytest.fixture
-async def stack(
-    database_factory: DatabaseFactory, kafka_settings: KafkaSettings, tmp_path: Path
+@pytest.fixture(scope="module")
+async def shared_stack(
+    module_database_factory: DatabaseFactory,
+    kafka_broker: TansuBroker,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
-    """Profile and support as uvicorn processes, each on its own database."""
+    """Profile and support as uvicorn processes, each on its own database, started once
+    for the module's tests of one database kind."""
+    kafka = test_kafka_settings(kafka_broker.bootstrap_servers)
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "KAFKA_TOPIC": kafka_settings.topic,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKA_TOPIC": kafka.topic,
         "KAFKA_PARTITIONS": "3",
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
@@ -33,16 +38,26 @@ async def stack(
         "OTEL_METRICS_EXPORTER": "none",
     }
     databases = {
-        "profile": await database_factory("profile"),
-        "support": await database_factory("support"),
+        "profile": await module_database_factory("profile"),
+        "support": await module_database_factory("support"),
     }
-    running = Stack(workdir=tmp_path, env=env, databases=databases)
-    running.start(["profile", "support"])
+    running = Stack(workdir=tmp_path_factory.mktemp("stack"), env=env, databases=databases)
+    running.start(list(databases))
     try:
-        running.wait_ready(timeout=60)
+        running.wait_ready(timeout=90)
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Stack:
+    """The shared stack with both services running (a test may have stopped one)."""
+    stopped = [name for name in shared_stack.databases if name not in shared_stack.services]
+    if stopped:
+        shared_stack.start(stopped)
+        shared_stack.wait_ready(timeout=90)
+    return shared_stack
 
 
 async def register(profile: httpx.AsyncClient, **fields: Any) -> str:
@@ -178,7 +193,9 @@ class TestMentionsOnTheTimeline:
         profile = httpx.AsyncClient(base_url=stack.url("profile"), headers=AUTH, timeout=10)
         support = httpx.AsyncClient(base_url=stack.url("support"), headers=AUTH, timeout=10)
         async with profile, support:
-            customer_id = await register(profile, social_handles={"twitter": "@Ada_L"})
+            customer_id = await register(
+                profile, email="ada.l@example.com", social_handles={"twitter": "@Ada_L"}
+            )
             await poll(
                 lambda: support.get(f"/customers/{customer_id}/support-context"),
                 lambda r: r.status_code == 200,
@@ -217,7 +234,7 @@ class TestMentionsOnTheTimeline:
         profile = httpx.AsyncClient(base_url=stack.url("profile"), headers=AUTH, timeout=10)
         support = httpx.AsyncClient(base_url=stack.url("support"), headers=AUTH, timeout=10)
         async with profile, support:
-            customer_id = await register(profile)
+            customer_id = await register(profile, email="ada.unknown@example.com")
             posted = await support.post(
                 "/social/mentions",
                 json={"platform": "twitter", "handle": "@ada_unknown", "text": ANGRY},

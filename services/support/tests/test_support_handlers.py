@@ -17,6 +17,7 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     LineItem,
     OrderCompleted,
 )
@@ -64,6 +65,7 @@ class TestHandlerMap:
             ConsentGranted,
             ConsentRevoked,
             OrderCompleted,
+            CustomerValueChanged,
         }
 
     async def test_the_runner_applies_a_redelivered_event_once(

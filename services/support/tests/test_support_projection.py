@@ -14,6 +14,7 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     LineItem,
     OrderCompleted,
 )
@@ -115,7 +116,7 @@ class TestCustomerRegistered:
 
 
 class TestCustomerUpdated:
-    async def test_changes_name_contact_tier_and_handles(
+    async def test_changes_name_contact_and_handles(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
@@ -128,7 +129,6 @@ class TestCustomerUpdated:
                     changes={
                         "city": "Manchester",
                         "phone": None,
-                        "profitability_tier": "gold",
                         "social_handles": {"instagram": "ada.codes"},
                     },
                 ),
@@ -136,8 +136,38 @@ class TestCustomerUpdated:
 
         customer = (await context(sessions)).customer
         assert customer is not None
-        assert (customer.city, customer.phone, customer.tier) == ("Manchester", None, "gold")
+        assert (customer.city, customer.phone) == ("Manchester", None)
         assert customer.social_handles == {"instagram": "ada.codes"}
+
+
+class TestCustomerValueChanged:
+    async def test_the_rep_sees_profiles_tier_and_lifetime_value_the_last_of_a_run_winning(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
+        def value(orders: int, ltv: str, tier: str) -> CustomerValueChanged:
+            return CustomerValueChanged(
+                customer_id="cust-1",
+                orders=orders,
+                revenue=Decimal(ltv) / 4,
+                profit=Decimal(ltv) / 4,
+                lifetime_value=Decimal(ltv),
+                tier=tier,  # type: ignore[arg-type]
+            )
+
+        async with transaction(sessions) as session:
+            await projection.add_registered_customer(session, settings, registered())
+            await projection.apply_values(
+                session, [value(1, "400.00", "silver"), value(2, "1200.00", "gold")]
+            )
+
+        customer = (await context(sessions)).customer
+        assert customer is not None
+        assert (customer.tier, customer.orders, customer.lifetime_value) == (
+            "gold",
+            2,
+            Decimal("1200.00"),
+        )
+        assert customer.revenue == Decimal("300.00")
 
     async def test_an_older_change_does_not_overwrite_a_newer_one(
         self, sessions: SessionFactory, settings: Settings

@@ -5,14 +5,17 @@ import logging
 import pytest
 from pydantic import ValidationError
 
+from rapport_events.settings import KafkaSettings
 from rapport_support.settings import DEVELOPMENT_TOKEN, Settings
 
 TOKEN = "k3Jd9-x0QmZr7TqV2bLw5nYp8sHc4uEa1GfR6oDi"
+# Strong key-encryption keys: the development one is refused outside development.
+KAFKA = KafkaSettings(key_encryption_keys=[f"k1:{TOKEN}"])
 WEAK = ["", "x", DEVELOPMENT_TOKEN, "changeme", "a" * 40, "replace-with-a-long-random-token"]
 
 
 def production(**values: object) -> Settings:
-    return Settings(**{"environment": "production", "api_token": TOKEN, **values})
+    return Settings(**{"environment": "production", "api_token": TOKEN, "kafka": KAFKA, **values})
 
 
 def webhook(secret: str) -> dict[str, object]:

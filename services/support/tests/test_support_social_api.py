@@ -1,7 +1,6 @@
 """Social mentions over HTTP: a known handle's complaint lands on the customer's timeline, and
 replies reach a real HTTP receiver, signed, with retries."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
+from standardwebhooks import Webhook
 
 from rapport_events.codec import Envelope
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
+from rapport_events.testing.replicas import serving
 from rapport_events.types import CustomerRegistered, SocialMentionReceived, TicketOpened
+from rapport_events.webhooks import standard_secret
 from rapport_support import webhooks
 
 Poll = Callable[..., Awaitable[httpx.Response]]
@@ -48,22 +49,8 @@ class Receiver:
 @asynccontextmanager
 async def receiving(receiver: Receiver) -> AsyncIterator[str]:
     """Serve `receiver` on a free loopback port; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(receiver, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):  # at most 10 s
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise TimeoutError("the webhook receiver did not start")
-        yield f"http://127.0.0.1:{port}/replies"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(receiver, free_port()) as url:
+        yield f"{url}/replies"
 
 
 class TestAComplaintFromAKnownHandle:
@@ -195,7 +182,8 @@ class TestReplyingThroughTheWebhook:
         assert len(receiver.requests) == 2
         for headers, body in receiver.requests:
             assert webhooks.verify(SECRET, body, headers["x-rapport-signature"])
-            assert headers["x-rapport-delivery"] == reply["id"]
+            assert Webhook(standard_secret(SECRET)).verify(body, dict(headers))
+            assert headers["x-rapport-delivery"] == headers["webhook-id"] == reply["id"]
         assert receiver.requests[0][1] == receiver.requests[1][1]
 
     async def test_a_platform_without_a_webhook_is_a_422(

@@ -9,6 +9,7 @@ import pytest
 
 from rapport_events.base import Event
 from rapport_events.db import SessionFactory, transaction
+from rapport_events.pagination import BadCursor
 from rapport_events.types import (
     LineItem,
     OrderCompleted,
@@ -478,7 +479,7 @@ class TestSearch:
         assert [len(page) for page in pages] == [2, 2, 1]
 
     async def test_a_made_up_cursor_is_refused(self, sessions: SessionFactory) -> None:
-        with pytest.raises(service.InvalidRequest):
+        with pytest.raises(BadCursor):
             async with transaction(sessions) as session:
                 await service.list_tickets(session, service.store.TicketFilter(), 10, "bm9wZQ")
 

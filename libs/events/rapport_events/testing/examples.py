@@ -3,8 +3,13 @@
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from rapport_events import value
 from rapport_events.base import Event
 from rapport_events.types import (
+    AccountContactLinked,
+    AccountCreated,
+    AccountJoined,
+    ActivityLogged,
     CampaignConversionAttributed,
     CampaignMessageClicked,
     CampaignMessageDelivered,
@@ -17,15 +22,21 @@ from rapport_events.types import (
     CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
+    CustomerValueChanged,
     InteractionTracked,
     LineItem,
     LoyaltyPointsEarned,
+    OpportunityCreated,
+    OpportunityLost,
+    OpportunityStageChanged,
+    OpportunityWon,
     OrderCompleted,
     PartnerDataDisclosed,
     PartnerEventContributed,
     SegmentEntered,
     SegmentExited,
     SocialMentionReceived,
+    SocialReplySent,
     SurveyCompleted,
     TicketOpened,
     TicketRated,
@@ -36,6 +47,31 @@ from rapport_events.types import (
 
 CUSTOMER_ID = "9b2f4c1e-5a7d-4e0b-8c3f-2d6a1b9e7f40"
 OCCURRED_AT = datetime(2026, 3, 14, 9, 26, 53, 589_793, tzinfo=UTC)
+
+
+def value_after(*orders: OrderCompleted) -> CustomerValueChanged:
+    """The customer.value.changed profile publishes once these orders (of one customer)
+    are all it holds: the one method of rapport_events.value, for tests without profile."""
+    count = len(orders)
+    revenue = sum((o.revenue for o in orders), Decimal(0)).quantize(value.CENT)
+    profit = sum((o.revenue - (o.cost or 0) for o in orders), Decimal(0)).quantize(value.CENT)
+    first = min(o.occurred_at for o in orders)
+    last = max(o.occurred_at for o in orders)
+    lifetime = value.lifetime_value(profit, first, last)
+    return CustomerValueChanged(
+        customer_id=orders[0].customer_id,
+        occurred_at=last,
+        orders=count,
+        revenue=revenue,
+        average_order_value=value.average_order_value(count, revenue),
+        profit=profit,
+        lifetime_value=lifetime,
+        tier=value.tier(count, lifetime),  # type: ignore[arg-type]
+        first_order_at=first,
+        last_order_at=last,
+        frequency_score=value.frequency_score(count),
+        monetary_score=value.monetary_score(count, revenue),
+    )
 
 
 def example_events(customer_id: str = CUSTOMER_ID) -> list[Event]:
@@ -127,6 +163,15 @@ def example_events(customer_id: str = CUSTOMER_ID) -> list[Event]:
             sales_channel="web",
             cost=Decimal("210.00"),
         ),
+        value_after(
+            OrderCompleted(
+                **at,
+                order_id="ord-2026-000123",
+                items=(espresso, beans),
+                revenue=Decimal("367.50"),
+                cost=Decimal("210.00"),
+            )
+        ),
         SurveyCompleted(
             **at,
             survey_id="srv-post-purchase",
@@ -195,6 +240,15 @@ def example_events(customer_id: str = CUSTOMER_ID) -> list[Event]:
             sentiment="positive",
             linked=True,
         ),
+        SocialReplySent(
+            **at,
+            mention_id="mnt-77",
+            reply_id="rpl-12",
+            platform="twitter",
+            handle="@ada_l",
+            text="Glad you like it, Ada!",
+            author="pr:linus",
+        ),
         PartnerDataDisclosed(
             **at,
             partner_id="ptn-coffee-club",
@@ -210,5 +264,70 @@ def example_events(customer_id: str = CUSTOMER_ID) -> list[Event]:
             partner_id="ptn-coffee-club",
             name="Tasting Attended",
             properties={"venue": "Shoreditch", "seats": 2},
+        ),
+        AccountJoined(
+            **at, account_id="acme-co", name="Acme Coffee", traits={"industry": "hospitality"}
+        ),
+        AccountCreated(
+            **at,
+            account_id="acc-0a1b",
+            name="Acme Coffee",
+            domain="acme.example",
+            industry="hospitality",
+            size="51-200",
+            owner="rep:grace",
+        ),
+        AccountContactLinked(
+            **at, account_id="acc-0a1b", account_name="Acme Coffee", source="group", role="buyer"
+        ),
+        OpportunityCreated(
+            **at,
+            opportunity_id="opp-31",
+            account_id="acc-0a1b",
+            pipeline_id="pl-default",
+            amount=Decimal("12000.00"),
+            owner="rep:grace",
+            name="Acme: 20 espresso machines",
+            stage="qualification",
+            probability=Decimal("0.2"),
+            expected_close_date=date(2026, 6, 30),
+            source="campaign:cmp-spring-sale",
+        ),
+        OpportunityStageChanged(
+            **at,
+            opportunity_id="opp-31",
+            account_id="acc-0a1b",
+            pipeline_id="pl-default",
+            amount=Decimal("12000.00"),
+            from_stage="qualification",
+            to_stage="proposal",
+            probability=Decimal("0.5"),
+        ),
+        OpportunityWon(
+            **at,
+            opportunity_id="opp-31",
+            account_id="acc-0a1b",
+            pipeline_id="pl-default",
+            amount=Decimal("12000.00"),
+            order_id="sales-opp-31",
+            cycle_days=41,
+        ),
+        OpportunityLost(
+            **at,
+            opportunity_id="opp-32",
+            account_id="acc-0a1b",
+            pipeline_id="pl-default",
+            amount=Decimal("800.00"),
+            reason="price",
+            cycle_days=12,
+        ),
+        ActivityLogged(
+            **at,
+            activity_id="act-9",
+            kind="meeting",
+            subject="Demo of the Barista X2",
+            account_id="acc-0a1b",
+            owner="rep:grace",
+            starts_at=OCCURRED_AT + timedelta(days=2),
         ),
     ]

@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -97,6 +98,19 @@ async def until(
         await asyncio.sleep(interval)
 
 
+async def until_value(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
+    """Poll the async `check` until it gives something truthy, and return that."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
 async def wait_until_ready(app: Any, timeout: float = 60.0) -> None:
     """Wait until a started app's /readyz would answer 200: broker connected, consumer in
     its group, every task well. Events a test puts on the log are then applied at once,
@@ -113,6 +127,24 @@ async def wait_until_ready(app: Any, timeout: float = 60.0) -> None:
         return True
 
     await until(ready, timeout=timeout, what=f"{runtime.service} to be ready", interval=0.05)
+
+
+# Generous: on a machine running tests in parallel a relay may wait seconds for a core.
+DRAIN_TIMEOUT_S = 30.0
+
+
+async def drain_outbox(app: Any, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    """Wait until the relay of a started app has published every outbox row.
+
+    Tests call it before stopping the app, so a stop never lands in the middle of a send.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        relay = app.state.runtime.relay
+        if relay is not None and (await relay.backlog())[0] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the outbox was not drained within {timeout}s")
 
 
 # Fixtures a test asks for when it waits for the app to apply events from the log.
@@ -207,6 +239,9 @@ class Harness:
     ) -> None:
         self.settings = settings
         self.group = group
+        # As a service's runtime does: data key records go to this harness's key topic,
+        # which a consumer in another process reads.
+        outbox.configure(settings)
         self.upstream = Database(upstream_url, on_outbox_commit=self._wake_relays)
         self.downstream = Database(downstream_url)
         self._relays: list[OutboxRelay] = []

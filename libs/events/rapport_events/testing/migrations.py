@@ -4,6 +4,8 @@ A service's test module subclasses `MigrationTests` and names its migrations; th
 bodies run on SQLite and PostgreSQL through the `database_url` fixture.
 """
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -129,6 +131,50 @@ async def sqlite_schema(engine: AsyncEngine) -> list[tuple[str, str]]:
         return [(name, sql) for name, sql in rows]
 
 
+# A process that imports the migrations, waits for a line on stdin, then upgrades: several
+# started together and released at once migrate one database at the same moment, as
+# replicas starting together do. (Alembic's context is global: one upgrade per process.)
+_MIGRATE_ON_CUE = """
+import asyncio, sys
+from rapport_events.db import create_engine
+from rapport_events.migrations import upgrade
+
+async def main(url, migrations, version_table):
+    engine = create_engine(url)
+    sys.stdin.readline()
+    try:
+        await upgrade(engine, migrations, version_table)
+    finally:
+        await engine.dispose()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def migrate_at_once(
+    database_url: str, migrations: str, version_table: str, processes: int = 2
+) -> list[tuple[int | None, str]]:
+    """Upgrade one database from `processes` processes released together: (exit code, stderr)."""
+    started = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _MIGRATE_ON_CUE,
+            database_url,
+            migrations,
+            version_table,
+            stdin=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(processes)
+    ]
+    outcomes = await asyncio.gather(*(p.communicate(b"go\n") for p in started))
+    return [
+        (p.returncode, err.decode(errors="replace"))
+        for p, (_, err) in zip(started, outcomes, strict=True)
+    ]
+
+
 def skip_unless(database_url: str, scheme: str, reason: str) -> None:
     """Skip the test unless it runs on the database `scheme` names."""
     if not database_url.startswith(scheme):
@@ -143,6 +189,11 @@ class MigrationTests:
     previous_head: ClassVar[str]  # the head before ids became 64-bit
     bigint_head: ClassVar[str]  # the migration that made them 64-bit
     table_prefixes: ClassVar[tuple[str, ...]]
+
+    @pytest.fixture
+    def database_template(self) -> None:
+        """These tests migrate step by step: they start from an empty database."""
+        return None
 
     @pytest.fixture
     async def engine(self, database_url: str) -> AsyncIterator[AsyncEngine]:
@@ -191,6 +242,20 @@ class MigrationTests:
         await skip_ids_past(engine, "outbox", PAST_32_BITS)
 
         assert await add_outbox_row(engine, "evt-big") == PAST_32_BITS + 1
+
+    async def test_replicas_starting_together_both_migrate(
+        self, engine: AsyncEngine, database_url: str
+    ) -> None:
+        skip_unless(database_url, "postgresql", "SQLite has one process per database")
+
+        outcomes = await migrate_at_once(database_url, self.migrations, self.version_table)
+
+        assert [code for code, _ in outcomes] == [0, 0], [err[-2000:] for _, err in outcomes]
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                schema_differences, self.metadata(), self.version_table
+            )
+        assert differences == [], differences
 
     async def test_the_upgrade_keeps_existing_rows(self, engine: AsyncEngine) -> None:
         await self.migrate(engine, self.previous_head)

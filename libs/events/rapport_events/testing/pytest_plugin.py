@@ -5,7 +5,11 @@ PostgreSQL comes from RAPPORT_TEST_POSTGRES_URL (default the local server on
 RAPPORT_REQUIRE_POSTGRES=1 (CI), where they fail.
 """
 
+import asyncio
+import contextlib
 import os
+import queue
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -13,6 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from rapport_events.db import create_engine
+from rapport_events.migrations import upgrade
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import TansuBroker
 
@@ -20,7 +26,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "RAPPORT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 DATABASE_KINDS = ("sqlite", "postgresql")
-DatabaseFactory = Callable[[str], Awaitable[str]]
+DatabaseFactory = Callable[..., Awaitable[str]]
+Migrations = tuple[str, str]  # a migrations folder and its version table
 
 # The services run as production unless told otherwise, and refuse the published
 # development secrets there; the tests use those secrets, and so do the service
@@ -42,10 +49,13 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
 
 
 def test_kafka_settings(bootstrap_servers: str, **overrides: object) -> KafkaSettings:
-    """Settings on a topic of its own, with the short group timeouts Tansu wants."""
+    """Settings on a topic (and data key topic) of its own, with the short group timeouts
+    Tansu wants."""
+    suffix = uuid.uuid4().hex[:10]
     values: dict[str, object] = {
         "bootstrap_servers": bootstrap_servers,
-        "topic": f"rapport.test-{uuid.uuid4().hex[:10]}",
+        "topic": f"rapport.test-{suffix}",
+        "keys_topic": f"rapport.customer-keys-test-{suffix}",
         "partitions": 3,
         "session_timeout_ms": 2000,
         "heartbeat_interval_ms": 300,
@@ -63,14 +73,22 @@ test_kafka_settings.__test__ = False  # type: ignore[attr-defined]
 
 @pytest.fixture
 def kafka_settings(kafka_broker: TansuBroker) -> KafkaSettings:
-    """Kafka settings pointing at the session broker, on a fresh topic."""
-    return test_kafka_settings(kafka_broker.bootstrap_servers)
+    """Kafka settings pointing at the session broker, on a fresh topic.
+
+    Sent outbox rows are kept (marked sent) rather than deleted, so a service's tests can
+    read the events a request wrote after the relay has published them.
+    """
+    return test_kafka_settings(kafka_broker.bootstrap_servers, outbox_retention_s=3600.0)
 
 
-async def _create_postgres_database(name: str) -> str:
+async def _create_postgres_database(name: str, template: str | None = None) -> str:
     admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy_of = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copy_of}')
+        # A commit need not wait for the WAL to reach the disk: the tests kill clients,
+        # never the server, and the wait was most of a small transaction's time.
+        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
     finally:
         await admin.close()
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
@@ -83,6 +101,50 @@ async def _drop_postgres_database(name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+class _Dropper:
+    """Drops the tests' PostgreSQL databases in a thread of its own.
+
+    A DROP DATABASE waits for a checkpoint (0.1-1.5 s here); done inline it was a large
+    part of every PostgreSQL test's teardown. The session waits for the last drops.
+    """
+
+    def __init__(self) -> None:
+        self._names: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.failures: list[str] = []
+
+    def drop(self, name: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="drop-test-databases")
+            self._thread.daemon = True
+            self._thread.start()
+        self._names.put(name)
+
+    def finish(self, timeout: float = 120.0) -> None:
+        if self._thread is None:
+            return
+        self._names.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                asyncio.run(_drop_postgres_database(name))
+            except Exception as error:  # a database left behind costs disk, not a result
+                self.failures.append(f"{name}: {error!r}")
+
+
+_DROPPER = _Dropper()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases_at_the_end() -> Iterator[None]:
+    yield
+    _TEMPLATES.drop_all()
+    _DROPPER.finish()
 
 
 async def _postgres_reachable() -> bool:
@@ -98,8 +160,28 @@ async def _postgres_reachable() -> bool:
 async def database_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[DatabaseFactory]:
-    """Makes empty databases of one kind; the test runs once on SQLite, once on PostgreSQL."""
-    kind = request.param
+    """Makes empty databases of one kind; the test runs once on SQLite, once on PostgreSQL.
+
+    `make(label, migrated=(folder, version table))` gives a database already migrated
+    with those migrations: on PostgreSQL a copy of a template migrated once per session
+    (a service's migrations cost 0.5-0.8 s of DDL there, and most tests start an app).
+    """
+    async with _databases(request.param, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
+async def module_database_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[DatabaseFactory]:
+    """As `database_factory`, for what a module's tests share (services started as
+    processes once for the module rather than for each test)."""
+    async with _databases(request.param, tmp_path_factory.mktemp("databases")) as make:
+        yield make
+
+
+@contextlib.asynccontextmanager
+async def _databases(kind: str, folder: Path) -> AsyncIterator[DatabaseFactory]:
     created: list[str] = []
     if kind == "postgresql" and not await _postgres_reachable():
         message = f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}"
@@ -107,19 +189,72 @@ async def database_factory(
             pytest.fail(message + " (RAPPORT_REQUIRE_POSTGRES is set)")
         pytest.skip(message)
 
-    async def make(label: str) -> str:
+    async def make(label: str, migrated: Migrations | None = None) -> str:
         if kind == "sqlite":
-            return f"sqlite:///{tmp_path / (label + '.db')}"
+            return f"sqlite:///{folder / (label + '.db')}"
         name = f"rapport_t_{label.replace('-', '_')}_{uuid.uuid4().hex[:10]}"
         created.append(name)
-        return await _create_postgres_database(name)
+        template = await _TEMPLATES.of(migrated) if migrated else None
+        return await _create_postgres_database(name, template)
 
-    yield make
-    for name in created:
-        await _drop_postgres_database(name)
+    try:
+        yield make
+    finally:
+        for name in created:
+            _DROPPER.drop(name)
+
+
+class _Templates:
+    """PostgreSQL databases migrated once per session, copied by CREATE DATABASE … TEMPLATE."""
+
+    def __init__(self) -> None:
+        self._names: dict[Migrations, str] = {}
+
+    async def of(self, migrations: Migrations) -> str:
+        if migrations not in self._names:
+            folder, version_table = migrations
+            name = f"rapport_template_{version_table}_{uuid.uuid4().hex[:8]}"
+            url = await _create_postgres_database(name)
+            engine = create_engine(url)
+            try:
+                await upgrade(engine, folder, version_table=version_table)
+            finally:
+                await engine.dispose()  # a template must have no connection when copied
+            self._names[migrations] = name
+        return self._names[migrations]
+
+    def drop_all(self) -> None:
+        for name in self._names.values():
+            _DROPPER.drop(name)
+        self._names.clear()
+
+
+_TEMPLATES = _Templates()
 
 
 @pytest.fixture
-async def database_url(database_factory: DatabaseFactory) -> str:
-    """One empty database, SQLite or PostgreSQL."""
-    return await database_factory("main")
+def database_template() -> Migrations | None:
+    """The migrations `database_url` comes with; a service's tests override it with
+    theirs. None: an empty database."""
+    return None
+
+
+@pytest.fixture
+async def database_url(
+    database_factory: DatabaseFactory, database_template: Migrations | None
+) -> str:
+    """One database, SQLite or PostgreSQL: empty, or migrated as `database_template` says
+    (the service migrates it again at start, which then does nothing)."""
+    return await database_factory("main", migrated=database_template)
+
+
+# Tests that start processes of their own (the services, a broker, a browser) take both
+# cores of a small machine: `make test` runs them after the others, in one process; when
+# they do run under pytest-xdist they share one group, so one runs at a time.
+PROCESSES_GROUP = "processes"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("processes") is not None:
+            item.add_marker(pytest.mark.xdist_group(PROCESSES_GROUP))

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import inspect as inspect_db
@@ -30,6 +29,7 @@ from rapport_events.codec import Envelope, decode, encode
 from rapport_events.db import transaction
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
+from rapport_events.testing.replicas import serving
 from rapport_events.types import ConsentGranted, ConsentRevoked, Slice
 from rapport_partner_share.handlers import HANDLERS
 from rapport_partner_share.settings import Settings
@@ -61,39 +61,11 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
-async def drain_outbox(app: FastAPI, timeout: float = 10.0) -> None:
-    """Wait until the relay has published every outbox row of `app`.
-
-    Stopping the relay mid-publish can hang shutdown: on Python 3.11 the relay's
-    asyncio.wait_for swallows the cancellation when a send completes in the same step.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        relay = app.state.runtime.relay
-        if relay is not None and (await relay.backlog())[0] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the outbox was not drained within {timeout}s")
-
-
 @asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[str]:
     """Run an ASGI app on a free local port (with its lifespan); yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto")
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError(f"server on port {port} did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(app, free_port(), timeout=30, lifespan="auto") as url:
+        yield url
 
 
 async def everything_stored(app: FastAPI) -> str:

@@ -1,0 +1,1 @@
+"""Rapport console: the web app operators use, over the other services' HTTP APIs."""

@@ -1,0 +1,131 @@
+"""The console's calls to the four services: in parallel, each with a deadline.
+
+A page asks for everything it shows at once (`fan_out`); a service that is down, slow
+or failing costs at most the timeout, and the page renders what the others answered,
+marked partial with the name of each service that did not.
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from rapport_console.settings import Settings
+
+log = logging.getLogger(__name__)
+SERVICES = ("profile", "campaign", "support", "partner-share")
+Params = Mapping[str, str | int] | Sequence[tuple[str, str | int]]
+
+
+class ServiceUnavailable(Exception):
+    """A service did not answer usefully in time."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service} {reason}")
+        self.service = service
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Call:
+    """One GET of a service's API."""
+
+    service: str
+    path: str
+    params: Params | None = None
+
+
+@dataclass
+class Fanout:
+    """What the services answered: JSON per call name (None for 404), and who did not."""
+
+    results: dict[str, Any] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.unavailable)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.results.get(name)
+        return default if value is None else value
+
+
+class ServiceClients:
+    """HTTP access to the services with the console's bearer tokens."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self.http = http
+        self.settings = settings
+
+    async def get(self, call: Call) -> Any:
+        """The JSON a service answers, None on 404, ServiceUnavailable otherwise."""
+        return await self._request("GET", call.service, call.path, params=call.params)
+
+    async def post(self, service: str, path: str, body: Any) -> Any:
+        """POST JSON to a service; its 4xx answer is returned as {"error": ...}."""
+        return await self._request("POST", service, path, json=body)
+
+    async def delete(self, service: str, path: str, timeout_s: float | None = None) -> Any:
+        """DELETE on a service; its 4xx answer is returned as {"error": ...}."""
+        return await self._request("DELETE", service, path, timeout_s=timeout_s)
+
+    async def get_slow(self, call: Call, timeout_s: float) -> Any:
+        """A GET allowed longer than a page's calls (an export gathers from every service)."""
+        return await self._request(
+            "GET", call.service, call.path, params=call.params, timeout_s=timeout_s
+        )
+
+    async def fan_out(self, calls: Mapping[str, Call]) -> Fanout:
+        """Every call at once; the page waits at most one timeout, whoever is slow."""
+        names = list(calls)
+        answers = await asyncio.gather(
+            *(self.get(calls[name]) for name in names), return_exceptions=True
+        )
+        fanout = Fanout()
+        for name, answer in zip(names, answers, strict=True):
+            if isinstance(answer, ServiceUnavailable):
+                fanout.unavailable.setdefault(answer.service, answer.reason)
+                fanout.results[name] = None
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                fanout.results[name] = answer
+        return fanout
+
+    async def _request(
+        self, method: str, service: str, path: str, timeout_s: float | None = None, **kwargs: Any
+    ) -> Any:
+        url = self.settings.url_for(service) + path
+        headers = {"Authorization": f"Bearer {self.settings.token_for(service)}"}
+        timeout = timeout_s or self.settings.service_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await self.http.request(
+                    method, url, headers=headers, timeout=timeout, **kwargs
+                )
+        except TimeoutError:
+            raise ServiceUnavailable(service, f"did not answer within {timeout:g} s") from None
+        except httpx.HTTPError as error:
+            raise ServiceUnavailable(service, f"is unreachable ({type(error).__name__})") from None
+        return _answer(service, method, reply)
+
+
+def _answer(service: str, method: str, reply: httpx.Response) -> Any:
+    if reply.status_code == 404 and method == "GET":
+        return None
+    if reply.status_code in (401, 403):
+        log.error("%s refused the console's token (%s)", service, reply.status_code)
+        raise ServiceUnavailable(service, "refused the console's token")
+    if reply.status_code >= 500:
+        raise ServiceUnavailable(service, f"failed ({reply.status_code})")
+    try:
+        body = reply.json()
+    except ValueError:
+        raise ServiceUnavailable(service, "answered something other than JSON") from None
+    if reply.status_code >= 400:
+        return {"error": body, "status": reply.status_code}
+    return body

@@ -1,0 +1,150 @@
+"""Customer search, the customer 360 and its timeline, and the access log."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from rapport_console import access_log, customers
+from rapport_console.charts import Chart
+from rapport_console.operators import Operator
+from rapport_console.roles import Permission, may
+from rapport_console.web import (
+    ClientsDep,
+    ReadSessionDep,
+    WriteSessionDep,
+    render,
+    require,
+)
+
+router = APIRouter(include_in_schema=False)
+
+Kind = Literal["profile", "consents", "orders", "activity", "marketing", "support", "partners"]
+CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+KindQuery = Annotated[Kind | None, Query()]
+CUSTOMER_PAGE = "customer-360"
+Viewer = Annotated[Operator, require(Permission.view_customers)]
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home() -> Response:
+    """The console opens on customer search."""
+    return RedirectResponse("/customers", status_code=303)
+
+
+@router.get("/customers", response_class=HTMLResponse)
+async def search_page(
+    request: Request,
+    clients: ClientsDep,
+    db: WriteSessionDep,
+    operator: Viewer,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """Find a customer by name, e-mail, phone or `system:external-id`."""
+    found, fanout = ([], None) if not q.strip() else await customers.search(clients, q)
+    for customer in found:
+        access_log.record(db, operator.username, operator.role, customer["id"], "search")
+    return render(
+        request,
+        "search.html",
+        {
+            "q": q,
+            "found": found,
+            "partial": bool(fanout and fanout.partial),
+            "unavailable": fanout.unavailable if fanout else {},
+        },
+    )
+
+
+@router.get("/customers/{customer_id}", response_class=HTMLResponse)
+async def customer_page(
+    request: Request,
+    customer_id: CustomerId,
+    clients: ClientsDep,
+    db: WriteSessionDep,
+    operator: Viewer,
+    kind: KindQuery = None,
+) -> Response:
+    """The customer 360: profile, consents, value, timeline, products, tickets, segments,
+    disclosures (and, for a privacy officer, who viewed it)."""
+    view = await customers.customer_360(clients, customer_id, kind)
+    if not view.found:
+        return render(request, "not_found.html", {"customer_id": customer_id}, status_code=404)
+    merged_into = (view.customer or {}).get("merged_into")
+    if merged_into:
+        return RedirectResponse(f"/customers/{merged_into}", status_code=303)
+    access_log.record(db, operator.username, operator.role, customer_id, CUSTOMER_PAGE)
+    if may(operator.role, Permission.read_access_log):
+        await db.flush()
+        view.access = await access_log.of_customer(db, customer_id)
+    return render(
+        request,
+        "customer.html",
+        {
+            "view": view,
+            "spend": spend_chart(view.spend),
+            "kind": kind,
+            "kinds": customers.TIMELINE_KINDS,
+            "partial": view.fanout.partial,
+            "unavailable": view.fanout.unavailable,
+            "short_type": customers.short_type,
+            "kind_of": customers.kind_of,
+        },
+    )
+
+
+@router.get("/customers/{customer_id}/timeline", response_class=HTMLResponse)
+async def timeline_fragment(
+    request: Request,
+    customer_id: CustomerId,
+    clients: ClientsDep,
+    db: WriteSessionDep,
+    operator: Viewer,
+    kind: KindQuery = None,
+) -> Response:
+    """The timeline part of the 360, of one kind (what the filter swaps in)."""
+    fanout = await clients.fan_out({"timeline": customers.timeline_call(customer_id, kind)})
+    access_log.record(db, operator.username, operator.role, customer_id, "timeline")
+    return render(
+        request,
+        "_timeline.html",
+        {
+            "customer_id": customer_id,
+            "timeline": fanout.get("timeline", {}).get("items", []),
+            "kind": kind,
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+            "short_type": customers.short_type,
+            "kind_of": customers.kind_of,
+        },
+    )
+
+
+@router.get("/access-log", response_class=HTMLResponse)
+async def access_log_page(
+    request: Request,
+    db: ReadSessionDep,
+    _officer: Annotated[Operator, require(Permission.read_access_log)],
+    operator: Annotated[str, Query(max_length=64)] = "",
+    customer: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """Who viewed which customer's data, on which page, when (privacy officer, admin)."""
+    if customer:
+        entries = await access_log.of_customer(db, customer, limit=500)
+    else:
+        entries = await access_log.recent(db, operator or None, limit=500)
+    return render(
+        request,
+        "access_log.html",
+        {"entries": entries, "filter_operator": operator, "filter_customer": customer},
+    )
+
+
+def spend_chart(spend: list[customers.SpendPoint]) -> Chart | None:
+    """Revenue and orders per month, or None without orders."""
+    if not spend:
+        return None
+    chart = Chart("bar", [point.month for point in spend])
+    chart.add("revenue", [float(point.revenue) for point in spend])
+    chart.add("orders", [point.orders for point in spend], type="line", yAxisID="orders")
+    return chart

@@ -1,0 +1,199 @@
+"""Segments and campaigns, read from campaign's API."""
+
+import json
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from rapport_console import segment_rules
+from rapport_console.charts import Chart
+from rapport_console.clients import Call, ServiceUnavailable
+from rapport_console.operators import Operator
+from rapport_console.roles import Permission, may
+from rapport_console.segment_rules import MAX_ROWS, Row, RuleError
+from rapport_console.web import CheckedFormDep, ClientsDep, Forbidden, render, require
+
+router = APIRouter(include_in_schema=False)
+
+SegmentViewer = Annotated[Operator, require(Permission.view_segments)]
+CampaignViewer = Annotated[Operator, require(Permission.view_campaigns)]
+EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+FUNNEL = ("targeted", "suppressed", "sent", "delivered", "opened", "clicked", "converted")
+
+
+@router.get("/segments", response_class=HTMLResponse)
+async def segments_page(
+    request: Request, clients: ClientsDep, _operator: SegmentViewer
+) -> Response:
+    """Every segment with its member count."""
+    fanout = await clients.fan_out({"segments": Call("campaign", "/segments")})
+    segments = fanout.get("segments", [])
+    return render(
+        request,
+        "segments.html",
+        {
+            "segments": segments if isinstance(segments, list) else [],
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+        },
+    )
+
+
+@router.get("/segments/new", response_class=HTMLResponse)
+async def segment_builder(_operator: SegmentViewer, request: Request) -> Response:
+    """The rule builder, whose member count updates while the rule is edited."""
+    return render(request, "segment_builder.html", _builder_context())
+
+
+def _builder_context() -> dict[str, Any]:
+    return {
+        "fields": segment_rules.FIELDS,
+        "ops": {field: segment_rules.ops_for(field) for field in segment_rules.FIELDS},
+        "rows": range(MAX_ROWS),
+    }
+
+
+async def _rule_of(request: Request) -> tuple[str, str, dict[str, Any]]:
+    """The name, description and rule the builder's form holds (RuleError if none)."""
+    form = await request.form()
+    rows = [
+        Row(
+            field=str(form.get(f"field_{i}", ""))[:64],
+            op=str(form.get(f"op_{i}", ""))[:32],
+            value=str(form.get(f"value_{i}", ""))[:500],
+        )
+        for i in range(MAX_ROWS)
+    ]
+    rule = segment_rules.rule_from(rows, str(form.get("combine", "all")))
+    return str(form.get("name", ""))[:200], str(form.get("description", ""))[:2000], rule
+
+
+def _require_segments(operator: Operator) -> None:
+    if not may(operator.role, Permission.view_segments):
+        raise Forbidden(operator, Permission.view_segments)
+
+
+@router.post("/segments/preview", response_class=HTMLResponse)
+async def segment_preview(
+    request: Request, clients: ClientsDep, operator: CheckedFormDep
+) -> Response:
+    """How many customers the rule being edited matches now (the live count)."""
+    _require_segments(operator)
+    try:
+        _, _, rule = await _rule_of(request)
+        answer = await clients.post("campaign", "/segments/preview", {"rule": rule})
+    except RuleError as error:
+        return render(request, "_segment_count.html", {"problem": str(error)})
+    except ServiceUnavailable as error:
+        return render(request, "_segment_count.html", {"problem": f"no count: {error}"})
+    if "error" in answer:
+        return render(request, "_segment_count.html", {"problem": _message(answer)})
+    return render(
+        request, "_segment_count.html", {"count": answer["count"], "rule": json.dumps(rule)}
+    )
+
+
+@router.post("/segments", response_class=HTMLResponse)
+async def create_segment(
+    request: Request, clients: ClientsDep, operator: CheckedFormDep
+) -> Response:
+    """Save the rule as a segment; campaign keeps its members current from then on."""
+    _require_segments(operator)
+    try:
+        name, description, rule = await _rule_of(request)
+        if not name.strip():
+            raise RuleError("the segment needs a name")
+        body = {"name": name.strip(), "description": description or None, "rule": rule}
+        answer = await clients.post("campaign", "/segments", body)
+    except (RuleError, ServiceUnavailable) as error:
+        return render(request, "error.html", {"message": f"Not saved: {error}"}, 400)
+    if "error" in answer:
+        return render(request, "error.html", {"message": f"Not saved: {_message(answer)}"}, 400)
+    return RedirectResponse(f"/segments/{quote(answer['id'], safe='')}", status_code=303)
+
+
+def _message(answer: dict[str, Any]) -> str:
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("detail") or error)
+    return str(error)
+
+
+@router.get("/segments/{segment_id}", response_class=HTMLResponse)
+async def segment_page(
+    request: Request, segment_id: EntityId, clients: ClientsDep, _operator: SegmentViewer
+) -> Response:
+    """A segment's rule, count and members."""
+    sid = quote(segment_id, safe="")
+    fanout = await clients.fan_out(
+        {
+            "segment": Call("campaign", f"/segments/{sid}"),
+            "members": Call("campaign", f"/segments/{sid}/members", {"limit": 100}),
+        }
+    )
+    segment = fanout.get("segment")
+    if segment is None and not fanout.partial:
+        return render(request, "error.html", {"message": "No such segment."}, 404)
+    return render(
+        request,
+        "segment.html",
+        {
+            "segment": segment or {"id": segment_id, "name": segment_id, "rule": {}},
+            "rule": json.dumps((segment or {}).get("rule", {}), indent=2),
+            "members": fanout.get("members", {}),
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+        },
+    )
+
+
+@router.get("/campaigns", response_class=HTMLResponse)
+async def campaigns_page(
+    request: Request, clients: ClientsDep, _operator: CampaignViewer
+) -> Response:
+    """Every campaign and its status."""
+    fanout = await clients.fan_out({"campaigns": Call("campaign", "/campaigns")})
+    campaigns = fanout.get("campaigns", [])
+    return render(
+        request,
+        "campaigns.html",
+        {
+            "campaigns": campaigns if isinstance(campaigns, list) else [],
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+        },
+    )
+
+
+@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+async def campaign_page(
+    request: Request, campaign_id: EntityId, clients: ClientsDep, _operator: CampaignViewer
+) -> Response:
+    """One campaign's report: the funnel as a chart, with its numbers."""
+    fanout = await clients.fan_out(
+        {
+            "campaign": Call("campaign", f"/campaigns/{campaign_id}"),
+            "report": Call("campaign", f"/campaigns/{campaign_id}/report"),
+        }
+    )
+    campaign, report = fanout.get("campaign"), fanout.get("report")
+    if campaign is None and not fanout.partial:
+        return render(request, "error.html", {"message": "No such campaign."}, 404)
+    funnel = None
+    if isinstance(report, dict) and "error" not in report:
+        funnel = Chart("bar", list(FUNNEL)).add(
+            "customers", [report.get(step, 0) for step in FUNNEL]
+        )
+    return render(
+        request,
+        "campaign.html",
+        {
+            "campaign": campaign or {"id": campaign_id, "name": campaign_id},
+            "report": report if isinstance(report, dict) else None,
+            "funnel": funnel,
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+        },
+    )

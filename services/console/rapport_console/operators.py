@@ -1,0 +1,135 @@
+"""Operator accounts: argon2 password hashes, the directory of accounts, the login limit.
+
+`python -m rapport_console.operators USERNAME ROLE` reads a password from stdin and prints
+the account entry to put in CONSOLE_OPERATORS (a JSON list), so no password is ever stored
+in clear.
+"""
+
+import argparse
+import functools
+import getpass
+import json
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from rapport_console.roles import Role
+from rapport_console.settings import DEVELOPMENT_PASSWORD, OperatorAccount, Settings
+from rapport_events.environment import is_development
+
+_hasher = PasswordHasher()
+# Verified when the user name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("no such operator")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A logged-in operator."""
+
+    username: str
+    role: Role
+
+
+@functools.cache
+def _development_hash() -> str:
+    # argon2 is slow by design: hash the published password once per process.
+    return hash_password(DEVELOPMENT_PASSWORD)
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash stored for a password."""
+    return _hasher.hash(password)
+
+
+class Directory:
+    """The operator accounts the console accepts."""
+
+    def __init__(self, accounts: list[OperatorAccount]) -> None:
+        self._accounts = {account.username: account for account in accounts}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Directory":
+        """The configured accounts; in development without any, one per role."""
+        accounts = list(settings.operators)
+        if not accounts and is_development(settings.environment):
+            shared = _development_hash()
+            accounts = [
+                OperatorAccount(username=role.value, role=role, password_hash=shared)
+                for role in Role
+            ]
+        return cls(accounts)
+
+    def usernames(self) -> list[str]:
+        return sorted(self._accounts)
+
+    def get(self, username: str) -> Operator | None:
+        """The operator still configured under `username` (a removed one is logged out)."""
+        account = self._accounts.get(username)
+        return Operator(account.username, account.role) if account else None
+
+    def authenticate(self, username: str, password: str) -> Operator | None:
+        """The operator when the password matches, else None."""
+        account = self._accounts.get(username)
+        try:
+            _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return Operator(account.username, account.role) if account else None
+
+
+class LoginLimiter:
+    """At most `attempts` failed logins per user name and per client in `window_s`."""
+
+    def __init__(self, attempts: int, window_s: float) -> None:
+        self.attempts = attempts
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]  # keeps the map bounded by recent failures
+            return deque()
+        return failures
+
+    def blocked(self, *keys: str) -> bool:
+        """Whether any key has used up its failures."""
+        now = time.monotonic()
+        return any(len(self._recent(key, now)) >= self.attempts for key in keys)
+
+    def failed(self, *keys: str) -> None:
+        """Count one failed login against each key."""
+        now = time.monotonic()
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print a CONSOLE_OPERATORS entry for a new operator, the password read from stdin."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("username")
+    parser.add_argument("role", choices=[role.value for role in Role])
+    args = parser.parse_args(argv)
+    password = getpass.getpass() if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        print("a password needs at least 12 characters", file=sys.stderr)
+        return 2
+    account = OperatorAccount(
+        username=args.username, role=Role(args.role), password_hash=hash_password(password)
+    )
+    print(json.dumps(account.model_dump(mode="json")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Partners: the list, registering one (its API key and webhook secret shown once), and
+each partner's disclosure ledger, from partner-share's admin API."""
+
+import re
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import HTMLResponse, Response
+
+from rapport_console.clients import Call, ServiceUnavailable
+from rapport_console.operators import Operator
+from rapport_console.roles import Permission, may
+from rapport_console.web import CheckedFormDep, ClientsDep, Forbidden, render, require
+
+router = APIRouter(include_in_schema=False)
+
+PartnerViewer = Annotated[Operator, require(Permission.view_partners)]
+PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+SLICES = ("contact", "demographics", "purchase_summary", "segments", "loyalty")
+LEDGER_PAGE = 100
+
+
+@router.get("/partners", response_class=HTMLResponse)
+async def partners_page(
+    request: Request, clients: ClientsDep, _operator: PartnerViewer
+) -> Response:
+    """Every partner, and (for an admin) the form to register one."""
+    fanout = await clients.fan_out({"partners": Call("partner-share", "/partners")})
+    return render(
+        request,
+        "partners.html",
+        {
+            "partners": fanout.get("partners", {}).get("partners", []),
+            "slices": SLICES,
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+        },
+    )
+
+
+@router.post("/partners", response_class=HTMLResponse)
+async def register_partner(
+    request: Request,
+    clients: ClientsDep,
+    operator: CheckedFormDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    industry: Annotated[str, Form(max_length=100)] = "",
+    slices: Annotated[list[str] | None, Form()] = None,
+    purposes: Annotated[str, Form(max_length=1000)] = "",
+    webhook_url: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Register a partner; its API key is shown on this page only."""
+    if not may(operator.role, Permission.manage_partners):
+        raise Forbidden(operator, Permission.manage_partners)
+    body: dict[str, Any] = {
+        "name": name.strip(),
+        "industry": industry.strip(),
+        "slices": [s for s in (slices or []) if s in SLICES],
+        "purposes": [p for p in re.split(r"[,\s]+", purposes) if p],
+    }
+    if webhook_url.strip():
+        body["webhook_url"] = webhook_url.strip()
+    try:
+        answer = await clients.post("partner-share", "/partners", body)
+    except ServiceUnavailable as error:
+        return render(request, "error.html", {"message": f"Not registered: {error}."}, 503)
+    if "error" in answer:
+        detail = answer["error"]
+        message = detail.get("message") if isinstance(detail, dict) else str(detail)
+        return render(request, "error.html", {"message": f"Not registered: {message}"}, 400)
+    response = render(request, "partner_created.html", {"partner": answer}, 201)
+    # The key is on this page only: no cache may keep it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/partners/{partner_id}", response_class=HTMLResponse)
+async def partner_page(
+    request: Request, partner_id: PartnerId, clients: ClientsDep, _operator: PartnerViewer
+) -> Response:
+    """A partner and its disclosure ledger, newest first."""
+    fanout = await clients.fan_out(
+        {
+            "partner": Call("partner-share", f"/partners/{quote(partner_id, safe='')}"),
+            "ledger": Call(
+                "partner-share", "/disclosures", {"partner_id": partner_id, "limit": LEDGER_PAGE}
+            ),
+        }
+    )
+    partner = fanout.get("partner")
+    if partner is None and not fanout.partial:
+        return render(request, "error.html", {"message": "No such partner."}, 404)
+    return render(
+        request,
+        "partner.html",
+        {
+            "partner": partner or {"id": partner_id, "name": partner_id},
+            "ledger": fanout.get("ledger", {}).get("disclosures", []),
+            "partial": fanout.partial,
+            "unavailable": fanout.unavailable,
+        },
+    )

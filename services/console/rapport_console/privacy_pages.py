@@ -1,0 +1,98 @@
+"""Privacy: export everything held about a customer (a download) and erase them, with a
+confirmation, showing each service's completion. Profile runs both across the services."""
+
+import json
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from rapport_console import access_log
+from rapport_console.clients import Call, ServiceUnavailable
+from rapport_console.customer_pages import CustomerId
+from rapport_console.operators import Operator
+from rapport_console.roles import Permission, may
+from rapport_console.web import (
+    CheckedFormDep,
+    ClientsDep,
+    Forbidden,
+    WriteSessionDep,
+    render,
+    require,
+)
+
+router = APIRouter(include_in_schema=False)
+
+PrivacyOfficer = Annotated[Operator, require(Permission.export_and_erase)]
+# An export or an erasure asks every service in turn, through profile: longer than a page.
+GATHER_TIMEOUT_S = 30.0
+
+
+@router.get("/customers/{customer_id}/export")
+async def export_download(
+    request: Request,
+    customer_id: CustomerId,
+    clients: ClientsDep,
+    db: WriteSessionDep,
+    operator: PrivacyOfficer,
+) -> Response:
+    """Everything every service holds about the customer, as a JSON download."""
+    path = f"/customers/{quote(customer_id, safe='')}/export"
+    try:
+        export = await clients.get_slow(Call("profile", path), GATHER_TIMEOUT_S)
+    except ServiceUnavailable as error:
+        return render(request, "error.html", {"message": f"Export failed: {error}."}, 503)
+    if export is None:
+        return render(request, "not_found.html", {"customer_id": customer_id}, 404)
+    access_log.record(db, operator.username, operator.role, customer_id, "export")
+    return Response(
+        json.dumps(export, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
+    )
+
+
+@router.post("/customers/{customer_id}/erase", response_class=HTMLResponse)
+async def erase(
+    request: Request,
+    customer_id: CustomerId,
+    clients: ClientsDep,
+    db: WriteSessionDep,
+    operator: CheckedFormDep,
+    confirm: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Erase the customer everywhere, once the operator typed the customer's id to confirm."""
+    if not may(operator.role, Permission.export_and_erase):
+        raise Forbidden(operator, Permission.export_and_erase)
+    if confirm.strip() != customer_id:
+        message = "Not erased: type the customer's id to confirm."
+        return render(request, "error.html", {"message": message}, 400)
+    try:
+        status = await clients.delete(
+            "profile", f"/customers/{quote(customer_id, safe='')}", GATHER_TIMEOUT_S
+        )
+    except ServiceUnavailable as error:
+        return render(request, "error.html", {"message": f"Not erased: {error}."}, 503)
+    if "error" in status:
+        return render(request, "not_found.html", {"customer_id": customer_id}, 404)
+    access_log.record(db, operator.username, operator.role, customer_id, "erase")
+    return render(request, "erasure.html", {"customer_id": customer_id, "erasure": status})
+
+
+@router.get("/customers/{customer_id}/erasure", response_class=HTMLResponse)
+async def erasure_status(
+    request: Request, customer_id: CustomerId, clients: ClientsDep, _operator: PrivacyOfficer
+) -> Response:
+    """Where an erasure stands in each service (the part the erasure page polls)."""
+    fanout = await clients.fan_out(
+        {"erasure": Call("profile", f"/customers/{quote(customer_id, safe='')}/erasure")}
+    )
+    erasure: Any = fanout.get("erasure")
+    context = {
+        "customer_id": customer_id,
+        "erasure": erasure,
+        "partial": fanout.partial,
+        "unavailable": fanout.unavailable,
+    }
+    return render(request, "_erasure_status.html", context)

@@ -1,0 +1,133 @@
+"""What every page shares: templates, the logged-in operator, role checks, CSRF, the database."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_console.clients import ServiceClients
+from rapport_console.operators import Directory, Operator
+from rapport_console.roles import ROLE_LABELS, Permission, may
+from rapport_console.sessions import CSRF_FIELD, CSRF_HEADER, SessionCodec, same_token
+from rapport_events.db import read_transaction, transaction
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.globals["ROLE_LABELS"] = ROLE_LABELS
+TEMPLATES.env.globals["Permission"] = Permission
+
+
+class LoginRequired(Exception):
+    """No valid session: the operator is sent to the login page."""
+
+
+class Forbidden(Exception):
+    """The operator's role may not see this page or do this."""
+
+    def __init__(self, operator: Operator, permission: Permission | str) -> None:
+        super().__init__(f"{operator.role} may not {permission}")
+        self.operator = operator
+        self.permission = permission
+
+
+class CsrfRejected(Exception):
+    """A form came without its session's CSRF token."""
+
+
+def current_operator(request: Request) -> Operator:
+    """The logged-in operator, or LoginRequired."""
+    codec: SessionCodec = request.app.state.sessions
+    directory: Directory = request.app.state.operators
+    session = codec.read(request.cookies.get("rapport_console_session"))
+    operator = directory.get(session.username) if session else None
+    if session is None or operator is None:
+        raise LoginRequired()
+    request.state.operator = operator
+    request.state.csrf_token = session.csrf_token
+    return operator
+
+
+OperatorDep = Annotated[Operator, Depends(current_operator)]
+
+
+def require(permission: Permission) -> Any:
+    """A dependency: the operator, when their role has `permission`."""
+
+    def _check(operator: OperatorDep) -> Operator:
+        if not may(operator.role, permission):
+            raise Forbidden(operator, permission)
+        return operator
+
+    return Depends(_check)
+
+
+async def checked_form(request: Request, operator: OperatorDep) -> Operator:
+    """For every POST: the session's CSRF token must come back, in the form or the header."""
+    given = request.headers.get(CSRF_HEADER)
+    if given is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        given = value if isinstance(value, str) else None
+    if not same_token(request.state.csrf_token, given):
+        raise CsrfRejected()
+    return operator
+
+
+CheckedFormDep = Annotated[Operator, Depends(checked_form)]
+
+
+def clients(request: Request) -> ServiceClients:
+    return request.app.state.clients  # type: ignore[no-any-return]
+
+
+ClientsDep = Annotated[ServiceClients, Depends(clients)]
+
+
+async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A transaction of the console's database, committed when the page is built."""
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with read_transaction(request.app.state.sessionmaker) as session:
+        yield session
+
+
+WriteSessionDep = Annotated[AsyncSession, Depends(write_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """A page, with the operator, their permissions and the CSRF token in its context."""
+    operator: Operator | None = getattr(request.state, "operator", None)
+
+    def can(permission: Permission) -> bool:
+        return operator is not None and may(operator.role, permission)
+
+    base: dict[str, Any] = {
+        "operator": operator,
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        "can": can,
+        "partial": False,
+        "unavailable": {},
+    }
+    return TEMPLATES.TemplateResponse(
+        request, template, {**base, **(context or {})}, status_code=status_code
+    )
+
+
+def login_redirect(request: Request) -> Response:
+    """To the login page, back here afterwards (htmx follows HX-Redirect, not a 303)."""
+    target = "/login?next=" + quote(
+        request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe=""
+    )
+    if request.headers.get("HX-Request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)

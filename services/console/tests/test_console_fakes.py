@@ -1,0 +1,79 @@
+"""The fakes answer in the services' own response models, so the console's tests read
+what the real services send (a changed model fails here, not in production)."""
+
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel, TypeAdapter
+
+from rapport_campaign.models import (
+    AudienceMemberPublic,
+    CampaignPublic,
+    CampaignReport,
+    ChannelAnalytics,
+    MemberPage,
+    SegmentPublic,
+)
+from rapport_console import testing
+from rapport_partner_share.models import DisclosurePage, PartnerPublic
+from rapport_profile.analytics import ForecastReply, TiersReply, TrendsReply
+from rapport_profile.models import (
+    ConsentReceipt,
+    CustomerDetail,
+    CustomerPage,
+    ErasureStatus,
+    ExportReply,
+    MetricsPublic,
+    TimelinePage,
+)
+from rapport_support.models import SupportContext, TicketPublic
+
+PARAMS = httpx.QueryParams({"by": "gender"})
+CASES: list[tuple[Any, Any]] = [
+    (CustomerDetail, testing.customer()),
+    (ConsentReceipt, testing.consents()),
+    (MetricsPublic, testing.metrics()),
+    (
+        TimelinePage,
+        {
+            "customer_id": testing.CUSTOMER_ID,
+            "items": testing.timeline_items([]),
+            "next_cursor": None,
+        },
+    ),
+    (CustomerPage, testing.FakeServices().search(httpx.QueryParams({"q": "ada"}))),
+    (AudienceMemberPublic, testing.audience()),
+    (list[SegmentPublic], testing.segments()),
+    (SupportContext, testing.support_context()),
+    (DisclosurePage, testing.disclosures()),
+    (TrendsReply, testing.trends(PARAMS)),
+    (TiersReply, testing.tiers()),
+    (ForecastReply, testing.forecast(PARAMS)),
+    (ChannelAnalytics, testing.channels()),
+    (ExportReply, testing.export()),
+    (CampaignPublic, testing.campaign()),
+    (TicketPublic, testing.ticket()),
+    (PartnerPublic, testing.partner()),
+    (CampaignReport, testing.campaign_report()),
+    (
+        MemberPage,
+        testing.FakeServices().answer(
+            "campaign", f"/segments/{testing.SEGMENT_ID}/members", httpx.QueryParams()
+        ),
+    ),
+]
+
+
+def test_the_erasure_statuses_are_valid_replies() -> None:
+    fakes = testing.FakeServices()
+    ErasureStatus.model_validate(fakes.erase("profile", f"/customers/{testing.CUSTOMER_ID}"))
+    ErasureStatus.model_validate(fakes.erasure(completed=True))
+
+
+@pytest.mark.parametrize(("model", "payload"), CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_each_fake_payload_is_a_valid_service_reply(model: Any, payload: Any) -> None:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        model.model_validate(payload)
+    else:
+        TypeAdapter(model).validate_python(payload)

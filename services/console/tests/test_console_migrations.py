@@ -1,0 +1,50 @@
+"""The console's migrations build its models' schema (the access log), on SQLite and
+PostgreSQL, and the access log reads back what was recorded."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+
+from rapport_console import access_log
+from rapport_console.main import MIGRATIONS, VERSION_TABLE
+from rapport_events.db import create_engine, read_transaction, session_factory, transaction
+from rapport_events.migrations import upgrade
+from rapport_events.testing.migrations import schema_differences
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await upgrade(engine, MIGRATIONS, VERSION_TABLE)
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_migrated_schema_is_the_models(engine: AsyncEngine) -> None:
+    metadata = MetaData()
+    for table in SQLModel.metadata.tables.values():
+        if table.name.startswith("console_"):
+            table.to_metadata(metadata)
+
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(schema_differences, metadata, VERSION_TABLE)
+
+    assert differences == [], differences
+
+
+async def test_the_access_log_reads_newest_first(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        access_log.record(session, "ada", "support", "c-1", "customer-360")
+        access_log.record(session, "grace", "privacy", "c-1", "export")
+        access_log.record(session, "ada", "support", "c-2", "search")
+
+    async with read_transaction(sessions) as session:
+        of_c1 = await access_log.of_customer(session, "c-1")
+        of_ada = await access_log.recent(session, "ada")
+
+    assert [(e.operator, e.page) for e in of_c1] == [("grace", "export"), ("ada", "customer-360")]
+    assert [e.customer_id for e in of_ada] == ["c-2", "c-1"]

@@ -1,0 +1,230 @@
+"""Accounts (companies) and their contacts (profile's customers)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import utcnow
+from rapport_events.types import AccountContactLinked, AccountCreated
+from rapport_sales.errors import NotFound
+from rapport_sales.models import SalesAccount, SalesContact, SalesCustomer, aware
+from rapport_sales.paging import Page, after_cursor, page_of
+from rapport_sales.publishing import account_subject, publish
+from rapport_sales.schemas import AccountCreate, AccountPublic, AccountUpdate, ContactPublic
+
+
+async def get_account(session: AsyncSession, account_id: str) -> SalesAccount:
+    """The account, or NotFound."""
+    account = await session.get(SalesAccount, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    return account
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> SalesCustomer:
+    """A customer sales has learnt of from the log, or NotFound."""
+    customer = await session.get(SalesCustomer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id}")
+    return customer
+
+
+async def create_account(session: AsyncSession, body: AccountCreate, topic: str) -> AccountPublic:
+    """Open an account and publish account.created."""
+    now = utcnow()
+    account = SalesAccount(**body.model_dump(), created_at=now, updated_at=now)
+    session.add(account)
+    await publish(session, [_created(account)], topic)
+    return await account_view(session, account)
+
+
+def _created(account: SalesAccount) -> AccountCreated:
+    return AccountCreated(
+        customer_id=account_subject(account.id),
+        account_id=account.id,
+        name=account.name,
+        domain=account.domain,
+        industry=account.industry,
+        size=account.size,
+        owner=account.owner,
+    )
+
+
+async def update_account(
+    session: AsyncSession, account_id: str, body: AccountUpdate
+) -> AccountPublic:
+    """Change an account's name, domain, industry, size or owner."""
+    account = await get_account(session, account_id)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if name == "name" and value is None:
+            continue
+        setattr(account, name, value)
+    account.updated_at = utcnow()
+    session.add(account)
+    return await account_view(session, account)
+
+
+async def list_accounts(
+    session: AsyncSession, owner: str | None, q: str | None, limit: int, cursor: str | None
+) -> Page[AccountPublic]:
+    """Accounts newest first, by owner or by a piece of their name or domain."""
+    query = select(SalesAccount)
+    if owner:
+        query = query.where(SalesAccount.owner == owner)
+    if q:
+        needle = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(SalesAccount.name).like(needle),
+                func.lower(col(SalesAccount.domain)).like(needle),
+            )
+        )
+    after = after_cursor(col(SalesAccount.created_at), col(SalesAccount.id), cursor)
+    if after is not None:
+        query = query.where(after)
+    query = query.order_by(col(SalesAccount.created_at).desc(), col(SalesAccount.id).desc())
+    rows, next_cursor = page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
+    return Page(items=[AccountPublic.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+async def account_view(session: AsyncSession, account: SalesAccount) -> AccountPublic:
+    """The account with its contacts."""
+    view = AccountPublic.model_validate(account)
+    view.contacts = await contacts_of(session, account.id)
+    return view
+
+
+async def contacts_of(session: AsyncSession, account_id: str) -> list[ContactPublic]:
+    """The account's contacts, with the name and address sales knows."""
+    query = (
+        select(SalesContact, SalesCustomer)
+        .join(
+            SalesCustomer,
+            col(SalesCustomer.customer_id) == col(SalesContact.customer_id),
+            isouter=True,
+        )
+        .where(SalesContact.account_id == account_id)
+        .order_by(col(SalesContact.linked_at), col(SalesContact.customer_id))
+    )
+    contacts = []
+    for link, person in (await session.exec(query)).all():
+        contact = ContactPublic.model_validate(link)
+        if person is not None:
+            contact.email, contact.first_name = person.email, person.first_name
+            contact.last_name = person.last_name
+        contacts.append(contact)
+    return contacts
+
+
+async def link_contact(
+    session: AsyncSession, account_id: str, customer_id: str, role: str | None, topic: str
+) -> AccountPublic:
+    """Make a known customer a contact of the account (again: its role changes)."""
+    account = await get_account(session, account_id)
+    await get_customer(session, customer_id)
+    link = await session.get(SalesContact, (account_id, customer_id))
+    if link is None:
+        link = SalesContact(
+            account_id=account_id, customer_id=customer_id, source="manual", linked_at=utcnow()
+        )
+        await publish(session, [_linked(account, link, role)], topic)
+    link.role = role
+    session.add(link)
+    return await account_view(session, account)
+
+
+def _linked(account: SalesAccount, link: SalesContact, role: str | None) -> AccountContactLinked:
+    return AccountContactLinked(
+        customer_id=link.customer_id,
+        account_id=account.id,
+        account_name=account.name,
+        source=link.source,  # type: ignore[arg-type]
+        role=role,
+    )
+
+
+async def unlink_contact(session: AsyncSession, account_id: str, customer_id: str) -> None:
+    """The customer is no longer a contact of the account."""
+    await get_account(session, account_id)
+    removed = await session.exec(  # type: ignore[call-overload]
+        delete(SalesContact).where(
+            col(SalesContact.account_id) == account_id,
+            col(SalesContact.customer_id) == customer_id,
+        )
+    )
+    if not removed.rowcount:
+        raise NotFound(f"{customer_id} is not a contact of {account_id}")
+
+
+async def join_accounts(
+    session: AsyncSession, joins: Sequence[tuple[str, str, str | None, dict[str, Any], datetime]]
+) -> None:
+    """Group calls (customer, groupId, name, traits, when): accounts and links, set-based.
+
+    An account named by a groupId is created on its first call; later calls fill its
+    name and traits. One IN query per table reads what exists.
+    """
+    external_ids = {external for _c, external, *_ in joins}
+    known = {
+        account.external_id: account
+        for account in (
+            await session.exec(
+                select(SalesAccount).where(col(SalesAccount.external_id).in_(external_ids))
+            )
+        ).all()
+    }
+    for _customer, external, name, traits, at in joins:
+        account = known.get(external)
+        if account is None:
+            account = SalesAccount(
+                external_id=external, name=name or external, created_at=at, updated_at=at
+            )
+            known[external] = account
+        elif name:
+            account.name = name
+        account.traits = {**(account.traits or {}), **traits}
+        account.industry = _trait(traits, "industry", 100) or account.industry
+        account.domain = _trait(traits, "website", 253, host=True) or account.domain
+        account.updated_at = max(at, aware(account.updated_at)) if account.updated_at else at
+        session.add(account)
+    await session.flush()
+    await _link_all(
+        session, [(customer, known[external].id, at) for customer, external, *_, at in joins]
+    )
+
+
+async def _link_all(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]) -> None:
+    pairs = {(account_id, customer_id) for customer_id, account_id, _at in links}
+    customers = {customer_id for _a, customer_id in pairs}
+    existing = set(
+        (
+            await session.exec(
+                select(SalesContact.account_id, SalesContact.customer_id).where(
+                    col(SalesContact.customer_id).in_(customers)
+                )
+            )
+        ).all()
+    )
+    for customer_id, account_id, at in links:
+        if (account_id, customer_id) in existing:
+            continue
+        existing.add((account_id, customer_id))
+        session.add(
+            SalesContact(
+                account_id=account_id, customer_id=customer_id, source="group", linked_at=at
+            )
+        )
+
+
+def _trait(traits: dict[str, Any], name: str, limit: int, *, host: bool = False) -> str | None:
+    value = traits.get(name)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip().lower() if host else value.strip()
+    if host:
+        value = value.removeprefix("https://").removeprefix("http://").split("/")[0]
+    return value[:limit] or None

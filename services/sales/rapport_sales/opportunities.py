@@ -1,0 +1,450 @@
+"""Pipelines with ordered stages, and opportunities moving through them.
+
+Every stage change is an event on the log (opportunity.created, .stage.changed, .won,
+.lost); a won opportunity can record an order.completed for its primary contact, which
+is how the deal reaches profile's metrics and campaign's attribution.
+"""
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import Event, utcnow
+from rapport_events.types import (
+    LineItem,
+    OpportunityCreated,
+    OpportunityLost,
+    OpportunityStageChanged,
+    OpportunityWon,
+    OrderCompleted,
+)
+from rapport_sales.accounts import get_account
+from rapport_sales.errors import Conflict, InvalidRequest, NotFound
+from rapport_sales.models import (
+    SalesContact,
+    SalesCustomer,
+    SalesOpportunity,
+    SalesOpportunityContact,
+    SalesPipeline,
+    SalesStage,
+    SalesStageChange,
+    aware,
+)
+from rapport_sales.paging import Page, after_cursor, page_of
+from rapport_sales.publishing import account_subject, publish
+from rapport_sales.schemas import (
+    OpportunityCreate,
+    OpportunityLose,
+    OpportunityPublic,
+    OpportunityUpdate,
+    OpportunityWin,
+    PipelineCreate,
+    PipelinePublic,
+    StageChangePublic,
+    StagePublic,
+    Status,
+)
+
+DEFAULT_PIPELINE = "default"
+ORDER_PREFIX = "sales-"
+
+
+# --- pipelines -------------------------------------------------------------------------------
+
+
+async def create_pipeline(session: AsyncSession, body: PipelineCreate) -> PipelinePublic:
+    """A new pipeline and its stages, in the order given."""
+    taken = await session.exec(select(SalesPipeline).where(SalesPipeline.name == body.name))
+    if taken.first() is not None:
+        raise Conflict(f"a pipeline is already named {body.name!r}")
+    pipeline = SalesPipeline(name=body.name, created_at=utcnow())
+    session.add(pipeline)
+    for position, stage in enumerate(body.stages):
+        session.add(SalesStage(pipeline_id=pipeline.id, position=position, **stage.model_dump()))
+    await session.flush()
+    return await pipeline_view(session, pipeline.id)
+
+
+async def stages_of(session: AsyncSession, pipeline_id: str) -> list[SalesStage]:
+    """The pipeline's stages in order, or NotFound."""
+    query = (
+        select(SalesStage)
+        .where(SalesStage.pipeline_id == pipeline_id)
+        .order_by(col(SalesStage.position))
+    )
+    stages = list((await session.exec(query)).all())
+    if not stages:
+        raise NotFound(f"no pipeline {pipeline_id}")
+    return stages
+
+
+async def pipeline_view(session: AsyncSession, pipeline_id: str) -> PipelinePublic:
+    """The pipeline with its ordered stages."""
+    pipeline = await session.get(SalesPipeline, pipeline_id)
+    if pipeline is None:
+        raise NotFound(f"no pipeline {pipeline_id}")
+    stages = await stages_of(session, pipeline_id)
+    return PipelinePublic(
+        id=pipeline.id,
+        name=pipeline.name,
+        stages=[StagePublic.model_validate(stage) for stage in stages],
+    )
+
+
+async def list_pipelines(session: AsyncSession) -> list[PipelinePublic]:
+    """Every pipeline with its stages (there are few)."""
+    pipelines = (await session.exec(select(SalesPipeline).order_by(col(SalesPipeline.name)))).all()
+    return [await pipeline_view(session, pipeline.id) for pipeline in pipelines]
+
+
+def _stage(stages: list[SalesStage], key: str) -> SalesStage:
+    for stage in stages:
+        if stage.key == key:
+            return stage
+    known = ", ".join(stage.key for stage in stages)
+    raise InvalidRequest(f"unknown stage {key!r} (this pipeline's stages: {known})")
+
+
+# --- opportunities ---------------------------------------------------------------------------
+
+
+async def create_opportunity(
+    session: AsyncSession, body: OpportunityCreate, topic: str, default_currency: str
+) -> OpportunityPublic:
+    """Open an opportunity in a stage of its pipeline; publishes opportunity.created."""
+    now = utcnow()
+    account = await get_account(session, body.account_id)
+    pipeline_id = body.pipeline_id or DEFAULT_PIPELINE
+    stages = await stages_of(session, pipeline_id)
+    stage = _stage(stages, body.stage) if body.stage else stages[0]
+    if stage.outcome != "open":
+        raise InvalidRequest(f"an opportunity opens in an open stage, not {stage.key!r}")
+    if body.expected_close_date is not None and body.expected_close_date < now.date():
+        raise InvalidRequest("expected_close_date is before the opportunity's creation")
+    contacts = list(
+        dict.fromkeys([*([body.customer_id] if body.customer_id else []), *body.contacts])
+    )
+    people = await _known_customers(session, contacts)
+    primary = people.get(body.customer_id) if body.customer_id else None
+    opportunity = SalesOpportunity(
+        pipeline_id=pipeline_id,
+        account_id=account.id,
+        customer_id=body.customer_id,
+        name=body.name,
+        owner=body.owner or account.owner,
+        amount=body.amount,
+        currency=body.currency or default_currency,
+        expected_close_date=body.expected_close_date,
+        stage=stage.key,
+        probability=stage.probability,
+        source=body.source or _attributed_source(primary),
+        products=[line.model_dump(mode="json") for line in body.products],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(opportunity)
+    for customer_id in contacts:
+        session.add(SalesOpportunityContact(opportunity_id=opportunity.id, customer_id=customer_id))
+    await _make_contacts(session, account.id, contacts)
+    session.add(SalesStageChange(opportunity_id=opportunity.id, to_stage=stage.key, changed_at=now))
+    await publish(session, [_created(opportunity)], topic)
+    return await opportunity_view(session, opportunity)
+
+
+async def _known_customers(session: AsyncSession, ids: list[str]) -> dict[str, SalesCustomer]:
+    if not ids:
+        return {}
+    query = select(SalesCustomer).where(col(SalesCustomer.customer_id).in_(ids))
+    found = {person.customer_id: person for person in (await session.exec(query)).all()}
+    missing = [customer_id for customer_id in ids if customer_id not in found]
+    if missing:
+        raise InvalidRequest(f"unknown customer {missing[0]} (not registered in profile)")
+    return found
+
+
+async def _make_contacts(session: AsyncSession, account_id: str, ids: list[str]) -> None:
+    """The opportunity's people become contacts of its account if they were not."""
+    if not ids:
+        return
+    query = select(SalesContact.customer_id).where(
+        SalesContact.account_id == account_id, col(SalesContact.customer_id).in_(ids)
+    )
+    linked = set((await session.exec(query)).all())
+    for customer_id in ids:
+        if customer_id not in linked:
+            session.add(
+                SalesContact(
+                    account_id=account_id,
+                    customer_id=customer_id,
+                    source="manual",
+                    role="opportunity",
+                    linked_at=utcnow(),
+                )
+            )
+
+
+def _attributed_source(person: SalesCustomer | None) -> str | None:
+    """profile's attribution: the campaign last clicked, else the acquisition channel."""
+    if person is None:
+        return None
+    if person.last_campaign_id:
+        return f"campaign:{person.last_campaign_id}"
+    if person.acquisition_channel:
+        return f"channel:{person.acquisition_channel}"
+    return None
+
+
+def _subject(opportunity: SalesOpportunity) -> str:
+    return opportunity.customer_id or account_subject(opportunity.account_id)
+
+
+def _common(opportunity: SalesOpportunity) -> dict[str, object]:
+    return {
+        "customer_id": _subject(opportunity),
+        "opportunity_id": opportunity.id,
+        "account_id": opportunity.account_id,
+        "pipeline_id": opportunity.pipeline_id,
+        "amount": opportunity.amount,
+        "currency": opportunity.currency,
+        "owner": opportunity.owner,
+    }
+
+
+def _created(opportunity: SalesOpportunity) -> OpportunityCreated:
+    return OpportunityCreated(
+        **_common(opportunity),  # type: ignore[arg-type]
+        name=opportunity.name,
+        stage=opportunity.stage,
+        probability=opportunity.probability,
+        expected_close_date=opportunity.expected_close_date,
+        source=opportunity.source,
+    )
+
+
+async def get_opportunity(session: AsyncSession, opportunity_id: str) -> SalesOpportunity:
+    """The opportunity, or NotFound."""
+    opportunity = await session.get(SalesOpportunity, opportunity_id)
+    if opportunity is None:
+        raise NotFound(f"no opportunity {opportunity_id}")
+    return opportunity
+
+
+def _still_open(opportunity: SalesOpportunity) -> None:
+    if opportunity.status != "open":
+        raise Conflict(f"opportunity {opportunity.id} is already {opportunity.status}")
+
+
+async def update_opportunity(
+    session: AsyncSession, opportunity_id: str, body: OpportunityUpdate, topic: str
+) -> OpportunityPublic:
+    """Change an open opportunity; a new stage is published as opportunity.stage.changed."""
+    opportunity = await get_opportunity(session, opportunity_id)
+    _still_open(opportunity)
+    changes = body.model_dump(exclude_unset=True, exclude={"stage"})
+    if (
+        changes.get("expected_close_date") is not None
+        and changes["expected_close_date"] < aware(opportunity.created_at).date()
+    ):
+        raise InvalidRequest("expected_close_date is before the opportunity's creation")
+    for name, value in changes.items():
+        if value is None and name in ("name", "amount"):
+            continue
+        setattr(opportunity, name, value)
+    events: list[Event] = []
+    if body.stage is not None and body.stage != opportunity.stage:
+        stage = _stage(await stages_of(session, opportunity.pipeline_id), body.stage)
+        if stage.outcome != "open":
+            raise InvalidRequest(
+                f"close an opportunity with /win or /lose, not stage {stage.key!r}"
+            )
+        events.append(_move(session, opportunity, stage))
+    opportunity.updated_at = utcnow()
+    session.add(opportunity)
+    await publish(session, events, topic)
+    return await opportunity_view(session, opportunity)
+
+
+def _move(
+    session: AsyncSession, opportunity: SalesOpportunity, stage: SalesStage
+) -> OpportunityStageChanged:
+    """Put the opportunity in `stage`, with its history row; the event that says so."""
+    before = opportunity.stage
+    opportunity.stage, opportunity.probability = stage.key, stage.probability
+    session.add(
+        SalesStageChange(
+            opportunity_id=opportunity.id,
+            from_stage=before,
+            to_stage=stage.key,
+            changed_at=utcnow(),
+        )
+    )
+    return OpportunityStageChanged(
+        **_common(opportunity),  # type: ignore[arg-type]
+        from_stage=before,
+        to_stage=stage.key,
+        probability=stage.probability,
+    )
+
+
+def _outcome_stage(stages: list[SalesStage], outcome: str) -> SalesStage:
+    return next(stage for stage in stages if stage.outcome == outcome)
+
+
+async def win_opportunity(
+    session: AsyncSession, opportunity_id: str, body: OpportunityWin, topic: str
+) -> OpportunityPublic:
+    """Close as won; with `record_order`, the deal is an order of its primary contact."""
+    opportunity = await get_opportunity(session, opportunity_id)
+    _still_open(opportunity)
+    if body.record_order and opportunity.customer_id is None:
+        raise InvalidRequest("an order needs the opportunity's primary contact (customer_id)")
+    stages = await stages_of(session, opportunity.pipeline_id)
+    events: list[Event] = [_move(session, opportunity, _outcome_stage(stages, "won"))]
+    _close(opportunity, "won")
+    if body.record_order:
+        opportunity.order_id = f"{ORDER_PREFIX}{opportunity.id}"
+        events.append(_order(opportunity))
+    events.append(
+        OpportunityWon(
+            **_common(opportunity),  # type: ignore[arg-type]
+            order_id=opportunity.order_id,
+            cycle_days=cycle_days(opportunity),
+        )
+    )
+    session.add(opportunity)
+    await publish(session, events, topic)
+    return await opportunity_view(session, opportunity)
+
+
+async def lose_opportunity(
+    session: AsyncSession, opportunity_id: str, body: OpportunityLose, topic: str
+) -> OpportunityPublic:
+    """Close as lost, with the reason."""
+    opportunity = await get_opportunity(session, opportunity_id)
+    _still_open(opportunity)
+    stages = await stages_of(session, opportunity.pipeline_id)
+    moved = _move(session, opportunity, _outcome_stage(stages, "lost"))
+    _close(opportunity, "lost")
+    opportunity.lost_reason = body.reason
+    lost = OpportunityLost(
+        **_common(opportunity),  # type: ignore[arg-type]
+        reason=body.reason,
+        cycle_days=cycle_days(opportunity),
+    )
+    session.add(opportunity)
+    await publish(session, [moved, lost], topic)
+    return await opportunity_view(session, opportunity)
+
+
+def _close(opportunity: SalesOpportunity, status: Status) -> None:
+    now = utcnow()
+    opportunity.status, opportunity.closed_at, opportunity.updated_at = status, now, now
+
+
+def cycle_days(opportunity: SalesOpportunity) -> int:
+    """Whole days from opening to closing (0 for a deal closed the day it opened)."""
+    closed = aware(opportunity.closed_at or utcnow())
+    return max(0, (closed.date() - aware(opportunity.created_at).date()).days)
+
+
+def _order(opportunity: SalesOpportunity) -> OrderCompleted:
+    """The won deal as an order of its primary contact: its products, else one line."""
+    items = [
+        LineItem(
+            product_id=line["product_id"],
+            name=line.get("name"),
+            price=Decimal(str(line["price"])),
+            quantity=line.get("quantity", 1),
+        )
+        for line in opportunity.products
+    ] or [
+        LineItem(
+            product_id=f"opportunity:{opportunity.id}",
+            name=opportunity.name,
+            price=opportunity.amount,
+        )
+    ]
+    assert opportunity.customer_id is not None
+    return OrderCompleted(
+        customer_id=opportunity.customer_id,
+        order_id=opportunity.order_id or f"{ORDER_PREFIX}{opportunity.id}",
+        items=tuple(items),
+        revenue=opportunity.amount,
+        currency=opportunity.currency,
+        sales_channel="sales",
+    )
+
+
+async def opportunity_view(
+    session: AsyncSession, opportunity: SalesOpportunity
+) -> OpportunityPublic:
+    """The opportunity with its contacts and stage history."""
+    await session.flush()
+    view = OpportunityPublic.model_validate(opportunity)
+    contacts = await session.exec(
+        select(SalesOpportunityContact.customer_id).where(
+            SalesOpportunityContact.opportunity_id == opportunity.id
+        )
+    )
+    view.contacts = sorted(contacts.all())
+    history = await session.exec(
+        select(SalesStageChange)
+        .where(SalesStageChange.opportunity_id == opportunity.id)
+        .order_by(col(SalesStageChange.id))
+    )
+    view.history = [StageChangePublic.model_validate(change) for change in history.all()]
+    return view
+
+
+async def list_opportunities(
+    session: AsyncSession,
+    *,
+    status: Status | None,
+    owner: str | None,
+    account_id: str | None,
+    pipeline_id: str | None,
+    stage: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[OpportunityPublic]:
+    """Opportunities newest first, filtered."""
+    query = select(SalesOpportunity)
+    for column, value in (
+        (SalesOpportunity.status, status),
+        (SalesOpportunity.owner, owner),
+        (SalesOpportunity.account_id, account_id),
+        (SalesOpportunity.pipeline_id, pipeline_id),
+        (SalesOpportunity.stage, stage),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    after = after_cursor(col(SalesOpportunity.created_at), col(SalesOpportunity.id), cursor)
+    if after is not None:
+        query = query.where(after)
+    query = query.order_by(col(SalesOpportunity.created_at).desc(), col(SalesOpportunity.id).desc())
+    rows, next_cursor = page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
+    return Page(
+        items=[OpportunityPublic.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
+
+
+async def forget_contact(session: AsyncSession, customer_ids: list[str]) -> None:
+    """Opportunities survive an erasure without the person."""
+    await session.exec(  # type: ignore[call-overload]
+        delete(SalesOpportunityContact).where(
+            col(SalesOpportunityContact.customer_id).in_(customer_ids)
+        )
+    )
+    rows = await session.exec(
+        select(SalesOpportunity).where(col(SalesOpportunity.customer_id).in_(customer_ids))
+    )
+    for opportunity in rows.all():
+        opportunity.customer_id = None
+        session.add(opportunity)
+
+
+def today() -> date:
+    return utcnow().date()

@@ -1,0 +1,375 @@
+"""Pipeline, forecast and win-rate reports, computed in the database (set-based).
+
+The weighted forecast of a month is the sum over open opportunities expected to close in
+it of amount × the win probability of their stage. The backtest replays that forecast as
+it stood at a past date (each opportunity's stage then, from the stage history) and
+compares it with the amounts actually won in each month after.
+"""
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Float, case, cast, func, literal
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_sales.models import SalesOpportunity, SalesStage, SalesStageChange, aware
+
+CENT = Decimal("0.01")
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
+class StageTotal(BaseModel):
+    stage: str
+    name: str
+    position: int
+    probability: Decimal
+    currency: str
+    count: int
+    amount: Decimal
+    weighted: Decimal
+
+
+class OwnerTotal(BaseModel):
+    owner: str | None
+    currency: str
+    count: int
+    amount: Decimal
+    weighted: Decimal
+
+
+class PipelineReport(BaseModel):
+    """Open opportunities of a pipeline by stage (in stage order) and by owner."""
+
+    pipeline_id: str
+    stages: list[StageTotal]
+    owners: list[OwnerTotal]
+
+
+def _open_in(pipeline_id: str, owner: str | None) -> list[ColumnElement[bool]]:
+    where = [
+        col(SalesOpportunity.pipeline_id) == pipeline_id,
+        col(SalesOpportunity.status) == "open",
+    ]
+    if owner is not None:
+        where.append(col(SalesOpportunity.owner) == owner)
+    return where
+
+
+async def pipeline_report(
+    session: AsyncSession, pipeline_id: str, owner: str | None
+) -> PipelineReport:
+    """Count, amount and weighted amount of the open deals per stage and per owner.
+
+    One scan grouped by (stage, owner, currency) — a few hundred rows whatever the number
+    of deals — folded into both views here.
+    """
+    cells = await session.exec(
+        select(  # type: ignore[call-overload]
+            SalesOpportunity.stage,
+            SalesOpportunity.owner,
+            SalesOpportunity.currency,
+            func.count(),
+            func.sum(SalesOpportunity.amount),
+            func.sum(SalesOpportunity.amount * SalesOpportunity.probability),
+        )
+        .where(*_open_in(pipeline_id, owner))
+        .group_by(SalesOpportunity.stage, SalesOpportunity.owner, SalesOpportunity.currency)
+    )
+    by_stage: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    by_owner: dict[tuple[str | None, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    for stage, name, currency, count, total, weight in cells.all():
+        for sums in (by_stage[(stage, currency)], by_owner[(name, currency)]):
+            sums[0] += count
+            sums[1] += Decimal(str(total))
+            sums[2] += Decimal(str(weight))
+    stages = {
+        stage.key: stage
+        for stage in (
+            await session.exec(select(SalesStage).where(SalesStage.pipeline_id == pipeline_id))
+        ).all()
+    }
+    stage_rows = [
+        StageTotal(
+            stage=key,
+            name=stages[key].name if key in stages else key,
+            position=stages[key].position if key in stages else len(stages),
+            probability=stages[key].probability if key in stages else Decimal(0),
+            currency=currency,
+            count=int(sums[0]),
+            amount=_money(sums[1]),
+            weighted=_money(sums[2]),
+        )
+        for (key, currency), sums in by_stage.items()
+    ]
+    owner_rows = [
+        OwnerTotal(
+            owner=name,
+            currency=currency,
+            count=int(sums[0]),
+            amount=_money(sums[1]),
+            weighted=_money(sums[2]),
+        )
+        for (name, currency), sums in by_owner.items()
+    ]
+    return PipelineReport(
+        pipeline_id=pipeline_id,
+        stages=sorted(stage_rows, key=lambda row: (row.position, row.currency)),
+        owners=sorted(owner_rows, key=lambda row: (row.owner or "", row.currency)),
+    )
+
+
+class ForecastMonth(BaseModel):
+    month: date
+    currency: str
+    count: int
+    amount: Decimal
+    weighted: Decimal
+
+
+class ForecastReport(BaseModel):
+    """The open pipeline's weighted forecast per month of expected close, next to
+    profile's forecast of revenue from the sales history (None when profile did not answer)."""
+
+    method: str = "weighted pipeline: amount × stage win probability, by expected close month"
+    months: list[ForecastMonth]
+    overdue: list[ForecastMonth]
+    historical: dict[str, Any] | None = None
+    historical_error: str | None = None
+
+
+async def weighted_forecast(
+    session: AsyncSession, start: date, months: int, owner: str | None
+) -> ForecastReport:
+    """Weighted amounts of the open deals per expected close month, from `start`'s month.
+
+    Grouped by day in the database (portable) and folded into months here: at most a few
+    thousand rows whatever the number of opportunities.
+    """
+    first, end = month_of(start), add_months(start, months)
+    where = [col(SalesOpportunity.status) == "open"]
+    if owner is not None:
+        where.append(col(SalesOpportunity.owner) == owner)
+    rows = await session.exec(
+        select(  # type: ignore[call-overload]
+            SalesOpportunity.expected_close_date,
+            SalesOpportunity.currency,
+            func.count(),
+            func.sum(SalesOpportunity.amount),
+            func.sum(SalesOpportunity.amount * SalesOpportunity.probability),
+        )
+        .where(*where, col(SalesOpportunity.expected_close_date).is_not(None))
+        .where(col(SalesOpportunity.expected_close_date) < end)
+        .group_by(SalesOpportunity.expected_close_date, SalesOpportunity.currency)
+    )
+    ahead: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    late: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    for day, currency, count, total, weight in rows.all():
+        bucket = month_of(day)
+        into = ahead if bucket >= first else late
+        sums = into[(bucket, currency)]
+        sums[0] += count
+        sums[1] += Decimal(str(total))
+        sums[2] += Decimal(str(weight))
+    return ForecastReport(months=_months(ahead), overdue=_months(late))
+
+
+def _months(sums: dict[tuple[date, str], list[Decimal]]) -> list[ForecastMonth]:
+    return [
+        ForecastMonth(
+            month=month,
+            currency=currency,
+            count=int(values[0]),
+            amount=_money(values[1]),
+            weighted=_money(values[2]),
+        )
+        for (month, currency), values in sorted(sums.items())
+    ]
+
+
+class OwnerWinRate(BaseModel):
+    owner: str | None
+    won: int
+    lost: int
+    win_rate: float | None
+    won_amount: Decimal
+    average_cycle_days: float | None
+
+
+class WinRateReport(BaseModel):
+    """Opportunities closed in [from, to): won / (won + lost), and days from open to close."""
+
+    won: int
+    lost: int
+    win_rate: float | None
+    won_amount: Decimal
+    average_cycle_days: float | None
+    owners: list[OwnerWinRate]
+
+
+def _cycle_days(dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        seconds = func.extract(
+            "epoch", col(SalesOpportunity.closed_at) - col(SalesOpportunity.created_at)
+        )
+        return cast(seconds, Float) / 86400.0
+    return func.julianday(SalesOpportunity.closed_at) - func.julianday(SalesOpportunity.created_at)
+
+
+async def win_rate(
+    session: AsyncSession, start: datetime | None, end: datetime | None, owner: str | None
+) -> WinRateReport:
+    """Win rate and average cycle time of the deals closed in the window, per owner."""
+    won = func.sum(case((col(SalesOpportunity.status) == "won", 1), else_=0))
+    lost = func.sum(case((col(SalesOpportunity.status) == "lost", 1), else_=0))
+    won_amount = func.sum(
+        case((col(SalesOpportunity.status) == "won", SalesOpportunity.amount), else_=literal(0))
+    )
+    cycle = func.avg(_cycle_days(session.bind.dialect.name if session.bind else "sqlite"))
+    query = select(SalesOpportunity.owner, won, lost, won_amount, cycle).where(  # type: ignore[call-overload]
+        col(SalesOpportunity.status).in_(("won", "lost"))
+    )
+    if start is not None:
+        query = query.where(col(SalesOpportunity.closed_at) >= start)
+    if end is not None:
+        query = query.where(col(SalesOpportunity.closed_at) < end)
+    if owner is not None:
+        query = query.where(col(SalesOpportunity.owner) == owner)
+    rows = (await session.exec(query.group_by(SalesOpportunity.owner))).all()
+    owners = [
+        OwnerWinRate(
+            owner=name,
+            won=int(w or 0),
+            lost=int(lo or 0),
+            win_rate=_rate(w, lo),
+            won_amount=_money(amount),
+            average_cycle_days=round(float(days), 2) if days is not None else None,
+        )
+        for name, w, lo, amount, days in rows
+    ]
+    total_won = sum(row.won for row in owners)
+    total_lost = sum(row.lost for row in owners)
+    closed = total_won + total_lost
+    average = (
+        round(
+            sum((row.average_cycle_days or 0) * (row.won + row.lost) for row in owners) / closed, 2
+        )
+        if closed
+        else None
+    )
+    return WinRateReport(
+        won=total_won,
+        lost=total_lost,
+        win_rate=_rate(total_won, total_lost),
+        won_amount=_money(sum((row.won_amount for row in owners), Decimal(0))),
+        average_cycle_days=average,
+        owners=sorted(owners, key=lambda row: row.owner or ""),
+    )
+
+
+def _rate(won: Any, lost: Any) -> float | None:
+    closed = int(won or 0) + int(lost or 0)
+    return round(int(won or 0) / closed, 4) if closed else None
+
+
+class BacktestMonth(BaseModel):
+    month: date
+    forecast: Decimal
+    actual: Decimal
+
+
+class Backtest(BaseModel):
+    """The weighted forecast as it stood at `as_of` against what was won after it."""
+
+    as_of: datetime
+    currency: str
+    months: list[BacktestMonth]
+    mae: Decimal
+    mape: float | None
+
+
+async def backtest(session: AsyncSession, as_of: datetime, months: int, currency: str) -> Backtest:
+    """Replay the forecast at `as_of` (stages then, from the history) and score it."""
+    opened = await session.exec(
+        select(SalesOpportunity).where(
+            col(SalesOpportunity.created_at) <= as_of,
+            col(SalesOpportunity.currency) == currency,
+            col(SalesOpportunity.expected_close_date).is_not(None),
+        )
+    )
+    candidates = {
+        row.id: row for row in opened.all() if row.closed_at is None or aware(row.closed_at) > as_of
+    }
+    stage_then = await _stages_at(session, list(candidates), as_of)
+    probabilities = {
+        (stage.pipeline_id, stage.key): stage.probability
+        for stage in (await session.exec(select(SalesStage))).all()
+    }
+    first = add_months(month_of(as_of.date()), 1)
+    forecast: dict[date, Decimal] = defaultdict(Decimal)
+    for row in candidates.values():
+        assert row.expected_close_date is not None
+        stage = stage_then.get(row.id, row.stage)
+        probability = probabilities.get((row.pipeline_id, stage), Decimal(0))
+        forecast[month_of(row.expected_close_date)] += row.amount * probability
+    won = await session.exec(
+        select(col(SalesOpportunity.closed_at), col(SalesOpportunity.amount)).where(
+            col(SalesOpportunity.status) == "won",
+            col(SalesOpportunity.currency) == currency,
+            col(SalesOpportunity.closed_at)
+            >= datetime.combine(first, datetime.min.time(), as_of.tzinfo),
+        )
+    )
+    actual: dict[date, Decimal] = defaultdict(Decimal)
+    for closed_at, amount in won.all():
+        assert closed_at is not None  # a won deal is closed
+        actual[month_of(aware(closed_at).date())] += Decimal(str(amount))
+    scored = [
+        BacktestMonth(month=month, forecast=_money(forecast[month]), actual=_money(actual[month]))
+        for month in (add_months(first, n) for n in range(months))
+    ]
+    errors = [abs(m.forecast - m.actual) for m in scored]
+    relative = [abs(m.forecast - m.actual) / m.actual for m in scored if m.actual]
+    return Backtest(
+        as_of=as_of,
+        currency=currency,
+        months=scored,
+        mae=_money(sum(errors, Decimal(0)) / len(scored)) if scored else Decimal(0),
+        mape=round(float(sum(relative) / len(relative)), 4) if relative else None,
+    )
+
+
+async def _stages_at(
+    session: AsyncSession, opportunity_ids: list[str], as_of: datetime
+) -> dict[str, str]:
+    """Each opportunity's stage at `as_of`: the last change up to then."""
+    stages: dict[str, str] = {}
+    for start in range(0, len(opportunity_ids), 1000):
+        chunk = opportunity_ids[start : start + 1000]
+        rows = await session.exec(
+            select(SalesStageChange)
+            .where(
+                col(SalesStageChange.opportunity_id).in_(chunk),
+                col(SalesStageChange.changed_at) <= as_of,
+            )
+            .order_by(col(SalesStageChange.changed_at), col(SalesStageChange.id))
+        )
+        for change in rows.all():
+            stages[change.opportunity_id] = change.to_stage
+    return stages

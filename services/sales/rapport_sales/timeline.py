@@ -1,0 +1,82 @@
+"""An account's timeline: its own activity and opportunities' stage changes (from sales),
+and its contacts' timelines (from profile), newest first."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_sales import accounts, activities
+from rapport_sales.models import SalesOpportunity, SalesStageChange, aware
+from rapport_sales.peers import ProfileClient
+from rapport_sales.publishing import SOURCE
+from rapport_sales.schemas import AccountTimeline, TimelineItem
+
+
+async def account_timeline(
+    session: AsyncSession, profile: ProfileClient, account_id: str, limit: int
+) -> AccountTimeline:
+    """The newest `limit` entries about the account and its contacts."""
+    await accounts.get_account(session, account_id)
+    own = await activities.list_activities(
+        session, account_id=account_id, customer_id=None, kind=None, limit=limit, cursor=None
+    )
+    items = [
+        TimelineItem(
+            at=item.occurred_at,
+            source="sales",
+            type=f"activity.{item.kind}",
+            customer_id=item.customer_ids[0] if item.customer_ids else None,
+            data=item.model_dump(mode="json"),
+        )
+        for item in own.items
+    ]
+    items += await _stage_changes(session, account_id, limit)
+    contacts = [contact.customer_id for contact in await accounts.contacts_of(session, account_id)]
+    timelines, complete = await profile.timelines(contacts, limit)
+    for customer_id, entries in timelines.items():
+        items += [_from_profile(customer_id, entry) for entry in entries if _foreign(entry)]
+    items.sort(key=lambda item: aware(item.at), reverse=True)
+    return AccountTimeline(items=items[:limit], complete=complete)
+
+
+async def _stage_changes(session: AsyncSession, account_id: str, limit: int) -> list[TimelineItem]:
+    rows = await session.exec(
+        select(SalesStageChange, SalesOpportunity)
+        .join(SalesOpportunity, col(SalesOpportunity.id) == col(SalesStageChange.opportunity_id))
+        .where(SalesOpportunity.account_id == account_id)
+        .order_by(col(SalesStageChange.changed_at).desc(), col(SalesStageChange.id).desc())
+        .limit(limit)
+    )
+    return [
+        TimelineItem(
+            at=change.changed_at,
+            source="sales",
+            type="opportunity.stage",
+            customer_id=opportunity.customer_id,
+            data={
+                "opportunity_id": opportunity.id,
+                "name": opportunity.name,
+                "from_stage": change.from_stage,
+                "to_stage": change.to_stage,
+            },
+        )
+        for change, opportunity in rows.all()
+    ]
+
+
+def _foreign(entry: dict[str, Any]) -> bool:
+    """Sales' own events come from its tables, not twice through profile."""
+    return entry.get("source") != SOURCE
+
+
+def _from_profile(customer_id: str, entry: dict[str, Any]) -> TimelineItem:
+    data = entry.get("data")
+    return TimelineItem(
+        at=datetime.fromisoformat(str(entry.get("occurred_at"))),
+        source="profile",
+        type=str(entry.get("type", "")),
+        customer_id=customer_id,
+        data=data if isinstance(data, dict) else {},
+    )
