@@ -40,7 +40,7 @@ run: install console-assets ## start the broker, the five services and the conso
 # service stacks, brokers, a browser) and time what they see run after them, one at a time,
 # on a machine nobody else loads. Both phases always run; either failing fails the target.
 TEST_WORKERS ?= 3
-test: install sdk-deps console-assets ## run every test (unit, integration on SQLite and PostgreSQL, end to end, faults, browser, real SDKs)
+test: install sdk-deps console-assets chromium ## run every test (unit, integration on SQLite and PostgreSQL, end to end, faults, browser, real SDKs)
 	@status=0; \
 	$(PYTEST) -n $(TEST_WORKERS) -m "not processes" || status=$$?; \
 	$(PYTEST) -m processes || status=$$?; \
