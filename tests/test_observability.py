@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -33,7 +33,7 @@ from rapport_campaign.main import create_app as create_campaign_app
 from rapport_campaign.settings import Settings as CampaignSettings
 from rapport_events import observability, tracing
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import wait_until_ready
+from rapport_events.testing.harness import drain_outbox, until, wait_until_ready
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.tracing import JsonLinesSpanExporter, configure_tracing, service_resource
 from rapport_profile.main import create_app as create_profile_app
@@ -68,24 +68,6 @@ async def scrape(client: httpx.AsyncClient) -> Samples:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return parse_metrics(response.text)
-
-
-async def until(
-    check: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.1)
-
-
-async def drain_outbox(app: FastAPI) -> None:
-    async def drained() -> bool:
-        relay = app.state.runtime.relay
-        return relay is not None and (await relay.backlog())[0] == 0
-
-    await until(drained, what="an empty outbox")
 
 
 def customer(email: str) -> dict[str, str]:
@@ -268,7 +250,7 @@ class TestConsumerMetrics:
                 async def applied() -> bool:
                     return total(await scrape(c), "rapport_consumer_applied_total", **group) >= 1
 
-                await until(applied, what="campaign applying customer.registered")
+                await until(applied, timeout=15.0, what="campaign applying customer.registered")
 
                 async def caught_up() -> bool:
                     samples = await scrape(c)
@@ -279,7 +261,7 @@ class TestConsumerMetrics:
                     ]
                     return bool(lags) and sum(lags) == 0
 
-                await until(caught_up, what="zero lag for the campaign group")
+                await until(caught_up, timeout=15.0, what="zero lag for the campaign group")
                 samples = await scrape(c)
                 partitions = {
                     labels["messaging_destination_partition_id"]

@@ -191,11 +191,6 @@ class ConsumerRunner:
         await consumer.start()
         self._heartbeat.beat()
 
-    async def _close(self) -> None:
-        """Commit what is applied and leave the group, within a bound (a shutdown must end
-        even when the broker no longer answers the member)."""
-        await self._abandon()
-
     async def _consume(self) -> None:
         """One consumer's life: join if needed, consume; on failure leave, for a fresh start."""
         if self._consumer is None:
@@ -207,10 +202,10 @@ class ConsumerRunner:
         except Exception:
             # Its records in hand were rolled back; what committed is committed here. Bounded:
             # a member the broker forgot may wait forever on its last commit or its leave.
-            await self._abandon()
+            await self._leave_within_bound()
             raise
 
-    async def _abandon(self) -> None:
+    async def _leave_within_bound(self) -> None:
         """Commit what is applied and leave within a bound, in a task of its own: aiokafka's
         stop can ignore a cancel while it waits on a broker that forgot the member, so
         neither the next member nor a shutdown waits for it."""
@@ -247,7 +242,7 @@ class ConsumerRunner:
         if self._key_reader is not None:
             await self._key_reader.stop()
             self._key_reader = None
-        await self._close()
+        await self._leave_within_bound()
 
     @property
     def running(self) -> bool:

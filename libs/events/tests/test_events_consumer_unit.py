@@ -651,7 +651,14 @@ class TestPoisonRecords:
         assert runner.dead_lettered == 1
 
 
-class FailingCommitConsumer:
+class OnePartitionMember:
+    """A group member holding the one test partition."""
+
+    def assignment(self) -> set[TopicPartition]:
+        return {PARTITION}
+
+
+class FailingCommitConsumer(OnePartitionMember):
     """A group member the broker has forgotten: fetches answer, every commit fails."""
 
     def __init__(self) -> None:
@@ -663,14 +670,11 @@ class FailingCommitConsumer:
     async def commit(self, _offsets: Any) -> None:
         raise UnknownMemberIdError()
 
-    def assignment(self) -> set[TopicPartition]:
-        return {PARTITION}
-
     async def stop(self) -> None:
         self.stopped = True
 
 
-class OnceFailingCommitConsumer:
+class OnceFailingCommitConsumer(OnePartitionMember):
     """A member whose first commit fails (a rebalance under way) and later ones succeed."""
 
     def __init__(self) -> None:
@@ -680,9 +684,6 @@ class OnceFailingCommitConsumer:
         self.attempts.append({tp: meta.offset for tp, meta in offsets.items()})
         if len(self.attempts) == 1:
             raise RebalanceInProgressError()
-
-    def assignment(self) -> set[TopicPartition]:
-        return {PARTITION}
 
 
 class TestRejoin:

@@ -1,11 +1,9 @@
 """Fixtures of campaign's tests: migrated databases, a real SMTP server, real HTTP receivers,
 the app on a real broker, and small helpers handed out as fixtures."""
 
-import asyncio
 import email
 import email.policy
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -32,7 +30,12 @@ from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.fakes import FakeProducer
-from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
+from rapport_events.testing.harness import (
+    consumes_events,
+    drain_outbox,
+    poll_until,
+    wait_until_ready,
+)
 from rapport_events.testing.pytest_plugin import Migrations
 from rapport_events.testing.replicas import serving
 
@@ -260,21 +263,9 @@ async def publish(kafka_settings: KafkaSettings) -> AsyncIterator[Callable[..., 
     await producer.stop()
 
 
-async def _eventually(
-    probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], timeout: float = 20.0
-) -> Any:
-    """Retry `probe` until `check` holds, for at most `timeout` seconds; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[Any]]:
-    return _eventually
+    return poll_until
 
 
 @pytest.fixture

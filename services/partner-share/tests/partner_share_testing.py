@@ -9,7 +9,7 @@ import asyncio
 import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,29 +36,6 @@ from rapport_partner_share.settings import Settings
 
 TOKEN = "partner-share-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-async def eventually(
-    fetch: Callable[[], Awaitable[httpx.Response]], expected: int = 200, timeout: float = 15.0
-) -> httpx.Response:
-    """Retry until the reply has the expected status, for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await fetch()
-        if response.status_code == expected or time.monotonic() > deadline:
-            return response
-        await asyncio.sleep(0.05)
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0
-) -> None:
-    """Poll until `condition` holds; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

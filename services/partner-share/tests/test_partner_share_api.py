@@ -14,7 +14,6 @@ from partner_share_testing import (
     WebhookReceiver,
     apply,
     consent_of,
-    eventually,
     everything_stored,
     granted,
     profile_customer,
@@ -23,13 +22,12 @@ from partner_share_testing import (
     revoked,
     settings_for,
     share,
-    wait_for,
 )
 from pydantic import ValidationError
 from sqlalchemy import text
 
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import drain_outbox
+from rapport_events.testing.harness import drain_outbox, until, until_status
 from rapport_events.testing.migrations import PAST_32_BITS, skip_ids_past, skip_unless
 from rapport_events.types import (
     CustomerErased,
@@ -66,7 +64,7 @@ class TestHealth:
         assert response.json() == {"status": "ok"}
 
     async def test_readyz_turns_ready(self, client: httpx.AsyncClient) -> None:
-        response = await eventually(lambda: client.get("/readyz"), timeout=10.0)
+        response = await until_status(lambda: client.get("/readyz"), timeout=10.0)
         assert response.status_code == 200, response.text
         assert response.json()["checks"] == {"database": "ok", "broker": "ok", "tasks": "ok"}
 
@@ -220,7 +218,7 @@ class TestApiKeys:
         partner = await register_partner(client)
         profile_stub.customers["c-1"] = profile_customer("c-1")
         await apply(app, granted("c-1", partner.id, ["contact", "segments"]))
-        await eventually(lambda: self._contact_filled(client, app, partner.id))
+        await until_status(lambda: self._contact_filled(client, app, partner.id))
 
         response = await client.delete(f"/partners/{partner.id}", headers=AUTH)
 
@@ -813,7 +811,7 @@ class TestDeletionNotices:
             notices = await client.get(f"/notifications?partner_id={partner.id}", headers=AUTH)
             return notices.json()["notifications"][0]["acknowledged_at"] is not None
 
-        await wait_for(acknowledged, "the webhook's acknowledgement")
+        await until(acknowledged, timeout=15.0, what="the webhook's acknowledgement")
         first, second = webhook.calls
         assert first.body == second.body
         signature = second.headers["x-rapport-signature"]

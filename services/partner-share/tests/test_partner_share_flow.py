@@ -15,7 +15,6 @@ from partner_share_testing import (
     AUTH,
     TOKEN,
     WebhookReceiver,
-    eventually,
     granted,
     publish,
     read_log,
@@ -24,11 +23,10 @@ from partner_share_testing import (
     serve,
     settings_for,
     wait_filled,
-    wait_for,
 )
 
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import drain_outbox, wait_until_ready
+from rapport_events.testing.harness import drain_outbox, until, until_status, wait_until_ready
 from rapport_events.testing.pytest_plugin import DatabaseFactory
 from rapport_events.types import CustomerRegistered, LineItem, OrderCompleted
 from rapport_events.webhooks import verify as signature_matches
@@ -80,7 +78,7 @@ class TestKnownCustomersFromTheLog:
     async def test_a_registration_on_the_log_shows_up_without_personal_data(
         self, client: httpx.AsyncClient, kafka_settings: KafkaSettings
     ) -> None:
-        assert (await eventually(lambda: client.get("/readyz"), timeout=10.0)).status_code == 200
+        assert (await until_status(lambda: client.get("/readyz"), timeout=10.0)).status_code == 200
         customer_id = str(uuid.uuid4())
         event = CustomerRegistered(
             customer_id=customer_id,
@@ -91,7 +89,7 @@ class TestKnownCustomersFromTheLog:
         )
         await publish(kafka_settings, event)
 
-        response = await eventually(lambda: client.get(f"/customers/{customer_id}", headers=AUTH))
+        response = await until_status(lambda: client.get(f"/customers/{customer_id}", headers=AUTH))
 
         assert response.status_code == 200, response.text
         body = response.json()
@@ -110,7 +108,7 @@ class TestKnownCustomersFromTheLog:
         assert created.status_code == 201, created.text
         customer_id = created.json()["id"]
 
-        response = await eventually(lambda: client.get(f"/customers/{customer_id}", headers=AUTH))
+        response = await until_status(lambda: client.get(f"/customers/{customer_id}", headers=AUTH))
 
         assert response.status_code == 200, response.text
         assert response.json()["customer_id"] == customer_id
@@ -157,7 +155,7 @@ class TestSharingThroughTheLog:
             reply = await client.get(f"/partner/v1/customers/{ref}", headers=partner.headers)
             return reply.json()["slices"]["purchase_summary"]["orders_count"] == 1
 
-        await wait_for(counted, "the order in the purchase summary")
+        await until(counted, timeout=15.0, what="the order in the purchase summary")
         shown = (await client.get(f"/partner/v1/customers/{ref}", headers=partner.headers)).json()
         assert shown["slices"]["contact"] == {
             "email": "katherine@example.com",
@@ -168,12 +166,12 @@ class TestSharingThroughTheLog:
         assert shown["slices"]["purchase_summary"]["revenue"] == {"EUR": "42.00"}
 
         await publish(kafka_settings, revoked(customer_id, partner.id))
-        gone = await eventually(
+        gone = await until_status(
             lambda: client.get(f"/partner/v1/customers/{ref}", headers=partner.headers), 404
         )
 
         assert gone.status_code == 404
-        await wait_for(lambda: _received(webhook), "the deletion notice")
+        await until(lambda: _received(webhook), timeout=15.0, what="the deletion notice")
         notice = webhook.calls[0]
         assert signature_matches(
             partner.webhook_secret, notice.body, notice.headers["x-rapport-signature"]
@@ -263,7 +261,7 @@ class TestConsentOnProfile:
             )
             assert withdrawn.status_code == 200, withdrawn.text
 
-        gone = await eventually(
+        gone = await until_status(
             lambda: client.get(f"/partner/v1/customers/{ref}", headers=partner.headers), 404
         )
         assert gone.status_code == 404, gone.text
@@ -309,7 +307,7 @@ class TestGlobalPrivacyControl:
                 headers={"Sec-GPC": "1"},
             )
             assert tracked.status_code == 200, tracked.text
-            gone = await eventually(
+            gone = await until_status(
                 lambda: client.get(f"/partner/v1/customers/{ref}", headers=partner.headers), 404
             )
             assert gone.status_code == 404, gone.text

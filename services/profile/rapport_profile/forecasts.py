@@ -79,8 +79,8 @@ class FitWorker:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
 
-    @property
-    def executor(self) -> Executor:
+    def started(self) -> Executor:
+        """The worker, started now if it is not running yet."""
         if self._pool is None:
             # spawn, not fork: the service's process runs threads (a fork copies their locks).
             self._pool = ProcessPoolExecutor(
@@ -89,10 +89,6 @@ class FitWorker:
                 initializer=import_model_library,
             )
         return self._pool
-
-    def started(self) -> Executor:
-        """The worker, started now if it is not running yet."""
-        return self.executor
 
     def replace(self) -> None:
         """Drop a worker that died; the next fit starts a new one."""

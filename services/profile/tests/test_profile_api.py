@@ -1,8 +1,6 @@
 """Profile over HTTP, with its real lifespan, a real broker and a real database."""
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,7 +16,13 @@ from rapport_events.codec import Envelope, decode, encode
 from rapport_events.kafka import create_producer
 from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
+from rapport_events.testing.harness import (
+    consumes_events,
+    drain_outbox,
+    poll_until,
+    until_status,
+    wait_until_ready,
+)
 from rapport_events.types import SegmentEntered, SegmentExited
 from rapport_profile.main import create_app
 from rapport_profile.models import Customer
@@ -38,18 +42,6 @@ ADA = {
     "social_handles": {"x": "@ada"},
     "external_ids": {"crm": "A-1"},
 }
-
-
-async def eventually(
-    fetch: Callable[[], Awaitable[httpx.Response]], expected: int = 200, timeout: float = 10.0
-) -> httpx.Response:
-    """Retry until the reply has the expected status, for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await fetch()
-        if response.status_code == expected or time.monotonic() > deadline:
-            return response
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -109,7 +101,7 @@ class TestHealth:
         assert response.json() == {"status": "ok"}
 
     async def test_readyz_turns_ready(self, client: httpx.AsyncClient) -> None:
-        response = await eventually(lambda: client.get("/readyz"))
+        response = await until_status(lambda: client.get("/readyz"), timeout=10.0)
         assert response.status_code == 200, response.text
         assert response.json()["checks"] == {"database": "ok", "broker": "ok", "tasks": "ok"}
 
@@ -436,7 +428,7 @@ class TestSearchBySegment:
                 segment="VIP"
             ) == sorted([ada["id"], alan["id"]])
 
-        assert await until_ok(settled), await found(segment="VIP")
+        assert await poll_until(settled), await found(segment="VIP")
         assert await found(segment="seg-1") == sorted([ada["id"], alan["id"]])
         assert await found(segment="Lapsed") == [grace["id"]]
         assert await found(segment="VIP", country="FR") == [alan["id"]]
@@ -548,15 +540,6 @@ WRITE_KEY_AUTH = {
 }  # rapport-dev-write-key:
 
 
-async def until_ok(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
-
-
 class TestTheCustomer360OverHttp:
     @pytest.mark.consumes
     async def test_orders_merge_unmerge_metrics_and_analytics_answer_over_http(
@@ -582,7 +565,7 @@ class TestTheCustomer360OverHttp:
             metrics = await client.get(f"/customers/{customer_id}/metrics", headers=AUTH)
             return metrics.status_code == 200 and metrics.json()["orders"] == count
 
-        assert await until_ok(lambda: orders_of(dupe["id"], 2))
+        assert await poll_until(lambda: orders_of(dupe["id"], 2))
         merged = await client.post(
             f"/customers/{ada['id']}/merge",
             json={"merged_customer_id": dupe["id"], "actor": "rep-1"},
@@ -706,7 +689,7 @@ async def order_weeks(client: httpx.AsyncClient, revenues: list[int]) -> None:
         metrics = await client.get(f"/customers/{customer['id']}/metrics", headers=AUTH)
         return metrics.status_code == 200 and metrics.json()["orders"] == len(revenues)
 
-    assert await until_ok(recorded)
+    assert await poll_until(recorded)
 
 
 WEEKS = {"from": "2026-01-05", "to": "2026-03-01", "interval": "week", "periods": 3}

@@ -1109,7 +1109,7 @@ class TestForecastModelsFittedAheadOfTime:
         try:
             key: forecasts.Key = ("revenue", "week", None, start, end)
             fitted = await in_process.forecast(key, 3)
-            [process] = worker.executor._processes.values()  # type: ignore[attr-defined]
+            [process] = worker.started()._processes.values()  # type: ignore[attr-defined]
             process.kill()
             process.join()
             other: forecasts.Key = ("revenue", "week", None, start, end - timedelta(weeks=1))

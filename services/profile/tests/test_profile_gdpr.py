@@ -17,7 +17,7 @@ from rapport_campaign.main import create_app as create_campaign
 from rapport_campaign.settings import Settings as CampaignSettings
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
-from rapport_events.testing.harness import drain_outbox
+from rapport_events.testing.harness import drain_outbox, poll_until
 from rapport_partner_share.main import create_app as create_partner_share
 from rapport_partner_share.settings import Settings as PartnerShareSettings
 from rapport_profile.main import create_app
@@ -39,15 +39,6 @@ PEERS = {
     "partner-share": "http://partner-share",
     "sales": "http://sales",
 }
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -181,7 +172,7 @@ class TestExportAndErasure:
             json={"purpose": "analytics", "granted": True},
             headers=AUTH,
         )
-        assert await until(lambda: registered_everywhere(client, ada)), "peers never saw ada"
+        assert await poll_until(lambda: registered_everywhere(client, ada)), "peers never saw ada"
         export = (await client.get(f"/customers/{ada}/export", headers=AUTH)).json()
 
         started = time.monotonic()
@@ -281,7 +272,7 @@ class TestErasureLeavesNoBytesInTheDatabaseFiles:
                 },
             )
             assert (ticket.status_code, audience.status_code) == (201, 201), audience.text
-            assert await until(lambda: registered_everywhere(client, zenobia))
+            assert await poll_until(lambda: registered_everywhere(client, zenobia))
             for app in (services.profile, *services.peers.values()):
                 await drain_outbox(app)  # the events about her are sent rows now
             holders = {name.split(".")[0] for name in files_holding(tmp_path, needles)}
@@ -289,7 +280,7 @@ class TestErasureLeavesNoBytesInTheDatabaseFiles:
 
             erased = await client.delete(f"/customers/{zenobia}", headers=AUTH)
             assert erased.json()["status"] == "completed", erased.text
-            left = await until(
+            left = await poll_until(
                 lambda: _files_clean(tmp_path, needles), timeout=15.0
             ) or files_holding(tmp_path, needles)
             listed = await campaign.get(f"/campaigns/{audience.json()['id']}")

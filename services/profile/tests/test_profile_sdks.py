@@ -18,7 +18,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport_events.testing.broker import TansuBroker
 from rapport_events.testing.browser import ONLY_THIS_MACHINE, chromium
+from rapport_events.testing.harness import poll_until
 from rapport_events.testing.pytest_plugin import test_kafka_settings
 from rapport_profile.main import create_app
 from rapport_profile.settings import Settings
@@ -130,15 +131,6 @@ def node_modules() -> Path:
 # --- reading back what landed ------------------------------------------------------------
 
 
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.2)
-
-
 async def customer_by_email(client: httpx.AsyncClient, email: str) -> dict[str, Any] | None:
     found = (await client.get("/customers", params={"email": email}, headers=AUTH)).json()
     if not found["items"]:
@@ -174,7 +166,7 @@ async def landed(
             items = await timeline(client, customer["id"])
             return (customer, items) if wanted(customer, items) else None
 
-        found = await until(look)
+        found = await poll_until(look, timeout=30.0, interval=0.2)
         customer = await customer_by_email(client, email)
         assert customer is not None, f"no customer with {email}"
         items = found[1] if found else await timeline(client, customer["id"])

@@ -1,11 +1,9 @@
 """The Segment-compatible tracking API over HTTP, into the timeline through the real broker."""
 
-import asyncio
 import base64
 import gzip
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,7 +16,7 @@ from rapport_events.base import utcnow
 from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import drain_outbox, wait_until_ready
+from rapport_events.testing.harness import drain_outbox, poll_until, wait_until_ready
 from rapport_profile.main import create_app
 from rapport_profile.models import Identity, TrackedMessage
 from rapport_profile.settings import Settings
@@ -27,16 +25,6 @@ TOKEN = "profile-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WRITE_KEY = "test-write-key"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Poll `check` until it returns something truthy, for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 def settings(database_url: str, kafka_settings: KafkaSettings) -> Settings:
@@ -324,7 +312,7 @@ class TestBatchIntoTheTimeline:
             "rapport.customer.merged.v1",
             "rapport.order.completed.v1",
         }
-        types = await until(lambda: _when_all(client, ada, expected))
+        types = await poll_until(lambda: _when_all(client, ada, expected))
         assert expected <= set(types), types
         assert types.count("rapport.order.completed.v1") == 1
         metrics = (await client.get(f"/customers/{ada}/metrics", headers=AUTH)).json()
@@ -371,7 +359,7 @@ class TestSingleCallsIntoTheTimeline:
             "rapport.order.completed.v1",
             "rapport.interaction.tracked.v1",
         }
-        assert wanted <= set(await until(lambda: _when_all(client, grace, wanted)))
+        assert wanted <= set(await poll_until(lambda: _when_all(client, grace, wanted)))
         items = (await client.get(f"/customers/{grace}/timeline", headers=AUTH)).json()["items"]
         by_type = {item["type"]: item["data"] for item in items}
         assert by_type["rapport.order.completed.v1"]["revenue"] == "42.50"
@@ -515,7 +503,7 @@ class TestHowAnalyticsJsSends:
         hedy = await customer_by_email(client, "hedy@example.com")
         assert hedy is not None
         wanted = {"rapport.order.completed.v1", "rapport.interaction.tracked.v1"}
-        assert wanted <= set(await until(lambda: _when_all(client, hedy, wanted)))
+        assert wanted <= set(await poll_until(lambda: _when_all(client, hedy, wanted)))
         customer = (await client.get(f"/customers/{hedy}", headers=AUTH)).json()
         assert [a["id"] for a in customer["accounts"]] == ["acme"]
 
@@ -547,7 +535,7 @@ class TestTraits:
         assert shown["traits"] == {"plan": "enterprise"}
         # The log carries them (campaign's `trait` rules read them from there).
         wanted = {"rapport.customer.updated.v1"}
-        assert await until(lambda: _when_all(client, ada, wanted))
+        assert await poll_until(lambda: _when_all(client, ada, wanted))
         items = (await client.get(f"/customers/{ada}/timeline", headers=AUTH)).json()["items"]
         published = [
             i["data"]["changes"]["traits"]
@@ -555,7 +543,7 @@ class TestTraits:
             if i["type"] == "rapport.customer.updated.v1" and "traits" in i["data"]["changes"]
         ]
         assert {"plan": "pro"} in published  # right after customer.registered
-        assert await until(
+        assert await poll_until(
             lambda: _published_traits(client, ada, {"plan": "enterprise"}), timeout=15
         )
 
@@ -609,7 +597,7 @@ class TestGroupsAndCampaigns:
         exported = (await client.get(f"/customers/{gina}/export?scope=local", headers=AUTH)).json()
         # The group calls go on the log too, for sales to link the contact to the account.
         wanted = {"rapport.interaction.tracked.v1", "rapport.account.joined.v1"}
-        await until(lambda: _when_all(client, gina, wanted))
+        await poll_until(lambda: _when_all(client, gina, wanted))
         items = (await client.get(f"/customers/{gina}/timeline", headers=AUTH)).json()["items"]
         erased = await client.delete(f"/customers/{gina}", headers=AUTH)
         after = (await client.get(f"/customers/{gina}/export?scope=local", headers=AUTH)).json()

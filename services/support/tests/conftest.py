@@ -1,6 +1,5 @@
 """Fixtures of support's tests: migrated databases, the app on a real broker, the log."""
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,7 +17,12 @@ from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
 from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
+from rapport_events.testing.harness import (
+    consumes_events,
+    drain_outbox,
+    poll_until,
+    wait_until_ready,
+)
 from rapport_events.testing.pytest_plugin import Migrations
 from rapport_support.main import MIGRATIONS, VERSION_TABLE, create_app
 from rapport_support.settings import Settings
@@ -69,21 +73,9 @@ def outbox() -> Callable[[SessionFactory], Awaitable[list[Event]]]:
     return outbox_events
 
 
-async def eventually(
-    fetch: Fetch, check: Callable[[httpx.Response], bool], timeout: float = 15.0
-) -> httpx.Response:
-    """Retry `fetch` until `check` holds, for at most `timeout` seconds; returns the last reply."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await fetch()
-        if check(response) or time.monotonic() > deadline:
-            return response
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture
 def poll() -> Callable[..., Awaitable[httpx.Response]]:
-    return eventually
+    return poll_until
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -35,6 +35,7 @@ from rapport_events.runtime import EventRuntime
 from rapport_events.settings import KafkaSettings
 from rapport_events.types import InteractionTracked
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 UPSTREAM = "upstream"  # the producing service
@@ -96,6 +97,30 @@ async def until(
         if loop.time() - started > timeout:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def poll_until(
+    fetch: Callable[[], Awaitable[T]],
+    done: Callable[[T], Any] = bool,
+    timeout: float = 20.0,
+    interval: float = 0.1,
+) -> T:
+    """Call `fetch` until `done` holds for what it gives, for at most `timeout` seconds;
+    returns the last result either way, for the test to assert on (with its own message)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await fetch()
+        if done(result) or loop.time() > deadline:
+            return result
+        await asyncio.sleep(interval)
+
+
+async def until_status(
+    fetch: Callable[[], Awaitable[Any]], expected: int = 200, timeout: float = 15.0
+) -> Any:
+    """Call `fetch` until its reply has the `expected` status; returns the last reply."""
+    return await poll_until(fetch, lambda reply: reply.status_code == expected, timeout)
 
 
 async def until_value(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
