@@ -140,7 +140,7 @@ class TestExamples:
         from rapport_campaign.models import CampaignCreate
         from rapport_partner_share.models import PartnerCreate, PartnerCreated
         from rapport_profile.models import CustomerCreate, CustomerPublic
-        from rapport_support.models import TicketCreate
+        from rapport_support.tickets.models import TicketCreate
 
         models = (CustomerCreate, CustomerPublic, TicketCreate, PartnerCreate, PartnerCreated)
         for model in (*models, CampaignCreate):

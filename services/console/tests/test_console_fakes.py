@@ -27,7 +27,8 @@ from rapport_profile.models import (
     MetricsPublic,
     TimelinePage,
 )
-from rapport_support.models import SupportContext, TicketPublic
+from rapport_support.customers.models import SupportContext
+from rapport_support.tickets.models import TicketPublic
 
 PARAMS = httpx.QueryParams({"by": "gender"})
 CASES: list[tuple[Any, Any]] = [

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,3 +48,5 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WakeRepliesDep = Annotated[Callable[[], None], Depends(wake_replies)]
+# The page size of a listing.
+Limit = Annotated[int, Query(ge=1, le=200)]

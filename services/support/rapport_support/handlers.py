@@ -17,7 +17,9 @@ from rapport_events.types import (
     CustomerValueChanged,
     OrderCompleted,
 )
-from rapport_support import projection
+from rapport_support import lifecycle
+from rapport_support.customers import projection as customer_projection
+from rapport_support.products import projection as product_projection
 from rapport_support.settings import Settings
 
 
@@ -26,7 +28,7 @@ async def on_customers_registered(
     events: list[CustomerRegistered], session: AsyncSession, settings: Settings
 ) -> None:
     """New customers become someone support can look up; mentions by their handles join them."""
-    await projection.add_registered_customers(session, settings, events)
+    await customer_projection.add_registered_customers(session, settings, events)
 
 
 @batch
@@ -34,7 +36,7 @@ async def on_customers_updated(
     events: list[CustomerUpdated], session: AsyncSession, settings: Settings
 ) -> None:
     """Contact details or handles changed."""
-    await projection.apply_customer_updates(session, settings, events)
+    await customer_projection.apply_customer_updates(session, settings, events)
 
 
 @batch
@@ -42,17 +44,17 @@ async def on_consents_changed(
     events: list[ConsentGranted | ConsentRevoked], session: AsyncSession
 ) -> None:
     """The rep sees what the customer agreed to before contacting them."""
-    await projection.apply_consents(session, events)
+    await customer_projection.apply_consents(session, events)
 
 
 async def on_customer_merged(event: CustomerMerged, session: AsyncSession) -> None:
     """The duplicate's products, tickets and mentions move to the surviving customer."""
-    await projection.apply_merge(session, event)
+    await lifecycle.apply_merge(session, event)
 
 
 async def on_customer_erased(event: CustomerErased, session: AsyncSession) -> None:
     """Everything personal goes; a tombstone of the id stays so late events are dropped."""
-    await projection.apply_erasure(session, event)
+    await lifecycle.apply_erasure(session, event)
 
 
 @batch
@@ -60,13 +62,13 @@ async def on_orders_completed(
     events: list[OrderCompleted], session: AsyncSession, settings: Settings
 ) -> None:
     """The products bought become products the customer owns, with their warranty."""
-    await projection.record_orders(session, settings, events)
+    await product_projection.record_orders(session, settings, events)
 
 
 @batch
 async def on_values_changed(events: list[CustomerValueChanged], session: AsyncSession) -> None:
     """Profile's customer value: the tier and lifetime value the rep sees."""
-    await projection.apply_values(session, events)
+    await customer_projection.apply_values(session, events)
 
 
 HANDLERS: HandlerMap = {

@@ -20,10 +20,14 @@ from rapport_events.http import (
     service_app,
 )
 from rapport_events.tracing import configure_tracing
-from rapport_support import api
-from rapport_support.background import ReplyDispatcher, SlaMonitor
+from rapport_support.customers import api as customers
 from rapport_support.handlers import HANDLERS
+from rapport_support.mentions import api as mentions
+from rapport_support.mentions.worker import ReplyDispatcher
+from rapport_support.products import api as products
 from rapport_support.settings import Settings, get_settings
+from rapport_support.tickets import api as tickets
+from rapport_support.tickets.worker import SlaMonitor
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_support"
@@ -116,7 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     instrument_app(app)
     app.include_router(health_router())
-    app.include_router(api.router)
+    # In this order /openapi.json lists the paths (customers, tickets, products, social).
+    for domain in (customers, tickets, products, mentions):
+        app.include_router(domain.router)
     return app
 
 

@@ -17,7 +17,7 @@ from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.procfile import option, procfile_command, start_process
 from rapport_events.types import CustomerRegistered
-from rapport_support import webhooks
+from rapport_support.mentions import webhooks
 
 REPO = Path(__file__).resolve().parents[3]
 PROCFILE = REPO / "Procfile"

@@ -31,16 +31,16 @@ from rapport_events.types import (
     LineItem,
     OrderCompleted,
 )
-from rapport_support.handlers import HANDLERS
-from rapport_support.main import MIGRATIONS, VERSION_TABLE
-from rapport_support.models import (
+from rapport_support.customers.models import (
     SupportConsent,
     SupportCustomer,
     SupportErasedCustomer,
     SupportHandle,
     SupportMergedCustomer,
-    SupportProduct,
 )
+from rapport_support.handlers import HANDLERS
+from rapport_support.main import MIGRATIONS, VERSION_TABLE
+from rapport_support.products.models import SupportProduct
 from rapport_support.settings import Settings
 
 TOPIC = "rapport.support-batches"

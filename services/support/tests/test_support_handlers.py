@@ -21,8 +21,9 @@ from rapport_events.types import (
     LineItem,
     OrderCompleted,
 )
+from rapport_support.customers.models import SupportCustomer
 from rapport_support.handlers import HANDLERS, on_customers_registered
-from rapport_support.models import SupportCustomer, SupportProduct
+from rapport_support.products.models import SupportProduct
 from rapport_support.settings import Settings
 
 

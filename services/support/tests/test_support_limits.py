@@ -15,8 +15,9 @@ from sqlmodel import select
 from rapport_events.outbox import OutboxMessage
 from rapport_events.testing.offline import offline_client, unreachable_kafka
 from rapport_support.main import create_app
-from rapport_support.models import SupportMention, SupportTicket
+from rapport_support.mentions.models import SupportMention
 from rapport_support.settings import Settings
+from rapport_support.tickets.models import SupportTicket
 
 TOKEN = "support-limits-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -1,6 +1,6 @@
 """Support's migrations build the models' schema, with 64-bit row ids (SQLite and PostgreSQL)."""
 
-import rapport_support.models  # noqa: F401  (tables on the metadata)
+import rapport_support.tables  # noqa: F401  (every domain's tables on the metadata)
 from rapport_events.testing.migrations import MigrationTests
 from rapport_support.main import MIGRATIONS, VERSION_TABLE
 

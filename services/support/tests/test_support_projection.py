@@ -18,9 +18,18 @@ from rapport_events.types import (
     LineItem,
     OrderCompleted,
 )
-from rapport_support import projection, service
-from rapport_support.models import MentionCreate, TicketCreate
+from rapport_support import lifecycle
+from rapport_support.customers import projection as customer_projection
+from rapport_support.customers import service as customer_service
+from rapport_support.customers import store
+from rapport_support.customers.models import SupportContext
+from rapport_support.errors import Conflict, CustomerNotFound
+from rapport_support.mentions import service as mention_service
+from rapport_support.mentions.models import MentionCreate
+from rapport_support.products import projection as product_projection
 from rapport_support.settings import Settings
+from rapport_support.tickets import service as ticket_service
+from rapport_support.tickets.models import CommentCreate, TicketCreate, TicketUpdate
 
 BOUGHT_AT = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
 
@@ -84,9 +93,9 @@ def consent(granted: bool, version: int, **overrides: object) -> ConsentGranted 
     return model(**values)  # type: ignore[arg-type]
 
 
-async def context(sessions: SessionFactory, customer_id: str = "cust-1") -> service.SupportContext:
+async def context(sessions: SessionFactory, customer_id: str = "cust-1") -> SupportContext:
     async with transaction(sessions) as session:
-        return await service.get_support_context(session, customer_id, now=BOUGHT_AT)
+        return await customer_service.get_support_context(session, customer_id, now=BOUGHT_AT)
 
 
 class TestCustomerRegistered:
@@ -94,7 +103,7 @@ class TestCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
+            await customer_projection.add_registered_customer(session, settings, registered())
 
         customer = (await context(sessions)).customer
         assert customer is not None
@@ -107,7 +116,7 @@ class TestCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(
+            await customer_projection.add_registered_customer(
                 session, settings, registered(first_name="A" * 300)
             )
 
@@ -120,8 +129,8 @@ class TestCustomerUpdated:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
-            await projection.apply_customer_update(
+            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
@@ -155,8 +164,8 @@ class TestCustomerValueChanged:
             )
 
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
-            await projection.apply_values(
+            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_values(
                 session, [value(1, "400.00", "silver"), value(2, "1200.00", "gold")]
             )
 
@@ -174,13 +183,13 @@ class TestCustomerValueChanged:
     ) -> None:
         now = datetime.now(UTC)
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
-            await projection.apply_customer_update(
+            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(customer_id="cust-1", changes={"city": "York"}, occurred_at=now),
             )
-            await projection.apply_customer_update(
+            await customer_projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
@@ -199,11 +208,12 @@ class TestConsents:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
-            await projection.apply_consent(session, consent(True, 1))
-            await projection.apply_consent(session, consent(True, 2, channel="sms"))
-            await projection.apply_consent(session, consent(False, 3))
-            await projection.apply_consent(session, consent(True, 1))  # late copy of version 1
+            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_consent(session, consent(True, 1))
+            await customer_projection.apply_consent(session, consent(True, 2, channel="sms"))
+            await customer_projection.apply_consent(session, consent(False, 3))
+            # late copy of version 1
+            await customer_projection.apply_consent(session, consent(True, 1))
 
         customer = (await context(sessions)).customer
         assert customer is not None
@@ -216,7 +226,7 @@ class TestOrderCompleted:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.record_order(session, settings, order())
+            await product_projection.record_order(session, settings, order())
 
         products = {p.product_model: p for p in (await context(sessions)).products}
         assert set(products) == {"Barista X2", "ZenBook 14", "K1"}, "consumables are left out"
@@ -232,40 +242,40 @@ class TestOrderCompleted:
     ) -> None:
         for _ in range(2):
             async with transaction(sessions) as session:
-                await projection.record_order(session, settings, order())
+                await product_projection.record_order(session, settings, order())
 
         assert len((await context(sessions)).products) == 3
 
     def test_a_warranty_ending_in_a_shorter_month_ends_on_its_last_day(self) -> None:
-        assert projection.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
-        assert projection.add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
-        assert projection.add_months(date(2026, 11, 15), 14) == date(2028, 1, 15)
+        assert product_projection.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+        assert product_projection.add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
+        assert product_projection.add_months(date(2026, 11, 15), 14) == date(2028, 1, 15)
 
 
 class TestSupportContext:
     async def test_an_unknown_customer_is_not_found(self, sessions: SessionFactory) -> None:
-        with pytest.raises(service.CustomerNotFound):
+        with pytest.raises(CustomerNotFound):
             await context(sessions, "nobody")
 
     async def test_tickets_come_newest_first_with_their_resolution(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
-            first = await service.open_ticket(
+            await customer_projection.add_registered_customer(session, settings, registered())
+            first = await ticket_service.open_ticket(
                 session,
                 settings,
                 TicketCreate(customer_id="cust-1", subject="Leaks water"),
                 now=BOUGHT_AT,
             )
-            await service.update_ticket(
+            await ticket_service.update_ticket(
                 session,
                 settings,
                 first.id,
-                service.TicketUpdate(status="resolved", resolution="Replaced the seal"),
+                TicketUpdate(status="resolved", resolution="Replaced the seal"),
                 now=BOUGHT_AT + timedelta(hours=1),
             )
-            second = await service.open_ticket(
+            second = await ticket_service.open_ticket(
                 session,
                 settings,
                 TicketCreate(customer_id="cust-1", subject="Grinder noisy"),
@@ -283,15 +293,15 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered("keep"))
-            await projection.add_registered_customer(
+            await customer_projection.add_registered_customer(session, settings, registered("keep"))
+            await customer_projection.add_registered_customer(
                 session, settings, registered("dupe", email="ada@work.example", social_handles={})
             )
-            await projection.record_order(session, settings, order("dupe"))
-            ticket = await service.open_ticket(
+            await product_projection.record_order(session, settings, order("dupe"))
+            ticket = await ticket_service.open_ticket(
                 session, settings, TicketCreate(customer_id="dupe", subject="Broken")
             )
-            await projection.apply_merge(
+            await lifecycle.apply_merge(
                 session,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
@@ -306,18 +316,20 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered("keep"))
-            await projection.apply_merge(
+            await customer_projection.add_registered_customer(session, settings, registered("keep"))
+            await lifecycle.apply_merge(
                 session,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
-            await projection.record_order(session, settings, order("dupe", order_id="ord-late"))
-            await projection.add_registered_customer(session, settings, registered("dupe"))
+            await product_projection.record_order(
+                session, settings, order("dupe", order_id="ord-late")
+            )
+            await customer_projection.add_registered_customer(session, settings, registered("dupe"))
 
         survivor = await context(sessions, "keep")
         assert {p.order_id for p in survivor.products} == {"ord-late"}
         async with transaction(sessions) as session:
-            assert await service.store.get_customer(session, "dupe") is None
+            assert await store.get_customer(session, "dupe") is None
 
 
 class TestCustomerErased:
@@ -325,16 +337,16 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> str:
         async with transaction(sessions) as session:
-            await projection.add_registered_customer(session, settings, registered())
-            await projection.apply_consent(session, consent(True, 1))
-            await projection.record_order(session, settings, order())
-            ticket = await service.open_ticket(
+            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_consent(session, consent(True, 1))
+            await product_projection.record_order(session, settings, order())
+            ticket = await ticket_service.open_ticket(
                 session, settings, TicketCreate(customer_id="cust-1", subject="Leaks")
             )
-            await service.add_comment(
-                session, settings, ticket.id, service.CommentCreate(body="Hi Ada", author="grace")
+            await ticket_service.add_comment(
+                session, settings, ticket.id, CommentCreate(body="Hi Ada", author="grace")
             )
-            await service.ingest_mention(
+            await mention_service.ingest_mention(
                 session,
                 settings,
                 MentionCreate(platform="twitter", handle="@ada_l", text="My Barista X2 is awful"),
@@ -347,36 +359,36 @@ class TestCustomerErased:
         await self._a_customer_with_everything(sessions, settings)
 
         async with transaction(sessions) as session:
-            await projection.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await lifecycle.apply_erasure(session, CustomerErased(customer_id="cust-1"))
 
         async with transaction(sessions) as session:
-            exported = await service.export_customer(session, "cust-1")
-            assert await service.store.is_erased(session, "cust-1")
+            exported = await lifecycle.export_customer(session, "cust-1")
+            assert await store.is_erased(session, "cust-1")
         assert exported.records and all(rows == [] for rows in exported.records.values())
-        with pytest.raises(service.CustomerNotFound):
+        with pytest.raises(CustomerNotFound):
             await context(sessions)
 
     async def test_late_events_about_the_customer_are_dropped(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.apply_erasure(session, CustomerErased(customer_id="cust-1"))
-            await projection.add_registered_customer(session, settings, registered())
-            await projection.record_order(session, settings, order())
-            await projection.apply_consent(session, consent(True, 5))
+            await lifecycle.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await customer_projection.add_registered_customer(session, settings, registered())
+            await product_projection.record_order(session, settings, order())
+            await customer_projection.apply_consent(session, consent(True, 5))
 
         async with transaction(sessions) as session:
-            exported = await service.export_customer(session, "cust-1")
+            exported = await lifecycle.export_customer(session, "cust-1")
         assert all(rows == [] for rows in exported.records.values())
 
     async def test_a_new_ticket_for_the_customer_is_refused(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.apply_erasure(session, CustomerErased(customer_id="cust-1"))
-        with pytest.raises(service.Conflict):
+            await lifecycle.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+        with pytest.raises(Conflict):
             async with transaction(sessions) as session:
-                await service.open_ticket(
+                await ticket_service.open_ticket(
                     session, settings, TicketCreate(customer_id="cust-1", subject="Hello")
                 )
 
@@ -386,7 +398,7 @@ class TestCustomerErased:
         await self._a_customer_with_everything(sessions, settings)
 
         async with transaction(sessions) as session:
-            exported = await service.export_customer(session, "cust-1")
+            exported = await lifecycle.export_customer(session, "cust-1")
 
         counts = {table: len(rows) for table, rows in exported.records.items()}
         assert counts["support_customers"] == 1

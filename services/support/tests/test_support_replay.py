@@ -12,12 +12,12 @@ from rapport_events.migrations import upgrade
 from rapport_events.replay import Replay
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.replays import consume_live, count, handled, projection_rows, put_on_log
-from rapport_support import service
 from rapport_support.handlers import HANDLERS
 from rapport_support.main import MIGRATIONS, VERSION_TABLE
-from rapport_support.models import TicketCreate
 from rapport_support.replay import PLAN
 from rapport_support.settings import Settings
+from rapport_support.tickets import service
+from rapport_support.tickets.models import TicketCreate
 
 DatabaseFactory = Callable[[str], Awaitable[str]]
 EVENTS = 600

@@ -17,12 +17,15 @@ from rapport_events.db import SessionFactory, session_factory, transaction
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.replicas import replica_engines, serving
 from rapport_events.types import TicketSlaBreached
-from rapport_support import service
-from rapport_support.background import ReplyDispatcher
 from rapport_support.main import MIGRATIONS, VERSION_TABLE
-from rapport_support.models import MentionCreate, ReplyCreate, SupportMentionReply, TicketCreate
+from rapport_support.mentions import service as mention_service
+from rapport_support.mentions.models import MentionCreate, ReplyCreate, SupportMentionReply
+from rapport_support.mentions.webhooks import DELIVERY_HEADER
+from rapport_support.mentions.worker import ReplyDispatcher
 from rapport_support.settings import Settings, SocialWebhook
-from rapport_support.webhooks import DELIVERY_HEADER
+from rapport_support.tickets import service as ticket_service
+from rapport_support.tickets import sla
+from rapport_support.tickets.models import TicketCreate
 
 MENTIONS = 20
 TICKETS = 20
@@ -69,12 +72,12 @@ class TestTwoReplyDispatchers:
         hooked = settings.model_copy(update={"social_webhooks": {"twitter": hook}})
         async with transaction(replicas[0]) as session:
             for n in range(MENTIONS):
-                mention, _ = await service.ingest_mention(
+                mention, _ = await mention_service.ingest_mention(
                     session,
                     hooked,
                     MentionCreate(platform="twitter", handle=f"@fan{n}", text="Love it"),  # type: ignore[call-arg]
                 )
-                await service.reply_to_mention(
+                await mention_service.reply_to_mention(
                     session, hooked, mention.id, ReplyCreate(text="Thanks!", author="pr")
                 )
         async with httpx.AsyncClient() as client:
@@ -103,7 +106,7 @@ class TestTwoSlaMonitors:
     ) -> None:
         async with transaction(replicas[0]) as session:
             for n in range(TICKETS):
-                await service.open_ticket(
+                await ticket_service.open_ticket(
                     session,
                     settings,
                     TicketCreate(  # type: ignore[call-arg]
@@ -117,7 +120,7 @@ class TestTwoSlaMonitors:
             recorded = 0
             while True:
                 async with transaction(sessions) as session:
-                    found = await service.record_due_breaches(session, settings, now=late, limit=3)
+                    found = await sla.record_due_breaches(session, settings, now=late, limit=3)
                 if not found:
                     return recorded
                 recorded += len(found)

@@ -8,10 +8,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from rapport_support import text, webhooks
-from rapport_support.models import SupportMention, SupportMentionReply, handle_key, model_key
-from rapport_support.service import social_subject
+from rapport_support.customers.models import handle_key
+from rapport_support.mentions import sentiment, webhooks
+from rapport_support.mentions.models import SupportMention, SupportMentionReply
+from rapport_support.mentions.service import social_subject
+from rapport_support.products.models import model_key
 from rapport_support.settings import DEVELOPMENT_TOKEN, Settings, SocialWebhook
+from rapport_support.tickets import similarity
 
 SECRET = "x" * 32
 
@@ -26,10 +29,10 @@ class TestSentiment:
         ],
     )
     def test_labels_follow_vader(self, said: str, label: str) -> None:
-        assert text.sentiment(said).label == label
+        assert sentiment.sentiment(said).label == label
 
     def test_the_score_is_vaders_compound(self) -> None:
-        assert -1 <= text.sentiment("awful, awful, awful").compound < -0.5
+        assert -1 <= sentiment.sentiment("awful, awful, awful").compound < -0.5
 
 
 class TestMentionKind:
@@ -44,7 +47,7 @@ class TestMentionKind:
         ],
     )
     def test_kinds(self, said: str, kind: str) -> None:
-        assert text.mention_kind(said, text.sentiment(said).label) == kind
+        assert sentiment.mention_kind(said, sentiment.sentiment(said).label) == kind
 
 
 class TestMostSimilar:
@@ -55,17 +58,20 @@ class TestMostSimilar:
     ]
 
     def test_the_closest_document_comes_first(self) -> None:
-        found = text.most_similar(
+        found = similarity.most_similar(
             "water leaking out of the tank", self.DOCUMENTS, limit=3, min_score=0.05
         )
         assert [match.key for match in found] == ["leak"]
         assert 0 < found[0].score <= 1
 
     def test_nothing_in_common_finds_nothing(self) -> None:
-        assert text.most_similar("invoice address", self.DOCUMENTS, limit=3, min_score=0.05) == []
+        assert (
+            similarity.most_similar("invoice address", self.DOCUMENTS, limit=3, min_score=0.05)
+            == []
+        )
 
     def test_stop_words_alone_find_nothing_without_failing(self) -> None:
-        assert text.most_similar("the and of", self.DOCUMENTS, limit=3, min_score=0.0) == []
+        assert similarity.most_similar("the and of", self.DOCUMENTS, limit=3, min_score=0.0) == []
 
 
 class TestKeys:

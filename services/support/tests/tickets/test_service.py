@@ -19,8 +19,12 @@ from rapport_events.types import (
     TicketSlaBreached,
     TicketUpdated,
 )
-from rapport_support import projection, service
-from rapport_support.models import (
+from rapport_support.errors import Conflict, InvalidRequest
+from rapport_support.products import projection as product_projection
+from rapport_support.products import service as product_service
+from rapport_support.settings import Settings
+from rapport_support.tickets import service, sla, store
+from rapport_support.tickets.models import (
     CommentCreate,
     LinkCreate,
     MergeRequest,
@@ -28,9 +32,9 @@ from rapport_support.models import (
     SlaPolicyUpdate,
     SupportTicket,
     TicketCreate,
+    TicketDetail,
     TicketUpdate,
 )
-from rapport_support.settings import Settings
 
 OPENED_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 Outbox = Callable[[SessionFactory], Awaitable[list[Event]]]
@@ -89,7 +93,7 @@ async def comment(
         )
 
 
-async def detail(sessions: SessionFactory, ticket_id: str) -> service.TicketDetail:
+async def detail(sessions: SessionFactory, ticket_id: str) -> TicketDetail:
     async with transaction(sessions) as session:
         return await service.ticket_detail(session, ticket_id)
 
@@ -126,7 +130,7 @@ class TestOpeningATicket:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await projection.record_order(
+            await product_projection.record_order(
                 session,
                 settings,
                 OrderCompleted(
@@ -189,7 +193,7 @@ class TestComments:
         ticket = await open_ticket(sessions, settings)
         await update(sessions, settings, ticket.id, status="closed")
 
-        with pytest.raises(service.Conflict):
+        with pytest.raises(Conflict):
             await comment(sessions, settings, ticket.id)
 
 
@@ -230,7 +234,7 @@ class TestUpdatingATicket:
     ) -> None:
         ticket = await open_ticket(sessions, settings)
 
-        with pytest.raises(service.InvalidRequest, match="resolution"):
+        with pytest.raises(InvalidRequest, match="resolution"):
             await update(sessions, settings, ticket.id, status="resolved")
 
         assert (await detail(sessions, ticket.id)).status == "new"
@@ -241,7 +245,7 @@ class TestUpdatingATicket:
         ticket = await open_ticket(sessions, settings)
         await update(sessions, settings, ticket.id, status="closed")
 
-        with pytest.raises(service.Conflict):
+        with pytest.raises(Conflict):
             await update(sessions, settings, ticket.id, status="open")
 
     async def test_no_change_publishes_nothing(
@@ -275,7 +279,7 @@ class TestRating:
             await service.rate_ticket(
                 session, settings, ticket.id, RatingCreate(rating=5, comment="Quick")
             )
-        with pytest.raises(service.Conflict, match="already"):
+        with pytest.raises(Conflict, match="already"):
             async with transaction(sessions) as session:
                 await service.rate_ticket(session, settings, ticket.id, RatingCreate(rating=1))
 
@@ -287,7 +291,7 @@ class TestRating:
     ) -> None:
         ticket = await open_ticket(sessions, settings)
 
-        with pytest.raises(service.Conflict, match="resolved"):
+        with pytest.raises(Conflict, match="resolved"):
             async with transaction(sessions) as session:
                 await service.rate_ticket(session, settings, ticket.id, RatingCreate(rating=4))
 
@@ -346,7 +350,7 @@ class TestLinksAndMerges:
         first = await open_ticket(sessions, settings)
         other = await open_ticket(sessions, settings, customer_id="cust-2")
 
-        with pytest.raises(service.Conflict):
+        with pytest.raises(Conflict):
             async with transaction(sessions) as session:
                 await service.merge_ticket(
                     session, settings, other.id, MergeRequest(into_ticket_id=first.id)
@@ -362,7 +366,7 @@ class TestSlaBreaches:
 
         for _ in range(2):
             async with transaction(sessions) as session:
-                await service.record_due_breaches(session, settings, now=late)
+                await sla.record_due_breaches(session, settings, now=late)
 
         breaches = (await detail(sessions, ticket.id)).breaches
         assert [(b.target, b.due_at, b.breached_at) for b in breaches] == [
@@ -381,7 +385,7 @@ class TestSlaBreaches:
         await update(sessions, settings, ticket.id, status="resolved", resolution="Fixed")
 
         async with transaction(sessions) as session:
-            await service.record_due_breaches(session, settings, now=OPENED_AT + timedelta(days=3))
+            await sla.record_due_breaches(session, settings, now=OPENED_AT + timedelta(days=3))
 
         assert (await detail(sessions, ticket.id)).breaches == []
 
@@ -399,7 +403,7 @@ class TestSlaBreaches:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await service.set_sla_policy(
+            await sla.set_sla_policy(
                 session,
                 settings,
                 "normal",
@@ -414,9 +418,9 @@ class TestSlaBreaches:
     async def test_a_resolution_target_shorter_than_first_response_is_refused(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
-        with pytest.raises(service.InvalidRequest):
+        with pytest.raises(InvalidRequest):
             async with transaction(sessions) as session:
-                await service.set_sla_policy(
+                await sla.set_sla_policy(
                     session,
                     settings,
                     "low",
@@ -436,7 +440,7 @@ class TestAgentQueue:
         await update(sessions, settings, done.id, status="closed")
         now = OPENED_AT + timedelta(minutes=30)
         async with transaction(sessions) as session:
-            await service.record_due_breaches(session, settings, now=now)
+            await sla.record_due_breaches(session, settings, now=now)
 
         async with transaction(sessions) as session:
             queue = await service.agent_queue(session, "grace", now=now)
@@ -464,7 +468,7 @@ class TestSearch:
             )
         await open_ticket(sessions, settings, subject="Screen flickers", product_model="K1")
         await open_ticket(sessions, settings, subject="Noisy fan", product_model="ZenBook 14")
-        where = service.store.TicketFilter(product_model_key="zenbook 14", text="FLICKER")
+        where = store.TicketFilter(product_model_key="zenbook 14", text="FLICKER")
 
         pages, cursor = [], None
         while True:
@@ -481,7 +485,7 @@ class TestSearch:
     async def test_a_made_up_cursor_is_refused(self, sessions: SessionFactory) -> None:
         with pytest.raises(BadCursor):
             async with transaction(sessions) as session:
-                await service.list_tickets(session, service.store.TicketFilter(), 10, "bm9wZQ")
+                await service.list_tickets(session, store.TicketFilter(), 10, "bm9wZQ")
 
 
 class TestKnownIssues:
@@ -514,7 +518,7 @@ class TestKnownIssues:
         await self._history(sessions, settings)
 
         async with transaction(sessions) as session:
-            issues = await service.known_issues(session, settings, "barista x2")
+            issues = await product_service.known_issues(session, settings, "barista x2")
 
         assert (issues.product_model, issues.tickets, issues.open_tickets) == ("Barista X2", 5, 1)
         top = issues.categories[0]
@@ -531,7 +535,7 @@ class TestKnownIssues:
         made = await self._history(sessions, settings)
 
         async with transaction(sessions) as session:
-            issues = await service.known_issues(
+            issues = await product_service.known_issues(
                 session, settings, "Barista X2", query="water is leaking from my machine"
             )
 
@@ -561,6 +565,8 @@ class TestKnownIssues:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            issues = await service.known_issues(session, settings, "Nothing 1", query="broken")
+            issues = await product_service.known_issues(
+                session, settings, "Nothing 1", query="broken"
+            )
 
         assert (issues.tickets, issues.categories, issues.similar) == (0, [], [])

@@ -1,40 +1,16 @@
-"""Support's background work: the SLA monitor and the reply dispatcher, run in the lifespan."""
+"""The reply dispatcher: delivers queued replies to the platforms' webhooks, run in the
+lifespan."""
 
 import asyncio
-import logging
 
 import httpx
 
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.supervisor import Periodic
 from rapport_events.tracing import background_span, untraced
-from rapport_support import service, webhooks
-from rapport_support.models import SupportMention, SupportMentionReply
+from rapport_support.mentions import service, webhooks
+from rapport_support.mentions.models import SupportMention, SupportMentionReply
 from rapport_support.settings import Settings
-
-log = logging.getLogger(__name__)
-
-
-class SlaMonitor(Periodic):
-    """Records and publishes the SLA targets missed since its last pass."""
-
-    def __init__(self, sessions: SessionFactory, settings: Settings) -> None:
-        super().__init__(
-            "support-sla-monitor",
-            self.check,
-            settings.sla_check_interval_s,
-            policy=settings.kafka.restart_policy(),
-            repeat_while_busy=False,
-        )
-        self._sessions = sessions
-        self._settings = settings
-
-    async def check(self) -> int:
-        # Looking for breaches and recording them is one transaction, and a pass nearly
-        # always finds none: not a trace each time.
-        with untraced():
-            async with transaction(self._sessions) as session:
-                return len(await service.record_due_breaches(session, self._settings))
 
 
 class ReplyDispatcher(Periodic):

@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 
 from rapport_events.webhooks import SIGNATURE_HEADER, sign, signed_headers, verify
-from rapport_support.models import SupportMention, SupportMentionReply, aware
+from rapport_support.mentions.models import SupportMention, SupportMentionReply
 from rapport_support.settings import SocialWebhook
+from rapport_support.shared import aware
 
 __all__ = ["SIGNATURE_HEADER", "sign", "verify", "post_reply", "reply_body"]
 

@@ -16,7 +16,7 @@ from rapport_events.testing.broker import free_port
 from rapport_events.testing.replicas import serving
 from rapport_events.types import CustomerRegistered, SocialMentionReceived, TicketOpened
 from rapport_events.webhooks import standard_secret
-from rapport_support import webhooks
+from rapport_support.mentions import webhooks
 
 Poll = Callable[..., Awaitable[httpx.Response]]
 Publish = Callable[..., Awaitable[None]]

@@ -16,9 +16,14 @@ from rapport_events.types import (
     TicketOpened,
     TicketUpdated,
 )
-from rapport_support import projection, service, store
-from rapport_support.models import MentionCreate, ReplyCreate, SupportMention
+from rapport_support.customers import projection as customer_projection
+from rapport_support.customers import service as customer_service
+from rapport_support.errors import InvalidRequest
+from rapport_support.mentions import service, store
+from rapport_support.mentions.models import MentionCreate, ReplyCreate, SupportMention
 from rapport_support.settings import Settings, SocialWebhook
+from rapport_support.tickets import service as ticket_service
+from rapport_support.tickets import store as ticket_store
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 Outbox = Callable[[SessionFactory], Awaitable[list[Event]]]
@@ -34,7 +39,7 @@ def hooked(settings: Settings) -> Settings:
 
 async def register_ada(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
-        await projection.add_registered_customer(
+        await customer_projection.add_registered_customer(
             session,
             settings,
             CustomerRegistered(
@@ -111,7 +116,7 @@ class TestIngestingAMention:
         assert isinstance(received, SocialMentionReceived)
         assert (received.customer_id, received.linked) == ("social:twitter:stranger", False)
         async with transaction(sessions) as session:
-            ticket = await store.get_ticket(session, mention.ticket_id or "")
+            ticket = await ticket_store.get_ticket(session, mention.ticket_id or "")
         assert ticket is not None and ticket.customer_id == "social:twitter:stranger"
 
     async def test_praise_opens_no_ticket(
@@ -138,7 +143,7 @@ class TestIngestingAMention:
         await register_ada(sessions, settings)
 
         async with transaction(sessions) as session:
-            await projection.apply_customer_update(
+            await customer_projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
@@ -148,7 +153,7 @@ class TestIngestingAMention:
             )
 
         async with transaction(sessions) as session:
-            context = await service.get_support_context(session, "cust-1")
+            context = await customer_service.get_support_context(session, "cust-1")
         assert [m.id for m in context.mentions] == [mention.id]
         assert [t.id for t in context.tickets] == [mention.ticket_id]
         [linked] = [e for e in await outbox(sessions) if isinstance(e, TicketUpdated)]
@@ -164,14 +169,14 @@ class TestIngestingAMention:
         mention, _ = await ingest(sessions, settings, handle="@grace_h", text="Screen is dead :(")
         await register_ada(sessions, settings)
         async with transaction(sessions) as session:
-            await projection.apply_customer_update(
+            await customer_projection.apply_customer_update(
                 session,
                 settings,
                 CustomerUpdated(
                     customer_id="cust-1", changes={"social_handles": {"twitter": "@grace_h"}}
                 ),
             )
-            await projection.add_registered_customer(
+            await customer_projection.add_registered_customer(
                 session,
                 settings,
                 CustomerRegistered(
@@ -184,7 +189,7 @@ class TestIngestingAMention:
             )
 
         async with transaction(sessions) as session:
-            context = await service.get_support_context(session, "cust-1")
+            context = await customer_service.get_support_context(session, "cust-1")
         assert [t.id for t in context.tickets] == [mention.ticket_id]
         linked = [e for e in await outbox(sessions) if isinstance(e, TicketUpdated)]
         assert [e.customer_id for e in linked] == ["cust-1"]
@@ -221,7 +226,7 @@ class TestReplying:
 
         assert (reply.status, reply.attempts) == ("pending", 0)
         async with transaction(sessions) as session:
-            ticket = await service.ticket_detail(session, mention.ticket_id or "")
+            ticket = await ticket_service.ticket_detail(session, mention.ticket_id or "")
         assert ticket.first_responded_at == NOW + timedelta(minutes=3)
         assert [c.body for c in ticket.comments] == ["Replied on twitter: Sorry! DM us"]
 
@@ -230,7 +235,7 @@ class TestReplying:
     ) -> None:
         mention, _ = await ingest(sessions, settings, text="Broken. Awful.")
 
-        with pytest.raises(service.InvalidRequest, match="webhook"):
+        with pytest.raises(InvalidRequest, match="webhook"):
             async with transaction(sessions) as session:
                 await service.reply_to_mention(
                     session, settings, mention.id, ReplyCreate(text="Sorry", author="pr")

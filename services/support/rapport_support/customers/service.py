@@ -1,0 +1,54 @@
+"""The support context: everything a rep sees when a customer calls, from support's own
+projection, so it answers while profile is down."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import utcnow
+from rapport_support.customers import store
+from rapport_support.customers.models import ConsentPublic, CustomerSummary, SupportContext
+from rapport_support.errors import CustomerNotFound
+from rapport_support.mentions.models import MentionSummary
+from rapport_support.products.models import ProductPublic
+from rapport_support.tickets.models import OPEN_STATUSES, TicketSummary
+
+CONTEXT_MENTIONS = 20
+
+
+def _product_view(product: Any, today: date) -> ProductPublic:
+    view = ProductPublic.model_validate(product)
+    view.under_warranty = product.warranty_ends_on >= today
+    return view
+
+
+async def get_support_context(
+    session: AsyncSession, customer_id: str, now: datetime | None = None
+) -> SupportContext:
+    """The customer, the products they own and their earlier tickets, or CustomerNotFound."""
+    now = now or utcnow()
+    rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
+    if rows.customer is None:
+        # Merges and erasure delete the row, so only a missing one needs these two lookups.
+        current = await store.current_id(session, customer_id)
+        if await store.is_erased(session, current):
+            raise CustomerNotFound(current)
+        if current != customer_id:
+            customer_id = current
+            rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
+    if rows.customer is None and not rows.products and not rows.tickets:
+        raise CustomerNotFound(customer_id)
+    summary = None
+    if rows.customer is not None:
+        summary = CustomerSummary.model_validate(rows.customer)
+        summary.social_handles = {handle.platform: handle.handle for handle in rows.handles}
+        summary.consents = [ConsentPublic.model_validate(consent) for consent in rows.consents]
+    return SupportContext(
+        customer_id=customer_id,
+        customer=summary,
+        products=[_product_view(product, now.date()) for product in rows.products],
+        tickets=[TicketSummary.model_validate(ticket) for ticket in rows.tickets],
+        open_tickets=sum(ticket.status in OPEN_STATUSES for ticket in rows.tickets),
+        mentions=[MentionSummary.model_validate(mention) for mention in rows.mentions],
+    )

@@ -1,0 +1,184 @@
+"""Every query of the customers domain: who a customer is, where a merge sent them, whether
+they were erased, and the rows of the support context."""
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events import bulk
+from rapport_support.customers.models import (
+    SupportConsent,
+    SupportCustomer,
+    SupportErasedCustomer,
+    SupportHandle,
+    SupportMergedCustomer,
+)
+from rapport_support.mentions.models import SupportMention
+from rapport_support.products.models import SupportProduct
+from rapport_support.tickets.models import SupportTicket
+
+
+def add(session: AsyncSession, row: SQLModel) -> None:
+    session.add(row)
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> SupportCustomer | None:
+    return await session.get(SupportCustomer, customer_id)
+
+
+def add_customer(session: AsyncSession, customer: SupportCustomer) -> None:
+    session.add(customer)
+
+
+@dataclass(frozen=True)
+class ContextRows:
+    """What the support context shows of one customer, as plain rows (no ORM objects)."""
+
+    customer: Any | None
+    products: Sequence[Any]
+    tickets: Sequence[Any]
+    handles: Sequence[Any]
+    consents: Sequence[Any]
+    mentions: Sequence[Any]
+
+
+@functools.cache
+def _context_queries() -> dict[str, Any]:
+    """The support context's selects, built once (building one costs more than running it)."""
+    customer_id: Any = bindparam("customer_id")
+
+    def rows_of(model: type[SQLModel], *order: str) -> Any:
+        table = _table(model)
+        columns = [
+            table.c[name[1:]].desc() if name.startswith("-") else table.c[name] for name in order
+        ]
+        return core_select(table).where(table.c.customer_id == customer_id).order_by(*columns)
+
+    return {
+        "customer": rows_of(SupportCustomer),
+        "handles": rows_of(SupportHandle, "platform"),
+        "consents": rows_of(SupportConsent, "purpose", "scope"),
+        "products": rows_of(SupportProduct, "-purchased_at", "line_no"),
+        "tickets": rows_of(SupportTicket, "-created_at", "-id"),
+        "mentions": rows_of(SupportMention, "-received_at", "-id").limit(bindparam("limit")),
+    }
+
+
+async def context_rows(session: AsyncSession, customer_id: str, mentions: int) -> ContextRows:
+    """The customer's row and what hangs off it, newest first: Core selects on one connection.
+
+    A read on the hot path of every call a rep takes: rows, not ORM objects, which cost
+    more to build than the queries take.
+    """
+    await session.flush()  # rows the caller added in this transaction are seen
+    connection = await session.connection()
+    queries = _context_queries()
+    values = {"customer_id": customer_id, "limit": mentions}
+
+    async def rows(name: str) -> Sequence[Any]:
+        return (await connection.execute(queries[name], values)).all()
+
+    customers = await rows("customer")
+    found = customers[0] if customers else None
+    return ContextRows(
+        customer=found,
+        products=await rows("products"),
+        tickets=await rows("tickets"),
+        handles=await rows("handles") if found is not None else [],
+        consents=await rows("consents") if found is not None else [],
+        mentions=await rows("mentions"),
+    )
+
+
+async def is_erased(session: AsyncSession, customer_id: str) -> bool:
+    return await session.get(SupportErasedCustomer, customer_id) is not None
+
+
+async def survivor_of(session: AsyncSession, merged_id: str) -> str | None:
+    alias = await session.get(SupportMergedCustomer, merged_id)
+    return alias.customer_id if alias is not None else None
+
+
+# Merges chain; bounded so a cycle in bad data cannot loop forever.
+MERGE_CHAIN_LIMIT = 16
+
+
+async def current_id(session: AsyncSession, customer_id: str) -> str:
+    """The id the customer's data lives under: the survivor's when it was merged away."""
+    for _ in range(MERGE_CHAIN_LIMIT):
+        survivor = await survivor_of(session, customer_id)
+        if survivor is None or survivor == customer_id:
+            return customer_id
+        customer_id = survivor
+    return customer_id
+
+
+# Set-based reads and writes for runs of events: the shared kit.
+_table = bulk.table_of
+rows_where_in = bulk.rows_where
+rows_where_pairs = bulk.rows_where
+upsert = bulk.upsert
+delete_pairs = bulk.delete_where
+
+
+async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict[str, str]:
+    """merged id -> the id it was merged into, for those of `merged_ids` merged away."""
+    rows = await rows_where_in(session, SupportMergedCustomer, "merged_id", merged_ids)
+    return {row["merged_id"]: row["customer_id"] for row in rows}
+
+
+async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+    rows = await rows_where_in(session, SupportErasedCustomer, "customer_id", customer_ids)
+    return {row["customer_id"] for row in rows}
+
+
+async def get_consent(
+    session: AsyncSession, customer_id: str, purpose: str, scope: str
+) -> SupportConsent | None:
+    result = await session.exec(
+        select(SupportConsent).where(
+            SupportConsent.customer_id == customer_id,
+            SupportConsent.purpose == purpose,
+            SupportConsent.scope == scope,
+        )
+    )
+    return result.first()
+
+
+async def consents_of(session: AsyncSession, customer_id: str) -> list[SupportConsent]:
+    result = await session.exec(
+        select(SupportConsent)
+        .where(SupportConsent.customer_id == customer_id)
+        .order_by(col(SupportConsent.purpose), col(SupportConsent.scope))
+    )
+    return list(result.all())
+
+
+async def handles_of(session: AsyncSession, customer_id: str) -> list[SupportHandle]:
+    result = await session.exec(
+        select(SupportHandle)
+        .where(SupportHandle.customer_id == customer_id)
+        .order_by(col(SupportHandle.platform))
+    )
+    return list(result.all())
+
+
+async def get_handle(session: AsyncSession, platform: str, key: str) -> SupportHandle | None:
+    return await session.get(SupportHandle, (platform, key))
+
+
+async def delete_handle(session: AsyncSession, handle: SupportHandle) -> None:
+    await session.delete(handle)
+
+
+async def aliases_of(session: AsyncSession, customer_id: str) -> list[SupportMergedCustomer]:
+    result = await session.exec(
+        select(SupportMergedCustomer).where(SupportMergedCustomer.customer_id == customer_id)
+    )
+    return list(result.all())

@@ -1,0 +1,236 @@
+"""Every query of the mentions domain: mentions, replies and their delivery attempts."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, tuple_, update
+from sqlalchemy import select as core_select
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events import bulk
+from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_support.mentions.models import SupportMention, SupportMentionReply, SupportReplyAttempt
+from rapport_support.tickets.models import SupportTicket
+
+
+def add(session: AsyncSession, row: SQLModel) -> None:
+    session.add(row)
+
+
+async def get_mention(session: AsyncSession, mention_id: str) -> SupportMention | None:
+    return await session.get(SupportMention, mention_id)
+
+
+async def mention_by_external_id(
+    session: AsyncSession, platform: str, external_id: str
+) -> SupportMention | None:
+    result = await session.exec(
+        select(SupportMention).where(
+            SupportMention.platform == platform, SupportMention.external_id == external_id
+        )
+    )
+    return result.first()
+
+
+async def mentions_of(
+    session: AsyncSession, customer_id: str, limit: int | None = None
+) -> list[SupportMention]:
+    query = (
+        select(SupportMention)
+        .where(SupportMention.customer_id == customer_id)
+        .order_by(col(SupportMention.received_at).desc(), col(SupportMention.id).desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await session.exec(query)).all())
+
+
+@dataclass(frozen=True)
+class MentionFilter:
+    platform: str | None = None
+    sentiment: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    customer_id: str | None = None
+    linked: bool | None = None
+
+
+async def list_mentions(
+    session: AsyncSession, where: MentionFilter, limit: int, cursor: str | None
+) -> tuple[list[SupportMention], str | None]:
+    """Newest first; the second value is the cursor of the next page (None on the last)."""
+    query = select(SupportMention)
+    if where.platform is not None:
+        query = query.where(SupportMention.platform == where.platform.lower())
+    if where.sentiment is not None:
+        query = query.where(SupportMention.sentiment == where.sentiment)
+    if where.status is not None:
+        query = query.where(SupportMention.status == where.status)
+    if where.kind is not None:
+        query = query.where(SupportMention.kind == where.kind)
+    if where.customer_id is not None:
+        query = query.where(SupportMention.customer_id == where.customer_id)
+    if where.linked is not None:
+        linked = col(SupportMention.customer_id)
+        query = query.where(linked.is_not(None) if where.linked else linked.is_(None))
+    if cursor is not None:
+        at, mention_id = decode_cursor(cursor, datetime, str)
+        query = query.where(
+            or_(
+                col(SupportMention.received_at) < at,
+                and_(col(SupportMention.received_at) == at, col(SupportMention.id) < mention_id),
+            )
+        )
+    query = query.order_by(col(SupportMention.received_at).desc(), col(SupportMention.id).desc())
+    rows = list((await session.exec(query.limit(limit + 1))).all())
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last.received_at, last.id)
+
+
+async def get_reply(session: AsyncSession, reply_id: str) -> SupportMentionReply | None:
+    return await session.get(SupportMentionReply, reply_id)
+
+
+async def replies_of(session: AsyncSession, mention_id: str) -> list[SupportMentionReply]:
+    result = await session.exec(
+        select(SupportMentionReply)
+        .where(SupportMentionReply.mention_id == mention_id)
+        .order_by(col(SupportMentionReply.created_at), col(SupportMentionReply.id))
+    )
+    return list(result.all())
+
+
+async def replies_for(
+    session: AsyncSession, mention_ids: Iterable[str]
+) -> list[SupportMentionReply]:
+    result = await session.exec(
+        select(SupportMentionReply).where(
+            col(SupportMentionReply.mention_id).in_(list(mention_ids))
+        )
+    )
+    return list(result.all())
+
+
+async def attempts_for(
+    session: AsyncSession, reply_ids: Iterable[str]
+) -> list[SupportReplyAttempt]:
+    result = await session.exec(
+        select(SupportReplyAttempt)
+        .where(col(SupportReplyAttempt.reply_id).in_(list(reply_ids)))
+        .order_by(col(SupportReplyAttempt.reply_id), col(SupportReplyAttempt.attempt))
+    )
+    return list(result.all())
+
+
+async def claim_due_replies(
+    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
+) -> list[SupportMentionReply]:
+    """Take the next attempt of up to `limit` due replies, leased until `lease_until`.
+
+    One statement: rows another dispatcher is claiming are skipped (SKIP LOCKED on
+    PostgreSQL; SQLite lets one writer in at a time), so each attempt is made once.
+    """
+    due = (
+        select(col(SupportMentionReply.id))
+        .where(
+            SupportMentionReply.status == "pending",
+            col(SupportMentionReply.next_attempt_at) <= now,
+        )
+        .order_by(col(SupportMentionReply.next_attempt_at), col(SupportMentionReply.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.exec(
+        update(SupportMentionReply)
+        .where(col(SupportMentionReply.id).in_(due.scalar_subquery()))
+        .values(attempts=col(SupportMentionReply.attempts) + 1, next_attempt_at=lease_until)
+        .returning(col(SupportMentionReply.id))
+    )
+    claimed = list(result.scalars().all())  # type: ignore[attr-defined]
+    if not claimed:
+        return []
+    rows = await session.exec(
+        select(SupportMentionReply)
+        .where(col(SupportMentionReply.id).in_(claimed))
+        .order_by(col(SupportMentionReply.id))
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
+
+
+# Set-based reads and writes for runs of events: the shared kit.
+_table = bulk.table_of
+_execute = bulk.execute
+chunks = bulk.chunks
+
+
+async def unlinked_mentions(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The mentions not yet linked to a customer whose (platform, handle key) is in `keys`."""
+    table = _table(SupportMention)
+    key = tuple_(table.c.platform, table.c.handle_key)
+    found: list[dict[str, Any]] = []
+    for part in chunks(sorted(set(keys))):
+        result = await _execute(
+            session,
+            core_select(table.c.id, table.c.platform, table.c.handle_key, table.c.subject_id).where(
+                key.in_(part), table.c.customer_id.is_(None)
+            ),
+        )
+        found.extend(dict(row) for row in result.mappings())
+    return found
+
+
+async def relink(
+    session: AsyncSession, model: type[SQLModel], ids: dict[str, str], *, subject: bool = False
+) -> None:
+    """Give each row of `model` (by id) to a customer: one statement per customer."""
+    table = _table(model)
+    by_customer: dict[str, list[str]] = {}
+    for row_id, customer_id in ids.items():
+        by_customer.setdefault(customer_id, []).append(row_id)
+    for customer_id, row_ids in by_customer.items():
+        values = {"customer_id": customer_id, **({"subject_id": customer_id} if subject else {})}
+        for part in chunks(sorted(row_ids)):
+            await _execute(session, table.update().where(table.c.id.in_(part)).values(**values))
+
+
+async def link_mentions(
+    session: AsyncSession, platform: str, key: str, customer_id: str
+) -> list[tuple[SupportTicket, str]]:
+    """Give the handle's unlinked mentions and their tickets to the customer.
+
+    Returns each moved ticket with the subject id it was filed under before.
+    """
+    result = await session.exec(
+        select(SupportMention).where(
+            SupportMention.platform == platform,
+            SupportMention.handle_key == key,
+            col(SupportMention.customer_id).is_(None),
+        )
+    )
+    subjects = set()
+    for mention in result.all():
+        subjects.add(mention.subject_id)
+        mention.customer_id = customer_id
+        mention.subject_id = customer_id
+        session.add(mention)
+    if not subjects:
+        return []
+    tickets = await session.exec(
+        select(SupportTicket)
+        .where(col(SupportTicket.customer_id).in_(subjects))
+        .order_by(col(SupportTicket.created_at), col(SupportTicket.id))
+    )
+    moved = []
+    for ticket in tickets.all():
+        moved.append((ticket, ticket.customer_id))
+        ticket.customer_id = customer_id
+        session.add(ticket)
+    return moved
