@@ -32,6 +32,13 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 # Set on a session whose transaction erased someone: once it commits, SQLite's write-ahead
 # log is checkpointed and emptied, so no copy of the deleted rows stays in the -wal file.
 _CHECKPOINT_AFTER_COMMIT = "rapport_checkpoint_after_commit"
+# How long the checkpoint after an erasure's commit waits for readers. A busy service always
+# has some reader, and SQLite's busy handler would hold the erasure (its HTTP reply, or the
+# consumer's next batch) for the whole lock timeout; a checkpoint that finds readers is
+# left to the runtime's checkpoint worker instead, which tries again every second.
+CHECKPOINT_BUSY_TIMEOUT_S = 0.2
+# The SQLite engines whose write-ahead log may still hold an erasure's rows.
+_CHECKPOINTS_WANTED: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 log = logging.getLogger(__name__)
 # Connections an engine keeps open, and how many more it may open for a burst. Concurrent
@@ -274,10 +281,10 @@ def checkpoint_after_commit(session: AsyncSession) -> None:
     session.sync_session.info[_CHECKPOINT_AFTER_COMMIT] = True
 
 
-async def checkpoint_wal(engine: AsyncEngine) -> bool:
+async def checkpoint_wal(engine: AsyncEngine, busy_timeout_s: float | None = None) -> bool:
     """Copy SQLite's write-ahead log into the database file and truncate it; True when the
-    log is empty now. Waits (busy timeout) for readers of older snapshots; a no-op on
-    PostgreSQL, whose dead rows go with VACUUM."""
+    log is empty now. Waits for readers of older snapshots (the connection's busy timeout,
+    or `busy_timeout_s`); a no-op on PostgreSQL, whose dead rows go with VACUUM."""
     if not is_sqlite(engine):
         return True
     async with engine.connect() as connection:
@@ -285,18 +292,53 @@ async def checkpoint_wal(engine: AsyncEngine) -> bool:
         # inside one, and SQLAlchemy would begin one (BEGIN IMMEDIATE here) on first use.
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
-        cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy, _frames, _copied = await cursor.fetchone()
-        await cursor.close()
+        kept_ms = None
+        if busy_timeout_s is not None:
+            kept_ms = await _pragma(driver, "busy_timeout")
+            await _pragma(driver, f"busy_timeout={int(busy_timeout_s * 1000)}")
+        try:
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _frames, _copied = await cursor.fetchone()
+            await cursor.close()
+        finally:
+            if kept_ms is not None:  # the pooled connection's writers wait as before
+                await _pragma(driver, f"busy_timeout={kept_ms}")
     if busy:
-        log.warning("the write-ahead log could not be emptied: a reader held an old snapshot")
+        log.info("the write-ahead log could not be emptied yet: a reader holds an old snapshot")
     return not busy
+
+
+async def _pragma(driver: Any, statement: str) -> Any:
+    cursor = await driver.execute(f"PRAGMA {statement}")
+    row = await cursor.fetchone()
+    await cursor.close()
+    return row[0] if row else None
+
+
+def checkpoint_wanted(engine: AsyncEngine) -> bool:
+    """Whether an erasure's rows may still be in `engine`'s write-ahead log."""
+    return engine.sync_engine in _CHECKPOINTS_WANTED
+
+
+async def checkpoint_if_wanted(engine: AsyncEngine) -> bool:
+    """Empty the write-ahead log when an erasure left rows in it; True when it is done
+    (or nothing was wanted). The runtime's checkpoint worker calls it every second."""
+    if not checkpoint_wanted(engine):
+        return True
+    if await checkpoint_wal(engine, CHECKPOINT_BUSY_TIMEOUT_S):
+        _CHECKPOINTS_WANTED.discard(engine.sync_engine)
+        return True
+    return False
 
 
 async def _checkpoint_if_asked(session: AsyncSession) -> None:
     if session.sync_session.info.pop(_CHECKPOINT_AFTER_COMMIT, False):
-        assert isinstance(session.bind, AsyncEngine)
-        await checkpoint_wal(session.bind)
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        if not is_sqlite(engine):
+            return
+        _CHECKPOINTS_WANTED.add(engine.sync_engine)
+        await checkpoint_if_wanted(engine)
 
 
 @asynccontextmanager

@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rapport_events import inbox, outbox
 from rapport_events.aio import cancel_and_wait
 from rapport_events.consumer import ConsumerRunner, HandlerMap
-from rapport_events.db import ping, session_factory
+from rapport_events.db import (
+    checkpoint_if_wanted,
+    checkpoint_wanted,
+    is_sqlite,
+    ping,
+    session_factory,
+)
 from rapport_events.kafka import create_producer, ensure_topics
 from rapport_events.key_reader import KeyReader
 from rapport_events.observability import RuntimeMetrics
@@ -23,6 +29,7 @@ from rapport_events.tracing import untraced
 
 log = logging.getLogger(__name__)
 INBOX_PURGE_INTERVAL_S = 600.0
+WAL_CHECKPOINT_INTERVAL_S = 1.0
 
 
 class HasSupervised(Protocol):
@@ -58,6 +65,7 @@ class EventRuntime:
         self._connect_task: asyncio.Task[None] | None = None
         self.workers: list[HasSupervised] = []
         self._inbox_purge: Periodic | None = None
+        self._checkpoints: Periodic | None = None
         self.connected = asyncio.Event()
         self.metrics = RuntimeMetrics(self)
 
@@ -82,7 +90,24 @@ class EventRuntime:
                 repeat_while_busy=False,
             ).start()
             self.watch(self._inbox_purge)
+        if is_sqlite(self.engine):
+            # An erasure's checkpoint that found readers is finished here, off its path.
+            self._checkpoints = Periodic(
+                f"{self.service}-wal-checkpoint",
+                self._checkpoint_wal,
+                WAL_CHECKPOINT_INTERVAL_S,
+                policy=self.settings.restart_policy(),
+                repeat_while_busy=False,
+            ).start()
+            self.watch(self._checkpoints)
         self._connect_task = asyncio.create_task(self._connect(), name=f"{self.service}-connect")
+
+    async def _checkpoint_wal(self) -> int:
+        """Empty SQLite's write-ahead log of an erasure's rows; 1 when it did, else 0."""
+        if not checkpoint_wanted(self.engine):
+            return 0
+        with untraced():
+            return int(await checkpoint_if_wanted(self.engine))
 
     async def _purge_inbox(self) -> int:
         """Forget applied event ids past their retention (the log no longer redelivers them)."""
@@ -197,6 +222,9 @@ class EventRuntime:
         if self._inbox_purge is not None:
             await self._inbox_purge.stop()
             self._inbox_purge = None
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
+            self._checkpoints = None
         self.workers = []
         await self.metrics.stop()
         await cancel_and_wait(self._connect_task)

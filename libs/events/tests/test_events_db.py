@@ -1,6 +1,8 @@
 """SQLite transactions: writers take the lock up front and in turn, readers never queue for it."""
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,9 @@ from rapport_events.db import (
     SessionFactory,
     WriterQueue,
     checkpoint_after_commit,
+    checkpoint_if_wanted,
     checkpoint_wal,
+    checkpoint_wanted,
     create_engine,
     is_sqlite,
     ping,
@@ -283,6 +287,34 @@ class TestAnErasureLeavesNoCopyInTheFiles:
         files = [tmp_path / "locks.db", tmp_path / "locks.db-wal"]
         assert files[1].stat().st_size == 0
         assert not any(b"zenobia" in path.read_bytes() for path in files)
+
+    async def test_a_reader_in_the_way_does_not_hold_the_erasure_and_the_log_empties_later(
+        self, sessions: SessionFactory, tmp_path: Path
+    ) -> None:
+        engine = sessions.kw["bind"]
+        async with transaction(sessions) as session:
+            await session.exec(text("INSERT INTO note (body) VALUES ('zenobia@example.com')"))
+        reader = sqlite3.connect(tmp_path / "locks.db", isolation_level=None)
+        reader.execute("BEGIN")
+        held = reader.execute("SELECT count(*) FROM note WHERE body LIKE 'zenobia%'").fetchone()
+        assert held == (1,)  # the reader holds a snapshot from before the erasure
+
+        started = time.monotonic()
+        async with transaction(sessions) as session:
+            await session.exec(text("DELETE FROM note WHERE body = 'zenobia@example.com'"))
+            checkpoint_after_commit(session)
+        took = time.monotonic() - started
+
+        wal = tmp_path / "locks.db-wal"
+        # Not the lock timeout (30 s): the reader is left to finish, the log is emptied later.
+        assert took < 2.0, took
+        assert checkpoint_wanted(engine) and wal.stat().st_size > 0
+        assert await checkpoint_if_wanted(engine) is False  # still in the way
+        reader.execute("COMMIT")
+        reader.close()
+        assert await checkpoint_if_wanted(engine) is True
+        assert not checkpoint_wanted(engine) and wal.stat().st_size == 0
+        assert not any(b"zenobia" in path.read_bytes() for path in (tmp_path / "locks.db", wal))
 
     async def test_no_checkpoint_unless_asked_or_when_rolled_back(
         self, sessions: SessionFactory, tmp_path: Path
