@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rapport_console import (
     analytics_pages,
     auth_pages,
+    campaign_pages,
     customer_pages,
     marketing_pages,
     partner_pages,
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(customer_pages.router)
     app.include_router(analytics_pages.router)
     app.include_router(marketing_pages.router)
+    app.include_router(campaign_pages.router)
     app.include_router(privacy_pages.router)
     app.include_router(support_pages.router)
     app.include_router(partner_pages.router)

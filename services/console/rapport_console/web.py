@@ -80,6 +80,17 @@ async def checked_form(request: Request, operator: OperatorDep) -> Operator:
 CheckedFormDep = Annotated[Operator, Depends(checked_form)]
 
 
+def require_form(permission: Permission) -> Any:
+    """A dependency for a form post: its CSRF token checked, then the role's `permission`."""
+
+    def _check(operator: CheckedFormDep) -> Operator:
+        if not may(operator.role, permission):
+            raise Forbidden(operator, permission)
+        return operator
+
+    return Depends(_check)
+
+
 def clients(request: Request) -> ServiceClients:
     return request.app.state.clients  # type: ignore[no-any-return]
 
@@ -121,6 +132,26 @@ def render(
     return TEMPLATES.TemplateResponse(
         request, template, {**base, **(context or {})}, status_code=status_code
     )
+
+
+def refusal(answer: dict[str, Any]) -> str:
+    """The message of a service's 4xx answer ({"error": ..., "status": ...})."""
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("detail") or error)
+    return str(error)
+
+
+def form_error(request: Request, message: str, status_code: int = 400) -> HTMLResponse:
+    """A form that cannot be carried out: the page says why, with a 4xx status."""
+    return render(request, "error.html", {"message": message}, status_code)
+
+
+def refused(request: Request, action: str, answer: dict[str, Any]) -> HTMLResponse:
+    """A service said no to a form: its reason, with its 404 or 409, else 400."""
+    status = answer.get("status")
+    code = status if status in (404, 409) else 400
+    return form_error(request, f"{action}: {refusal(answer)}", code)
 
 
 def login_redirect(request: Request) -> Response:

@@ -22,6 +22,7 @@ from rapport_console.testing.campaign import (
     campaign,
     campaign_report,
     channels,
+    preview,
     segments,
 )
 from rapport_console.testing.common import CAMPAIGN_ID, CUSTOMER_ID, SEGMENT_ID, at
@@ -36,7 +37,15 @@ from rapport_console.testing.profile import (
     timeline_items,
     trends,
 )
-from rapport_console.testing.support import support_context, ticket
+from rapport_console.testing.support import (
+    MENTION_ID,
+    comment,
+    mention,
+    reply,
+    support_context,
+    ticket,
+)
+from rapport_console.testing.world import NO_CONTENT, World, is_refusal
 
 __all__ = [
     "CAMPAIGN_ID",
@@ -45,19 +54,24 @@ __all__ = [
     "PORTS",
     "SEGMENT_ID",
     "TOKEN",
+    "MENTION_ID",
     "FakeServices",
     "audience",
     "campaign",
     "campaign_report",
     "channels",
     "consents",
+    "comment",
     "customer",
     "disclosures",
     "export",
     "fake_settings",
     "forecast",
+    "mention",
     "metrics",
     "partner",
+    "preview",
+    "reply",
     "segments",
     "stubbed_app",
     "support_context",
@@ -96,6 +110,7 @@ class FakeServices:
         self.requests: list[httpx.Request] = []
         self.slow_s = 5.0
         self.erased_at: str | None = None
+        self.world = World()
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -118,19 +133,28 @@ class FakeServices:
             await asyncio.sleep(self.slow_s)
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return httpx.Response(401, json={"error": "unauthorized"})
-        if request.method == "DELETE":
-            body = self.erase(service, request.url.path)
-        elif request.method == "POST":
-            body = self.post(service, request.url.path, json.loads(request.content or b"null"))
-        else:
-            body = self.answer(service, request.url.path, request.url.params)
+        body = self.respond(request, service)
         if body is None:
             return httpx.Response(404, json={"error": "not_found", "message": "not found"})
-        if isinstance(body, dict) and body.get("status") == 422:
-            return httpx.Response(422, json=body["error"])
+        if is_refusal(body):
+            return httpx.Response(body["status"], json=body["error"])
+        if body is NO_CONTENT:
+            return httpx.Response(204)
         return httpx.Response(
             200, content=json.dumps(body), headers={"content-type": "application/json"}
         )
+
+    def respond(self, request: httpx.Request, service: str) -> Any:
+        """The JSON body the service answers `request` with, or None for 404."""
+        path = request.url.path
+        if request.method == "GET":
+            return self.answer(service, path, request.url.params)
+        if request.method == "DELETE":
+            return self.erase(service, path) or self.world.delete(service, path)
+        body = json.loads(request.content or b"null")
+        if request.method == "PATCH":
+            return self.world.patch(service, path, body)
+        return self.world.post(service, path, body)
 
     def answer(self, service: str, path: str, params: httpx.QueryParams) -> Any:
         """The JSON body of one service route, or None for 404."""
@@ -159,16 +183,9 @@ class FakeServices:
                 "members": [{"customer_id": CUSTOMER_ID, "entered_at": at(3)}],
                 "next_cursor": None,
             },
-            ("campaign", "/campaigns"): lambda: [campaign()],
-            ("campaign", f"/campaigns/{CAMPAIGN_ID}"): campaign,
-            ("campaign", f"/campaigns/{CAMPAIGN_ID}/report"): campaign_report,
             ("campaign", "/analytics/channels"): channels,
             ("support", f"{prefix}/support-context"): support_context,
-            ("support", "/tickets"): lambda: self.tickets(params),
-            ("support", "/tickets/t-1"): ticket,
             ("partner-share", f"{prefix}/disclosures"): disclosures,
-            ("partner-share", "/partners"): lambda: {"partners": [partner()]},
-            ("partner-share", "/partners/p-1"): partner,
             ("partner-share", "/disclosures"): lambda: (
                 disclosures()
                 if params.get("partner_id") == "p-1"
@@ -176,40 +193,7 @@ class FakeServices:
             ),
         }
         route = routes.get((service, path))
-        return route() if route else None
-
-    def post(self, service: str, path: str, body: Any) -> Any:
-        """Campaign's segment preview (42 customers in GB, 7 otherwise) and creation."""
-        if (service, path) == ("campaign", "/segments/preview"):
-            return {
-                "count": 42 if "GB" in json.dumps(body) else 7,
-                "sample": [],
-                "time_dependent": False,
-            }
-        if (service, path) == ("partner-share", "/partners"):
-            if not body.get("slices"):
-                return {"error": {"message": "slices: at least one"}, "status": 422}
-            return {
-                **partner(),
-                "id": "p-2",
-                "name": body["name"],
-                "api_key": "rpk_" + "k" * 40,
-                "webhook_secret": "whsec_" + "s" * 40,
-            }
-        if (service, path) == ("campaign", "/segments"):
-            return {**segments()[0], "id": "seg-new", "name": body["name"], "rule": body["rule"]}
-        return None
-
-    def tickets(self, params: httpx.QueryParams) -> dict[str, Any]:
-        """The queue: the one ticket when the filters let it through."""
-        one = ticket()
-        keep = (
-            params.get("status") in (None, one["status"])
-            and params.get("priority") in (None, one["priority"])
-            and params.get("product_model") in (None, one["product_model"])
-            and params.get("breached") in (None, "true")
-        )
-        return {"items": [one] if keep else [], "next_cursor": None}
+        return route() if route else self.world.answer(service, path, params)
 
     def erase(self, service: str, path: str) -> Any:
         """Profile's DELETE /customers/{id}: the erasure starts, pending in the others."""

@@ -122,3 +122,16 @@ def channels() -> dict[str, Any]:
         ],
         "message_channels": [],
     }
+
+
+def preview(campaign_id: str, customer_id: str) -> dict[str, Any]:
+    """A campaign's message rendered for one customer (subject and body of variant A)."""
+    return {
+        "campaign_id": campaign_id,
+        "customer_id": customer_id,
+        "variant": "A",
+        "channel": "email",
+        "subject": "Ada, the winter sale is on",
+        "text": "Hello Ada, 20% off until Sunday: https://shop.example/sale",
+        "html": None,
+    }

@@ -1,4 +1,5 @@
-"""Support's replies as the fakes give them: a customer's support context and a ticket."""
+"""Support's replies as the fakes give them: a customer's support context, a ticket with its
+comments, and a social mention with its replies."""
 
 from typing import Any
 
@@ -75,4 +76,61 @@ def ticket() -> dict[str, Any]:
         "breaches": [
             {"target": "resolution", "priority": "high", "due_at": at(15), "breached_at": at(15)}
         ],
+        "comments": [comment("c-1", "It drips on the counter.", "ada", author_type="customer")],
+        "links": [],
+    }
+
+
+def comment(
+    comment_id: str, body: str, author: str, *, author_type: str = "agent", public: bool = True
+) -> dict[str, Any]:
+    return {
+        "id": comment_id,
+        "ticket_id": "t-1",
+        "author": author,
+        "author_type": author_type,
+        "body": body,
+        "public": public,
+        "created_at": at(19),
+    }
+
+
+MENTION_ID = "m-1"
+
+
+def mention() -> dict[str, Any]:
+    """A complaint on Mastodon from a known customer, not answered yet."""
+    return {
+        "id": MENTION_ID,
+        "platform": "mastodon",
+        "handle": "@ada@example.social",
+        "external_id": "109",
+        "text": "@rapport my new kettle leaks, again",
+        "url": "https://example.social/@ada/109",
+        "posted_at": at(2),
+        "received_at": at(2),
+        "customer_id": CUSTOMER_ID,
+        "sentiment": "negative",
+        "sentiment_score": -0.6,
+        "kind": "complaint",
+        "status": "new",
+        "ticket_id": None,
+        "replies": [],
+    }
+
+
+def reply(text: str, author: str, number: int) -> dict[str, Any]:
+    """A reply queued for the platform's webhook (support posts it, with retries)."""
+    return {
+        "id": f"r-{number}",
+        "mention_id": MENTION_ID,
+        "text": text,
+        "author": author,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": at(0),
+        "last_error": None,
+        "created_at": at(0),
+        "sent_at": None,
+        "delivery": [],
     }
