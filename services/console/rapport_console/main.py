@@ -21,6 +21,7 @@ from rapport_console import (
     marketing_pages,
     partner_pages,
     privacy_pages,
+    social_pages,
     support_pages,
 )
 from rapport_console.clients import ServiceClients
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(campaign_pages.router)
     app.include_router(privacy_pages.router)
     app.include_router(support_pages.router)
+    app.include_router(social_pages.router)
     app.include_router(partner_pages.router)
     return app
 
