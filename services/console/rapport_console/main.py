@@ -19,6 +19,7 @@ from rapport_console import (
     campaign_pages,
     customer_pages,
     marketing_pages,
+    operator_pages,
     partner_pages,
     privacy_pages,
     social_pages,
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(support_pages.router)
     app.include_router(social_pages.router)
     app.include_router(partner_pages.router)
+    app.include_router(operator_pages.router)
     return app
 
 

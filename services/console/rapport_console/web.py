@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_console import accounts
 from rapport_console.clients import ServiceClients
 from rapport_console.operators import Directory, Operator
 from rapport_console.roles import ROLE_LABELS, Permission, may
@@ -38,12 +39,16 @@ class CsrfRejected(Exception):
     """A form came without its session's CSRF token."""
 
 
-def current_operator(request: Request) -> Operator:
+async def current_operator(request: Request) -> Operator:
     """The logged-in operator, or LoginRequired."""
     codec: SessionCodec = request.app.state.sessions
     directory: Directory = request.app.state.operators
     session = codec.read(request.cookies.get("rapport_console_session"))
-    operator = directory.get(session.username) if session else None
+    operator = (
+        await accounts.find(directory, request.app.state.sessionmaker, session.username)
+        if session
+        else None
+    )
     if session is None or operator is None:
         raise LoginRequired()
     request.state.operator = operator
