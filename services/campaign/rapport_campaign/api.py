@@ -15,7 +15,7 @@ from fastapi import (
 )
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from rapport_campaign import marketing, service
+from rapport_campaign import marketing, previews, service
 from rapport_campaign.deps import (
     SessionDep,
     SettingsDep,
@@ -36,6 +36,7 @@ from rapport_campaign.models import (
     LaunchRequest,
     MemberPage,
     MemberPublic,
+    MessagePreview,
     PreviewPublic,
     Segment,
     SegmentCreate,
@@ -272,6 +273,22 @@ async def launch_campaign(
     # After the commit, so the sender finds the new messages.
     background.add_task(worker.wake)
     return CampaignPublic.model_validate(campaign)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/preview",
+    tags=["campaigns"],
+    response_model=MessagePreview,
+    responses={**NOT_FOUND, **INVALID},
+)
+async def preview_message(
+    campaign_id: PathId,
+    session: SessionDep,
+    customer_id: Annotated[str, Query(min_length=1, max_length=64)],
+    variant: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> MessagePreview:
+    """A variant's subject, text and HTML as one customer would get them; nothing is sent."""
+    return await previews.preview_message(session, campaign_id, customer_id, variant)
 
 
 @router.post(

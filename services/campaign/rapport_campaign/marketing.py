@@ -529,7 +529,8 @@ class Recommender:
         return candidates[0] if candidates else None
 
 
-def _recommendation(product: dict[str, Any] | None) -> template_data.Record | None:
+def recommendation(product: dict[str, Any] | None) -> template_data.Record | None:
+    """The recommended product as templates see it (`recommendation.name`, ...)."""
     if product is None:
         return None
     return template_data.record(product, str(product.get("name") or product["product_id"]))
@@ -625,22 +626,8 @@ async def prepare(
 
     assert member is not None
     context = {
-        "customer": template_data.record(
-            {
-                "id": customer_id,
-                "first_name": member.first_name,
-                "last_name": member.last_name,
-                "email": member.email,
-                "city": member.city,
-                "country": member.country,
-                "tier": member.tier,
-                "orders": member.orders,
-                "lifetime_value": str(member.lifetime_value),
-                "loyalty_points": member.loyalty_points,
-            },
-            f"{member.first_name} {member.last_name}",
-        ),
-        "recommendation": _recommendation(await recommender.recommend(session, customer_id)),
+        "customer": template_data.customer(member),
+        "recommendation": recommendation(await recommender.recommend(session, customer_id)),
         "offer_code": message.offer_code,
         "cta_url": track(campaign.link) if campaign.link else None,
         "unsubscribe_url": unsubscribe_url,

@@ -616,6 +616,18 @@ class CampaignPublic(BaseModel):
         return self
 
 
+class MessagePreview(BaseModel):
+    """A campaign's message as one customer would get it (nothing sent or stored)."""
+
+    campaign_id: str
+    customer_id: str
+    variant: str
+    channel: str
+    subject: str | None
+    text: str
+    html: str | None
+
+
 class Counts(BaseModel):
     """The funnel of a campaign or of one variant."""
 

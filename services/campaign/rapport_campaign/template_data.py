@@ -43,6 +43,24 @@ def record(fields: Mapping[str, Any] | None, label: str = "") -> Record | None:
     return None if fields is None else Record(fields, label)
 
 
+def customer(member: Any) -> Record:
+    """The recipient (an audience member): `id`, `first_name`, `last_name`, `email`,
+    `city`, `country`, `tier`, `orders`, `lifetime_value`, `loyalty_points`."""
+    fields = {
+        "id": member.customer_id,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "email": member.email,
+        "city": member.city,
+        "country": member.country,
+        "tier": member.tier,
+        "orders": member.orders,
+        "lifetime_value": str(member.lifetime_value),
+        "loyalty_points": member.loyalty_points,
+    }
+    return Record(fields, f"{member.first_name} {member.last_name}")
+
+
 def _money(value: Any) -> Decimal | None:
     if value is None:
         return None

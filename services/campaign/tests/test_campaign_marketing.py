@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from rapport_campaign import marketing, service
+from rapport_campaign import marketing, previews, service
 from rapport_campaign.models import (
     CampaignCreate,
     Click,
@@ -271,6 +271,46 @@ class TestLaunch:
             await marketing.cancel_campaign(session, campaign_id)
 
         assert [m.status for m in await messages(sessions, campaign_id)] == ["cancelled"]
+
+
+class TestPreview:
+    async def test_a_variant_renders_for_one_customer_and_nothing_is_sent(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann", city="Lyon"), order("ann", "o1", product="boots"))
+        campaign_id = await new_campaign(
+            sessions,
+            offer={"prefix": "SPRING"},
+            variants=[
+                {"name": "A", "subject": "a", "body": "a"},
+                {
+                    "name": "B",
+                    "subject": "{{ customer.first_name }} in {{ customer.city }}",
+                    "body": "Code {{ offer_code }}: {{ cta_url }} {{ unsubscribe_url }}",
+                    "html": "<p>{{ customer }}</p>",
+                },
+            ],
+        )
+
+        async with sessions() as session:
+            preview = await previews.preview_message(session, campaign_id, "ann", "B")
+
+        assert (preview.variant, preview.subject) == ("B", "Ann in Lyon")
+        assert preview.text == "Code SPRING-PREVIEW: https://shop.example/spring [unsubscribe link]"
+        assert preview.html == "<p>Ann Tester</p>"
+        assert await messages(sessions) == []
+
+    async def test_an_unknown_customer_or_variant_is_not_found(
+        self, sessions: SessionFactory, deliver: Deliver
+    ) -> None:
+        await deliver(registered("ann"))
+        campaign_id = await new_campaign(sessions)
+
+        async with sessions() as session:
+            with pytest.raises(service.NotFound, match="no audience member bob"):
+                await previews.preview_message(session, campaign_id, "bob")
+            with pytest.raises(service.NotFound, match="no variant Z"):
+                await previews.preview_message(session, campaign_id, "ann", "Z")
 
 
 class TestAbTest:

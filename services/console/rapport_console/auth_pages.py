@@ -3,10 +3,10 @@
 import secrets
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from rapport_console import accounts
 from rapport_console.operators import Directory, LoginLimiter
 from rapport_console.sessions import LOGIN_COOKIE, SessionCodec, same_token
 from rapport_console.web import CheckedFormDep, render
@@ -57,8 +57,9 @@ async def login(
             request, "Too many failed logins: wait a few minutes.", 429, safe_next(next)
         )
     directory: Directory = request.app.state.operators
-    # argon2 takes tens of milliseconds of CPU: off the event loop.
-    operator = await to_thread.run_sync(directory.authenticate, username, password)
+    operator = await accounts.authenticate(
+        directory, request.app.state.sessionmaker, username, password
+    )
     if operator is None:
         limiter.failed(*keys)
         return _login_page(request, "Wrong user name or password.", 401, safe_next(next))

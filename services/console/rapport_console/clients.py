@@ -69,6 +69,10 @@ class ServiceClients:
         """POST JSON to a service; its 4xx answer is returned as {"error": ...}."""
         return await self._request("POST", service, path, json=body)
 
+    async def patch(self, service: str, path: str, body: Any) -> Any:
+        """PATCH JSON to a service; its 4xx answer is returned as {"error": ...}."""
+        return await self._request("PATCH", service, path, json=body)
+
     async def delete(self, service: str, path: str, timeout_s: float | None = None) -> Any:
         """DELETE on a service; its 4xx answer is returned as {"error": ...}."""
         return await self._request("DELETE", service, path, timeout_s=timeout_s)
@@ -122,6 +126,8 @@ def _answer(service: str, method: str, reply: httpx.Response) -> Any:
         raise ServiceUnavailable(service, "refused the console's token")
     if reply.status_code >= 500:
         raise ServiceUnavailable(service, f"failed ({reply.status_code})")
+    if reply.status_code == 204:
+        return {}
     try:
         body = reply.json()
     except ValueError:

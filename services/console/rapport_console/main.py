@@ -16,10 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rapport_console import (
     analytics_pages,
     auth_pages,
+    campaign_pages,
     customer_pages,
     marketing_pages,
+    operator_pages,
     partner_pages,
     privacy_pages,
+    social_pages,
     support_pages,
 )
 from rapport_console.clients import ServiceClients
@@ -96,9 +99,12 @@ def create_app(
     app.include_router(customer_pages.router)
     app.include_router(analytics_pages.router)
     app.include_router(marketing_pages.router)
+    app.include_router(campaign_pages.router)
     app.include_router(privacy_pages.router)
     app.include_router(support_pages.router)
+    app.include_router(social_pages.router)
     app.include_router(partner_pages.router)
+    app.include_router(operator_pages.router)
     return app
 
 

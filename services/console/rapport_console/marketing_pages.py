@@ -1,4 +1,5 @@
-"""Segments and campaigns, read from campaign's API."""
+"""Segments: the list, the rule builder with its live count, and one segment's members,
+from campaign's API."""
 
 import json
 from typing import Annotated, Any
@@ -8,19 +9,23 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport_console import segment_rules
-from rapport_console.charts import Chart
 from rapport_console.clients import Call, ServiceUnavailable
 from rapport_console.operators import Operator
 from rapport_console.roles import Permission, may
 from rapport_console.segment_rules import MAX_ROWS, Row, RuleError
-from rapport_console.web import CheckedFormDep, ClientsDep, Forbidden, render, require
+from rapport_console.web import (
+    CheckedFormDep,
+    ClientsDep,
+    Forbidden,
+    refusal,
+    render,
+    require,
+)
 
 router = APIRouter(include_in_schema=False)
 
 SegmentViewer = Annotated[Operator, require(Permission.view_segments)]
-CampaignViewer = Annotated[Operator, require(Permission.view_campaigns)]
 EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-FUNNEL = ("targeted", "suppressed", "sent", "delivered", "opened", "clicked", "converted")
 
 
 @router.get("/segments", response_class=HTMLResponse)
@@ -89,7 +94,7 @@ async def segment_preview(
     except ServiceUnavailable as error:
         return render(request, "_segment_count.html", {"problem": f"no count: {error}"})
     if "error" in answer:
-        return render(request, "_segment_count.html", {"problem": _message(answer)})
+        return render(request, "_segment_count.html", {"problem": refusal(answer)})
     return render(
         request, "_segment_count.html", {"count": answer["count"], "rule": json.dumps(rule)}
     )
@@ -110,15 +115,8 @@ async def create_segment(
     except (RuleError, ServiceUnavailable) as error:
         return render(request, "error.html", {"message": f"Not saved: {error}"}, 400)
     if "error" in answer:
-        return render(request, "error.html", {"message": f"Not saved: {_message(answer)}"}, 400)
+        return render(request, "error.html", {"message": f"Not saved: {refusal(answer)}"}, 400)
     return RedirectResponse(f"/segments/{quote(answer['id'], safe='')}", status_code=303)
-
-
-def _message(answer: dict[str, Any]) -> str:
-    error = answer.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message") or error.get("detail") or error)
-    return str(error)
 
 
 @router.get("/segments/{segment_id}", response_class=HTMLResponse)
@@ -143,56 +141,6 @@ async def segment_page(
             "segment": segment or {"id": segment_id, "name": segment_id, "rule": {}},
             "rule": json.dumps((segment or {}).get("rule", {}), indent=2),
             "members": fanout.get("members", {}),
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
-        },
-    )
-
-
-@router.get("/campaigns", response_class=HTMLResponse)
-async def campaigns_page(
-    request: Request, clients: ClientsDep, _operator: CampaignViewer
-) -> Response:
-    """Every campaign and its status."""
-    fanout = await clients.fan_out({"campaigns": Call("campaign", "/campaigns")})
-    campaigns = fanout.get("campaigns", [])
-    return render(
-        request,
-        "campaigns.html",
-        {
-            "campaigns": campaigns if isinstance(campaigns, list) else [],
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
-        },
-    )
-
-
-@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-async def campaign_page(
-    request: Request, campaign_id: EntityId, clients: ClientsDep, _operator: CampaignViewer
-) -> Response:
-    """One campaign's report: the funnel as a chart, with its numbers."""
-    fanout = await clients.fan_out(
-        {
-            "campaign": Call("campaign", f"/campaigns/{campaign_id}"),
-            "report": Call("campaign", f"/campaigns/{campaign_id}/report"),
-        }
-    )
-    campaign, report = fanout.get("campaign"), fanout.get("report")
-    if campaign is None and not fanout.partial:
-        return render(request, "error.html", {"message": "No such campaign."}, 404)
-    funnel = None
-    if isinstance(report, dict) and "error" not in report:
-        funnel = Chart("bar", list(FUNNEL)).add(
-            "customers", [report.get(step, 0) for step in FUNNEL]
-        )
-    return render(
-        request,
-        "campaign.html",
-        {
-            "campaign": campaign or {"id": campaign_id, "name": campaign_id},
-            "report": report if isinstance(report, dict) else None,
-            "funnel": funnel,
             "partial": fanout.partial,
             "unavailable": fanout.unavailable,
         },

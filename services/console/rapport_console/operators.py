@@ -24,6 +24,7 @@ from rapport_events.environment import is_development
 _hasher = PasswordHasher()
 # Verified when the user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("no such operator")
+MIN_PASSWORD_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ def _development_hash() -> str:
 def hash_password(password: str) -> str:
     """The argon2id hash stored for a password."""
     return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether the password matches the hash (with no hash, a dummy costs the same time)."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 class Directory:
@@ -74,9 +83,7 @@ class Directory:
     def authenticate(self, username: str, password: str) -> Operator | None:
         """The operator when the password matches, else None."""
         account = self._accounts.get(username)
-        try:
-            _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
+        if not verify_password(account.password_hash if account else None, password):
             return None
         return Operator(account.username, account.role) if account else None
 
@@ -121,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", choices=[role.value for role in Role])
     args = parser.parse_args(argv)
     password = getpass.getpass() if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    if len(password) < 12:
-        print("a password needs at least 12 characters", file=sys.stderr)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"a password needs at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
         return 2
     account = OperatorAccount(
         username=args.username, role=Role(args.role), password_hash=hash_password(password)

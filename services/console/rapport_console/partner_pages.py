@@ -1,21 +1,32 @@
-"""Partners: the list, registering one (its API key and webhook secret shown once), and
-each partner's disclosure ledger, from partner-share's admin API."""
+"""Partners: the list, registering one (its API key and webhook secret shown once), each
+partner's disclosure ledger, and ending a partnership after typing its name, through
+partner-share's admin API."""
 
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport_console.clients import Call, ServiceUnavailable
 from rapport_console.operators import Operator
 from rapport_console.roles import Permission, may
-from rapport_console.web import CheckedFormDep, ClientsDep, Forbidden, render, require
+from rapport_console.web import (
+    CheckedFormDep,
+    ClientsDep,
+    Forbidden,
+    form_error,
+    refused,
+    render,
+    require,
+    require_form,
+)
 
 router = APIRouter(include_in_schema=False)
 
 PartnerViewer = Annotated[Operator, require(Permission.view_partners)]
+PartnerManager = Annotated[Operator, require_form(Permission.manage_partners)]
 PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SLICES = ("contact", "demographics", "purchase_summary", "segments", "loyalty")
 LEDGER_PAGE = 100
@@ -101,3 +112,27 @@ async def partner_page(
             "unavailable": fanout.unavailable,
         },
     )
+
+
+@router.post("/partners/{partner_id}/delete", response_class=HTMLResponse)
+async def delete_partner(
+    request: Request,
+    partner_id: PartnerId,
+    clients: ClientsDep,
+    _operator: PartnerManager,
+    confirm: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """End a partnership once its name is typed: keys revoked, shared data deleted."""
+    path = f"/partners/{quote(partner_id, safe='')}"
+    try:
+        partner = await clients.get(Call("partner-share", path))
+        if not isinstance(partner, dict) or "error" in partner:
+            return form_error(request, "Not deleted: no such partner.", 404)
+        if confirm.strip() != partner["name"]:
+            return form_error(request, "Not deleted: type the partner's name to confirm.")
+        answer = await clients.delete("partner-share", path)
+    except ServiceUnavailable as error:
+        return form_error(request, f"Not deleted: {error}.", 503)
+    if "error" in answer:
+        return refused(request, "Not deleted", answer)
+    return RedirectResponse("/partners", status_code=303)

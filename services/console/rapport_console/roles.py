@@ -20,7 +20,8 @@ class Permission(StrEnum):
     export_and_erase = "export_and_erase"
     work_tickets = "work_tickets"
     view_partners = "view_partners"  # the partners and their disclosure ledgers
-    manage_partners = "manage_partners"
+    manage_partners = "manage_partners"  # register and delete partners
+    manage_operators = "manage_operators"
 
 
 ROLE_LABELS = {
@@ -41,6 +42,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.work_tickets: frozenset({Role.admin, Role.support}),
     Permission.view_partners: frozenset({Role.admin, Role.privacy}),
     Permission.manage_partners: frozenset({Role.admin}),
+    Permission.manage_operators: frozenset({Role.admin}),
 }
 
 

@@ -1,24 +1,40 @@
-"""The support desk: the ticket queue with filters, and a ticket beside its customer's
-support context (products owned, earlier tickets), both from support's API."""
+"""The support desk: the ticket queue with filters; a ticket beside its customer's support
+context (products owned, earlier tickets), with its comments; and working it (assign,
+reply or note, change status), all through support's API."""
 
-from typing import Annotated, Literal, get_args
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_console import access_log
-from rapport_console.clients import Call
+from rapport_console.clients import Call, ServiceClients, ServiceUnavailable
 from rapport_console.operators import Operator
 from rapport_console.roles import Permission
-from rapport_console.web import ClientsDep, WriteSessionDep, render, require
+from rapport_console.web import (
+    ClientsDep,
+    WriteSessionDep,
+    form_error,
+    refused,
+    render,
+    require,
+    require_form,
+)
 
 router = APIRouter(include_in_schema=False)
 
 Agent = Annotated[Operator, require(Permission.work_tickets)]
+AgentForm = Annotated[Operator, require_form(Permission.work_tickets)]
 TicketId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Status = Literal["new", "open", "pending", "resolved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
+# What an agent may set a ticket to (support refuses going back to new).
+NewStatus = Literal["open", "pending", "resolved", "closed"]
+SETTABLE = get_args(NewStatus)
 QUEUE_PAGE = 50
 
 
@@ -93,8 +109,101 @@ async def ticket_page(
         "ticket.html",
         {
             "ticket": found,
+            "settable": SETTABLE,
             "context": context.get("support"),
             "partial": context.partial,
             "unavailable": context.unavailable,
         },
+    )
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What a form on the desk needs: the request, the services, the access log, the agent."""
+
+    request: Request
+    clients: ServiceClients
+    db: AsyncSession
+    operator: Operator
+
+    async def change(
+        self, subject: Call, page: str, change: Callable[[], Awaitable[Any]]
+    ) -> Response:
+        """Read what the form changes (404 when gone), change it, log the view of its
+        customer as `page`, and go back to the page the form was on."""
+        try:
+            found = await self.clients.get(subject)
+            if not isinstance(found, dict) or "error" in found:
+                return form_error(self.request, "Not saved: it is not there any more.", 404)
+            answer = await change()
+        except ServiceUnavailable as error:
+            return form_error(self.request, f"Not saved: {error}.", 503)
+        if "error" in answer:
+            return refused(self.request, "Not saved", answer)
+        customer_id = found.get("customer_id")
+        if customer_id:
+            access_log.record(
+                self.db, self.operator.username, self.operator.role, customer_id, page
+            )
+        # The form posted to <page>/<action>: back to <page>.
+        return RedirectResponse(self.request.url.path.rsplit("/", 1)[0], status_code=303)
+
+
+def desk(request: Request, clients: ClientsDep, db: WriteSessionDep, operator: AgentForm) -> Desk:
+    return Desk(request, clients, db, operator)
+
+
+DeskDep = Annotated[Desk, Depends(desk)]
+
+
+def _ticket(ticket_id: str) -> Call:
+    return Call("support", f"/tickets/{quote(ticket_id, safe='')}")
+
+
+@router.post("/tickets/{ticket_id}/assign", response_class=HTMLResponse)
+async def assign_ticket(
+    ticket_id: TicketId, desk: DeskDep, assignee: Annotated[str, Form(max_length=128)] = ""
+) -> Response:
+    """Assign the ticket to an agent: the operator themself unless another is named."""
+    ticket = _ticket(ticket_id)
+    change = {"assignee": assignee.strip() or desk.operator.username}
+    return await desk.change(
+        ticket, "ticket-assign", lambda: desk.clients.patch("support", ticket.path, change)
+    )
+
+
+@router.post("/tickets/{ticket_id}/status", response_class=HTMLResponse)
+async def set_ticket_status(
+    ticket_id: TicketId,
+    desk: DeskDep,
+    status: Annotated[NewStatus, Form()],
+    resolution: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    """Change the ticket's status; resolving it needs a resolution."""
+    if status == "resolved" and not resolution.strip():
+        return form_error(desk.request, "Not saved: say how the ticket was resolved.")
+    change: dict[str, str] = {"status": status}
+    if resolution.strip() and status in ("resolved", "closed"):
+        change["resolution"] = resolution.strip()
+    ticket = _ticket(ticket_id)
+    return await desk.change(
+        ticket, "ticket-status", lambda: desk.clients.patch("support", ticket.path, change)
+    )
+
+
+@router.post("/tickets/{ticket_id}/comments", response_class=HTMLResponse)
+async def comment_on_ticket(
+    ticket_id: TicketId,
+    desk: DeskDep,
+    body: Annotated[str, Form(max_length=20_000)] = "",
+    internal: Annotated[bool, Form()] = False,
+) -> Response:
+    """Reply to the customer, or add an internal note the customer never sees."""
+    if not body.strip():
+        return form_error(desk.request, "Not saved: the comment is empty.")
+    comment = {"body": body.strip(), "author": desk.operator.username, "public": not internal}
+    ticket = _ticket(ticket_id)
+    path = f"{ticket.path}/comments"
+    return await desk.change(
+        ticket, "ticket-comment", lambda: desk.clients.post("support", path, comment)
     )

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_console import accounts
 from rapport_console.clients import ServiceClients
 from rapport_console.operators import Directory, Operator
 from rapport_console.roles import ROLE_LABELS, Permission, may
@@ -38,12 +39,16 @@ class CsrfRejected(Exception):
     """A form came without its session's CSRF token."""
 
 
-def current_operator(request: Request) -> Operator:
+async def current_operator(request: Request) -> Operator:
     """The logged-in operator, or LoginRequired."""
     codec: SessionCodec = request.app.state.sessions
     directory: Directory = request.app.state.operators
     session = codec.read(request.cookies.get("rapport_console_session"))
-    operator = directory.get(session.username) if session else None
+    operator = (
+        await accounts.find(directory, request.app.state.sessionmaker, session.username)
+        if session
+        else None
+    )
     if session is None or operator is None:
         raise LoginRequired()
     request.state.operator = operator
@@ -78,6 +83,17 @@ async def checked_form(request: Request, operator: OperatorDep) -> Operator:
 
 
 CheckedFormDep = Annotated[Operator, Depends(checked_form)]
+
+
+def require_form(permission: Permission) -> Any:
+    """A dependency for a form post: its CSRF token checked, then the role's `permission`."""
+
+    def _check(operator: CheckedFormDep) -> Operator:
+        if not may(operator.role, permission):
+            raise Forbidden(operator, permission)
+        return operator
+
+    return Depends(_check)
 
 
 def clients(request: Request) -> ServiceClients:
@@ -121,6 +137,26 @@ def render(
     return TEMPLATES.TemplateResponse(
         request, template, {**base, **(context or {})}, status_code=status_code
     )
+
+
+def refusal(answer: dict[str, Any]) -> str:
+    """The message of a service's 4xx answer ({"error": ..., "status": ...})."""
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("detail") or error)
+    return str(error)
+
+
+def form_error(request: Request, message: str, status_code: int = 400) -> HTMLResponse:
+    """A form that cannot be carried out: the page says why, with a 4xx status."""
+    return render(request, "error.html", {"message": message}, status_code)
+
+
+def refused(request: Request, action: str, answer: dict[str, Any]) -> HTMLResponse:
+    """A service said no to a form: its reason, with its 404 or 409, else 400."""
+    status = answer.get("status")
+    code = status if status in (404, 409) else 400
+    return form_error(request, f"{action}: {refusal(answer)}", code)
 
 
 def login_redirect(request: Request) -> Response:

@@ -1,8 +1,10 @@
 """Fixtures of the console's tests: the console in-process, the services faked at HTTP level."""
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -61,3 +63,14 @@ async def log_in(client: httpx.AsyncClient, username: str, password: str) -> htt
         "/login",
         data={"username": username, "password": password, "csrf_token": form_token(page.text)},
     )
+
+
+def writes(fakes: FakeServices, method: str = "", path: str = "") -> list[tuple[str, Any]]:
+    """The writes the console sent the services (path and JSON body), of a method and path."""
+    return [
+        (r.url.path, json.loads(r.content) if r.content else None)
+        for r in fakes.requests
+        if r.method != "GET"
+        and (not method or r.method == method)
+        and (not path or r.url.path == path)
+    ]

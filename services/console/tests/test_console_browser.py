@@ -1,6 +1,9 @@
 """The console in Debian's Chromium: an operator logs in, finds a customer and reads the
 360, whose spend chart Chart.js draws from the console's own files, with no request
-leaving this machine. Screenshots go to var/screenshots/ as test artifacts."""
+leaving this machine; a marketer creates, previews and launches a campaign and watches its
+funnel; an agent works a ticket and answers a mention; an admin deletes a partner and
+creates an operator who then logs in. Screenshots go to var/screenshots/ as test
+artifacts."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from playwright.async_api import expect
 
 from rapport_console.main import create_app
 from rapport_console.settings import DEVELOPMENT_PASSWORD
-from rapport_console.testing import CUSTOMER_ID, FakeServices, fake_settings
+from rapport_console.testing import CUSTOMER_ID, MENTION_ID, FakeServices, fake_settings
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.browser import ONLY_THIS_MACHINE, chromium
 from rapport_events.testing.replicas import serving
@@ -145,4 +148,107 @@ async def test_a_marketer_sees_the_member_count_change_while_editing(
     for chart in ("trends", "forecast", "tiers", "channels"):
         await page.locator(f"#chart-{chart}[data-drawn=true]").wait_for()
     await page.screenshot(path=SCREENSHOTS / "console-analytics.png", full_page=True)
+    await page.close()
+
+
+async def logged_in(browser: Any, console_url: str, username: str, password: str = "") -> Any:
+    """A page of a new browser context, logged in as `username`."""
+    page = await browser.new_page(viewport={"width": 1300, "height": 900})
+    await page.goto(f"{console_url}/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password or DEVELOPMENT_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{console_url}/customers")
+    return page
+
+
+async def test_a_marketer_creates_previews_and_launches_a_campaign(
+    console_url: str, browser: Any
+) -> None:
+    page = await logged_in(browser, console_url, "marketer")
+    await page.goto(f"{console_url}/campaigns")
+    await page.get_by_test_id("new-campaign").click()
+    await page.wait_for_url(f"{console_url}/campaigns/new")
+
+    await page.fill("[data-testid=campaign-name]", "Winter boots")
+    await page.select_option("[data-testid=campaign-segment]", "seg-vip")
+    await page.fill("[data-testid=campaign-subject]", "{{ customer.first_name }}, boots")
+    await page.fill("[data-testid=campaign-body]", "Hello {{ customer.first_name }}")
+    await page.screenshot(path=SCREENSHOTS / "console-campaign-new.png", full_page=True)
+    await page.get_by_test_id("save-campaign").click()
+    await page.wait_for_url(f"{console_url}/campaigns/cmp-new")
+    await expect(page.get_by_test_id("campaign-status")).to_have_text("draft")
+
+    await page.fill("[data-testid=preview-customer]", "ada@example.com")
+    await page.get_by_test_id("preview").click()
+    await expect(page.get_by_test_id("preview-subject")).to_have_text("Ada, the winter sale is on")
+    await page.screenshot(path=SCREENSHOTS / "console-campaign-preview.png", full_page=True)
+
+    await page.get_by_test_id("launch").click()
+    await page.wait_for_url(f"{console_url}/campaigns/cmp-new")
+    await expect(page.get_by_test_id("campaign-status")).to_have_text("sending")
+    await page.locator("#chart-funnel[data-drawn=true]").wait_for()
+    bars = await page.evaluate(
+        "() => Chart.getChart(document.querySelector('#chart-funnel')).data.datasets[0].data"
+    )
+    assert bars == [50, 10, 40, 38, 20, 9, 4]
+    await page.screenshot(path=SCREENSHOTS / "console-campaign-funnel.png", full_page=True)
+    await page.close()
+
+
+async def test_an_agent_works_a_ticket_and_answers_a_mention(
+    console_url: str, browser: Any
+) -> None:
+    page = await logged_in(browser, console_url, "support")
+    await page.goto(f"{console_url}/tickets/t-1")
+
+    await page.fill("[data-testid=assignee]", "grace")
+    await page.get_by_test_id("assign").click()
+    await expect(page.get_by_test_id("ticket-assignee")).to_have_text("grace")
+    await page.fill("[data-testid=comment-body]", "A new seal is on its way.")
+    await page.get_by_test_id("add-comment").click()
+    await expect(page.get_by_test_id("comments")).to_contain_text("A new seal is on its way.")
+    await page.select_option("[data-testid=new-status]", "resolved")
+    await page.fill("[data-testid=resolution]", "Seal replaced")
+    await page.get_by_test_id("set-status").click()
+    await expect(page.get_by_test_id("ticket-status")).to_have_text("resolved")
+    await expect(page.get_by_test_id("ticket-resolution")).to_have_text("Seal replaced")
+    await page.screenshot(path=SCREENSHOTS / "console-ticket-worked.png", full_page=True)
+
+    await page.goto(f"{console_url}/mentions")
+    await page.get_by_role("link", name="my new kettle leaks").click()
+    await page.wait_for_url(f"{console_url}/mentions/{MENTION_ID}")
+    await page.fill("[data-testid=reply-text]", "Sorry! A new seal is on its way.")
+    await page.get_by_test_id("send-reply").click()
+    await expect(page.get_by_test_id("replies")).to_contain_text("Sorry! A new seal")
+    await expect(page.get_by_test_id("reply-status")).to_have_text("pending")
+    await page.screenshot(path=SCREENSHOTS / "console-mention-reply.png", full_page=True)
+    await page.close()
+
+
+async def test_an_admin_deletes_a_partner_and_creates_an_operator(
+    console_url: str, browser: Any
+) -> None:
+    page = await logged_in(browser, console_url, "admin")
+    await page.goto(f"{console_url}/partners/p-1")
+    await page.get_by_test_id("delete-partner").click()  # without the name: refused
+    assert "type the partner" in await page.locator("p.error").inner_text()
+    await page.go_back()
+    await page.fill("[data-testid=delete-confirm]", "Acme Travel")
+    await page.get_by_test_id("delete-partner").click()
+    await page.wait_for_url(f"{console_url}/partners")
+    await expect(page.get_by_test_id("partners")).not_to_contain_text("Acme Travel")
+
+    await page.get_by_role("link", name="Operators").click()
+    await page.wait_for_url(f"{console_url}/admin/operators")
+    await page.fill("[data-testid=new-username]", "grace")
+    await page.select_option("[data-testid=new-role]", "marketer")
+    await page.fill("[data-testid=new-password]", "a long enough password")
+    await page.get_by_test_id("create-operator").click()
+    await expect(page.get_by_test_id("operator-grace")).to_contain_text("created here by admin")
+    await page.screenshot(path=SCREENSHOTS / "console-operators.png", full_page=True)
+
+    grace = await logged_in(browser, console_url, "grace", "a long enough password")
+    await expect(grace.get_by_test_id("operator")).to_have_text("grace · Marketer")
+    await grace.close()
     await page.close()

@@ -13,6 +13,7 @@ from rapport_campaign.models import (
     CampaignReport,
     ChannelAnalytics,
     MemberPage,
+    MessagePreview,
     SegmentPublic,
 )
 from rapport_console import testing
@@ -28,7 +29,9 @@ from rapport_profile.models import (
     TimelinePage,
 )
 from rapport_support.customers.models import SupportContext
-from rapport_support.tickets.models import TicketPublic
+from rapport_support.mentions.models import MentionDetail, MentionPublic, ReplyPublic
+from rapport_support.shared import Page
+from rapport_support.tickets.models import CommentPublic, TicketDetail
 
 PARAMS = httpx.QueryParams({"by": "gender"})
 CASES: list[tuple[Any, Any]] = [
@@ -54,7 +57,12 @@ CASES: list[tuple[Any, Any]] = [
     (ChannelAnalytics, testing.channels()),
     (ExportReply, testing.export()),
     (CampaignPublic, testing.campaign()),
-    (TicketPublic, testing.ticket()),
+    (TicketDetail, testing.ticket()),
+    (CommentPublic, testing.comment("c-2", "Sorry", "support", public=False)),
+    (MentionDetail, testing.mention()),
+    (Page[MentionPublic], testing.FakeServices().world.mentions(httpx.QueryParams())),
+    (ReplyPublic, testing.reply("We are on it", "support", 1)),
+    (MessagePreview, testing.preview(testing.CAMPAIGN_ID, testing.CUSTOMER_ID)),
     (PartnerPublic, testing.partner()),
     (CampaignReport, testing.campaign_report()),
     (

@@ -1,12 +1,13 @@
-"""Partners: listed for admins and privacy officers, registered by admins only (the key
-shown once, never cached), and each partner's disclosure ledger."""
+"""Partners: listed for admins and privacy officers, registered and deleted by admins only
+(the key shown once, never cached; a deletion confirmed by typing the partner's name), and
+each partner's disclosure ledger."""
 
 import json
 
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 from rapport_partner_share.models import PartnerCreate
 
-from .conftest import Login, form_token
+from .conftest import Login, form_token, writes
 
 
 def posts(fakes: FakeServices) -> list[dict[str, object]]:
@@ -82,3 +83,52 @@ async def test_only_admins_register_and_support_sees_no_partners(
     assert refused.status_code == 403
     assert posts(fakes) == []
     assert (await agent.get("/partners")).status_code == 403
+
+
+class TestDelete:
+    async def test_an_admin_deletes_a_partner_after_typing_its_name(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        admin = await login("admin")
+        page = await admin.get("/partners/p-1")
+
+        reply = await admin.post(
+            "/partners/p-1/delete",
+            data={"csrf_token": form_token(page.text), "confirm": " Acme Travel "},
+        )
+
+        assert 'data-testid="delete-partner"' in page.text
+        assert reply.status_code == 303 and reply.headers["location"] == "/partners"
+        assert writes(fakes, "DELETE") == [("/partners/p-1", None)]
+        assert 'href="/partners/p-1"' not in (await admin.get("/partners")).text
+
+    async def test_without_the_name_nothing_is_deleted(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        admin = await login("admin")
+        token = form_token((await admin.get("/partners/p-1")).text)
+
+        wrong = await admin.post(
+            "/partners/p-1/delete", data={"csrf_token": token, "confirm": "yes"}
+        )
+        unknown = await admin.post(
+            "/partners/p-9/delete", data={"csrf_token": token, "confirm": "Acme Travel"}
+        )
+
+        assert wrong.status_code == 400 and "type the partner" in wrong.text
+        assert unknown.status_code == 404
+        assert writes(fakes) == []
+
+    async def test_privacy_officers_may_not_delete_and_forged_forms_delete_nothing(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        officer, admin = await login("privacy"), await login("admin")
+        page = await officer.get("/partners/p-1")
+        form = {"csrf_token": form_token(page.text), "confirm": "Acme Travel"}
+
+        refused = await officer.post("/partners/p-1/delete", data=form)
+        forged = await admin.post("/partners/p-1/delete", data=form)
+
+        assert 'data-testid="delete-partner"' not in page.text
+        assert refused.status_code == 403 and forged.status_code == 403
+        assert writes(fakes) == []

@@ -7,7 +7,7 @@ import pytest
 
 from rapport_campaign.models import SegmentCreate, SegmentPreview
 from rapport_console.segment_rules import Row, RuleError, rule_from
-from rapport_console.testing import CUSTOMER_ID, FUNNEL_COUNTS, SEGMENT_ID, FakeServices
+from rapport_console.testing import CUSTOMER_ID, SEGMENT_ID, FakeServices
 
 from .conftest import Login, form_token
 
@@ -150,22 +150,3 @@ class TestBuilderPage:
 
         assert reply.status_code == 403
         assert [r for r in fakes.requests if r.method == "POST"] == []
-
-
-class TestCampaignPages:
-    async def test_a_report_draws_the_funnel_with_its_numbers(self, login: Login) -> None:
-        marketer = await login("marketer")
-
-        listing = await marketer.get("/campaigns")
-        report = await marketer.get("/campaigns/cmp-1")
-
-        assert 'href="/campaigns/cmp-1"' in listing.text
-        assert 'data-testid="chart-funnel"' in report.text
-        for step, count in FUNNEL_COUNTS.items():
-            assert f"<th>{step}</th><td>{count}</td>" in report.text
-        assert "380.00" in report.text
-
-    async def test_an_unknown_campaign_is_404(self, login: Login) -> None:
-        marketer = await login("marketer")
-
-        assert (await marketer.get("/campaigns/cmp-nope")).status_code == 404

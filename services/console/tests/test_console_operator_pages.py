@@ -1,0 +1,134 @@
+"""Operators page: an admin lists every account, creates one (its password kept only as an
+argon2id hash) that can then log in, and disables it, which logs it out at once; bad input
+is a form error, and no other role, nor a forged form, changes anything."""
+
+import pytest
+from fastapi import FastAPI
+from sqlmodel import select
+
+from rapport_console.accounts import OperatorRecord
+from rapport_events.db import read_transaction
+
+from .conftest import Login, anonymous_client, form_token, log_in
+
+PAGE = "/admin/operators"
+PASSWORD = "a long enough password"
+
+
+async def stored(console: FastAPI) -> list[OperatorRecord]:
+    async with read_transaction(console.state.sessionmaker) as session:
+        return list((await session.exec(select(OperatorRecord))).all())
+
+
+async def test_an_admin_creates_an_operator_who_then_logs_in(
+    console: FastAPI, login: Login
+) -> None:
+    admin = await login("admin")
+    page = await admin.get(PAGE)
+
+    reply = await admin.post(
+        PAGE,
+        data={
+            "csrf_token": form_token(page.text),
+            "username": "grace",
+            "role": "marketer",
+            "password": PASSWORD,
+        },
+    )
+
+    assert page.status_code == 200 and "<td>support</td><td>Support agent</td>" in page.text
+    assert reply.status_code == 303 and reply.headers["location"] == PAGE
+    (record,) = await stored(console)
+    assert (record.username, record.role, record.created_by) == ("grace", "marketer", "admin")
+    assert record.password_hash.startswith("$argon2id$") and PASSWORD not in record.password_hash
+    assert "created here by admin" in (await admin.get(PAGE)).text
+    async with anonymous_client(console) as grace:
+        assert (await log_in(grace, "grace", PASSWORD)).status_code == 303
+        assert (await grace.get("/segments")).status_code == 200
+        assert (await grace.get(PAGE)).status_code == 403
+
+
+async def test_disabling_logs_the_operator_out_at_once(console: FastAPI, login: Login) -> None:
+    admin = await login("admin")
+    token = form_token((await admin.get(PAGE)).text)
+    form = {"csrf_token": token, "username": "alan", "role": "support", "password": PASSWORD}
+    await admin.post(PAGE, data=form)
+    async with anonymous_client(console) as alan:
+        await log_in(alan, "alan", PASSWORD)
+        assert (await alan.get("/tickets")).status_code == 200
+
+        reply = await admin.post(f"{PAGE}/alan/disable", data={"csrf_token": token})
+
+        assert reply.status_code == 303
+        assert (await alan.get("/tickets")).status_code == 303  # to the login page
+        assert (await log_in(alan, "alan", PASSWORD)).status_code == 401
+    (record,) = await stored(console)
+    assert record.disabled_at is not None and record.disabled_by == "admin"
+    again = await admin.post(PAGE, data=form)
+    assert again.status_code == 409 and "already an operator alan" in again.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"username": "grace", "role": "marketer", "password": "short"}, 400, "at least 12"),
+        ({"username": "gr ace", "role": "marketer", "password": PASSWORD}, 400, "letters, digits"),
+        ({"username": "grace", "role": "owner", "password": PASSWORD}, 400, "the role is one of"),
+        ({"username": "support", "role": "admin", "password": PASSWORD}, 409, "already"),
+        ({"username": "g" * 65, "role": "admin", "password": PASSWORD}, 400, "Invalid input"),
+    ],
+)
+async def test_bad_input_is_a_form_error_and_stores_nothing(
+    console: FastAPI, login: Login, fields: dict[str, str], status: int, message: str
+) -> None:
+    admin = await login("admin")
+    token = form_token((await admin.get(PAGE)).text)
+
+    reply = await admin.post(PAGE, data={"csrf_token": token, **fields})
+
+    assert reply.status_code == status and message in reply.text
+    assert await stored(console) == []
+
+
+async def test_configured_accounts_and_ones_own_are_not_disabled_here(
+    console: FastAPI, login: Login
+) -> None:
+    admin = await login("admin")
+    token = form_token((await admin.get(PAGE)).text)
+    form = {"csrf_token": token, "username": "root", "role": "admin", "password": PASSWORD}
+    await admin.post(PAGE, data=form)
+
+    configured = await admin.post(f"{PAGE}/support/disable", data={"csrf_token": token})
+    unknown = await admin.post(f"{PAGE}/nobody/disable", data={"csrf_token": token})
+    async with anonymous_client(console) as root:
+        await log_in(root, "root", PASSWORD)
+        own_token = form_token((await root.get(PAGE)).text)
+        own = await root.post(f"{PAGE}/root/disable", data={"csrf_token": own_token})
+
+    assert configured.status_code == 400 and "CONSOLE_OPERATORS" in configured.text
+    assert unknown.status_code == 404
+    assert own.status_code == 400 and "your own account" in own.text
+
+
+@pytest.mark.parametrize("role", ["marketer", "support", "privacy"])
+async def test_other_roles_get_403_and_change_nothing(
+    console: FastAPI, login: Login, role: str
+) -> None:
+    client = await login(role)
+    token = form_token((await client.get("/customers")).text)
+    form = {"csrf_token": token, "username": "eve", "role": "admin", "password": PASSWORD}
+
+    assert (await client.get(PAGE)).status_code == 403
+    assert (await client.post(PAGE, data=form)).status_code == 403
+    assert (await client.post(f"{PAGE}/support/disable", data=form)).status_code == 403
+    assert f'<a href="{PAGE}">' not in (await client.get("/customers")).text
+    assert await stored(console) == []
+
+
+async def test_a_form_without_its_token_creates_nothing(console: FastAPI, login: Login) -> None:
+    admin = await login("admin")
+
+    reply = await admin.post(PAGE, data={"username": "eve", "role": "admin", "password": PASSWORD})
+
+    assert reply.status_code == 403
+    assert await stored(console) == []
