@@ -42,7 +42,7 @@ from rapport_events.testing.fakes import FakeProducer
 from rapport_events.types import ConsentGranted, CustomerRegistered
 from rapport_partner_share.main import MIGRATIONS as SHARE_MIGRATIONS
 from rapport_partner_share.main import VERSION_TABLE as SHARE_VERSIONS
-from rapport_partner_share.ratelimit import RateLimiter, SharedRateLimiter
+from rapport_partner_share.partners.ratelimit import RateLimiter, SharedRateLimiter
 
 ADMIN = os.environ.get("RAPPORT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

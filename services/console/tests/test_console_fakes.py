@@ -17,7 +17,8 @@ from rapport_campaign.models import (
     SegmentPublic,
 )
 from rapport_console import testing
-from rapport_partner_share.models import DisclosurePage, PartnerPublic
+from rapport_partner_share.ledger.models import DisclosurePage
+from rapport_partner_share.partners.models import PartnerPublic
 from rapport_profile.analytics import ForecastReply, TiersReply, TrendsReply
 from rapport_profile.models import (
     ConsentReceipt,

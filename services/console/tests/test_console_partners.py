@@ -5,7 +5,7 @@ each partner's disclosure ledger."""
 import json
 
 from rapport_console.testing import CUSTOMER_ID, FakeServices
-from rapport_partner_share.models import PartnerCreate
+from rapport_partner_share.partners.models import PartnerCreate
 
 from .conftest import Login, form_token, writes
 

@@ -1,20 +1,30 @@
-"""Dependencies the routes ask for."""
+"""Dependencies the routes ask for, and the router the partner API's routes hang on."""
 
 import math
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Query, Request, Response, Security, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    Security,
+    status,
+)
 from fastapi.security import APIKeyHeader
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.db import request_transaction, transaction
 from rapport_events.http import bearer_auth
-from rapport_partner_share import service
-from rapport_partner_share.models import Partner
-from rapport_partner_share.ratelimit import RateLimiter, SharedRateLimiter
+from rapport_partner_share.partners import service
+from rapport_partner_share.partners.models import Partner
+from rapport_partner_share.partners.ratelimit import RateLimiter, SharedRateLimiter
 from rapport_partner_share.settings import Settings
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -43,6 +53,7 @@ require_token = bearer_auth(lambda request: get_settings(request).api_token)
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+Limit = Annotated[int, Query(ge=1, le=500)]
 
 _api_key = APIKeyHeader(
     name="X-API-Key",
@@ -115,3 +126,16 @@ def partner_request(
 
 
 PartnerRequestDep = Annotated[service.PartnerRequest, Depends(partner_request)]
+
+
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "over the partner's rate limit; retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+
+
+def partner_api() -> APIRouter:
+    """A router of the partner API: under /partner/v1, each route within the rate limit."""
+    return APIRouter(prefix="/partner/v1", tags=["partner API"], responses=RATE_LIMITED)

@@ -1,4 +1,6 @@
-"""Events partner-share reacts to, by type: the frequent ones a run at a time (`@batch`)."""
+"""Events partner-share reacts to, by type: the frequent ones a run at a time (`@batch`),
+each sent to the projection of its domain; merges and erasures, one at a time, to
+`lifecycle`."""
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,13 +18,16 @@ from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
 )
-from rapport_partner_share import projection
+from rapport_partner_share import lifecycle
+from rapport_partner_share.consents import projection as consent_projection
+from rapport_partner_share.customers import projection as customer_projection
+from rapport_partner_share.slices import projection as slice_projection
 
 
 @batch
 async def on_customers_registered(events: list[CustomerRegistered], session: AsyncSession) -> None:
     """Partner-share learns that the customers exist (and nothing personal)."""
-    await projection.note_registered_customers(session, events)
+    await customer_projection.note_registered_customers(session, events)
 
 
 @batch
@@ -31,19 +36,19 @@ async def on_consents_changed(
 ) -> None:
     """A grant starts or changes what a partner may see; a revocation deletes the slices in
     this transaction, and the partner is notified after."""
-    await projection.apply_consents(session, events)
+    await consent_projection.apply_consents(session, events)
 
 
 @batch
 async def on_customers_updated(events: list[CustomerUpdated], session: AsyncSession) -> None:
     """Shared contact and demographics slices follow profile's changes."""
-    await projection.apply_customers_updated(session, events)
+    await slice_projection.apply_customers_updated(session, events)
 
 
 @batch
 async def on_orders_completed(events: list[OrderCompleted], session: AsyncSession) -> None:
     """Shared purchase summaries count the orders."""
-    await projection.apply_orders_completed(session, events)
+    await slice_projection.apply_orders_completed(session, events)
 
 
 @batch
@@ -51,23 +56,23 @@ async def on_segments_changed(
     events: list[SegmentEntered | SegmentExited], session: AsyncSession
 ) -> None:
     """Shared segments slices follow membership."""
-    await projection.apply_segment_changes(session, events)
+    await slice_projection.apply_segment_changes(session, events)
 
 
 @batch
 async def on_loyalty_points_earned(envelopes: list[Envelope], session: AsyncSession) -> None:
     """Shared loyalty slices credit the points (once per event id)."""
-    await projection.apply_loyalty_points(session, envelopes)
+    await slice_projection.apply_loyalty_points(session, envelopes)
 
 
 async def on_customer_merged(event: CustomerMerged, session: AsyncSession) -> None:
     """The duplicate's consents and slices move to the surviving customer."""
-    await projection.apply_customer_merged(session, event)
+    await lifecycle.apply_customer_merged(session, event)
 
 
 async def on_customer_erased(event: CustomerErased, session: AsyncSession) -> None:
     """Everything about the customer goes; partners are told; a tombstone stays."""
-    await projection.apply_customer_erased(session, event)
+    await lifecycle.apply_customer_erased(session, event)
 
 
 HANDLERS: HandlerMap = {

@@ -17,11 +17,16 @@ from rapport_events.http import (
 )
 from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
-from rapport_partner_share import api
+from rapport_partner_share.customers import api as customers
 from rapport_partner_share.handlers import HANDLERS
-from rapport_partner_share.ratelimit import RateLimiter, SharedRateLimiter
+from rapport_partner_share.ledger import api as ledger
+from rapport_partner_share.notices import api as notices
+from rapport_partner_share.notices.worker import deliver_due
+from rapport_partner_share.partners import api as partners
+from rapport_partner_share.partners.ratelimit import RateLimiter, SharedRateLimiter
 from rapport_partner_share.settings import Settings, get_settings
-from rapport_partner_share.workers import ProfileClient, deliver_due, fill_due
+from rapport_partner_share.slices import api as slices
+from rapport_partner_share.slices.worker import ProfileClient, fill_due
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_partner_share"
@@ -108,8 +113,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     instrument_app(app)
     app.include_router(health_router())
-    app.include_router(api.router)
-    app.include_router(api.partner_router)
+    # Routes are included in the order the OpenAPI document lists them (its tags' order).
+    app.include_router(partners.router)
+    app.include_router(ledger.router)
+    app.include_router(customers.router)
+    app.include_router(slices.partner_router)
+    app.include_router(notices.partner_router)
     return app
 
 

@@ -1,7 +1,7 @@
 """`python -m rapport_partner_share.replay`: refused, with the reason.
 
 Partner-share's shared slices do not come from the log alone: after a consent, a worker
-fetches the profile-backed slices from profile over HTTP (`fills`). A database rebuilt
+fetches the profile-backed slices from profile over HTTP (`slices.fills`). A database rebuilt
 from the log would answer partners with slices missing until every fill ran again, and
 the disclosure ledger and notifications are records of what was done, not projections.
 """

@@ -1,5 +1,8 @@
 """A run of events: the state it reads once (one `IN` query per table) and writes back once
-(multi-row statements), so a projection's cost does not grow by a statement per event."""
+(multi-row statements), so a projection's cost does not grow by a statement per event.
+
+The consents and the slices projections share it; it reads and writes the tables of
+several domains (tombstones, consents, slices, match keys, notices)."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -9,15 +12,13 @@ from typing import Any
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_partner_share import security, store
-from rapport_partner_share.models import (
-    ErasedCustomer,
-    MatchKey,
-    Notification,
-    Partner,
-    PartnerConsent,
-    SharedSlice,
-)
+from rapport_events import bulk
+from rapport_partner_share import security
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.customers.models import ErasedCustomer
+from rapport_partner_share.notices.models import Notification
+from rapport_partner_share.partners.models import Partner
+from rapport_partner_share.slices.models import MatchKey, SharedSlice
 
 SliceKey = tuple[str, str, str]  # customer id, partner id, slice
 Pair = tuple[str, str]  # customer id, partner id
@@ -91,11 +92,11 @@ class Run:
         gone = [
             k for k in self.changed_slices if self.slices[k] is None and k in self.stored_slices
         ]
-        await store.delete_where(session, SharedSlice, ("customer_id", "partner_id", "slice"), gone)
-        await store.delete_where(
+        await bulk.delete_where(session, SharedSlice, ("customer_id", "partner_id", "slice"), gone)
+        await bulk.delete_where(
             session, MatchKey, ("customer_id", "partner_id"), list(self.match_keys)
         )
-        await store.upsert(
+        await bulk.upsert(
             session,
             PartnerConsent,
             [self.consents[pair].model_dump() for pair in sorted(self.changed_consents)],
@@ -103,7 +104,7 @@ class Run:
             update=CONSENT_COLUMNS,
         )
         kept = sorted(k for k in self.changed_slices if self.slices[k] is not None)
-        await store.upsert(
+        await bulk.upsert(
             session,
             SharedSlice,
             [_slice_row(key, self.slices[key] or {}, now) for key in kept],
@@ -115,8 +116,8 @@ class Run:
             for (c, p), held in sorted(self.match_keys.items())
             for kind, digest in held
         ]
-        await store.upsert(session, MatchKey, keys, ())
-        await store.upsert(session, Notification, [n.model_dump() for n in self.notices], ())
+        await bulk.upsert(session, MatchKey, keys, ())
+        await bulk.upsert(session, Notification, [n.model_dump() for n in self.notices], ())
         # Rows written with Core bypass the session: a merge or an erasure later in this
         # transaction must not read an ORM copy loaded before them.
         session.expire_all()
@@ -145,12 +146,12 @@ async def load_run(
     ids = set(customer_ids)
     erased = {
         row["customer_id"]
-        for row in await store.rows_where(session, ErasedCustomer, ("customer_id",), ids)
+        for row in await bulk.rows_where(session, ErasedCustomer, ("customer_id",), ids)
     }
     if pairs is not None:
-        rows = await store.rows_where(session, PartnerConsent, ("customer_id", "partner_id"), pairs)
+        rows = await bulk.rows_where(session, PartnerConsent, ("customer_id", "partner_id"), pairs)
     else:
-        rows = await store.rows_where(
+        rows = await bulk.rows_where(
             session,
             PartnerConsent,
             ("customer_id",),
@@ -162,7 +163,7 @@ async def load_run(
     conditions = []
     if slice_names is not None:
         conditions.append(col(SharedSlice.slice).in_(sorted(set(slice_names))))
-    stored = await store.rows_where(
+    stored = await bulk.rows_where(
         session, SharedSlice, ("customer_id", "partner_id"), sharing, *conditions
     )
     held = {(row["customer_id"], row["partner_id"], row["slice"]): row["data"] for row in stored}

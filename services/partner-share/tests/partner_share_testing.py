@@ -193,6 +193,19 @@ async def register_partner(
     return RegisteredPartner(created["id"], created["api_key"], created["webhook_secret"], created)
 
 
+def profile_knows(stub: ProfileStub, *ids: str) -> None:
+    """Profile holds a customer record for each of these ids."""
+    for customer_id in ids:
+        stub.customers[customer_id] = profile_customer(customer_id)
+
+
+async def read_ref(
+    client: httpx.AsyncClient, partner: RegisteredPartner, ref: str, **headers: str
+) -> httpx.Response:
+    """The partner's GET /partner/v1/customers/{ref}."""
+    return await client.get(f"/partner/v1/customers/{ref}", headers={**partner.headers, **headers})
+
+
 # --- events, applied directly or through the log --------------------------------
 
 

@@ -35,18 +35,15 @@ from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
 )
-from rapport_partner_share import security, slices
+from rapport_partner_share import security
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
 from rapport_partner_share.handlers import HANDLERS
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
-from rapport_partner_share.models import (
-    ErasedCustomer,
-    KnownCustomer,
-    MatchKey,
-    Notification,
-    Partner,
-    PartnerConsent,
-    SharedSlice,
-)
+from rapport_partner_share.notices.models import Notification
+from rapport_partner_share.partners.models import Partner
+from rapport_partner_share.slices import rules
+from rapport_partner_share.slices.models import MatchKey, SharedSlice
 
 TOPIC = "rapport.partner-share-batches"
 PARTITION = TopicPartition(TOPIC, 0)
@@ -202,9 +199,9 @@ def filled(customer_id: str, partner: Partner) -> list[PartnerConsent | SharedSl
         changed_at=START,
     )
     data = {
-        "contact": slices.from_profile("contact", {"email": f"{customer_id}@x.com"}),
-        "demographics": slices.from_profile("demographics", {"city": "York"}),
-        **{name: slices.empty(name, START) for name in sorted(slices.STARTS_EMPTY)},
+        "contact": rules.from_profile("contact", {"email": f"{customer_id}@x.com"}),
+        "demographics": rules.from_profile("demographics", {"city": "York"}),
+        **{name: rules.empty(name, START) for name in sorted(rules.STARTS_EMPTY)},
     }
     return [consent] + [
         SharedSlice(

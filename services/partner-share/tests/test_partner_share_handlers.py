@@ -13,9 +13,9 @@ from rapport_events.migrations import upgrade
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.fakes import FakeProducer
 from rapport_events.types import CustomerRegistered
+from rapport_partner_share.customers.models import KnownCustomer
 from rapport_partner_share.handlers import HANDLERS, on_customers_registered
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
-from rapport_partner_share.models import KnownCustomer
 
 PERSONAL = {
     "email": "ada@example.com",

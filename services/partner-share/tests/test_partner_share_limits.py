@@ -16,7 +16,7 @@ from sqlmodel import select
 from rapport_events.outbox import OutboxMessage
 from rapport_events.testing.offline import offline_client, unreachable_kafka
 from rapport_partner_share.main import create_app
-from rapport_partner_share.models import Partner
+from rapport_partner_share.partners.models import Partner
 
 EDGES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
 PARTNER = {"name": "Acme", "industry": "retail", "slices": ["contact"], "purposes": ["offers"]}

@@ -14,8 +14,8 @@ from rapport_events.testing.migrations import (
     skip_ids_past,
     skip_unless,
 )
+from rapport_partner_share.ledger.models import Disclosure, DisclosureSubject
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
-from rapport_partner_share.models import Disclosure, DisclosureSubject
 
 LEDGER: Table = Disclosure.__table__  # type: ignore[attr-defined]
 SUBJECTS: Table = DisclosureSubject.__table__  # type: ignore[attr-defined]

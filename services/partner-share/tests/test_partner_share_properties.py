@@ -36,7 +36,7 @@ from rapport_events.types import (
     SegmentEntered,
 )
 from rapport_partner_share.security import email_digest, phone_digest
-from rapport_partner_share.slices import SLICE_FIELDS, SLICES
+from rapport_partner_share.slices.rules import SLICE_FIELDS, SLICES
 
 PROPERTY_SETTINGS = settings(
     max_examples=12,

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, get_args
 
 from rapport_events.types import Slice
+from rapport_partner_share.shared import iso
 
 SLICES: tuple[Slice, ...] = get_args(Slice)
 
@@ -38,16 +39,6 @@ STARTS_EMPTY = frozenset({"purchase_summary", "segments", "loyalty"})
 
 AGE_BANDS = ((18, "under 18"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"))
 _REMEMBERED_IDS = 500  # ids of counted orders/credits kept to make replays harmless
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Aware UTC; SQLite hands datetimes back without their zone."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """UTC ISO-8601; SQLite hands datetimes back without their zone."""
-    return as_utc(moment).isoformat()
 
 
 def _parse_moment(value: Any) -> datetime | None:

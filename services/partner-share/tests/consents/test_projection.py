@@ -13,10 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rapport_events.types import ConsentGranted, ConsentRevoked
-from rapport_partner_share import projection, security
-from rapport_partner_share.models import Partner, PartnerConsent
+from rapport_partner_share import security
+from rapport_partner_share.consents import projection
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.runs import Run
-from rapport_partner_share.slices import SLICES
+from rapport_partner_share.slices.rules import SLICES
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 CUSTOMER = "c-1"

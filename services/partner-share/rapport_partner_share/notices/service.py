@@ -16,16 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.webhooks import retry_delay
-from rapport_partner_share import slices, store
-from rapport_partner_share.models import (
-    Notification,
-    Partner,
-    PartnerConsent,
-)
-
-
-class NotificationNotFound(LookupError):
-    """The partner has no notification with that id."""
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.errors import NotificationNotFound
+from rapport_partner_share.notices import store
+from rapport_partner_share.notices.models import Notification
+from rapport_partner_share.partners.models import Partner
+from rapport_partner_share.shared import iso
 
 
 def notify(
@@ -84,7 +80,7 @@ def notice(
         "ref": consent.ref,
         "delete_slices": sorted(removed),
         "remaining_slices": sorted(remaining),
-        "occurred_at": slices.iso(now),
+        "occurred_at": iso(now),
     }
     if kind == "customer.merged":
         payload["merged_into"] = merged_into

@@ -10,9 +10,12 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_partner_share import security, slices, store
-from rapport_partner_share.models import PartnerConsent, SharedSlice
-from rapport_partner_share.slices import as_utc
+from rapport_partner_share import security
+from rapport_partner_share.consents import store as consent_store
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.shared import as_utc
+from rapport_partner_share.slices import rules, store
+from rapport_partner_share.slices.models import SharedSlice
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +83,18 @@ async def due_fills(
     """
     now = utcnow()
     jobs = []
-    for consent in await store.due_fills(session, now, limit):
+    for consent in await consent_store.due_fills(session, now, limit):
         jobs.append(
             FillJob(
                 customer_id=consent.customer_id,
                 partner_id=consent.partner_id,
                 token=consent.fill_token,
-                slices=frozenset(consent.slices) & slices.FILLED_FROM_PROFILE,
+                slices=frozenset(consent.slices) & rules.FILLED_FROM_PROFILE,
                 attempts=consent.fill_attempts,
             )
         )
         consent.fill_next_at = now + lease
-        store.add(session, consent)
+        consent_store.add(session, consent)
     return jobs
 
 
@@ -107,7 +110,7 @@ async def complete_fill(
 
     `customer` None means profile does not know the customer: the slices stay empty.
     """
-    consent = await store.get_consent(session, job.customer_id, job.partner_id)
+    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id)
     if consent is None or not consent.granted or consent.fill_token != job.token:
         return False
     now = utcnow()
@@ -115,7 +118,7 @@ async def complete_fill(
     if customer is not None:
         for slice_name in ("contact", "demographics"):
             if slice_name in held:
-                data = slices.from_profile(slice_name, customer)
+                data = rules.from_profile(slice_name, customer)
                 existing = await store.get_slice(
                     session, consent.customer_id, consent.partner_id, slice_name
                 )
@@ -126,30 +129,30 @@ async def complete_fill(
         existing = await store.get_slice(
             session, consent.customer_id, consent.partner_id, "purchase_summary"
         )
-        summary = slices.from_metrics(metrics, fetched_at) if metrics is not None else None
+        summary = rules.from_metrics(metrics, fetched_at) if metrics is not None else None
         if summary is not None:
             put_slice(session, consent, "purchase_summary", summary, now, existing)
         elif existing is None:
             since = as_utc(consent.granted_at or now)
             put_slice(
-                session, consent, "purchase_summary", slices.empty("purchase_summary", since), now
+                session, consent, "purchase_summary", rules.empty("purchase_summary", since), now
             )
     consent.fill_pending = False
     consent.fill_next_at = None
     consent.changed_at = now
-    store.add(session, consent)
+    consent_store.add(session, consent)
     return True
 
 
 async def postpone_fill(session: AsyncSession, job: FillJob, error: str) -> None:
     """Profile did not answer: try again later, with exponential backoff."""
-    consent = await store.get_consent(session, job.customer_id, job.partner_id)
+    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id)
     if consent is None or consent.fill_token != job.token:
         return
     consent.fill_attempts += 1
     delay = min(timedelta(seconds=0.5 * 2 ** min(consent.fill_attempts, 12)), FILL_MAX_BACKOFF)
     consent.fill_next_at = utcnow() + delay
-    store.add(session, consent)
+    consent_store.add(session, consent)
     log.warning(
         "profile data for %s/%s unavailable (%s); retry in %ss",
         job.customer_id,

@@ -17,7 +17,7 @@ from sqlalchemy import Float, case, delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rapport_partner_share.models import RateLimitState
+from rapport_partner_share.partners.models import RateLimitState
 
 STATE = RateLimitState.__table__  # type: ignore[attr-defined]
 # The database's clock in seconds, the same for every expression of one statement.

@@ -1,0 +1,117 @@
+"""Every query of the consents domain: a customer's consents, a partner's by ref or by
+change, and those waiting for profile's data."""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.shared import owner
+
+
+def add(session: AsyncSession, row: PartnerConsent) -> None:
+    session.add(row)
+
+
+async def get_consent(
+    session: AsyncSession, customer_id: str, partner_id: str
+) -> PartnerConsent | None:
+    return await session.get(PartnerConsent, (customer_id, partner_id))
+
+
+async def consents_of_customer(
+    session: AsyncSession, customer_id: str, granted_only: bool = False
+) -> list[PartnerConsent]:
+    query = select(PartnerConsent).where(col(PartnerConsent.customer_id) == customer_id)
+    if granted_only:
+        query = query.where(col(PartnerConsent.granted).is_(True))
+    return list((await session.exec(query.order_by(col(PartnerConsent.partner_id)))).all())
+
+
+async def granted_consent_by_ref(
+    session: AsyncSession, partner_id: str, ref: str
+) -> PartnerConsent | None:
+    result = await session.exec(
+        select(PartnerConsent).where(
+            col(PartnerConsent.partner_id) == partner_id,
+            col(PartnerConsent.ref) == ref,
+            col(PartnerConsent.granted).is_(True),
+        )
+    )
+    return result.first()
+
+
+async def granted_consents(
+    session: AsyncSession, partner_id: str, customer_ids: Iterable[str]
+) -> list[PartnerConsent]:
+    result = await session.exec(
+        select(PartnerConsent).where(
+            col(PartnerConsent.partner_id) == partner_id,
+            col(PartnerConsent.customer_id).in_(list(customer_ids)),
+            col(PartnerConsent.granted).is_(True),
+        )
+    )
+    return list(result.all())
+
+
+async def changed_consents(
+    session: AsyncSession,
+    partner_id: str,
+    *,
+    since: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PartnerConsent]:
+    """Granted consents of a partner in (changed_at, customer_id) order, for the feed."""
+    query = select(PartnerConsent).where(
+        col(PartnerConsent.partner_id) == partner_id, col(PartnerConsent.granted).is_(True)
+    )
+    if since is not None:
+        query = query.where(col(PartnerConsent.changed_at) > since)
+    if after is not None:
+        changed_at, customer_id = after
+        query = query.where(
+            or_(
+                col(PartnerConsent.changed_at) > changed_at,
+                and_(
+                    col(PartnerConsent.changed_at) == changed_at,
+                    col(PartnerConsent.customer_id) > customer_id,
+                ),
+            )
+        )
+    query = query.order_by(col(PartnerConsent.changed_at), col(PartnerConsent.customer_id))
+    return list((await session.exec(query.limit(limit))).all())
+
+
+async def due_fills(session: AsyncSession, now: datetime, limit: int) -> list[PartnerConsent]:
+    """Consents waiting for profile's data, locked: another filler skips them (SKIP LOCKED)."""
+    result = await session.exec(
+        select(PartnerConsent)
+        .where(
+            col(PartnerConsent.fill_pending).is_(True),
+            col(PartnerConsent.granted).is_(True),
+            or_(
+                col(PartnerConsent.fill_next_at).is_(None), col(PartnerConsent.fill_next_at) <= now
+            ),
+        )
+        .order_by(
+            col(PartnerConsent.fill_next_at),
+            col(PartnerConsent.customer_id),
+            col(PartnerConsent.partner_id),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.all())
+
+
+async def delete_consents(
+    session: AsyncSession, *, customer_id: str | None = None, partner_id: str | None = None
+) -> None:
+    await session.exec(
+        delete(PartnerConsent).where(*owner(PartnerConsent, customer_id, partner_id))
+    )

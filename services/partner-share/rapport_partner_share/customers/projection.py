@@ -1,0 +1,36 @@
+"""What partner-share learns of customers from the log: that they exist, and since when."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events import bulk
+from rapport_events.types import CustomerRegistered
+from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
+
+
+async def note_registered_customers(
+    session: AsyncSession, events: Sequence[CustomerRegistered]
+) -> None:
+    """Remember that customers exist, and since when; a replay changes nothing."""
+    ids = {event.customer_id for event in events}
+    erased = {
+        row["customer_id"]
+        for row in await bulk.rows_where(session, ErasedCustomer, ("customer_id",), ids)
+    }
+    # Only the id and the date: partners may see personal data only through consented
+    # slices, so none is copied from the registration. The first registration wins.
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.customer_id not in erased and event.customer_id not in rows:
+            rows[event.customer_id] = {
+                "customer_id": event.customer_id,
+                "registered_at": event.occurred_at,
+            }
+    await bulk.upsert(session, KnownCustomer, list(rows.values()), ("customer_id",))
+
+
+async def note_registered_customer(session: AsyncSession, event: CustomerRegistered) -> None:
+    """Remember that a customer exists, and since when; a replay changes nothing."""
+    await note_registered_customers(session, [event])

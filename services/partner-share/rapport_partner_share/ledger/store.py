@@ -1,0 +1,82 @@
+"""Every query of the audit ledger.
+
+The ledger (`Disclosure`) is only ever inserted and read here: there is no update or
+delete of it, and the database refuses one (see migration 0002). Only its link to the
+customer (`DisclosureSubject`) moves at a merge and goes at an erasure.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_partner_share.ledger.models import Disclosure, DisclosureSubject
+
+
+async def append_disclosure(
+    session: AsyncSession, disclosure: Disclosure, customer_id: str
+) -> Disclosure:
+    session.add(disclosure)
+    await session.flush()
+    assert disclosure.id is not None
+    session.add(DisclosureSubject(disclosure_id=disclosure.id, customer_id=customer_id))
+    return disclosure
+
+
+async def list_disclosures(
+    session: AsyncSession,
+    *,
+    partner_id: str | None,
+    customer_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[tuple[Disclosure, str | None]]:
+    """Ledger entries, newest first, with the customer they were about (None once erased)."""
+    query = select(Disclosure, DisclosureSubject.customer_id).outerjoin(
+        DisclosureSubject, col(DisclosureSubject.disclosure_id) == col(Disclosure.id)
+    )
+    if partner_id is not None:
+        query = query.where(col(Disclosure.partner_id) == partner_id)
+    if customer_id is not None:
+        query = query.where(col(DisclosureSubject.customer_id) == customer_id)
+    if since is not None:
+        query = query.where(col(Disclosure.disclosed_at) >= since)
+    if until is not None:
+        query = query.where(col(Disclosure.disclosed_at) < until)
+    if before_id is not None:
+        query = query.where(col(Disclosure.id) < before_id)
+    query = query.order_by(col(Disclosure.id).desc()).limit(limit)
+    return [(row[0], row[1]) for row in (await session.exec(query)).all()]
+
+
+async def disclosures_of_subject(
+    session: AsyncSession, subject: str, *, before_id: int | None, limit: int
+) -> list[Disclosure]:
+    """Ledger entries under one subject pseudonym, newest first."""
+    query = select(Disclosure).where(col(Disclosure.subject) == subject)
+    if before_id is not None:
+        query = query.where(col(Disclosure.id) < before_id)
+    query = query.order_by(col(Disclosure.id).desc()).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def count_disclosures(session: AsyncSession) -> int:
+    return int((await session.exec(select(func.count()).select_from(Disclosure))).one())
+
+
+async def forget_disclosure_subject(session: AsyncSession, customer_id: str) -> None:
+    """Unlink the ledger from an erased customer; the entries themselves stay."""
+    await session.exec(
+        delete(DisclosureSubject).where(col(DisclosureSubject.customer_id) == customer_id)
+    )
+
+
+async def move_disclosure_subject(session: AsyncSession, merged_id: str, surviving_id: str) -> None:
+    await session.exec(
+        update(DisclosureSubject)
+        .where(col(DisclosureSubject.customer_id) == merged_id)
+        .values(customer_id=surviving_id)
+    )

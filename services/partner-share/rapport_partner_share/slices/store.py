@@ -1,0 +1,99 @@
+"""Every query of the slices domain: the shared slices and the match keys of consented
+contacts."""
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_partner_share.shared import owner
+from rapport_partner_share.slices.models import MatchKey, SharedSlice
+
+
+def add(session: AsyncSession, row: SharedSlice) -> None:
+    session.add(row)
+
+
+async def get_slice(
+    session: AsyncSession, customer_id: str, partner_id: str, slice_name: str
+) -> SharedSlice | None:
+    return await session.get(SharedSlice, (customer_id, partner_id, slice_name))
+
+
+async def slices_of(
+    session: AsyncSession, customer_id: str, partner_id: str | None = None
+) -> list[SharedSlice]:
+    query = select(SharedSlice).where(col(SharedSlice.customer_id) == customer_id)
+    if partner_id is not None:
+        query = query.where(col(SharedSlice.partner_id) == partner_id)
+    query = query.order_by(col(SharedSlice.partner_id), col(SharedSlice.slice))
+    return list((await session.exec(query)).all())
+
+
+async def slices_of_many(
+    session: AsyncSession,
+    partner_id: str,
+    customer_ids: Iterable[str],
+    slice_name: str | None = None,
+) -> list[SharedSlice]:
+    query = select(SharedSlice).where(
+        col(SharedSlice.partner_id) == partner_id,
+        col(SharedSlice.customer_id).in_(list(customer_ids)),
+    )
+    if slice_name is not None:
+        query = query.where(col(SharedSlice.slice) == slice_name)
+    return list((await session.exec(query)).all())
+
+
+async def delete_slices(
+    session: AsyncSession,
+    *,
+    customer_id: str | None = None,
+    partner_id: str | None = None,
+    slice_names: Iterable[str] | None = None,
+) -> None:
+    query = delete(SharedSlice).where(*owner(SharedSlice, customer_id, partner_id))
+    if slice_names is not None:
+        query = query.where(col(SharedSlice.slice).in_(list(slice_names)))
+    await session.exec(query)
+
+
+async def replace_match_keys(
+    session: AsyncSession, customer_id: str, partner_id: str, keys: Iterable[tuple[str, str]]
+) -> None:
+    await delete_match_keys(session, customer_id=customer_id, partner_id=partner_id)
+    for kind, digest in set(keys):
+        session.add(
+            MatchKey(partner_id=partner_id, kind=kind, digest=digest, customer_id=customer_id)
+        )
+
+
+async def delete_match_keys(
+    session: AsyncSession, *, customer_id: str | None = None, partner_id: str | None = None
+) -> None:
+    await session.exec(delete(MatchKey).where(*owner(MatchKey, customer_id, partner_id)))
+
+
+async def match_keys_of(session: AsyncSession, customer_id: str) -> list[MatchKey]:
+    result = await session.exec(
+        select(MatchKey)
+        .where(col(MatchKey.customer_id) == customer_id)
+        .order_by(col(MatchKey.partner_id), col(MatchKey.kind))
+    )
+    return list(result.all())
+
+
+async def find_matches(
+    session: AsyncSession, partner_id: str, kind: str, digests: Sequence[str]
+) -> list[MatchKey]:
+    if not digests:
+        return []
+    result = await session.exec(
+        select(MatchKey).where(
+            col(MatchKey.partner_id) == partner_id,
+            col(MatchKey.kind) == kind,
+            col(MatchKey.digest).in_(list(digests)),
+        )
+    )
+    return list(result.all())
