@@ -7,14 +7,9 @@ import httpx
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
-from rapport_campaign.models import (
-    AudienceMemberPublic,
-    CampaignPublic,
-    CampaignReport,
-    ChannelAnalytics,
-    MemberPage,
-    SegmentPublic,
-)
+from rapport_campaign.audience.models import AudienceMemberPublic
+from rapport_campaign.campaigns.models import CampaignPublic, CampaignReport, ChannelAnalytics
+from rapport_campaign.segments.models import MemberPage, SegmentPublic
 from rapport_console import testing
 from rapport_partner_share.models import DisclosurePage, PartnerPublic
 from rapport_profile.analytics import ForecastReply, TiersReply, TrendsReply
