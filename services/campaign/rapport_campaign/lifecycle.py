@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import (
-    delete,
-    update,
-)
+from sqlalchemy import delete, update
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,11 +35,7 @@ from rapport_campaign.shared import publish
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
 from rapport_events import outbox
 from rapport_events.db import checkpoint_after_commit
-from rapport_events.types import (
-    CustomerErased,
-    CustomerMerged,
-    SegmentExited,
-)
+from rapport_events.types import CustomerErased, CustomerMerged, SegmentExited
 
 
 class CustomerExport(BaseModel):

@@ -1,5 +1,5 @@
 """Campaigns, journeys, send-time checks, attribution and reports on a real database
-(SQLite and PostgreSQL); the channels themselves are tested in test_campaign_delivery."""
+(SQLite and PostgreSQL); the channels themselves are tested in messaging/test_delivery."""
 
 import asyncio
 from collections.abc import Awaitable, Callable

@@ -1,9 +1,6 @@
 """The audience routes: a customer as campaign sees them, and their export."""
 
-from fastapi import (
-    APIRouter,
-    Depends,
-)
+from fastapi import APIRouter, Depends
 
 from rapport_campaign import lifecycle
 from rapport_campaign.audience import service

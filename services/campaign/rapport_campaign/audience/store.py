@@ -6,14 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    case,
-    delete,
-    func,
-    insert,
-    or_,
-    update,
-)
+from sqlalchemy import case, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession

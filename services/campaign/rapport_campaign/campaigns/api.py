@@ -1,11 +1,6 @@
 """The campaigns routes: broadcasts, their reports, and channel analytics."""
 
-from fastapi import (
-    APIRouter,
-    BackgroundTasks,
-    Depends,
-    status,
-)
+from fastapi import APIRouter, BackgroundTasks, Depends, status
 
 from rapport_campaign.campaigns import reports, service
 from rapport_campaign.campaigns.models import (

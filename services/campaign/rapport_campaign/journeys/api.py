@@ -1,10 +1,6 @@
 """The journeys routes: welcome, abandoned cart and re-engagement journeys, and their reports."""
 
-from fastapi import (
-    APIRouter,
-    Depends,
-    status,
-)
+from fastapi import APIRouter, Depends, status
 
 from rapport_campaign.campaigns import reports
 from rapport_campaign.campaigns import service as campaign_service

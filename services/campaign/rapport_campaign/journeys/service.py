@@ -16,9 +16,7 @@ from rapport_campaign.journeys.models import JourneyCreate, JourneyState
 from rapport_campaign.messaging.models import Message
 from rapport_campaign.shared import utc
 from rapport_events.base import utcnow
-from rapport_events.types import (
-    CartUpdated,
-)
+from rapport_events.types import CartUpdated
 
 
 async def create_journey(session: AsyncSession, data: JourneyCreate) -> CampaignRow:

@@ -12,9 +12,7 @@ from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys import store
 from rapport_campaign.shared import utc
 from rapport_events.base import utcnow
-from rapport_events.types import (
-    CartUpdated,
-)
+from rapport_events.types import CartUpdated
 
 
 class Timers:

@@ -20,10 +20,7 @@ from rapport_campaign.shared import publish, utc
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
 from rapport_events.base import utcnow
-from rapport_events.types import (
-    CampaignMessageDelivered,
-    CampaignMessageSent,
-)
+from rapport_events.types import CampaignMessageDelivered, CampaignMessageSent
 from rapport_events.webhooks import retry_delay
 
 RECOMMENDATION_DAYS = 90

@@ -3,11 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    func,
-    insert,
-    update,
-)
+from sqlalchemy import func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession

@@ -2,14 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import (
-    APIRouter,
-    Body,
-    Depends,
-    Query,
-    Response,
-    status,
-)
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from rapport_campaign.deps import SessionDep, SettingsDep, require_token
 from rapport_campaign.errors import CONFLICT, INVALID, NOT_FOUND

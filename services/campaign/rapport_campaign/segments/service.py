@@ -17,10 +17,7 @@ from rapport_campaign.settings import Settings
 from rapport_campaign.shared import SOURCE, publish
 from rapport_events import outbox
 from rapport_events.base import Event, utcnow
-from rapport_events.types import (
-    SegmentEntered,
-    SegmentExited,
-)
+from rapport_events.types import SegmentEntered, SegmentExited
 
 # Any number well away from other services' advisory locks on a shared server.
 SEGMENT_LOCK_KEY = 7_270_002

@@ -4,15 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    case,
-    delete,
-    func,
-    insert,
-    or_,
-)
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlmodel import col, select

@@ -3,12 +3,7 @@
 import html
 from typing import Any
 
-from fastapi import (
-    APIRouter,
-    HTTPException,
-    Response,
-    status,
-)
+from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport_campaign.deps import SessionDep, SettingsDep, TokensDep, WriteSessionDep
