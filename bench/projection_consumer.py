@@ -94,8 +94,8 @@ async def prepare(service: str, url: str) -> tuple[Any, dict[str, Any]]:
         return engine, {"settings": ProfileSettings(environment="development")}
     if service != "campaign":
         return engine, {}
-    from rapport_campaign import service as campaign
-    from rapport_campaign.models import SegmentCreate
+    from rapport_campaign.segments import service as campaign
+    from rapport_campaign.segments.models import SegmentCreate
     from rapport_campaign.settings import Settings
 
     settings = Settings(environment="development")

@@ -24,13 +24,13 @@ import asyncpg
 import httpx
 from aiosmtpd.controller import Controller
 
-from rapport_campaign import marketing
+from rapport_campaign.campaigns import service as campaign_service
+from rapport_campaign.campaigns.models import CampaignCreate
 from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.main import MIGRATIONS as CAMPAIGN_MIGRATIONS
 from rapport_campaign.main import VERSION_TABLE as CAMPAIGN_VERSIONS
-from rapport_campaign.models import CampaignCreate
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import Tokens
+from rapport_campaign.tracking.tokens import Tokens
 from rapport_campaign.worker import Worker
 from rapport_events.codec import Envelope
 from rapport_events.consumer import ConsumerRunner
@@ -110,7 +110,7 @@ async def send_round(
     engines = [create_engine(url) for _ in range(replicas)]
     sessions = [session_factory(engine) for engine in engines]
     async with transaction(sessions[0]) as session:
-        campaign = await marketing.create_campaign(
+        campaign = await campaign_service.create_campaign(
             session,
             CampaignCreate.model_validate(
                 {
@@ -122,7 +122,7 @@ async def send_round(
                 }
             ),
         )
-        await marketing.launch_campaign(session, campaign.id, None)
+        await campaign_service.launch_campaign(session, campaign.id, None)
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()

@@ -137,7 +137,7 @@ class TestExamples:
         assert openapi["components"]["schemas"][ref]["examples"], (name, path)
 
     def test_request_examples_are_accepted_as_they_are(self) -> None:
-        from rapport_campaign.models import CampaignCreate
+        from rapport_campaign.campaigns.models import CampaignCreate
         from rapport_partner_share.partners.models import PartnerCreate, PartnerCreated
         from rapport_profile.models import CustomerCreate, CustomerPublic
         from rapport_support.tickets.models import TicketCreate

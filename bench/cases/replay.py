@@ -17,10 +17,10 @@ from aiokafka.structs import OffsetAndMetadata
 
 from bench import kafka_raw
 from bench.core import Context, Result, value_at_least
-from rapport_campaign import service
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
-from rapport_campaign.models import SegmentCreate
 from rapport_campaign.replay import PLAN
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.segments.models import SegmentCreate
 from rapport_campaign.settings import Settings
 from rapport_events.db import create_engine, session_factory, transaction
 from rapport_events.kafka import create_producer
@@ -84,7 +84,7 @@ async def _measure(
     async with transaction(session_factory(engine)) as session:
         for name, rule in SEGMENTS.items():
             segment = SegmentCreate.model_validate({"name": name, "rule": rule})
-            await service.create_segment(session, segment, settings)
+            await segment_service.create_segment(session, segment, settings)
     await engine.dispose()
     into = await ctx.database(kind, "replay-new")
     replay = Replay(PLAN, live_url, into, kafka, {"settings": settings}, io.StringIO())

@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from bench.core import Context, Result, Sizes, p50_p99, ratio_at_least, value_at_most, wait_until
+from rapport_campaign.audience.models import AudienceMember
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE, create_app
-from rapport_campaign.models import AudienceMember
 from rapport_campaign.settings import Settings
 from rapport_events.codec import Envelope, decode, encode
 from rapport_events.db import create_engine

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import Tokens
+from rapport_campaign.tracking.tokens import Tokens
 from rapport_campaign.worker import Worker
 from rapport_events.db import request_transaction, transaction
 from rapport_events.http import bearer_auth

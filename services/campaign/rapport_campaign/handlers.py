@@ -9,7 +9,10 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import marketing, projection, service
+from rapport_campaign import lifecycle, shared
+from rapport_campaign.audience import projection as audience_projection
+from rapport_campaign.journeys import service as journey_service
+from rapport_campaign.segments import service as segment_service
 from rapport_campaign.settings import Settings
 from rapport_events.codec import Envelope
 from rapport_events.consumer import HandlerMap, batch
@@ -34,7 +37,7 @@ async def on_customer_registered(
     events: Sequence[CustomerRegistered], session: AsyncSession, settings: Settings
 ) -> None:
     """New customers join the audience, welcome journeys arm, every segment tests them."""
-    await projection.register_customers(session, events, settings)
+    await audience_projection.register_customers(session, events, settings)
 
 
 @batch
@@ -42,7 +45,7 @@ async def on_customer_updated(
     events: Sequence[CustomerUpdated], session: AsyncSession, settings: Settings
 ) -> None:
     """Profile fields changed: segments on attributes are tested again."""
-    await projection.update_customers(session, events, settings)
+    await audience_projection.update_customers(session, events, settings)
 
 
 @batch
@@ -50,7 +53,7 @@ async def on_consent_changed(
     events: Sequence[ConsentGranted | ConsentRevoked], session: AsyncSession, settings: Settings
 ) -> None:
     """Marketing consent per channel: checked at send time; a withdrawal stops journeys."""
-    await projection.apply_consents(session, events, settings)
+    await audience_projection.apply_consents(session, events, settings)
 
 
 @batch
@@ -58,7 +61,7 @@ async def on_order_completed(
     envelopes: Sequence[Envelope], session: AsyncSession, settings: Settings
 ) -> None:
     """Orders: metrics, offer redemption and attribution, journeys, segments."""
-    await projection.record_orders(session, envelopes, settings)
+    await audience_projection.record_orders(session, envelopes, settings)
 
 
 @batch
@@ -66,7 +69,7 @@ async def on_value_changed(
     events: Sequence[CustomerValueChanged], session: AsyncSession, settings: Settings
 ) -> None:
     """Profile's customer values: the metrics segments and the audience read."""
-    await projection.apply_values(session, events, settings)
+    await audience_projection.apply_values(session, events, settings)
 
 
 @batch
@@ -74,7 +77,7 @@ async def on_cart_updated(
     envelopes: Sequence[Envelope], session: AsyncSession, settings: Settings
 ) -> None:
     """Cart changes arm the abandoned-cart timer."""
-    await projection.record_carts(session, envelopes, settings)
+    await audience_projection.record_carts(session, envelopes, settings)
 
 
 @batch
@@ -82,45 +85,39 @@ async def on_interaction_tracked(
     envelopes: Sequence[Envelope], session: AsyncSession, settings: Settings
 ) -> None:
     """Page views, searches and custom events are activity and behaviour."""
-    await projection.record_interactions(session, envelopes, settings)
+    await audience_projection.record_interactions(session, envelopes, settings)
 
 
 async def on_customer_merged(
     event: CustomerMerged, session: AsyncSession, settings: Settings
 ) -> None:
     """The duplicate's rows move to the survivor, who is tested against every segment."""
-    moved = await projection.merge_customers(session, event, settings)
-    if moved is None:
-        return
-    merged, survivor = moved
-    await marketing.move_customer(session, merged, survivor)
-    await service.reevaluate(session, survivor, None, settings)
+    await lifecycle.apply_merge(session, event, settings)
 
 
 async def on_customer_erased(event: CustomerErased, session: AsyncSession) -> None:
     """Erasure: personal data goes, a tombstone stays so late events are dropped."""
-    erased = await projection.erase_customer(session, event.customer_id)
-    await marketing.erase_customer(session, erased)
+    await lifecycle.apply_erasure(session, event)
 
 
 async def on_survey_completed(
     event: SurveyCompleted, envelope: Envelope, session: AsyncSession, settings: Settings
 ) -> None:
     """Survey answers: the NPS metric."""
-    customer_id = await projection.record_survey(session, event, envelope.id)
+    customer_id = await audience_projection.record_survey(session, event, envelope.id)
     if customer_id is None:
         return
-    await marketing.on_activity(session, customer_id, service.utc(event.occurred_at))
-    await service.reevaluate(session, customer_id, {"survey"}, settings)
+    await journey_service.on_activity(session, customer_id, shared.utc(event.occurred_at))
+    await segment_service.reevaluate(session, customer_id, {"survey"}, settings)
 
 
 async def on_points_earned(
     event: LoyaltyPointsEarned, envelope: Envelope, session: AsyncSession, settings: Settings
 ) -> None:
     """Loyalty points: the balance metric."""
-    customer_id = await projection.record_points(session, event, envelope.id)
+    customer_id = await audience_projection.record_points(session, event, envelope.id)
     if customer_id is not None:
-        await service.reevaluate(session, customer_id, {"loyalty"}, settings)
+        await segment_service.reevaluate(session, customer_id, {"loyalty"}, settings)
 
 
 HANDLERS: HandlerMap = {

@@ -7,10 +7,14 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from rapport_campaign import api
+from rapport_campaign.audience import api as audience_api
+from rapport_campaign.campaigns import api as campaign_api
 from rapport_campaign.handlers import HANDLERS
+from rapport_campaign.journeys import api as journey_api
+from rapport_campaign.segments import api as segment_api
 from rapport_campaign.settings import Settings, get_settings
-from rapport_campaign.tracking import Tokens
+from rapport_campaign.tracking import api as tracking_api
+from rapport_campaign.tracking.tokens import Tokens
 from rapport_campaign.worker import Worker
 from rapport_events.http import (
     health_router,
@@ -83,8 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     instrument_app(app)
     app.include_router(health_router())
-    app.include_router(api.router)
-    app.include_router(api.public)
+    # In this order, so the OpenAPI document lists the paths as it always has.
+    app.include_router(audience_api.router)
+    app.include_router(segment_api.router)
+    app.include_router(campaign_api.router)
+    app.include_router(journey_api.router)
+    app.include_router(campaign_api.analytics)
+    app.include_router(tracking_api.public)
     return app
 
 

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rapport_campaign import store
+from rapport_campaign.audience import store as audience_store
+from rapport_campaign.audience.models import ConsentState
 from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
-from rapport_campaign.models import ConsentState, Unsubscribe
-from rapport_campaign.service import utc
 from rapport_campaign.settings import get_settings
+from rapport_campaign.shared import utc
+from rapport_campaign.tracking.models import Unsubscribe
 from rapport_events import bulk
 from rapport_events.replay import ReplayPlan, command
 
@@ -76,9 +77,9 @@ PLAN = ReplayPlan(
     migrations=MIGRATIONS,
     version_table=VERSION_TABLE,
     rebuilds=(
-        store.AUDIENCE.name,
-        store.ACTIVITY.name,
-        store.ITEMS.name,
+        audience_store.AUDIENCE.name,
+        audience_store.ACTIVITY.name,
+        audience_store.ITEMS.name,
         "campaign_consents",
         "campaign_aliases",
         "campaign_tombstones",

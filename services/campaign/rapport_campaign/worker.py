@@ -13,9 +13,16 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from rapport_campaign import delivery, marketing, service, store
+from rapport_campaign import shared
+from rapport_campaign.campaigns import service as campaign_service
+from rapport_campaign.journeys import service as journey_service
+from rapport_campaign.messaging import delivery
+from rapport_campaign.messaging import service as messaging_service
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.segments import store as segment_store
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import Tokens
+from rapport_campaign.tracking import service as tracking_service
+from rapport_campaign.tracking.tokens import Tokens
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
@@ -48,7 +55,7 @@ class Worker:
         self._http = http
         self._email = email or delivery.EmailTransport(settings)
         self._webhooks = webhooks or delivery.WebhookTransport(settings, http)
-        self._recommender = marketing.Recommender()
+        self._recommender = messaging_service.Recommender()
         interval = settings.worker_interval_s
         policy = settings.kafka.restart_policy()
         self._sender = Periodic("campaign-sender", self.send_once, interval, policy=policy)
@@ -73,13 +80,13 @@ class Worker:
         """Send one batch of due messages; returns how many were claimed."""
         with untraced():
             async with transaction(self._sessions) as session:
-                claimed = await marketing.claim_due(session, self._settings)
+                claimed = await messaging_service.claim_due(session, self._settings)
         if not claimed:
             return 0
         # One customer's messages go one after the other, so the frequency cap sees each.
         by_customer: dict[str | None, list[tuple[str, datetime]]] = defaultdict(list)
         for message in claimed:
-            by_customer[message.customer_id].append((message.id, service.utc(message.due_at)))
+            by_customer[message.customer_id].append((message.id, shared.utc(message.due_at)))
         limit = asyncio.Semaphore(self._settings.send_concurrency)
 
         async def send_all(leased: list[tuple[str, datetime]]) -> None:
@@ -94,7 +101,7 @@ class Worker:
     async def _send(self, message_id: str, lease: datetime) -> None:
         try:
             async with transaction(self._sessions) as session:
-                outgoing = await marketing.prepare(
+                outgoing = await messaging_service.prepare(
                     session,
                     message_id,
                     self._settings,
@@ -113,7 +120,7 @@ class Worker:
         except delivery.DeliveryError as error:
             log.warning("message %s not delivered: %s", message_id, error)
             async with transaction(self._sessions) as session:
-                await marketing.finish_failed(
+                await messaging_service.finish_failed(
                     session,
                     message_id,
                     str(error),
@@ -123,10 +130,10 @@ class Worker:
                 )
             return
         async with transaction(self._sessions) as session:
-            await marketing.finish_sent(session, outgoing, self._settings)
+            await messaging_service.finish_sent(session, outgoing, self._settings)
         self.sent += 1
 
-    async def _deliver(self, outgoing: marketing.Outgoing) -> None:
+    async def _deliver(self, outgoing: messaging_service.Outgoing) -> None:
         rendered = outgoing.rendered
         if outgoing.channel == "email":
             await self._email.send(
@@ -161,10 +168,10 @@ class Worker:
         """Everything that fell due; returns 0 so the loop sleeps until the next tick."""
         now = utcnow()
         steps: list[tuple[str, Callable[..., Awaitable[int]]]] = [
-            ("launch", marketing.launch_due),
-            ("decide", marketing.decide_winners),
-            ("journeys", marketing.fire_due_journeys),
-            ("complete", marketing.complete_finished),
+            ("launch", campaign_service.launch_due),
+            ("decide", campaign_service.decide_winners),
+            ("journeys", journey_service.fire_due_journeys),
+            ("complete", campaign_service.complete_finished),
         ]
         for name, step in steps:
             try:
@@ -185,16 +192,21 @@ class Worker:
         interval = timedelta(seconds=self._settings.segment_refresh_interval_s)
         with untraced():
             async with transaction(self._sessions) as session:
-                due = [s.id for s in await store.segments_to_refresh(session, utcnow() - interval)]
+                due = [
+                    s.id
+                    for s in await segment_store.segments_to_refresh(session, utcnow() - interval)
+                ]
         for segment_id in due:
             try:
                 with background_span(
                     "campaign refresh segment", **{"rapport.segment.id": segment_id}
                 ):
                     async with transaction(self._sessions) as session:
-                        segment = await store.get_segment(session, segment_id)
+                        segment = await segment_store.get_segment(session, segment_id)
                         if segment is not None:
-                            await service.recompute_segment(session, segment, self._settings)
+                            await segment_service.recompute_segment(
+                                session, segment, self._settings
+                            )
             except Exception:
                 log.exception("refreshing segment %s failed", segment_id)
         return len(due)
@@ -208,7 +220,7 @@ class Worker:
             async with transaction(self._sessions) as session:
                 pending = [
                     (row.id, row.customer_id, row.channel)
-                    for row in await marketing.claim_unsynced_unsubscribes(
+                    for row in await tracking_service.claim_unsynced_unsubscribes(
                         session, lease_s, UNSUBSCRIBE_BATCH
                     )
                 ]
@@ -224,11 +236,11 @@ class Worker:
         error = await self._revoke_in_profile(customer_id, channel)
         async with transaction(self._sessions) as session:
             if error is None or not error.retry:
-                await marketing.unsubscribe_synced(
+                await tracking_service.unsubscribe_synced(
                     session, row_id, error.message if error else None
                 )
             else:
-                await marketing.unsubscribe_failed(session, row_id, error.message)
+                await tracking_service.unsubscribe_failed(session, row_id, error.message)
 
     async def _revoke_in_profile(self, customer_id: str, channel: str) -> "SyncError | None":
         url = peer_url(self._settings.profile_url, "customers", customer_id, "consents")

@@ -2,8 +2,8 @@
 
 from sqlmodel import select
 
+from rapport_campaign.audience.models import AudienceMember
 from rapport_campaign.handlers import HANDLERS, on_customer_registered
-from rapport_campaign.models import AudienceMember
 from rapport_campaign.settings import Settings
 from rapport_events.codec import Envelope
 from rapport_events.consumer import ConsumerRunner

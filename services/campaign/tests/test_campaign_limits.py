@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from sqlalchemy import func
 from sqlmodel import select
 
+from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.main import create_app
-from rapport_campaign.models import Campaign, Segment
+from rapport_campaign.segments.models import Segment
 from rapport_campaign.settings import Settings
 from rapport_events.outbox import OutboxMessage
 from rapport_events.testing.offline import offline_client, unreachable_kafka

@@ -11,11 +11,15 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeSerializer
 from sqlmodel import select
 
-from rapport_campaign import marketing
+from rapport_campaign.campaigns import service as campaign_service
+from rapport_campaign.campaigns.models import CampaignCreate
 from rapport_campaign.main import create_app
-from rapport_campaign.models import CampaignCreate, Click, Message
+from rapport_campaign.messaging import service as messaging_service
+from rapport_campaign.messaging.models import Message
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import ExpiredToken, InvalidToken, Tokens
+from rapport_campaign.tracking import service as tracking_service
+from rapport_campaign.tracking.models import Click
+from rapport_campaign.tracking.tokens import ExpiredToken, InvalidToken, Tokens
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.types import ConsentGranted, CustomerRegistered
 
@@ -63,13 +67,13 @@ async def sent(
         }
     )
     async with transaction(sessions) as session:
-        created = await marketing.create_campaign(session, campaign)
-        await marketing.launch_campaign(session, created.id, None)
+        created = await campaign_service.create_campaign(session, campaign)
+        await campaign_service.launch_campaign(session, created.id, None)
     async with transaction(sessions) as session:
-        [message] = await marketing.claim_due(session, settings)
+        [message] = await messaging_service.claim_due(session, settings)
     async with transaction(sessions) as session:
-        outgoing = await marketing.prepare(
-            session, message.id, settings, tokens, marketing.Recommender()
+        outgoing = await messaging_service.prepare(
+            session, message.id, settings, tokens, messaging_service.Recommender()
         )
         assert outgoing is not None
     async with sessions() as session:
@@ -148,7 +152,7 @@ class TestSendingKeepsTheLinks:
     async def test_the_campaign_link_and_every_tracked_link_are_kept_on_the_message(
         self, sent: Message
     ) -> None:
-        assert marketing.message_links(sent) == [
+        assert tracking_service.message_links(sent) == [
             "https://shop.example/boots",
             "https://shop.example/spring",
         ]
@@ -163,14 +167,14 @@ class TestSendingKeepsTheLinks:
             row.context = {**row.context, "links": ["https://shop.example/yesterday"]}
             session.add(row)
         async with transaction(sessions) as session:
-            assert await marketing.prepare(
-                session, sent.id, settings, tokens, marketing.Recommender()
+            assert await messaging_service.prepare(
+                session, sent.id, settings, tokens, messaging_service.Recommender()
             )
         async with sessions() as session:
             again = await session.get(Message, sent.id)
         assert again is not None
-        assert "https://shop.example/yesterday" in marketing.message_links(again)
-        assert "https://shop.example/boots" in marketing.message_links(again)
+        assert "https://shop.example/yesterday" in tracking_service.message_links(again)
+        assert "https://shop.example/boots" in tracking_service.message_links(again)
 
 
 class TestClickRoute:

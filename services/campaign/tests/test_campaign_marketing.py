@@ -1,5 +1,5 @@
 """Campaigns, journeys, send-time checks, attribution and reports on a real database
-(SQLite and PostgreSQL); the channels themselves are tested in test_campaign_delivery."""
+(SQLite and PostgreSQL); the channels themselves are tested in messaging/test_delivery."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -11,17 +11,21 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from rapport_campaign import marketing, previews, service
-from rapport_campaign.models import (
-    CampaignCreate,
-    Click,
-    JourneyCreate,
-    Message,
-    SegmentCreate,
-    Unsubscribe,
-)
+from rapport_campaign import errors, lifecycle
+from rapport_campaign.audience import service as audience_service
+from rapport_campaign.campaigns import previews, reports
+from rapport_campaign.campaigns import service as campaign_service
+from rapport_campaign.campaigns.models import CampaignCreate
+from rapport_campaign.journeys import service as journey_service
+from rapport_campaign.journeys.models import JourneyCreate
+from rapport_campaign.messaging import service as messaging_service
+from rapport_campaign.messaging.models import Message
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.segments.models import SegmentCreate
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import Tokens
+from rapport_campaign.tracking import service as tracking_service
+from rapport_campaign.tracking.models import Click, Unsubscribe
+from rapport_campaign.tracking.tokens import Tokens
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.testing.examples import value_after
@@ -106,19 +110,21 @@ async def new_campaign(sessions: SessionFactory, **fields: Any) -> str:
     data = content(**fields)
     data.setdefault("audience", {"customer_ids": ["ann"]})
     async with transaction(sessions) as session:
-        campaign = await marketing.create_campaign(session, CampaignCreate.model_validate(data))
+        campaign = await campaign_service.create_campaign(
+            session, CampaignCreate.model_validate(data)
+        )
         return campaign.id
 
 
 async def launch(sessions: SessionFactory, campaign_id: str, at: Any = None) -> str:
     async with transaction(sessions) as session:
-        return (await marketing.launch_campaign(session, campaign_id, at)).status
+        return (await campaign_service.launch_campaign(session, campaign_id, at)).status
 
 
 async def new_journey(sessions: SessionFactory, **fields: Any) -> str:
     data = content(name="Journey", **fields)
     async with transaction(sessions) as session:
-        journey = await marketing.create_journey(session, JourneyCreate.model_validate(data))
+        journey = await journey_service.create_journey(session, JourneyCreate.model_validate(data))
         return journey.id
 
 
@@ -132,40 +138,44 @@ async def messages(sessions: SessionFactory, campaign_id: str | None = None) -> 
 
 async def fire(sessions: SessionFactory, after: timedelta) -> int:
     async with transaction(sessions) as session:
-        return await marketing.fire_due_journeys(session, utcnow() + after)
+        return await journey_service.fire_due_journeys(session, utcnow() + after)
 
 
 async def send(
     sessions: SessionFactory, settings: Settings, succeed: bool = True
-) -> list[marketing.Outgoing]:
+) -> list[messaging_service.Outgoing]:
     """What the sender does, without a channel: claim, prepare, record the outcome."""
     tokens = Tokens("secret", settings.public_url)
-    recommender = marketing.Recommender()
+    recommender = messaging_service.Recommender()
     async with transaction(sessions) as session:
-        claimed = [m.id for m in await marketing.claim_due(session, settings)]
+        claimed = [m.id for m in await messaging_service.claim_due(session, settings)]
     prepared = []
     for message_id in claimed:
         async with transaction(sessions) as session:
-            outgoing = await marketing.prepare(session, message_id, settings, tokens, recommender)
+            outgoing = await messaging_service.prepare(
+                session, message_id, settings, tokens, recommender
+            )
         if outgoing is None:
             continue
         prepared.append(outgoing)
         async with transaction(sessions) as session:
             if succeed:
-                await marketing.finish_sent(session, outgoing, settings)
+                await messaging_service.finish_sent(session, outgoing, settings)
             else:
-                await marketing.finish_failed(session, message_id, "421 busy", False, settings)
+                await messaging_service.finish_failed(
+                    session, message_id, "421 busy", False, settings
+                )
     return prepared
 
 
 async def report(sessions: SessionFactory, settings: Settings, campaign_id: str) -> Any:
     async with sessions() as session:
-        return await marketing.campaign_report(session, campaign_id, settings)
+        return await reports.campaign_report(session, campaign_id, settings)
 
 
 async def click(sessions: SessionFactory, settings: Settings, message_id: str) -> str:
     async with transaction(sessions) as session:
-        return await marketing.record_click(
+        return await tracking_service.record_click(
             session, message_id, "https://shop.example/spring", settings
         )
 
@@ -176,7 +186,7 @@ class TestLaunch:
     ) -> None:
         await deliver(*(registered(name) for name in ("ann", "bob", "cid", "dan")))
         async with transaction(sessions) as session:
-            segment, _ = await service.create_segment(
+            segment, _ = await segment_service.create_segment(
                 session,
                 SegmentCreate.model_validate(
                     {"name": "all", "rule": {"attribute": "email", "op": "exists"}}
@@ -224,7 +234,7 @@ class TestLaunch:
         assert await launch(sessions, campaign_id, utcnow() + timedelta(hours=1)) == "scheduled"
         assert await messages(sessions, campaign_id) == []
         async with transaction(sessions) as session:
-            assert await marketing.launch_due(session, utcnow() + timedelta(hours=2)) == 1
+            assert await campaign_service.launch_due(session, utcnow() + timedelta(hours=2)) == 1
 
         assert len(await messages(sessions, campaign_id)) == 1
 
@@ -239,10 +249,10 @@ class TestLaunch:
 
         async def clock() -> int:
             async with transaction(sessions) as session:
-                return await marketing.launch_due(session, utcnow() + timedelta(minutes=2))
+                return await campaign_service.launch_due(session, utcnow() + timedelta(minutes=2))
 
         async with transaction(sessions) as by_hand:
-            await marketing.launch_campaign(by_hand, campaign_id, utcnow())
+            await campaign_service.launch_campaign(by_hand, campaign_id, utcnow())
             ticking = asyncio.create_task(clock())
             await asyncio.wait({ticking}, timeout=5)
         started = await ticking
@@ -257,7 +267,7 @@ class TestLaunch:
         campaign_id = await new_campaign(sessions)
         await launch(sessions, campaign_id)
 
-        with pytest.raises(service.Conflict, match="only a draft is launched"):
+        with pytest.raises(errors.Conflict, match="only a draft is launched"):
             await launch(sessions, campaign_id)
 
     async def test_cancelling_drops_what_was_not_sent(
@@ -268,7 +278,7 @@ class TestLaunch:
         await launch(sessions, campaign_id)
 
         async with transaction(sessions) as session:
-            await marketing.cancel_campaign(session, campaign_id)
+            await campaign_service.cancel_campaign(session, campaign_id)
 
         assert [m.status for m in await messages(sessions, campaign_id)] == ["cancelled"]
 
@@ -307,9 +317,9 @@ class TestPreview:
         campaign_id = await new_campaign(sessions)
 
         async with sessions() as session:
-            with pytest.raises(service.NotFound, match="no audience member bob"):
+            with pytest.raises(errors.NotFound, match="no audience member bob"):
                 await previews.preview_message(session, campaign_id, "bob")
-            with pytest.raises(service.NotFound, match="no variant Z"):
+            with pytest.raises(errors.NotFound, match="no variant Z"):
                 await previews.preview_message(session, campaign_id, "ann", "Z")
 
 
@@ -336,7 +346,10 @@ class TestAbTest:
         await deliver(order(winner.customer_id, "o-1"))
 
         async with transaction(sessions) as session:
-            assert await marketing.decide_winners(session, utcnow() + timedelta(minutes=61)) == 1
+            assert (
+                await campaign_service.decide_winners(session, utcnow() + timedelta(minutes=61))
+                == 1
+            )
 
         rest = [m for m in await messages(sessions, campaign_id) if m.status == "pending"]
         assert len(rest) == 4
@@ -368,7 +381,10 @@ class TestAbTest:
         await deliver(order(group_b[0].customer_id, "o-1"))
 
         async with transaction(sessions) as session:
-            assert await marketing.decide_winners(session, utcnow() + timedelta(minutes=61)) == 1
+            assert (
+                await campaign_service.decide_winners(session, utcnow() + timedelta(minutes=61))
+                == 1
+            )
 
         result = await report(sessions, settings, campaign_id)
         variants = {v.variant: v for v in result.variants}
@@ -464,9 +480,9 @@ class TestSendTimeChecks:
         campaign_id = await new_campaign(sessions)
 
         async with transaction(sessions) as session:
-            assert await marketing.unsubscribe(session, "ann", "email", None, settings)
+            assert await tracking_service.unsubscribe(session, "ann", "email", None, settings)
         async with transaction(sessions) as session:
-            assert await marketing.unsubscribe(session, "ann", "email", None, settings)
+            assert await tracking_service.unsubscribe(session, "ann", "email", None, settings)
         await launch(sessions, campaign_id)
 
         assert await send(sessions, settings) == []
@@ -479,7 +495,7 @@ class TestSendTimeChecks:
     ) -> None:
         await deliver(registered("ann"), granted("ann"))
         async with transaction(sessions) as session:
-            await marketing.unsubscribe(session, "ann", "email", None, settings)
+            await tracking_service.unsubscribe(session, "ann", "email", None, settings)
         await deliver(granted("ann", version=3))
         campaign_id = await new_campaign(sessions)
         await launch(sessions, campaign_id)
@@ -518,7 +534,9 @@ class TestOutcome:
 
         async with transaction(sessions) as session:
             for _ in range(settings.send_max_attempts):
-                await marketing.finish_failed(session, message.id, "421 busy", False, settings)
+                await messaging_service.finish_failed(
+                    session, message.id, "421 busy", False, settings
+                )
 
         [message] = await messages(sessions, campaign_id)
         assert (message.status, message.reason) == ("failed", "421 busy")
@@ -527,7 +545,7 @@ class TestOutcome:
 class TestAttribution:
     async def sent_message(
         self, sessions: SessionFactory, settings: Settings, **fields: Any
-    ) -> marketing.Outgoing:
+    ) -> messaging_service.Outgoing:
         campaign_id = await new_campaign(sessions, **fields)
         await launch(sessions, campaign_id)
         [outgoing] = [o for o in await send(sessions, settings) if o.campaign_id == campaign_id]
@@ -564,7 +582,7 @@ class TestAttribution:
         await click(sessions, settings, last.message_id)
 
         async with transaction(sessions) as session:
-            conversion = await marketing.attribute_order(
+            conversion = await tracking_service.attribute_order(
                 session, "ann", order("ann", "o-1"), first_touch
             )
 
@@ -743,7 +761,7 @@ class TestWelcomeAndReEngagement:
         journey_id = await new_journey(sessions, trigger="welcome")
         await deliver(registered("ann"))
         async with transaction(sessions) as session:
-            await marketing.set_journey_active(session, journey_id, False)
+            await journey_service.set_journey_active(session, journey_id, False)
 
         assert await fire(sessions, timedelta(minutes=1)) == 0
 
@@ -774,7 +792,7 @@ class TestConsentWithdrawal:
         journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
         await deliver(registered("ann"), granted("ann"))
         async with transaction(sessions) as session:
-            assert await service.suppress_channel(session, "ann", "email")
+            assert await audience_service.suppress_channel(session, "ann", "email")
 
         assert await fire(sessions, timedelta(minutes=6)) == 0
         assert await messages(sessions, journey_id) == []
@@ -833,7 +851,7 @@ class TestErasure:
         result = await report(sessions, settings, campaign_id)
         assert (result.sent, result.clicked, result.converted) == (1, 1, 1)
         async with sessions() as session:
-            records = await service.export_customer(session, "ann")
+            records = await lifecycle.export_customer(session, "ann")
         assert [name for name, rows in records.items() if rows] == ["campaign_tombstones"]
 
     async def test_stored_audience_lists_lose_the_erased_and_their_merged_ids(
@@ -850,7 +868,8 @@ class TestErasure:
 
         async with sessions() as session:
             kept = {
-                c.id: c.customer_ids for c in await marketing.list_campaigns(session, "broadcast")
+                c.id: c.customer_ids
+                for c in await campaign_service.list_campaigns(session, "broadcast")
             }
         assert kept == {listing: ["aXn", "a_nne", "bob"], other: ["bob"]}
 
@@ -869,7 +888,7 @@ class TestChannelAnalytics:
         await deliver(*orders, *(value_after(o) for o in orders))  # buyers: profile's values
 
         async with sessions() as session:
-            result = await marketing.channel_analytics(session)
+            result = await reports.channel_analytics(session)
 
         rows = {
             r.acquisition_channel: (r.customers, r.buyers, r.revenue, r.conversion_rate)

@@ -1,6 +1,5 @@
 """Campaign's migrations build the models' schema, with 64-bit row ids (SQLite and PostgreSQL)."""
 
-import rapport_campaign.models  # noqa: F401  (tables on the metadata)
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
 from rapport_events.testing.migrations import MigrationTests
 

@@ -12,11 +12,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import select, text
 
-from rapport_campaign import service
 from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
-from rapport_campaign.models import SegmentCreate
 from rapport_campaign.replay import PLAN, run
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.segments.models import SegmentCreate
 from rapport_campaign.settings import Settings
 from rapport_events import replay as replay_module
 from rapport_events.consumer import ConsumerRunner
@@ -51,7 +51,7 @@ async def live_database(
     async with transaction(session_factory(engine)) as session:
         for name, rule in SEGMENTS.items():
             segment = SegmentCreate.model_validate({"name": name, "rule": rule})
-            await service.create_segment(session, segment, settings)
+            await segment_service.create_segment(session, segment, settings)
     await engine.dispose()
     return url
 
@@ -213,7 +213,7 @@ class TestReplayRefusesWhatItCannotDoSafely:
         engine = create_engine(live)
         async with transaction(session_factory(engine)) as session:
             segment = SegmentCreate.model_validate({"name": "new", "rule": {"consent": "sms"}})
-            await service.create_segment(session, segment, settings)
+            await segment_service.create_segment(session, segment, settings)
         await engine.dispose()
         with pytest.raises(ReplayRefused, match="campaign_segments changed"):
             await replay.swap()

@@ -12,11 +12,17 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from rapport_campaign import marketing, store
+from rapport_campaign.campaigns import service as campaign_service
+from rapport_campaign.campaigns.models import CampaignCreate
+from rapport_campaign.journeys import service as journey_service
+from rapport_campaign.journeys.models import JourneyCreate
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
-from rapport_campaign.models import CampaignCreate, JourneyCreate, Message
+from rapport_campaign.messaging import service as messaging_service
+from rapport_campaign.messaging import store as messaging_store
+from rapport_campaign.messaging.models import Message
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import Tokens
+from rapport_campaign.tracking import service as tracking_service
+from rapport_campaign.tracking.tokens import Tokens
 from rapport_campaign.worker import Worker
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, session_factory, transaction
@@ -67,7 +73,7 @@ def sent_ids(events: list[Event]) -> list[str]:
 async def launch(sessions: SessionFactory, body: str, customers: list[str]) -> None:
     """An e-mail campaign to `customers`, launched: its messages are due now."""
     async with transaction(sessions) as session:
-        campaign = await marketing.create_campaign(
+        campaign = await campaign_service.create_campaign(
             session,
             CampaignCreate.model_validate(
                 {
@@ -78,7 +84,7 @@ async def launch(sessions: SessionFactory, body: str, customers: list[str]) -> N
                 }
             ),
         )
-        await marketing.launch_campaign(session, campaign.id, None)
+        await campaign_service.launch_campaign(session, campaign.id, None)
 
 
 def workers(
@@ -141,39 +147,39 @@ class TestTwoSenders:
         tokens = Tokens("secret", settings.public_url)
         # The first sender claims the batch, then stalls (a slow channel) past its lease.
         async with transaction(replicas[0]) as session:
-            stalled = [(m.id, m.due_at) for m in await marketing.claim_due(session, short)]
+            stalled = [(m.id, m.due_at) for m in await messaging_service.claim_due(session, short)]
         assert len(stalled) == 3
         await asyncio.sleep(0.3)
         async with transaction(replicas[1]) as session:
-            taken = await marketing.claim_due(session, settings)
+            taken = await messaging_service.claim_due(session, settings)
         assert sorted(m.id for m in taken) == sorted(i for i, _ in stalled)
 
         for message_id, lease in stalled:
             async with transaction(replicas[0]) as session:
-                outgoing = await marketing.prepare(
+                outgoing = await messaging_service.prepare(
                     session,
                     message_id,
                     short,
                     tokens,
-                    marketing.Recommender(),
+                    messaging_service.Recommender(),
                     lease=lease,
                 )
             assert outgoing is None, "the stalled sender must not put it on the wire"
         for message in taken:
             async with transaction(replicas[1]) as session:
-                outgoing = await marketing.prepare(
+                outgoing = await messaging_service.prepare(
                     session,
                     message.id,
                     settings,
                     tokens,
-                    marketing.Recommender(),
+                    messaging_service.Recommender(),
                     lease=message.due_at,
                 )
                 assert outgoing is not None
-                await marketing.finish_sent(session, outgoing, settings)
+                await messaging_service.finish_sent(session, outgoing, settings)
             # The stalled sender's failure report comes late: it changes nothing.
             async with transaction(replicas[0]) as session:
-                await marketing.finish_failed(
+                await messaging_service.finish_failed(
                     session, message.id, "timeout", False, short, lease=stalled[0][1]
                 )
 
@@ -192,26 +198,31 @@ class TestTwoSenders:
         # The first sender claims both and hands one to the channel, then dies (kill -9)
         # before it records the outcome: the SMTP server may or may not have it.
         async with transaction(replicas[0]) as session:
-            claimed = await marketing.claim_due(session, short)
+            claimed = await messaging_service.claim_due(session, short)
         handed, never_tried = claimed
         async with transaction(replicas[0]) as session:
-            outgoing = await marketing.prepare(
-                session, handed.id, short, tokens, marketing.Recommender(), lease=handed.due_at
+            outgoing = await messaging_service.prepare(
+                session,
+                handed.id,
+                short,
+                tokens,
+                messaging_service.Recommender(),
+                lease=handed.due_at,
             )
         assert outgoing is not None
         await asyncio.sleep(0.3)  # the dead sender's lease runs out
 
         async with transaction(replicas[1]) as session:
-            taken = await marketing.claim_due(session, settings)
+            taken = await messaging_service.claim_due(session, settings)
 
         assert [m.id for m in taken] == [never_tried.id]
         async with transaction(replicas[1]) as session:
             doubtful = await session.get(Message, handed.id)
             assert doubtful is not None
-            assert (doubtful.status, doubtful.reason) == ("failed", store.IN_DOUBT)
+            assert (doubtful.status, doubtful.reason) == ("failed", messaging_store.IN_DOUBT)
         # The dead sender's outcome, had it come: the channel took it, so it counts as sent.
         async with transaction(replicas[0]) as session:
-            await marketing.finish_sent(session, outgoing, settings)
+            await messaging_service.finish_sent(session, outgoing, settings)
         async with transaction(replicas[1]) as session:
             sent = await session.get(Message, handed.id)
             assert sent is not None and sent.status == "sent"
@@ -228,7 +239,7 @@ class TestTwoUnsubscribeSyncs:
         await audience(deliver)
         async with transaction(replicas[0]) as session:
             for customer_id in CUSTOMERS:
-                await marketing.unsubscribe(session, customer_id, "email", None, settings)
+                await tracking_service.unsubscribe(session, customer_id, "email", None, settings)
         config = settings.model_copy(update={"profile_url": profile_stub.url})
         async with httpx.AsyncClient() as http:
             syncs = workers(replicas, config, http)
@@ -255,7 +266,7 @@ class TestTwoSchedulers:
         deliver: Callable[..., Awaitable[Any]],
     ) -> None:
         async with transaction(replicas[0]) as session:
-            journey = await marketing.create_journey(
+            journey = await journey_service.create_journey(
                 session,
                 JourneyCreate.model_validate(
                     {
@@ -286,7 +297,7 @@ class TestTwoSchedulers:
             fired = 0
             while True:
                 async with transaction(sessions) as session:
-                    now = await marketing.fire_due_journeys(session, later, limit=5)
+                    now = await journey_service.fire_due_journeys(session, later, limit=5)
                 if not now:
                     return fired
                 fired += now

@@ -2,7 +2,7 @@
 it and follows the funnel; bad input is a form error, other roles and forged forms change
 nothing."""
 
-from rapport_campaign.models import CampaignCreate, MessagePreview
+from rapport_campaign.campaigns.models import CampaignCreate, MessagePreview
 from rapport_console.testing import CUSTOMER_ID, FUNNEL_COUNTS, SEGMENT_ID, FakeServices
 
 from .conftest import Login, form_token, writes

@@ -7,15 +7,14 @@ import httpx
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
-from rapport_campaign.models import (
-    AudienceMemberPublic,
+from rapport_campaign.audience.models import AudienceMemberPublic
+from rapport_campaign.campaigns.models import (
     CampaignPublic,
     CampaignReport,
     ChannelAnalytics,
-    MemberPage,
     MessagePreview,
-    SegmentPublic,
 )
+from rapport_campaign.segments.models import MemberPage, SegmentPublic
 from rapport_console import testing
 from rapport_partner_share.ledger.models import DisclosurePage
 from rapport_partner_share.partners.models import PartnerPublic

@@ -13,9 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook
 
-from rapport_campaign import delivery, template_data
+from rapport_campaign.messaging import delivery, template_data
 from rapport_campaign.settings import Settings
-from rapport_campaign.tracking import InvalidToken, Tokens, with_utm
+from rapport_campaign.tracking.tokens import InvalidToken, Tokens, with_utm
 from rapport_events import webhooks
 from rapport_events.testing.broker import free_port
 
@@ -129,7 +129,7 @@ class TestCartsAndOrdersInTemplates:
             delivery.check_variant({"name": "A", "body": "{{ order.totl }}"})
 
     def test_the_readmes_example_per_journey_passes_the_check(self) -> None:
-        readme = (Path(__file__).parents[3] / "README.md").read_text()
+        readme = (Path(__file__).parents[4] / "README.md").read_text()
         block = readme.split("One example per journey:\n\n```jinja\n", 1)[1].split("```", 1)[0]
         examples = dict(re.findall(r"\{# (\w+) #\}\n(.*?)(?=\n\{#|\Z)", block, re.S))
         assert set(examples) == {"welcome", "abandoned_cart", "re_engagement"}

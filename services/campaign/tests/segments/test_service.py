@@ -8,8 +8,12 @@ from typing import Any
 
 import pytest
 
-from rapport_campaign import projection, service
-from rapport_campaign.models import AudienceMemberPublic, SegmentCreate
+from rapport_campaign import errors, lifecycle
+from rapport_campaign.audience import projection as audience_projection
+from rapport_campaign.audience import service as audience_service
+from rapport_campaign.audience.models import AudienceMemberPublic
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.segments.models import SegmentCreate
 from rapport_campaign.settings import Settings
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, transaction
@@ -75,7 +79,7 @@ def consent(customer_id: str, granted: bool, version: int, channel: str = "email
 
 async def create(sessions: SessionFactory, settings: Settings, rule: Any, name: str = "s") -> str:
     async with transaction(sessions) as session:
-        segment, _ = await service.create_segment(
+        segment, _ = await segment_service.create_segment(
             session, SegmentCreate.model_validate({"name": name, "rule": rule}), settings
         )
         return segment.id
@@ -83,7 +87,7 @@ async def create(sessions: SessionFactory, settings: Settings, rule: Any, name: 
 
 async def members(sessions: SessionFactory, segment_id: str) -> list[str]:
     async with sessions() as session:
-        _, page, _ = await service.member_page(session, segment_id, cursor=None, limit=1000)
+        _, page, _ = await segment_service.member_page(session, segment_id, cursor=None, limit=1000)
     return [row.customer_id for row in page]
 
 
@@ -202,7 +206,7 @@ class TestCreation:
     async def test_an_unknown_segment_reference_is_refused(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
-        with pytest.raises(service.InvalidRequest, match="unknown segments: seg_missing"):
+        with pytest.raises(errors.InvalidRequest, match="unknown segments: seg_missing"):
             await create(sessions, settings, {"segment": "seg_missing"})
 
 
@@ -282,7 +286,7 @@ class TestLiveMembership:
         from rapport_events.codec import Envelope
 
         async with transaction(sessions) as session:
-            await projection.register_customers(session, [registered("ann")], settings)
+            await audience_projection.register_customers(session, [registered("ann")], settings)
         segment_id = await create(sessions, settings, {"metric": "orders", "op": "eq", "value": 1})
         event = order("ann", "o1")
         envelope = Envelope(data=event, source="/services/profile")
@@ -293,7 +297,7 @@ class TestLiveMembership:
                 await on_value_changed(events=[value_of(event)], session=session, settings=settings)
 
         async with sessions() as session:
-            member, _ = await service.get_member(session, "ann")
+            member, _ = await audience_service.get_member(session, "ann")
         assert member.orders == 1
         assert await members(sessions, segment_id) == ["ann"]
         assert changes(await outbox(sessions), segment_id) == [("SegmentEntered", "ann")]
@@ -350,7 +354,7 @@ class TestCustomTraits:
         assert await members(sessions, pro) == ["ann", "cid"]
         assert await members(sessions, none) == []
         async with sessions() as session:
-            member, _segments = await service.get_member(session, "ann")
+            member, _segments = await audience_service.get_member(session, "ann")
         assert AudienceMemberPublic.model_validate(member).traits == {"plan": "Pro", "seats": 12}
 
 
@@ -365,11 +369,11 @@ class TestPreview:
         ).rule
 
         async with transaction(sessions) as session:
-            count, sample, timed = await service.preview_segment(session, rule)
+            count, sample, timed = await segment_service.preview_segment(session, rule)
 
         assert (count, sample, timed) == (1, ["bob"], False)
         async with sessions() as session:
-            assert await service.list_segments(session) == []
+            assert await segment_service.list_segments(session) == []
         assert len(await outbox(sessions)) == before
 
 
@@ -384,8 +388,8 @@ class TestRefresh:
         assert await members(sessions, segment_id) == ["ann"]
 
         async with transaction(sessions) as session:
-            segment, _ = await service.get_segment(session, segment_id)
-            count = await service.recompute_segment(
+            segment, _ = await segment_service.get_segment(session, segment_id)
+            count = await segment_service.recompute_segment(
                 session, segment, settings, now=utcnow() + timedelta(days=1)
             )
 
@@ -406,7 +410,7 @@ class TestMembersPage:
         seen, cursor = [], None
         async with sessions() as session:
             while True:
-                total, page, cursor = await service.member_page(
+                total, page, cursor = await segment_service.member_page(
                     session, segment_id, cursor=cursor, limit=2
                 )
                 seen += [row.customer_id for row in page]
@@ -438,9 +442,9 @@ class TestMerge:
         await deliver(o3, value_of(o2, survivor_o1, survivor_o3))
 
         async with sessions() as session:
-            survivor, _ = await service.get_member(session, "keep")
-            with pytest.raises(service.NotFound):
-                await service.get_member(session, "dupe")
+            survivor, _ = await audience_service.get_member(session, "keep")
+            with pytest.raises(errors.NotFound):
+                await audience_service.get_member(session, "dupe")
         assert survivor.orders == 3
 
     async def test_the_merged_id_leaves_its_segments(
@@ -468,7 +472,7 @@ class TestErasure:
         await deliver(order("ann", "o2"), registered("ann"))
 
         async with sessions() as session:
-            records = await service.export_customer(session, "ann")
+            records = await lifecycle.export_customer(session, "ann")
         assert {name: rows for name, rows in records.items() if rows} == {
             "campaign_tombstones": [records["campaign_tombstones"][0]]
         }
@@ -484,8 +488,8 @@ class TestDeletion:
         await create(sessions, settings, {"not": {"segment": base}})
 
         async with transaction(sessions) as session:
-            with pytest.raises(service.Conflict, match="use this segment"):
-                await service.delete_segment(session, base, settings)
+            with pytest.raises(errors.Conflict, match="use this segment"):
+                await segment_service.delete_segment(session, base, settings)
 
     async def test_deleting_a_segment_announces_its_members_leave(
         self, sessions: SessionFactory, settings: Settings, deliver: Deliver, outbox: Outbox
@@ -496,7 +500,7 @@ class TestDeletion:
         )
 
         async with transaction(sessions) as session:
-            await service.delete_segment(session, segment_id, settings)
+            await segment_service.delete_segment(session, segment_id, settings)
 
         assert changes(await outbox(sessions), segment_id) == [
             ("SegmentEntered", "ann"),

@@ -13,21 +13,14 @@ from aiokafka import TopicPartition
 from sqlalchemy import event
 from sqlmodel import col, select
 
-from rapport_campaign import marketing, service
+from rapport_campaign.audience.models import Activity, ActivityItem, AudienceMember, ConsentState
+from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.handlers import HANDLERS
+from rapport_campaign.journeys import service as journey_service
+from rapport_campaign.journeys.models import JourneyCreate, JourneyState
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
-from rapport_campaign.models import (
-    Activity,
-    ActivityItem,
-    AudienceMember,
-    Campaign,
-    ConsentState,
-    JourneyCreate,
-    JourneyState,
-    Segment,
-    SegmentCreate,
-    SegmentMember,
-)
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentMember
 from rapport_campaign.settings import Settings
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope, decode, encode
@@ -79,7 +72,7 @@ async def migrated(database_factory: DatabaseFactory, label: str) -> SessionFact
 async def define(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
         for name, rule in SEGMENTS.items():
-            await service.create_segment(
+            await segment_service.create_segment(
                 session, SegmentCreate.model_validate({"name": name, "rule": rule}), settings
             )
         for n, journey in enumerate(JOURNEYS):
@@ -88,7 +81,7 @@ async def define(sessions: SessionFactory, settings: Settings) -> None:
                 "variants": [{"name": "A", "subject": "Hi", "body": "Hello"}],
                 **journey,
             }
-            await marketing.create_journey(session, JourneyCreate.model_validate(data))
+            await journey_service.create_journey(session, JourneyCreate.model_validate(data))
 
 
 def mixed_events(customers: int = 20, count: int = 300, seed: int = 12) -> list[Event]:
@@ -428,7 +421,7 @@ class TestStatementsPerRun:
     ) -> SessionFactory:
         sessions = await migrated(database_factory, "count")
         async with transaction(sessions) as session:
-            await service.create_segment(
+            await segment_service.create_segment(
                 session, SegmentCreate.model_validate({"name": "s", "rule": rule}), settings
             )
         registrations: list[Event] = [

@@ -11,7 +11,7 @@ A rule is one JSON object with exactly one of these keys:
 - `segment`: membership of another segment.
 - `consent`: a granted marketing consent on a channel.
 
-`store.rule_condition` turns a rule into one SQL condition, so the same rule counts everyone
+`sql.rule_condition` turns a rule into one SQL condition, so the same rule counts everyone
 at once (creation, preview) or tests one customer when an event arrives.
 """
 

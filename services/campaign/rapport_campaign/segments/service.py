@@ -1,133 +1,26 @@
-"""Campaign's use cases: each writes its rows and its events in the caller's transaction.
+"""Segments' use cases: rules checked and saved, membership kept current, entered/exited
+events published in the caller's transaction."""
 
-Identity, consents as the API changes them, and segments and their membership live here;
-what campaign learns from the log is in `projection.py`; campaigns, journeys, sending,
-tracking and attribution are in `marketing.py`, which builds on these.
-"""
-
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import rules, store
-from rapport_campaign.models import (
-    AudienceMember,
-    ConsentState,
-    Segment,
-    SegmentCreate,
-    SegmentUpdate,
-)
+from rapport_campaign import shared
+from rapport_campaign.campaigns import store as campaign_store
+from rapport_campaign.errors import Conflict, InvalidRequest, NotFound
+from rapport_campaign.segments import rules, sql, store
+from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentUpdate
 from rapport_campaign.settings import Settings
-from rapport_events import errors, outbox
+from rapport_campaign.shared import SOURCE, publish
+from rapport_events import outbox
 from rapport_events.base import Event, utcnow
-from rapport_events.types import (
-    SegmentEntered,
-    SegmentExited,
-)
+from rapport_events.types import SegmentEntered, SegmentExited
 
-SOURCE = "/services/campaign"
-CHANNELS = ("email", "sms", "push", "social")
 # Any number well away from other services' advisory locks on a shared server.
 SEGMENT_LOCK_KEY = 7_270_002
-
-
-class NotFound(errors.NotFound):
-    """No such segment, campaign or customer (404)."""
-
-
-class InvalidRequest(errors.InvalidRequest):
-    """Well-formed input that cannot be carried out (422)."""
-
-    code = "validation_error"
-
-
-class Conflict(errors.Conflict):
-    """The request contradicts the state of the data (409)."""
-
-
-def utc(value: datetime) -> datetime:
-    """Every stored timestamp is UTC (SQLite keeps no zone, so mixing zones would misorder)."""
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def publish(session: AsyncSession, event: Event, settings: Settings) -> None:
-    # The configured log, not outbox.add's default: the relay sends to the row's topic.
-    outbox.add(session, event, source=SOURCE, topic=settings.kafka.topic)
-
-
-# --- identity ---------------------------------------------------------------------------------
-
-
-async def resolve(session: AsyncSession, customer_id: str) -> str | None:
-    """The id that owns `customer_id` now (itself or the survivor of a merge); None if erased."""
-    if await store.get_tombstone(session, customer_id) is not None:
-        return None
-    alias = await store.get_alias(session, customer_id)
-    if alias is None:
-        return customer_id
-    if await store.get_tombstone(session, alias.customer_id) is not None:
-        return None
-    return alias.customer_id
-
-
-async def resolve_all(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str | None]:
-    """`resolve` for many ids at once: one query for the aliases, one for the tombstones."""
-    ids = set(customer_ids)
-    aliases = await store.aliases(session, ids)
-    erased = await store.tombstoned(session, ids | set(aliases.values()))
-    resolved: dict[str, str | None] = {}
-    for customer_id in ids:
-        owner = aliases.get(customer_id, customer_id)
-        resolved[customer_id] = None if customer_id in erased or owner in erased else owner
-    return resolved
-
-
-# --- consents -----------------------------------------------------------------------------------
-
-
-def consented(consent: ConsentState | None) -> bool:
-    """Marketing on this channel is allowed: granted, and not unsubscribed since."""
-    return consent is not None and consent.granted and consent.suppressed_at is None
-
-
-async def suppress_channel(session: AsyncSession, customer_id: str, channel: str) -> bool:
-    """Stop marketing on a channel at once (an unsubscribe); False when it already was."""
-    consent = await store.get_consent(session, customer_id, channel)
-    if consent is None:
-        consent = ConsentState(customer_id=customer_id, channel=channel, version=0)
-    already = consent.suppressed_at is not None and not consent.granted
-    consent.granted = False
-    consent.suppressed_at = consent.suppressed_at or utcnow()
-    consent.source = "unsubscribe_link"
-    session.add(consent)
-    await session.flush()
-    return not already
-
-
-async def export_customer(session: AsyncSession, customer_id: str) -> dict[str, list[Any]]:
-    """Every row campaign holds about the customer, by table."""
-    records: dict[str, list[Any]] = {}
-    for table, model in store.CUSTOMER_TABLES.items():
-        rows = await store.rows_of(session, model, customer_id)
-        records[table] = [row.model_dump(mode="json") for row in rows]
-    tombstone = await store.get_tombstone(session, customer_id)
-    records["campaign_tombstones"] = [tombstone.model_dump(mode="json")] if tombstone else []
-    return records
-
-
-async def get_member(session: AsyncSession, customer_id: str) -> tuple[AudienceMember, list[str]]:
-    """One audience member and the segments they are in, or NotFound."""
-    member = await store.get_member(session, customer_id)
-    if member is None:
-        raise NotFound(f"no audience member {customer_id}")
-    return member, sorted(await store.memberships_of(session, customer_id))
-
-
-# --- segments -----------------------------------------------------------------------------------
-
 _PARSED: dict[str, rules.Rule] = {}
 
 
@@ -170,7 +63,7 @@ async def reevaluate(
     now = now or utcnow()
     all_rules = {s.id: parsed_rule(s) for s in segments}
     conditions = {
-        s.id: store.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
+        s.id: sql.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
         for s in relevant
     }
     results = await store.evaluate_customer(session, customer_id, conditions)
@@ -221,7 +114,7 @@ async def reevaluate_many(
     now = now or utcnow()
     all_rules = {s.id: parsed_rule(s) for s in segments}
     conditions = {
-        s.id: store.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
+        s.id: sql.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
         for s in relevant
     }
     results = await store.evaluate_customers(session, customer_ids, conditions)
@@ -287,7 +180,7 @@ async def preview_segment(
 ) -> tuple[int, list[str], bool]:
     """How many customers the rule matches now, a few of them, and whether it reads the clock."""
     analysis, _, all_rules = await _analyse(session, rule)
-    condition = store.rule_condition(rule, now=utcnow(), segment_rules=all_rules)
+    condition = sql.rule_condition(rule, now=utcnow(), segment_rules=all_rules)
     count, ids = await store.count_matching(session, condition, sample)
     return count, ids, analysis.time_dependent
 
@@ -305,7 +198,7 @@ async def create_segment(
         depends_on=depends_on,
         time_dependent=analysis.time_dependent,
     )
-    store.add(session, segment)
+    shared.add(session, segment)
     await session.flush()
     count = await recompute_segment(session, segment, settings)
     # One more pass once committed catches events that ran beside this transaction.
@@ -322,7 +215,7 @@ async def recompute_segment(
     now = now or utcnow()
     all_rules = {s.id: parsed_rule(s) for s in await store.list_segments(session)}
     all_rules[segment.id] = parsed_rule(segment)
-    condition = store.rule_condition(all_rules[segment.id], now=now, segment_rules=all_rules)
+    condition = sql.rule_condition(all_rules[segment.id], now=now, segment_rules=all_rules)
     matching = await store.matching_ids(session, condition)
     current = await store.member_ids(session, segment.id)
     entered, exited = sorted(matching - current), sorted(current - matching)
@@ -381,7 +274,7 @@ async def delete_segment(session: AsyncSession, segment_id: str, settings: Setti
     if dependants:
         names = ", ".join(s.id for s in dependants)
         raise Conflict(f"segments {names} use this segment; delete them first")
-    campaigns = await store.campaigns_using_segment(session, segment_id)
+    campaigns = await campaign_store.campaigns_using_segment(session, segment_id)
     if campaigns:
         names = ", ".join(c.id for c in campaigns)
         raise Conflict(f"campaigns {names} target this segment and have not been sent")
@@ -395,7 +288,7 @@ async def delete_segment(session: AsyncSession, segment_id: str, settings: Setti
             settings,
         )
     await store.delete_segment_members(session, segment_id)
-    await store.delete_row(session, segment)
+    await shared.delete_row(session, segment)
     _PARSED.pop(segment_id, None)
 
 

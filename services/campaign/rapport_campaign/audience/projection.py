@@ -3,52 +3,47 @@
 The hot event types arrive as runs (the `@batch` handlers in handlers.py). A run reads the
 state it needs with one IN query per table, applies its events in log order to that state
 in memory, writes each table with multi-row statements, and then tests each customer it
-changed against the segments once (`service.reevaluate_many`). Membership after a run is
-what the events one at a time would leave; a customer who enters and leaves a segment
-within one run publishes neither event. Merges, erasures, surveys and points are rare and
-are applied one event at a time.
+changed against the segments once (`segments.service.reevaluate_many`). Membership after a
+run is what the events one at a time would leave; a customer who enters and leaves a segment
+within one run publishes neither event. Surveys and points are rare and are applied one
+event at a time; merges and erasures are in `lifecycle.py`, journey timers of a run in
+`journeys/timers.py`.
 
 One module although long: the runs and the single-event paths keep the same rules for the
-same rows (metrics, consents, timers), and reading them side by side is how they stay equal.
-"""
+same rows (metrics, consents, activity), and reading them side by side is how they stay equal."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import marketing, store
-from rapport_campaign.models import (
+from rapport_campaign import shared
+from rapport_campaign.audience import store
+from rapport_campaign.audience.models import (
     Activity,
     ActivityItem,
     Alias,
     AudienceMember,
-    Campaign,
     ConsentState,
-    JourneyState,
-    SegmentMember,
-    Tombstone,
 )
-from rapport_campaign.service import (
-    CHANNELS,
-    lock_segments,
-    publish,
-    reevaluate_many,
-    resolve,
-    resolve_all,
-    utc,
-)
+from rapport_campaign.audience.service import resolve, resolve_all
+from rapport_campaign.journeys import store as journey_store
+from rapport_campaign.journeys.models import JourneyState
+from rapport_campaign.journeys.timers import Timers
+from rapport_campaign.segments.service import reevaluate_many
 from rapport_campaign.settings import Settings
+from rapport_campaign.shared import CHANNELS, utc
+from rapport_campaign.tracking import service as tracking_service
+from rapport_campaign.tracking import store as tracking_store
 from rapport_events.base import utcnow
 from rapport_events.codec import Envelope
 from rapport_events.types import (
     CartUpdated,
     ConsentGranted,
     ConsentRevoked,
-    CustomerMerged,
     CustomerRegistered,
     CustomerUpdated,
     CustomerValueChanged,
@@ -56,7 +51,6 @@ from rapport_events.types import (
     LineItem,
     LoyaltyPointsEarned,
     OrderCompleted,
-    SegmentExited,
     SurveyCompleted,
 )
 
@@ -99,9 +93,6 @@ def _forget_written(session: AsyncSession) -> None:
     for instance in list(session.identity_map.values()):
         if isinstance(instance, _WRITTEN):
             session.expunge(instance)
-
-
-# --- a run's state -------------------------------------------------------------------------------
 
 
 def _activity(
@@ -177,146 +168,6 @@ def _active(member: dict[str, Any], at: datetime | None) -> None:
     member["updated_at"] = utcnow()
 
 
-class Timers:
-    """The journey timers of a run's customers, changed in memory and written once.
-
-    The rules are `marketing`'s (`on_registered`, `on_activity`, `on_cart`, `on_order`),
-    applied to rows read with one query; a run with no journey defined reads nothing more.
-    """
-
-    def __init__(
-        self,
-        journeys: list[Campaign],
-        states: dict[tuple[str, str], dict[str, Any]],
-        consents: dict[tuple[str, str], dict[str, Any]],
-    ) -> None:
-        self.journeys = journeys
-        self.states = states
-        self.consents = consents
-        self.changed: dict[tuple[str, str], dict[str, Any]] = {}
-
-    @classmethod
-    async def load(
-        cls,
-        session: AsyncSession,
-        customer_ids: Iterable[str],
-        consents: dict[tuple[str, str], dict[str, Any]] | None = None,
-    ) -> "Timers":
-        journeys = await store.journeys(session)
-        if not journeys:
-            return cls([], {}, {})
-        ids = set(customer_ids)
-        states = await store.journey_states(session, [j.id for j in journeys], ids)
-        if consents is None:
-            consents = await store.consents(session, ids)
-        return cls(journeys, states, consents)
-
-    def _active(self, trigger: str) -> list[Campaign]:
-        return [j for j in self.journeys if j.active and j.trigger == trigger]
-
-    def _withdrawn(self, customer_id: str, channel: str) -> bool:
-        consent = self.consents.get((customer_id, channel))
-        return consent is not None and not (consent["granted"] and consent["suppressed_at"] is None)
-
-    def _state(self, journey_id: str, customer_id: str) -> dict[str, Any]:
-        state = self.states.get((journey_id, customer_id))
-        if state is None:
-            state = {
-                "journey_id": journey_id,
-                "customer_id": customer_id,
-                "cycle": 1,
-                "fired_cycle": 0,
-                "due_at": None,
-                "context": {},
-                "updated_at": utcnow(),
-            }
-        return state
-
-    def _keep(self, state: dict[str, Any]) -> None:
-        state["updated_at"] = utcnow()
-        key = (state["journey_id"], state["customer_id"])
-        self.states[key] = self.changed[key] = state
-
-    @staticmethod
-    def _new_cycle(state: dict[str, Any]) -> None:
-        if state["fired_cycle"] >= state["cycle"]:
-            state["cycle"] += 1
-
-    def registered(self, customer_id: str, at: datetime) -> None:
-        for journey in self._active("welcome"):
-            if at < utc(journey.created_at) or (journey.id, customer_id) in self.states:
-                continue
-            if self._withdrawn(customer_id, journey.channel):
-                continue
-            delay = timedelta(minutes=float(journey.trigger_config.get("delay_minutes", 0)))
-            state = self._state(journey.id, customer_id)
-            state["due_at"] = at + delay
-            self._keep(state)
-        self.activity(customer_id, at)
-
-    def activity(self, customer_id: str, at: datetime) -> None:
-        for journey in self._active("re_engagement"):
-            if self._withdrawn(customer_id, journey.channel):
-                continue
-            state = self._state(journey.id, customer_id)
-            self._new_cycle(state)
-            days = float(journey.trigger_config["inactivity_days"])
-            due = max(at, utc(journey.created_at)) + timedelta(days=days)
-            if state["due_at"] is None or utc(state["due_at"]) < due:
-                state["due_at"] = due
-            self._keep(state)
-
-    def cart(self, customer_id: str, event: CartUpdated, at: datetime) -> None:
-        empty = not event.items and event.value == 0
-        for journey in self._active("abandoned_cart"):
-            if at < utc(journey.created_at) or self._withdrawn(customer_id, journey.channel):
-                continue
-            state = self._state(journey.id, customer_id)
-            if state["fired_cycle"] >= state["cycle"]:
-                continue
-            if empty:
-                state["due_at"] = None
-            else:
-                delay = timedelta(minutes=float(journey.trigger_config["delay_minutes"]))
-                state["due_at"] = at + delay
-                state["context"] = {
-                    "cart": {
-                        "cart_id": event.cart_id,
-                        "value": str(event.value),
-                        "currency": event.currency,
-                        "items": [item.model_dump(mode="json") for item in event.items],
-                    }
-                }
-            self._keep(state)
-
-    def order(self, customer_id: str, at: datetime) -> None:
-        for journey in self.journeys:
-            if journey.trigger not in ("welcome", "abandoned_cart"):
-                continue
-            state = self.states.get((journey.id, customer_id))
-            if state is None:
-                continue
-            state["due_at"] = None
-            if journey.trigger == "abandoned_cart":
-                self._new_cycle(state)
-            else:
-                state["fired_cycle"] = state["cycle"]
-            state["context"] = {}
-            self._keep(state)
-        self.activity(customer_id, at)
-
-    async def write(self, session: AsyncSession) -> None:
-        await store.upsert(
-            session,
-            store.JOURNEY_STATES,
-            list(self.changed.values()),
-            ["journey_id", "customer_id"],
-        )
-
-
-# --- runs of the hot event types ---------------------------------------------------------------
-
-
 async def register_customers(
     session: AsyncSession, events: Sequence[CustomerRegistered], settings: Settings
 ) -> None:
@@ -371,7 +222,7 @@ async def register_customers(
     found = await store.metrics(session, added)
     for customer_id, member in added.items():
         _apply_metrics(member, found[customer_id])
-    await store.upsert(session, store.AUDIENCE, list(added.values()), ["customer_id"], [])
+    await shared.upsert(session, store.AUDIENCE, list(added.values()), ["customer_id"], [])
     timers = await Timers.load(session, added)
     for customer_id, member in added.items():
         timers.registered(customer_id, utc(member["registered_at"]))
@@ -432,7 +283,7 @@ async def update_customers(
         member = members.get(customer_id) if customer_id else None
         if member is not None and _update(member, event.changes):
             changed[member["customer_id"]] = member
-    await store.upsert(
+    await shared.upsert(
         session, store.AUDIENCE, list(changed.values()), ["customer_id"], _PROFILE_COLUMNS
     )
     _forget_written(session)
@@ -486,16 +337,16 @@ async def record_orders(
     found = await store.metrics(session, members)
     for customer_id, member in members.items():
         _apply_metrics(member, found[customer_id])
-    await store.upsert(
+    await shared.upsert(
         session, store.AUDIENCE, list(members.values()), ["customer_id"], _METRIC_COLUMNS
     )
     # Attribution reads clicks and offer codes; only orders that can be credited pay for it.
-    clicked = await store.customers_with_clicks(session, customers)
+    clicked = await tracking_store.customers_with_clicks(session, customers)
     timers = await Timers.load(session, customers)
     _forget_written(session)
     for customer_id, event in applied:
         if event.coupon or customer_id in clicked:
-            await marketing.attribute_order(session, customer_id, event, settings)
+            await tracking_service.attribute_order(session, customer_id, event, settings)
         timers.order(customer_id, utc(event.occurred_at))
     await timers.write(session)
     _forget_written(session)
@@ -533,7 +384,7 @@ async def apply_values(
         )
     if not members:
         return
-    await store.upsert(
+    await shared.upsert(
         session, store.AUDIENCE, list(members.values()), ["customer_id"], _VALUE_COLUMNS
     )
     _forget_written(session)
@@ -569,7 +420,7 @@ async def _record_activity(
     for customer_id, _, at in applied:
         if customer_id in members:
             _active(members[customer_id], at)
-    await store.upsert(session, store.AUDIENCE, list(members.values()), ["customer_id"], _ACTIVE)
+    await shared.upsert(session, store.AUDIENCE, list(members.values()), ["customer_id"], _ACTIVE)
     timers = await Timers.load(session, customers)
     for customer_id, event, at in applied:
         on_timers(timers, customer_id, event, at)
@@ -699,14 +550,14 @@ async def apply_consents(
             for channel in channels:
                 revoked.setdefault(channel, []).append(customer_id)
     # Only a lifted suppression writes that column: an unsubscribe click meanwhile stays.
-    await store.upsert(
+    await shared.upsert(
         session,
         store.CONSENTS,
         [row for key, row in changed.items() if key in lifted],
         ["customer_id", "channel"],
         [*_CONSENT_COLUMNS, "suppressed_at"],
     )
-    await store.upsert(
+    await shared.upsert(
         session,
         store.CONSENTS,
         [row for key, row in changed.items() if key not in lifted],
@@ -714,15 +565,12 @@ async def apply_consents(
         _CONSENT_COLUMNS,
     )
     if revoked:
-        journeys = await store.journeys(session)
+        journeys = await journey_store.journeys(session)
         for channel, ids in revoked.items():
             on_channel = [j.id for j in journeys if j.channel == channel]
-            await store.stop_timers(session, on_channel, ids, utcnow())
+            await journey_store.stop_timers(session, on_channel, ids, utcnow())
     _forget_written(session)
     await reevaluate_many(session, customers, {"consent"}, settings)
-
-
-# --- rare event types, one at a time ------------------------------------------------------------
 
 
 def _date(value: Any) -> date | None:
@@ -842,88 +690,3 @@ async def record_points(
         return None
     await _refresh(session, customer_id)
     return customer_id
-
-
-async def merge_customers(
-    session: AsyncSession, event: CustomerMerged, settings: Settings
-) -> tuple[str, str] | None:
-    """Fold the merged customer's projection into the survivor; (merged, survivor) or None.
-
-    The merged id's segment memberships exit; late events for it follow the alias.
-    """
-    survivor = await resolve(session, event.customer_id)
-    merged = event.merged_customer_id
-    if survivor is None or survivor == merged:
-        return None
-    if await store.get_tombstone(session, merged) is not None:
-        return None
-    alias = await store.get_alias(session, merged)
-    if alias is not None and alias.customer_id == survivor:
-        return None  # applied before
-    await lock_segments(session)
-    for segment_id in sorted(await store.memberships_of(session, merged)):
-        segment = await store.get_segment(session, segment_id)
-        await store.remove_members(session, segment_id, [merged])
-        if segment is not None:
-            publish(
-                session,
-                SegmentExited(customer_id=merged, segment_id=segment_id, segment_name=segment.name),
-                settings,
-            )
-    for model in (ActivityItem, Activity):
-        await store.update_rows(session, model, merged, {"customer_id": survivor})
-    # Profile announces the survivor's consents after a merge (the most restrictive wins);
-    # an unsubscribe click on either id still suppresses the survivor.
-    for consent in await store.consents_of(session, merged):
-        if consent.suppressed_at is not None:
-            own = await store.get_consent(session, survivor, consent.channel)
-            own = own or ConsentState(customer_id=survivor, channel=consent.channel, version=0)
-            own.granted = False
-            own.suppressed_at = own.suppressed_at or consent.suppressed_at
-            session.add(own)
-        await store.delete_row(session, consent)
-    merged_member = await store.get_member(session, merged)
-    survivor_member = await store.get_member(session, survivor)
-    if merged_member is not None:
-        if survivor_member is None:
-            data = merged_member.model_dump()
-            data["customer_id"] = survivor
-            await store.delete_row(session, merged_member)
-            await session.flush()
-            survivor_member = AudienceMember(**data)
-            store.add_member(session, survivor_member)
-        else:
-            if survivor_member.acquisition_channel is None:
-                survivor_member.acquisition_channel = merged_member.acquisition_channel
-            await store.delete_row(session, merged_member)
-    await store.repoint_aliases(session, merged, survivor)
-    if alias is None:
-        store.add(session, Alias(merged_id=merged, customer_id=survivor))
-    else:
-        alias.customer_id = survivor
-        session.add(alias)
-    await session.flush()
-    if survivor_member is not None:
-        await refresh_metrics(session, survivor_member)
-        await session.flush()
-    return merged, survivor
-
-
-async def erase_customer(session: AsyncSession, customer_id: str) -> list[str]:
-    """Delete the projection of the customer and of ids merged into it; tombstone each id.
-
-    Returns the ids erased now (none when erased before).
-    """
-    if await store.get_tombstone(session, customer_id) is not None:
-        return []
-    ids = [customer_id] + [
-        alias.merged_id for alias in await store.rows_of(session, Alias, customer_id)
-    ]
-    await lock_segments(session)
-    for erased in ids:
-        for model in (ActivityItem, Activity, ConsentState, AudienceMember, SegmentMember, Alias):
-            await store.delete_rows(session, model, erased)
-        await store.delete_rows(session, Tombstone, erased)
-        store.add(session, Tombstone(customer_id=erased))
-    await session.flush()
-    return ids

@@ -5,9 +5,13 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import delivery, marketing, service, store, template_data
-from rapport_campaign.models import Campaign, MessagePreview
-from rapport_campaign.service import InvalidRequest, NotFound
+from rapport_campaign.audience import store as audience_store
+from rapport_campaign.audience.service import resolve
+from rapport_campaign.campaigns import service
+from rapport_campaign.campaigns.models import Campaign, MessagePreview
+from rapport_campaign.errors import InvalidRequest, NotFound
+from rapport_campaign.messaging import delivery, template_data
+from rapport_campaign.messaging.service import Recommender, recommendation
 
 # In a preview no link is signed: the call to action is the campaign's own link, and the
 # unsubscribe link (made per message when sending) is a placeholder.
@@ -18,10 +22,10 @@ async def preview_message(
     session: AsyncSession, campaign_id: str, customer_id: str, variant: str | None = None
 ) -> MessagePreview:
     """One variant (the first unless named) of a campaign, rendered for one customer."""
-    campaign = await marketing.get_campaign(session, campaign_id)
+    campaign = await service.get_campaign(session, campaign_id)
     chosen = _variant(campaign, variant)
-    owner = await service.resolve(session, customer_id)
-    member = await store.get_member(session, owner) if owner else None
+    owner = await resolve(session, customer_id)
+    member = await audience_store.get_member(session, owner) if owner else None
     if member is None:
         raise NotFound(f"no audience member {customer_id}")
     context = await _context(session, campaign, member)
@@ -48,14 +52,14 @@ def _variant(campaign: Campaign, name: str | None) -> dict[str, Any]:
 
 
 async def _context(session: AsyncSession, campaign: Campaign, member: Any) -> dict[str, Any]:
-    recommended = await marketing.Recommender().recommend(session, member.customer_id)
+    recommended = await Recommender().recommend(session, member.customer_id)
     return {
         "customer": template_data.customer(member),
-        "recommendation": marketing.recommendation(recommended),
+        "recommendation": recommendation(recommended),
         "offer_code": f"{campaign.offer_prefix}-PREVIEW" if campaign.offer_prefix else None,
         "cta_url": campaign.link,
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         "campaign": template_data.record({"id": campaign.id, "name": campaign.name}, campaign.name),
         "cart": None,
-        "order": await store.last_order(session, member.customer_id),
+        "order": await audience_store.last_order(session, member.customer_id),
     }

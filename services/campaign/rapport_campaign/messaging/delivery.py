@@ -16,7 +16,7 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from rapport_campaign import template_data
+from rapport_campaign.messaging import template_data
 from rapport_campaign.settings import Settings
 from rapport_events.webhooks import refused_for_good, signed_headers
 

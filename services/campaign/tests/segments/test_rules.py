@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rapport_campaign import rules
+from rapport_campaign.segments import rules
 
 
 def error_of(data: Any) -> str:

@@ -1,0 +1,62 @@
+"""The audience's use cases: who a customer id is now, and what they consented to."""
+
+from collections.abc import Iterable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_campaign.audience import store
+from rapport_campaign.audience.models import AudienceMember, ConsentState
+from rapport_campaign.errors import NotFound
+from rapport_campaign.segments import store as segment_store
+from rapport_events.base import utcnow
+
+
+async def resolve(session: AsyncSession, customer_id: str) -> str | None:
+    """The id that owns `customer_id` now (itself or the survivor of a merge); None if erased."""
+    if await store.get_tombstone(session, customer_id) is not None:
+        return None
+    alias = await store.get_alias(session, customer_id)
+    if alias is None:
+        return customer_id
+    if await store.get_tombstone(session, alias.customer_id) is not None:
+        return None
+    return alias.customer_id
+
+
+async def resolve_all(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str | None]:
+    """`resolve` for many ids at once: one query for the aliases, one for the tombstones."""
+    ids = set(customer_ids)
+    aliases = await store.aliases(session, ids)
+    erased = await store.tombstoned(session, ids | set(aliases.values()))
+    resolved: dict[str, str | None] = {}
+    for customer_id in ids:
+        owner = aliases.get(customer_id, customer_id)
+        resolved[customer_id] = None if customer_id in erased or owner in erased else owner
+    return resolved
+
+
+def consented(consent: ConsentState | None) -> bool:
+    """Marketing on this channel is allowed: granted, and not unsubscribed since."""
+    return consent is not None and consent.granted and consent.suppressed_at is None
+
+
+async def suppress_channel(session: AsyncSession, customer_id: str, channel: str) -> bool:
+    """Stop marketing on a channel at once (an unsubscribe); False when it already was."""
+    consent = await store.get_consent(session, customer_id, channel)
+    if consent is None:
+        consent = ConsentState(customer_id=customer_id, channel=channel, version=0)
+    already = consent.suppressed_at is not None and not consent.granted
+    consent.granted = False
+    consent.suppressed_at = consent.suppressed_at or utcnow()
+    consent.source = "unsubscribe_link"
+    session.add(consent)
+    await session.flush()
+    return not already
+
+
+async def get_member(session: AsyncSession, customer_id: str) -> tuple[AudienceMember, list[str]]:
+    """One audience member and the segments they are in, or NotFound."""
+    member = await store.get_member(session, customer_id)
+    if member is None:
+        raise NotFound(f"no audience member {customer_id}")
+    return member, sorted(await segment_store.memberships_of(session, customer_id))

@@ -1,0 +1,111 @@
+"""Every query of journeys: the journeys defined and the timers of customers in them."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_campaign.campaigns.models import Campaign
+from rapport_campaign.journeys.models import JourneyState
+from rapport_campaign.shared import BULK, all_rows, chunks
+
+JOURNEY_STATES = JourneyState.__table__  # type: ignore[attr-defined]
+
+
+async def journey_states(
+    session: AsyncSession, journey_ids: Iterable[str], customer_ids: Iterable[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The timers of these customers in these journeys by (journey, customer), as dicts."""
+    journeys, ids = sorted(set(journey_ids)), sorted(set(customer_ids))
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if not journeys:
+        return found
+    j = JOURNEY_STATES.c
+    for chunk in chunks(ids):
+        result = await all_rows(
+            session,
+            sa_select(JOURNEY_STATES).where(j.journey_id.in_(journeys), j.customer_id.in_(chunk)),
+        )
+        found.update({(row.journey_id, row.customer_id): dict(row._mapping) for row in result})
+    return found
+
+
+async def active_journeys(session: AsyncSession, trigger: str) -> list[Campaign]:
+    result = await session.exec(
+        select(Campaign).where(
+            Campaign.kind == "journey", Campaign.trigger == trigger, col(Campaign.active).is_(True)
+        )
+    )
+    return list(result.all())
+
+
+async def journeys(session: AsyncSession) -> list[Campaign]:
+    result = await session.exec(select(Campaign).where(Campaign.kind == "journey"))
+    return list(result.all())
+
+
+async def insert_journey_states(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    table = JourneyState.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), BULK):
+        await session.exec(insert(table), params=rows[start : start + BULK])
+
+
+async def get_journey_state(
+    session: AsyncSession, journey_id: str, customer_id: str
+) -> JourneyState | None:
+    return await session.get(JourneyState, (journey_id, customer_id))
+
+
+async def journey_states_of(session: AsyncSession, customer_id: str) -> list[JourneyState]:
+    result = await session.exec(select(JourneyState).where(JourneyState.customer_id == customer_id))
+    return list(result.all())
+
+
+async def stop_timers(
+    session: AsyncSession, journey_ids: Sequence[str], customer_ids: Sequence[str], now: datetime
+) -> None:
+    """Disarm the pending timers of these customers in these journeys."""
+    if not journey_ids:
+        return
+    j = JOURNEY_STATES.c
+    for chunk in chunks(customer_ids):
+        await session.exec(
+            update(JOURNEY_STATES)
+            .where(j.journey_id.in_(journey_ids), j.customer_id.in_(chunk), j.due_at.is_not(None))
+            .values(due_at=None, updated_at=now)
+        )
+
+
+async def due_journey_states(
+    session: AsyncSession, now: datetime, limit: int
+) -> list[JourneyState]:
+    """Due timers, locked for this scheduler: another one skips them (SKIP LOCKED)."""
+    result = await session.exec(
+        select(JourneyState)
+        .where(col(JourneyState.due_at).is_not(None), col(JourneyState.due_at) <= now)
+        .order_by(
+            col(JourneyState.due_at), col(JourneyState.journey_id), col(JourneyState.customer_id)
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.all())
+
+
+async def claim_journey_state(session: AsyncSession, state: JourneyState, due_at: datetime) -> bool:
+    """Take a due timer for this caller: it fires once even with two schedulers."""
+    result = await session.exec(
+        update(JourneyState)
+        .where(
+            col(JourneyState.journey_id) == state.journey_id,
+            col(JourneyState.customer_id) == state.customer_id,
+            col(JourneyState.due_at) == due_at,
+        )
+        .values(due_at=None, fired_cycle=state.cycle)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]

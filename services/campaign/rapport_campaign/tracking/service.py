@@ -1,0 +1,230 @@
+"""Opens, clicks, unsubscribes and the attribution of orders to the messages that led to them."""
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_campaign import shared
+from rapport_campaign.audience import service as audience_service
+from rapport_campaign.audience.service import resolve
+from rapport_campaign.campaigns import store as campaign_store
+from rapport_campaign.journeys import service as journey_service
+from rapport_campaign.messaging import store as messaging_store
+from rapport_campaign.messaging.models import Message
+from rapport_campaign.messaging.service import LINKS
+from rapport_campaign.segments import service as segment_service
+from rapport_campaign.settings import Settings
+from rapport_campaign.shared import publish, utc
+from rapport_campaign.tracking import store
+from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
+from rapport_campaign.tracking.tokens import with_utm
+from rapport_events.base import utcnow
+from rapport_events.types import (
+    CampaignConversionAttributed,
+    CampaignMessageClicked,
+    CampaignMessageOpened,
+    OrderCompleted,
+)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64] or "campaign"
+
+
+def _event_fields(message: Message) -> dict[str, Any]:
+    return {
+        "customer_id": message.customer_id,
+        "campaign_id": message.campaign_id,
+        "message_id": message.id,
+        "channel": message.channel,
+        "variant": message.variant,
+    }
+
+
+async def record_open(session: AsyncSession, message_id: str, settings: Settings) -> None:
+    """The first open of a message is recorded and published; later ones change nothing."""
+    message = await messaging_store.get_message(session, message_id)
+    if message is None or message.opened_at is not None:
+        return
+    message.opened_at = utcnow()
+    session.add(message)
+    if message.customer_id is not None:
+        publish(session, CampaignMessageOpened(**_event_fields(message)), settings)
+
+
+def message_links(message: Message) -> list[str]:
+    """The URLs the message was sent with click tokens for (none before they were kept)."""
+    links = (message.context or {}).get(LINKS)
+    return [link for link in links if isinstance(link, str)] if isinstance(links, list) else []
+
+
+async def record_click(
+    session: AsyncSession, message_id: str, url: str, settings: Settings
+) -> str | None:
+    """Record a click (and the open it implies); returns the target with UTM parameters.
+
+    None, with nothing recorded, when no such message was sent with that link: a token
+    is only as good as the secret that signed it, and the message is the second witness.
+    """
+    message = await messaging_store.get_message(session, message_id)
+    if message is None or url not in message_links(message):
+        return None
+    campaign = await campaign_store.get_campaign(session, message.campaign_id)
+    now = utcnow()
+    if message.opened_at is None:
+        await record_open(session, message_id, settings)
+    if message.clicked_at is None:
+        message.clicked_at = now
+    session.add(message)
+    shared.add(
+        session,
+        Click(
+            message_id=message.id,
+            campaign_id=message.campaign_id,
+            customer_id=message.customer_id,
+            url=url[:2048],
+            clicked_at=now,
+        ),
+    )
+    if message.customer_id is not None:
+        publish(session, CampaignMessageClicked(**_event_fields(message), url=url), settings)
+    return with_utm(
+        url,
+        source="rapport",
+        medium=message.channel,
+        campaign=_slug(campaign.name) if campaign else message.campaign_id,
+        content=message.variant,
+    )
+
+
+async def unsubscribe(
+    session: AsyncSession,
+    customer_id: str,
+    channel: str,
+    message_id: str | None,
+    settings: Settings,
+) -> bool:
+    """Suppress the channel now, stop journeys on it, and queue the revocation for profile."""
+    resolved = await resolve(session, customer_id)
+    if resolved is None or channel not in shared.CHANNELS:
+        return False
+    if await audience_service.suppress_channel(session, resolved, channel):
+        shared.add(
+            session, Unsubscribe(customer_id=resolved, channel=channel, message_id=message_id)
+        )
+        await journey_service.stop_journeys(session, resolved, channel)
+        await session.flush()
+        await segment_service.reevaluate(session, resolved, {"consent"}, settings)
+    return True
+
+
+async def claim_unsynced_unsubscribes(
+    session: AsyncSession, lease_s: float, limit: int = 100
+) -> list[Unsubscribe]:
+    """Unsubscribes profile has not recorded yet, leased to this worker for `lease_s`."""
+    now = utcnow()
+    return await store.claim_unsynced_unsubscribes(
+        session, now, limit, now + timedelta(seconds=lease_s)
+    )
+
+
+async def unsubscribe_synced(session: AsyncSession, unsubscribe_id: int, error: str | None) -> None:
+    """Profile recorded the revocation (or cannot: `error`); stop retrying."""
+    row = await session.get(Unsubscribe, unsubscribe_id)
+    if row is not None:
+        row.synced_at = utcnow()
+        row.attempts += 1
+        row.last_error = error[:500] if error else None
+        session.add(row)
+
+
+async def unsubscribe_failed(session: AsyncSession, unsubscribe_id: int, error: str) -> None:
+    """Profile did not answer: try again later, backing off up to an hour."""
+    row = await session.get(Unsubscribe, unsubscribe_id)
+    if row is not None:
+        row.attempts += 1
+        row.last_error = error[:500]
+        row.next_attempt_at = utcnow() + timedelta(seconds=min(2**row.attempts, 3600))
+        session.add(row)
+
+
+async def attribute_order(
+    session: AsyncSession, customer_id: str, event: OrderCompleted, settings: Settings
+) -> Conversion | None:
+    """Credit the order to a campaign message: its offer code, else a click in the window."""
+    order_key = f"{customer_id}:{event.order_id}"[:200]
+    if await store.conversion_for_order(session, order_key) is not None:
+        return None
+    ordered_at = utc(event.occurred_at)
+    message: Message | None = None
+    touch = "offer_code"
+    if event.coupon:
+        coded = await messaging_store.message_by_offer_code(session, event.coupon.upper())
+        if coded is not None:
+            if coded.redeemed_at is None:
+                coded.redeemed_at = ordered_at
+                coded.redeemed_order_id = event.order_id[:128]
+                session.add(coded)
+            if coded.customer_id == customer_id:
+                message = coded
+    if message is None:
+        message = await _clicked_message(session, customer_id, ordered_at, settings)
+        touch = "click"
+    if message is None:
+        return None
+    conversion = Conversion(
+        order_key=order_key,
+        order_id=event.order_id[:128],
+        message_id=message.id,
+        campaign_id=message.campaign_id,
+        customer_id=customer_id,
+        variant=message.variant,
+        revenue=event.revenue,
+        currency=event.currency[:8],
+        model=settings.attribution_model,
+        touch=touch,
+        occurred_at=ordered_at,
+    )
+    shared.add(session, conversion)
+    publish(
+        session,
+        CampaignConversionAttributed(
+            customer_id=customer_id,
+            campaign_id=message.campaign_id,
+            message_id=message.id,
+            order_id=event.order_id,
+            revenue=event.revenue,
+            currency=event.currency,
+            model=settings.attribution_model,
+        ),
+        settings,
+    )
+    return conversion
+
+
+async def _clicked_message(
+    session: AsyncSession, customer_id: str, ordered_at: datetime, settings: Settings
+) -> Message | None:
+    """The clicked message credited under the attribution model, within its campaign's window."""
+    longest = max(settings.attribution_window_hours, 24 * 365)
+    clicks = await store.clicks_between(
+        session, customer_id, ordered_at - timedelta(hours=longest), ordered_at
+    )
+    windows: dict[str, float] = {}
+    eligible = []
+    for click in clicks:
+        if click.campaign_id not in windows:
+            campaign = await campaign_store.get_campaign(session, click.campaign_id)
+            windows[click.campaign_id] = (
+                campaign.attribution_window_hours
+                if campaign is not None and campaign.attribution_window_hours
+                else settings.attribution_window_hours
+            )
+        if utc(click.clicked_at) >= ordered_at - timedelta(hours=windows[click.campaign_id]):
+            eligible.append(click)
+    if not eligible:
+        return None
+    chosen = eligible[-1] if settings.attribution_model == "last_touch" else eligible[0]
+    return await messaging_store.get_message(session, chosen.message_id)
