@@ -13,6 +13,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,13 +44,15 @@ from rapport_partner_share.main import create_app as create_partner_share
 from rapport_partner_share.settings import Settings as PartnerShareSettings
 from rapport_profile.main import create_app as create_profile
 from rapport_profile.settings import Settings as ProfileSettings
+from rapport_sales.main import create_app as create_sales
+from rapport_sales.settings import Settings as SalesSettings
 from rapport_support.main import create_app as create_support
 from rapport_support.settings import Settings as SupportSettings
 
 pytestmark = pytest.mark.processes
 
 AUTH = {"Authorization": f"Bearer {DEV_TOKEN}"}
-SERVICES = ["profile", "campaign", "support", "partner-share"]
+SERVICES = ["profile", "campaign", "support", "partner-share", "sales"]
 EXAMPLES_PER_OPERATION = 20
 CHECKS = [
     not_a_server_error,
@@ -58,6 +61,8 @@ CHECKS = [
     response_schema_conformance,
 ]
 TEARDOWN_DRAIN_S = 15.0
+# Sales takes a raw e-mail (RFC 5322) as the body of POST /emails: sent as bytes, like a file.
+schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 READY_TIMEOUT_S = 30.0
 
 
@@ -148,6 +153,13 @@ def _settings(name: str, database_url: str, kafka: KafkaSettings, peers: dict[st
         )
     if name == "support":
         return SupportSettings(**common)
+    if name == "sales":
+        return SalesSettings(
+            **common,
+            profile_url=peers["profile"],
+            profile_timeout_s=2.0,
+            documents_dir=peers["documents_dir"],
+        )
     return PartnerShareSettings(
         **common, profile_url=peers["profile"], profile_timeout_s=2.0, webhook_timeout_s=2.0
     )
@@ -158,6 +170,7 @@ CREATE_APP: dict[str, Callable[[Any], FastAPI]] = {
     "campaign": create_campaign,
     "support": create_support,
     "partner-share": create_partner_share,
+    "sales": create_sales,
 }
 
 
@@ -190,6 +203,24 @@ def _seed(service: RunningService) -> None:
             "journey_id",
         )
         service.known_ids["customer_id"] = "c-1"
+    elif service.name == "sales":
+        account = service.seed("/accounts", {"name": "Fuzz coffee"}, "account_id")
+        service.seed(
+            "/opportunities",
+            {"account_id": account["id"], "name": "Fuzz: espresso", "amount": "1200.00"},
+            "opportunity_id",
+        )
+        service.seed(
+            "/tasks",
+            {
+                "subject": "Call",
+                "account_id": account["id"],
+                "owner": "rep:grace",
+                "due_at": "2030-01-01T09:00:00Z",
+            },
+            "task_id",
+        )
+        service.known_ids["customer_id"] = "c-1"
     elif service.name == "support":
         ticket = service.seed("/tickets", {"customer_id": "c-1", "subject": "Hi"}, "ticket_id")
         service.known_ids["customer_id"] = ticket["customer_id"]
@@ -211,7 +242,10 @@ def _seed(service: RunningService) -> None:
 
 @pytest.fixture(params=SERVICES)
 def running_service(
-    request: pytest.FixtureRequest, database_url: str, kafka_settings: KafkaSettings
+    request: pytest.FixtureRequest,
+    database_url: str,
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
 ) -> Iterator[RunningService]:
     """One service on its own event loop thread, with real peers where it calls out."""
     name: str = request.param
@@ -226,7 +260,12 @@ def running_service(
         webhook_url = stack.enter_context(
             portal.wrap_async_context_manager(serve(WebhookReceiver().app()))
         )
-        peers = {"profile": profile_url, "webhook": f"{webhook_url}/hook", "smtp_port": smtp.port}
+        peers = {
+            "profile": profile_url,
+            "webhook": f"{webhook_url}/hook",
+            "smtp_port": smtp.port,
+            "documents_dir": str(tmp_path / "documents"),
+        }
         app = CREATE_APP[name](_settings(name, database_url, kafka_settings, peers))
         stack.enter_context(portal.wrap_async_context_manager(app.router.lifespan_context(app)))
         client = httpx.AsyncClient(

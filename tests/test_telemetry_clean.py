@@ -64,11 +64,19 @@ def _partner_share(url: str, kafka: KafkaSettings) -> FastAPI:
     return create_app(Settings(database_url=url, kafka=kafka, worker_poll_interval_s=0.2))
 
 
+def _sales(url: str, kafka: KafkaSettings) -> FastAPI:
+    from rapport_sales.main import create_app
+    from rapport_sales.settings import Settings
+
+    return create_app(Settings(database_url=url, kafka=kafka))
+
+
 SERVICES = [
     ServiceCase("profile", _profile, "/customers?limit=1"),
     ServiceCase("campaign", _campaign, "/segments"),
     ServiceCase("support", _support, "/tickets"),
     ServiceCase("partner-share", _partner_share, "/partners"),
+    ServiceCase("sales", _sales, "/accounts"),
 ]
 
 

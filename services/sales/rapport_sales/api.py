@@ -21,7 +21,7 @@ from rapport_sales import (
     timeline,
 )
 from rapport_sales.deps import Cursor, Limit, ProfileDep, SessionDep, SettingsDep, require_token
-from rapport_sales.errors import InvalidRequest
+from rapport_sales.errors import CONFLICT, REFERENCE_NOT_FOUND, UNSUPPORTED_TYPE, InvalidRequest
 from rapport_sales.paging import Page
 from rapport_sales.schemas import (
     AccountCreate,
@@ -134,7 +134,7 @@ async def account_timeline(
 # --- pipelines and opportunities -------------------------------------------------------------
 
 
-@router.post("/pipelines", status_code=201, tags=["pipelines"])
+@router.post("/pipelines", status_code=201, tags=["pipelines"], responses=CONFLICT)
 async def create_pipeline(body: PipelineCreate, session: SessionDep) -> PipelinePublic:
     """A pipeline with ordered stages and a win probability per stage."""
     return await opportunities.create_pipeline(session, body)
@@ -152,7 +152,9 @@ async def read_pipeline(pipeline_id: PathId, session: SessionDep) -> PipelinePub
     return await opportunities.pipeline_view(session, pipeline_id)
 
 
-@router.post("/opportunities", status_code=201, tags=["opportunities"])
+@router.post(
+    "/opportunities", status_code=201, tags=["opportunities"], responses=REFERENCE_NOT_FOUND
+)
 async def create_opportunity(
     body: OpportunityCreate, session: SessionDep, settings: SettingsDep
 ) -> OpportunityPublic:
@@ -193,7 +195,7 @@ async def read_opportunity(opportunity_id: PathId, session: SessionDep) -> Oppor
     return await opportunities.opportunity_view(session, found)
 
 
-@router.patch("/opportunities/{opportunity_id}", tags=["opportunities"])
+@router.patch("/opportunities/{opportunity_id}", tags=["opportunities"], responses=CONFLICT)
 async def update_opportunity(
     opportunity_id: PathId, body: OpportunityUpdate, session: SessionDep, settings: SettingsDep
 ) -> OpportunityPublic:
@@ -203,7 +205,7 @@ async def update_opportunity(
     )
 
 
-@router.post("/opportunities/{opportunity_id}/win", tags=["opportunities"])
+@router.post("/opportunities/{opportunity_id}/win", tags=["opportunities"], responses=CONFLICT)
 async def win_opportunity(
     opportunity_id: PathId,
     session: SessionDep,
@@ -217,7 +219,7 @@ async def win_opportunity(
     )
 
 
-@router.post("/opportunities/{opportunity_id}/lose", tags=["opportunities"])
+@router.post("/opportunities/{opportunity_id}/lose", tags=["opportunities"], responses=CONFLICT)
 async def lose_opportunity(
     opportunity_id: PathId, body: OpportunityLose, session: SessionDep, settings: SettingsDep
 ) -> OpportunityPublic:
@@ -228,7 +230,7 @@ async def lose_opportunity(
 # --- reports ---------------------------------------------------------------------------------
 
 
-@router.get("/reports/pipeline", tags=["reports"])
+@router.get("/reports/pipeline", tags=["reports"], responses=REFERENCE_NOT_FOUND)
 async def pipeline_report(
     session: SessionDep,
     pipeline_id: Annotated[str, Query(max_length=64)] = opportunities.DEFAULT_PIPELINE,
@@ -286,7 +288,7 @@ async def win_rate_report(
 # --- activities ------------------------------------------------------------------------------
 
 
-@router.post("/activities", status_code=201, tags=["activities"])
+@router.post("/activities", status_code=201, tags=["activities"], responses=REFERENCE_NOT_FOUND)
 async def log_activity(
     body: ActivityCreate, session: SessionDep, settings: SettingsDep
 ) -> ActivityPublic:
@@ -308,7 +310,7 @@ async def list_activities(
     )
 
 
-@router.post("/tasks", status_code=201, tags=["activities"])
+@router.post("/tasks", status_code=201, tags=["activities"], responses=REFERENCE_NOT_FOUND)
 async def create_task(
     body: TaskCreate, session: SessionDep, settings: SettingsDep
 ) -> ActivityPublic:
@@ -330,7 +332,7 @@ async def update_task(task_id: PathId, body: TaskUpdate, session: SessionDep) ->
     return await activities.update_task(session, task_id, body)
 
 
-@router.post("/meetings", status_code=201, tags=["activities"])
+@router.post("/meetings", status_code=201, tags=["activities"], responses=REFERENCE_NOT_FOUND)
 async def create_meeting(
     body: MeetingCreate, session: SessionDep, settings: SettingsDep
 ) -> ActivityPublic:
@@ -368,7 +370,13 @@ RAW_EMAIL = {
 }
 
 
-@router.post("/emails", status_code=201, tags=["activities"], openapi_extra=RAW_EMAIL)
+@router.post(
+    "/emails",
+    status_code=201,
+    tags=["activities"],
+    openapi_extra=RAW_EMAIL,
+    responses={**REFERENCE_NOT_FOUND, **UNSUPPORTED_TYPE},
+)
 async def log_email(
     request: Request,
     session: SessionDep,
@@ -396,7 +404,13 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
     return bytes(received)
 
 
-@router.post("/documents", status_code=201, tags=["activities"], openapi_extra=RAW_DOCUMENT)
+@router.post(
+    "/documents",
+    status_code=201,
+    tags=["activities"],
+    openapi_extra=RAW_DOCUMENT,
+    responses={**REFERENCE_NOT_FOUND, **UNSUPPORTED_TYPE},
+)
 async def attach_document(
     request: Request,
     session: SessionDep,

@@ -24,7 +24,7 @@ async def account_timeline(
     )
     items = [
         TimelineItem(
-            at=item.occurred_at,
+            at=aware(item.occurred_at),
             source="sales",
             type=f"activity.{item.kind}",
             customer_id=item.customer_ids[0] if item.customer_ids else None,
@@ -51,7 +51,7 @@ async def _stage_changes(session: AsyncSession, account_id: str, limit: int) -> 
     )
     return [
         TimelineItem(
-            at=change.changed_at,
+            at=aware(change.changed_at),
             source="sales",
             type="opportunity.stage",
             customer_id=opportunity.customer_id,
@@ -74,7 +74,7 @@ def _foreign(entry: dict[str, Any]) -> bool:
 def _from_profile(customer_id: str, entry: dict[str, Any]) -> TimelineItem:
     data = entry.get("data")
     return TimelineItem(
-        at=datetime.fromisoformat(str(entry.get("occurred_at"))),
+        at=aware(datetime.fromisoformat(str(entry.get("occurred_at")))),
         source="profile",
         type=str(entry.get("type", "")),
         customer_id=customer_id,
