@@ -48,7 +48,7 @@ LEAF_LAYERS = (
 
 
 def _frame_name(frame: str) -> str:
-    """`read_customer (rapport_profile/api.py:160)` as `read_customer (rapport_profile/api.py)`."""
+    """`read_customer (customers/api.py:60)` as `read_customer (customers/api.py)`."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "rapport/", "/lib/python3.11/"):

@@ -139,7 +139,7 @@ class TestExamples:
     def test_request_examples_are_accepted_as_they_are(self) -> None:
         from rapport_campaign.campaigns.models import CampaignCreate
         from rapport_partner_share.partners.models import PartnerCreate, PartnerCreated
-        from rapport_profile.models import CustomerCreate, CustomerPublic
+        from rapport_profile.customers.models import CustomerCreate, CustomerPublic
         from rapport_support.tickets.models import TicketCreate
 
         models = (CustomerCreate, CustomerPublic, TicketCreate, PartnerCreate, PartnerCreated)
@@ -149,13 +149,13 @@ class TestExamples:
                 model.model_validate(example)
 
     def test_tracking_examples_parse_as_segment_messages(self) -> None:
-        from rapport_profile import tracking
-        from rapport_profile.tracking_docs import EXAMPLES
+        from rapport_profile.tracking.docs import EXAMPLES
+        from rapport_profile.tracking.parsing import parse_messages
 
         for kind, example in EXAMPLES.items():
-            messages = tracking.parse_messages(example, None if kind == "batch" else kind)
+            messages = parse_messages(example, None if kind == "batch" else kind)
             assert messages, kind
-        assert len(tracking.parse_messages(EXAMPLES["batch"], None)) == 5
+        assert len(parse_messages(EXAMPLES["batch"], None)) == 5
 
     def test_the_tracking_reply_has_an_example(self) -> None:
         openapi = _app("profile").openapi()

@@ -18,16 +18,12 @@ from rapport_campaign.segments.models import MemberPage, SegmentPublic
 from rapport_console import testing
 from rapport_partner_share.ledger.models import DisclosurePage
 from rapport_partner_share.partners.models import PartnerPublic
-from rapport_profile.analytics import ForecastReply, TiersReply, TrendsReply
-from rapport_profile.models import (
-    ConsentReceipt,
-    CustomerDetail,
-    CustomerPage,
-    ErasureStatus,
-    ExportReply,
-    MetricsPublic,
-    TimelinePage,
-)
+from rapport_profile.analytics.models import MetricsPublic
+from rapport_profile.analytics.service import ForecastReply, TiersReply, TrendsReply
+from rapport_profile.consents.models import ConsentReceipt
+from rapport_profile.customers.models import CustomerDetail, CustomerPage
+from rapport_profile.gdpr.models import ErasureStatus, ExportReply
+from rapport_profile.timeline.models import TimelinePage
 from rapport_support.customers.models import SupportContext
 from rapport_support.mentions.models import MentionDetail, MentionPublic, ReplyPublic
 from rapport_support.shared import Page

@@ -20,14 +20,17 @@ from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
 )
-from rapport_profile import gdpr, projection
+from rapport_profile.analytics import projection as analytics_projection
+from rapport_profile.customers import projection as customer_projection
+from rapport_profile.gdpr import service as gdpr_service
 from rapport_profile.settings import Settings
+from rapport_profile.timeline import projection as timeline_projection
 
 
 @batch
 async def on_events(envelopes: Sequence[Envelope], session: AsyncSession) -> None:
     """Whatever any service published about a customer goes on their timeline."""
-    await projection.record_timeline(session, envelopes)
+    await timeline_projection.record_timeline(session, envelopes)
 
 
 @batch
@@ -35,13 +38,13 @@ async def on_orders(
     events: Sequence[OrderCompleted], session: AsyncSession, settings: Settings
 ) -> None:
     """Orders move the customers' metrics; each customer's new value is published once."""
-    await projection.record_orders(session, events, settings.kafka.topic)
+    await analytics_projection.record_orders(session, events, settings.kafka.topic)
 
 
 @batch
 async def on_loyalty_points(events: Sequence[LoyaltyPointsEarned], session: AsyncSession) -> None:
     """Points change the loyalty balances."""
-    await projection.record_points(session, events)
+    await analytics_projection.record_points(session, events)
 
 
 @batch
@@ -49,7 +52,7 @@ async def on_segment_changes(
     events: Sequence[SegmentEntered | SegmentExited], session: AsyncSession
 ) -> None:
     """Segment membership, for search by segment."""
-    await projection.record_segments(session, events)
+    await customer_projection.record_segments(session, events)
 
 
 @batch
@@ -57,20 +60,20 @@ async def on_disclosures(
     events: Sequence[PartnerDataDisclosed], envelopes: Sequence[Envelope], session: AsyncSession
 ) -> None:
     """The partner disclosure ledger of the customers."""
-    await projection.record_disclosures(session, events, envelopes)
+    await timeline_projection.record_disclosures(session, events, envelopes)
 
 
 async def on_erased_event(envelope: Envelope, session: AsyncSession) -> None:
     """customer.erased on the timeline, one at a time like its purge."""
-    await projection.record_timeline(session, [envelope])
+    await timeline_projection.record_timeline(session, [envelope])
 
 
 async def on_customer_erased(
     event: CustomerErased, envelope: Envelope, session: AsyncSession
 ) -> None:
     """Make sure nothing about an erased customer remains, the outbox included."""
-    await gdpr.purge(session, event.customer_id)
-    await gdpr.purge_published(session, event.customer_id, envelope.id)
+    await gdpr_service.purge(session, event.customer_id)
+    await gdpr_service.purge_published(session, event.customer_id, envelope.id)
     checkpoint_after_commit(session)
 
 

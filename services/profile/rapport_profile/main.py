@@ -16,11 +16,18 @@ from rapport_events.http import (
 )
 from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
-from rapport_profile import api, forecasts, tracking_docs
-from rapport_profile.forecasts import FitWorker, Forecaster
+from rapport_profile.analytics import api as analytics_api
+from rapport_profile.analytics import forecasts
+from rapport_profile.consents import api as consent_api
+from rapport_profile.customers import api as customer_api
+from rapport_profile.gdpr import api as gdpr_api
 from rapport_profile.handlers import HANDLERS
+from rapport_profile.identity import api as identity_api
 from rapport_profile.settings import Settings, get_settings
-from rapport_profile.tracking_edge import SegmentErrors, TrackingCors
+from rapport_profile.timeline import api as timeline_api
+from rapport_profile.tracking import api as tracking_api
+from rapport_profile.tracking import docs as tracking_docs
+from rapport_profile.tracking import edge as tracking_edge
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_profile"
@@ -63,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         engine = runtime.engine
         app.state.http = httpx.AsyncClient(timeout=settings.peer_timeout_s)
-        forecaster = Forecaster(runtime.sessions, FitWorker())
+        forecaster = forecasts.Forecaster(runtime.sessions, forecasts.FitWorker())
         # Before the service is ready: the first forecast call reads a stored model
         # instead of waiting for the import and a fit.
         await forecaster.load()
@@ -96,12 +103,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tracking_docs.document(app)
     install_error_handlers(app)
     # Outside the size limit, so its 413 gets Segment's shape and CORS headers too.
-    app.add_middleware(SegmentErrors)
-    app.add_middleware(TrackingCors, origins=settings.tracking_cors_origins)
+    app.add_middleware(tracking_edge.SegmentErrors)
+    app.add_middleware(tracking_edge.TrackingCors, origins=settings.tracking_cors_origins)
     instrument_app(app)
     app.include_router(health_router())
-    app.include_router(api.router)
-    app.include_router(api.tracking_router)
+    # In this order, the paths of /openapi.json keep theirs.
+    for domain in (customer_api, consent_api, identity_api, timeline_api, gdpr_api, analytics_api):
+        app.include_router(domain.router)
+    app.include_router(tracking_api.router)
     return app
 
 

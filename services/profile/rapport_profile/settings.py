@@ -13,7 +13,7 @@ from rapport_events.environment import (
 )
 from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
 from rapport_events.settings import KafkaSettings
-from rapport_profile.privacy_signals import DEFAULT_SHARING_CATEGORIES
+from rapport_profile.consents import privacy_signals
 
 __all__ = ["DEVELOPMENT_TOKEN", "DEVELOPMENT_WRITE_KEY", "Settings", "get_settings"]
 
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         description="ISO 4217 code of orders and carts tracked without a currency",
     )
     sharing_consent_categories: list[str] = Field(
-        default=list(DEFAULT_SHARING_CATEGORIES),
+        default=list(privacy_signals.DEFAULT_SHARING_CATEGORIES),
         max_length=32,
         description="Consent categories (ids in Segment's context.consent.categoryPreferences)"
         " whose refusal refuses sale and sharing with partners",

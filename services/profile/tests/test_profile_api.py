@@ -24,8 +24,8 @@ from rapport_events.testing.harness import (
     wait_until_ready,
 )
 from rapport_events.types import SegmentEntered, SegmentExited
+from rapport_profile.customers.models import Customer
 from rapport_profile.main import create_app
-from rapport_profile.models import Customer
 from rapport_profile.settings import DEVELOPMENT_TOKEN, Settings
 
 TOKEN = "profile-test-token"

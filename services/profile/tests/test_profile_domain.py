@@ -29,26 +29,29 @@ from rapport_events.types import (
     SocialReplySent,
     TicketOpened,
 )
-from rapport_profile import (
-    analytics,
-    forecasts,
-    gdpr,
-    projection,
-    service,
-    store,
-    timeline,
-    tracking,
-)
+from rapport_profile.analytics import projection as analytics_projection
+from rapport_profile.analytics import service as analytics_service
+from rapport_profile.analytics import store as analytics_store
+from rapport_profile.analytics.forecasts import FitWorker, Forecaster, Key
+from rapport_profile.analytics.service import NotEnoughHistory
+from rapport_profile.consents import service as consent_service
+from rapport_profile.consents.models import ConsentUpdate
+from rapport_profile.customers import service as customer_service
+from rapport_profile.customers import store as customer_store
+from rapport_profile.customers.models import Customer, CustomerCreate
+from rapport_profile.errors import Conflict, InvalidRequest
+from rapport_profile.gdpr import service as gdpr_service
 from rapport_profile.handlers import HANDLERS
+from rapport_profile.identity import service as identity_service
+from rapport_profile.identity.models import Identity
 from rapport_profile.main import MIGRATIONS
-from rapport_profile.models import (
-    ConsentUpdate,
-    Customer,
-    CustomerCreate,
-    Identity,
-    TrackedMessage,
-)
 from rapport_profile.settings import Settings
+from rapport_profile.shared import publish
+from rapport_profile.timeline import service as timeline_service
+from rapport_profile.tracking import identify as tracking_identify
+from rapport_profile.tracking import service as tracking_service
+from rapport_profile.tracking.models import TrackedMessage
+from rapport_profile.tracking.parsing import ANONYMOUS, USER, BadTrackingCall, Message
 
 TOPIC = "rapport.test-profile-domain"
 VALUE_CHANGED = "rapport.customer.value.changed.v1"
@@ -67,7 +70,7 @@ async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
 async def register(sessions: SessionFactory, email: str, **fields: Any) -> str:
     values = {"email": email, "first_name": "F", "last_name": "L", **fields}
     async with transaction(sessions) as session:
-        customer = await service.register_customer(
+        customer = await customer_service.register_customer(
             session, CustomerCreate.model_validate(values), topic=TOPIC
         )
     return customer.id
@@ -111,7 +114,7 @@ async def published(sessions: SessionFactory) -> list[Envelope]:
 
 async def consent(sessions: SessionFactory, customer_id: str, **body: Any) -> None:
     async with transaction(sessions) as session:
-        await service.set_consent(
+        await consent_service.set_consent(
             session, customer_id, ConsentUpdate.model_validate(body), topic=TOPIC
         )
 
@@ -125,8 +128,8 @@ class TestTimeline:
         await deliver(sessions, order(ada, "o-1", "10", DAY + timedelta(hours=1)), "e-2")
 
         async with sessions() as session:
-            page = await timeline.page(session, ada, types=[], limit=10, cursor=None)
-            tickets = await timeline.page(
+            page = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
+            tickets = await timeline_service.page(
                 session, ada, types=["ticket.opened"], limit=10, cursor=None
             )
 
@@ -145,7 +148,7 @@ class TestTimeline:
         seen, cursor = [], None
         async with sessions() as session:
             while True:
-                page = await timeline.page(session, ada, types=[], limit=2, cursor=cursor)
+                page = await timeline_service.page(session, ada, types=[], limit=2, cursor=cursor)
                 seen += [item.id for item in page.items]
                 if (cursor := page.next_cursor) is None:
                     break
@@ -166,7 +169,7 @@ class TestTimeline:
         await deliver(sessions, disclosed, "d-1")
 
         async with sessions() as session:
-            rows = await timeline.disclosures(session, ada)
+            rows = await timeline_service.disclosures(session, ada)
         assert [(d.partner_name, d.slices, d.consent_version) for d in rows] == [
             ("Acme", ["contact"], 2)
         ]
@@ -182,15 +185,15 @@ class TestMerge:
         await deliver(sessions, order(ada, "o-2", "20", DAY), "e-2")
 
         async with transaction(sessions) as session:
-            await service.merge_customers(
+            await identity_service.merge_customers(
                 session, ada, dupe, reason="manual", actor="rep", topic=TOPIC
             )
         await deliver(sessions, order(dupe, "o-3", "50", DAY + timedelta(days=1)), "e-3")
 
         async with sessions() as session:
-            page = await timeline.page(session, ada, types=[], limit=10, cursor=None)
-            metrics = await analytics.customer_metrics(session, ada)
-            merged = await service.get_customer(session, dupe)
+            page = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
+            metrics = await analytics_service.customer_metrics(session, ada)
+            merged = await customer_service.get_customer(session, dupe)
         assert {item.id for item in page.items} == {"e-1", "e-2", "e-3"}
         assert (metrics.orders, metrics.revenue) == (3, Decimal("100.00"))
         assert (merged.status, merged.merged_into) == ("merged", ada)
@@ -225,11 +228,11 @@ class TestMerge:
         await consent(sessions, dupe, purpose="marketing", channel="sms", granted=True)
 
         async with transaction(sessions) as session:
-            await service.merge_customers(
+            await identity_service.merge_customers(
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
             )
         async with sessions() as session:
-            receipt = await service.consent_receipt(session, ada)
+            receipt = await consent_service.consent_receipt(session, ada)
 
         state = {
             (c.purpose, c.channel, c.partner_id): (c.granted, c.slices) for c in receipt.consents
@@ -255,21 +258,21 @@ class TestMerge:
         await deliver(sessions, order(dupe, "o-1", "30", DAY), "e-1")
         await deliver(sessions, order(ada, "o-2", "20", DAY), "e-2")
         async with transaction(sessions) as session:
-            await service.merge_customers(
+            await identity_service.merge_customers(
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
             )
         await deliver(sessions, order(dupe, "o-3", "5", DAY), "e-3")
 
         async with transaction(sessions) as session:
-            await service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
+            await identity_service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
 
         async with sessions() as session:
-            theirs = await timeline.page(session, dupe, types=[], limit=10, cursor=None)
-            mine = await timeline.page(session, ada, types=[], limit=10, cursor=None)
-            restored = await service.get_customer(session, dupe)
-            their_metrics = await analytics.customer_metrics(session, dupe)
-            their_consents = await service.consent_receipt(session, dupe)
-            my_consents = await service.consent_receipt(session, ada)
+            theirs = await timeline_service.page(session, dupe, types=[], limit=10, cursor=None)
+            mine = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
+            restored = await customer_service.get_customer(session, dupe)
+            their_metrics = await analytics_service.customer_metrics(session, dupe)
+            their_consents = await consent_service.consent_receipt(session, dupe)
+            my_consents = await consent_service.consent_receipt(session, ada)
         assert {i.id for i in theirs.items} == {"e-1", "e-3"}
         assert {i.id for i in mine.items} == {"e-2"}
         assert (restored.status, restored.merged_into) == ("active", None)
@@ -292,17 +295,17 @@ class TestMerge:
         await consent(sessions, ada, purpose="analytics", granted=True)
         await consent(sessions, dupe, purpose="analytics", granted=False)  # the merge revokes it
         async with transaction(sessions) as session:
-            await service.merge_customers(
+            await identity_service.merge_customers(
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
             )
         await consent(sessions, ada, purpose="marketing", channel="email", granted=False)
 
         async with transaction(sessions) as session:
-            await service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
+            await identity_service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
 
         async with sessions() as session:
-            mine = await service.consent_receipt(session, ada)
-            theirs = await service.consent_receipt(session, dupe)
+            mine = await consent_service.consent_receipt(session, ada)
+            theirs = await consent_service.consent_receipt(session, dupe)
         assert {(c.purpose, c.granted) for c in mine.consents} == {
             ("marketing", False),
             ("analytics", True),
@@ -316,24 +319,24 @@ class TestMerge:
     async def test_merging_into_itself_or_twice_is_refused(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
         dupe = await register(sessions, "grace@example.com")
-        with pytest.raises(service.InvalidRequest):
+        with pytest.raises(InvalidRequest):
             async with transaction(sessions) as session:
-                await service.merge_customers(
+                await identity_service.merge_customers(
                     session, ada, ada, reason="manual", actor=None, topic=TOPIC
                 )
         async with transaction(sessions) as session:
-            await service.merge_customers(
+            await identity_service.merge_customers(
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
             )
-        with pytest.raises(service.Conflict):
+        with pytest.raises(Conflict):
             async with transaction(sessions) as session:
-                await service.merge_customers(
+                await identity_service.merge_customers(
                     session, ada, dupe, reason="manual", actor=None, topic=TOPIC
                 )
 
 
-def message(**fields: Any) -> tracking.Message:
-    return tracking.Message.model_validate(fields)
+def message(**fields: Any) -> Message:
+    return Message.model_validate(fields)
 
 
 class TestIdentityResolution:
@@ -348,8 +351,8 @@ class TestIdentityResolution:
             context={"campaign": {"source": "newsletter", "medium": "email"}},
         )
         async with transaction(sessions) as session:
-            await tracking.ingest(session, [visit], topic=TOPIC)
-        anonymous = tracking.pseudo_id(tracking.ANONYMOUS, "a-1")
+            await tracking_service.ingest(session, [visit], topic=TOPIC)
+        anonymous = tracking_identify.pseudo_id(ANONYMOUS, "a-1")
         for envelope in await published(sessions):
             await deliver(sessions, envelope.data, envelope.id)
 
@@ -367,7 +370,7 @@ class TestIdentityResolution:
             },
         )
         async with transaction(sessions) as session:
-            await tracking.ingest(session, [who], topic=TOPIC)
+            await tracking_service.ingest(session, [who], topic=TOPIC)
         events = await published(sessions)
         registered = next(e for e in events if e.type == "rapport.customer.registered.v2")
         ada = registered.data.customer_id
@@ -379,10 +382,10 @@ class TestIdentityResolution:
         assert (registered.data.city, registered.data.country) == ("Bath", "GB")  # type: ignore[attr-defined]
         assert (merged.data.customer_id, merged.data.merged_customer_id) == (ada, anonymous)  # type: ignore[attr-defined]
         async with sessions() as session:
-            page = await timeline.page(
+            page = await timeline_service.page(
                 session, ada, types=["interaction.tracked"], limit=5, cursor=None
             )
-            assert await service.resolve(session, anonymous) == ada
+            assert await identity_service.resolve(session, anonymous) == ada
         assert [item.data["kind"] for item in page.items] == ["page"]
 
     async def test_identify_with_a_known_email_folds_into_that_customer(
@@ -400,7 +403,7 @@ class TestIdentityResolution:
             message(type="track", anonymousId="a-9", event="Product Viewed", messageId="m-3"),
         ]
         async with transaction(sessions) as session:
-            await tracking.ingest(session, calls, topic=TOPIC)
+            await tracking_service.ingest(session, calls, topic=TOPIC)
 
         events = await published(sessions)
         tracked = [e for e in events if e.type == "rapport.interaction.tracked.v1"]
@@ -417,10 +420,10 @@ class TestIdentityResolution:
             type="identify", userId=grace, traits={"externalIds": {"pos": "P-1"}}, messageId="m-1"
         )
         async with transaction(sessions) as session:
-            await tracking.ingest(session, [call], topic=TOPIC)
+            await tracking_service.ingest(session, [call], topic=TOPIC)
 
         async with sessions() as session:
-            merged = await service.get_customer(session, grace)
+            merged = await customer_service.get_customer(session, grace)
         assert (merged.status, merged.merged_into) == ("merged", ada)
 
     async def test_identify_with_a_known_external_id_folds_into_its_holder(
@@ -437,11 +440,13 @@ class TestIdentityResolution:
             ),
         ]
         async with transaction(sessions) as session:
-            await tracking.ingest(session, calls, topic=TOPIC)
+            await tracking_service.ingest(session, calls, topic=TOPIC)
 
         async with sessions() as session:
-            everyone = await store.all_customers(session)
-            owner = await service.resolve(session, tracking.pseudo_id(tracking.USER, "u-5"))
+            everyone = await customer_store.all_customers(session)
+            owner = await identity_service.resolve(
+                session, tracking_identify.pseudo_id(USER, "u-5")
+            )
         merged = [e for e in await published(sessions) if e.type == "rapport.customer.merged.v1"]
         assert [c.id for c in everyone] == [ada]
         assert owner == ada
@@ -450,9 +455,9 @@ class TestIdentityResolution:
     async def test_a_repeated_message_id_is_applied_once(self, sessions: SessionFactory) -> None:
         call = message(type="track", anonymousId="a-1", event="Clicked", messageId="same")
         async with transaction(sessions) as session:
-            first = await tracking.ingest(session, [call, call], topic=TOPIC)
+            first = await tracking_service.ingest(session, [call, call], topic=TOPIC)
         async with transaction(sessions) as session:
-            second = await tracking.ingest(session, [call], topic=TOPIC)
+            second = await tracking_service.ingest(session, [call], topic=TOPIC)
         assert (first, second) == (1, 0)
         assert len(await published(sessions)) == 1
 
@@ -470,11 +475,13 @@ class TestBatches:
         start = len(await published(sessions))
 
         async with transaction(sessions) as session:
-            together = await tracking.ingest(session, mixed_calls("b-", *people["b-"]), topic=TOPIC)
+            together = await tracking_service.ingest(
+                session, mixed_calls("b-", *people["b-"]), topic=TOPIC
+            )
         singly = 0
         for call in mixed_calls("s-", *people["s-"]):
             async with transaction(sessions) as session:
-                singly += await tracking.ingest(session, [call], topic=TOPIC)
+                singly += await tracking_service.ingest(session, [call], topic=TOPIC)
         events = (await published(sessions))[start:]
         for envelope in events:
             await deliver(sessions, envelope.data, envelope.id)
@@ -504,10 +511,10 @@ class TestBatches:
         bob = await register(sessions, "bob@example.com")
         visit = message(type="page", anonymousId="a-7", name="Home", messageId="m-0")
         async with transaction(sessions) as session:
-            await tracking.ingest(session, [visit], topic=TOPIC)
-        for erased in (ada, tracking.pseudo_id(tracking.ANONYMOUS, "a-7")):
+            await tracking_service.ingest(session, [visit], topic=TOPIC)
+        for erased in (ada, tracking_identify.pseudo_id(ANONYMOUS, "a-7")):
             async with transaction(sessions) as session:
-                await gdpr.forget(session, erased, ["profile"])
+                await gdpr_service.forget(session, erased, ["profile"])
         start = len(await published(sessions))
         batch = [
             message(type="track", userId=ada, event="Late", messageId="m-1"),
@@ -518,7 +525,7 @@ class TestBatches:
         ]
 
         async with transaction(sessions) as session:
-            applied = await tracking.ingest(session, batch, topic=TOPIC)
+            applied = await tracking_service.ingest(session, batch, topic=TOPIC)
 
         events = (await published(sessions))[start:]
         async with sessions() as session:
@@ -551,9 +558,9 @@ class TestBatches:
         ]
 
         async with transaction(sessions) as session:
-            applied = [await tracking.ingest(session, first, topic=TOPIC)]
+            applied = [await tracking_service.ingest(session, first, topic=TOPIC)]
         async with transaction(sessions) as session:
-            applied.append(await tracking.ingest(session, second, topic=TOPIC))
+            applied.append(await tracking_service.ingest(session, second, topic=TOPIC))
 
         events = (await published(sessions))[start:]
         assert applied == [3, 1]
@@ -576,7 +583,7 @@ class TestBatches:
             ]
             with executed(sessions) as sql:
                 async with transaction(sessions) as session:
-                    assert await tracking.ingest(session, batch, topic=TOPIC) == count
+                    assert await tracking_service.ingest(session, batch, topic=TOPIC) == count
             return len(sql)
 
         assert await statements(10, 0) == await statements(100, 100)
@@ -592,19 +599,19 @@ class TestBatches:
         await deliver(sessions, tracked, "e-1")
 
         async with sessions() as session:
-            page = await timeline.page(session, ada, types=[], limit=10, cursor=None)
+            page = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
         assert [s.split()[0] for s in sql if not s.startswith("BEGIN")] == ["SELECT", "INSERT"]
         assert [item.id for item in page.items].count("e-1") == 1
 
 
-def mixed_calls(run: str, ada: str, bob: str) -> list[tracking.Message]:
+def mixed_calls(run: str, ada: str, bob: str) -> list[Message]:
     """Identify, alias and track calls about several people, some found to be one.
 
     `run` prefixes every id and e-mail, so two runs can share a database.
     """
     email, cpc, social = ({"campaign": {"medium": m}} for m in ("email", "cpc", "social"))
 
-    def call(n: int, kind: str, **fields: Any) -> tracking.Message:
+    def call(n: int, kind: str, **fields: Any) -> Message:
         return message(type=kind, messageId=f"{run}{n}", **fields)
 
     a1, a2, a5, a6, a7 = (f"{run}a-{n}" for n in (1, 2, 5, 6, 7))
@@ -642,7 +649,7 @@ async def outcome(
 ) -> dict[str, Any]:
     """What one run of `mixed_calls` left, in names that do not depend on the run."""
     async with sessions() as session:
-        grace = await store.find_by_email(session, f"{run}grace@x.io")
+        grace = await customer_store.find_by_email(session, f"{run}grace@x.io")
         assert grace is not None
         names = {ada: "ada", bob: "bob", grace.id: "grace"}
 
@@ -672,7 +679,7 @@ async def outcome(
         ids = {v: k for k, v in names.items()} | {f"user:{run}u-4": f"user:{run}u-4"}
         timelines = {}
         for owner in owners:
-            page = await timeline.page(
+            page = await timeline_service.page(
                 session, ids[owner], types=["interaction.tracked"], limit=100, cursor=None
             )
             timelines[name(owner)] = sorted(
@@ -717,7 +724,7 @@ def executed(sessions: SessionFactory) -> Iterator[list[str]]:
 class TestSegmentNames:
     def test_ecommerce_survey_and_loyalty_events_map_to_domain_events(self) -> None:
         def one(event: str, **properties: Any) -> Any:
-            [mapped] = tracking.events_for(
+            [mapped] = tracking_service.events_for(
                 message(type="track", userId="u", event=event, properties=properties), "c-1", DAY
             )
             return mapped
@@ -758,7 +765,7 @@ class TestSegmentNames:
         assert (other.kind, other.name) == ("track", "Video Played")
 
     def test_a_sku_is_kept_next_to_the_product_id(self) -> None:
-        [completed] = tracking.events_for(
+        [completed] = tracking_service.events_for(
             message(
                 type="track",
                 userId="u",
@@ -782,7 +789,7 @@ class TestSegmentNames:
     def test_an_order_or_cart_without_a_currency_is_in_the_shops_currency(self) -> None:
         def mapped(event: str, **properties: Any) -> Any:
             call = message(type="track", userId="u", event=event, properties=properties)
-            [one] = tracking.events_for(call, "c-1", DAY, currency="GBP")
+            [one] = tracking_service.events_for(call, "c-1", DAY, currency="GBP")
             return one
 
         assert mapped("Order Completed", order_id="o-1", revenue=10).currency == "GBP"
@@ -800,8 +807,8 @@ class TestSegmentNames:
             Settings(environment="development", default_currency="pounds")
 
     def test_a_negative_revenue_is_refused(self) -> None:
-        with pytest.raises(tracking.BadTrackingCall):
-            tracking.events_for(
+        with pytest.raises(BadTrackingCall):
+            tracking_service.events_for(
                 message(
                     type="track", userId="u", event="Order Completed", properties={"revenue": -1}
                 ),
@@ -823,10 +830,10 @@ class TestMetrics:
                 )
 
         async with sessions() as session:
-            best = await analytics.customer_metrics(session, ids[4])
-            worst = await analytics.customer_metrics(session, ids[0])
-            tiers = await analytics.tiers(session)
-            gold, _ = await service.search_customers(session, tier="gold")
+            best = await analytics_service.customer_metrics(session, ids[4])
+            worst = await analytics_service.customer_metrics(session, ids[0])
+            tiers = await analytics_service.tiers(session)
+            gold, _ = await customer_service.search_customers(session, tier="gold")
 
         assert (best.orders, best.revenue, best.average_order_value) == (
             5,
@@ -862,7 +869,7 @@ class TestMetrics:
             order(ada, "o-3", "300", DAY + timedelta(days=730, hours=12), cost="100"),
         ]
         async with transaction(sessions) as session:
-            await projection.record_orders(session, run, TOPIC)
+            await analytics_projection.record_orders(session, run, TOPIC)
 
         values = [e.data for e in await published(sessions) if e.type == VALUE_CHANGED]
         assert sorted(v.customer_id for v in values) == sorted([ada, bob])  # type: ignore[attr-defined]
@@ -876,13 +883,13 @@ class TestMetrics:
             "silver",
         )
         async with sessions() as session:
-            metrics = await analytics.customer_metrics(session, ada)
+            metrics = await analytics_service.customer_metrics(session, ada)
         assert (metrics.lifetime_value, metrics.tier) == (Decimal("750.00"), "silver")
 
     async def test_a_customer_without_orders_has_no_scores(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
         async with sessions() as session:
-            metrics = await analytics.customer_metrics(session, ada)
+            metrics = await analytics_service.customer_metrics(session, ada)
         assert (metrics.orders, metrics.rfm.combined, metrics.profitability_tier) == (
             0,
             None,
@@ -908,7 +915,7 @@ class TestTrends:
             await deliver(sessions, order(customer, f"o-{n}", revenue, DAY + timedelta(days=days)))
 
         async with sessions() as session:
-            by_country = await analytics.trends(
+            by_country = await analytics_service.trends(
                 session,
                 metric="revenue",
                 by="country",
@@ -916,7 +923,7 @@ class TestTrends:
                 start=date(2026, 3, 2),
                 end=date(2026, 3, 22),
             )
-            by_age = await analytics.trends(
+            by_age = await analytics_service.trends(
                 session,
                 metric="orders",
                 by="age_band",
@@ -947,7 +954,7 @@ class TestForecast:
             await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
 
         async with sessions() as session:
-            reply = await analytics.forecast(
+            reply = await analytics_service.forecast(
                 session,
                 metric="revenue",
                 interval="week",
@@ -956,8 +963,8 @@ class TestForecast:
                 horizon=2,
                 seasonal_periods=None,
             )
-            with pytest.raises(analytics.NotEnoughHistory):
-                await analytics.forecast(
+            with pytest.raises(NotEnoughHistory):
+                await analytics_service.forecast(
                     session,
                     metric="revenue",
                     interval="week",
@@ -980,7 +987,7 @@ class TestForecast:
             raise AssertionError("a worker was asked for a history with nothing to fit")
 
         async with sessions() as session:
-            reply = await analytics.forecast(
+            reply = await analytics_service.forecast(
                 session,
                 metric="revenue",
                 interval="week",
@@ -993,7 +1000,7 @@ class TestForecast:
 
         assert [p.value for p in reply.history] == [0.0] * 10
         assert [p.value for p in reply.forecast] == [0.0, 0.0, 0.0]
-        assert (reply.method, reply.backtest.mae) == (analytics.CONSTANT_METHOD, 0.0)
+        assert (reply.method, reply.backtest.mae) == (analytics_service.CONSTANT_METHOD, 0.0)
 
 
 class TestSocialReplies:
@@ -1013,7 +1020,7 @@ class TestSocialReplies:
         await deliver(sessions, reply, "e-reply")
 
         async with sessions() as session:
-            page = await timeline.page(
+            page = await timeline_service.page(
                 session, ada, types=["social.reply.sent"], limit=10, cursor=None
             )
         [item] = page.items
@@ -1031,16 +1038,16 @@ class TestForecastModelsFittedAheadOfTime:
             at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
             await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
         fits: list[tuple[Any, ...]] = []
-        fit = analytics.forecast
+        fit = analytics_service.forecast
 
         async def counted(session: Any, **arguments: Any) -> Any:
             fits.append(tuple(arguments.values()))
             return await fit(session, **arguments)
 
-        monkeypatch.setattr(analytics, "forecast", counted)
-        forecaster = forecasts.Forecaster(sessions)
+        monkeypatch.setattr(analytics_service, "forecast", counted)
+        forecaster = Forecaster(sessions)
         end = start + timedelta(weeks=9, days=6)
-        key: forecasts.Key = ("revenue", "week", None, start, end)
+        key: Key = ("revenue", "week", None, start, end)
 
         first, same = await asyncio.gather(forecaster.forecast(key, 2), forecaster.forecast(key, 2))
         later = await forecaster.forecast(key, 5)
@@ -1055,9 +1062,9 @@ class TestForecastModelsFittedAheadOfTime:
     async def test_the_refresh_fits_every_default_model_and_the_windows_asked_for(
         self, sessions: SessionFactory
     ) -> None:
-        forecaster = forecasts.Forecaster(sessions)
-        asked: forecasts.Key = ("orders", "week", None, date(2026, 1, 5), date(2026, 1, 19))
-        with pytest.raises(analytics.NotEnoughHistory):  # three weeks are too few
+        forecaster = Forecaster(sessions)
+        asked: Key = ("orders", "week", None, date(2026, 1, 5), date(2026, 1, 19))
+        with pytest.raises(NotEnoughHistory):  # three weeks are too few
             await forecaster.forecast(asked, 3)
 
         await forecaster.refresh()
@@ -1076,17 +1083,19 @@ class TestForecastModelsFittedAheadOfTime:
         for week in range(10):
             at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
             await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
-        key: forecasts.Key = ("revenue", "week", None, start, start + timedelta(weeks=9, days=6))
-        fitted = await forecasts.Forecaster(sessions).forecast(key, 3)
+        key: Key = ("revenue", "week", None, start, start + timedelta(weeks=9, days=6))
+        fitted = await Forecaster(sessions).forecast(key, 3)
         async with transaction(sessions) as session:
-            await store.save_forecast_model(session, "revenue|week|x|-|-", {}, utcnow())
-            await store.save_forecast_model(session, "orders|week|-|-|-", {"old": 1}, utcnow())
+            await analytics_store.save_forecast_model(session, "revenue|week|x|-|-", {}, utcnow())
+            await analytics_store.save_forecast_model(
+                session, "orders|week|-|-|-", {"old": 1}, utcnow()
+            )
 
         async def no_fit(*_args: Any, **_kwargs: Any) -> Any:
             raise AssertionError("a stored model was fitted again")
 
-        monkeypatch.setattr(analytics, "forecast", no_fit)
-        restarted = forecasts.Forecaster(sessions)
+        monkeypatch.setattr(analytics_service, "forecast", no_fit)
+        restarted = Forecaster(sessions)
         loaded = await restarted.load()
         again = await restarted.forecast(key, 3)
 
@@ -1103,16 +1112,16 @@ class TestForecastModelsFittedAheadOfTime:
             at = datetime.combine(start + timedelta(weeks=week), datetime.min.time(), tzinfo=UTC)
             await deliver(sessions, order(ada, f"o-{week}", str(100 + 10 * week), at))
         end = start + timedelta(weeks=9, days=6)
-        worker = forecasts.FitWorker()
-        in_process = forecasts.Forecaster(sessions, worker)
-        on_thread = forecasts.Forecaster(sessions)
+        worker = FitWorker()
+        in_process = Forecaster(sessions, worker)
+        on_thread = Forecaster(sessions)
         try:
-            key: forecasts.Key = ("revenue", "week", None, start, end)
+            key: Key = ("revenue", "week", None, start, end)
             fitted = await in_process.forecast(key, 3)
             [process] = worker.started()._processes.values()  # type: ignore[attr-defined]
             process.kill()
             process.join()
-            other: forecasts.Key = ("revenue", "week", None, start, end - timedelta(weeks=1))
+            other: Key = ("revenue", "week", None, start, end - timedelta(weeks=1))
             after_death = await in_process.forecast(other, 3)
         finally:
             await worker.stop()
@@ -1130,12 +1139,12 @@ class TestErasureHere:
         await consent(sessions, ada, purpose="analytics", granted=True)
         await deliver(sessions, order(ada, "o-1", "10", DAY))
         async with transaction(sessions) as session:
-            await service.merge_customers(
+            await identity_service.merge_customers(
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
             )
 
         async with transaction(sessions) as session:
-            erased = await gdpr.forget(session, ada, ["profile"])
+            erased = await gdpr_service.forget(session, ada, ["profile"])
         await deliver(sessions, order(ada, "o-2", "10", DAY))
         await deliver(sessions, TicketOpened(customer_id=dupe, ticket_id="t", subject="late"))
         await deliver(sessions, CustomerErased(customer_id=ada))
@@ -1146,14 +1155,14 @@ class TestErasureHere:
             ),
         ]
         async with transaction(sessions) as session:
-            await tracking.ingest(session, late, topic=TOPIC)
+            await tracking_service.ingest(session, late, topic=TOPIC)
 
         async with sessions() as session:
-            mine = await gdpr.local_records(session, ada)
-            theirs = await gdpr.local_records(session, dupe)
-            assert await store.find_by_email(session, "ada2@example.com") is None
+            mine = await gdpr_service.local_records(session, ada)
+            theirs = await gdpr_service.local_records(session, dupe)
+            assert await customer_store.find_by_email(session, "ada2@example.com") is None
         assert set(erased) == {ada, dupe}
-        assert gdpr.holds_nothing(mine) and gdpr.holds_nothing(theirs)
+        assert gdpr_service.holds_nothing(mine) and gdpr_service.holds_nothing(theirs)
         assert not [
             e
             for e in await published(sessions)
@@ -1173,8 +1182,8 @@ class TestErasureHere:
         grace = await register(sessions, "grace@example.com")
 
         async with transaction(sessions) as session:
-            await gdpr.forget(session, ada, ["profile"])
-            erased = service.publish(session, CustomerErased(customer_id=ada), TOPIC)
+            await gdpr_service.forget(session, ada, ["profile"])
+            erased = publish(session, CustomerErased(customer_id=ada), TOPIC)
         after_erasure = [(e.type, e.data.customer_id) for e in await published(sessions)]
         await deliver(sessions, CustomerErased(customer_id=ada), erased.id)
         after_delivery = [(e.type, e.data.customer_id) for e in await published(sessions)]
@@ -1195,9 +1204,9 @@ class TestErasureHere:
         grace = await register(sessions, "grace@example.com")
 
         async with transaction(sessions) as session:
-            await gdpr.forget(session, ada, ["profile"])
+            await gdpr_service.forget(session, ada, ["profile"])
 
         assert [(e.type, e.data.customer_id) for e in await published(sessions)] == [
             ("rapport.customer.registered.v2", grace)
         ]
-        assert await gdpr.outbox_clear(sessions, [ada])
+        assert await gdpr_service.outbox_clear(sessions, [ada])

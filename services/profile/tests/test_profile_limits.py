@@ -16,9 +16,10 @@ from sqlmodel import select
 
 from rapport_events.outbox import OutboxMessage
 from rapport_events.testing.offline import offline_client, unreachable_kafka
+from rapport_profile.customers.models import Customer
 from rapport_profile.main import create_app
-from rapport_profile.models import Customer, TimelineEntry
 from rapport_profile.settings import DEVELOPMENT_WRITE_KEY, Settings
+from rapport_profile.timeline.models import TimelineEntry
 
 TOKEN = "profile-limits-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -1,6 +1,6 @@
 """Profile's migrations build the models' schema, with 64-bit row ids (SQLite and PostgreSQL)."""
 
-import rapport_profile.models  # noqa: F401  (tables on the metadata)
+import rapport_profile.tables  # noqa: F401  (tables on the metadata)
 from rapport_events.testing.migrations import MigrationTests
 from rapport_profile.main import MIGRATIONS
 

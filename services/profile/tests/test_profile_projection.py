@@ -33,19 +33,17 @@ from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
 )
-from rapport_profile import projection, service, store
+from rapport_profile.analytics.models import CustomerMetrics, Order
+from rapport_profile.customers.models import SegmentMembership
+from rapport_profile.gdpr.models import Erasure
 from rapport_profile.handlers import HANDLERS
+from rapport_profile.identity import service as identity_service
+from rapport_profile.identity import store as identity_store
+from rapport_profile.identity.models import Identity
 from rapport_profile.main import MIGRATIONS
-from rapport_profile.models import (
-    CustomerMetrics,
-    Disclosure,
-    Erasure,
-    Identity,
-    Order,
-    SegmentMembership,
-    TimelineEntry,
-)
 from rapport_profile.settings import Settings
+from rapport_profile.timeline import store as timeline_store
+from rapport_profile.timeline.models import Disclosure, TimelineEntry
 
 TOPIC = "rapport.test-profile-projection"
 PARTITION = TopicPartition(TOPIC, 0)
@@ -84,7 +82,7 @@ async def seed(sessions: SessionFactory) -> None:
     """Aliases, erasures and rows the events find already there."""
     async with transaction(sessions) as session:
         for value, owner in ALIASES.items():
-            session.add(Identity(kind=service.ALIAS, value=value, customer_id=owner))
+            session.add(Identity(kind=identity_service.ALIAS, value=value, customer_id=owner))
         for customer_id in ERASED:
             session.add(Erasure(customer_id=customer_id))
         session.add(
@@ -229,8 +227,8 @@ class TestOwnersOfARun:
         sessions = session_factory(engine)
         await seed(sessions)
         async with transaction(sessions) as session:
-            owners = await store.owners_and_erasures(
-                session, [*SUBJECTS, "never-seen"], service.ALIAS
+            owners = await identity_store.owners_and_erasures(
+                session, [*SUBJECTS, "never-seen"], identity_service.ALIAS
             )
 
         assert owners == {
@@ -248,14 +246,16 @@ class TestOwnersOfARun:
         sessions = session_factory(engine)
         async with transaction(sessions) as session:
             for n in range(0, 1200, 3):
-                session.add(Identity(kind=service.ALIAS, value=f"a-{n}", customer_id=f"c-{n}"))
+                session.add(
+                    Identity(kind=identity_service.ALIAS, value=f"a-{n}", customer_id=f"c-{n}")
+                )
             for n in range(0, 1200, 5):
                 session.add(Erasure(customer_id=f"c-{n}"))
         ids = [f"a-{n}" for n in range(1200)]
 
         async with transaction(sessions) as session:
             with statements(engine) as seen:
-                owners = await projection.owners_of(session, ids)
+                owners = await identity_service.owners_of(session, ids)
 
         assert len([s for s in seen if "profile_erasures" in s]) == 3
         for n in range(1200):
@@ -324,4 +324,4 @@ class TestStatementsPerRun:
         assert runner.applied == 210
         assert len(two_hundred) == len(ten)
         async with transaction(sessions) as session:
-            assert await store.has_timeline(session, "c-1")
+            assert await timeline_store.has_timeline(session, "c-1")

@@ -10,9 +10,10 @@ from rapport_events.db import SessionFactory, create_engine, session_factory, tr
 from rapport_events.migrations import upgrade
 from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.types import CustomerRegistered
-from rapport_profile import service
+from rapport_profile.customers import service as customer_service
+from rapport_profile.customers.models import Customer, CustomerCreate
+from rapport_profile.errors import CustomerNotFound, DuplicateEmail
 from rapport_profile.main import MIGRATIONS
-from rapport_profile.models import Customer, CustomerCreate
 
 TOPIC = "rapport.test-profile-service"
 
@@ -49,7 +50,9 @@ class TestRegisterCustomer:
         self, sessions: SessionFactory
     ) -> None:
         async with transaction(sessions) as session:
-            customer = await service.register_customer(session, new_customer(), topic=TOPIC)
+            customer = await customer_service.register_customer(
+                session, new_customer(), topic=TOPIC
+            )
 
         [row], [message] = await stored(sessions)
         assert row.id == customer.id
@@ -68,11 +71,11 @@ class TestRegisterCustomer:
         self, sessions: SessionFactory
     ) -> None:
         async with transaction(sessions) as session:
-            first = await service.register_customer(session, new_customer(), topic=TOPIC)
+            first = await customer_service.register_customer(session, new_customer(), topic=TOPIC)
 
-        with pytest.raises(service.DuplicateEmail) as refused:
+        with pytest.raises(DuplicateEmail) as refused:
             async with transaction(sessions) as session:
-                await service.register_customer(
+                await customer_service.register_customer(
                     session, new_customer(email="ADA@example.com"), topic=TOPIC
                 )
 
@@ -83,5 +86,5 @@ class TestRegisterCustomer:
 
     async def test_an_unknown_id_is_not_found(self, sessions: SessionFactory) -> None:
         async with transaction(sessions) as session:
-            with pytest.raises(service.CustomerNotFound):
-                await service.get_customer(session, "nobody")
+            with pytest.raises(CustomerNotFound):
+                await customer_service.get_customer(session, "nobody")

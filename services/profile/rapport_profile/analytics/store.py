@@ -1,0 +1,140 @@
+"""Every query on orders, metrics and forecast models."""
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    func,
+)
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_profile.analytics.models import CustomerMetrics, ForecastModel, Order
+from rapport_profile.customers.models import Customer
+from rapport_profile.shared import _chunks, _insert, _send_rows, _upsert
+
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+
+
+METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
+
+
+async def add_orders(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert the orders not counted yet; returns the customers who got one."""
+    statement = _insert(session, ORDERS).on_conflict_do_nothing()
+    inserted = await _send_rows(session, statement.returning(ORDERS.c.customer_id), rows)
+    return {row[0] for row in inserted}
+
+
+def _totals() -> Any:
+    cost = func.coalesce(Order.cost, 0)
+    return select(  # type: ignore[call-overload]
+        func.count(),
+        func.coalesce(func.sum(Order.revenue), 0),
+        func.coalesce(func.sum(Order.revenue - cost), 0),
+        func.min(Order.occurred_at),
+        func.max(Order.occurred_at),
+    )
+
+
+async def order_totals(session: AsyncSession, customer_id: str) -> tuple[Any, ...]:
+    """(count, revenue, cost of goods or revenue when unknown, first, last) of a customer."""
+    result = await session.exec(_totals().where(Order.customer_id == customer_id))
+    return tuple(result.one())
+
+
+async def order_totals_of(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> dict[str, tuple[Any, ...]]:
+    """`order_totals` of each of these customers that has orders."""
+    totals: dict[str, tuple[Any, ...]] = {}
+    for chunk in _chunks(customer_ids):
+        query = (
+            _totals()
+            .add_columns(col(Order.customer_id))
+            .where(col(Order.customer_id).in_(chunk))
+            .group_by(col(Order.customer_id))
+        )
+        for *values, customer_id in await session.exec(query):
+            totals[customer_id] = tuple(values)
+    return totals
+
+
+async def get_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics | None:
+    return await session.get(CustomerMetrics, customer_id)
+
+
+async def loyalty_points_of(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, int]:
+    """The loyalty balance of each of these customers that has a metrics row."""
+    points: dict[str, int] = {}
+    for chunk in _chunks(customer_ids):
+        query = select(col(CustomerMetrics.customer_id), col(CustomerMetrics.loyalty_points))
+        for customer_id, balance in await session.exec(
+            query.where(col(CustomerMetrics.customer_id).in_(chunk))
+        ):
+            points[customer_id] = balance
+    return points
+
+
+async def upsert_metrics(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> None:
+    """Insert whole metrics rows; where a customer has one, set only `columns` from them."""
+    await _upsert(session, METRICS, rows, columns)
+
+
+async def metrics_of_active(session: AsyncSession) -> list[CustomerMetrics]:
+    active = select(Customer.id).where(Customer.status == "active")
+    result = await session.exec(
+        select(CustomerMetrics).where(col(CustomerMetrics.customer_id).in_(active))
+    )
+    return list(result.all())
+
+
+async def orders_between(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[tuple[Order, Customer | None]]:
+    """Orders in [start, end) with their (still active) customer."""
+    query = select(Order, Customer).join(
+        Customer, col(Customer.id) == col(Order.customer_id), isouter=True
+    )
+    if start is not None:
+        query = query.where(col(Order.occurred_at) >= start)
+    if end is not None:
+        query = query.where(col(Order.occurred_at) < end)
+    result = await session.exec(query)
+    return [(row[0], row[1]) for row in result.all()]
+
+
+async def customers_created_between(
+    session: AsyncSession, start: datetime | None, end: datetime | None
+) -> list[Customer]:
+    query = select(Customer).where(col(Customer.status).in_(("active", "merged")))
+    # A merged customer was not a new one: only count the survivor.
+    query = query.where(col(Customer.merged_into).is_(None))
+    if start is not None:
+        query = query.where(col(Customer.created_at) >= start)
+    if end is not None:
+        query = query.where(col(Customer.created_at) < end)
+    result = await session.exec(query)
+    return list(result.all())
+
+
+FORECAST_MODELS = ForecastModel.__table__  # type: ignore[attr-defined]
+
+
+async def forecast_models(session: AsyncSession, limit: int) -> list[ForecastModel]:
+    """The stored forecast models, the most recently fitted first."""
+    result = await session.exec(
+        select(ForecastModel).order_by(col(ForecastModel.fitted_at).desc()).limit(limit)
+    )
+    return list(result.all())
+
+
+async def save_forecast_model(
+    session: AsyncSession, key: str, reply: dict[str, Any], fitted_at: datetime
+) -> None:
+    """Keep the latest fitted model of `key`."""
+    row = {"key": key, "reply": reply, "fitted_at": fitted_at}
+    await _upsert(session, FORECAST_MODELS, [row], ["reply", "fitted_at"])

@@ -1,0 +1,191 @@
+"""Customer use cases: register, read, update and search; idempotent replays of a
+POST. Each writes its rows and its events in the caller's transaction."""
+
+import hashlib
+import json
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import utcnow
+from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_events.types import (
+    CustomerRegistered,
+    CustomerUpdated,
+)
+from rapport_profile.analytics import service as analytics_service
+from rapport_profile.customers import store
+from rapport_profile.customers.models import (
+    AccountPublic,
+    Customer,
+    CustomerCreate,
+    CustomerDetail,
+    CustomerPublic,
+    IdempotentRequest,
+    event_fields,
+)
+from rapport_profile.errors import (
+    Conflict,
+    CustomerNotFound,
+    DuplicateEmail,
+    DuplicateExternalId,
+    IdempotencyMismatch,
+)
+from rapport_profile.identity import service as identity_service
+from rapport_profile.shared import add, publish
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def replay(session: AsyncSession, key: str, fingerprint: str) -> IdempotentRequest | None:
+    """The stored answer to an earlier request with this key, if there is one."""
+    earlier = await store.get_idempotent(session, key)
+    if earlier is None:
+        return None
+    if earlier.request_hash != fingerprint:
+        raise IdempotencyMismatch("this Idempotency-Key was used for a different request")
+    return earlier
+
+
+def remember(
+    session: AsyncSession,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    body: dict[str, Any],
+    customer_id: str | None,
+) -> None:
+    """Keep the answer so a retry with the same key gets it again."""
+    add(
+        session,
+        IdempotentRequest(
+            key=key,
+            request_hash=fingerprint,
+            status_code=status_code,
+            body=body,
+            customer_id=customer_id,
+        ),
+    )
+
+
+async def register_customer(session: AsyncSession, data: CustomerCreate, *, topic: str) -> Customer:
+    """Create a customer and publish customer.registered on `topic`."""
+    existing = await store.find_by_email(session, data.email)
+    if existing is not None:
+        raise DuplicateEmail(await identity_service.resolve(session, existing.id))
+    holders = await store.find_by_external_ids(session, data.external_ids)
+    if holders:
+        raise DuplicateExternalId(holders[0].id)
+    customer = Customer.model_validate(data)
+    add(session, customer)
+    await session.flush()
+    publish(session, CustomerRegistered(customer_id=customer.id, **event_fields(customer)), topic)
+    return customer
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
+    """One customer, or CustomerNotFound."""
+    customer = await store.get_customer(session, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+async def customer_detail(session: AsyncSession, customer_id: str) -> CustomerDetail:
+    """One customer as the API shows it, with the accounts they belong to, or
+    CustomerNotFound (read as plain rows: a read builds no ORM object)."""
+    row = await store.customer_row(session, customer_id)
+    if row is None:
+        raise CustomerNotFound(customer_id)
+    detail = CustomerDetail.model_validate(row)
+    detail.accounts = [
+        AccountPublic.model_validate(a) for a in await store.accounts_of(session, row.id)
+    ]
+    return detail
+
+
+async def active_customer(session: AsyncSession, customer_id: str) -> Customer:
+    """A customer that can be changed: not merged away (Conflict) and not erased."""
+    customer = await store.lock_customer(session, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    if customer.status != "active":
+        raise Conflict(f"customer {customer_id} was merged into {customer.merged_into}")
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: str, changes: dict[str, Any], *, topic: str
+) -> Customer:
+    """Apply a partial change and publish customer.updated with what really changed."""
+    customer = await active_customer(session, customer_id)
+    email = changes.get("email")
+    if email and email != customer.email:
+        holder = await store.find_by_email(session, email)
+        if holder is not None and holder.id != customer.id:
+            raise DuplicateEmail(await identity_service.resolve(session, holder.id))
+    external_ids = changes.get("external_ids")
+    if external_ids:
+        holders = await store.find_by_external_ids(session, external_ids)
+        holders = [c for c in holders if c.id != customer.id]
+        if holders:
+            raise DuplicateExternalId(holders[0].id)
+    apply_changes(session, customer, changes, topic)
+    return customer
+
+
+def apply_changes(
+    session: AsyncSession, customer: Customer, changes: dict[str, Any], topic: str
+) -> dict[str, Any]:
+    """Set the fields that differ and publish them; returns what changed."""
+    changed = {name: value for name, value in changes.items() if getattr(customer, name) != value}
+    if not changed:
+        return {}
+    for name, value in changed.items():
+        setattr(customer, name, value)
+    customer.updated_at = utcnow()
+    session.add(customer)
+    published = CustomerPublic.model_validate(customer).model_dump(mode="json")
+    publish(
+        session,
+        CustomerUpdated(customer_id=customer.id, changes={n: published[n] for n in changed}),
+        topic,
+    )
+    return changed
+
+
+async def search_customers(
+    session: AsyncSession,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    external_id: str | None = None,
+    text: str | None = None,
+    country: str | None = None,
+    segment: str | None = None,
+    tier: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Customer], str | None]:
+    """Active customers by exact e-mail, phone, `system:id`, words of the name and filters,
+    in pages."""
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    if tier is not None:
+        analytics_service.check_tier(tier)
+    found = await store.search_customers(
+        session,
+        email=email,
+        phone=phone,
+        external_id=tuple(external_id.split(":", 1)) if external_id else None,  # type: ignore[arg-type]
+        text=text,
+        country=country,
+        segment=segment,
+        tier=tier,
+        after=after,
+        limit=limit + 1,
+    )
+    page = found[:limit]
+    next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None
+    return page, next_cursor

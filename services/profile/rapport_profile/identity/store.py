@@ -1,0 +1,193 @@
+"""Every query on identities and merges, and the rows that follow a customer on a merge."""
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    delete,
+    literal,
+    or_,
+    union_all,
+    update,
+)
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_profile.analytics.models import Order
+from rapport_profile.customers import store as customer_store
+from rapport_profile.customers.models import AccountMember, SegmentMembership
+from rapport_profile.gdpr.models import Erasure
+from rapport_profile.identity.models import Identity, Merge
+from rapport_profile.shared import _chunks
+from rapport_profile.timeline.models import Disclosure, TimelineEntry
+from rapport_profile.tracking.models import TrackedMessage
+
+
+async def get_identity(session: AsyncSession, kind: str, value: str) -> Identity | None:
+    return await session.get(Identity, (kind, value))
+
+
+async def identities_among(
+    session: AsyncSession, kind: str, values: Collection[str]
+) -> list[Identity]:
+    """The identities of one kind with any of these values."""
+    found: list[Identity] = []
+    for chunk in _chunks(values):
+        result = await session.exec(
+            select(Identity).where(col(Identity.kind) == kind, col(Identity.value).in_(chunk))
+        )
+        found.extend(result.all())
+    return found
+
+
+async def identities_of(session: AsyncSession, customer_id: str) -> list[Identity]:
+    result = await session.exec(select(Identity).where(Identity.customer_id == customer_id))
+    return list(result.all())
+
+
+async def repoint_identities(session: AsyncSession, old: str, new: str) -> list[tuple[str, str]]:
+    """Point every identity of `old` at `new`; returns the moved (kind, value) pairs."""
+    moved = [(i.kind, i.value) for i in await identities_of(session, old)]
+    await session.exec(
+        update(Identity).where(col(Identity.customer_id) == old).values(customer_id=new)
+    )
+    return moved
+
+
+async def move_identities(
+    session: AsyncSession, pairs: Sequence[Sequence[str]], customer_id: str
+) -> None:
+    for kind, value in pairs:
+        await session.exec(
+            update(Identity)
+            .where(col(Identity.kind) == kind, col(Identity.value) == value)
+            .values(customer_id=customer_id)
+        )
+
+
+async def delete_identity(session: AsyncSession, kind: str, value: str) -> None:
+    await session.exec(
+        delete(Identity).where(col(Identity.kind) == kind, col(Identity.value) == value)
+    )
+
+
+def _owners_and_erasures() -> Any:
+    """Per subject id its alias row, and which of the subjects or their owners were erased."""
+    subjects = bindparam("subjects", type_=String(), expanding=True)
+    alias_kind = bindparam("alias_kind", type_=String())
+    is_alias = and_(col(Identity.kind) == alias_kind, col(Identity.value).in_(subjects))
+    aliases = select(literal("alias"), col(Identity.value), col(Identity.customer_id)).where(
+        is_alias
+    )
+    owners = select(col(Identity.customer_id)).where(is_alias)
+    erased = select(literal("erased"), col(Erasure.customer_id), col(Erasure.customer_id)).where(
+        or_(col(Erasure.customer_id).in_(subjects), col(Erasure.customer_id).in_(owners))
+    )
+    return union_all(aliases, erased)
+
+
+# Built once: every run of events the consumer applies asks it.
+OWNERS_AND_ERASURES = _owners_and_erasures()
+
+
+async def owners_and_erasures(
+    session: AsyncSession, customer_ids: Collection[str], alias_kind: str
+) -> dict[str, tuple[str, bool]]:
+    """For each id: who owns it now (its alias, else itself) and whether either was erased.
+
+    One statement per IN_LIST ids, binding them three times (well under the limits).
+    """
+    owner_of: dict[str, str] = {}
+    erased: set[str] = set()
+    for chunk in _chunks(customer_ids):
+        params = {"subjects": chunk, "alias_kind": alias_kind}
+        for what, subject, owner in await session.exec(OWNERS_AND_ERASURES, params=params):
+            if what == "alias":
+                owner_of[subject] = owner
+            else:
+                erased.add(subject)
+    answers = {}
+    for subject in customer_ids:
+        owner = owner_of.get(subject, subject)
+        answers[subject] = (owner, subject in erased or owner in erased)
+    return answers
+
+
+async def open_merge(session: AsyncSession, customer_id: str, merged_id: str) -> Merge | None:
+    result = await session.exec(
+        select(Merge)
+        .where(
+            Merge.customer_id == customer_id,
+            Merge.merged_customer_id == merged_id,
+            col(Merge.undone_at).is_(None),
+        )
+        .order_by(col(Merge.merged_at).desc())
+    )
+    return result.first()
+
+
+async def merges_of(session: AsyncSession, customer_id: str) -> list[Merge]:
+    result = await session.exec(
+        select(Merge).where(
+            or_(col(Merge.customer_id) == customer_id, col(Merge.merged_customer_id) == customer_id)
+        )
+    )
+    return list(result.all())
+
+
+# Tables whose rows move with a merge: (model, owner column, original-subject column).
+FOLLOWING: tuple[tuple[Any, str, str | None], ...] = (
+    (TimelineEntry, "customer_id", "subject_id"),
+    (Order, "customer_id", "subject_id"),
+    (Disclosure, "customer_id", "subject_id"),
+    (TrackedMessage, "customer_id", None),
+)
+
+
+async def move_rows(session: AsyncSession, old: str, new: str) -> None:
+    """Hand every row of `old` that follows a customer to `new`."""
+    for model, owner, _subject in FOLLOWING:
+        await session.exec(update(model).where(getattr(model, owner) == old).values({owner: new}))
+    # Segment memberships are keyed by customer: keep one row per segment.
+    theirs = await customer_store.segments_of(session, old)
+    mine = {m.segment_id for m in await customer_store.segments_of(session, new)}
+    for membership in theirs:
+        if membership.segment_id not in mine:
+            session.add(
+                SegmentMembership(
+                    customer_id=new,
+                    segment_id=membership.segment_id,
+                    segment_name=membership.segment_name,
+                    entered_at=membership.entered_at,
+                )
+            )
+    await session.exec(delete(SegmentMembership).where(col(SegmentMembership.customer_id) == old))
+    # So are account memberships.
+    joined = {m.account_id for m in await customer_store.memberships_of(session, new)}
+    for member in await customer_store.memberships_of(session, old):
+        if member.account_id not in joined:
+            session.add(
+                AccountMember(
+                    customer_id=new, account_id=member.account_id, joined_at=member.joined_at
+                )
+            )
+    await session.exec(delete(AccountMember).where(col(AccountMember.customer_id) == old))
+
+
+async def move_rows_back(
+    session: AsyncSession, current: str, subjects: Sequence[str], restored: str
+) -> None:
+    """Return the rows published under `subjects` from `current` to `restored`."""
+    if not subjects:
+        return
+    for model, owner, subject in FOLLOWING:
+        if subject is None:
+            continue
+        await session.exec(
+            update(model)
+            .where(getattr(model, owner) == current, getattr(model, subject).in_(subjects))
+            .values({owner: restored})
+        )

@@ -1,0 +1,82 @@
+"""The timeline and the disclosure ledger as the API reads them (`projection` writes them)."""
+
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_events.types import EVENT_TYPES
+from rapport_profile.customers import store as customer_store
+from rapport_profile.errors import CustomerNotFound
+from rapport_profile.identity import service as identity_service
+from rapport_profile.identity import store as identity_store
+from rapport_profile.shared import aware, utc
+from rapport_profile.timeline import store
+from rapport_profile.timeline.models import Disclosure, TimelineItem, TimelinePage
+
+PREFIX = "rapport."
+
+
+def full_types(name: str) -> list[str]:
+    """The stored types a name asks for: `rapport.order.completed.v1` that version only;
+    `order.completed` every version up to the current one (older events keep theirs)."""
+    name = name.strip()
+    if not name.startswith(PREFIX):
+        name = PREFIX + name
+    last = name.rsplit(".", 1)[-1]
+    if last.startswith("v") and last[1:].isdigit():
+        return [name]
+    current = max(
+        (int(t.rsplit(".v", 1)[1]) for t in EVENT_TYPES if t.rsplit(".", 1)[0] == name),
+        default=1,
+    )
+    return [f"{name}.v{version}" for version in range(1, current + 1)]
+
+
+async def known_owner(session: AsyncSession, customer_id: str) -> str:
+    """The id whose data answers for `customer_id`; CustomerNotFound if never seen."""
+    owner = await identity_service.resolve(session, customer_id)
+    if await customer_store.get_customer(session, owner) is not None:
+        return owner
+    if await store.has_timeline(session, owner) or await identity_store.identities_of(
+        session, owner
+    ):
+        return owner
+    raise CustomerNotFound(customer_id)
+
+
+async def page(
+    session: AsyncSession, customer_id: str, *, types: list[str], limit: int, cursor: str | None
+) -> TimelinePage:
+    """One page of the timeline, newest first."""
+    owner = await known_owner(session, customer_id)
+    wanted = sorted(
+        {full for value in types for t in value.split(",") if t.strip() for full in full_types(t)}
+    )
+    before = None
+    if cursor:
+        before = decode_cursor(cursor, datetime, str)
+    rows = await store.timeline_page(session, owner, types=wanted, before=before, limit=limit + 1)
+    shown = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = shown[-1]
+        next_cursor = encode_cursor(utc(last.occurred_at), last.id)
+    return TimelinePage(
+        customer_id=owner,
+        items=[
+            TimelineItem(
+                id=row.id,
+                type=row.type,
+                source=row.source,
+                occurred_at=aware(row.occurred_at),
+                data=row.data,
+            )
+            for row in shown
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+async def disclosures(session: AsyncSession, customer_id: str) -> list[Disclosure]:
+    return await store.disclosures_of(session, customer_id)
