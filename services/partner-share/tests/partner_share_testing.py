@@ -68,13 +68,15 @@ class ProfileStub:
     failing: bool = False
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
+    # When set, every answer waits for it: a fetch stays in flight until the test says.
+    hold: asyncio.Event | None = None
 
     def app(self) -> Starlette:
         async def customer(request: Request) -> Response:
-            return self._answer(request, self.customers)
+            return await self._held(self._answer(request, self.customers))
 
         async def metrics(request: Request) -> Response:
-            return self._answer(request, self.metrics)
+            return await self._held(self._answer(request, self.metrics))
 
         return Starlette(
             routes=[
@@ -82,6 +84,11 @@ class ProfileStub:
                 Route("/customers/{customer_id}/metrics", metrics),
             ]
         )
+
+    async def _held(self, response: Response) -> Response:
+        if self.hold is not None:
+            await self.hold.wait()
+        return response
 
     def _answer(self, request: Request, source: dict[str, dict[str, Any]]) -> Response:
         self.requests.append((request.url.path, request.headers.get("authorization")))

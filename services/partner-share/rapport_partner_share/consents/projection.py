@@ -154,7 +154,7 @@ def _revoke(run: Run, event: ConsentRevoked, now: datetime) -> None:
         consent.slices = sorted(remaining)
         consent.version = event.version
         consent.changed_at = now
-        consent.fill_token += 1
+        drop_fill_in_flight(consent, now)
         run.delete_slices(consent, removed)
         if _withdrawn_by_the_person(event):
             run.notices.append(
@@ -197,6 +197,14 @@ def _withdraw(
     if was_granted and notify:
         run.notices.append(notices.notice(partner, consent, "consent.revoked", removed, set(), now))
     run.save(consent)
+
+
+def drop_fill_in_flight(consent: PartnerConsent, now: datetime) -> None:
+    """A fetch in flight may predate this change: its answer is dropped (the token moves),
+    and a fill still pending is due again now, not when that fetch's lease runs out."""
+    consent.fill_token += 1
+    if consent.fill_pending:
+        consent.fill_next_at = now
 
 
 def request_fill(consent: PartnerConsent, now: datetime) -> None:

@@ -24,6 +24,7 @@ from rapport_events.types import (
     SegmentExited,
 )
 from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.consents.projection import drop_fill_in_flight
 from rapport_partner_share.runs import Run, load_run
 from rapport_partner_share.shared import as_utc
 from rapport_partner_share.slices import rules
@@ -63,7 +64,7 @@ async def apply_customers_updated(session: AsyncSession, events: Sequence[Custom
         now = utcnow()
         for consent in run.granted(event.customer_id):
             if consent.fill_pending:
-                consent.fill_token += 1  # a fetch in flight may predate this change
+                drop_fill_in_flight(consent, now)
                 run.save(consent)
             for slice_name in ("contact", "demographics"):
                 if slice_name not in consent.slices:
