@@ -49,17 +49,6 @@ async def activity_recorded(session: AsyncSession, event_id: str) -> bool:
     return found.first() is not None
 
 
-async def order_recorded(session: AsyncSession, customer_id: str, order_id: str) -> bool:
-    found = await session.exec(
-        select(Activity.id).where(
-            Activity.customer_id == customer_id,
-            Activity.event_type == "order.completed",
-            Activity.ref == order_id,
-        )
-    )
-    return found.first() is not None
-
-
 async def add_activity(
     session: AsyncSession, activity: Activity, items: Sequence[ActivityItem]
 ) -> None:

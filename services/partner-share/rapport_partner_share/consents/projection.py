@@ -82,16 +82,6 @@ async def apply_consents(
     await run.write(session, utcnow())
 
 
-async def apply_consent_granted(session: AsyncSession, event: ConsentGranted) -> None:
-    """Start (or change) sharing the consented slices the partner is registered for."""
-    await apply_consents(session, [event])
-
-
-async def apply_consent_revoked(session: AsyncSession, event: ConsentRevoked) -> None:
-    """Stop sharing the revoked slices (all of them when none are named), then notify."""
-    await apply_consents(session, [event])
-
-
 def _grant(run: Run, event: ConsentGranted, now: datetime) -> None:
     """Start (or change) sharing the consented slices the partner is registered for."""
     partner = _sharing_partner(run, event)

@@ -29,8 +29,3 @@ async def note_registered_customers(
                 "registered_at": event.occurred_at,
             }
     await bulk.upsert(session, KnownCustomer, list(rows.values()), ("customer_id",))
-
-
-async def note_registered_customer(session: AsyncSession, event: CustomerRegistered) -> None:
-    """Remember that a customer exists, and since when; a replay changes nothing."""
-    await note_registered_customers(session, [event])

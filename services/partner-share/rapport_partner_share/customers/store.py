@@ -11,10 +11,6 @@ async def get_known_customer(session: AsyncSession, customer_id: str) -> KnownCu
     return await session.get(KnownCustomer, customer_id)
 
 
-def add_known_customer(session: AsyncSession, customer: KnownCustomer) -> None:
-    session.add(customer)
-
-
 async def delete_known_customer(session: AsyncSession, customer_id: str) -> None:
     await session.exec(delete(KnownCustomer).where(col(KnownCustomer.customer_id) == customer_id))
 

@@ -7,7 +7,7 @@ customer (`DisclosureSubject`) moves at a merge and goes at an erasure.
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,10 +61,6 @@ async def disclosures_of_subject(
         query = query.where(col(Disclosure.id) < before_id)
     query = query.order_by(col(Disclosure.id).desc()).limit(limit)
     return list((await session.exec(query)).all())
-
-
-async def count_disclosures(session: AsyncSession) -> int:
-    return int((await session.exec(select(func.count()).select_from(Disclosure))).one())
 
 
 async def forget_disclosure_subject(session: AsyncSession, customer_id: str) -> None:

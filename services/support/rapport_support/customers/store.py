@@ -138,19 +138,6 @@ async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> se
     return {row["customer_id"] for row in rows}
 
 
-async def get_consent(
-    session: AsyncSession, customer_id: str, purpose: str, scope: str
-) -> SupportConsent | None:
-    result = await session.exec(
-        select(SupportConsent).where(
-            SupportConsent.customer_id == customer_id,
-            SupportConsent.purpose == purpose,
-            SupportConsent.scope == scope,
-        )
-    )
-    return result.first()
-
-
 async def consents_of(session: AsyncSession, customer_id: str) -> list[SupportConsent]:
     result = await session.exec(
         select(SupportConsent)
@@ -171,10 +158,6 @@ async def handles_of(session: AsyncSession, customer_id: str) -> list[SupportHan
 
 async def get_handle(session: AsyncSession, platform: str, key: str) -> SupportHandle | None:
     return await session.get(SupportHandle, (platform, key))
-
-
-async def delete_handle(session: AsyncSession, handle: SupportHandle) -> None:
-    await session.delete(handle)
 
 
 async def aliases_of(session: AsyncSession, customer_id: str) -> list[SupportMergedCustomer]:

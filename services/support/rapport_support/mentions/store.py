@@ -13,7 +13,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import bulk
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_support.mentions.models import SupportMention, SupportMentionReply, SupportReplyAttempt
-from rapport_support.tickets.models import SupportTicket
 
 
 def add(session: AsyncSession, row: SQLModel) -> None:
@@ -199,38 +198,3 @@ async def relink(
         values = {"customer_id": customer_id, **({"subject_id": customer_id} if subject else {})}
         for part in chunks(sorted(row_ids)):
             await _execute(session, table.update().where(table.c.id.in_(part)).values(**values))
-
-
-async def link_mentions(
-    session: AsyncSession, platform: str, key: str, customer_id: str
-) -> list[tuple[SupportTicket, str]]:
-    """Give the handle's unlinked mentions and their tickets to the customer.
-
-    Returns each moved ticket with the subject id it was filed under before.
-    """
-    result = await session.exec(
-        select(SupportMention).where(
-            SupportMention.platform == platform,
-            SupportMention.handle_key == key,
-            col(SupportMention.customer_id).is_(None),
-        )
-    )
-    subjects = set()
-    for mention in result.all():
-        subjects.add(mention.subject_id)
-        mention.customer_id = customer_id
-        mention.subject_id = customer_id
-        session.add(mention)
-    if not subjects:
-        return []
-    tickets = await session.exec(
-        select(SupportTicket)
-        .where(col(SupportTicket.customer_id).in_(subjects))
-        .order_by(col(SupportTicket.created_at), col(SupportTicket.id))
-    )
-    moved = []
-    for ticket in tickets.all():
-        moved.append((ticket, ticket.customer_id))
-        ticket.customer_id = customer_id
-        session.add(ticket)
-    return moved

@@ -24,15 +24,6 @@ async def products_of(session: AsyncSession, customer_id: str) -> list[SupportPr
     return list(result.all())
 
 
-async def order_recorded(session: AsyncSession, customer_id: str, order_id: str) -> bool:
-    result = await session.exec(
-        select(SupportProduct.id)
-        .where(SupportProduct.customer_id == customer_id, SupportProduct.order_id == order_id)
-        .limit(1)
-    )
-    return result.first() is not None
-
-
 async def recorded_orders(
     session: AsyncSession, orders: Iterable[tuple[str, str]]
 ) -> list[dict[str, Any]]:
