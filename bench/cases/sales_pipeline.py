@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 
 from bench.core import Context, Result, p50_p99, value_at_most
 from rapport_sales.main import create_app
-from rapport_sales.models import SalesOpportunity
+from rapport_sales.opportunities.models import SalesOpportunity
 from rapport_sales.settings import Settings
 
 NAME = "sales-pipeline"

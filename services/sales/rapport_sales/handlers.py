@@ -14,7 +14,9 @@ from rapport_events.types import (
     CustomerRegistered,
     CustomerUpdated,
 )
-from rapport_sales import lifecycle, projection
+from rapport_sales import lifecycle
+from rapport_sales.accounts import projection as account_projection
+from rapport_sales.customers import projection as customer_projection
 from rapport_sales.settings import Settings
 
 
@@ -23,24 +25,24 @@ async def on_customers(
     events: list[CustomerRegistered | CustomerUpdated], session: AsyncSession
 ) -> None:
     """Sales learns who the customers are: names and addresses, to link contacts and e-mails."""
-    await projection.note_customers(session, events)
+    await customer_projection.note_customers(session, events)
 
 
 @batch
 async def on_clicks(events: list[CampaignMessageClicked], session: AsyncSession) -> None:
     """The campaign a customer clicked last becomes the source of their next opportunity."""
-    await projection.note_clicks(session, events)
+    await customer_projection.note_clicks(session, events)
 
 
 @batch
 async def on_accounts_joined(events: list[AccountJoined], session: AsyncSession) -> None:
     """Segment group calls: the account exists and the customer is its contact."""
-    await projection.join_accounts(session, events)
+    await account_projection.join_accounts(session, events)
 
 
 async def on_customer_merged(event: CustomerMerged, session: AsyncSession) -> None:
     """The duplicate's links move to the surviving customer."""
-    await projection.merge_customer(session, event)
+    await lifecycle.merge_customer(session, event)
 
 
 async def on_customer_erased(

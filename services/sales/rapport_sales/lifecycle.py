@@ -1,27 +1,32 @@
-"""What touches every domain at once: a customer's export and erasure."""
+"""What touches every domain at once: a customer's export, erasure and merge."""
 
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
+from pydantic import BaseModel
+from sqlalchemy import delete, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_sales import activities, documents, opportunities
-from rapport_sales.models import (
-    SalesActivity,
-    SalesActivityContact,
-    SalesContact,
-    SalesCustomer,
-    SalesDocument,
-    SalesErasedCustomer,
-    SalesOpportunity,
-    SalesOpportunityContact,
-    aware,
-)
-from rapport_sales.schemas import CustomerExport
+from rapport_events.types import CustomerMerged
+from rapport_sales.accounts.models import SalesContact
+from rapport_sales.activities import documents
+from rapport_sales.activities import service as activities
+from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
+from rapport_sales.customers.models import SalesCustomer, SalesErasedCustomer
+from rapport_sales.opportunities import service as opportunities
+from rapport_sales.opportunities.models import SalesOpportunity, SalesOpportunityContact
+from rapport_sales.shared import aware
+
+
+class CustomerExport(BaseModel):
+    """Everything sales holds about one customer, table by table."""
+
+    service: str = "sales"
+    customer_id: str
+    records: dict[str, list[dict[str, Any]]]
 
 
 async def export_customer(session: AsyncSession, customer_id: str) -> CustomerExport:
@@ -76,3 +81,43 @@ async def erase_customer(session: AsyncSession, customer_id: str, documents_dir:
         await session.delete(person)
     if await session.get(SalesErasedCustomer, customer_id) is None:
         session.add(SalesErasedCustomer(customer_id=customer_id, erased_at=utcnow()))
+
+
+async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:
+    """The duplicate's links move to the surviving customer; the duplicate goes."""
+    survivor, duplicate = event.customer_id, event.merged_customer_id
+    if survivor == duplicate:
+        return
+    for model in (SalesContact, SalesOpportunityContact, SalesActivityContact):
+        await _move_links(session, model, duplicate, survivor)
+    await session.exec(  # type: ignore[call-overload]
+        update(SalesOpportunity)
+        .where(col(SalesOpportunity.customer_id) == duplicate)
+        .values(customer_id=survivor)
+    )
+    person = await session.get(SalesCustomer, duplicate)
+    if person is not None:
+        await session.delete(person)
+
+
+async def _move_links(session: AsyncSession, model: Any, duplicate: str, survivor: str) -> None:
+    rows = list((await session.exec(select(model).where(model.customer_id == duplicate))).all())
+    kept = {
+        tuple(getattr(row, key) for key in _other_keys(model))
+        for row in (await session.exec(select(model).where(model.customer_id == survivor))).all()
+    }
+    for row in rows:
+        values = row.model_dump()
+        await session.delete(row)
+        if tuple(values[key] for key in _other_keys(model)) in kept:
+            continue
+        session.add(model(**{**values, "customer_id": survivor}))
+    await session.flush()
+
+
+def _other_keys(model: Any) -> list[str]:
+    return [
+        column.name
+        for column in model.__table__.primary_key.columns
+        if column.name != "customer_id"
+    ]

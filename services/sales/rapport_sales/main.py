@@ -15,9 +15,13 @@ from rapport_events.http import (
     service_app,
 )
 from rapport_events.tracing import configure_tracing
-from rapport_sales import api
+from rapport_sales.accounts import api as accounts
+from rapport_sales.activities import api as activities
+from rapport_sales.customers import api as customers
 from rapport_sales.handlers import HANDLERS
+from rapport_sales.opportunities import api as opportunities
 from rapport_sales.peers import ProfileClient
+from rapport_sales.reports import api as reports
 from rapport_sales.settings import Settings, get_settings
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -72,7 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     instrument_app(app)
     app.include_router(health_router())
-    app.include_router(api.router)
+    # In this order /openapi.json lists the paths (accounts, pipelines and opportunities,
+    # reports, activities, customers).
+    for domain in (accounts, opportunities, reports, activities, customers):
+        app.include_router(domain.router)
     return app
 
 

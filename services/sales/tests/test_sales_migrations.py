@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import rapport_sales.models  # noqa: F401  (tables on the metadata)
+import rapport_sales.tables  # noqa: F401  (every domain's tables on the metadata)
 from rapport_events.db import create_engine
 from rapport_events.migrations import downgrade, upgrade
 from rapport_events.testing.migrations import (

@@ -15,10 +15,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_sales import activities
+from rapport_sales.activities import service as activities
+from rapport_sales.activities.models import (
+    ActivityPublic,
+    SalesActivity,
+    SalesActivityContact,
+    SalesDocument,
+)
 from rapport_sales.errors import InvalidRequest, NotFound
-from rapport_sales.models import SalesActivity, SalesActivityContact, SalesDocument
-from rapport_sales.schemas import ActivityPublic
 
 OFFICE = b"PK\x03\x04"  # .docx and .xlsx are zip files
 MAGIC = {

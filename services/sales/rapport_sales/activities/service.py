@@ -21,25 +21,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import ActivityLogged
-from rapport_sales.accounts import get_account
-from rapport_sales.errors import InvalidRequest, NotFound
-from rapport_sales.models import (
-    SalesAccount,
-    SalesActivity,
-    SalesActivityContact,
-    SalesContact,
-    SalesCustomer,
-    aware,
-)
-from rapport_sales.paging import Page, after_cursor, page_of
-from rapport_sales.publishing import account_subject, publish
-from rapport_sales.schemas import (
+from rapport_sales.accounts.models import SalesAccount, SalesContact
+from rapport_sales.accounts.service import get_account
+from rapport_sales.activities.models import (
     ActivityCreate,
     ActivityPublic,
     MeetingCreate,
+    SalesActivity,
+    SalesActivityContact,
     TaskCreate,
     TaskUpdate,
 )
+from rapport_sales.customers.models import SalesCustomer
+from rapport_sales.errors import InvalidRequest, NotFound
+from rapport_sales.shared import Page, account_subject, after_cursor, aware, page_of, publish
 
 PRODID = "-//Rapport//Sales//EN"
 

@@ -1,30 +1,15 @@
-"""What sales learns from the log: customers (to link contacts and e-mails), where they
-came from, group calls, merges. A run of events is applied with one read per table."""
+"""What sales learns from the log about customers: who they are (to link contacts and
+e-mails) and where they came from. A run of events is applied with one read per table."""
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_events.types import (
-    AccountJoined,
-    CampaignMessageClicked,
-    CustomerMerged,
-    CustomerRegistered,
-    CustomerUpdated,
-)
-from rapport_sales import accounts
-from rapport_sales.models import (
-    SalesActivityContact,
-    SalesContact,
-    SalesCustomer,
-    SalesErasedCustomer,
-    SalesOpportunity,
-    SalesOpportunityContact,
-)
+from rapport_events.types import CampaignMessageClicked, CustomerRegistered, CustomerUpdated
+from rapport_sales.customers.models import SalesCustomer, SalesErasedCustomer
 
 PERSON_FIELDS = ("email", "first_name", "last_name", "acquisition_channel")
 LIMITS = {"email": 320, "first_name": 200, "last_name": 200, "acquisition_channel": 100}
@@ -88,56 +73,3 @@ async def note_clicks(session: AsyncSession, events: Sequence[CampaignMessageCli
         if person is not None:
             person.last_campaign_id = event.campaign_id[:64]
             session.add(person)
-
-
-async def join_accounts(session: AsyncSession, events: Sequence[AccountJoined]) -> None:
-    """Group calls: the account exists (its traits) and the customer is its contact."""
-    erased = await erased_among(session, {event.customer_id for event in events})
-    await accounts.join_accounts(
-        session,
-        [
-            (event.customer_id, event.account_id, event.name, event.traits, event.occurred_at)
-            for event in events
-            if event.customer_id not in erased
-        ],
-    )
-
-
-async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:
-    """The duplicate's links move to the surviving customer; the duplicate goes."""
-    survivor, duplicate = event.customer_id, event.merged_customer_id
-    if survivor == duplicate:
-        return
-    for model in (SalesContact, SalesOpportunityContact, SalesActivityContact):
-        await _move_links(session, model, duplicate, survivor)
-    await session.exec(  # type: ignore[call-overload]
-        update(SalesOpportunity)
-        .where(col(SalesOpportunity.customer_id) == duplicate)
-        .values(customer_id=survivor)
-    )
-    person = await session.get(SalesCustomer, duplicate)
-    if person is not None:
-        await session.delete(person)
-
-
-async def _move_links(session: AsyncSession, model: Any, duplicate: str, survivor: str) -> None:
-    rows = list((await session.exec(select(model).where(model.customer_id == duplicate))).all())
-    kept = {
-        tuple(getattr(row, key) for key in _other_keys(model))
-        for row in (await session.exec(select(model).where(model.customer_id == survivor))).all()
-    }
-    for row in rows:
-        values = row.model_dump()
-        await session.delete(row)
-        if tuple(values[key] for key in _other_keys(model)) in kept:
-            continue
-        session.add(model(**{**values, "customer_id": survivor}))
-    await session.flush()
-
-
-def _other_keys(model: Any) -> list[str]:
-    return [
-        column.name
-        for column in model.__table__.primary_key.columns
-        if column.name != "customer_id"
-    ]

@@ -7,11 +7,12 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_sales import accounts, activities
-from rapport_sales.models import SalesOpportunity, SalesStageChange, aware
+from rapport_sales.accounts import service as accounts
+from rapport_sales.accounts.models import AccountTimeline, TimelineItem
+from rapport_sales.activities import service as activities
+from rapport_sales.opportunities.models import SalesOpportunity, SalesStageChange
 from rapport_sales.peers import ProfileClient
-from rapport_sales.publishing import SOURCE
-from rapport_sales.schemas import AccountTimeline, TimelineItem
+from rapport_sales.shared import SOURCE, aware
 
 
 async def account_timeline(

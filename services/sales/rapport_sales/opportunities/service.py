@@ -21,21 +21,11 @@ from rapport_events.types import (
     OpportunityWon,
     OrderCompleted,
 )
-from rapport_sales.accounts import get_account
+from rapport_sales.accounts.models import SalesContact
+from rapport_sales.accounts.service import get_account
+from rapport_sales.customers.models import SalesCustomer
 from rapport_sales.errors import Conflict, InvalidRequest, NotFound
-from rapport_sales.models import (
-    SalesContact,
-    SalesCustomer,
-    SalesOpportunity,
-    SalesOpportunityContact,
-    SalesPipeline,
-    SalesStage,
-    SalesStageChange,
-    aware,
-)
-from rapport_sales.paging import Page, after_cursor, page_of
-from rapport_sales.publishing import account_subject, publish
-from rapport_sales.schemas import (
+from rapport_sales.opportunities.models import (
     OpportunityCreate,
     OpportunityLose,
     OpportunityPublic,
@@ -43,10 +33,16 @@ from rapport_sales.schemas import (
     OpportunityWin,
     PipelineCreate,
     PipelinePublic,
+    SalesOpportunity,
+    SalesOpportunityContact,
+    SalesPipeline,
+    SalesStage,
+    SalesStageChange,
     StageChangePublic,
     StagePublic,
     Status,
 )
+from rapport_sales.shared import Page, account_subject, after_cursor, aware, page_of, publish
 
 DEFAULT_PIPELINE = "default"
 ORDER_PREFIX = "sales-"

@@ -11,13 +11,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import Float, case, cast, func, literal
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_sales.models import SalesOpportunity, SalesStage, SalesStageChange, aware
+from rapport_sales.opportunities.models import SalesOpportunity, SalesStage, SalesStageChange
+from rapport_sales.reports.models import (
+    Backtest,
+    BacktestMonth,
+    ForecastMonth,
+    ForecastReport,
+    OwnerTotal,
+    OwnerWinRate,
+    PipelineReport,
+    StageTotal,
+    WinRateReport,
+)
+from rapport_sales.shared import aware
 
 CENT = Decimal("0.01")
 
@@ -33,33 +44,6 @@ def add_months(day: date, months: int) -> date:
 
 def _money(value: Any) -> Decimal:
     return Decimal(str(value or 0)).quantize(CENT)
-
-
-class StageTotal(BaseModel):
-    stage: str
-    name: str
-    position: int
-    probability: Decimal
-    currency: str
-    count: int
-    amount: Decimal
-    weighted: Decimal
-
-
-class OwnerTotal(BaseModel):
-    owner: str | None
-    currency: str
-    count: int
-    amount: Decimal
-    weighted: Decimal
-
-
-class PipelineReport(BaseModel):
-    """Open opportunities of a pipeline by stage (in stage order) and by owner."""
-
-    pipeline_id: str
-    stages: list[StageTotal]
-    owners: list[OwnerTotal]
 
 
 def _open_in(pipeline_id: str, owner: str | None) -> list[ColumnElement[bool]]:
@@ -135,25 +119,6 @@ async def pipeline_report(
     )
 
 
-class ForecastMonth(BaseModel):
-    month: date
-    currency: str
-    count: int
-    amount: Decimal
-    weighted: Decimal
-
-
-class ForecastReport(BaseModel):
-    """The open pipeline's weighted forecast per month of expected close, next to
-    profile's forecast of revenue from the sales history (None when profile did not answer)."""
-
-    method: str = "weighted pipeline: amount × stage win probability, by expected close month"
-    months: list[ForecastMonth]
-    overdue: list[ForecastMonth]
-    historical: dict[str, Any] | None = None
-    historical_error: str | None = None
-
-
 async def weighted_forecast(
     session: AsyncSession, start: date, months: int, owner: str | None
 ) -> ForecastReport:
@@ -201,26 +166,6 @@ def _months(sums: dict[tuple[date, str], list[Decimal]]) -> list[ForecastMonth]:
         )
         for (month, currency), values in sorted(sums.items())
     ]
-
-
-class OwnerWinRate(BaseModel):
-    owner: str | None
-    won: int
-    lost: int
-    win_rate: float | None
-    won_amount: Decimal
-    average_cycle_days: float | None
-
-
-class WinRateReport(BaseModel):
-    """Opportunities closed in [from, to): won / (won + lost), and days from open to close."""
-
-    won: int
-    lost: int
-    win_rate: float | None
-    won_amount: Decimal
-    average_cycle_days: float | None
-    owners: list[OwnerWinRate]
 
 
 def _cycle_days(dialect: str) -> ColumnElement[Any]:
@@ -286,22 +231,6 @@ async def win_rate(
 def _rate(won: Any, lost: Any) -> float | None:
     closed = int(won or 0) + int(lost or 0)
     return round(int(won or 0) / closed, 4) if closed else None
-
-
-class BacktestMonth(BaseModel):
-    month: date
-    forecast: Decimal
-    actual: Decimal
-
-
-class Backtest(BaseModel):
-    """The weighted forecast as it stood at `as_of` against what was won after it."""
-
-    as_of: datetime
-    currency: str
-    months: list[BacktestMonth]
-    mae: Decimal
-    mape: float | None
 
 
 async def backtest(session: AsyncSession, as_of: datetime, months: int, currency: str) -> Backtest:

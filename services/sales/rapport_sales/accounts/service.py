@@ -1,20 +1,23 @@
 """Accounts (companies) and their contacts (profile's customers)."""
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import delete, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import AccountContactLinked, AccountCreated
+from rapport_sales.accounts.models import (
+    AccountCreate,
+    AccountPublic,
+    AccountUpdate,
+    ContactPublic,
+    SalesAccount,
+    SalesContact,
+)
+from rapport_sales.customers.models import SalesCustomer
+from rapport_sales.customers.service import get_customer
 from rapport_sales.errors import NotFound
-from rapport_sales.models import SalesAccount, SalesContact, SalesCustomer, aware
-from rapport_sales.paging import Page, after_cursor, page_of
-from rapport_sales.publishing import account_subject, publish
-from rapport_sales.schemas import AccountCreate, AccountPublic, AccountUpdate, ContactPublic
+from rapport_sales.shared import Page, account_subject, after_cursor, page_of, publish
 
 
 async def get_account(session: AsyncSession, account_id: str) -> SalesAccount:
@@ -23,14 +26,6 @@ async def get_account(session: AsyncSession, account_id: str) -> SalesAccount:
     if account is None:
         raise NotFound(f"no account {account_id}")
     return account
-
-
-async def get_customer(session: AsyncSession, customer_id: str) -> SalesCustomer:
-    """A customer sales has learnt of from the log, or NotFound."""
-    customer = await session.get(SalesCustomer, customer_id)
-    if customer is None:
-        raise NotFound(f"no customer {customer_id}")
-    return customer
 
 
 async def create_account(session: AsyncSession, body: AccountCreate, topic: str) -> AccountPublic:
@@ -158,73 +153,3 @@ async def unlink_contact(session: AsyncSession, account_id: str, customer_id: st
     )
     if not removed.rowcount:
         raise NotFound(f"{customer_id} is not a contact of {account_id}")
-
-
-async def join_accounts(
-    session: AsyncSession, joins: Sequence[tuple[str, str, str | None, dict[str, Any], datetime]]
-) -> None:
-    """Group calls (customer, groupId, name, traits, when): accounts and links, set-based.
-
-    An account named by a groupId is created on its first call; later calls fill its
-    name and traits. One IN query per table reads what exists.
-    """
-    external_ids = {external for _c, external, *_ in joins}
-    known = {
-        account.external_id: account
-        for account in (
-            await session.exec(
-                select(SalesAccount).where(col(SalesAccount.external_id).in_(external_ids))
-            )
-        ).all()
-    }
-    for _customer, external, name, traits, at in joins:
-        account = known.get(external)
-        if account is None:
-            account = SalesAccount(
-                external_id=external, name=name or external, created_at=at, updated_at=at
-            )
-            known[external] = account
-        elif name:
-            account.name = name
-        account.traits = {**(account.traits or {}), **traits}
-        account.industry = _trait(traits, "industry", 100) or account.industry
-        account.domain = _trait(traits, "website", 253, host=True) or account.domain
-        account.updated_at = max(at, aware(account.updated_at)) if account.updated_at else at
-        session.add(account)
-    await session.flush()
-    await _link_all(
-        session, [(customer, known[external].id, at) for customer, external, *_, at in joins]
-    )
-
-
-async def _link_all(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]) -> None:
-    pairs = {(account_id, customer_id) for customer_id, account_id, _at in links}
-    customers = {customer_id for _a, customer_id in pairs}
-    existing = set(
-        (
-            await session.exec(
-                select(SalesContact.account_id, SalesContact.customer_id).where(
-                    col(SalesContact.customer_id).in_(customers)
-                )
-            )
-        ).all()
-    )
-    for customer_id, account_id, at in links:
-        if (account_id, customer_id) in existing:
-            continue
-        existing.add((account_id, customer_id))
-        session.add(
-            SalesContact(
-                account_id=account_id, customer_id=customer_id, source="group", linked_at=at
-            )
-        )
-
-
-def _trait(traits: dict[str, Any], name: str, limit: int, *, host: bool = False) -> str | None:
-    value = traits.get(name)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    value = value.strip().lower() if host else value.strip()
-    if host:
-        value = value.removeprefix("https://").removeprefix("http://").split("/")[0]
-    return value[:limit] or None

@@ -13,7 +13,7 @@ from sales_testing import AUTH, ProfileStandIn
 
 from rapport_events.base import utcnow
 from rapport_events.db import transaction
-from rapport_sales.models import SalesOpportunity, SalesStageChange
+from rapport_sales.opportunities.models import SalesOpportunity, SalesStageChange
 
 PROBABILITY = {"lead": "0.1", "qualified": "0.25", "proposal": "0.5", "negotiation": "0.75"}
 

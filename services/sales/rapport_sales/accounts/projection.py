@@ -1,0 +1,97 @@
+"""What the accounts domain learns from the log: Segment group calls (through profile's
+account.joined) create accounts and make their callers contacts, set-based."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.types import AccountJoined
+from rapport_sales.accounts.models import SalesAccount, SalesContact
+from rapport_sales.customers.projection import erased_among
+from rapport_sales.shared import aware
+
+
+async def join_accounts(session: AsyncSession, events: Sequence[AccountJoined]) -> None:
+    """Group calls: the account exists (its traits) and the customer is its contact."""
+    erased = await erased_among(session, {event.customer_id for event in events})
+    await join_groups(
+        session,
+        [
+            (event.customer_id, event.account_id, event.name, event.traits, event.occurred_at)
+            for event in events
+            if event.customer_id not in erased
+        ],
+    )
+
+
+async def join_groups(
+    session: AsyncSession, joins: Sequence[tuple[str, str, str | None, dict[str, Any], datetime]]
+) -> None:
+    """Group calls (customer, groupId, name, traits, when): accounts and links, set-based.
+
+    An account named by a groupId is created on its first call; later calls fill its
+    name and traits. One IN query per table reads what exists.
+    """
+    external_ids = {external for _c, external, *_ in joins}
+    known = {
+        account.external_id: account
+        for account in (
+            await session.exec(
+                select(SalesAccount).where(col(SalesAccount.external_id).in_(external_ids))
+            )
+        ).all()
+    }
+    for _customer, external, name, traits, at in joins:
+        account = known.get(external)
+        if account is None:
+            account = SalesAccount(
+                external_id=external, name=name or external, created_at=at, updated_at=at
+            )
+            known[external] = account
+        elif name:
+            account.name = name
+        account.traits = {**(account.traits or {}), **traits}
+        account.industry = _trait(traits, "industry", 100) or account.industry
+        account.domain = _trait(traits, "website", 253, host=True) or account.domain
+        account.updated_at = max(at, aware(account.updated_at)) if account.updated_at else at
+        session.add(account)
+    await session.flush()
+    await _link_all(
+        session, [(customer, known[external].id, at) for customer, external, *_, at in joins]
+    )
+
+
+async def _link_all(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]) -> None:
+    pairs = {(account_id, customer_id) for customer_id, account_id, _at in links}
+    customers = {customer_id for _a, customer_id in pairs}
+    existing = set(
+        (
+            await session.exec(
+                select(SalesContact.account_id, SalesContact.customer_id).where(
+                    col(SalesContact.customer_id).in_(customers)
+                )
+            )
+        ).all()
+    )
+    for customer_id, account_id, at in links:
+        if (account_id, customer_id) in existing:
+            continue
+        existing.add((account_id, customer_id))
+        session.add(
+            SalesContact(
+                account_id=account_id, customer_id=customer_id, source="group", linked_at=at
+            )
+        )
+
+
+def _trait(traits: dict[str, Any], name: str, limit: int, *, host: bool = False) -> str | None:
+    value = traits.get(name)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip().lower() if host else value.strip()
+    if host:
+        value = value.removeprefix("https://").removeprefix("http://").split("/")[0]
+    return value[:limit] or None

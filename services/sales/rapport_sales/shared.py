@@ -1,0 +1,90 @@
+"""What sales' domains share: UTC timestamps and ids, the base of reply schemas and the
+field types every domain's bodies use, keyset pages, and writing events to the outbox."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import DateTime, and_, or_
+from sqlalchemy.sql import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events.base import Event
+from rapport_events.limits import ID_PATTERN, Line
+from rapport_events.outbox import add_all
+from rapport_events.pagination import decode_cursor, encode_cursor
+
+TZ = DateTime(timezone=True)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; every stored timestamp is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# --- request and reply bodies ----------------------------------------------------------------
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+Name = Annotated[Line, Field(min_length=1, max_length=200)]
+Owner = Annotated[Line, Field(min_length=1, max_length=128)]
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_validator("*")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        """SQLite hands timestamps back naive; every stored one is UTC."""
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+# --- keyset pagination on (created_at, id), newest first, with the shared opaque cursors ----
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass `next_cursor` back as `cursor` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def after_cursor(created_at: Any, row_id: Any, cursor: str | None) -> ColumnElement[bool] | None:
+    """The condition for rows after `cursor` in (created_at, id) descending order."""
+    if cursor is None:
+        return None
+    at, last_id = decode_cursor(cursor, datetime, str)
+    return or_(created_at < at, and_(created_at == at, row_id < last_id))
+
+
+def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The first `limit` rows (fetched limit + 1) and the cursor after them, if more exist."""
+    if len(rows) <= limit:
+        return rows, None
+    kept = rows[:limit]
+    return kept, encode_cursor(aware(kept[-1].created_at), kept[-1].id)
+
+
+# --- sales' events go to the outbox in the caller's transaction -----------------------------
+
+SOURCE = "/services/sales"
+
+
+async def publish(session: AsyncSession, events: Sequence[Event], topic: str) -> None:
+    """Write `events` to the outbox in order, one statement."""
+    await add_all(session, events, source=SOURCE, topic=topic)
+
+
+def account_subject(account_id: str) -> str:
+    """The log key of an account's own events: accounts are customers too, companies ones."""
+    return f"account:{account_id}"[:64]
