@@ -5,7 +5,6 @@ Every stage change is an event on the log (opportunity.created, .stage.changed, 
 is how the deal reaches profile's metrics and campaign's attribution.
 """
 
-from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import delete
@@ -440,7 +439,3 @@ async def forget_contact(session: AsyncSession, customer_ids: list[str]) -> None
     for opportunity in rows.all():
         opportunity.customer_id = None
         session.add(opportunity)
-
-
-def today() -> date:
-    return utcnow().date()
