@@ -35,12 +35,13 @@ async def execute(
     return await session.exec(statement, params=rows)
 
 
+def _columns(table: Table, columns: str | Sequence[str]) -> list[Any]:
+    return [table.c[columns]] if isinstance(columns, str) else [table.c[n] for n in columns]
+
+
 def _key(table: Table, columns: str | Sequence[str]) -> Any:
-    if isinstance(columns, str):
-        return table.c[columns]
-    if len(columns) == 1:
-        return table.c[columns[0]]
-    return tuple_(*(table.c[name] for name in columns))
+    found = _columns(table, columns)
+    return found[0] if len(found) == 1 else tuple_(*found)
 
 
 async def rows_where(
@@ -49,12 +50,20 @@ async def rows_where(
     columns: str | Sequence[str],
     keys: Iterable[Any],
     *conditions: Any,
+    lock: bool = False,
 ) -> list[dict[str, Any]]:
-    """The rows of `model` whose `columns` (one, or a tuple) are among `keys`, as dicts."""
+    """The rows of `model` whose `columns` (one, or a tuple) are among `keys`, as dicts.
+
+    `lock` reads them FOR UPDATE (in key order, so two lockers cannot deadlock): a writer
+    that will put them back whole keeps others from changing them in between. SQLite
+    needs no lock: its transactions here take the write lock when they begin.
+    """
     table = table_of(model)
     found: list[dict[str, Any]] = []
     for part in chunks(sorted(set(keys))):
         query = table.select().where(_key(table, columns).in_(part), *conditions)
+        if lock:
+            query = query.order_by(*_columns(table, columns)).with_for_update()
         found.extend(dict(row) for row in (await execute(session, query)).mappings())
     return found
 

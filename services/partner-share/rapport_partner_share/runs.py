@@ -148,8 +148,12 @@ async def load_run(
         row["customer_id"]
         for row in await bulk.rows_where(session, ErasedCustomer, ("customer_id",), ids)
     }
+    # Locked: the run writes its consents back whole, so a fill committing between this
+    # read and that write would be undone (left pending behind the fetch's lease).
     if pairs is not None:
-        rows = await bulk.rows_where(session, PartnerConsent, ("customer_id", "partner_id"), pairs)
+        rows = await bulk.rows_where(
+            session, PartnerConsent, ("customer_id", "partner_id"), pairs, lock=True
+        )
     else:
         rows = await bulk.rows_where(
             session,
@@ -157,6 +161,7 @@ async def load_run(
             ("customer_id",),
             ids - erased,
             col(PartnerConsent.granted).is_(True),
+            lock=True,
         )
     consents = {(row["customer_id"], row["partner_id"]): PartnerConsent(**row) for row in rows}
     sharing = [pair for pair, c in consents.items() if c.granted or pairs is not None]

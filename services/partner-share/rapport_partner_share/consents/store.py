@@ -17,9 +17,12 @@ def add(session: AsyncSession, row: PartnerConsent) -> None:
 
 
 async def get_consent(
-    session: AsyncSession, customer_id: str, partner_id: str
+    session: AsyncSession, customer_id: str, partner_id: str, *, lock: bool = False
 ) -> PartnerConsent | None:
-    return await session.get(PartnerConsent, (customer_id, partner_id))
+    """One consent; `lock` reads it FOR UPDATE, fresh, for a change decided on what it holds."""
+    return await session.get(
+        PartnerConsent, (customer_id, partner_id), with_for_update=lock, populate_existing=lock
+    )
 
 
 async def consents_of_customer(

@@ -110,7 +110,7 @@ async def complete_fill(
 
     `customer` None means profile does not know the customer: the slices stay empty.
     """
-    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id)
+    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id, lock=True)
     if consent is None or not consent.granted or consent.fill_token != job.token:
         return False
     now = utcnow()
@@ -146,7 +146,7 @@ async def complete_fill(
 
 async def postpone_fill(session: AsyncSession, job: FillJob, error: str) -> None:
     """Profile did not answer: try again later, with exponential backoff."""
-    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id)
+    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id, lock=True)
     if consent is None or consent.fill_token != job.token:
         return
     consent.fill_attempts += 1

@@ -2,20 +2,30 @@
 
 import asyncio
 import time
+from datetime import datetime
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from partner_share_testing import (
     ProfileStub,
     apply,
+    consent_of,
     granted,
     profile_customer,
     register_partner,
     revoked,
     wait_filled,
 )
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.base import utcnow
+from rapport_events.db import transaction
 from rapport_events.testing.harness import until
+from rapport_partner_share.consents import store as consent_store
+from rapport_partner_share.runs import Run
+from rapport_partner_share.slices import fills
+from rapport_partner_share.slices.fills import FillJob
 
 # The lease a fetch holds on its consent (`slices.fills.due_fills`): a fill that waited for
 # it would take this long.
@@ -46,3 +56,69 @@ class TestAChangeDuringAFetch:
         assert time.monotonic() - started < FETCH_LEASE_S / 2
         assert consent["slices"] == ["purchase_summary"]
         assert consent["version"] == 2
+
+
+class TestAFillCommittingWhileAConsentChangeIsApplied:
+    async def test_the_change_does_not_undo_the_fill(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        profile_stub: ProfileStub,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A grant that needs no new fetch is applied while a fill completes: it used to
+        read the consent before the fill and write it back after, leaving it pending
+        behind the fetch's lease (PostgreSQL; SQLite's writers take turns)."""
+        partner = await register_partner(client, slices=["demographics", "loyalty"])
+        profile_stub.customers["c-bob"] = profile_customer("c-bob")
+        profile_stub.hold = asyncio.Event()  # the service's own filler stays in flight
+        await apply(app, granted("c-bob", partner.id, ["demographics"], 1))
+        await until(
+            lambda: any("c-bob" in path for path, _ in profile_stub.requests),
+            timeout=15.0,
+            what="the filler asking profile",
+        )
+        sessions = app.state.runtime.sessions
+        async with transaction(sessions) as session:
+            consent = await consent_store.get_consent(session, "c-bob", partner.id)
+            assert consent is not None and consent.fill_pending
+            job = FillJob("c-bob", partner.id, consent.fill_token, frozenset({"demographics"}), 0)
+
+        read, write = asyncio.Event(), asyncio.Event()
+        original_write = Run.write
+
+        async def write_when_told(run: Run, session: AsyncSession, now: datetime) -> None:
+            read.set()
+            await write.wait()
+            await original_write(run, session, now)
+
+        monkeypatch.setattr(Run, "write", write_when_told)
+        # Adds a slice that starts empty: no new fetch, the fill token stays.
+        change = asyncio.create_task(
+            apply(app, granted("c-bob", partner.id, ["demographics", "loyalty"], 2))
+        )
+        await asyncio.wait_for(read.wait(), timeout=10.0)
+
+        async def complete() -> bool:
+            async with transaction(sessions) as session:
+                return await fills.complete_fill(
+                    session,
+                    job,
+                    customer=profile_stub.customers["c-bob"],
+                    metrics=None,
+                    fetched_at=utcnow(),
+                )
+
+        fill = asyncio.create_task(complete())
+        await asyncio.sleep(0.3)  # time for the fill to commit, were the consent not locked
+        write.set()
+        await asyncio.wait_for(change, timeout=10.0)
+        assert await asyncio.wait_for(fill, timeout=10.0)
+        monkeypatch.undo()
+        profile_stub.hold.set()
+
+        consent_row = await consent_of(client, "c-bob", partner.id)
+        assert consent_row is not None
+        assert consent_row["fill_pending"] is False, consent_row
+        assert consent_row["slices"] == ["demographics", "loyalty"]
+        assert consent_row["version"] == 2
