@@ -16,14 +16,8 @@ from rapport_campaign.settings import Settings, get_settings
 from rapport_campaign.tracking import api as tracking_api
 from rapport_campaign.tracking.tokens import Tokens
 from rapport_campaign.worker import Worker
-from rapport_events.http import (
-    health_router,
-    install_error_handlers,
-    instrument_app,
-    open_event_runtime,
-    service_app,
-)
-from rapport_events.tracing import configure_tracing
+from rapport_events.assembly import Extras, ServiceDefinition, build_app
+from rapport_events.runtime import EventRuntime
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_campaign"
@@ -47,54 +41,42 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the campaign app; clients start in the lifespan."""
-    settings = settings or get_settings()
-    configure_tracing(settings.service_name)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_event_runtime(
-            app,
-            settings,
-            migrations=MIGRATIONS,
-            version_table=VERSION_TABLE,
-            handlers=HANDLERS,
-            dependencies={"settings": settings},
-        )
-        engine = runtime.engine
-        http = httpx.AsyncClient()
+@asynccontextmanager
+async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
+    """The link signer, the HTTP client of webhook channels, the sender and scheduler."""
+    settings: Settings = app.state.settings
+    async with httpx.AsyncClient() as http:
         tokens = Tokens(
             settings.signing_secret, settings.public_url, settings.link_token_max_age_days
         )
         worker = Worker(sessions=runtime.sessions, settings=settings, tokens=tokens, http=http)
         app.state.tokens = tokens
         app.state.worker = worker
-        await runtime.start()
-        runtime.watch(*worker.start())
-        try:
-            yield
-        finally:
-            await worker.stop()
-            await runtime.stop()
-            await http.aclose()
-            await engine.dispose()
+        yield Extras(workers=[worker])
 
-    app = service_app(
-        title="Rapport campaign", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
-    )
-    app.state.settings = settings
-    install_error_handlers(app)
-    instrument_app(app)
-    app.include_router(health_router())
-    # In this order, so the OpenAPI document lists the paths as it always has.
-    app.include_router(audience_api.router)
-    app.include_router(segment_api.router)
-    app.include_router(campaign_api.router)
-    app.include_router(journey_api.router)
-    app.include_router(campaign_api.analytics)
-    app.include_router(tracking_api.public)
-    return app
+
+CAMPAIGN = ServiceDefinition(
+    title="Rapport campaign",
+    description=DESCRIPTION,
+    tags=TAGS,
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    handlers=HANDLERS,
+    routers=[
+        audience_api.router,
+        segment_api.router,
+        campaign_api.router,
+        journey_api.router,
+        campaign_api.analytics,
+        tracking_api.public,
+    ],
+    setup=setup,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the campaign app; clients start in the lifespan."""
+    return build_app(CAMPAIGN, settings or get_settings())
 
 
 app = create_app

@@ -1,45 +1,24 @@
 """Campaign settings, from the environment (prefix CAMPAIGN_)."""
 
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
 
 from rapport_events.environment import (
     DEVELOPMENT_SIGNING_SECRET,
     DEVELOPMENT_TOKEN,
-    enforce_secrets,
-    environment_field,
 )
-from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
-from rapport_events.settings import KafkaSettings
+from rapport_events.service_settings import ServiceSettings, service_config
 
 __all__ = ["DEVELOPMENT_TOKEN", "Settings", "get_settings"]
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything campaign reads from its environment."""
 
-    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
-    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", extra="ignore", validate_by_name=True)
+    model_config = service_config("CAMPAIGN_")
 
     service_name: str = "campaign"
-    environment: str = environment_field("CAMPAIGN_")
-    database_url: str = Field(
-        default="sqlite:///var/campaign.db",
-        validation_alias=AliasChoices("CAMPAIGN_DATABASE_URL", "DATABASE_URL"),
-    )
-    api_token: str = Field(
-        default=DEVELOPMENT_TOKEN,
-        validation_alias=AliasChoices("CAMPAIGN_API_TOKEN", "RAPPORT_API_TOKEN"),
-    )
-    max_body_bytes: int = Field(
-        default=DEFAULT_MAX_BODY_BYTES,
-        ge=1024,
-        validation_alias=AliasChoices("CAMPAIGN_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
-        description="Largest request body accepted; a larger one gets 413",
-    )
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     # Links in messages (click, open pixel, unsubscribe) point here.
     public_url: str = "http://127.0.0.1:8002"
@@ -85,19 +64,13 @@ class Settings(BaseSettings):
     # Segments whose rule reads the clock ("in the last 30 days") are recomputed this often.
     segment_refresh_interval_s: float = 300.0
 
-    @model_validator(mode="after")
-    def _strong_secrets_outside_development(self) -> Self:
-        enforce_secrets(
-            self.environment,
-            {
-                "CAMPAIGN_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
-                "CAMPAIGN_SIGNING_SECRET": self.signing_secret,
-                "CAMPAIGN_WEBHOOK_SECRET": self.webhook_secret,
-                "CAMPAIGN_PROFILE_TOKEN (or RAPPORT_API_TOKEN)": self.profile_token,
-                **self.kafka.secrets(),
-            },
-        )
-        return self
+    def own_secrets(self) -> dict[str, str | None]:
+        """Campaign's own secrets, by the variable that sets them."""
+        return {
+            "CAMPAIGN_SIGNING_SECRET": self.signing_secret,
+            "CAMPAIGN_WEBHOOK_SECRET": self.webhook_secret,
+            "CAMPAIGN_PROFILE_TOKEN (or RAPPORT_API_TOKEN)": self.profile_token,
+        }
 
     def webhook_url(self, channel: str) -> str | None:
         """Where messages of a non-e-mail channel are posted."""

@@ -3,16 +3,13 @@
 from pathlib import Path
 from typing import Self
 
-from pydantic import AliasChoices, BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, model_validator
 
 from rapport_console.roles import Role
 from rapport_events.environment import (
-    DEVELOPMENT_TOKEN,
-    enforce_secrets,
-    environment_field,
     is_development,
 )
+from rapport_events.service_settings import BaseServiceSettings, service_config
 
 __all__ = ["DEVELOPMENT_PASSWORD", "OperatorAccount", "Settings", "get_settings"]
 
@@ -31,23 +28,16 @@ class OperatorAccount(BaseModel):
     password_hash: str = Field(min_length=20, max_length=500)
 
 
-class Settings(BaseSettings):
-    """Everything the console reads from its environment."""
+class Settings(BaseServiceSettings):
+    """Everything the console reads from its environment.
 
-    model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore", validate_by_name=True)
+    `database_url` is where the operators and the access log are kept; `api_token` is the
+    one bearer token for the four services unless a service's own is set.
+    """
+
+    model_config = service_config("CONSOLE_")
 
     service_name: str = "console"
-    environment: str = environment_field("CONSOLE_")
-    database_url: str = Field(
-        default="sqlite:///var/console.db",
-        validation_alias=AliasChoices("CONSOLE_DATABASE_URL", "DATABASE_URL"),
-        description="Where the access log is kept",
-    )
-    # One bearer token for the four services unless a service's own is set.
-    api_token: str = Field(
-        default=DEVELOPMENT_TOKEN,
-        validation_alias=AliasChoices("CONSOLE_API_TOKEN", "RAPPORT_API_TOKEN"),
-    )
     profile_url: str = "http://127.0.0.1:8001"
     campaign_url: str = "http://127.0.0.1:8002"
     support_url: str = "http://127.0.0.1:8003"
@@ -79,7 +69,7 @@ class Settings(BaseSettings):
         return str(getattr(self, f"{service.replace('-', '_')}_url")).rstrip("/")
 
     @model_validator(mode="after")
-    def _strong_secrets_outside_development(self) -> Self:
+    def _published_session_secret_refused(self) -> Self:
         if (
             not is_development(self.environment)
             and self.session_secret == DEVELOPMENT_SESSION_SECRET
@@ -88,18 +78,17 @@ class Settings(BaseSettings):
                 "refusing to start outside development with the published "
                 "CONSOLE_SESSION_SECRET: set it to a random value of at least 32 characters"
             )
-        enforce_secrets(
-            self.environment,
-            {
-                "CONSOLE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
-                "CONSOLE_SESSION_SECRET": self.session_secret,
-                **{
-                    f"CONSOLE_{name.upper()}_API_TOKEN": getattr(self, f"{name}_api_token")
-                    for name in ("profile", "campaign", "support", "partner_share")
-                },
-            },
-        )
         return self
+
+    def own_secrets(self) -> dict[str, str | None]:
+        """The session secret and each service's own token, by the variable that sets them."""
+        return {
+            "CONSOLE_SESSION_SECRET": self.session_secret,
+            **{
+                f"CONSOLE_{name.upper()}_API_TOKEN": getattr(self, f"{name}_api_token")
+                for name in ("profile", "campaign", "support", "partner_share")
+            },
+        }
 
 
 def get_settings() -> Settings:

@@ -3,7 +3,6 @@
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import (
@@ -18,10 +17,10 @@ from fastapi import (
     status,
 )
 from fastapi.security import APIKeyHeader
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events.db import request_transaction, transaction
-from rapport_events.http import bearer_auth
+from rapport_events.deps import SessionDep as SessionDep
+from rapport_events.deps import WriteSessionDep as WriteSessionDep
+from rapport_events.deps import require_token as require_token
 from rapport_partner_share.partners import service
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.partners.ratelimit import RateLimiter, SharedRateLimiter
@@ -34,24 +33,6 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request (read-only for GET and HEAD): commit, or roll back on error."""
-    async with request_transaction(request.app.state.runtime.sessions, request.method) as session:
-        yield session
-
-
-async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A write transaction whatever the method, for the GET routes that record something."""
-    async with transaction(request.app.state.runtime.sessions) as session:
-        yield session
-
-
-require_token = bearer_auth(lambda request: get_settings(request).api_token)
-
-# scope="function" commits before the response is sent, so a failed commit is a 500,
-# not a success reply for writes that never happened.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 

@@ -7,16 +7,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from rapport_events.assembly import Extras, ServiceDefinition, build_app
 from rapport_events.db import create_engine
-from rapport_events.http import (
-    health_router,
-    install_error_handlers,
-    instrument_app,
-    open_event_runtime,
-    service_app,
-)
+from rapport_events.runtime import EventRuntime
 from rapport_events.supervisor import Periodic
-from rapport_events.tracing import configure_tracing
 from rapport_partner_share.customers import api as customers
 from rapport_partner_share.handlers import HANDLERS
 from rapport_partner_share.ledger import api as ledger
@@ -48,78 +42,80 @@ TAGS = [
 ]
 
 
+@asynccontextmanager
+async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
+    """The shared rate limiter (PostgreSQL), the HTTP client, the filler and notifier."""
+    settings: Settings = app.state.settings
+    limits_engine = None
+    if runtime.engine.dialect.name == "postgresql":
+        # Its own connections: they commit without waiting for the disk (SERVER_SETTINGS).
+        limits_engine = create_engine(
+            settings.database_url,
+            pool_size=2,
+            max_overflow=4,
+            connect_args={"server_settings": SharedRateLimiter.SERVER_SETTINGS},
+        )
+        app.state.rate_limiter = SharedRateLimiter(limits_engine)
+    try:
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            profile = ProfileClient(
+                http, settings.profile_url, settings.profile_token, settings.profile_timeout_s
+            )
+            yield Extras(workers=_workers(runtime, settings, http, profile))
+    finally:
+        if limits_engine is not None:
+            await limits_engine.dispose()
+
+
+def _workers(
+    runtime: EventRuntime, settings: Settings, http: httpx.AsyncClient, profile: ProfileClient
+) -> list[Periodic]:
+    interval = settings.worker_poll_interval_s
+    policy = settings.kafka.restart_policy()
+    return [
+        Periodic(
+            "partner-share-filler",
+            lambda: fill_due(runtime.sessions, profile),
+            interval,
+            policy=policy,
+        ),
+        Periodic(
+            "partner-share-notifier",
+            lambda: deliver_due(runtime.sessions, http, settings),
+            interval,
+            policy=policy,
+        ),
+    ]
+
+
+def _in_memory_rate_limiter(app: FastAPI) -> None:
+    # One process's count; on PostgreSQL the lifespan swaps in the one replicas share.
+    app.state.rate_limiter = RateLimiter()
+
+
+PARTNER_SHARE = ServiceDefinition(
+    title="Rapport partner-share",
+    description=DESCRIPTION,
+    tags=TAGS,
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    handlers=HANDLERS,
+    # In the order the OpenAPI document lists them (its tags' order).
+    routers=[
+        partners.router,
+        ledger.router,
+        customers.router,
+        slices.partner_router,
+        notices.partner_router,
+    ],
+    setup=setup,
+    configure=_in_memory_rate_limiter,
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the partner-share app; clients start in the lifespan."""
-    settings = settings or get_settings()
-    configure_tracing(settings.service_name)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_event_runtime(
-            app,
-            settings,
-            migrations=MIGRATIONS,
-            version_table=VERSION_TABLE,
-            handlers=HANDLERS if settings.consume_events else None,
-        )
-        engine = runtime.engine
-        limits_engine = None
-        if engine.dialect.name == "postgresql":
-            limits_engine = create_engine(
-                settings.database_url,
-                pool_size=2,
-                max_overflow=4,
-                connect_args={"server_settings": SharedRateLimiter.SERVER_SETTINGS},
-            )
-            app.state.rate_limiter = SharedRateLimiter(limits_engine)
-        await runtime.start()
-        http = httpx.AsyncClient(follow_redirects=False)
-        profile = ProfileClient(
-            http, settings.profile_url, settings.profile_token, settings.profile_timeout_s
-        )
-        interval = settings.worker_poll_interval_s
-        policy = settings.kafka.restart_policy()
-        workers = [
-            Periodic(
-                "partner-share-filler",
-                lambda: fill_due(runtime.sessions, profile),
-                interval,
-                policy=policy,
-            ),
-            Periodic(
-                "partner-share-notifier",
-                lambda: deliver_due(runtime.sessions, http, settings),
-                interval,
-                policy=policy,
-            ),
-        ]
-        runtime.watch(*(worker.start() for worker in workers))
-        try:
-            yield
-        finally:
-            for worker in workers:
-                await worker.stop()
-            await http.aclose()
-            await runtime.stop()
-            if limits_engine is not None:
-                await limits_engine.dispose()
-            await engine.dispose()
-
-    app = service_app(
-        title="Rapport partner-share", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
-    )
-    app.state.settings = settings
-    app.state.rate_limiter = RateLimiter()
-    install_error_handlers(app)
-    instrument_app(app)
-    app.include_router(health_router())
-    # Routes are included in the order the OpenAPI document lists them (its tags' order).
-    app.include_router(partners.router)
-    app.include_router(ledger.router)
-    app.include_router(customers.router)
-    app.include_router(slices.partner_router)
-    app.include_router(notices.partner_router)
-    return app
+    return build_app(PARTNER_SHARE, settings or get_settings())
 
 
 app = create_app

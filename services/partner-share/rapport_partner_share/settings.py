@@ -1,46 +1,22 @@
 """Partner-share settings, from the environment (prefix PARTNER_SHARE_)."""
 
-from typing import Self
-
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
 
 from rapport_events.environment import (
     DEVELOPMENT_LEDGER_KEY,
     DEVELOPMENT_TOKEN,
-    enforce_secrets,
-    environment_field,
 )
-from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
-from rapport_events.settings import KafkaSettings
+from rapport_events.service_settings import ServiceSettings, service_config
 
 __all__ = ["DEVELOPMENT_TOKEN", "Settings", "get_settings"]
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything partner-share reads from its environment."""
 
-    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
-    model_config = SettingsConfigDict(
-        env_prefix="PARTNER_SHARE_", extra="ignore", validate_by_name=True
-    )
+    model_config = service_config("PARTNER_SHARE_")
 
     service_name: str = "partner-share"
-    environment: str = environment_field("PARTNER_SHARE_")
-    database_url: str = Field(
-        default="sqlite:///var/partner-share.db",
-        validation_alias=AliasChoices("PARTNER_SHARE_DATABASE_URL", "DATABASE_URL"),
-    )
-    api_token: str = Field(
-        default=DEVELOPMENT_TOKEN,
-        validation_alias=AliasChoices("PARTNER_SHARE_API_TOKEN", "RAPPORT_API_TOKEN"),
-    )
-    max_body_bytes: int = Field(
-        default=DEFAULT_MAX_BODY_BYTES,
-        ge=1024,
-        validation_alias=AliasChoices("PARTNER_SHARE_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
-        description="Largest request body accepted; a larger one gets 413",
-    )
     # Key of the disclosure ledger's subject pseudonyms (HMAC-SHA256 of the customer id):
     # with it and an id a privacy officer finds a person's entries after their erasure.
     # Changing it leaves earlier entries findable only under the old key.
@@ -48,10 +24,6 @@ class Settings(BaseSettings):
         default=DEVELOPMENT_LEDGER_KEY,
         validation_alias=AliasChoices("PARTNER_SHARE_LEDGER_KEY", "ledger_key"),
     )
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    # False makes an API-only replica: it publishes (outbox) but does not join the
-    # consumer group. At least one replica must consume, or consents never arrive.
-    consume_events: bool = True
 
     profile_url: str = Field(
         default="http://127.0.0.1:8001",
@@ -75,18 +47,12 @@ class Settings(BaseSettings):
     def profile_token(self) -> str:
         return self.profile_api_token or self.api_token
 
-    @model_validator(mode="after")
-    def _strong_secrets_outside_development(self) -> Self:
-        enforce_secrets(
-            self.environment,
-            {
-                "PARTNER_SHARE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
-                "PARTNER_SHARE_PROFILE_API_TOKEN": self.profile_api_token,
-                "PARTNER_SHARE_LEDGER_KEY": self.ledger_key,
-                **self.kafka.secrets(),
-            },
-        )
-        return self
+    def own_secrets(self) -> dict[str, str | None]:
+        """Partner-share's own secrets, by the variable that sets them."""
+        return {
+            "PARTNER_SHARE_PROFILE_API_TOKEN": self.profile_api_token,
+            "PARTNER_SHARE_LEDGER_KEY": self.ledger_key,
+        }
 
 
 def get_settings() -> Settings:

@@ -3,33 +3,19 @@
 import base64
 import binascii
 import secrets
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import httpx
 from fastapi import Depends, HTTPException, Request, status
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events.db import SessionFactory, request_transaction
-from rapport_events.http import bearer_auth
-from rapport_events.runtime import EventRuntime
+from rapport_events.deps import SessionDep as SessionDep
+from rapport_events.deps import SessionsDep as SessionsDep
+from rapport_events.deps import require_token as require_token
 from rapport_profile.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request (read-only for GET and HEAD): commit, or roll back on error."""
-    async with request_transaction(request.app.state.runtime.sessions, request.method) as session:
-        yield session
-
-
-def get_sessions(request: Request) -> SessionFactory:
-    """The session factory, for routes that call peers: no transaction is open while they wait."""
-    runtime: EventRuntime = request.app.state.runtime
-    return runtime.sessions
 
 
 def get_http(request: Request) -> httpx.AsyncClient:
@@ -73,12 +59,6 @@ def write_key(request: Request) -> str | None:
     return check_write_key(get_settings(request), key) if key else None
 
 
-require_token = bearer_auth(lambda request: get_settings(request).api_token)
-
-# scope="function" commits before the response is sent, so a failed commit is a 500,
-# not a success reply for writes that never happened.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-SessionsDep = Annotated[SessionFactory, Depends(get_sessions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
 WriteKeyDep = Annotated[str | None, Depends(write_key)]

@@ -7,15 +7,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from rapport_events.http import (
-    health_router,
-    install_error_handlers,
-    instrument_app,
-    open_event_runtime,
-    service_app,
-)
+from rapport_events.assembly import Extras, ServiceDefinition, build_app
+from rapport_events.runtime import EventRuntime
 from rapport_events.supervisor import Periodic
-from rapport_events.tracing import configure_tracing
 from rapport_profile.analytics import api as analytics_api
 from rapport_profile.analytics import forecasts
 from rapport_profile.consents import api as consent_api
@@ -53,32 +47,17 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the profile app; clients start in the lifespan."""
-    settings = settings or get_settings()
-    configure_tracing(settings.service_name)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_event_runtime(
-            app,
-            settings,
-            migrations=MIGRATIONS,
-            version_table=VERSION_TABLE,
-            handlers=HANDLERS,
-            dependencies={"settings": settings},
-        )
-        engine = runtime.engine
-        app.state.http = httpx.AsyncClient(timeout=settings.peer_timeout_s)
+@asynccontextmanager
+async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
+    """The HTTP client of peers (export, erasure) and the forecast models."""
+    settings: Settings = app.state.settings
+    async with httpx.AsyncClient(timeout=settings.peer_timeout_s) as http:
+        app.state.http = http
         forecaster = forecasts.Forecaster(runtime.sessions, forecasts.FitWorker())
         # Before the service is ready: the first forecast call reads a stored model
         # instead of waiting for the import and a fit.
         await forecaster.load()
         app.state.forecaster = forecaster
-        await runtime.start()
-        # Readiness waits for the default forecast only when no model of it was stored
-        # (a fresh database with history): once, never on a restart with stored models.
-        await forecaster.ensure(forecasts.DEFAULT_KEY)
         # Models are fitted now and on a schedule, never first on a request for the defaults.
         fitting = Periodic(
             "forecast-models",
@@ -86,32 +65,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.forecast_refresh_s,
             policy=settings.kafka.restart_policy(),
         )
-        runtime.watch(fitting.start())
         try:
-            yield
+            # Readiness waits for the default forecast only when no model of it was stored
+            # (a fresh database with history): once, never on a restart with stored models.
+            yield Extras(
+                workers=[fitting], on_start=lambda: forecaster.ensure(forecasts.DEFAULT_KEY)
+            )
         finally:
-            await fitting.stop()
             await forecaster.stop()
-            await runtime.stop()
-            await app.state.http.aclose()
-            await engine.dispose()
 
-    app = service_app(
-        title="Rapport profile", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
-    )
-    app.state.settings = settings
+
+def configure(app: FastAPI) -> None:
+    """The tracking API's OpenAPI description, and its CORS and Segment-shaped errors."""
     tracking_docs.document(app)
-    install_error_handlers(app)
     # Outside the size limit, so its 413 gets Segment's shape and CORS headers too.
     app.add_middleware(tracking_edge.SegmentErrors)
+    settings: Settings = app.state.settings
     app.add_middleware(tracking_edge.TrackingCors, origins=settings.tracking_cors_origins)
-    instrument_app(app)
-    app.include_router(health_router())
+
+
+PROFILE = ServiceDefinition(
+    title="Rapport profile",
+    description=DESCRIPTION,
+    tags=TAGS,
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    handlers=HANDLERS,
     # In this order, the paths of /openapi.json keep theirs.
-    for domain in (customer_api, consent_api, identity_api, timeline_api, gdpr_api, analytics_api):
-        app.include_router(domain.router)
-    app.include_router(tracking_api.router)
-    return app
+    routers=[
+        customer_api.router,
+        consent_api.router,
+        identity_api.router,
+        timeline_api.router,
+        gdpr_api.router,
+        analytics_api.router,
+        tracking_api.router,
+    ],
+    setup=setup,
+    configure=configure,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the profile app; clients start in the lifespan."""
+    return build_app(PROFILE, settings or get_settings())
 
 
 app = create_app

@@ -1,39 +1,23 @@
 """Profile settings, from the environment (prefix PROFILE_)."""
 
-from typing import Self
-
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
 
 from rapport_events.environment import (
     DEVELOPMENT_TOKEN,
     DEVELOPMENT_WRITE_KEY,
-    enforce_secrets,
-    environment_field,
 )
-from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
-from rapport_events.settings import KafkaSettings
+from rapport_events.service_settings import ServiceSettings, service_config
 from rapport_profile.consents import privacy_signals
 
 __all__ = ["DEVELOPMENT_TOKEN", "DEVELOPMENT_WRITE_KEY", "Settings", "get_settings"]
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything profile reads from its environment."""
 
-    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
-    model_config = SettingsConfigDict(env_prefix="PROFILE_", extra="ignore", validate_by_name=True)
+    model_config = service_config("PROFILE_")
 
     service_name: str = "profile"
-    environment: str = environment_field("PROFILE_")
-    database_url: str = Field(
-        default="sqlite:///var/profile.db",
-        validation_alias=AliasChoices("PROFILE_DATABASE_URL", "DATABASE_URL"),
-    )
-    api_token: str = Field(
-        default=DEVELOPMENT_TOKEN,
-        validation_alias=AliasChoices("PROFILE_API_TOKEN", "RAPPORT_API_TOKEN"),
-    )
     write_keys: list[str] = Field(
         default=[DEVELOPMENT_WRITE_KEY],
         description="Write keys the tracking API accepts (HTTP Basic user, or `writeKey`)",
@@ -77,13 +61,6 @@ class Settings(BaseSettings):
         description="Consent categories (ids in Segment's context.consent.categoryPreferences)"
         " whose refusal refuses sale and sharing with partners",
     )
-    max_body_bytes: int = Field(
-        default=DEFAULT_MAX_BODY_BYTES,
-        ge=1024,
-        validation_alias=AliasChoices("PROFILE_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
-        description="Largest request body accepted; a larger one gets 413",
-    )
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @property
     def peers(self) -> dict[str, str]:
@@ -96,18 +73,12 @@ class Settings(BaseSettings):
         }
         return {name: url.rstrip("/") for name, url in urls.items() if url}
 
-    @model_validator(mode="after")
-    def _strong_secrets_outside_development(self) -> Self:
-        enforce_secrets(
-            self.environment,
-            {
-                "PROFILE_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
-                "PROFILE_SERVICES_TOKEN": self.services_token,
-                **{f"PROFILE_WRITE_KEYS[{i}]": key for i, key in enumerate(self.write_keys)},
-                **self.kafka.secrets(),
-            },
-        )
-        return self
+    def own_secrets(self) -> dict[str, str | None]:
+        """Profile's own secrets, by the variable that sets them."""
+        return {
+            "PROFILE_SERVICES_TOKEN": self.services_token,
+            **{f"PROFILE_WRITE_KEYS[{i}]": key for i, key in enumerate(self.write_keys)},
+        }
 
 
 def get_settings() -> Settings:

@@ -7,14 +7,8 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from rapport_events.http import (
-    health_router,
-    install_error_handlers,
-    instrument_app,
-    open_event_runtime,
-    service_app,
-)
-from rapport_events.tracing import configure_tracing
+from rapport_events.assembly import Extras, ServiceDefinition, build_app
+from rapport_events.runtime import EventRuntime
 from rapport_sales.accounts import api as accounts
 from rapport_sales.activities import api as activities
 from rapport_sales.customers import api as customers
@@ -45,42 +39,36 @@ TAGS = [
 ]
 
 
+@asynccontextmanager
+async def setup(app: FastAPI, _runtime: EventRuntime) -> AsyncIterator[Extras]:
+    """The client of profile, for contacts' timelines and the historical forecast."""
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        app.state.profile = ProfileClient(http, app.state.settings)
+        yield Extras()
+
+
+SALES = ServiceDefinition(
+    title="Rapport sales",
+    description=DESCRIPTION,
+    tags=TAGS,
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    handlers=HANDLERS,
+    # Accounts, pipelines and opportunities, reports, activities, customers.
+    routers=[
+        accounts.router,
+        opportunities.router,
+        reports.router,
+        activities.router,
+        customers.router,
+    ],
+    setup=setup,
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the sales app; clients and the consumer start in the lifespan."""
-    settings = settings or get_settings()
-    configure_tracing(settings.service_name)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_event_runtime(
-            app,
-            settings,
-            migrations=MIGRATIONS,
-            version_table=VERSION_TABLE,
-            handlers=HANDLERS if settings.consume_events else None,
-            dependencies={"settings": settings},
-        )
-        engine = runtime.engine
-        http = httpx.AsyncClient(follow_redirects=False)
-        app.state.profile = ProfileClient(http, settings)
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-            await http.aclose()
-            await engine.dispose()
-
-    app = service_app(title="Rapport sales", description=DESCRIPTION, lifespan=lifespan, tags=TAGS)
-    app.state.settings = settings
-    install_error_handlers(app)
-    instrument_app(app)
-    app.include_router(health_router())
-    # In this order /openapi.json lists the paths (accounts, pipelines and opportunities,
-    # reports, activities, customers).
-    for domain in (accounts, opportunities, reports, activities, customers):
-        app.include_router(domain.router)
-    return app
+    return build_app(SALES, settings or get_settings())
 
 
 app = create_app

@@ -7,19 +7,14 @@ from fastapi import Depends, Query, Request
 from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events.db import read_transaction, request_transaction
-from rapport_events.http import bearer_auth
+from rapport_events.db import read_transaction
+from rapport_events.deps import SessionDep as SessionDep
+from rapport_events.deps import require_token as require_token
 from rapport_support.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request (read-only for GET and HEAD): commit, or roll back on error."""
-    async with request_transaction(request.app.state.runtime.sessions, request.method) as session:
-        yield session
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -40,11 +35,6 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
 
 
-require_token = bearer_auth(lambda request: get_settings(request).api_token)
-
-# scope="function" commits before the response is sent, so a failed commit is a 500,
-# not a success reply for writes that never happened.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WakeRepliesDep = Annotated[Callable[[], None], Depends(wake_replies)]

@@ -10,16 +10,10 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from rapport_events.assembly import Extras, ServiceDefinition, build_app
 from rapport_events.db import MAX_OVERFLOW, POOL_SIZE, is_sqlite, session_factory
-from rapport_events.http import (
-    health_router,
-    install_error_handlers,
-    instrument_app,
-    instrument_engine,
-    open_event_runtime,
-    service_app,
-)
-from rapport_events.tracing import configure_tracing
+from rapport_events.http import instrument_engine
+from rapport_events.runtime import EventRuntime
 from rapport_support.customers import api as customers
 from rapport_support.handlers import HANDLERS
 from rapport_support.mentions import api as mentions
@@ -78,52 +72,39 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     return reader
 
 
+@asynccontextmanager
+async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
+    """The read engine, the HTTP client of reply webhooks, the SLA monitor and replies."""
+    settings: Settings = app.state.settings
+    reader = read_engine(runtime.engine)
+    instrument_engine(reader)
+    app.state.read_sessions = session_factory(reader)
+    try:
+        async with httpx.AsyncClient(follow_redirects=False) as webhook_client:
+            sla_monitor = SlaMonitor(runtime.sessions, settings)
+            replies = ReplyDispatcher(runtime.sessions, settings, webhook_client)
+            app.state.sla_monitor, app.state.replies = sla_monitor, replies
+            yield Extras(workers=[sla_monitor, replies])
+    finally:
+        if reader is not runtime.engine:
+            await reader.dispose()
+
+
+SUPPORT = ServiceDefinition(
+    title="Rapport support",
+    description=DESCRIPTION,
+    tags=TAGS,
+    migrations=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    handlers=HANDLERS,
+    routers=[customers.router, tickets.router, products.router, mentions.router],
+    setup=setup,
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the support app; clients and background workers start in the lifespan."""
-    settings = settings or get_settings()
-    configure_tracing(settings.service_name)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_event_runtime(
-            app,
-            settings,
-            migrations=MIGRATIONS,
-            version_table=VERSION_TABLE,
-            handlers=HANDLERS,
-            dependencies={"settings": settings},
-        )
-        engine = runtime.engine
-        reader = read_engine(engine)
-        instrument_engine(reader)
-        app.state.read_sessions = session_factory(reader)
-        webhook_client = httpx.AsyncClient(follow_redirects=False)
-        sla_monitor = SlaMonitor(runtime.sessions, settings)
-        replies = ReplyDispatcher(runtime.sessions, settings, webhook_client)
-        app.state.sla_monitor, app.state.replies = sla_monitor, replies
-        await runtime.start()
-        runtime.watch(sla_monitor.start(), replies.start())
-        try:
-            yield
-        finally:
-            await replies.stop()
-            await sla_monitor.stop()
-            await runtime.stop()
-            await webhook_client.aclose()
-            await reader.dispose()
-            await engine.dispose()
-
-    app = service_app(
-        title="Rapport support", description=DESCRIPTION, lifespan=lifespan, tags=TAGS
-    )
-    app.state.settings = settings
-    install_error_handlers(app)
-    instrument_app(app)
-    app.include_router(health_router())
-    # In this order /openapi.json lists the paths (customers, tickets, products, social).
-    for domain in (customers, tickets, products, mentions):
-        app.include_router(domain.router)
-    return app
+    return build_app(SUPPORT, settings or get_settings())
 
 
 app = create_app

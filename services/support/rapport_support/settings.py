@@ -2,12 +2,10 @@
 
 from typing import Self
 
-from pydantic import AliasChoices, BaseModel, Field, HttpUrl, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, model_validator
 
-from rapport_events.environment import DEVELOPMENT_TOKEN, enforce_secrets, environment_field
-from rapport_events.limits import DEFAULT_MAX_BODY_BYTES
-from rapport_events.settings import KafkaSettings
+from rapport_events.environment import DEVELOPMENT_TOKEN
+from rapport_events.service_settings import ServiceSettings, service_config
 from rapport_events.types import Priority
 
 __all__ = ["DEVELOPMENT_TOKEN", "Settings", "SocialWebhook", "get_settings"]
@@ -33,29 +31,12 @@ class SocialWebhook(BaseModel):
     secret: SecretStr = Field(min_length=16)
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything support reads from its environment."""
 
-    # validate_by_name: Settings(api_token=...) must not be dropped as an unknown extra.
-    model_config = SettingsConfigDict(env_prefix="SUPPORT_", extra="ignore", validate_by_name=True)
+    model_config = service_config("SUPPORT_")
 
     service_name: str = "support"
-    environment: str = environment_field("SUPPORT_")
-    database_url: str = Field(
-        default="sqlite:///var/support.db",
-        validation_alias=AliasChoices("SUPPORT_DATABASE_URL", "DATABASE_URL"),
-    )
-    api_token: str = Field(
-        default=DEVELOPMENT_TOKEN,
-        validation_alias=AliasChoices("SUPPORT_API_TOKEN", "RAPPORT_API_TOKEN"),
-    )
-    max_body_bytes: int = Field(
-        default=DEFAULT_MAX_BODY_BYTES,
-        ge=1024,
-        validation_alias=AliasChoices("SUPPORT_MAX_BODY_BYTES", "RAPPORT_MAX_BODY_BYTES"),
-        description="Largest request body accepted; a larger one gets 413",
-    )
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     # Warranty of a product: by model, else by category, else the default.
     warranty_months: int = Field(default=24, ge=0, le=600)
@@ -85,24 +66,16 @@ class Settings(BaseSettings):
     similarity_corpus_limit: int = Field(default=5_000, ge=10)
     similarity_min_score: float = Field(default=0.1, ge=0, le=1)
 
-    @model_validator(mode="after")
-    def _strong_secrets_outside_development(self) -> Self:
-        webhooks = {
+    def own_secrets(self) -> dict[str, str | None]:
+        """The secrets that sign replies to each platform, by the variable that sets them."""
+        webhooks: dict[str, str | None] = {
             f"SUPPORT_SOCIAL_WEBHOOKS[{name}].secret": hook.secret.get_secret_value()
             for name, hook in self.social_webhooks.items()
         }
         if self.social_webhook_default is not None:
             secret = self.social_webhook_default.secret.get_secret_value()
             webhooks["SUPPORT_SOCIAL_WEBHOOK_DEFAULT.secret"] = secret
-        enforce_secrets(
-            self.environment,
-            {
-                "SUPPORT_API_TOKEN (or RAPPORT_API_TOKEN)": self.api_token,
-                **webhooks,
-                **self.kafka.secrets(),
-            },
-        )
-        return self
+        return webhooks
 
     @model_validator(mode="after")
     def _platforms_in_lower_case(self) -> Self:
