@@ -22,11 +22,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from starlette.routing import BaseRoute
 
-from rapport_campaign import deps as campaign_deps
 from rapport_campaign.main import create_app as create_campaign
 from rapport_campaign.settings import Settings as CampaignSettings
+from rapport_events.deps import get_write_session
 from rapport_events.settings import KafkaSettings
-from rapport_partner_share import deps as partner_share_deps
 from rapport_partner_share.main import create_app as create_partner_share
 from rapport_partner_share.settings import Settings as PartnerShareSettings
 from rapport_profile.main import create_app as create_profile
@@ -45,7 +44,7 @@ WRITING_GETS = {
     "campaign": {"/t/{token}", "/o/{token}", "/u/{token}"},  # click, open, unsubscribe
     "partner-share": {"/partner/v1/customers/{ref}", "/partner/v1/customers"},  # disclosures
 }
-WRITE_SESSIONS = {campaign_deps.get_write_session, partner_share_deps.get_write_session}
+WRITE_SESSIONS = {get_write_session}
 
 serving: contextvars.ContextVar[str | None] = contextvars.ContextVar("serving", default=None)
 

@@ -22,6 +22,7 @@ from rapport_events import inbox, key_reader, shredding
 from rapport_events.base import Event
 from rapport_events.codec import UPCASTERS, DecodeError, Envelope, decode, header_map
 from rapport_events.db import SessionFactory, transaction_reporting_commit
+from rapport_events.retry import until_done
 from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Heartbeat, Supervised
 from rapport_events.tracing import (
@@ -646,19 +647,14 @@ class ConsumerRunner:
             ("dlq_original_offset", str(record.offset).encode()),
             ("dlq_consumer_group", self.group_id.encode()),
         ]
-        backoff = 0.1
-        while True:
-            try:
-                async with asyncio.timeout(self._settings.send_timeout_s):
-                    delivery = await self._producer.send(
-                        self.dead_letter_topic, value=record.value, key=record.key, headers=headers
-                    )
-                    await delivery
-                break
-            except (KafkaError, OSError, TimeoutError) as send_error:  # OSError: connection lost
-                log.warning("dead-letter publish failed (%s); retrying", send_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._settings.relay_max_backoff_s)
+        retrying = until_done(
+            errors=(KafkaError, OSError, TimeoutError),  # OSError: connection lost
+            first_wait_s=0.1,
+            max_wait_s=self._settings.relay_max_backoff_s,
+            log=log,
+            what="dead-letter publish",
+        )
+        await retrying(self._publish_dead_letter, record, headers)
         self.dead_lettered += 1
         log.error(
             "%s dead-lettered %s[%d]@%d: %s",
@@ -668,6 +664,15 @@ class ConsumerRunner:
             record.offset,
             error,
         )
+
+    async def _publish_dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], headers: list[tuple[str, bytes]]
+    ) -> None:
+        async with asyncio.timeout(self._settings.send_timeout_s):
+            delivery = await self._producer.send(
+                self.dead_letter_topic, value=record.value, key=record.key, headers=headers
+            )
+            await delivery
 
 
 @dataclass

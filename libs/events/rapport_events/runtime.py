@@ -23,6 +23,7 @@ from rapport_events.key_reader import KeyReader
 from rapport_events.observability import RuntimeMetrics
 from rapport_events.relay import OutboxRelay
 from rapport_events.relay_lock import relay_lock_for
+from rapport_events.retry import until_done
 from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Periodic, Supervised
 from rapport_events.tracing import untraced
@@ -116,19 +117,16 @@ class EventRuntime:
             return await inbox.purge_expired(self.sessions, group, self.settings.inbox_retention_s)
 
     async def _connect(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                await self._connect_once()
-                self.connected.set()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("%s cannot reach the broker (%s); retrying", self.service, error)
-                await self._close_clients()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.settings.relay_max_backoff_s)
+        retrying = until_done(
+            errors=Exception,
+            first_wait_s=0.2,
+            max_wait_s=self.settings.relay_max_backoff_s,
+            log=log,
+            what=f"{self.service} reaching the broker",
+            on_failure=lambda _error: self._close_clients(),
+        )
+        await retrying(self._connect_once)
+        self.connected.set()
 
     async def _connect_once(self) -> None:
         await ensure_topics(

@@ -10,6 +10,9 @@ from sqlmodel import Field, SQLModel
 from rapport_campaign.shared import TZ
 from rapport_events.base import utcnow
 
+# Key of a message's context holding the URLs it was sent with click tokens for.
+LINKS = "links"
+
 
 class Message(SQLModel, table=True):
     """One message of a campaign to one customer, from targeting to conversion."""

@@ -14,7 +14,7 @@ from rapport_campaign.audience import store as audience_store
 from rapport_campaign.audience.service import consented
 from rapport_campaign.campaigns import store as campaign_store
 from rapport_campaign.messaging import delivery, store, template_data
-from rapport_campaign.messaging.models import Message
+from rapport_campaign.messaging.models import LINKS, Message
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import publish, utc
 from rapport_campaign.tracking import service as tracking_service
@@ -24,8 +24,6 @@ from rapport_events.types import CampaignMessageDelivered, CampaignMessageSent
 from rapport_events.webhooks import retry_delay
 
 RECOMMENDATION_DAYS = 90
-# Key of a message's context holding the URLs it was sent with click tokens for.
-LINKS = "links"
 
 
 @dataclass

@@ -12,8 +12,7 @@ from rapport_campaign.audience.service import resolve
 from rapport_campaign.campaigns import store as campaign_store
 from rapport_campaign.journeys import service as journey_service
 from rapport_campaign.messaging import store as messaging_store
-from rapport_campaign.messaging.models import Message
-from rapport_campaign.messaging.service import LINKS
+from rapport_campaign.messaging.models import LINKS, Message
 from rapport_campaign.segments import service as segment_service
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import publish, utc
