@@ -1,10 +1,11 @@
 """Operator accounts an admin creates in the console, kept in its database beside the
 configured ones (CONSOLE_OPERATORS), and the look-ups that join the two.
 
-A configured account wins over a stored one of the same name and cannot be disabled here
-(it lives in the deployment's settings). A disabled account is kept, so its name is never
-given to someone else and the access log's entries keep meaning whom they meant; it is
-looked up on every request, so disabling it logs it out at once.
+A configured account wins over a stored one of the same name and cannot be disabled or
+enabled here (it lives in the deployment's settings). A disabled account is kept, so its
+name is never given to someone else and the access and audit logs' entries keep meaning
+whom they meant, and so it can be enabled again as it was; it is looked up on every
+request, so disabling it logs it out at once.
 """
 
 from datetime import datetime
@@ -47,11 +48,13 @@ async def stored(session: AsyncSession) -> list[OperatorRecord]:
     return list((await session.exec(query)).all())
 
 
-async def create(sessions: SessionFactory, record: OperatorRecord) -> bool:
-    """Store a new account in a transaction of its own; False when the name is taken."""
+async def create(sessions: SessionFactory, record: OperatorRecord, *with_rows: SQLModel) -> bool:
+    """Store a new account (and `with_rows`, its audit entry) in a transaction of its own;
+    False when the name is taken."""
     try:
         async with transaction(sessions) as session:
             session.add(record)
+            session.add_all(with_rows)
     except IntegrityError:
         return False
     return True
@@ -62,6 +65,15 @@ async def disable(session: AsyncSession, username: str, by: str) -> OperatorReco
     record = await session.get(OperatorRecord, username)
     if record is not None and record.disabled_at is None:
         record.disabled_at, record.disabled_by = utcnow(), by
+        session.add(record)
+    return record
+
+
+async def enable(session: AsyncSession, username: str) -> OperatorRecord | None:
+    """Enable a disabled stored account again, with its role; None when there is none."""
+    record = await session.get(OperatorRecord, username)
+    if record is not None and record.disabled_at is not None:
+        record.disabled_at, record.disabled_by = None, None
         session.add(record)
     return record
 

@@ -1,5 +1,6 @@
 """Campaigns: the list; a new campaign, saved as a draft; its message previewed for one
-customer; launching it; and its report's funnel. All of it is campaign's API."""
+customer; launching it (recorded in the audit log); and its report's funnel. All of it is
+campaign's API."""
 
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -9,16 +10,16 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport_console import access_log
+from rapport_console.audit import Action
 from rapport_console.charts import Chart
 from rapport_console.clients import Call, ServiceClients, ServiceUnavailable
 from rapport_console.operators import Operator
 from rapport_console.roles import Permission
 from rapport_console.web import (
+    Audited,
     ClientsDep,
     WriteSessionDep,
-    form_error,
     refusal,
-    refused,
     render,
     require,
     require_form,
@@ -28,6 +29,9 @@ router = APIRouter(include_in_schema=False)
 
 CampaignViewer = Annotated[Operator, require(Permission.view_campaigns)]
 CampaignRunner = Annotated[Operator, require_form(Permission.view_campaigns)]
+CampaignLauncher = Annotated[
+    Operator, require_form(Permission.view_campaigns, Action.campaign_launch, "campaign_id")
+]
 EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 FUNNEL = ("targeted", "suppressed", "sent", "delivered", "opened", "clicked", "converted")
 CHANNELS = ("email", "sms", "push", "social")
@@ -231,14 +235,19 @@ async def _customer_id(clients: ServiceClients, customer: str) -> str | None:
 
 @router.post("/campaigns/{campaign_id}/launch", response_class=HTMLResponse)
 async def launch_campaign(
-    request: Request, campaign_id: EntityId, clients: ClientsDep, _operator: CampaignRunner
+    request: Request,
+    campaign_id: EntityId,
+    clients: ClientsDep,
+    db: WriteSessionDep,
+    operator: CampaignLauncher,
 ) -> Response:
     """Send the campaign now; its page then follows the funnel as messages go out."""
+    log = Audited(db, operator, Action.campaign_launch, campaign_id)
     cid = quote(campaign_id, safe="")
     try:
         answer = await clients.post("campaign", f"/campaigns/{cid}/launch", None)
     except ServiceUnavailable as error:
-        return form_error(request, f"Not launched: {error}.", 503)
+        return log.error(request, f"Not launched: {error}.", 503)
     if "error" in answer:
-        return refused(request, "Not launched", answer)
-    return RedirectResponse(f"/campaigns/{cid}", status_code=303)
+        return log.refused(request, "Not launched", answer)
+    return log.done(RedirectResponse(f"/campaigns/{cid}", status_code=303))

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport_console import (
     analytics_pages,
+    audit_pages,
     auth_pages,
     campaign_pages,
     customer_pages,
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(social_pages.router)
     app.include_router(partner_pages.router)
     app.include_router(operator_pages.router)
+    app.include_router(audit_pages.router)
     return app
 
 

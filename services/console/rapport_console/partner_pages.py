@@ -1,23 +1,24 @@
 """Partners: the list, registering one (its API key and webhook secret shown once), each
 partner's disclosure ledger, and ending a partnership after typing its name, through
-partner-share's admin API."""
+partner-share's admin API. Registering and deleting go to the audit log."""
 
 import re
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from rapport_console.audit import Action
 from rapport_console.clients import Call, ServiceUnavailable
 from rapport_console.operators import Operator
-from rapport_console.roles import Permission, may
+from rapport_console.roles import Permission
 from rapport_console.web import (
-    CheckedFormDep,
+    Audited,
     ClientsDep,
-    Forbidden,
-    form_error,
-    refused,
+    WriteSessionDep,
+    refusal,
     render,
     require,
     require_form,
@@ -26,7 +27,12 @@ from rapport_console.web import (
 router = APIRouter(include_in_schema=False)
 
 PartnerViewer = Annotated[Operator, require(Permission.view_partners)]
-PartnerManager = Annotated[Operator, require_form(Permission.manage_partners)]
+PartnerRegistrar = Annotated[
+    Operator, require_form(Permission.manage_partners, Action.partner_register, "name")
+]
+PartnerManager = Annotated[
+    Operator, require_form(Permission.manage_partners, Action.partner_delete, "partner_id")
+]
 PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SLICES = ("contact", "demographics", "purchase_summary", "segments", "loyalty")
 LEDGER_PAGE = 100
@@ -54,7 +60,8 @@ async def partners_page(
 async def register_partner(
     request: Request,
     clients: ClientsDep,
-    operator: CheckedFormDep,
+    db: WriteSessionDep,
+    operator: PartnerRegistrar,
     name: Annotated[str, Form(max_length=200)] = "",
     industry: Annotated[str, Form(max_length=100)] = "",
     slices: Annotated[list[str] | None, Form()] = None,
@@ -62,8 +69,6 @@ async def register_partner(
     webhook_url: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Register a partner; its API key is shown on this page only."""
-    if not may(operator.role, Permission.manage_partners):
-        raise Forbidden(operator, Permission.manage_partners)
     body: dict[str, Any] = {
         "name": name.strip(),
         "industry": industry.strip(),
@@ -72,18 +77,18 @@ async def register_partner(
     }
     if webhook_url.strip():
         body["webhook_url"] = webhook_url.strip()
+    # Until partner-share gives it an id, the partner is known by the name typed.
+    log = Audited(db, operator, Action.partner_register, body["name"])
     try:
         answer = await clients.post("partner-share", "/partners", body)
     except ServiceUnavailable as error:
-        return render(request, "error.html", {"message": f"Not registered: {error}."}, 503)
+        return log.error(request, f"Not registered: {error}.", 503)
     if "error" in answer:
-        detail = answer["error"]
-        message = detail.get("message") if isinstance(detail, dict) else str(detail)
-        return render(request, "error.html", {"message": f"Not registered: {message}"}, 400)
+        return log.error(request, f"Not registered: {refusal(answer)}")
     response = render(request, "partner_created.html", {"partner": answer}, 201)
     # The key is on this page only: no cache may keep it.
     response.headers["Cache-Control"] = "no-store"
-    return response
+    return replace(log, target=str(answer["id"])).done(response, body["name"])
 
 
 @router.get("/partners/{partner_id}", response_class=HTMLResponse)
@@ -119,20 +124,22 @@ async def delete_partner(
     request: Request,
     partner_id: PartnerId,
     clients: ClientsDep,
-    _operator: PartnerManager,
+    db: WriteSessionDep,
+    operator: PartnerManager,
     confirm: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """End a partnership once its name is typed: keys revoked, shared data deleted."""
+    log = Audited(db, operator, Action.partner_delete, partner_id)
     path = f"/partners/{quote(partner_id, safe='')}"
     try:
         partner = await clients.get(Call("partner-share", path))
         if not isinstance(partner, dict) or "error" in partner:
-            return form_error(request, "Not deleted: no such partner.", 404)
+            return log.error(request, "Not deleted: no such partner.", 404)
         if confirm.strip() != partner["name"]:
-            return form_error(request, "Not deleted: type the partner's name to confirm.")
+            return log.error(request, "Not deleted: type the partner's name to confirm.")
         answer = await clients.delete("partner-share", path)
     except ServiceUnavailable as error:
-        return form_error(request, f"Not deleted: {error}.", 503)
+        return log.error(request, f"Not deleted: {error}.", 503)
     if "error" in answer:
-        return refused(request, "Not deleted", answer)
-    return RedirectResponse("/partners", status_code=303)
+        return log.refused(request, "Not deleted", answer)
+    return log.done(RedirectResponse("/partners", status_code=303), partner["name"])

@@ -1,5 +1,6 @@
 """Privacy: export everything held about a customer (a download) and erase them, with a
-confirmation, showing each service's completion. Profile runs both across the services."""
+confirmation, showing each service's completion. Profile runs both across the services.
+An export is a view (the access log); an erasure is that and an action (the audit log)."""
 
 import json
 from typing import Annotated, Any
@@ -9,22 +10,26 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rapport_console import access_log
+from rapport_console.audit import Action
 from rapport_console.clients import Call, ServiceUnavailable
 from rapport_console.customer_pages import CustomerId
 from rapport_console.operators import Operator
-from rapport_console.roles import Permission, may
+from rapport_console.roles import Permission
 from rapport_console.web import (
-    CheckedFormDep,
+    Audited,
     ClientsDep,
-    Forbidden,
     WriteSessionDep,
     render,
     require,
+    require_form,
 )
 
 router = APIRouter(include_in_schema=False)
 
 PrivacyOfficer = Annotated[Operator, require(Permission.export_and_erase)]
+Eraser = Annotated[
+    Operator, require_form(Permission.export_and_erase, Action.customer_erase, "customer_id")
+]
 # An export or an erasure asks every service in turn, through profile: longer than a page.
 GATHER_TIMEOUT_S = 30.0
 
@@ -59,25 +64,25 @@ async def erase(
     customer_id: CustomerId,
     clients: ClientsDep,
     db: WriteSessionDep,
-    operator: CheckedFormDep,
+    operator: Eraser,
     confirm: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     """Erase the customer everywhere, once the operator typed the customer's id to confirm."""
-    if not may(operator.role, Permission.export_and_erase):
-        raise Forbidden(operator, Permission.export_and_erase)
+    log = Audited(db, operator, Action.customer_erase, customer_id)
     if confirm.strip() != customer_id:
-        message = "Not erased: type the customer's id to confirm."
-        return render(request, "error.html", {"message": message}, 400)
+        return log.error(request, "Not erased: type the customer's id to confirm.")
     try:
         status = await clients.delete(
             "profile", f"/customers/{quote(customer_id, safe='')}", GATHER_TIMEOUT_S
         )
     except ServiceUnavailable as error:
-        return render(request, "error.html", {"message": f"Not erased: {error}."}, 503)
+        return log.error(request, f"Not erased: {error}.", 503)
     if "error" in status:
+        log.record(404, "Not erased: no such customer.")
         return render(request, "not_found.html", {"customer_id": customer_id}, 404)
     access_log.record(db, operator.username, operator.role, customer_id, "erase")
-    return render(request, "erasure.html", {"customer_id": customer_id, "erasure": status})
+    page = render(request, "erasure.html", {"customer_id": customer_id, "erasure": status})
+    return log.done(page)
 
 
 @router.get("/customers/{customer_id}/erasure", response_class=HTMLResponse)

@@ -14,6 +14,7 @@ class Permission(StrEnum):
     view_customers = "view_customers"
     read_tickets = "read_tickets"  # ticket subjects and text: personal, not for marketing
     read_access_log = "read_access_log"
+    read_audit_log = "read_audit_log"  # who changed what: partners, operators, launches, erasures
     view_analytics = "view_analytics"
     view_segments = "view_segments"
     view_campaigns = "view_campaigns"
@@ -35,6 +36,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.view_customers: frozenset(Role),
     Permission.read_tickets: frozenset({Role.admin, Role.support, Role.privacy}),
     Permission.read_access_log: frozenset({Role.admin, Role.privacy}),
+    Permission.read_audit_log: frozenset({Role.admin, Role.privacy}),
     Permission.view_analytics: frozenset({Role.admin, Role.marketer}),
     Permission.view_segments: frozenset({Role.admin, Role.marketer}),
     Permission.view_campaigns: frozenset({Role.admin, Role.marketer}),

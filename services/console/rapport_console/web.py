@@ -1,6 +1,7 @@
 """What every page shares: templates, the logged-in operator, role checks, CSRF, the database."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -10,7 +11,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_console import accounts
+from rapport_console import accounts, audit
+from rapport_console.audit import Action
 from rapport_console.clients import ServiceClients
 from rapport_console.operators import Directory, Operator
 from rapport_console.roles import ROLE_LABELS, Permission, may
@@ -85,15 +87,34 @@ async def checked_form(request: Request, operator: OperatorDep) -> Operator:
 CheckedFormDep = Annotated[Operator, Depends(checked_form)]
 
 
-def require_form(permission: Permission) -> Any:
-    """A dependency for a form post: its CSRF token checked, then the role's `permission`."""
+def require_form(permission: Permission, action: Action | None = None, target: str = "") -> Any:
+    """A dependency for a form post: its CSRF token checked, then the role's `permission`.
 
-    def _check(operator: CheckedFormDep) -> Operator:
+    With an `action`, a role's refusal goes to the audit log, on the path parameter or form
+    field named `target`.
+    """
+
+    async def _check(request: Request, operator: CheckedFormDep) -> Operator:
         if not may(operator.role, permission):
+            if action is not None:
+                await _audit_refusal(request, operator, action, target, permission)
             raise Forbidden(operator, permission)
         return operator
 
     return Depends(_check)
+
+
+async def _audit_refusal(
+    request: Request, operator: Operator, action: Action, target: str, permission: Permission
+) -> None:
+    # Only after the CSRF check: a forged form is not the operator's act, and recording it
+    # would let another site write entries under their name.
+    named = request.path_params.get(target) or (await request.form()).get(target)
+    refusal = audit.entry(
+        operator, action, named if isinstance(named, str) else "", 403, f"may not {permission}"
+    )
+    # In a transaction of its own: the page's transaction rolls back with the 403.
+    await audit.write(request.app.state.sessionmaker, refusal)
 
 
 def clients(request: Request) -> ServiceClients:
@@ -167,3 +188,33 @@ def login_redirect(request: Request) -> Response:
     if request.headers.get("HX-Request"):
         return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
+
+
+@dataclass(frozen=True)
+class Audited:
+    """One privileged form's action, recorded in the audit log in the page's transaction."""
+
+    db: AsyncSession
+    operator: Operator
+    action: Action
+    target: str
+
+    def record(self, status_code: int, detail: str = "") -> None:
+        """Record how the action ended: done, refused or failed, by its status."""
+        audit.record(self.db, self.operator, self.action, self.target, status_code, detail)
+
+    def done(self, response: Response, detail: str = "") -> Response:
+        """The answer of a done action, recorded."""
+        self.record(response.status_code, detail)
+        return response
+
+    def error(self, request: Request, message: str, status_code: int = 400) -> HTMLResponse:
+        """A form error (see `form_error`), recorded with its message."""
+        self.record(status_code, message)
+        return form_error(request, message, status_code)
+
+    def refused(self, request: Request, action: str, answer: dict[str, Any]) -> HTMLResponse:
+        """A service's refusal (see `refused`), recorded with its reason."""
+        response = refused(request, action, answer)
+        self.record(response.status_code, f"{action}: {refusal(answer)}")
+        return response

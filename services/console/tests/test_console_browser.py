@@ -1,9 +1,9 @@
 """The console in Debian's Chromium: an operator logs in, finds a customer and reads the
 360, whose spend chart Chart.js draws from the console's own files, with no request
 leaving this machine; a marketer creates, previews and launches a campaign and watches its
-funnel; an agent works a ticket and answers a mention; an admin deletes a partner and
-creates an operator who then logs in. Screenshots go to var/screenshots/ as test
-artifacts."""
+funnel; an agent works a ticket and answers a mention; an admin deletes a partner,
+creates an operator, disables and enables them again, who then logs in, and reads it all
+in the audit log. Screenshots go to var/screenshots/ as test artifacts."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -226,7 +226,7 @@ async def test_an_agent_works_a_ticket_and_answers_a_mention(
     await page.close()
 
 
-async def test_an_admin_deletes_a_partner_and_creates_an_operator(
+async def test_an_admin_deletes_a_partner_and_creates_disables_and_enables_an_operator(
     console_url: str, browser: Any
 ) -> None:
     page = await logged_in(browser, console_url, "admin")
@@ -246,9 +246,30 @@ async def test_an_admin_deletes_a_partner_and_creates_an_operator(
     await page.fill("[data-testid=new-password]", "a long enough password")
     await page.get_by_test_id("create-operator").click()
     await expect(page.get_by_test_id("operator-grace")).to_contain_text("created here by admin")
+    await page.get_by_test_id("disable-grace").click()
+    await expect(page.get_by_test_id("operator-grace")).to_contain_text("disabled")
+    await page.get_by_test_id("enable-grace").click()
+    await expect(page.get_by_test_id("operator-grace")).to_contain_text("active")
     await page.screenshot(path=SCREENSHOTS / "console-operators.png", full_page=True)
 
     grace = await logged_in(browser, console_url, "grace", "a long enough password")
     await expect(grace.get_by_test_id("operator")).to_have_text("grace · Marketer")
     await grace.close()
+
+    await page.get_by_role("link", name="Audit log").click()
+    await page.wait_for_url(f"{console_url}/admin/audit")
+    actions = page.get_by_test_id("audit-entry").locator("td:nth-child(4)")
+    await expect(actions).to_have_text(
+        [
+            "operator-enable",
+            "operator-disable",
+            "operator-create",
+            "partner-delete",
+            "partner-delete",
+        ]
+    )
+    await page.select_option("[data-testid=audit-action]", "partner-delete")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_test_id("audit-entry")).to_have_count(2)
+    await page.screenshot(path=SCREENSHOTS / "console-audit-log.png", full_page=True)
     await page.close()

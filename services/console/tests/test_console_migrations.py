@@ -1,5 +1,5 @@
-"""The console's migrations build its models' schema (the access log), on SQLite and
-PostgreSQL, and the access log reads back what was recorded."""
+"""The console's migrations build its models' schema (the access log, the operators, the
+audit log), on SQLite and PostgreSQL, and both logs read back what was recorded."""
 
 from collections.abc import AsyncIterator
 
@@ -8,8 +8,11 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from rapport_console import access_log
+from rapport_console import access_log, audit
+from rapport_console.audit import Action
 from rapport_console.main import MIGRATIONS, VERSION_TABLE
+from rapport_console.operators import Operator
+from rapport_console.roles import Role
 from rapport_events.db import create_engine, read_transaction, session_factory, transaction
 from rapport_events.migrations import upgrade
 from rapport_events.testing.migrations import schema_differences
@@ -48,3 +51,31 @@ async def test_the_access_log_reads_newest_first(engine: AsyncEngine) -> None:
 
     assert [(e.operator, e.page) for e in of_c1] == [("grace", "export"), ("ada", "customer-360")]
     assert [e.customer_id for e in of_ada] == ["c-2", "c-1"]
+
+
+async def test_the_audit_log_reads_newest_first_by_operator_action_and_cursor(
+    engine: AsyncEngine,
+) -> None:
+    sessions = session_factory(engine)
+    admin, officer = Operator("ada", Role.admin), Operator("grace", Role.privacy)
+    async with transaction(sessions) as session:
+        audit.record(session, admin, Action.partner_delete, "p-1", 303)
+        audit.record(session, officer, Action.customer_erase, "c-1", 200)
+        audit.record(session, admin, Action.operator_disable, "alan", 400, "your own account")
+        audit.record(session, admin, Action.partner_delete, "p-2", 503)
+
+    async with read_transaction(sessions) as session:
+        every = await audit.recent(session)
+        of_ada = await audit.recent(session, "ada")
+        deletions = await audit.recent(session, action=Action.partner_delete)
+        older = await audit.recent(session, "ada", before=every[0].id, limit=1)
+
+    assert [(e.target, e.outcome) for e in every] == [
+        ("p-2", "failed"),
+        ("alan", "refused"),
+        ("c-1", "done"),
+        ("p-1", "done"),
+    ]
+    assert [e.target for e in of_ada] == ["p-2", "alan", "p-1"]
+    assert [e.target for e in deletions] == ["p-2", "p-1"]
+    assert [(e.target, e.detail, e.status) for e in older] == [("alan", "your own account", 400)]

@@ -1,6 +1,7 @@
 """Operators page: an admin lists every account, creates one (its password kept only as an
-argon2id hash) that can then log in, and disables it, which logs it out at once; bad input
-is a form error, and no other role, nor a forged form, changes anything."""
+argon2id hash) that can then log in, disables it, which logs it out at once, and enables it
+again, with its role; bad input is a form error, and no other role, nor a forged form,
+changes anything."""
 
 import pytest
 from fastapi import FastAPI
@@ -66,6 +67,63 @@ async def test_disabling_logs_the_operator_out_at_once(console: FastAPI, login: 
     assert record.disabled_at is not None and record.disabled_by == "admin"
     again = await admin.post(PAGE, data=form)
     assert again.status_code == 409 and "already an operator alan" in again.text
+
+
+class TestEnable:
+    async def test_an_enabled_operator_logs_in_again_with_their_role(
+        self, console: FastAPI, login: Login
+    ) -> None:
+        admin = await login("admin")
+        token = form_token((await admin.get(PAGE)).text)
+        form = {"csrf_token": token, "username": "alan", "role": "support", "password": PASSWORD}
+        await admin.post(PAGE, data=form)
+        await admin.post(f"{PAGE}/alan/disable", data={"csrf_token": token})
+        disabled = await admin.get(PAGE)
+
+        reply = await admin.post(f"{PAGE}/alan/enable", data={"csrf_token": token})
+
+        assert 'data-testid="enable-alan"' in disabled.text
+        assert 'data-testid="disable-alan"' not in disabled.text
+        assert reply.status_code == 303 and reply.headers["location"] == PAGE
+        (record,) = await stored(console)
+        assert (record.role, record.disabled_at, record.disabled_by) == ("support", None, None)
+        assert 'data-testid="disable-alan"' in (await admin.get(PAGE)).text
+        async with anonymous_client(console) as alan:
+            assert (await log_in(alan, "alan", PASSWORD)).status_code == 303
+            assert (await alan.get("/tickets")).status_code == 200
+            assert (await alan.get(PAGE)).status_code == 403  # still a support agent
+
+    async def test_configured_and_unknown_accounts_are_not_enabled(
+        self, console: FastAPI, login: Login
+    ) -> None:
+        admin = await login("admin")
+        token = form_token((await admin.get(PAGE)).text)
+
+        configured = await admin.post(f"{PAGE}/support/enable", data={"csrf_token": token})
+        unknown = await admin.post(f"{PAGE}/nobody/enable", data={"csrf_token": token})
+
+        assert configured.status_code == 400 and "CONSOLE_OPERATORS" in configured.text
+        assert unknown.status_code == 404 and "no operator nobody" in unknown.text
+        assert await stored(console) == []
+
+    async def test_other_roles_and_forged_forms_enable_nothing(
+        self, console: FastAPI, login: Login
+    ) -> None:
+        admin, agent = await login("admin"), await login("support")
+        token = form_token((await admin.get(PAGE)).text)
+        form = {"csrf_token": token, "username": "alan", "role": "support", "password": PASSWORD}
+        await admin.post(PAGE, data=form)
+        await admin.post(f"{PAGE}/alan/disable", data={"csrf_token": token})
+        agent_token = form_token((await agent.get("/customers")).text)
+
+        refused = await agent.post(f"{PAGE}/alan/enable", data={"csrf_token": agent_token})
+        forged = await admin.post(f"{PAGE}/alan/enable", data={"csrf_token": "forged"})
+
+        assert refused.status_code == 403 and forged.status_code == 403
+        (record,) = await stored(console)
+        assert record.disabled_at is not None
+        async with anonymous_client(console) as alan:
+            assert (await log_in(alan, "alan", PASSWORD)).status_code == 401
 
 
 @pytest.mark.parametrize(
