@@ -57,8 +57,8 @@ chromium: ## install Debian's chromium for the browser tests (apt, when missing 
 	    || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
 	fi
 
-test-unit: install ## only the tests that need no broker
-	$(PYTEST) -m "not faults and not e2e" -k "not integration"
+test-unit: install ## the unit layer: no database, broker, server or process (under a minute)
+	$(PYTEST) -m unit -n 2
 
 test-faults: install ## only the fault-injection tests
 	$(PYTEST) -m faults

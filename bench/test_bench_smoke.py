@@ -15,6 +15,9 @@ from bench.cases.tracing import interpret
 from bench.core import Context, Result, Sizes, ratio_at_least, skipped, value_at_most
 from bench.http_load import BareApp
 
+# Opens a database or a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 TINY = Sizes.quick().with_overrides(relay_events=300, warmup=50, repeats=1, max_seconds=30.0)
 
 

@@ -1,4 +1,9 @@
-"""The consumer runner: one group per service, inbox de-duplication, dead letters."""
+"""The consumer runner: one group per service, inbox de-duplication, dead letters.
+
+One module although long: the fetch loop, the runs of one type, the inbox claim, the
+retries and the dead letters share the runner's state (assignment, heartbeat, what is
+applied but not committed) and its ordering rule; apart, each would reach into the others.
+"""
 
 import asyncio
 import contextlib

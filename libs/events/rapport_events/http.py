@@ -1,5 +1,8 @@
 """What every service's HTTP side shares: the app, offline docs, health, bearer auth, JSON
-errors, instrumentation."""
+errors, instrumentation.
+
+A little over 500 lines: the error replies are documented in the OpenAPI document of the
+app they are installed on, and both steps stay beside the app they change."""
 
 import logging
 import os

@@ -18,6 +18,9 @@ lower bound: records the consumer has fetched or been told of but not committed.
 Logs: `configure_logging` puts one JSON object per line on stderr, with the
 `trace_id` and `span_id` of the span that was current when the line was logged.
 `RAPPORT_LOG_FORMAT=text` gives plain lines instead, `RAPPORT_LOG_LEVEL` the level.
+
+Long because `METRICS` lists every instrument with its description and series beside the
+readers that export them: what a dashboard may rely on is read in one place.
 """
 
 import asyncio

@@ -16,6 +16,9 @@ Two steps, each a command of the service (`python -m rapport_<service>.replay bu
 
 A service declares what replay rebuilds and what it keeps in a `ReplayPlan`; a table it
 does not classify, or a service that cannot be replayed, is refused with the reason.
+
+One module although long: it is one command, read top to bottom; build and swap share the
+plan, the offsets and the copying of the service's own tables.
 """
 
 import argparse

@@ -1,5 +1,7 @@
 """Every event type on the customer log, one frozen model each.
 
+Long because it is the catalogue, and nothing else: one place to read every type.
+
 A published type is never edited incompatibly: a breaking change is a new
 `.vN` type plus an upcaster in `codec.UPCASTERS`.
 """

@@ -29,6 +29,9 @@ from rapport_events.db import (
 )
 from rapport_events.testing.harness import until
 
+# Opens a database or a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 CREATE_NOTE = "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"
 
 

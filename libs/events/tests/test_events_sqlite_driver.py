@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rapport_events.db import create_engine
 from rapport_events.sqlite_driver import DRIVER
 
+# Opens a database or a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def engine(tmp_path: Path):  # type: ignore[no-untyped-def]

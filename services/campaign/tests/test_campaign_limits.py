@@ -19,6 +19,9 @@ from rapport_campaign.settings import Settings
 from rapport_events.outbox import OutboxMessage
 from rapport_events.testing.offline import offline_client, unreachable_kafka
 
+# Opens a database or a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 TOKEN = "campaign-limits-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BROADCAST = {

@@ -8,9 +8,14 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from rapport_campaign.settings import Settings
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.procfile import option, procfile_command, start_process
+
+# Opens a database or a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
 
 PROCFILE = Path(__file__).resolve().parents[3] / "Procfile"
 

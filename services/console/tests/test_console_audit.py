@@ -19,6 +19,9 @@ from rapport_events.db import read_transaction, transaction
 from .conftest import Login, form_token, writes
 from .test_console_campaigns import NEW, campaign_form
 
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 PAGE = "/admin/audit"
 PASSWORD = "a long enough password"
 

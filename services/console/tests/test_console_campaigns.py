@@ -2,10 +2,15 @@
 it and follows the funnel; bad input is a form error, other roles and forged forms change
 nothing."""
 
+import pytest
+
 from rapport_campaign.campaigns.models import CampaignCreate, MessagePreview
 from rapport_console.testing import CUSTOMER_ID, FUNNEL_COUNTS, SEGMENT_ID, FakeServices
 
 from .conftest import Login, form_token, writes
+
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
 
 NEW = "/campaigns/cmp-new"
 

@@ -4,11 +4,15 @@ partial) when a service is down or slow, and search finds by each kind of identi
 import time
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 
 from .conftest import Login
+
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
 
 PAGE = f"/customers/{CUSTOMER_ID}"
 

@@ -42,6 +42,7 @@ def settings_in(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setting
     return Settings()
 
 
+@pytest.mark.integration  # the console of the Procfile, as a process
 class TestMakeRun:
     def test_the_procfile_starts_the_console_on_its_port(self) -> None:
         command = procfile_command(REPO / "Procfile", "console")

@@ -1,10 +1,15 @@
 """The social mentions inbox: an agent filters mentions, opens one and answers it on its
 platform through support; other roles and forged forms send nothing."""
 
+import pytest
+
 from rapport_console.testing import CUSTOMER_ID, MENTION_ID, FakeServices
 from rapport_support.mentions.models import ReplyCreate
 
 from .conftest import Login, form_token, writes
+
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
 
 MENTION = f"/mentions/{MENTION_ID}"
 

@@ -17,6 +17,9 @@ from rapport_events.db import create_engine, read_transaction, session_factory, 
 from rapport_events.migrations import upgrade
 from rapport_events.testing.migrations import schema_differences
 
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:

@@ -12,6 +12,9 @@ from rapport_events.db import read_transaction
 
 from .conftest import Login, anonymous_client, form_token, log_in
 
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 PAGE = "/admin/operators"
 PASSWORD = "a long enough password"
 

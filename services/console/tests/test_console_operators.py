@@ -20,6 +20,9 @@ from rapport_console.testing import CUSTOMER_ID, FakeServices, fake_settings
 
 from .conftest import Login, anonymous_client, form_token, log_in
 
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 PAGE = f"/customers/{CUSTOMER_ID}"
 TICKET_TEXT = "Kettle leaks"
 

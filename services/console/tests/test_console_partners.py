@@ -4,10 +4,15 @@ each partner's disclosure ledger."""
 
 import json
 
+import pytest
+
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 from rapport_partner_share.partners.models import PartnerCreate
 
 from .conftest import Login, form_token, writes
+
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
 
 
 def posts(fakes: FakeServices) -> list[dict[str, object]]:

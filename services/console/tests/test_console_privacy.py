@@ -3,9 +3,14 @@ roles cannot, and a forged or unconfirmed form erases nothing."""
 
 import json
 
+import pytest
+
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 
 from .conftest import Login, form_token
+
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
 
 PAGE = f"/customers/{CUSTOMER_ID}"
 

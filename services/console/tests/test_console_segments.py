@@ -11,6 +11,9 @@ from rapport_console.testing import CUSTOMER_ID, SEGMENT_ID, FakeServices
 
 from .conftest import Login, form_token
 
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 
 class TestRuleFromRows:
     def test_rows_combine_into_one_rule_campaign_accepts(self) -> None:

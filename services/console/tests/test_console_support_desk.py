@@ -9,6 +9,9 @@ from rapport_support.tickets.models import CommentCreate, TicketUpdate
 
 from .conftest import Login, form_token, writes
 
+# The console in process on a SQLite file of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 TICKET = "/tickets/t-1"
 
 

@@ -19,6 +19,9 @@ from rapport_support.mentions.models import SupportMention
 from rapport_support.settings import Settings
 from rapport_support.tickets.models import SupportTicket
 
+# Opens a database or a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 TOKEN = "support-limits-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TICKET = {"customer_id": "c-1", "subject": "Broken kettle", "description": "It leaks."}

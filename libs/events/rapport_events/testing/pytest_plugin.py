@@ -9,10 +9,13 @@ import asyncio
 import contextlib
 import os
 import queue
+import socket
+import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 import pytest
@@ -254,7 +257,49 @@ async def database_url(
 PROCESSES_GROUP = "processes"
 
 
+# A test that needs none of these (directly or through its fixtures) and none of the slow
+# marks is a unit test: `make test-unit` runs those alone, and `unit_guard` holds them to it.
+OUTSIDE_UNIT_FIXTURES = frozenset(
+    {"database_factory", "module_database_factory", "database_url", "kafka_broker"}
+)
+OUTSIDE_UNIT_MARKS = ("processes", "e2e", "faults", "slow", "integration")
+
+
+def is_unit(item: pytest.Item) -> bool:
+    """No database, no broker, no process of its own: logic alone, with in-memory fakes."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & OUTSIDE_UNIT_FIXTURES:
+        return False
+    return not any(item.get_closest_marker(mark) for mark in OUTSIDE_UNIT_MARKS)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("processes") is not None:
             item.add_marker(pytest.mark.xdist_group(PROCESSES_GROUP))
+        if is_unit(item):
+            item.add_marker(pytest.mark.unit)
+
+
+class OutsideUnitLayer(RuntimeError):
+    """A unit test reached for a database or the network."""
+
+
+@pytest.fixture(autouse=True)
+def unit_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test that opens a database or a network connection fails, saying so: the
+    layer stays fast and needs nothing running (an ASGI app in process is fine)."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*_args: object, **_kwargs: object) -> NoReturn:
+        raise OutsideUnitLayer(
+            f"{request.node.nodeid} is a unit test (no database or broker fixture) but "
+            "opened a database or network connection: use a fake, or mark it "
+            "@pytest.mark.integration"
+        )
+
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", refuse)

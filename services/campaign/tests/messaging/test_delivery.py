@@ -215,6 +215,7 @@ class RefusingSink:
         return "550 5.1.1 no such mailbox"
 
 
+@pytest.mark.integration  # a real SMTP or HTTP server in process
 class TestEmailChannel:
     async def test_the_smtp_server_receives_a_multipart_message(self, smtp: Any) -> None:
         transport = delivery.EmailTransport(Settings(smtp_host=smtp.host, smtp_port=smtp.port))
@@ -251,6 +252,7 @@ class TestEmailChannel:
         assert failed.value.permanent is True
 
 
+@pytest.mark.integration  # a real SMTP or HTTP server in process
 class TestWebhookChannel:
     def transport(self, webhook: Any, client: httpx.AsyncClient) -> delivery.WebhookTransport:
         settings = Settings(sms_webhook_url=f"{webhook.url}/sms", webhook_secret=WEBHOOK_SECRET)

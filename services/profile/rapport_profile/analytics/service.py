@@ -1,4 +1,7 @@
-"""The analytical side: metrics with RFM and tiers, trends by demographics, forecasts."""
+"""The analytical side: metrics with RFM and tiers, trends by demographics, forecasts.
+
+At the limit of 500 lines: trends and the forecast share the period arithmetic (periods,
+ranges, bounds) and the models of their replies."""
 
 import asyncio
 import math
