@@ -19,7 +19,7 @@ from rapport_campaign.audience.models import (
     Alias,
     AudienceMember,
     ConsentState,
-    Tombstone,
+    ErasedCustomer,
 )
 from rapport_campaign.audience.service import resolve
 from rapport_campaign.campaigns import store as campaign_store
@@ -87,7 +87,7 @@ async def export_customer(session: AsyncSession, customer_id: str) -> dict[str, 
     for table, model in CUSTOMER_TABLES.items():
         rows = await rows_of(session, model, customer_id)
         records[table] = [row.model_dump(mode="json") for row in rows]
-    tombstone = await audience_store.get_tombstone(session, customer_id)
+    tombstone = await audience_store.get_erased_customer(session, customer_id)
     records["campaign_tombstones"] = [tombstone.model_dump(mode="json")] if tombstone else []
     return records
 
@@ -103,7 +103,7 @@ async def merge_customers(
     merged = event.merged_customer_id
     if survivor is None or survivor == merged:
         return None
-    if await audience_store.get_tombstone(session, merged) is not None:
+    if await audience_store.get_erased_customer(session, merged) is not None:
         return None
     alias = await audience_store.get_alias(session, merged)
     if alias is not None and alias.customer_id == survivor:
@@ -162,15 +162,15 @@ async def erase_customer(session: AsyncSession, customer_id: str) -> list[str]:
 
     Returns the ids erased now (none when erased before).
     """
-    if await audience_store.get_tombstone(session, customer_id) is not None:
+    if await audience_store.get_erased_customer(session, customer_id) is not None:
         return []
     ids = [customer_id] + [alias.merged_id for alias in await rows_of(session, Alias, customer_id)]
     await lock_segments(session)
     for erased in ids:
         for model in (ActivityItem, Activity, ConsentState, AudienceMember, SegmentMember, Alias):
             await delete_rows(session, model, erased)
-        await delete_rows(session, Tombstone, erased)
-        shared.add(session, Tombstone(customer_id=erased))
+        await delete_rows(session, ErasedCustomer, erased)
+        shared.add(session, ErasedCustomer(customer_id=erased))
     await session.flush()
     return ids
 

@@ -15,7 +15,7 @@ from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities import documents
 from rapport_sales.activities import service as activities
 from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
-from rapport_sales.customers.models import SalesCustomer, SalesErasedCustomer
+from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
 from rapport_sales.opportunities import service as opportunities
 from rapport_sales.opportunities.models import SalesOpportunity, SalesOpportunityContact
 from rapport_sales.shared import aware
@@ -45,8 +45,8 @@ async def export_customer(session: AsyncSession, customer_id: str) -> CustomerEx
         ),
         "activities": select(SalesActivity).where(col(SalesActivity.id).in_(linked_activities)),
         "documents": select(SalesDocument).where(col(SalesDocument.id).in_(linked_activities)),
-        "erasure_tombstones": select(SalesErasedCustomer).where(
-            SalesErasedCustomer.customer_id == customer_id
+        "erasure_tombstones": select(ErasedCustomer).where(
+            ErasedCustomer.customer_id == customer_id
         ),
     }
     records = {
@@ -79,8 +79,8 @@ async def erase_customer(session: AsyncSession, customer_id: str, documents_dir:
     )
     if person is not None:
         await session.delete(person)
-    if await session.get(SalesErasedCustomer, customer_id) is None:
-        session.add(SalesErasedCustomer(customer_id=customer_id, erased_at=utcnow()))
+    if await session.get(ErasedCustomer, customer_id) is None:
+        session.add(ErasedCustomer(customer_id=customer_id, erased_at=utcnow()))
 
 
 async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:

@@ -16,9 +16,9 @@ from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import CustomerErased, CustomerMerged
 from rapport_support.customers import store as customer_store
 from rapport_support.customers.models import (
+    ErasedCustomer,
     SupportConsent,
     SupportCustomer,
-    SupportErasedCustomer,
     SupportHandle,
     SupportMergedCustomer,
 )
@@ -104,7 +104,7 @@ async def erase_customer(session: AsyncSession, customer_id: str, at: datetime) 
     await delete_customer_rows(session, customer_id)
     for erased_id in erased:
         if not await customer_store.is_erased(session, erased_id):
-            customer_store.add(session, SupportErasedCustomer(customer_id=erased_id, erased_at=at))
+            customer_store.add(session, ErasedCustomer(customer_id=erased_id, erased_at=at))
     # Sent events about them (names, handles, free text) go now, not after the retention.
     await outbox.delete_sent(session, erased)
     checkpoint_after_commit(session)

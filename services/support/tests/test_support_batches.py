@@ -32,9 +32,9 @@ from rapport_events.types import (
     OrderCompleted,
 )
 from rapport_support.customers.models import (
+    ErasedCustomer,
     SupportConsent,
     SupportCustomer,
-    SupportErasedCustomer,
     SupportHandle,
     SupportMergedCustomer,
 )
@@ -53,7 +53,7 @@ TABLES = {
     SupportHandle: (),
     SupportProduct: ("id",),
     SupportMergedCustomer: (),
-    SupportErasedCustomer: (),
+    ErasedCustomer: (),
 }
 
 

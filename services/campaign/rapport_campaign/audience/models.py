@@ -117,7 +117,7 @@ class ConsentState(SQLModel, table=True):
     suppressed_at: datetime | None = Field(default=None, sa_type=TZ)  # type: ignore[call-overload]
 
 
-class Tombstone(SQLModel, table=True):
+class ErasedCustomer(SQLModel, table=True):
     """An erased customer: only the id is kept, so late events for it are dropped."""
 
     __tablename__ = "campaign_tombstones"

@@ -178,7 +178,7 @@ async def register_customers(
     """
     await session.flush()
     ids = [event.customer_id for event in events]
-    erased = await store.tombstoned(session, ids)
+    erased = await store.erased_among(session, ids)
     aliased = set(await store.aliases(session, ids))
     members = await store.members(session, ids)
     added: dict[str, dict[str, Any]] = {}

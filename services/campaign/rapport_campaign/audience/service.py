@@ -13,12 +13,12 @@ from rapport_events.base import utcnow
 
 async def resolve(session: AsyncSession, customer_id: str) -> str | None:
     """The id that owns `customer_id` now (itself or the survivor of a merge); None if erased."""
-    if await store.get_tombstone(session, customer_id) is not None:
+    if await store.get_erased_customer(session, customer_id) is not None:
         return None
     alias = await store.get_alias(session, customer_id)
     if alias is None:
         return customer_id
-    if await store.get_tombstone(session, alias.customer_id) is not None:
+    if await store.get_erased_customer(session, alias.customer_id) is not None:
         return None
     return alias.customer_id
 
@@ -27,7 +27,7 @@ async def resolve_all(session: AsyncSession, customer_ids: Iterable[str]) -> dic
     """`resolve` for many ids at once: one query for the aliases, one for the tombstones."""
     ids = set(customer_ids)
     aliases = await store.aliases(session, ids)
-    erased = await store.tombstoned(session, ids | set(aliases.values()))
+    erased = await store.erased_among(session, ids | set(aliases.values()))
     resolved: dict[str, str | None] = {}
     for customer_id in ids:
         owner = aliases.get(customer_id, customer_id)

@@ -17,7 +17,7 @@ from rapport_campaign.audience.models import (
     Alias,
     AudienceMember,
     ConsentState,
-    Tombstone,
+    ErasedCustomer,
 )
 from rapport_campaign.messaging import template_data
 from rapport_campaign.shared import all_rows, as_time, chunks, rows_per_statement
@@ -36,8 +36,8 @@ def add_member(session: AsyncSession, member: AudienceMember) -> None:
     session.add(member)
 
 
-async def get_tombstone(session: AsyncSession, customer_id: str) -> Tombstone | None:
-    return await session.get(Tombstone, customer_id)
+async def get_erased_customer(session: AsyncSession, customer_id: str) -> ErasedCustomer | None:
+    return await session.get(ErasedCustomer, customer_id)
 
 
 async def get_alias(session: AsyncSession, merged_id: str) -> Alias | None:
@@ -107,12 +107,12 @@ async def last_activity_at(session: AsyncSession, customer_id: str) -> datetime 
     return as_time(result.one())
 
 
-async def tombstoned(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
     """Which of these ids were erased."""
     ids, found = sorted(set(customer_ids)), set[str]()
     for chunk in chunks(ids):
         result = await session.exec(
-            select(Tombstone.customer_id).where(col(Tombstone.customer_id).in_(chunk))
+            select(ErasedCustomer.customer_id).where(col(ErasedCustomer.customer_id).in_(chunk))
         )
         found.update(result.all())
     return found

@@ -29,7 +29,7 @@ class SalesCustomer(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(TZ, nullable=False))
 
 
-class SalesErasedCustomer(SQLModel, table=True):
+class ErasedCustomer(SQLModel, table=True):
     """The tombstone of an erased customer: the id alone, so late events about them are dropped."""
 
     __tablename__ = "sales_erased_customers"

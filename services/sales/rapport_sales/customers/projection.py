@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import CampaignMessageClicked, CustomerRegistered, CustomerUpdated
-from rapport_sales.customers.models import SalesCustomer, SalesErasedCustomer
+from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
 
 PERSON_FIELDS = ("email", "first_name", "last_name", "acquisition_channel")
 LIMITS = {"email": 320, "first_name": 200, "last_name": 200, "acquisition_channel": 100}
@@ -20,7 +20,7 @@ async def erased_among(session: AsyncSession, ids: set[str]) -> set[str]:
     if not ids:
         return set()
     rows = await session.exec(
-        select(SalesErasedCustomer.customer_id).where(col(SalesErasedCustomer.customer_id).in_(ids))
+        select(ErasedCustomer.customer_id).where(col(ErasedCustomer.customer_id).in_(ids))
     )
     return set(rows.all())
 

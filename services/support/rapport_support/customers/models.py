@@ -89,7 +89,7 @@ class SupportMergedCustomer(SQLModel, table=True):
     merged_at: datetime = Field(sa_column=Column(TZ, nullable=False))
 
 
-class SupportErasedCustomer(SQLModel, table=True):
+class ErasedCustomer(SQLModel, table=True):
     """The only trace of an erased customer: later events about them are dropped."""
 
     __tablename__ = "support_erased_customers"

@@ -13,9 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import bulk
 from rapport_support.customers.models import (
+    ErasedCustomer,
     SupportConsent,
     SupportCustomer,
-    SupportErasedCustomer,
     SupportHandle,
     SupportMergedCustomer,
 )
@@ -97,7 +97,7 @@ async def context_rows(session: AsyncSession, customer_id: str, mentions: int) -
 
 
 async def is_erased(session: AsyncSession, customer_id: str) -> bool:
-    return await session.get(SupportErasedCustomer, customer_id) is not None
+    return await session.get(ErasedCustomer, customer_id) is not None
 
 
 async def survivor_of(session: AsyncSession, merged_id: str) -> str | None:
@@ -134,7 +134,7 @@ async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict
 
 
 async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
-    rows = await rows_where_in(session, SupportErasedCustomer, "customer_id", customer_ids)
+    rows = await rows_where_in(session, ErasedCustomer, "customer_id", customer_ids)
     return {row["customer_id"] for row in rows}
 
 
