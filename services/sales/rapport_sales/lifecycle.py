@@ -5,18 +5,20 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import CustomerMerged
+from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities import documents
 from rapport_sales.activities import service as activities
 from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
+from rapport_sales.customers import store as customers_store
 from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
 from rapport_sales.opportunities import service as opportunities
+from rapport_sales.opportunities import store as opportunities_store
 from rapport_sales.opportunities.models import SalesOpportunity, SalesOpportunityContact
 from rapport_sales.shared import aware
 
@@ -69,14 +71,12 @@ def _exported(row: SQLModel) -> dict[str, Any]:
 async def erase_customer(session: AsyncSession, customer_id: str, documents_dir: Path) -> None:
     """Remove the person: their record, contact links, e-mail text and address; accounts,
     opportunities and activities stay with the company. A tombstone drops late events."""
-    person = await session.get(SalesCustomer, customer_id)
+    person = await customers_store.get_customer(session, customer_id)
     emails = [person.email] if person is not None and person.email else []
     await documents.forget_person(session, documents_dir, [customer_id])
     await activities.forget_person(session, [customer_id], emails)
     await opportunities.forget_contact(session, [customer_id])
-    await session.exec(  # type: ignore[call-overload]
-        delete(SalesContact).where(col(SalesContact.customer_id) == customer_id)
-    )
+    await accounts_store.delete_contacts_of(session, customer_id)
     if person is not None:
         await session.delete(person)
     if await session.get(ErasedCustomer, customer_id) is None:
@@ -90,12 +90,8 @@ async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:
         return
     for model in (SalesContact, SalesOpportunityContact, SalesActivityContact):
         await _move_links(session, model, duplicate, survivor)
-    await session.exec(  # type: ignore[call-overload]
-        update(SalesOpportunity)
-        .where(col(SalesOpportunity.customer_id) == duplicate)
-        .values(customer_id=survivor)
-    )
-    person = await session.get(SalesCustomer, duplicate)
+    await opportunities_store.move_deals(session, duplicate, survivor)
+    person = await customers_store.get_customer(session, duplicate)
     if person is not None:
         await session.delete(person)
 

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import DateTime, and_, or_
 from sqlalchemy.sql import ColumnElement
+from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from rapport_events.base import Event
 from rapport_events.limits import ID_PATTERN, Line
@@ -50,6 +52,7 @@ class Reply(BaseModel):
 # --- keyset pagination on (created_at, id), newest first, with the shared opaque cursors ----
 
 T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
 
 
 class Page(BaseModel, Generic[T]):
@@ -73,6 +76,18 @@ def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
         return rows, None
     kept = rows[:limit]
     return kept, encode_cursor(aware(kept[-1].created_at), kept[-1].id)
+
+
+async def newest_first(
+    session: AsyncSession, query: SelectOfScalar[M], model: Any, limit: int, cursor: str | None
+) -> tuple[list[M], str | None]:
+    """A page of `query`'s rows of `model` after `cursor`, newest first, and the next cursor."""
+    created_at, row_id = col(model.created_at), col(model.id)
+    after = after_cursor(created_at, row_id, cursor)
+    if after is not None:
+        query = query.where(after)
+    query = query.order_by(created_at.desc(), row_id.desc())
+    return page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
 
 
 # --- sales' events go to the outbox in the caller's transaction -----------------------------

@@ -5,18 +5,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.types import AccountJoined
+from rapport_sales.accounts import store
 from rapport_sales.accounts.models import SalesAccount, SalesContact
-from rapport_sales.customers.projection import erased_among
+from rapport_sales.customers import store as customers_store
 from rapport_sales.shared import aware
 
 
 async def join_accounts(session: AsyncSession, events: Sequence[AccountJoined]) -> None:
     """Group calls: the account exists (its traits) and the customer is its contact."""
-    erased = await erased_among(session, {event.customer_id for event in events})
+    erased = await customers_store.erased_among(session, {event.customer_id for event in events})
     await join_groups(
         session,
         [
@@ -36,14 +36,7 @@ async def join_groups(
     name and traits. One IN query per table reads what exists.
     """
     external_ids = {external for _c, external, *_ in joins}
-    known = {
-        account.external_id: account
-        for account in (
-            await session.exec(
-                select(SalesAccount).where(col(SalesAccount.external_id).in_(external_ids))
-            )
-        ).all()
-    }
+    known = await store.accounts_by_external_id(session, external_ids)
     for _customer, external, name, traits, at in joins:
         account = known.get(external)
         if account is None:
@@ -67,15 +60,7 @@ async def join_groups(
 async def _link_all(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]) -> None:
     pairs = {(account_id, customer_id) for customer_id, account_id, _at in links}
     customers = {customer_id for _a, customer_id in pairs}
-    existing = set(
-        (
-            await session.exec(
-                select(SalesContact.account_id, SalesContact.customer_id).where(
-                    col(SalesContact.customer_id).in_(customers)
-                )
-            )
-        ).all()
-    )
+    existing = await store.contact_links_of(session, customers)
     for customer_id, account_id, at in links:
         if (account_id, customer_id) in existing:
             continue

@@ -1,11 +1,10 @@
 """Accounts (companies) and their contacts (profile's customers)."""
 
-from sqlalchemy import delete, func, or_
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import AccountContactLinked, AccountCreated
+from rapport_sales.accounts import store
 from rapport_sales.accounts.models import (
     AccountCreate,
     AccountPublic,
@@ -14,15 +13,14 @@ from rapport_sales.accounts.models import (
     SalesAccount,
     SalesContact,
 )
-from rapport_sales.customers.models import SalesCustomer
 from rapport_sales.customers.service import get_customer
 from rapport_sales.errors import NotFound
-from rapport_sales.shared import Page, account_subject, after_cursor, page_of, publish
+from rapport_sales.shared import Page, account_subject, publish
 
 
 async def get_account(session: AsyncSession, account_id: str) -> SalesAccount:
     """The account, or NotFound."""
-    account = await session.get(SalesAccount, account_id)
+    account = await store.get_account(session, account_id)
     if account is None:
         raise NotFound(f"no account {account_id}")
     return account
@@ -67,22 +65,7 @@ async def list_accounts(
     session: AsyncSession, owner: str | None, q: str | None, limit: int, cursor: str | None
 ) -> Page[AccountPublic]:
     """Accounts newest first, by owner or by a piece of their name or domain."""
-    query = select(SalesAccount)
-    if owner:
-        query = query.where(SalesAccount.owner == owner)
-    if q:
-        needle = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(SalesAccount.name).like(needle),
-                func.lower(col(SalesAccount.domain)).like(needle),
-            )
-        )
-    after = after_cursor(col(SalesAccount.created_at), col(SalesAccount.id), cursor)
-    if after is not None:
-        query = query.where(after)
-    query = query.order_by(col(SalesAccount.created_at).desc(), col(SalesAccount.id).desc())
-    rows, next_cursor = page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
+    rows, next_cursor = await store.list_accounts(session, owner, q, limit, cursor)
     return Page(items=[AccountPublic.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -95,18 +78,8 @@ async def account_view(session: AsyncSession, account: SalesAccount) -> AccountP
 
 async def contacts_of(session: AsyncSession, account_id: str) -> list[ContactPublic]:
     """The account's contacts, with the name and address sales knows."""
-    query = (
-        select(SalesContact, SalesCustomer)
-        .join(
-            SalesCustomer,
-            col(SalesCustomer.customer_id) == col(SalesContact.customer_id),
-            isouter=True,
-        )
-        .where(SalesContact.account_id == account_id)
-        .order_by(col(SalesContact.linked_at), col(SalesContact.customer_id))
-    )
     contacts = []
-    for link, person in (await session.exec(query)).all():
+    for link, person in await store.contacts_with_people(session, account_id):
         contact = ContactPublic.model_validate(link)
         if person is not None:
             contact.email, contact.first_name = person.email, person.first_name
@@ -121,7 +94,7 @@ async def link_contact(
     """Make a known customer a contact of the account (again: its role changes)."""
     account = await get_account(session, account_id)
     await get_customer(session, customer_id)
-    link = await session.get(SalesContact, (account_id, customer_id))
+    link = await store.get_contact(session, account_id, customer_id)
     if link is None:
         link = SalesContact(
             account_id=account_id, customer_id=customer_id, source="manual", linked_at=utcnow()
@@ -145,11 +118,5 @@ def _linked(account: SalesAccount, link: SalesContact, role: str | None) -> Acco
 async def unlink_contact(session: AsyncSession, account_id: str, customer_id: str) -> None:
     """The customer is no longer a contact of the account."""
     await get_account(session, account_id)
-    removed = await session.exec(  # type: ignore[call-overload]
-        delete(SalesContact).where(
-            col(SalesContact.account_id) == account_id,
-            col(SalesContact.customer_id) == customer_id,
-        )
-    )
-    if not removed.rowcount:
+    if not await store.delete_contact(session, account_id, customer_id):
         raise NotFound(f"{customer_id} is not a contact of {account_id}")

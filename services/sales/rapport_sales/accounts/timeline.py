@@ -4,13 +4,12 @@ and its contacts' timelines (from profile), newest first."""
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_sales.accounts import service as accounts
 from rapport_sales.accounts.models import AccountTimeline, TimelineItem
 from rapport_sales.activities import service as activities
-from rapport_sales.opportunities.models import SalesOpportunity, SalesStageChange
+from rapport_sales.opportunities import store as opportunities_store
 from rapport_sales.peers import ProfileClient
 from rapport_sales.shared import SOURCE, aware
 
@@ -43,13 +42,7 @@ async def account_timeline(
 
 
 async def _stage_changes(session: AsyncSession, account_id: str, limit: int) -> list[TimelineItem]:
-    rows = await session.exec(
-        select(SalesStageChange, SalesOpportunity)
-        .join(SalesOpportunity, col(SalesOpportunity.id) == col(SalesStageChange.opportunity_id))
-        .where(SalesOpportunity.account_id == account_id)
-        .order_by(col(SalesStageChange.changed_at).desc(), col(SalesStageChange.id).desc())
-        .limit(limit)
-    )
+    rows = await opportunities_store.stage_changes_of_account(session, account_id, limit)
     return [
         TimelineItem(
             at=aware(change.changed_at),
@@ -63,7 +56,7 @@ async def _stage_changes(session: AsyncSession, account_id: str, limit: int) -> 
                 "to_stage": change.to_stage,
             },
         )
-        for change, opportunity in rows.all()
+        for change, opportunity in rows
     ]
 
 

@@ -11,17 +11,12 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_sales.activities import service as activities
-from rapport_sales.activities.models import (
-    ActivityPublic,
-    SalesActivity,
-    SalesActivityContact,
-    SalesDocument,
-)
+from rapport_sales.activities import store
+from rapport_sales.activities.models import ActivityPublic, SalesActivity, SalesDocument
 from rapport_sales.errors import InvalidRequest, NotFound
 
 OFFICE = b"PK\x03\x04"  # .docx and .xlsx are zip files
@@ -115,7 +110,7 @@ def _write(path: Path, data: bytes) -> None:
 
 async def get_document(session: AsyncSession, document_id: str) -> SalesDocument:
     """The document's metadata, or NotFound."""
-    document = await session.get(SalesDocument, document_id)
+    document = await store.get_document(session, document_id)
     if document is None:
         raise NotFound(f"no document {document_id}")
     return document
@@ -124,18 +119,8 @@ async def get_document(session: AsyncSession, document_id: str) -> SalesDocument
 async def forget_person(session: AsyncSession, folder: Path, customer_ids: list[str]) -> None:
     """Erasure: a document about the person and no account goes, file included; one of an
     account stays with the company (the person's link goes with the other activities')."""
-    linked = select(SalesActivityContact.activity_id).where(
-        col(SalesActivityContact.customer_id).in_(customer_ids)
-    )
-    rows = await session.exec(
-        select(SalesActivity).where(
-            SalesActivity.kind == "document",
-            col(SalesActivity.account_id).is_(None),
-            col(SalesActivity.id).in_(linked),
-        )
-    )
-    for activity in rows.all():
-        document = await session.get(SalesDocument, activity.id)
+    for activity in await store.documents_of_people_alone(session, customer_ids):
+        document = await store.get_document(session, activity.id)
         if document is not None:
             await session.delete(document)
         await session.delete(activity)

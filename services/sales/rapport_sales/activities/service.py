@@ -15,14 +15,13 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from icalendar import Calendar, vCalAddress, vText
 from icalendar import Event as CalendarEvent
-from sqlalchemy import Text, cast, delete, or_
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import ActivityLogged
-from rapport_sales.accounts.models import SalesAccount, SalesContact
+from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.service import get_account
+from rapport_sales.activities import store
 from rapport_sales.activities.models import (
     ActivityCreate,
     ActivityPublic,
@@ -32,9 +31,9 @@ from rapport_sales.activities.models import (
     TaskCreate,
     TaskUpdate,
 )
-from rapport_sales.customers.models import SalesCustomer
+from rapport_sales.customers import store as customers_store
 from rapport_sales.errors import InvalidRequest, NotFound
-from rapport_sales.shared import Page, account_subject, after_cursor, aware, page_of, publish
+from rapport_sales.shared import Page, account_subject, aware, publish
 
 PRODID = "-//Rapport//Sales//EN"
 
@@ -47,10 +46,7 @@ async def record(
         await get_account(session, activity.account_id)
     people = list(dict.fromkeys(customer_ids))
     if people:
-        known = await session.exec(
-            select(SalesCustomer.customer_id).where(col(SalesCustomer.customer_id).in_(people))
-        )
-        missing = set(people) - set(known.all())
+        missing = set(people) - await customers_store.known_ids_among(session, people)
         if missing:
             raise InvalidRequest(
                 f"unknown customer {sorted(missing)[0]} (not registered in profile)"
@@ -114,7 +110,7 @@ async def get_activity(
     session: AsyncSession, activity_id: str, kind: str | None = None
 ) -> SalesActivity:
     """The activity (of that kind), or NotFound."""
-    activity = await session.get(SalesActivity, activity_id)
+    activity = await store.get_activity(session, activity_id)
     if activity is None or (kind is not None and activity.kind != kind):
         raise NotFound(f"no {kind or 'activity'} {activity_id}")
     return activity
@@ -135,24 +131,14 @@ async def overdue_tasks(
     session: AsyncSession, owner: str | None, now: datetime, limit: int
 ) -> list[ActivityPublic]:
     """Tasks not done whose due time has passed, oldest due first, for one owner or all."""
-    query = select(SalesActivity).where(
-        SalesActivity.kind == "task",
-        col(SalesActivity.done_at).is_(None),
-        col(SalesActivity.due_at) < now,
-    )
-    if owner is not None:
-        query = query.where(SalesActivity.owner == owner)
-    rows = await session.exec(
-        query.order_by(col(SalesActivity.due_at), col(SalesActivity.id)).limit(limit)
-    )
-    return await _views(session, list(rows.all()))
+    return await _views(session, await store.overdue_tasks(session, owner, now, limit))
 
 
 async def create_meeting(session: AsyncSession, body: MeetingCreate, topic: str) -> ActivityPublic:
     """A meeting; attendees who are known customers become its contacts."""
     now = utcnow()
     addresses = list(dict.fromkeys(address.strip().lower() for address in body.attendees))
-    by_address = await customers_by_address(session, addresses)
+    by_address = await customers_store.customer_ids_by_email(session, addresses)
     activity = SalesActivity(
         kind="meeting",
         account_id=body.account_id,
@@ -195,18 +181,6 @@ def meeting_ics(meeting: SalesActivity, organizer: str | None = None) -> bytes:
         event.add("attendee", attendee, encode=False)
     calendar.add_component(event)
     return calendar.to_ical()
-
-
-async def customers_by_address(session: AsyncSession, addresses: Sequence[str]) -> dict[str, str]:
-    """Known customers by lower-cased e-mail address."""
-    if not addresses:
-        return {}
-    rows = await session.exec(
-        select(SalesCustomer.email, SalesCustomer.customer_id).where(
-            col(SalesCustomer.email).in_(list(addresses))
-        )
-    )
-    return {email: customer_id for email, customer_id in rows.all() if email}
 
 
 # --- logged e-mails --------------------------------------------------------------------------
@@ -273,7 +247,7 @@ async def log_email(
     account named or, failing that, to the account of the addresses' domain."""
     message = parse_email(raw)
     addresses = list(dict.fromkeys(_addresses(message, "from") + _addresses(message, "to", "cc")))
-    people = await customers_by_address(session, addresses)
+    people = await customers_store.customer_ids_by_email(session, addresses)
     account_id = account_id or await _account_by_domain(session, addresses)
     now = utcnow()
     subject = str(message.get("subject") or "(no subject)").strip()[:500] or "(no subject)"
@@ -297,13 +271,7 @@ async def _account_by_domain(session: AsyncSession, addresses: Sequence[str]) ->
     domains = {address.rsplit("@", 1)[1] for address in addresses if "@" in address}
     if not domains:
         return None
-    rows = await session.exec(
-        select(SalesAccount.id)
-        .where(col(SalesAccount.domain).in_(domains))
-        .order_by(col(SalesAccount.created_at))
-        .limit(1)
-    )
-    return rows.first()
+    return await accounts_store.account_id_by_domain(session, domains)
 
 
 # --- listings --------------------------------------------------------------------------------
@@ -317,10 +285,7 @@ async def _views(session: AsyncSession, activities: list[SalesActivity]) -> list
     ids = [activity.id for activity in activities]
     links: dict[str, list[str]] = {activity_id: [] for activity_id in ids}
     if ids:
-        rows = await session.exec(
-            select(SalesActivityContact).where(col(SalesActivityContact.activity_id).in_(ids))
-        )
-        for link in rows.all():
+        for link in await store.contact_links_of(session, ids):
             links[link.activity_id].append(link.customer_id)
     views = []
     for activity in activities:
@@ -340,50 +305,19 @@ async def list_activities(
     cursor: str | None,
 ) -> Page[ActivityPublic]:
     """Activities newest first, of an account (its own and its contacts') or of a contact."""
-    query = select(SalesActivity)
     if account_id is not None:
         await get_account(session, account_id)
-        contacts = select(SalesContact.customer_id).where(SalesContact.account_id == account_id)
-        of_contacts = select(SalesActivityContact.activity_id).where(
-            col(SalesActivityContact.customer_id).in_(contacts)
-        )
-        query = query.where(
-            or_(col(SalesActivity.account_id) == account_id, col(SalesActivity.id).in_(of_contacts))
-        )
-    if customer_id is not None:
-        query = query.where(
-            col(SalesActivity.id).in_(
-                select(SalesActivityContact.activity_id).where(
-                    SalesActivityContact.customer_id == customer_id
-                )
-            )
-        )
-    if kind is not None:
-        query = query.where(SalesActivity.kind == kind)
-    after = after_cursor(col(SalesActivity.created_at), col(SalesActivity.id), cursor)
-    if after is not None:
-        query = query.where(after)
-    query = query.order_by(col(SalesActivity.created_at).desc(), col(SalesActivity.id).desc())
-    rows, next_cursor = page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
+    where = store.ActivityFilter(account_id, customer_id, kind)
+    rows, next_cursor = await store.list_activities(session, where, limit, cursor)
     return Page(items=await _views(session, rows), next_cursor=next_cursor)
 
 
 async def forget_person(session: AsyncSession, customer_ids: list[str], emails: list[str]) -> None:
     """Erasure: e-mails with the person lose their text, every activity loses the link to
     them and their address; the activities themselves stay with the account."""
-    linked = select(SalesActivityContact.activity_id).where(
-        col(SalesActivityContact.customer_id).in_(customer_ids)
-    )
-    # Addresses live in a JSON list; a LIKE on its text narrows the rows Python then edits.
-    mentions = [cast(SalesActivity.addresses, Text).like(f'%"{email}"%') for email in emails]
-    rows = await session.exec(
-        select(SalesActivity).where(or_(col(SalesActivity.id).in_(linked), *mentions))
-    )
-    for activity in rows.all():
+    for activity in await store.activities_about(session, customer_ids, emails):
         if activity.kind == "email":
             activity.subject, activity.body, activity.message_id = "(erased)", "", None
         activity.addresses = [address for address in activity.addresses if address not in emails]
         session.add(activity)
-    await session.exec(  # type: ignore[call-overload]
-        delete(SalesActivityContact).where(col(SalesActivityContact.customer_id).in_(customer_ids))
-    )
+    await store.unlink_customers(session, customer_ids)

@@ -4,30 +4,15 @@ e-mails) and where they came from. A run of events is applied with one read per 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import CampaignMessageClicked, CustomerRegistered, CustomerUpdated
-from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
+from rapport_sales.customers import store
+from rapport_sales.customers.models import SalesCustomer
 
 PERSON_FIELDS = ("email", "first_name", "last_name", "acquisition_channel")
 LIMITS = {"email": 320, "first_name": 200, "last_name": 200, "acquisition_channel": 100}
-
-
-async def erased_among(session: AsyncSession, ids: set[str]) -> set[str]:
-    """The ids of `ids` that were erased: their late events change nothing."""
-    if not ids:
-        return set()
-    rows = await session.exec(
-        select(ErasedCustomer.customer_id).where(col(ErasedCustomer.customer_id).in_(ids))
-    )
-    return set(rows.all())
-
-
-async def _customers(session: AsyncSession, ids: set[str]) -> dict[str, SalesCustomer]:
-    rows = await session.exec(select(SalesCustomer).where(col(SalesCustomer.customer_id).in_(ids)))
-    return {row.customer_id: row for row in rows.all()}
 
 
 def _fit(name: str, value: Any) -> str | None:
@@ -42,8 +27,9 @@ async def note_customers(
 ) -> None:
     """Registrations and updates, in log order: the name, address and channel of each."""
     ids = {event.customer_id for event in events}
-    erased = await erased_among(session, ids)
-    known = await _customers(session, ids - erased)
+    # The erased stay erased: their late events change nothing.
+    erased = await store.erased_among(session, ids)
+    known = await store.customers_among(session, ids - erased)
     for event in events:
         if event.customer_id in erased:
             continue
@@ -67,7 +53,7 @@ async def note_customers(
 
 async def note_clicks(session: AsyncSession, events: Sequence[CampaignMessageClicked]) -> None:
     """The campaign each customer clicked last: the source of their next opportunity."""
-    known = await _customers(session, {event.customer_id for event in events})
+    known = await store.customers_among(session, {event.customer_id for event in events})
     for event in events:
         person = known.get(event.customer_id)
         if person is not None:

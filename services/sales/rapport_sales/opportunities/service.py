@@ -7,8 +7,6 @@ is how the deal reaches profile's metrics and campaign's attribution.
 
 from decimal import Decimal
 
-from sqlalchemy import delete
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
@@ -20,10 +18,13 @@ from rapport_events.types import (
     OpportunityWon,
     OrderCompleted,
 )
+from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.accounts.service import get_account
+from rapport_sales.customers import store as customers_store
 from rapport_sales.customers.models import SalesCustomer
 from rapport_sales.errors import Conflict, InvalidRequest, NotFound
+from rapport_sales.opportunities import store
 from rapport_sales.opportunities.models import (
     OpportunityCreate,
     OpportunityLose,
@@ -41,7 +42,7 @@ from rapport_sales.opportunities.models import (
     StagePublic,
     Status,
 )
-from rapport_sales.shared import Page, account_subject, after_cursor, aware, page_of, publish
+from rapport_sales.shared import Page, account_subject, aware, publish
 
 DEFAULT_PIPELINE = "default"
 ORDER_PREFIX = "sales-"
@@ -52,8 +53,7 @@ ORDER_PREFIX = "sales-"
 
 async def create_pipeline(session: AsyncSession, body: PipelineCreate) -> PipelinePublic:
     """A new pipeline and its stages, in the order given."""
-    taken = await session.exec(select(SalesPipeline).where(SalesPipeline.name == body.name))
-    if taken.first() is not None:
+    if await store.pipeline_named(session, body.name) is not None:
         raise Conflict(f"a pipeline is already named {body.name!r}")
     pipeline = SalesPipeline(name=body.name, created_at=utcnow())
     session.add(pipeline)
@@ -65,12 +65,7 @@ async def create_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeli
 
 async def stages_of(session: AsyncSession, pipeline_id: str) -> list[SalesStage]:
     """The pipeline's stages in order, or NotFound."""
-    query = (
-        select(SalesStage)
-        .where(SalesStage.pipeline_id == pipeline_id)
-        .order_by(col(SalesStage.position))
-    )
-    stages = list((await session.exec(query)).all())
+    stages = await store.stages_of_pipeline(session, pipeline_id)
     if not stages:
         raise NotFound(f"no pipeline {pipeline_id}")
     return stages
@@ -78,7 +73,7 @@ async def stages_of(session: AsyncSession, pipeline_id: str) -> list[SalesStage]
 
 async def pipeline_view(session: AsyncSession, pipeline_id: str) -> PipelinePublic:
     """The pipeline with its ordered stages."""
-    pipeline = await session.get(SalesPipeline, pipeline_id)
+    pipeline = await store.get_pipeline(session, pipeline_id)
     if pipeline is None:
         raise NotFound(f"no pipeline {pipeline_id}")
     stages = await stages_of(session, pipeline_id)
@@ -91,7 +86,7 @@ async def pipeline_view(session: AsyncSession, pipeline_id: str) -> PipelinePubl
 
 async def list_pipelines(session: AsyncSession) -> list[PipelinePublic]:
     """Every pipeline with its stages (there are few)."""
-    pipelines = (await session.exec(select(SalesPipeline).order_by(col(SalesPipeline.name)))).all()
+    pipelines = await store.all_pipelines(session)
     return [await pipeline_view(session, pipeline.id) for pipeline in pipelines]
 
 
@@ -150,10 +145,7 @@ async def create_opportunity(
 
 
 async def _known_customers(session: AsyncSession, ids: list[str]) -> dict[str, SalesCustomer]:
-    if not ids:
-        return {}
-    query = select(SalesCustomer).where(col(SalesCustomer.customer_id).in_(ids))
-    found = {person.customer_id: person for person in (await session.exec(query)).all()}
+    found = await customers_store.customers_among(session, ids)
     missing = [customer_id for customer_id in ids if customer_id not in found]
     if missing:
         raise InvalidRequest(f"unknown customer {missing[0]} (not registered in profile)")
@@ -164,10 +156,7 @@ async def _make_contacts(session: AsyncSession, account_id: str, ids: list[str])
     """The opportunity's people become contacts of its account if they were not."""
     if not ids:
         return
-    query = select(SalesContact.customer_id).where(
-        SalesContact.account_id == account_id, col(SalesContact.customer_id).in_(ids)
-    )
-    linked = set((await session.exec(query)).all())
+    linked = await accounts_store.contact_ids_among(session, account_id, ids)
     for customer_id in ids:
         if customer_id not in linked:
             session.add(
@@ -221,7 +210,7 @@ def _created(opportunity: SalesOpportunity) -> OpportunityCreated:
 
 async def get_opportunity(session: AsyncSession, opportunity_id: str) -> SalesOpportunity:
     """The opportunity, or NotFound."""
-    opportunity = await session.get(SalesOpportunity, opportunity_id)
+    opportunity = await store.get_opportunity(session, opportunity_id)
     if opportunity is None:
         raise NotFound(f"no opportunity {opportunity_id}")
     return opportunity
@@ -379,18 +368,9 @@ async def opportunity_view(
     """The opportunity with its contacts and stage history."""
     await session.flush()
     view = OpportunityPublic.model_validate(opportunity)
-    contacts = await session.exec(
-        select(SalesOpportunityContact.customer_id).where(
-            SalesOpportunityContact.opportunity_id == opportunity.id
-        )
-    )
-    view.contacts = sorted(contacts.all())
-    history = await session.exec(
-        select(SalesStageChange)
-        .where(SalesStageChange.opportunity_id == opportunity.id)
-        .order_by(col(SalesStageChange.id))
-    )
-    view.history = [StageChangePublic.model_validate(change) for change in history.all()]
+    view.contacts = sorted(await store.contact_ids_of(session, opportunity.id))
+    history = await store.stage_history(session, opportunity.id)
+    view.history = [StageChangePublic.model_validate(change) for change in history]
     return view
 
 
@@ -406,21 +386,8 @@ async def list_opportunities(
     cursor: str | None,
 ) -> Page[OpportunityPublic]:
     """Opportunities newest first, filtered."""
-    query = select(SalesOpportunity)
-    for column, value in (
-        (SalesOpportunity.status, status),
-        (SalesOpportunity.owner, owner),
-        (SalesOpportunity.account_id, account_id),
-        (SalesOpportunity.pipeline_id, pipeline_id),
-        (SalesOpportunity.stage, stage),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    after = after_cursor(col(SalesOpportunity.created_at), col(SalesOpportunity.id), cursor)
-    if after is not None:
-        query = query.where(after)
-    query = query.order_by(col(SalesOpportunity.created_at).desc(), col(SalesOpportunity.id).desc())
-    rows, next_cursor = page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
+    where = store.OpportunityFilter(status, owner, account_id, pipeline_id, stage)
+    rows, next_cursor = await store.list_opportunities(session, where, limit, cursor)
     return Page(
         items=[OpportunityPublic.model_validate(row) for row in rows], next_cursor=next_cursor
     )
@@ -428,14 +395,7 @@ async def list_opportunities(
 
 async def forget_contact(session: AsyncSession, customer_ids: list[str]) -> None:
     """Opportunities survive an erasure without the person."""
-    await session.exec(  # type: ignore[call-overload]
-        delete(SalesOpportunityContact).where(
-            col(SalesOpportunityContact.customer_id).in_(customer_ids)
-        )
-    )
-    rows = await session.exec(
-        select(SalesOpportunity).where(col(SalesOpportunity.customer_id).in_(customer_ids))
-    )
-    for opportunity in rows.all():
+    await store.unlink_customers(session, customer_ids)
+    for opportunity in await store.opportunities_of_customers(session, customer_ids):
         opportunity.customer_id = None
         session.add(opportunity)

@@ -11,12 +11,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, literal
-from sqlalchemy.sql import ColumnElement
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_sales.opportunities.models import SalesOpportunity, SalesStage, SalesStageChange
+from rapport_sales.opportunities import store as opportunities_store
+from rapport_sales.reports import store
 from rapport_sales.reports.models import (
     Backtest,
     BacktestMonth,
@@ -46,16 +44,6 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value or 0)).quantize(CENT)
 
 
-def _open_in(pipeline_id: str, owner: str | None) -> list[ColumnElement[bool]]:
-    where = [
-        col(SalesOpportunity.pipeline_id) == pipeline_id,
-        col(SalesOpportunity.status) == "open",
-    ]
-    if owner is not None:
-        where.append(col(SalesOpportunity.owner) == owner)
-    return where
-
-
 async def pipeline_report(
     session: AsyncSession, pipeline_id: str, owner: str | None
 ) -> PipelineReport:
@@ -64,30 +52,17 @@ async def pipeline_report(
     One scan grouped by (stage, owner, currency) — a few hundred rows whatever the number
     of deals — folded into both views here.
     """
-    cells = await session.exec(
-        select(  # type: ignore[call-overload]
-            SalesOpportunity.stage,
-            SalesOpportunity.owner,
-            SalesOpportunity.currency,
-            func.count(),
-            func.sum(SalesOpportunity.amount),
-            func.sum(SalesOpportunity.amount * SalesOpportunity.probability),
-        )
-        .where(*_open_in(pipeline_id, owner))
-        .group_by(SalesOpportunity.stage, SalesOpportunity.owner, SalesOpportunity.currency)
-    )
+    cells = await store.open_by_stage_and_owner(session, pipeline_id, owner)
     by_stage: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
     by_owner: dict[tuple[str | None, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
-    for stage, name, currency, count, total, weight in cells.all():
+    for stage, name, currency, count, total, weight in cells:
         for sums in (by_stage[(stage, currency)], by_owner[(name, currency)]):
             sums[0] += count
             sums[1] += Decimal(str(total))
             sums[2] += Decimal(str(weight))
     stages = {
         stage.key: stage
-        for stage in (
-            await session.exec(select(SalesStage).where(SalesStage.pipeline_id == pipeline_id))
-        ).all()
+        for stage in await opportunities_store.stages_of_pipeline(session, pipeline_id)
     }
     stage_rows = [
         StageTotal(
@@ -128,24 +103,10 @@ async def weighted_forecast(
     thousand rows whatever the number of opportunities.
     """
     first, end = month_of(start), add_months(start, months)
-    where = [col(SalesOpportunity.status) == "open"]
-    if owner is not None:
-        where.append(col(SalesOpportunity.owner) == owner)
-    rows = await session.exec(
-        select(  # type: ignore[call-overload]
-            SalesOpportunity.expected_close_date,
-            SalesOpportunity.currency,
-            func.count(),
-            func.sum(SalesOpportunity.amount),
-            func.sum(SalesOpportunity.amount * SalesOpportunity.probability),
-        )
-        .where(*where, col(SalesOpportunity.expected_close_date).is_not(None))
-        .where(col(SalesOpportunity.expected_close_date) < end)
-        .group_by(SalesOpportunity.expected_close_date, SalesOpportunity.currency)
-    )
+    rows = await store.open_by_close_day(session, end, owner)
     ahead: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
     late: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
-    for day, currency, count, total, weight in rows.all():
+    for day, currency, count, total, weight in rows:
         bucket = month_of(day)
         into = ahead if bucket >= first else late
         sums = into[(bucket, currency)]
@@ -168,35 +129,11 @@ def _months(sums: dict[tuple[date, str], list[Decimal]]) -> list[ForecastMonth]:
     ]
 
 
-def _cycle_days(dialect: str) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        seconds = func.extract(
-            "epoch", col(SalesOpportunity.closed_at) - col(SalesOpportunity.created_at)
-        )
-        return cast(seconds, Float) / 86400.0
-    return func.julianday(SalesOpportunity.closed_at) - func.julianday(SalesOpportunity.created_at)
-
-
 async def win_rate(
     session: AsyncSession, start: datetime | None, end: datetime | None, owner: str | None
 ) -> WinRateReport:
     """Win rate and average cycle time of the deals closed in the window, per owner."""
-    won = func.sum(case((col(SalesOpportunity.status) == "won", 1), else_=0))
-    lost = func.sum(case((col(SalesOpportunity.status) == "lost", 1), else_=0))
-    won_amount = func.sum(
-        case((col(SalesOpportunity.status) == "won", SalesOpportunity.amount), else_=literal(0))
-    )
-    cycle = func.avg(_cycle_days(session.bind.dialect.name if session.bind else "sqlite"))
-    query = select(SalesOpportunity.owner, won, lost, won_amount, cycle).where(  # type: ignore[call-overload]
-        col(SalesOpportunity.status).in_(("won", "lost"))
-    )
-    if start is not None:
-        query = query.where(col(SalesOpportunity.closed_at) >= start)
-    if end is not None:
-        query = query.where(col(SalesOpportunity.closed_at) < end)
-    if owner is not None:
-        query = query.where(col(SalesOpportunity.owner) == owner)
-    rows = (await session.exec(query.group_by(SalesOpportunity.owner))).all()
+    rows = await store.closed_by_owner(session, start, end, owner)
     owners = [
         OwnerWinRate(
             owner=name,
@@ -235,21 +172,12 @@ def _rate(won: Any, lost: Any) -> float | None:
 
 async def backtest(session: AsyncSession, as_of: datetime, months: int, currency: str) -> Backtest:
     """Replay the forecast at `as_of` (stages then, from the history) and score it."""
-    opened = await session.exec(
-        select(SalesOpportunity).where(
-            col(SalesOpportunity.created_at) <= as_of,
-            col(SalesOpportunity.currency) == currency,
-            col(SalesOpportunity.expected_close_date).is_not(None),
-        )
-    )
+    opened = await store.dated_deals_opened_by(session, as_of, currency)
     candidates = {
-        row.id: row for row in opened.all() if row.closed_at is None or aware(row.closed_at) > as_of
+        row.id: row for row in opened if row.closed_at is None or aware(row.closed_at) > as_of
     }
-    stage_then = await _stages_at(session, list(candidates), as_of)
-    probabilities = {
-        (stage.pipeline_id, stage.key): stage.probability
-        for stage in (await session.exec(select(SalesStage))).all()
-    }
+    stage_then = await store.stages_at(session, list(candidates), as_of)
+    probabilities = await store.stage_probabilities(session)
     first = add_months(month_of(as_of.date()), 1)
     forecast: dict[date, Decimal] = defaultdict(Decimal)
     for row in candidates.values():
@@ -257,16 +185,9 @@ async def backtest(session: AsyncSession, as_of: datetime, months: int, currency
         stage = stage_then.get(row.id, row.stage)
         probability = probabilities.get((row.pipeline_id, stage), Decimal(0))
         forecast[month_of(row.expected_close_date)] += row.amount * probability
-    won = await session.exec(
-        select(col(SalesOpportunity.closed_at), col(SalesOpportunity.amount)).where(
-            col(SalesOpportunity.status) == "won",
-            col(SalesOpportunity.currency) == currency,
-            col(SalesOpportunity.closed_at)
-            >= datetime.combine(first, datetime.min.time(), as_of.tzinfo),
-        )
-    )
+    since = datetime.combine(first, datetime.min.time(), as_of.tzinfo)
     actual: dict[date, Decimal] = defaultdict(Decimal)
-    for closed_at, amount in won.all():
+    for closed_at, amount in await store.won_since(session, since, currency):
         assert closed_at is not None  # a won deal is closed
         actual[month_of(aware(closed_at).date())] += Decimal(str(amount))
     scored = [
@@ -282,23 +203,3 @@ async def backtest(session: AsyncSession, as_of: datetime, months: int, currency
         mae=_money(sum(errors, Decimal(0)) / len(scored)) if scored else Decimal(0),
         mape=round(float(sum(relative) / len(relative)), 4) if relative else None,
     )
-
-
-async def _stages_at(
-    session: AsyncSession, opportunity_ids: list[str], as_of: datetime
-) -> dict[str, str]:
-    """Each opportunity's stage at `as_of`: the last change up to then."""
-    stages: dict[str, str] = {}
-    for start in range(0, len(opportunity_ids), 1000):
-        chunk = opportunity_ids[start : start + 1000]
-        rows = await session.exec(
-            select(SalesStageChange)
-            .where(
-                col(SalesStageChange.opportunity_id).in_(chunk),
-                col(SalesStageChange.changed_at) <= as_of,
-            )
-            .order_by(col(SalesStageChange.changed_at), col(SalesStageChange.id))
-        )
-        for change in rows.all():
-            stages[change.opportunity_id] = change.to_stage
-    return stages
