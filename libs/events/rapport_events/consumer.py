@@ -6,6 +6,7 @@ applied but not committed) and its ordering rule; apart, each would reach into t
 """
 
 import asyncio
+import bisect
 import contextlib
 import inspect
 import logging
@@ -412,11 +413,11 @@ class ConsumerRunner:
         """Records in one transaction until the time budget is spent; returns how many it
         took. Counters move only once the transaction committed.
 
-        Records of a type with a batch handler wait in that type's pending run, applied
+        Records of a type with a batch handler wait in a pending run of their type, applied
         with one inbox statement and one call per handler. A customer's events keep their
-        log order: a run is applied before a record of the same customer (record key) of
-        another type joins another run, and every pending run before a record of a type
-        without a batch handler (rare types such as merges may touch several customers).
+        log order: runs are applied in the order `_PendingRuns` puts them in, and every
+        pending run before a record of a type without a batch handler (rare types such as
+        merges may touch several customers).
         """
         tally = _Tally()
         taken = 0
@@ -434,9 +435,6 @@ class ConsumerRunner:
                 if deadline is None:
                     deadline = await self._budget_from_now(session)
                 if event_type in self._batched:
-                    blocking = runs.blocking(record.key, event_type)
-                    if blocking is not None:
-                        await self._apply_run(session, runs.take(blocking), tally)
                     runs.add(
                         event_type, record, headers, decode(record.value, record.headers, headers)
                     )
@@ -707,21 +705,18 @@ class _Run:
 
 
 class _PendingRuns:
-    """The runs of a transaction not yet applied, one per batched type.
+    """The runs of a transaction not yet applied, in the order they will be applied.
 
-    Each customer (record key) has events in at most one pending run, so applying the
-    runs in any order keeps every customer's log order.
+    A record joins the first run of its type at or after the run that holds its
+    customer's (record key's) previous event, or starts a new run at the end: applying
+    the runs in order keeps every customer's log order, and a window where types
+    interleave still makes a few long runs instead of many short ones.
     """
 
     def __init__(self) -> None:
-        self._runs: dict[str, _Run] = {}
-        self._owner: dict[bytes | None, str] = {}
-
-    def blocking(self, key: bytes | None, event_type: str) -> str | None:
-        """The type of the run that must be applied before this customer's event joins
-        `event_type`'s run, if any."""
-        owner = self._owner.get(key)
-        return owner if owner is not None and owner != event_type else None
+        self._runs: list[_Run] = []
+        self._of_type: dict[str, list[int]] = {}  # type -> indexes of its runs, ascending
+        self._latest: dict[bytes | None, int] = {}  # key -> index of its latest event's run
 
     def add(
         self,
@@ -730,24 +725,23 @@ class _PendingRuns:
         headers: Mapping[str, str],
         envelope: Envelope,
     ) -> None:
-        run = self._runs.get(event_type)
-        if run is None:
-            run = self._runs[event_type] = _Run(event_type)
-        run.add(record, headers, envelope)
-        self._owner[record.key] = event_type
+        index = self._run_for(event_type, self._latest.get(record.key, 0))
+        self._runs[index].add(record, headers, envelope)
+        self._latest[record.key] = index
 
-    def take(self, event_type: str) -> "_Run":
-        """Remove one run (its customers are free to join other runs)."""
-        run = self._runs.pop(event_type)
-        for record in run.records:
-            self._owner.pop(record.key, None)
-        return run
+    def _run_for(self, event_type: str, earliest: int) -> int:
+        indexes = self._of_type.setdefault(event_type, [])
+        position = bisect.bisect_left(indexes, earliest)
+        if position < len(indexes):
+            return indexes[position]
+        self._runs.append(_Run(event_type))
+        indexes.append(len(self._runs) - 1)
+        return len(self._runs) - 1
 
     def take_all(self) -> list["_Run"]:
-        """Remove every run, in the order they began."""
-        runs = list(self._runs.values())
-        self._runs.clear()
-        self._owner.clear()
+        """Remove every run, in the order they must be applied."""
+        runs = self._runs
+        self._runs, self._of_type, self._latest = [], {}, {}
         return runs
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import RebalanceInProgressError, UnknownMemberIdError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, insert
@@ -17,7 +19,14 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.codec import Envelope, KafkaMessage, encode
-from rapport_events.consumer import ConsumerRunner, ConsumerStuck, Handler, batch
+from rapport_events.consumer import (
+    ConsumerRunner,
+    ConsumerStuck,
+    Handler,
+    _PendingRuns,
+    _Run,
+    batch,
+)
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.inbox import InboxEntry
 from rapport_events.settings import KafkaSettings
@@ -860,13 +869,13 @@ class TestBatchHandlers:
             encode(tracked("a", "c-1")),
             encode(tracked("b", "c-2")),
             encode(cart("x", "c-1")),  # c-1's "a" must be applied before this
-            encode(tracked("c", "c-3")),
+            encode(tracked("c", "c-3")),  # nothing of c-3 before: it joins the first run
             encode(tracked("d", "c-1")),  # and "x" before this
         ]
 
         await runner._handle_records(PARTITION, [record_of(m, n) for n, m in enumerate(messages)])
 
-        assert batch_calls.calls == [["a", "b"], ["c", "d"]]
+        assert batch_calls.calls == [["a", "b", "c"], ["d"]]
         assert carts.calls == [["x"]]
         notes = await effect_notes(sessions)
         assert [n for n in notes if n in ("a", "cart x", "d")] == ["a", "cart x", "d"]
@@ -966,3 +975,49 @@ class TestBatchHandlers:
         await batch_runner._handle_record(record_of(encode(tracked("alone"))))
 
         assert batch_calls.calls == [["alone"]]
+
+
+keyed_types = st.lists(
+    st.tuples(st.sampled_from([b"c-1", b"c-2", b"c-3", b"c-4", None]), st.sampled_from("ABC")),
+    max_size=60,
+)
+
+
+def pending_runs_of(records: list[tuple[bytes | None, str]]) -> list[_Run]:
+    runs = _PendingRuns()
+    for offset, (key, event_type) in enumerate(records):
+        record = FakeRecord(TOPIC, 0, offset, key, b"", [])
+        runs.add(event_type, record, {}, None)  # type: ignore[arg-type]
+    return runs.take_all()
+
+
+class TestPendingRuns:
+    @settings(max_examples=300, deadline=None)
+    @given(records=keyed_types)
+    def test_runs_in_order_keep_each_customers_log_order(
+        self, records: list[tuple[bytes | None, str]]
+    ) -> None:
+        runs = pending_runs_of(records)
+        applied = [record for run in runs for record in run.records]
+        assert sorted(record.offset for record in applied) == list(range(len(records)))
+        for run in runs:
+            assert {records[record.offset][1] for record in run.records} == {run.type}
+        for key in {key for key, _ in records}:
+            offsets = [record.offset for record in applied if record.key == key]
+            assert offsets == sorted(offsets), key
+
+    def test_interleaved_types_of_distinct_customers_make_one_run_per_type(self) -> None:
+        records = [(f"c-{n}".encode(), "AB"[n % 2]) for n in range(500)]
+        runs = pending_runs_of(records)
+        assert [(run.type, len(run.records)) for run in runs] == [("A", 250), ("B", 250)]
+
+    def test_a_customer_switching_types_starts_a_later_run_only_when_needed(self) -> None:
+        records = [(b"c-1", "A"), (b"c-2", "B"), (b"c-1", "B"), (b"c-2", "A"), (b"c-3", "A")]
+        runs = pending_runs_of(records)
+        # c-1's B must follow its A (run 0): it joins the B run after it (run 1); c-2's A
+        # must follow its B (run 1): a new A run (run 2); c-3 has no earlier event: run 0.
+        assert [(run.type, [r.offset for r in run.records]) for run in runs] == [
+            ("A", [0, 4]),
+            ("B", [1, 2]),
+            ("A", [3]),
+        ]
