@@ -1,24 +1,20 @@
 """Profile's projection applied a run at a time: the same rows as one event at a time,
-a constant number of statements per run, owners resolved as the single lookup did."""
+a constant number of statements per run. Who owns a run's ids: `identity/test_store.py`."""
 
 import random
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from aiokafka import TopicPartition
-from sqlalchemy import event
+from profile_testing import DAY, LIVE, SUBJECTS, migrated, seed, statements
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, select
 
 from rapport_events.base import Event
 from rapport_events.codec import Envelope, encode
 from rapport_events.consumer import ConsumerRunner
-from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
-from rapport_events.migrations import upgrade
+from rapport_events.db import SessionFactory, session_factory, transaction
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.fakes import FakeProducer, FakeRecord
 from rapport_events.types import (
@@ -35,72 +31,13 @@ from rapport_events.types import (
 )
 from rapport_profile.analytics.models import CustomerMetrics, Order
 from rapport_profile.customers.models import SegmentMembership
-from rapport_profile.gdpr.models import Erasure
 from rapport_profile.handlers import HANDLERS
-from rapport_profile.identity import service as identity_service
-from rapport_profile.identity import store as identity_store
-from rapport_profile.identity.models import Identity
-from rapport_profile.main import MIGRATIONS
 from rapport_profile.settings import Settings
 from rapport_profile.timeline import store as timeline_store
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
 
 TOPIC = "rapport.test-profile-projection"
 PARTITION = TopicPartition(TOPIC, 0)
-DAY = datetime(2026, 3, 2, 12, tzinfo=UTC)
-
-# Ids the events are published under: customers, aliases of merged or pre-identification
-# ids, an erased customer, and an erased id whose alias points at a live customer.
-LIVE = [f"c-{n}" for n in range(8)]
-ALIASES = {"old-1": "c-1", "old-2": "c-2", "anon-9": "c-9", "gone-3": "c-3"}
-ERASED = ["c-9", "gone-3", "c-unknown-erased"]
-SUBJECTS = [*LIVE, *ALIASES, "c-9", "c-unknown-erased"]
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements the engine sends while the block runs."""
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", note)
-
-
-async def migrated(url: str) -> AsyncEngine:
-    engine = create_engine(url)
-    await upgrade(engine, MIGRATIONS, version_table="alembic_version_profile")
-    return engine
-
-
-async def seed(sessions: SessionFactory) -> None:
-    """Aliases, erasures and rows the events find already there."""
-    async with transaction(sessions) as session:
-        for value, owner in ALIASES.items():
-            session.add(Identity(kind=identity_service.ALIAS, value=value, customer_id=owner))
-        for customer_id in ERASED:
-            session.add(Erasure(customer_id=customer_id))
-        session.add(
-            Order(
-                order_id="o-before",
-                customer_id="c-1",
-                subject_id="c-1",
-                revenue=Decimal("10.00"),
-                occurred_at=DAY - timedelta(days=3),
-            )
-        )
-        session.add(CustomerMetrics(customer_id="c-1", orders=1, revenue=Decimal("10.00")))
-        session.add(CustomerMetrics(customer_id="c-2", loyalty_points=100))
-        session.add(
-            SegmentMembership(
-                customer_id="c-2", segment_id="s-1", segment_name="VIP", entered_at=DAY
-            )
-        )
 
 
 def runner_on(sessions: SessionFactory, per_transaction: int = 500) -> ConsumerRunner:
@@ -211,57 +148,6 @@ async def rows(sessions: SessionFactory) -> dict[str, list[dict[str, Any]]]:
             dumped = [row.model_dump(exclude=unstable) for row in result.all()]
             found[model.__name__] = sorted(dumped, key=lambda row: repr(sorted(row.items())))
     return found
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await migrated(database_url)
-    yield engine
-    await engine.dispose()
-
-
-class TestOwnersOfARun:
-    async def test_each_id_resolves_through_its_alias_and_erasure_as_one_lookup(
-        self, engine: AsyncEngine
-    ) -> None:
-        sessions = session_factory(engine)
-        await seed(sessions)
-        async with transaction(sessions) as session:
-            owners = await identity_store.owners_and_erasures(
-                session, [*SUBJECTS, "never-seen"], identity_service.ALIAS
-            )
-
-        assert owners == {
-            **{c: (c, False) for c in LIVE},
-            "old-1": ("c-1", False),
-            "old-2": ("c-2", False),
-            "anon-9": ("c-9", True),  # its owner was erased
-            "gone-3": ("c-3", True),  # the id itself was erased
-            "c-9": ("c-9", True),
-            "c-unknown-erased": ("c-unknown-erased", True),
-            "never-seen": ("never-seen", False),
-        }
-
-    async def test_more_ids_than_one_in_list_are_asked_in_chunks(self, engine: AsyncEngine) -> None:
-        sessions = session_factory(engine)
-        async with transaction(sessions) as session:
-            for n in range(0, 1200, 3):
-                session.add(
-                    Identity(kind=identity_service.ALIAS, value=f"a-{n}", customer_id=f"c-{n}")
-                )
-            for n in range(0, 1200, 5):
-                session.add(Erasure(customer_id=f"c-{n}"))
-        ids = [f"a-{n}" for n in range(1200)]
-
-        async with transaction(sessions) as session:
-            with statements(engine) as seen:
-                owners = await identity_service.owners_of(session, ids)
-
-        assert len([s for s in seen if "profile_erasures" in s]) == 3
-        for n in range(1200):
-            aliased = n % 3 == 0
-            erased = aliased and n % 5 == 0
-            assert owners[f"a-{n}"] == (None if erased else f"c-{n}" if aliased else f"a-{n}")
 
 
 class TestBatchesApplyAsSingleEvents:

@@ -1,29 +1,17 @@
 """Registering a customer on a real database (SQLite and PostgreSQL)."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlmodel import select
 
 from rapport_events.codec import decode
-from rapport_events.db import SessionFactory, create_engine, session_factory, transaction
-from rapport_events.migrations import upgrade
+from rapport_events.db import SessionFactory, transaction
 from rapport_events.outbox import OutboxMessage, is_event
 from rapport_events.types import CustomerRegistered
 from rapport_profile.customers import service as customer_service
 from rapport_profile.customers.models import Customer, CustomerCreate
 from rapport_profile.errors import CustomerNotFound, DuplicateEmail
-from rapport_profile.main import MIGRATIONS
 
 TOPIC = "rapport.test-profile-service"
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
-    engine = create_engine(database_url)
-    await upgrade(engine, MIGRATIONS, version_table="alembic_version_profile")
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def new_customer(**overrides: object) -> CustomerCreate:

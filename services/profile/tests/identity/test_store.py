@@ -1,0 +1,54 @@
+"""Who owns each id of a run now, through aliases and erasures, in one lookup."""
+
+from profile_testing import LIVE, SUBJECTS, seed, statements
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rapport_events.db import session_factory, transaction
+from rapport_profile.gdpr.models import Erasure
+from rapport_profile.identity import service as identity_service
+from rapport_profile.identity import store as identity_store
+from rapport_profile.identity.models import Identity
+
+
+class TestOwnersOfARun:
+    async def test_each_id_resolves_through_its_alias_and_erasure_as_one_lookup(
+        self, engine: AsyncEngine
+    ) -> None:
+        sessions = session_factory(engine)
+        await seed(sessions)
+        async with transaction(sessions) as session:
+            owners = await identity_store.owners_and_erasures(
+                session, [*SUBJECTS, "never-seen"], identity_service.ALIAS
+            )
+
+        assert owners == {
+            **{c: (c, False) for c in LIVE},
+            "old-1": ("c-1", False),
+            "old-2": ("c-2", False),
+            "anon-9": ("c-9", True),  # its owner was erased
+            "gone-3": ("c-3", True),  # the id itself was erased
+            "c-9": ("c-9", True),
+            "c-unknown-erased": ("c-unknown-erased", True),
+            "never-seen": ("never-seen", False),
+        }
+
+    async def test_more_ids_than_one_in_list_are_asked_in_chunks(self, engine: AsyncEngine) -> None:
+        sessions = session_factory(engine)
+        async with transaction(sessions) as session:
+            for n in range(0, 1200, 3):
+                session.add(
+                    Identity(kind=identity_service.ALIAS, value=f"a-{n}", customer_id=f"c-{n}")
+                )
+            for n in range(0, 1200, 5):
+                session.add(Erasure(customer_id=f"c-{n}"))
+        ids = [f"a-{n}" for n in range(1200)]
+
+        async with transaction(sessions) as session:
+            with statements(engine) as seen:
+                owners = await identity_service.owners_of(session, ids)
+
+        assert len([s for s in seen if "profile_erasures" in s]) == 3
+        for n in range(1200):
+            aliased = n % 3 == 0
+            erased = aliased and n % 5 == 0
+            assert owners[f"a-{n}"] == (None if erased else f"c-{n}" if aliased else f"a-{n}")
