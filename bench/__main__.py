@@ -17,6 +17,7 @@ from types import ModuleType
 from bench import report
 from bench.cases import CASES
 from bench.core import Context, Result, Sizes
+from rapport_events.heap import freeze_startup_heap
 from rapport_events.tracing import configure_tracing
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     # Spans are made as the services make them (SDK provider, no exporter unless OTEL_* says).
     configure_tracing("bench")
+    # As a service's start-up does (EventRuntime.start), so in-process cases run as they do.
+    freeze_startup_heap()
     sizes = sizes_from(args)
     mode = "quick" if args.quick else "full"
     started = datetime.now(UTC)

@@ -10,6 +10,7 @@ On PostgreSQL only the relay holding the database's advisory lock publishes
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -41,6 +42,7 @@ from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, read_transaction, transaction
 from rapport_events.kafka import PRODUCER_HEADROOM_BYTES
 from rapport_events.outbox import PARK_REASON_MAX_LENGTH, OutboxMessage, is_pending
+from rapport_events.partitioning import KeyPartitioner
 from rapport_events.relay_lock import AdvisoryLock
 from rapport_events.settings import KafkaSettings
 from rapport_events.supervisor import Heartbeat, Supervised
@@ -64,7 +66,9 @@ TRACE_HEADERS_ROOM = 1024
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 # The relay reads and writes only the W3C headers, so it asks their propagator alone.
 _W3C = TraceContextTextMapPropagator()
-_partition_of_key = DefaultPartitioner()
+# What the propagator gives for a row written outside any trace: the send span is a root.
+_NO_PARENT = otel_context.Context()
+_partition_of_key = KeyPartitioner()
 
 
 def is_permanent(error: BaseException) -> bool:
@@ -86,7 +90,14 @@ class PendingMessage:
     topic: str
     key: str
     value: bytes
-    headers: list[list[str]]
+    # The stored `[[name, value], ...]` as JSON text, decoded as the record is built: decoded
+    # at read, its lists lived through the round and made the garbage collector's full
+    # passes over the whole heap come several times as often.
+    headers: str
+
+    def header_pairs(self) -> list[list[str]]:
+        """The stored headers, `[[name, value], ...]`."""
+        return json.loads(self.headers)  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -117,7 +128,8 @@ _PENDING_COLUMNS = (
     col(OutboxMessage.topic),
     col(OutboxMessage.key),
     col(OutboxMessage.value),
-    col(OutboxMessage.headers),
+    # As text: the JSON is decoded row by row as each record is built (see PendingMessage).
+    sqlalchemy.cast(col(OutboxMessage.headers), sqlalchemy.Text),
 )
 # Every pending row has both dates NULL, so this is id order, and it is the order of the
 # index ix_outbox_pending: PostgreSQL walks the index and stops at the batch size. By id
@@ -457,16 +469,17 @@ class OutboxRelay:
         """
         max_batch_bytes = self._settings.max_message_bytes
         max_record_bytes = self._settings.max_message_bytes + PRODUCER_HEADROOM_BYTES
-        traced = tracing_enabled()
+        send_spans = _SendSpans() if tracing_enabled() else None
         by_partition: dict[tuple[str, int], _PartitionBatch] = {}
         full: set[tuple[str, int]] = set()
         for row in rows:
             key = row.key.encode()
-            where = (row.topic, _partition_of_key(key, partitions[row.topic], None))
+            where = (row.topic, _partition_of_key(key, partitions[row.topic]))
             if where in full:
                 done.deferred.add(row.id)
                 continue
-            headers = [(name, value.encode()) for name, value in row.headers]
+            pairs = row.header_pairs()
+            headers = [(name, value.encode()) for name, value in pairs]
             # An empty stored value is a tombstone (a shredded data key): sent as null.
             value = row.value or None
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
@@ -481,7 +494,7 @@ class OutboxRelay:
                 full.add(where)
                 done.deferred.add(row.id)
                 continue
-            span = _start_send_span(row, headers, where[1]) if traced else None
+            span = send_spans.start(row, pairs, where[1]) if send_spans is not None else None
             if span is not None:
                 headers = _with_trace_headers(headers, span)
             if batch.builder.append(timestamp=None, key=key, value=value, headers=headers):
@@ -607,15 +620,24 @@ class OutboxRelay:
 
 
 def _among(dialect: str, ids: Sequence[int]) -> sqlalchemy.ColumnElement[bool]:
-    """`outbox.id` among `ids`; on PostgreSQL bound as one array, not one parameter per id.
+    """`outbox.id` among `ids`, bound as one value: an array (PostgreSQL) or JSON text (SQLite).
 
-    Rendering and binding 500 or 1,000 ids cost more than the statement took to run.
+    Rendering and binding 500 or 1,000 ids one parameter each cost more than the statement
+    took to run.
     """
     row_id = col(OutboxMessage.id)
-    if dialect != "postgresql":
-        return row_id.in_(ids)
-    bigints = postgresql.ARRAY(sqlalchemy.BigInteger)
-    return row_id == sqlalchemy.any_(sqlalchemy.bindparam("ids", list(ids), type_=bigints))
+    if dialect == "postgresql":
+        bigints = postgresql.ARRAY(sqlalchemy.BigInteger)
+        return row_id == sqlalchemy.any_(sqlalchemy.bindparam("ids", list(ids), type_=bigints))
+    if dialect == "sqlite":
+        listed = sqlalchemy.bindparam("ids", json.dumps(list(ids)), type_=sqlalchemy.Text)
+        return row_id.in_(sqlalchemy.select(_json_each(listed).c.value))
+    return row_id.in_(ids)
+
+
+def _json_each(listed: sqlalchemy.BindParameter[str]) -> sqlalchemy.TableValuedAlias:
+    """SQLite's `json_each(:ids)`, whose `value` column holds the ids."""
+    return sqlalchemy.func.json_each(listed).table_valued("value")
 
 
 def _too_large(size: int, limit: int) -> MessageSizeTooLargeError:
@@ -625,22 +647,44 @@ def _too_large(size: int, limit: int) -> MessageSizeTooLargeError:
     )
 
 
-def _start_send_span(
-    row: PendingMessage, headers: list[tuple[str, bytes]], partition: int
-) -> otel_trace.Span:
-    """The PRODUCER span of one message, a child of the request that wrote the row.
+class _SendSpans:
+    """Starts the PRODUCER span of each message of a round, a child of the request that wrote it.
 
-    Started without becoming the current span, and ended when the broker answers.
+    Spans are started without becoming the current span, and ended when the broker
+    answers. The rows of one request share its trace context, so it is parsed once a round.
     """
-    stored = {name: value.decode() for name, value in headers if name in _TRACE_HEADERS}
-    attributes = _send_attributes(row)
-    attributes["messaging.destination.partition.id"] = str(partition)
-    return tracer().start_span(
-        f"send {row.topic}",
-        context=_W3C.extract(stored),
-        kind=SpanKind.PRODUCER,
-        attributes=attributes,
-    )
+
+    def __init__(self) -> None:
+        self._tracer = tracer()
+        self._parents: dict[tuple[str | None, str | None], otel_context.Context] = {}
+
+    def start(self, row: PendingMessage, pairs: list[list[str]], partition: int) -> otel_trace.Span:
+        """The send span of `row`, bound for `partition`; `pairs` are its stored headers."""
+        return self._tracer.start_span(
+            f"send {row.topic}",
+            context=self._parent(pairs),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
+                "messaging.destination.name": row.topic,
+                "messaging.destination.partition.id": str(partition),
+                "messaging.message.id": row.event_id,
+                "messaging.kafka.message.key": row.key,
+                "cloudevents.event_type": row.event_type,
+            },
+        )
+
+    def _parent(self, pairs: list[list[str]]) -> otel_context.Context:
+        stored = {name: value for name, value in pairs if name in _TRACE_HEADERS}
+        if not stored:
+            return _NO_PARENT
+        trace_headers = (stored.get("traceparent"), stored.get("tracestate"))
+        parent = self._parents.get(trace_headers)
+        if parent is None:
+            parent = self._parents[trace_headers] = _W3C.extract(stored)
+        return parent
 
 
 def _with_trace_headers(
@@ -663,15 +707,3 @@ def _end_spans(spans: list[otel_trace.Span], error: BaseException | None) -> Non
             span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
         span.end()
     spans.clear()
-
-
-def _send_attributes(row: PendingMessage) -> dict[str, str]:
-    return {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "send",
-        "messaging.operation.name": "send",
-        "messaging.destination.name": row.topic,
-        "messaging.message.id": row.event_id,
-        "messaging.kafka.message.key": row.key,
-        "cloudevents.event_type": row.event_type,
-    }

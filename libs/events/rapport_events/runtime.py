@@ -18,6 +18,7 @@ from rapport_events.db import (
     ping,
     session_factory,
 )
+from rapport_events.heap import freeze_startup_heap
 from rapport_events.kafka import create_producer, ensure_topics
 from rapport_events.key_reader import KeyReader
 from rapport_events.observability import RuntimeMetrics
@@ -81,6 +82,7 @@ class EventRuntime:
 
     async def start(self) -> None:
         """Begin connecting; returns at once."""
+        freeze_startup_heap()  # the service is built by now: its modules and app stay for good
         self.metrics.start()
         if self._handlers:
             self._inbox_purge = Periodic(
