@@ -102,7 +102,7 @@ async def record_orders(
     The customers who gained an order get their value recomputed and published once each,
     however many of the run's orders were theirs.
     """
-    owners = await identity_service.owners_of(session, {event.customer_id for event in events})
+    owners = await identity_service.resolve_all(session, {event.customer_id for event in events})
     rows: dict[str, dict[str, Any]] = {}
     for event in events:
         owner = owners[event.customer_id]
@@ -128,7 +128,7 @@ async def record_orders(
 
 async def record_points(session: AsyncSession, events: Sequence[LoyaltyPointsEarned]) -> None:
     """Keep the loyalty balance current (the reported balance wins when there is one)."""
-    owners = await identity_service.owners_of(session, {event.customer_id for event in events})
+    owners = await identity_service.resolve_all(session, {event.customer_id for event in events})
     known = {owner for owner in owners.values() if owner is not None}
     before = await store.loyalty_points_of(session, known)
     balances: dict[str, int] = {}

@@ -17,7 +17,7 @@ async def record_segments(
     session: AsyncSession, events: Sequence[SegmentEntered | SegmentExited]
 ) -> None:
     """Keep the customer's segment memberships as campaign reports them."""
-    owners = await identity_service.owners_of(session, {event.customer_id for event in events})
+    owners = await identity_service.resolve_all(session, {event.customer_id for event in events})
     # Only the last change of a (customer, segment) in the run decides its membership.
     latest: dict[tuple[str, str], SegmentEntered | SegmentExited] = {}
     for event in events:

@@ -166,7 +166,9 @@ async def unmerge_customers(
     return merge
 
 
-async def owners_of(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, str | None]:
+async def resolve_all(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> dict[str, str | None]:
     """Who each incoming event's customer id belongs to now; None when it was erased."""
     answers = await store.owners_and_erasures(session, set(customer_ids), ALIAS)
     return {subject: None if erased else owner for subject, (owner, erased) in answers.items()}

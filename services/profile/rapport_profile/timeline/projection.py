@@ -17,7 +17,7 @@ from rapport_profile.timeline import store
 
 async def record_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
     """Put each event on its customer's timeline, once."""
-    owners = await identity_service.owners_of(
+    owners = await identity_service.resolve_all(
         session, {envelope.data.customer_id for envelope in envelopes}
     )
     now = utcnow()
@@ -44,7 +44,7 @@ async def record_disclosures(
     session: AsyncSession, events: Sequence[PartnerDataDisclosed], envelopes: Sequence[Envelope]
 ) -> None:
     """Keep the audit of what a partner saw (an event id once)."""
-    owners = await identity_service.owners_of(session, {event.customer_id for event in events})
+    owners = await identity_service.resolve_all(session, {event.customer_id for event in events})
     rows: dict[str, dict[str, Any]] = {}
     for event, envelope in zip(events, envelopes, strict=True):
         owner = owners[event.customer_id]

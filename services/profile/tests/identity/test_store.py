@@ -45,7 +45,7 @@ class TestOwnersOfARun:
 
         async with transaction(sessions) as session:
             with statements(engine) as seen:
-                owners = await identity_service.owners_of(session, ids)
+                owners = await identity_service.resolve_all(session, ids)
 
         assert len([s for s in seen if "profile_erasures" in s]) == 3
         for n in range(1200):

@@ -31,7 +31,7 @@ async def get_support_context(
     rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
     if rows.customer is None:
         # Merges and erasure delete the row, so only a missing one needs these two lookups.
-        current = await store.current_id(session, customer_id)
+        current = await store.resolve(session, customer_id)
         if await store.is_erased(session, current):
             raise CustomerNotFound(current)
         if current != customer_id:

@@ -109,7 +109,7 @@ async def survivor_of(session: AsyncSession, merged_id: str) -> str | None:
 MERGE_CHAIN_LIMIT = 16
 
 
-async def current_id(session: AsyncSession, customer_id: str) -> str:
+async def resolve(session: AsyncSession, customer_id: str) -> str:
     """The id the customer's data lives under: the survivor's when it was merged away."""
     for _ in range(MERGE_CHAIN_LIMIT):
         survivor = await survivor_of(session, customer_id)

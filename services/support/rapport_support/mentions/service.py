@@ -72,7 +72,7 @@ async def ingest_mention(
     owner = await customer_store.get_handle(session, data.platform, key)
     customer_id = owner.customer_id if owner is not None else None
     if customer_id is not None:
-        customer_id = await customer_store.current_id(session, customer_id)
+        customer_id = await customer_store.resolve(session, customer_id)
         if await customer_store.is_erased(session, customer_id):
             customer_id = None
     score = sentiment.sentiment(data.text)

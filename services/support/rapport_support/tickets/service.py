@@ -90,7 +90,7 @@ async def open_ticket(
 ) -> SupportTicket:
     """Open a ticket and publish ticket.opened; refused for an erased customer."""
     now = now or utcnow()
-    customer_id = await customer_store.current_id(session, data.customer_id)
+    customer_id = await customer_store.resolve(session, data.customer_id)
     if await customer_store.is_erased(session, customer_id):
         raise Conflict(f"customer {customer_id} was erased")
     product_model = data.product_model
@@ -379,7 +379,7 @@ async def list_tickets(
         where = store.TicketFilter(
             **{
                 **where.__dict__,
-                "customer_id": await customer_store.current_id(session, where.customer_id),
+                "customer_id": await customer_store.resolve(session, where.customer_id),
             }
         )
     rows, next_cursor = await store.list_tickets(session, where, limit, cursor)
