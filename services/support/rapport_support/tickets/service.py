@@ -62,6 +62,19 @@ async def _get_ticket(session: AsyncSession, ticket_id: str) -> SupportTicket:
     return ticket
 
 
+def _refuse_closed(ticket: SupportTicket) -> None:
+    # A closed ticket is final: nothing changes it any more.
+    if ticket.status == "closed":
+        raise Conflict(f"ticket {ticket.id} is closed")
+
+
+async def _open_ticket(session: AsyncSession, ticket_id: str) -> SupportTicket:
+    """The ticket, which must exist and not be closed."""
+    ticket = await _get_ticket(session, ticket_id)
+    _refuse_closed(ticket)
+    return ticket
+
+
 async def ticket_detail(session: AsyncSession, ticket_id: str) -> TicketDetail:
     """A ticket with its comments, linked tickets and SLA breaches."""
     ticket = await _get_ticket(session, ticket_id)
@@ -199,9 +212,7 @@ async def update_ticket(
 ) -> SupportTicket:
     """Change status, priority, category, assignee or product; publish what changed."""
     now = now or utcnow()
-    ticket = await _get_ticket(session, ticket_id)
-    if ticket.status == "closed":
-        raise Conflict(f"ticket {ticket_id} is closed")
+    ticket = await _open_ticket(session, ticket_id)
     fields = update.model_dump(exclude_unset=True)
     for required in ("status", "priority", "subject", "resolution"):
         if required in fields and fields[required] is None:
@@ -246,9 +257,7 @@ async def add_comment(
 ) -> SupportTicketComment:
     """Comment on a ticket; an agent's first public answer stops the first-response clock."""
     now = now or utcnow()
-    ticket = await _get_ticket(session, ticket_id)
-    if ticket.status == "closed":
-        raise Conflict(f"ticket {ticket_id} is closed")
+    ticket = await _open_ticket(session, ticket_id)
     comment = SupportTicketComment(
         ticket_id=ticket.id,
         author=data.author,
@@ -314,8 +323,7 @@ async def merge_ticket(
     if source.customer_id != target.customer_id:
         raise Conflict("only tickets of the same customer can be merged")
     for ticket in (source, target):
-        if ticket.status == "closed":
-            raise Conflict(f"ticket {ticket.id} is closed")
+        _refuse_closed(ticket)
     await store.move_comments(session, source.id, target.id)
     store.add(
         session,
