@@ -71,7 +71,31 @@ def _past(value: date | None) -> date | None:
     return sane_date(value) if value is not None else None
 
 
-class CustomerCreate(CustomerBase, Checked):
+class ContactChecks(BaseModel):
+    """How a registration and a change check and normalise the contact fields they hold."""
+
+    @field_validator("email", check_fields=False)
+    @classmethod
+    def _lowercase_email(cls, value: str | None) -> str | None:
+        return value.strip().lower() if value else value
+
+    @field_validator("phone", check_fields=False)
+    @classmethod
+    def _e164_phone(cls, value: str | None) -> str | None:
+        return _e164(value)
+
+    @field_validator("birth_date", check_fields=False)
+    @classmethod
+    def _birth_date_in_past(cls, value: date | None) -> date | None:
+        return _past(value)
+
+    @field_validator("country", check_fields=False)
+    @classmethod
+    def _upper_country(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class CustomerCreate(CustomerBase, Checked, ContactChecks):
     """What a caller sends to register a customer."""
 
     model_config = ConfigDict(  # type: ignore[assignment]
@@ -96,31 +120,11 @@ class CustomerCreate(CustomerBase, Checked):
     social_handles: StringMap = {}
     external_ids: StringMap = {}
 
-    @field_validator("email")
-    @classmethod
-    def _lowercase_email(cls, value: str) -> str:
-        return value.strip().lower()
-
-    @field_validator("phone")
-    @classmethod
-    def _e164_phone(cls, value: str | None) -> str | None:
-        return _e164(value)
-
-    @field_validator("birth_date")
-    @classmethod
-    def _birth_date_in_past(cls, value: date | None) -> date | None:
-        return _past(value)
-
-    @field_validator("country")
-    @classmethod
-    def _upper_country(cls, value: str | None) -> str | None:
-        return value.upper() if value else value
-
 
 REQUIRED_ON_PATCH = ("email", "first_name", "last_name")
 
 
-class CustomerUpdate(Checked):
+class CustomerUpdate(Checked, ContactChecks):
     """A partial change; fields left out stay as they are, null clears an optional one."""
 
     model_config = ConfigDict(extra="forbid")
@@ -138,26 +142,6 @@ class CustomerUpdate(Checked):
     acquisition_channel: str | None = Field(default=None, max_length=64)
     social_handles: StringMap | None = None
     external_ids: StringMap | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _lowercase_email(cls, value: str | None) -> str | None:
-        return value.strip().lower() if value else value
-
-    @field_validator("phone")
-    @classmethod
-    def _e164_phone(cls, value: str | None) -> str | None:
-        return _e164(value)
-
-    @field_validator("birth_date")
-    @classmethod
-    def _birth_date_in_past(cls, value: date | None) -> date | None:
-        return _past(value)
-
-    @field_validator("country")
-    @classmethod
-    def _upper_country(cls, value: str | None) -> str | None:
-        return value.upper() if value else value
 
     @model_validator(mode="after")
     def _required_fields_stay_set(self) -> Self:
