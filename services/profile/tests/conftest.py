@@ -1,16 +1,20 @@
 """Profile's tests start from a migrated database (see `database_template`); sessions and an
-engine on it."""
+engine on it, and the app with its lifespan and a client for it."""
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
-from profile_testing import migrated
+from fastapi import FastAPI
+from profile_testing import app_settings, migrated
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rapport_events.db import SessionFactory, create_engine, session_factory
 from rapport_events.migrations import upgrade
+from rapport_events.settings import KafkaSettings
+from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
 from rapport_events.testing.pytest_plugin import Migrations
-from rapport_profile.main import MIGRATIONS, VERSION_TABLE
+from rapport_profile.main import MIGRATIONS, VERSION_TABLE, create_app
 
 
 @pytest.fixture
@@ -32,3 +36,23 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = await migrated(database_url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def app(
+    database_url: str, kafka_settings: KafkaSettings, request: pytest.FixtureRequest
+) -> AsyncIterator[FastAPI]:
+    """Profile with its real lifespan, on the test database and broker."""
+    app = create_app(app_settings(database_url, kafka_settings))
+    async with app.router.lifespan_context(app):
+        if consumes_events(request):
+            await wait_until_ready(app)
+        yield app
+        await drain_outbox(app)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
+        yield client

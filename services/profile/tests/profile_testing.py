@@ -1,14 +1,19 @@
 """Test helpers of profile: customers registered, events handed to the handlers as the
 consumer would, consents, tracking calls, the outbox read back; the SQL an engine sends,
-and a database seeded with aliases, erasures and rows for runs of events."""
+and a database seeded with aliases, erasures and rows for runs of events. Over HTTP: the
+settings of the app the `app` fixture starts, its credentials, a customer created and the
+rows its database holds."""
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import event, func
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
@@ -26,7 +31,7 @@ from rapport_profile.analytics.models import CustomerMetrics, Order
 from rapport_profile.consents import service as consent_service
 from rapport_profile.consents.models import ConsentUpdate
 from rapport_profile.customers import service as customer_service
-from rapport_profile.customers.models import CustomerCreate, SegmentMembership
+from rapport_profile.customers.models import Customer, CustomerCreate, SegmentMembership
 from rapport_profile.gdpr.models import Erasure
 from rapport_profile.handlers import HANDLERS
 from rapport_profile.identity import service as identity_service
@@ -46,6 +51,64 @@ LIVE = [f"c-{n}" for n in range(8)]
 ALIASES = {"old-1": "c-1", "old-2": "c-2", "anon-9": "c-9", "gone-3": "c-3"}
 ERASED = ["c-9", "gone-3", "c-unknown-erased"]
 SUBJECTS = [*LIVE, *ALIASES, "c-9", "c-unknown-erased"]
+
+TOKEN = "profile-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WRITE_KEY = "test-write-key"
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+ADA = {
+    "email": "Ada.Lovelace@Example.COM",
+    "phone": "+14155550100",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "birth_date": "1815-12-10",
+    "country": "gb",
+    "city": "London",
+    "acquisition_channel": "referral",
+    "social_handles": {"x": "@ada"},
+    "external_ids": {"crm": "A-1"},
+}
+
+
+def app_settings(database_url: str, kafka_settings: KafkaSettings) -> Settings:
+    """The app's settings: the test token and write key, and no peer services to call."""
+    return Settings(
+        database_url=database_url,
+        api_token=TOKEN,
+        write_keys=[WRITE_KEY],
+        kafka=kafka_settings,
+        campaign_url="",
+        support_url="",
+        partner_share_url="",
+        sales_url="",
+    )
+
+
+async def create(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    response = await client.post("/customers", json={**ADA, **overrides}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def row_counts(app: FastAPI) -> tuple[int, int]:
+    """How many customers and outbox messages the service's database holds."""
+    async with app.state.runtime.sessions() as session:
+        customers = (await session.exec(select(func.count()).select_from(Customer))).one()
+        messages = (
+            await session.exec(select(func.count()).select_from(OutboxMessage).where(is_event()))
+        ).one()
+    return customers, messages
+
+
+async def outbox(app: FastAPI) -> list[OutboxMessage]:
+    async with app.state.runtime.sessions() as session:
+        return list(
+            (
+                await session.exec(
+                    select(OutboxMessage).where(is_event()).order_by(OutboxMessage.id)
+                )
+            ).all()
+        )  # type: ignore[arg-type]
 
 
 async def register(sessions: SessionFactory, email: str, **fields: Any) -> str:

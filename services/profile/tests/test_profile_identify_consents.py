@@ -5,48 +5,13 @@ consents, browses anonymously, then identifies. The visitor made no choice, so n
 revoked and no consent.revoked (which partner-share turns into deletion notices) goes out.
 """
 
-import base64
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from fastapi import FastAPI
+from profile_testing import AUTH, BASIC
 from sqlmodel import select
 
 from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage, is_event
-from rapport_events.settings import KafkaSettings
-from rapport_profile.main import create_app
-from rapport_profile.settings import Settings
-
-TOKEN = "profile-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-WRITE_KEY = "test-write-key"
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
-
-
-@pytest.fixture
-async def app(database_url: str, kafka_settings: KafkaSettings) -> AsyncIterator[FastAPI]:
-    settings = Settings(
-        database_url=database_url,
-        api_token=TOKEN,
-        write_keys=[WRITE_KEY],
-        kafka=kafka_settings,
-        campaign_url="",
-        support_url="",
-        partner_share_url="",
-        sales_url="",
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
-        yield client
 
 
 async def published_types(app: FastAPI, customer_id: str) -> list[str]:

@@ -62,6 +62,8 @@ def peers(module_peers: Peers) -> Peers:
     return module_peers
 
 
+# Not conftest's app: one for the whole module, on a SQLite file with no broker and the
+# peers faked, since every refusal here comes before any write.
 @pytest.fixture(scope="module")
 async def app(
     tmp_path_factory: pytest.TempPathFactory, module_peers: Peers

@@ -1,4 +1,5 @@
-"""Profile's Settings: production unless told otherwise, and no weak secret there."""
+"""Profile's Settings: production unless told otherwise, no weak secret there, and names
+given in code win over the environment."""
 
 import logging
 
@@ -73,3 +74,13 @@ class TestInDevelopment:
             settings = Settings(environment="development", api_token="x")
         assert settings.write_keys == [DEVELOPMENT_WRITE_KEY]
         assert "PROFILE_API_TOKEN" in caplog.text and "PROFILE_WRITE_KEYS[0]" in caplog.text
+
+
+class TestSettings:
+    def test_names_given_in_code_win(self) -> None:
+        settings = Settings(database_url="sqlite:///x.db", api_token="from-code")
+        assert (settings.database_url, settings.api_token) == ("sqlite:///x.db", "from-code")
+
+    def test_the_development_token_is_refused_outside_development(self) -> None:
+        with pytest.raises(ValidationError):
+            Settings(environment="production", api_token=DEVELOPMENT_TOKEN)

@@ -3,53 +3,22 @@ and a real database: the signal is recorded once as the person's refusal of sale
 sharing, with its source on the receipt, and holds when an anonymous visitor identifies.
 """
 
-import base64
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
+from profile_testing import AUTH, BASIC
 from sqlalchemy import event
 from sqlmodel import select
 
 from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage, is_event
-from rapport_events.settings import KafkaSettings
-from rapport_profile.main import create_app
-from rapport_profile.settings import Settings
 
-TOKEN = "profile-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-WRITE_KEY = "test-write-key"
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
 GPC = {**BASIC, "Sec-GPC": "1"}
 REVOKED = "rapport.consent.revoked.v1"
-
-
-@pytest.fixture
-async def app(database_url: str, kafka_settings: KafkaSettings) -> AsyncIterator[FastAPI]:
-    settings = Settings(
-        database_url=database_url,
-        api_token=TOKEN,
-        write_keys=[WRITE_KEY],
-        kafka=kafka_settings,
-        campaign_url="",
-        support_url="",
-        partner_share_url="",
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
-        yield client
 
 
 async def customer(client: httpx.AsyncClient, *partners: str) -> str:

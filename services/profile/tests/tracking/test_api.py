@@ -3,58 +3,26 @@
 import base64
 import gzip
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from profile_testing import AUTH, BASIC, TOKEN, WRITE_KEY
 from sqlalchemy import func
 from sqlmodel import select
 
 from rapport_events.base import utcnow
 from rapport_events.codec import decode
 from rapport_events.outbox import OutboxMessage, is_event
-from rapport_events.settings import KafkaSettings
-from rapport_events.testing.harness import drain_outbox, poll_until, wait_until_ready
+from rapport_events.testing.harness import drain_outbox, poll_until
 from rapport_profile.identity.models import Identity
 from rapport_profile.main import create_app
 from rapport_profile.settings import Settings
 from rapport_profile.tracking.models import TrackedMessage
 
-TOKEN = "profile-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-WRITE_KEY = "test-write-key"
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
-
-
-def settings(database_url: str, kafka_settings: KafkaSettings) -> Settings:
-    return Settings(
-        database_url=database_url,
-        api_token=TOKEN,
-        write_keys=[WRITE_KEY],
-        kafka=kafka_settings,
-        campaign_url="",
-        support_url="",
-        partner_share_url="",
-        sales_url="",
-    )
-
-
-@pytest.fixture
-async def app(database_url: str, kafka_settings: KafkaSettings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings(database_url, kafka_settings))
-    async with app.router.lifespan_context(app):
-        await wait_until_ready(app)
-        yield app
-        await drain_outbox(app)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
-        yield client
+# Every call here goes through the broker into the timeline: the app waits for its consumer.
+pytestmark = pytest.mark.consumes
 
 
 async def outbox_count(app: FastAPI) -> int:
