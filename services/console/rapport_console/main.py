@@ -13,23 +13,19 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rapport_console import (
-    analytics_pages,
-    audit_pages,
-    auth_pages,
-    campaign_pages,
-    customer_pages,
-    marketing_pages,
-    operator_pages,
-    partner_pages,
-    privacy_pages,
-    social_pages,
-    support_pages,
-)
+from rapport_console.analytics import pages as analytics
+from rapport_console.audit import pages as audit
+from rapport_console.campaigns import pages as campaigns
 from rapport_console.clients import ServiceClients
-from rapport_console.operators import Directory, LoginLimiter
-from rapport_console.sessions import SessionCodec
+from rapport_console.customers import pages as customers
+from rapport_console.operators import pages as operators
+from rapport_console.operators.service import Directory, LoginLimiter
+from rapport_console.operators.sessions import SessionCodec
+from rapport_console.partners import pages as partners
+from rapport_console.privacy import pages as privacy
+from rapport_console.segments import pages as segments
 from rapport_console.settings import Settings, get_settings
+from rapport_console.support import pages as support
 from rapport_console.web import CsrfRejected, Forbidden, LoginRequired, login_redirect, render
 from rapport_events.db import create_engine, ping, session_factory
 from rapport_events.environment import is_development
@@ -96,17 +92,15 @@ def create_app(
     _install_error_pages(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_health(app, settings)
-    app.include_router(auth_pages.router)
-    app.include_router(customer_pages.router)
-    app.include_router(analytics_pages.router)
-    app.include_router(marketing_pages.router)
-    app.include_router(campaign_pages.router)
-    app.include_router(privacy_pages.router)
-    app.include_router(support_pages.router)
-    app.include_router(social_pages.router)
-    app.include_router(partner_pages.router)
-    app.include_router(operator_pages.router)
-    app.include_router(audit_pages.router)
+    app.include_router(operators.router)
+    app.include_router(customers.router)
+    app.include_router(analytics.router)
+    app.include_router(segments.router)
+    app.include_router(campaigns.router)
+    app.include_router(privacy.router)
+    app.include_router(support.router)
+    app.include_router(partners.router)
+    app.include_router(audit.router)
     return app
 
 

@@ -11,12 +11,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_console import accounts, audit
-from rapport_console.audit import Action
+from rapport_console.audit import store as audit_log
+from rapport_console.audit.models import Action
 from rapport_console.clients import ServiceClients
-from rapport_console.operators import Directory, Operator
+from rapport_console.operators import store as operator_store
+from rapport_console.operators.models import Operator
+from rapport_console.operators.service import Directory
+from rapport_console.operators.sessions import CSRF_FIELD, CSRF_HEADER, SessionCodec, same_token
 from rapport_console.roles import ROLE_LABELS, Permission, may
-from rapport_console.sessions import CSRF_FIELD, CSRF_HEADER, SessionCodec, same_token
 from rapport_events.db import read_transaction, transaction
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -47,7 +49,7 @@ async def current_operator(request: Request) -> Operator:
     directory: Directory = request.app.state.operators
     session = codec.read(request.cookies.get("rapport_console_session"))
     operator = (
-        await accounts.find(directory, request.app.state.sessionmaker, session.username)
+        await operator_store.find(directory, request.app.state.sessionmaker, session.username)
         if session
         else None
     )
@@ -110,11 +112,11 @@ async def _audit_refusal(
     # Only after the CSRF check: a forged form is not the operator's act, and recording it
     # would let another site write entries under their name.
     named = request.path_params.get(target) or (await request.form()).get(target)
-    refusal = audit.entry(
+    refusal = audit_log.entry(
         operator, action, named if isinstance(named, str) else "", 403, f"may not {permission}"
     )
     # In a transaction of its own: the page's transaction rolls back with the 403.
-    await audit.write(request.app.state.sessionmaker, refusal)
+    await audit_log.write(request.app.state.sessionmaker, refusal)
 
 
 def clients(request: Request) -> ServiceClients:
@@ -201,7 +203,7 @@ class Audited:
 
     def record(self, status_code: int, detail: str = "") -> None:
         """Record how the action ended: done, refused or failed, by its status."""
-        audit.record(self.db, self.operator, self.action, self.target, status_code, detail)
+        audit_log.record(self.db, self.operator, self.action, self.target, status_code, detail)
 
     def done(self, response: Response, detail: str = "") -> Response:
         """The answer of a done action, recorded."""

@@ -9,9 +9,10 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import col, select
 
-from rapport_console import access_log, audit
-from rapport_console.audit import AuditEntry, Outcome
-from rapport_console.operators import Operator
+from rapport_console.audit import access_log
+from rapport_console.audit import store as audit_log
+from rapport_console.audit.models import DETAIL_LENGTH, Action, AuditEntry, Outcome
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Role
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 from rapport_events.db import read_transaction, transaction
@@ -46,14 +47,14 @@ class TestOutcome:
         + [(404, "refused"), (409, "refused"), (500, "failed"), (503, "failed")],
     )
     def test_the_outcome_follows_the_status(self, status: int, outcome: str) -> None:
-        assert audit.outcome_of(status) == Outcome(outcome)
+        assert audit_log.outcome_of(status) == Outcome(outcome)
 
     def test_an_entry_is_cut_to_its_columns(self) -> None:
         admin = Operator("admin", Role.admin)
 
-        entry = audit.entry(admin, audit.Action.partner_register, "n" * 300, 400, "d" * 900)
+        entry = audit_log.entry(admin, Action.partner_register, "n" * 300, 400, "d" * 900)
 
-        assert (len(entry.target), len(entry.detail)) == (200, audit.DETAIL_LENGTH)
+        assert (len(entry.target), len(entry.detail)) == (200, DETAIL_LENGTH)
         assert (entry.operator, entry.role, entry.outcome) == ("admin", "admin", "refused")
 
 
@@ -245,7 +246,7 @@ async def seed(console: FastAPI, count: int, username: str = "admin") -> None:
     operator = Operator(username, Role.admin if username == "admin" else Role.marketer)
     async with transaction(console.state.sessionmaker) as session:
         for n in range(count):
-            audit.record(session, operator, audit.Action.campaign_launch, f"c-{n}", 303)
+            audit_log.record(session, operator, Action.campaign_launch, f"c-{n}", 303)
 
 
 def targets(html: str) -> list[str]:
@@ -281,13 +282,13 @@ class TestPage:
         self, console: FastAPI, login: Login
     ) -> None:
         officer = await login("privacy")  # privacy officers read it too
-        await seed(console, audit.PAGE + 3)
+        await seed(console, audit_log.PAGE + 3)
 
         first = await officer.get(PAGE, params={"action": "campaign-launch"})
         older = first.text.split('href="')[-1].split('" data-testid="audit-older"')[0]
         second = await officer.get(older.replace("&amp;", "&"))
 
-        newest = audit.PAGE + 2
+        newest = audit_log.PAGE + 2
         assert targets(first.text) == [f"c-{n}" for n in range(newest, 2, -1)]
         assert "action=campaign-launch" in older and "before=" in older
         assert targets(second.text) == ["c-2", "c-1", "c-0"]

@@ -8,10 +8,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from rapport_console import access_log, audit
-from rapport_console.audit import Action
+import rapport_console.tables  # noqa: F401  (every domain's tables on the metadata)
+from rapport_console.audit import access_log
+from rapport_console.audit import store as audit_log
+from rapport_console.audit.models import Action
 from rapport_console.main import MIGRATIONS, VERSION_TABLE
-from rapport_console.operators import Operator
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Role
 from rapport_events.db import create_engine, read_transaction, session_factory, transaction
 from rapport_events.migrations import upgrade
@@ -62,16 +64,16 @@ async def test_the_audit_log_reads_newest_first_by_operator_action_and_cursor(
     sessions = session_factory(engine)
     admin, officer = Operator("ada", Role.admin), Operator("grace", Role.privacy)
     async with transaction(sessions) as session:
-        audit.record(session, admin, Action.partner_delete, "p-1", 303)
-        audit.record(session, officer, Action.customer_erase, "c-1", 200)
-        audit.record(session, admin, Action.operator_disable, "alan", 400, "your own account")
-        audit.record(session, admin, Action.partner_delete, "p-2", 503)
+        audit_log.record(session, admin, Action.partner_delete, "p-1", 303)
+        audit_log.record(session, officer, Action.customer_erase, "c-1", 200)
+        audit_log.record(session, admin, Action.operator_disable, "alan", 400, "your own account")
+        audit_log.record(session, admin, Action.partner_delete, "p-2", 503)
 
     async with read_transaction(sessions) as session:
-        every = await audit.recent(session)
-        of_ada = await audit.recent(session, "ada")
-        deletions = await audit.recent(session, action=Action.partner_delete)
-        older = await audit.recent(session, "ada", before=every[0].id, limit=1)
+        every = await audit_log.recent(session)
+        of_ada = await audit_log.recent(session, "ada")
+        deletions = await audit_log.recent(session, action=Action.partner_delete)
+        older = await audit_log.recent(session, "ada", before=every[0].id, limit=1)
 
     assert [(e.target, e.outcome) for e in every] == [
         ("p-2", "failed"),

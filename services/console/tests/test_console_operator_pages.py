@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import select
 
-from rapport_console.accounts import OperatorRecord
+from rapport_console.operators.models import OperatorRecord
 from rapport_events.db import read_transaction
 
 from .conftest import Login, anonymous_client, form_token, log_in

@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 
 from rapport_console.main import create_app
-from rapport_console.operators import Directory, LoginLimiter, hash_password
+from rapport_console.operators.service import Directory, LoginLimiter, hash_password
+from rapport_console.operators.sessions import SESSION_COOKIE
 from rapport_console.roles import Role
-from rapport_console.sessions import SESSION_COOKIE
 from rapport_console.settings import DEVELOPMENT_PASSWORD, OperatorAccount, Settings
 from rapport_console.testing import CUSTOMER_ID, FakeServices, fake_settings
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rapport_campaign.segments.models import SegmentCreate, SegmentPreview
-from rapport_console.segment_rules import Row, RuleError, rule_from
+from rapport_console.segments.rules import Row, RuleError, rule_from
 from rapport_console.testing import CUSTOMER_ID, SEGMENT_ID, FakeServices
 
 from .conftest import Login, form_token

@@ -1,7 +1,6 @@
 from sqlmodel import SQLModel
 
-import rapport_console.access_log  # noqa: F401  (the tables on the metadata)
-import rapport_console.accounts  # noqa: F401
+import rapport_console.tables  # noqa: F401  (every domain's tables on the metadata)
 from rapport_events.migrations import run_env
 
 run_env(SQLModel.metadata)

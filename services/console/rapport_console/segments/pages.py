@@ -8,11 +8,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rapport_console import segment_rules
 from rapport_console.clients import Call, ServiceUnavailable
-from rapport_console.operators import Operator
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Permission, may
-from rapport_console.segment_rules import MAX_ROWS, Row, RuleError
+from rapport_console.segments import rules
+from rapport_console.segments.rules import MAX_ROWS, Row, RuleError
 from rapport_console.web import (
     CheckedFormDep,
     ClientsDep,
@@ -54,8 +54,8 @@ async def segment_builder(_operator: SegmentViewer, request: Request) -> Respons
 
 def _builder_context() -> dict[str, Any]:
     return {
-        "fields": segment_rules.FIELDS,
-        "ops": {field: segment_rules.ops_for(field) for field in segment_rules.FIELDS},
+        "fields": rules.FIELDS,
+        "ops": {field: rules.ops_for(field) for field in rules.FIELDS},
         "rows": range(MAX_ROWS),
     }
 
@@ -71,7 +71,7 @@ async def _rule_of(request: Request) -> tuple[str, str, dict[str, Any]]:
         )
         for i in range(MAX_ROWS)
     ]
-    rule = segment_rules.rule_from(rows, str(form.get("combine", "all")))
+    rule = rules.rule_from(rows, str(form.get("combine", "all")))
     return str(form.get("name", ""))[:200], str(form.get("description", ""))[:2000], rule
 
 

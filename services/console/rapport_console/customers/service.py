@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
+from rapport_console.charts import Chart
 from rapport_console.clients import Call, Fanout, ServiceClients
 
 # Kinds an operator filters the timeline by: event types (without `rapport.` and `.v1`).
@@ -196,3 +197,13 @@ def segments_of(
         names.get(segment_id, {"id": segment_id, "name": segment_id})
         for segment_id in audience.get("segments", [])
     ]
+
+
+def spend_chart(spend: list[SpendPoint]) -> Chart | None:
+    """Revenue and orders per month, or None without orders."""
+    if not spend:
+        return None
+    chart = Chart("bar", [point.month for point in spend])
+    chart.add("revenue", [float(point.revenue) for point in spend])
+    chart.add("orders", [point.orders for point in spend], type="line", yAxisID="orders")
+    return chart

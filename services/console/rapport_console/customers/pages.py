@@ -1,17 +1,16 @@
-"""Customer search, the customer 360 and its timeline, and the access log."""
+"""Customer search, the customer 360 and its timeline."""
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rapport_console import access_log, customers
-from rapport_console.charts import Chart
-from rapport_console.operators import Operator
+from rapport_console.audit import access_log
+from rapport_console.customers import service
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Permission, may
 from rapport_console.web import (
     ClientsDep,
-    ReadSessionDep,
     WriteSessionDep,
     render,
     require,
@@ -41,7 +40,7 @@ async def search_page(
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     """Find a customer by name, e-mail, phone or `system:external-id`."""
-    found, fanout = ([], None) if not q.strip() else await customers.search(clients, q)
+    found, fanout = ([], None) if not q.strip() else await service.search(clients, q)
     for customer in found:
         access_log.record(db, operator.username, operator.role, customer["id"], "search")
     return render(
@@ -67,7 +66,7 @@ async def customer_page(
 ) -> Response:
     """The customer 360: profile, consents, value, timeline, products, tickets, segments,
     disclosures (and, for a privacy officer, who viewed it)."""
-    view = await customers.customer_360(clients, customer_id, kind)
+    view = await service.customer_360(clients, customer_id, kind)
     if not view.found:
         return render(request, "not_found.html", {"customer_id": customer_id}, status_code=404)
     merged_into = (view.customer or {}).get("merged_into")
@@ -82,13 +81,13 @@ async def customer_page(
         "customer.html",
         {
             "view": view,
-            "spend": spend_chart(view.spend),
+            "spend": service.spend_chart(view.spend),
             "kind": kind,
-            "kinds": customers.TIMELINE_KINDS,
+            "kinds": service.TIMELINE_KINDS,
             "partial": view.fanout.partial,
             "unavailable": view.fanout.unavailable,
-            "short_type": customers.short_type,
-            "kind_of": customers.kind_of,
+            "short_type": service.short_type,
+            "kind_of": service.kind_of,
         },
     )
 
@@ -103,7 +102,7 @@ async def timeline_fragment(
     kind: KindQuery = None,
 ) -> Response:
     """The timeline part of the 360, of one kind (what the filter swaps in)."""
-    fanout = await clients.fan_out({"timeline": customers.timeline_call(customer_id, kind)})
+    fanout = await clients.fan_out({"timeline": service.timeline_call(customer_id, kind)})
     access_log.record(db, operator.username, operator.role, customer_id, "timeline")
     return render(
         request,
@@ -114,37 +113,7 @@ async def timeline_fragment(
             "kind": kind,
             "partial": fanout.partial,
             "unavailable": fanout.unavailable,
-            "short_type": customers.short_type,
-            "kind_of": customers.kind_of,
+            "short_type": service.short_type,
+            "kind_of": service.kind_of,
         },
     )
-
-
-@router.get("/access-log", response_class=HTMLResponse)
-async def access_log_page(
-    request: Request,
-    db: ReadSessionDep,
-    _officer: Annotated[Operator, require(Permission.read_access_log)],
-    operator: Annotated[str, Query(max_length=64)] = "",
-    customer: Annotated[str, Query(max_length=64)] = "",
-) -> Response:
-    """Who viewed which customer's data, on which page, when (privacy officer, admin)."""
-    if customer:
-        entries = await access_log.of_customer(db, customer, limit=500)
-    else:
-        entries = await access_log.recent(db, operator or None, limit=500)
-    return render(
-        request,
-        "access_log.html",
-        {"entries": entries, "filter_operator": operator, "filter_customer": customer},
-    )
-
-
-def spend_chart(spend: list[customers.SpendPoint]) -> Chart | None:
-    """Revenue and orders per month, or None without orders."""
-    if not spend:
-        return None
-    chart = Chart("bar", [point.month for point in spend])
-    chart.add("revenue", [float(point.revenue) for point in spend])
-    chart.add("orders", [point.orders for point in spend], type="line", yAxisID="orders")
-    return chart

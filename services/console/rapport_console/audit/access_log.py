@@ -1,30 +1,11 @@
 """The access log: every view of a customer's personal data, by whom, on which page, when."""
 
-from datetime import datetime
-
-from sqlalchemy import DateTime
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events.base import utcnow
-from rapport_events.columns import ROW_ID
-
-TZ = DateTime(timezone=True)
+from rapport_console.audit.models import AccessEntry
 
 MAX_PAGE = 500
-
-
-class AccessEntry(SQLModel, table=True):
-    """One operator saw one customer's personal data on one page."""
-
-    __tablename__ = "console_access_log"
-
-    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
-    operator: str = Field(max_length=64, index=True)
-    role: str = Field(max_length=32)
-    customer_id: str = Field(max_length=64, index=True)
-    page: str = Field(max_length=64)
-    viewed_at: datetime = Field(default_factory=utcnow, sa_type=TZ, index=True)
 
 
 def record(session: AsyncSession, operator: str, role: str, customer_id: str, page: str) -> None:

@@ -10,9 +10,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rapport_console.audit import Action
+from rapport_console.audit.models import Action
 from rapport_console.clients import Call, ServiceUnavailable
-from rapport_console.operators import Operator
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Permission
 from rapport_console.web import (
     Audited,

@@ -9,54 +9,14 @@ check, a missing confirmation, or a service's 4xx) or failed (a service that did
 answer), with the status the operator got.
 """
 
-from datetime import datetime
-from enum import StrEnum
-
-from sqlalchemy import DateTime
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_console.operators import Operator
-from rapport_events.base import utcnow
-from rapport_events.columns import ROW_ID
+from rapport_console.audit.models import DETAIL_LENGTH, Action, AuditEntry, Outcome
+from rapport_console.operators.models import Operator
 from rapport_events.db import SessionFactory, transaction
 
-TZ = DateTime(timezone=True)
-
 PAGE = 50
-DETAIL_LENGTH = 500
-
-
-class Action(StrEnum):
-    partner_register = "partner-register"
-    partner_delete = "partner-delete"
-    operator_create = "operator-create"
-    operator_disable = "operator-disable"
-    operator_enable = "operator-enable"
-    campaign_launch = "campaign-launch"
-    customer_erase = "customer-erase"
-
-
-class Outcome(StrEnum):
-    done = "done"
-    refused = "refused"  # the console or a service said no (4xx): nothing changed
-    failed = "failed"  # a service did not answer (5xx): whether it acted is unknown
-
-
-class AuditEntry(SQLModel, table=True):
-    """One operator attempted one privileged action on one target."""
-
-    __tablename__ = "console_audit_log"
-
-    id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
-    operator: str = Field(max_length=64, index=True)
-    role: str = Field(max_length=32)
-    action: str = Field(max_length=32, index=True)
-    target: str = Field(max_length=200)
-    outcome: str = Field(max_length=16)
-    status: int
-    detail: str = Field(default="", max_length=DETAIL_LENGTH)
-    at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 
 def outcome_of(status: int) -> Outcome:

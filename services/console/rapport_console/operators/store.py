@@ -8,38 +8,15 @@ whom they meant, and so it can be enabled again as it was; it is looked up on ev
 request, so disabling it logs it out at once.
 """
 
-from datetime import datetime
-
 from anyio import to_thread
-from sqlalchemy import DateTime
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_console.operators import Directory, Operator, verify_password
-from rapport_console.roles import Role
+from rapport_console.operators.models import Operator, OperatorRecord
+from rapport_console.operators.service import Directory, verify_password
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, read_transaction, transaction
-
-TZ = DateTime(timezone=True)
-
-
-class OperatorRecord(SQLModel, table=True):
-    """An operator created in the console: the role and the argon2id hash of the password."""
-
-    __tablename__ = "console_operators"
-
-    username: str = Field(primary_key=True, max_length=64)
-    role: str = Field(max_length=32)
-    password_hash: str = Field(max_length=500)
-    created_by: str = Field(max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
-    disabled_at: datetime | None = Field(default=None, sa_type=TZ)
-    disabled_by: str | None = Field(default=None, max_length=64)
-
-    def operator(self) -> Operator | None:
-        """The operator this account logs in as, None once disabled."""
-        return None if self.disabled_at else Operator(self.username, Role(self.role))
 
 
 async def stored(session: AsyncSession) -> list[OperatorRecord]:

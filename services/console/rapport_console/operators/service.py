@@ -1,22 +1,14 @@
-"""Operator accounts: argon2 password hashes, the directory of accounts, the login limit.
+"""Operator accounts: argon2 password hashes, the directory of configured accounts, the
+login limit."""
 
-`python -m rapport_console.operators USERNAME ROLE` reads a password from stdin and prints
-the account entry to put in CONSOLE_OPERATORS (a JSON list), so no password is ever stored
-in clear.
-"""
-
-import argparse
 import functools
-import getpass
-import json
-import sys
 import time
 from collections import deque
-from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Role
 from rapport_console.settings import DEVELOPMENT_PASSWORD, OperatorAccount, Settings
 from rapport_events.environment import is_development
@@ -25,14 +17,6 @@ _hasher = PasswordHasher()
 # Verified when the user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("no such operator")
 MIN_PASSWORD_LENGTH = 12
-
-
-@dataclass(frozen=True)
-class Operator:
-    """A logged-in operator."""
-
-    username: str
-    role: Role
 
 
 @functools.cache
@@ -119,24 +103,3 @@ class LoginLimiter:
     def succeeded(self, *keys: str) -> None:
         for key in keys:
             self._failures.pop(key, None)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print a CONSOLE_OPERATORS entry for a new operator, the password read from stdin."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("username")
-    parser.add_argument("role", choices=[role.value for role in Role])
-    args = parser.parse_args(argv)
-    password = getpass.getpass() if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        print(f"a password needs at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
-        return 2
-    account = OperatorAccount(
-        username=args.username, role=Role(args.role), password_hash=hash_password(password)
-    )
-    print(json.dumps(account.model_dump(mode="json")))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,11 +9,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from rapport_console import access_log
-from rapport_console.audit import Action
+from rapport_console.audit import access_log
+from rapport_console.audit.models import Action
 from rapport_console.clients import Call, ServiceUnavailable
-from rapport_console.customer_pages import CustomerId
-from rapport_console.operators import Operator
+from rapport_console.customers.pages import CustomerId
+from rapport_console.operators.models import Operator
 from rapport_console.roles import Permission
 from rapport_console.web import (
     Audited,
