@@ -53,6 +53,15 @@ class Fanout:
         value = self.results.get(name)
         return default if value is None else value
 
+    def listed(self, name: str) -> list[Any]:
+        """What the call `name` answered when it is a list; empty when it is not there."""
+        value = self.results.get(name)
+        return value if isinstance(value, list) else []
+
+    def availability(self) -> dict[str, Any]:
+        """What every page shows about the services that did not answer."""
+        return {"partial": self.partial, "unavailable": self.unavailable}
+
 
 class ServiceClients:
     """HTTP access to the services with the console's bearer tokens."""

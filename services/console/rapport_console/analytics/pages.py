@@ -61,7 +61,6 @@ async def analytics_page(
             "forecast": service.forecast_chart(fanout.get("forecast")),
             "channels": service.channels_chart(fanout.get("channels")),
             "campaigns": (fanout.get("channels") or {}).get("campaigns", []),
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            **fanout.availability(),
         },
     )

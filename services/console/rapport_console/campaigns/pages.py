@@ -41,14 +41,12 @@ async def campaigns_page(
 ) -> Response:
     """Every campaign and its status."""
     fanout = await clients.fan_out({"campaigns": Call("campaign", "/campaigns")})
-    campaigns = fanout.get("campaigns", [])
     return render(
         request,
         "campaigns.html",
         {
-            "campaigns": campaigns if isinstance(campaigns, list) else [],
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            "campaigns": fanout.listed("campaigns"),
+            **fanout.availability(),
         },
     )
 
@@ -69,14 +67,12 @@ async def _campaign_form(
     status_code: int,
 ) -> Response:
     fanout = await clients.fan_out({"segments": Call("campaign", "/segments")})
-    segments = fanout.get("segments", [])
     context = {
         "form": form,
         "problem": problem,
         "channels": CHANNELS,
-        "segments": segments if isinstance(segments, list) else [],
-        "partial": fanout.partial,
-        "unavailable": fanout.unavailable,
+        "segments": fanout.listed("segments"),
+        **fanout.availability(),
     }
     return render(request, "campaign_new.html", context, status_code)
 
@@ -141,8 +137,7 @@ async def campaign_page(
         "funnel": funnel(report),
         "customer": customer,
         "preview": preview,
-        "partial": fanout.partial,
-        "unavailable": fanout.unavailable,
+        **fanout.availability(),
     }
     return render(request, "campaign.html", context, preview.status_code)
 

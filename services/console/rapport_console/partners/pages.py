@@ -50,8 +50,7 @@ async def partners_page(
         {
             "partners": fanout.get("partners", {}).get("partners", []),
             "slices": SLICES,
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            **fanout.availability(),
         },
     )
 
@@ -113,8 +112,7 @@ async def partner_page(
         {
             "partner": partner or {"id": partner_id, "name": partner_id},
             "ledger": fanout.get("ledger", {}).get("disclosures", []),
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            **fanout.availability(),
         },
     )
 

@@ -97,7 +97,6 @@ async def erasure_status(
     context = {
         "customer_id": customer_id,
         "erasure": erasure,
-        "partial": fanout.partial,
-        "unavailable": fanout.unavailable,
+        **fanout.availability(),
     }
     return render(request, "_erasure_status.html", context)

@@ -34,14 +34,12 @@ async def segments_page(
 ) -> Response:
     """Every segment with its member count."""
     fanout = await clients.fan_out({"segments": Call("campaign", "/segments")})
-    segments = fanout.get("segments", [])
     return render(
         request,
         "segments.html",
         {
-            "segments": segments if isinstance(segments, list) else [],
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            "segments": fanout.listed("segments"),
+            **fanout.availability(),
         },
     )
 
@@ -141,7 +139,6 @@ async def segment_page(
             "segment": segment or {"id": segment_id, "name": segment_id, "rule": {}},
             "rule": json.dumps((segment or {}).get("rule", {}), indent=2),
             "members": fanout.get("members", {}),
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            **fanout.availability(),
         },
     )

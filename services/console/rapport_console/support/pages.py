@@ -82,8 +82,7 @@ async def ticket_queue(
             },
             "statuses": get_args(Status),
             "priorities": get_args(Priority),
-            "partial": fanout.partial,
-            "unavailable": fanout.unavailable,
+            **fanout.availability(),
         },
     )
 
@@ -242,8 +241,7 @@ async def mentions_inbox(
         "filters": {"status": status or "", "sentiment": sentiment or ""},
         "statuses": get_args(MentionStatus),
         "sentiments": get_args(Sentiment),
-        "partial": fanout.partial,
-        "unavailable": fanout.unavailable,
+        **fanout.availability(),
     }
     return render(request, "mentions.html", context)
 
