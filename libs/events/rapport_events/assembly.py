@@ -1,18 +1,22 @@
 """A service's app assembled from its definition: one lifespan and one app shape for all.
 
 Every service on the event log starts the same way: tracing configured, its database
-migrated, the event runtime built, its own clients and workers set up, the runtime
-started, the workers watched in `/readyz`; it stops in the reverse order. What differs
-is in its `ServiceDefinition`: the description, the handlers, the routers, and a `setup`
-that opens its clients and names its workers (an async context manager, so the clients
-close after the runtime stops).
+migrated, the event runtime built, its HTTP client opened, its own clients and workers set
+up, the runtime started, the workers watched in `/readyz`; it stops in the reverse order.
+What differs is in its `ServiceDefinition`: the description, the handlers, the routers, and
+a `setup` that builds its clients and names its workers from a `Startup`.
+
+The five definitions in the services' `main.py` still read alike line for line
+(`description=DESCRIPTION`, `tags=TAGS`, ..., `handlers=HANDLERS`): they fill the same
+fields, each with its own service's values, and that is all they share.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
+import httpx
 from fastapi import APIRouter, FastAPI
 
 from rapport_events.consumer import HandlerMap
@@ -25,7 +29,11 @@ from rapport_events.http import (
 )
 from rapport_events.runtime import EventRuntime, HasSupervised
 from rapport_events.service_settings import ServiceSettings
+from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
+
+S = TypeVar("S", bound=ServiceSettings)
+S_contra = TypeVar("S_contra", bound=ServiceSettings, contravariant=True)
 
 
 class Worker(Protocol):
@@ -45,13 +53,33 @@ class Extras:
     on_start: Callable[[], Awaitable[None]] | None = None
 
 
-Setup = Callable[[FastAPI, EventRuntime], AbstractAsyncContextManager[Extras]]
+@dataclass(frozen=True)
+class Startup(Generic[S]):
+    """What a service's setup builds on, once its database is migrated and its event
+    runtime built."""
+
+    app: FastAPI
+    runtime: EventRuntime
+    settings: S
+    # Every service calls out over HTTP (peers, webhooks): one client, no redirects
+    # followed, closed after the workers and the runtime stop.
+    http: httpx.AsyncClient
+    # What the setup opens besides, closed with the HTTP client (the last opened, first).
+    closing: AsyncExitStack
+
+    def periodic(
+        self, name: str, step: Callable[[], Awaitable[object]], interval_s: float
+    ) -> Periodic:
+        """A loop of the service's, restarted under the event runtime's policy."""
+        return Periodic(name, step, interval_s, policy=self.settings.kafka.restart_policy())
 
 
-@asynccontextmanager
-async def no_setup(_app: FastAPI, _runtime: EventRuntime) -> AsyncIterator[Extras]:
+Setup = Callable[[Startup[Any]], Awaitable[Extras]]
+
+
+async def no_setup(_startup: Startup[Any]) -> Extras:
     """A service with no clients or workers of its own."""
-    yield Extras()
+    return Extras()
 
 
 @dataclass(frozen=True)
@@ -108,7 +136,8 @@ def _lifespan(
             dependencies={"settings": settings, **definition.dependencies},
         )
         try:
-            async with definition.setup(app, runtime) as extras:
+            async with _startup(app, runtime, settings) as startup:
+                extras = await definition.setup(startup)
                 await runtime.start()
                 try:
                     if extras.on_start is not None:
@@ -125,9 +154,33 @@ def _lifespan(
     return lifespan
 
 
+@asynccontextmanager
+async def _startup(
+    app: FastAPI, runtime: EventRuntime, settings: ServiceSettings
+) -> AsyncIterator[Startup[ServiceSettings]]:
+    async with AsyncExitStack() as closing:
+        http = await closing.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+        yield Startup(app, runtime, settings, http, closing)
+
+
 def _started(workers: Sequence[Worker]) -> list[HasSupervised]:
     watched: list[HasSupervised] = []
     for worker in workers:
         started = worker.start()
         watched.extend(started if isinstance(started, Iterable) else [started])
     return watched
+
+
+class AppFactory(Protocol[S_contra]):
+    """A service's `create_app`: its app, with the settings given or the environment's."""
+
+    def __call__(self, settings: S_contra | None = None) -> FastAPI: ...
+
+
+def app_factory(definition: ServiceDefinition, get_settings: Callable[[], S]) -> AppFactory[S]:
+    """The `create_app` of the service `definition` describes (clients start in the lifespan)."""
+
+    def create_app(settings: S | None = None) -> FastAPI:
+        return build_app(definition, settings or get_settings())
+
+    return create_app

@@ -1,11 +1,6 @@
-"""The campaign service: create_app() and the lifespan that owns its clients."""
+"""The campaign service: what sets it apart at start-up, and its create_app()."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-
-import httpx
-from fastapi import FastAPI
 
 from rapport_campaign.audience import api as audience_api
 from rapport_campaign.campaigns import api as campaign_api
@@ -16,8 +11,7 @@ from rapport_campaign.settings import Settings, get_settings
 from rapport_campaign.tracking import api as tracking_api
 from rapport_campaign.tracking.tokens import Tokens
 from rapport_campaign.worker import Worker
-from rapport_events.assembly import Extras, ServiceDefinition, build_app
-from rapport_events.runtime import EventRuntime
+from rapport_events.assembly import Extras, ServiceDefinition, Startup, app_factory
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_campaign"
@@ -41,18 +35,16 @@ TAGS = [
 ]
 
 
-@asynccontextmanager
-async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
-    """The link signer, the HTTP client of webhook channels, the sender and scheduler."""
-    settings: Settings = app.state.settings
-    async with httpx.AsyncClient() as http:
-        tokens = Tokens(
-            settings.signing_secret, settings.public_url, settings.link_token_max_age_days
-        )
-        worker = Worker(sessions=runtime.sessions, settings=settings, tokens=tokens, http=http)
-        app.state.tokens = tokens
-        app.state.worker = worker
-        yield Extras(workers=[worker])
+async def setup(startup: Startup[Settings]) -> Extras:
+    """The link signer, and the sender and scheduler (webhook channels on the HTTP client)."""
+    settings = startup.settings
+    tokens = Tokens(settings.signing_secret, settings.public_url, settings.link_token_max_age_days)
+    worker = Worker(
+        sessions=startup.runtime.sessions, settings=settings, tokens=tokens, http=startup.http
+    )
+    startup.app.state.tokens = tokens
+    startup.app.state.worker = worker
+    return Extras(workers=[worker])
 
 
 CAMPAIGN = ServiceDefinition(
@@ -73,10 +65,6 @@ CAMPAIGN = ServiceDefinition(
     setup=setup,
 )
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the campaign app; clients start in the lifespan."""
-    return build_app(CAMPAIGN, settings or get_settings())
-
+create_app = app_factory(CAMPAIGN, get_settings)
 
 app = create_app

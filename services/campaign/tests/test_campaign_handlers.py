@@ -3,7 +3,8 @@
 from sqlmodel import select
 
 from rapport_campaign.audience.models import AudienceMember
-from rapport_campaign.handlers import HANDLERS, on_customer_registered
+from rapport_campaign.audience.projection import register_customers
+from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.settings import Settings
 from rapport_events.codec import Envelope
 from rapport_events.consumer import ConsumerRunner
@@ -38,7 +39,7 @@ class TestOnCustomerRegistered:
     ) -> None:
         event = registered()
         async with transaction(sessions) as session:
-            await on_customer_registered(events=[event], session=session, settings=settings)
+            await register_customers(events=[event], session=session, settings=settings)
 
         [member] = await audience(sessions)
         assert member.customer_id == "cust-1"
@@ -54,7 +55,7 @@ class TestOnCustomerRegistered:
         event = registered()
         for _ in range(2):
             async with transaction(sessions) as session:
-                await on_customer_registered(events=[event], session=session, settings=settings)
+                await register_customers(events=[event], session=session, settings=settings)
 
         assert len(await audience(sessions)) == 1
 
@@ -63,8 +64,8 @@ class TestOnCustomerRegistered:
     ) -> None:
         event = registered()
         async with transaction(sessions) as session:
-            await on_customer_registered(events=[event], session=session, settings=settings)
-            await on_customer_registered(events=[event], session=session, settings=settings)
+            await register_customers(events=[event], session=session, settings=settings)
+            await register_customers(events=[event], session=session, settings=settings)
 
         assert len(await audience(sessions)) == 1
 
@@ -72,14 +73,14 @@ class TestOnCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await on_customer_registered(events=[registered()], session=session, settings=settings)
+            await register_customers(events=[registered()], session=session, settings=settings)
         async with transaction(sessions) as session:
             member = await session.get(AudienceMember, "cust-1")
             assert member is not None
             member.email = "ada@newmail.example"
 
         async with transaction(sessions) as session:
-            await on_customer_registered(events=[registered()], session=session, settings=settings)
+            await register_customers(events=[registered()], session=session, settings=settings)
 
         [member] = await audience(sessions)
         assert member.email == "ada@newmail.example"

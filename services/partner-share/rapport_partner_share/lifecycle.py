@@ -89,16 +89,11 @@ async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) ->
             if set(old.slices) & rules.FILLED_FROM_PROFILE:
                 request_fill(current, now)  # profile's survivor record is the truth now
             consent_store.add(session, current)
-        notices.notify(
-            session,
-            partner,
-            old,
-            "customer.merged",
-            old.slices,
-            [],
-            now,
-            merged_into=current.ref if current.granted else None,
+        merged_into = current.ref if current.granted else None
+        notice = notices.notice(
+            partner, old, "customer.merged", old.slices, [], now, merged_into=merged_into
         )
+        notice_store.add_notification(session, notice)
     await ledger_store.move_disclosure_subject(session, merged, survivor)
     await notice_store.move_notifications(session, merged, survivor)
     await customer_store.delete_known_customer(session, merged)
@@ -116,9 +111,10 @@ async def apply_customer_erased(session: AsyncSession, event: CustomerErased) ->
     for consent in await consent_store.consents_of_customer(session, customer_id):
         partner = await partner_store.get_partner(session, consent.partner_id)
         if partner is not None and consent.granted:
-            notices.notify(
-                session, partner, consent, "customer.erased", consent.slices, [], now, erased=True
+            notice = notices.notice(
+                partner, consent, "customer.erased", consent.slices, [], now, erased=True
             )
+            notice_store.add_notification(session, notice)
     await slice_store.delete_slices(session, customer_id=customer_id)
     await slice_store.delete_match_keys(session, customer_id=customer_id)
     await consent_store.delete_consents(session, customer_id=customer_id)

@@ -1,16 +1,12 @@
-"""The partner-share service: create_app() and the lifespan that owns its clients."""
+"""The partner-share service: what sets it apart at start-up, and its create_app()."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rapport_events.assembly import Extras, ServiceDefinition, build_app
+from rapport_events.assembly import Extras, ServiceDefinition, Startup, app_factory
 from rapport_events.db import create_engine
-from rapport_events.runtime import EventRuntime
-from rapport_events.supervisor import Periodic
 from rapport_partner_share.customers import api as customers
 from rapport_partner_share.handlers import HANDLERS
 from rapport_partner_share.ledger import api as ledger
@@ -42,50 +38,32 @@ TAGS = [
 ]
 
 
-@asynccontextmanager
-async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
-    """The shared rate limiter (PostgreSQL), the HTTP client, the filler and notifier."""
-    settings: Settings = app.state.settings
-    limits_engine = None
-    if runtime.engine.dialect.name == "postgresql":
-        # Its own connections: they commit without waiting for the disk (SERVER_SETTINGS).
-        limits_engine = create_engine(
-            settings.database_url,
-            pool_size=2,
-            max_overflow=4,
-            connect_args={"server_settings": SharedRateLimiter.SERVER_SETTINGS},
-        )
-        app.state.rate_limiter = SharedRateLimiter(limits_engine)
-    try:
-        async with httpx.AsyncClient(follow_redirects=False) as http:
-            profile = ProfileClient(
-                http, settings.profile_url, settings.profile_token, settings.profile_timeout_s
-            )
-            yield Extras(workers=_workers(runtime, settings, http, profile))
-    finally:
-        if limits_engine is not None:
-            await limits_engine.dispose()
-
-
-def _workers(
-    runtime: EventRuntime, settings: Settings, http: httpx.AsyncClient, profile: ProfileClient
-) -> list[Periodic]:
+async def setup(startup: Startup[Settings]) -> Extras:
+    """The shared rate limiter (PostgreSQL), the client of profile, the filler and notifier."""
+    settings, sessions, http = startup.settings, startup.runtime.sessions, startup.http
+    if startup.runtime.engine.dialect.name == "postgresql":
+        startup.app.state.rate_limiter = SharedRateLimiter(_limits_engine(startup))
+    profile = ProfileClient(
+        http, settings.profile_url, settings.profile_token, settings.profile_timeout_s
+    )
     interval = settings.worker_poll_interval_s
-    policy = settings.kafka.restart_policy()
-    return [
-        Periodic(
-            "partner-share-filler",
-            lambda: fill_due(runtime.sessions, profile),
-            interval,
-            policy=policy,
-        ),
-        Periodic(
-            "partner-share-notifier",
-            lambda: deliver_due(runtime.sessions, http, settings),
-            interval,
-            policy=policy,
-        ),
-    ]
+    filler = startup.periodic("partner-share-filler", lambda: fill_due(sessions, profile), interval)
+    notifier = startup.periodic(
+        "partner-share-notifier", lambda: deliver_due(sessions, http, settings), interval
+    )
+    return Extras(workers=[filler, notifier])
+
+
+def _limits_engine(startup: Startup[Settings]) -> AsyncEngine:
+    # Its own connections: they commit without waiting for the disk (SERVER_SETTINGS).
+    engine = create_engine(
+        startup.settings.database_url,
+        pool_size=2,
+        max_overflow=4,
+        connect_args={"server_settings": SharedRateLimiter.SERVER_SETTINGS},
+    )
+    startup.closing.push_async_callback(engine.dispose)
+    return engine
 
 
 def _in_memory_rate_limiter(app: FastAPI) -> None:
@@ -112,10 +90,6 @@ PARTNER_SHARE = ServiceDefinition(
     configure=_in_memory_rate_limiter,
 )
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the partner-share app; clients start in the lifespan."""
-    return build_app(PARTNER_SHARE, settings or get_settings())
-
+create_app = app_factory(PARTNER_SHARE, get_settings)
 
 app = create_app

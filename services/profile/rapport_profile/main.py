@@ -1,15 +1,11 @@
-"""The profile service: create_app() and the lifespan that owns its clients."""
+"""The profile service: what sets it apart at start-up, and its create_app()."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
-from rapport_events.assembly import Extras, ServiceDefinition, build_app
-from rapport_events.runtime import EventRuntime
-from rapport_events.supervisor import Periodic
+from rapport_events.assembly import Extras, ServiceDefinition, Startup, app_factory
 from rapport_profile.analytics import api as analytics_api
 from rapport_profile.analytics import forecasts
 from rapport_profile.consents import api as consent_api
@@ -47,32 +43,23 @@ TAGS = [
 ]
 
 
-@asynccontextmanager
-async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
+async def setup(startup: Startup[Settings]) -> Extras:
     """The HTTP client of peers (export, erasure) and the forecast models."""
-    settings: Settings = app.state.settings
-    async with httpx.AsyncClient(timeout=settings.peer_timeout_s) as http:
-        app.state.http = http
-        forecaster = forecasts.Forecaster(runtime.sessions, forecasts.FitWorker())
-        # Before the service is ready: the first forecast call reads a stored model
-        # instead of waiting for the import and a fit.
-        await forecaster.load()
-        app.state.forecaster = forecaster
-        # Models are fitted now and on a schedule, never first on a request for the defaults.
-        fitting = Periodic(
-            "forecast-models",
-            forecaster.refresh,
-            settings.forecast_refresh_s,
-            policy=settings.kafka.restart_policy(),
-        )
-        try:
-            # Readiness waits for the default forecast only when no model of it was stored
-            # (a fresh database with history): once, never on a restart with stored models.
-            yield Extras(
-                workers=[fitting], on_start=lambda: forecaster.ensure(forecasts.DEFAULT_KEY)
-            )
-        finally:
-            await forecaster.stop()
+    settings = startup.settings
+    # Peers answer within the configured time, not httpx's default.
+    startup.http.timeout = httpx.Timeout(settings.peer_timeout_s)
+    startup.app.state.http = startup.http
+    forecaster = forecasts.Forecaster(startup.runtime.sessions, forecasts.FitWorker())
+    # Before the service is ready: the first forecast call reads a stored model
+    # instead of waiting for the import and a fit.
+    await forecaster.load()
+    startup.closing.push_async_callback(forecaster.stop)
+    startup.app.state.forecaster = forecaster
+    # Models are fitted now and on a schedule, never first on a request for the defaults.
+    fitting = startup.periodic("forecast-models", forecaster.refresh, settings.forecast_refresh_s)
+    # Readiness waits for the default forecast only when no model of it was stored
+    # (a fresh database with history): once, never on a restart with stored models.
+    return Extras(workers=[fitting], on_start=lambda: forecaster.ensure(forecasts.DEFAULT_KEY))
 
 
 def configure(app: FastAPI) -> None:
@@ -105,10 +92,6 @@ PROFILE = ServiceDefinition(
     configure=configure,
 )
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the profile app; clients start in the lifespan."""
-    return build_app(PROFILE, settings or get_settings())
-
+create_app = app_factory(PROFILE, get_settings)
 
 app = create_app

@@ -9,7 +9,8 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_events.types import CustomerMerged
+from rapport_events.db import checkpoint_after_commit
+from rapport_events.types import CustomerErased, CustomerMerged
 from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities import documents
@@ -20,6 +21,7 @@ from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
 from rapport_sales.opportunities import service as opportunities
 from rapport_sales.opportunities import store as opportunities_store
 from rapport_sales.opportunities.models import SalesOpportunity, SalesOpportunityContact
+from rapport_sales.settings import Settings
 from rapport_sales.shared import aware
 
 
@@ -81,6 +83,13 @@ async def erase_customer(session: AsyncSession, customer_id: str, documents_dir:
         await session.delete(person)
     if await session.get(ErasedCustomer, customer_id) is None:
         session.add(ErasedCustomer(customer_id=customer_id, erased_at=utcnow()))
+
+
+async def apply_erasure(event: CustomerErased, session: AsyncSession, settings: Settings) -> None:
+    """The person goes; accounts and opportunities stay without them."""
+    await erase_customer(session, event.customer_id, Path(settings.documents_dir))
+    # SQLite's write-ahead log still holds the deleted bytes until a checkpoint.
+    checkpoint_after_commit(session)
 
 
 async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:

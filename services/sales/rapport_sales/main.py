@@ -1,14 +1,8 @@
-"""The sales service: create_app() and the lifespan that owns its clients."""
+"""The sales service: what sets it apart at start-up, and its create_app()."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
-from fastapi import FastAPI
-
-from rapport_events.assembly import Extras, ServiceDefinition, build_app
-from rapport_events.runtime import EventRuntime
+from rapport_events.assembly import Extras, ServiceDefinition, Startup, app_factory
 from rapport_sales.accounts import api as accounts
 from rapport_sales.activities import api as activities
 from rapport_sales.customers import api as customers
@@ -39,12 +33,10 @@ TAGS = [
 ]
 
 
-@asynccontextmanager
-async def setup(app: FastAPI, _runtime: EventRuntime) -> AsyncIterator[Extras]:
+async def setup(startup: Startup[Settings]) -> Extras:
     """The client of profile, for contacts' timelines and the historical forecast."""
-    async with httpx.AsyncClient(follow_redirects=False) as http:
-        app.state.profile = ProfileClient(http, app.state.settings)
-        yield Extras()
+    startup.app.state.profile = ProfileClient(startup.http, startup.settings)
+    return Extras()
 
 
 SALES = ServiceDefinition(
@@ -65,10 +57,6 @@ SALES = ServiceDefinition(
     setup=setup,
 )
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the sales app; clients and the consumer start in the lifespan."""
-    return build_app(SALES, settings or get_settings())
-
+create_app = app_factory(SALES, get_settings)
 
 app = create_app

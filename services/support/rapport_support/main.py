@@ -1,19 +1,14 @@
-"""The support service: create_app() and the lifespan that owns its clients."""
+"""The support service: what sets it apart at start-up, and its create_app()."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from rapport_events.assembly import Extras, ServiceDefinition, build_app
+from rapport_events.assembly import Extras, ServiceDefinition, Startup, app_factory
 from rapport_events.db import MAX_OVERFLOW, POOL_SIZE, is_sqlite, session_factory
 from rapport_events.http import instrument_engine
-from rapport_events.runtime import EventRuntime
 from rapport_support.customers import api as customers
 from rapport_support.handlers import HANDLERS
 from rapport_support.mentions import api as mentions
@@ -72,22 +67,18 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     return reader
 
 
-@asynccontextmanager
-async def setup(app: FastAPI, runtime: EventRuntime) -> AsyncIterator[Extras]:
-    """The read engine, the HTTP client of reply webhooks, the SLA monitor and replies."""
-    settings: Settings = app.state.settings
+async def setup(startup: Startup[Settings]) -> Extras:
+    """The read engine, the SLA monitor, and the replies (to webhooks, on the HTTP client)."""
+    settings, runtime, app = startup.settings, startup.runtime, startup.app
     reader = read_engine(runtime.engine)
+    if reader is not runtime.engine:
+        startup.closing.push_async_callback(reader.dispose)
     instrument_engine(reader)
     app.state.read_sessions = session_factory(reader)
-    try:
-        async with httpx.AsyncClient(follow_redirects=False) as webhook_client:
-            sla_monitor = SlaMonitor(runtime.sessions, settings)
-            replies = ReplyDispatcher(runtime.sessions, settings, webhook_client)
-            app.state.sla_monitor, app.state.replies = sla_monitor, replies
-            yield Extras(workers=[sla_monitor, replies])
-    finally:
-        if reader is not runtime.engine:
-            await reader.dispose()
+    sla_monitor = SlaMonitor(runtime.sessions, settings)
+    replies = ReplyDispatcher(runtime.sessions, settings, startup.http)
+    app.state.sla_monitor, app.state.replies = sla_monitor, replies
+    return Extras(workers=[sla_monitor, replies])
 
 
 SUPPORT = ServiceDefinition(
@@ -101,10 +92,6 @@ SUPPORT = ServiceDefinition(
     setup=setup,
 )
 
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the support app; clients and background workers start in the lifespan."""
-    return build_app(SUPPORT, settings or get_settings())
-
+create_app = app_factory(SUPPORT, get_settings)
 
 app = create_app

@@ -1,6 +1,6 @@
 """What campaign learns from the log: the audience, behaviour, consents and journey timers.
 
-The hot event types arrive as runs (the `@batch` handlers in handlers.py). A run reads the
+The hot event types arrive as runs (the `@batch` handlers here). A run reads the
 state it needs with one IN query per table, applies its events in log order to that state
 in memory, writes each table with multi-row statements, and then tests each customer it
 changed against the segments once (`segments.service.reevaluate_many`). Membership after a
@@ -32,14 +32,16 @@ from rapport_campaign.audience.models import (
 from rapport_campaign.audience.service import resolve, resolve_all
 from rapport_campaign.journeys import store as journey_store
 from rapport_campaign.journeys.models import JourneyState
+from rapport_campaign.journeys.service import on_activity
 from rapport_campaign.journeys.timers import Timers
-from rapport_campaign.segments.service import reevaluate_many
+from rapport_campaign.segments.service import reevaluate, reevaluate_many
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import CHANNELS, utc
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking import store as tracking_store
 from rapport_events.base import utcnow
 from rapport_events.codec import Envelope
+from rapport_events.consumer import batch
 from rapport_events.types import (
     CartUpdated,
     ConsentGranted,
@@ -168,6 +170,7 @@ def _active(member: dict[str, Any], at: datetime | None) -> None:
     member["updated_at"] = utcnow()
 
 
+@batch
 async def register_customers(
     session: AsyncSession, events: Sequence[CustomerRegistered], settings: Settings
 ) -> None:
@@ -270,6 +273,7 @@ def _update(member: dict[str, Any], changes: dict[str, Any]) -> bool:
     return changed
 
 
+@batch
 async def update_customers(
     session: AsyncSession, events: Sequence[CustomerUpdated], settings: Settings
 ) -> None:
@@ -290,6 +294,7 @@ async def update_customers(
     await reevaluate_many(session, list(changed), {"profile"}, settings)
 
 
+@batch
 async def record_orders(
     session: AsyncSession,
     envelopes: Sequence[Envelope],
@@ -353,6 +358,7 @@ async def record_orders(
     await reevaluate_many(session, customers, {"order"}, settings)
 
 
+@batch
 async def apply_values(
     session: AsyncSession, events: Sequence[CustomerValueChanged], settings: Settings
 ) -> None:
@@ -449,6 +455,7 @@ def _cart_timers(timers: Timers, customer_id: str, event: CartUpdated, at: datet
     timers.activity(customer_id, at)
 
 
+@batch
 async def record_carts(
     session: AsyncSession, envelopes: Sequence[Envelope], settings: Settings
 ) -> None:
@@ -479,6 +486,7 @@ def _interaction_timers(
     timers.activity(customer_id, at)
 
 
+@batch
 async def record_interactions(
     session: AsyncSession, envelopes: Sequence[Envelope], settings: Settings
 ) -> None:
@@ -491,6 +499,7 @@ async def record_interactions(
 _CONSENT_COLUMNS = ["granted", "version", "source", "updated_at"]
 
 
+@batch
 async def apply_consents(
     session: AsyncSession, events: Sequence[ConsentGranted | ConsentRevoked], settings: Settings
 ) -> None:
@@ -690,3 +699,23 @@ async def record_points(
         return None
     await _refresh(session, customer_id)
     return customer_id
+
+
+async def apply_survey(
+    event: SurveyCompleted, envelope: Envelope, session: AsyncSession, settings: Settings
+) -> None:
+    """Survey answers: the NPS metric, activity for the journeys, segments on surveys."""
+    customer_id = await record_survey(session, event, envelope.id)
+    if customer_id is None:
+        return
+    await on_activity(session, customer_id, utc(event.occurred_at))
+    await reevaluate(session, customer_id, {"survey"}, settings)
+
+
+async def apply_points(
+    event: LoyaltyPointsEarned, envelope: Envelope, session: AsyncSession, settings: Settings
+) -> None:
+    """Loyalty points: the balance metric, and segments on loyalty."""
+    customer_id = await record_points(session, event, envelope.id)
+    if customer_id is not None:
+        await reevaluate(session, customer_id, {"loyalty"}, settings)

@@ -2,10 +2,11 @@
 events published in the caller's transaction."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign import shared
@@ -44,6 +45,34 @@ async def lock_segments(session: AsyncSession) -> None:
         await session.exec(lock)  # type: ignore[call-overload]
 
 
+@dataclass(frozen=True)
+class _Test:
+    """The segments an event can change, each rule as one SQL condition, at `now`."""
+
+    segments: list[Segment]
+    conditions: dict[str, ColumnElement[bool]]
+    now: datetime
+
+
+async def _test(
+    session: AsyncSession, kinds: set[str] | None, now: datetime | None
+) -> _Test | None:
+    """What to test customers against for events of these `kinds` (None: all), once the
+    segments are locked; None when no segment reads those kinds."""
+    segments = await store.list_segments(session)
+    relevant = [s for s in segments if kinds is None or kinds & set(s.relevance)]
+    if not relevant:
+        return None
+    await lock_segments(session)
+    now = now or utcnow()
+    all_rules = {s.id: parsed_rule(s) for s in segments}
+    conditions = {
+        s.id: sql.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
+        for s in relevant
+    }
+    return _Test(relevant, conditions, now)
+
+
 async def reevaluate(
     session: AsyncSession,
     customer_id: str,
@@ -55,20 +84,13 @@ async def reevaluate(
 
     Publishes segment.entered / segment.exited for what changed; `kinds=None` tests all.
     """
-    segments = await store.list_segments(session)
-    relevant = [s for s in segments if kinds is None or kinds & set(s.relevance)]
-    if not relevant:
+    test = await _test(session, kinds, now)
+    if test is None:
         return {}
-    await lock_segments(session)
-    now = now or utcnow()
-    all_rules = {s.id: parsed_rule(s) for s in segments}
-    conditions = {
-        s.id: sql.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
-        for s in relevant
-    }
-    results = await store.evaluate_customer(session, customer_id, conditions)
+    now = test.now
+    results = await store.evaluate_customer(session, customer_id, test.conditions)
     current = await store.memberships_of(session, customer_id)
-    for segment in relevant:
+    for segment in test.segments:
         inside = results[segment.id]
         if inside and segment.id not in current:
             await store.add_members(session, segment.id, [customer_id], now)
@@ -106,24 +128,17 @@ async def reevaluate_many(
     customer_ids = list(dict.fromkeys(customer_ids))
     if not customer_ids:
         return
-    segments = await store.list_segments(session)
-    relevant = [s for s in segments if kinds is None or kinds & set(s.relevance)]
-    if not relevant:
+    test = await _test(session, kinds, now)
+    if test is None:
         return
-    await lock_segments(session)
-    now = now or utcnow()
-    all_rules = {s.id: parsed_rule(s) for s in segments}
-    conditions = {
-        s.id: sql.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
-        for s in relevant
-    }
-    results = await store.evaluate_customers(session, customer_ids, conditions)
+    now = test.now
+    results = await store.evaluate_customers(session, customer_ids, test.conditions)
     current = await store.memberships(session, customer_ids)
     entered: dict[str, list[str]] = {}
     exited: dict[str, list[str]] = {}
     events: list[Event] = []
     for customer_id in customer_ids:
-        for segment in relevant:
+        for segment in test.segments:
             inside, was = results[customer_id][segment.id], segment.id in current[customer_id]
             if inside and not was:
                 entered.setdefault(segment.id, []).append(customer_id)

@@ -282,7 +282,6 @@ class TestLiveMembership:
     async def test_a_replayed_event_changes_nothing(
         self, sessions: SessionFactory, settings: Settings, outbox: Outbox
     ) -> None:
-        from rapport_campaign.handlers import on_order_completed, on_value_changed
         from rapport_events.codec import Envelope
 
         async with transaction(sessions) as session:
@@ -293,8 +292,8 @@ class TestLiveMembership:
 
         for _ in range(2):
             async with transaction(sessions) as session:
-                await on_order_completed(envelopes=[envelope], session=session, settings=settings)
-                await on_value_changed(events=[value_of(event)], session=session, settings=settings)
+                await audience_projection.record_orders(session, [envelope], settings)
+                await audience_projection.apply_values(session, [value_of(event)], settings)
 
         async with sessions() as session:
             member, _ = await audience_service.get_member(session, "ann")

@@ -1,6 +1,6 @@
 """Customer search, the customer 360 and its timeline."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -82,15 +82,14 @@ async def customer_page(
         {
             "view": view,
             "spend": service.spend_chart(view.spend),
-            "kind": kind,
             "kinds": service.TIMELINE_KINDS,
             **view.fanout.availability(),
-            "short_type": service.short_type,
-            "kind_of": service.kind_of,
+            **_timeline_helpers(kind),
         },
     )
 
 
+# The 360's parameters again: the filter asks for this fragment as a route of its own.
 @router.get("/customers/{customer_id}/timeline", response_class=HTMLResponse)
 async def timeline_fragment(
     request: Request,
@@ -109,9 +108,12 @@ async def timeline_fragment(
         {
             "customer_id": customer_id,
             "timeline": fanout.get("timeline", {}).get("items", []),
-            "kind": kind,
             **fanout.availability(),
-            "short_type": service.short_type,
-            "kind_of": service.kind_of,
+            **_timeline_helpers(kind),
         },
     )
+
+
+def _timeline_helpers(kind: Kind | None) -> dict[str, Any]:
+    """What the timeline's template reads besides its events: the kind shown, event names."""
+    return {"kind": kind, "short_type": service.short_type, "kind_of": service.kind_of}

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
+from rapport_events.consumer import batch
 from rapport_events.types import ConsentGranted, ConsentRevoked
 from rapport_partner_share import security
 from rapport_partner_share.consents.models import PartnerConsent
@@ -63,6 +64,7 @@ def _withdrawn_by_the_person(event: ConsentGranted | ConsentRevoked) -> bool:
     return event.source != MERGE
 
 
+@batch
 async def apply_consents(
     session: AsyncSession, events: Sequence[ConsentGranted | ConsentRevoked]
 ) -> None:

@@ -6,10 +6,12 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import bulk
+from rapport_events.consumer import batch
 from rapport_events.types import CustomerRegistered
 from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
 
 
+@batch
 async def note_registered_customers(
     session: AsyncSession, events: Sequence[CustomerRegistered]
 ) -> None:

@@ -24,33 +24,6 @@ from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.shared import iso
 
 
-def notify(
-    session: AsyncSession,
-    partner: Partner,
-    consent: PartnerConsent,
-    kind: str,
-    removed: Iterable[str],
-    remaining: Iterable[str],
-    now: datetime,
-    *,
-    merged_into: str | None = None,
-    erased: bool = False,
-) -> Notification:
-    """Queue a signed notice telling the partner what to delete (GDPR Art. 19)."""
-    notification = notice(
-        partner,
-        consent,
-        kind,
-        removed,
-        remaining,
-        now,
-        merged_into=merged_into,
-        erased=erased,
-    )
-    store.add_notification(session, notification)
-    return notification
-
-
 def notice(
     partner: Partner,
     consent: PartnerConsent,

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope
+from rapport_events.consumer import batch
 from rapport_events.types import (
     CustomerUpdated,
     LoyaltyPointsEarned,
@@ -57,6 +58,7 @@ async def _run_for(
     )
 
 
+@batch
 async def apply_customers_updated(session: AsyncSession, events: Sequence[CustomerUpdated]) -> None:
     """Carry profile changes into the contact and demographics slices that are shared."""
     run = await _run_for(session, events, ("contact", "demographics"))
@@ -88,6 +90,7 @@ def _changed_slice(
     return rules.apply_changes(slice_name, data, changes)
 
 
+@batch
 async def apply_orders_completed(session: AsyncSession, events: Sequence[OrderCompleted]) -> None:
     """Count orders into the purchase summaries that are shared."""
     run = await _run_for(session, events, ("purchase_summary",))
@@ -114,6 +117,7 @@ def _since_consent(consent: PartnerConsent, occurred_at: datetime) -> bool:
     return consent.granted_at is None or occurred_at >= as_utc(consent.granted_at)
 
 
+@batch
 async def apply_segment_changes(
     session: AsyncSession, events: Sequence[SegmentEntered | SegmentExited]
 ) -> None:
@@ -141,6 +145,7 @@ async def apply_segment_changes(
     await run.write(session, utcnow())
 
 
+@batch
 async def apply_loyalty_points(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
     """Credit points in the loyalty slices that are shared, from consent on (once per event id)."""
     events = [envelope.data for envelope in envelopes]

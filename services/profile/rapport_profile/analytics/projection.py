@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import value as customer_value
 from rapport_events.base import utcnow
+from rapport_events.consumer import batch
 from rapport_events.types import (
     CustomerValueChanged,
     LoyaltyPointsEarned,
@@ -17,6 +18,7 @@ from rapport_events.types import (
 )
 from rapport_profile.analytics import store
 from rapport_profile.identity import service as identity_service
+from rapport_profile.settings import Settings
 from rapport_profile.shared import aware, publish_all, utc
 
 # What orders decide in a customer's metrics (the loyalty balance is the points' own).
@@ -94,8 +96,9 @@ def _parse_time(value: Any) -> datetime | None:
     return aware(value)
 
 
+@batch
 async def record_orders(
-    session: AsyncSession, events: Sequence[OrderCompleted], topic: str
+    session: AsyncSession, events: Sequence[OrderCompleted], settings: Settings
 ) -> None:
     """Count each order in its customer's metrics (an order id counts once, the first time).
 
@@ -123,9 +126,10 @@ async def record_orders(
     # An order already in the table is skipped by the insert: only real gains refresh.
     gained = await store.add_orders(session, list(rows.values()))
     if gained:
-        await refresh_metrics_of(session, gained, topic)
+        await refresh_metrics_of(session, gained, settings.kafka.topic)
 
 
+@batch
 async def record_points(session: AsyncSession, events: Sequence[LoyaltyPointsEarned]) -> None:
     """Keep the loyalty balance current (the reported balance wins when there is one)."""
     owners = await identity_service.resolve_all(session, {event.customer_id for event in events})

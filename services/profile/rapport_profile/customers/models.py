@@ -15,18 +15,21 @@ from pydantic import (
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from rapport_events.base import utcnow
+from rapport_events.base import Event, utcnow
 from rapport_events.limits import Checked, StringMap, sane_date
+from rapport_events.types import CustomerRegistered
 from rapport_profile.shared import TZ, Utc, new_id
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-class CustomerBase(SQLModel):
-    email: EmailStr = Field(max_length=320)
+class CustomerFields(SQLModel):
+    """A customer's attributes and their limits, each optional as in a change."""
+
+    email: EmailStr | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=16)
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
+    first_name: str | None = Field(default=None, min_length=1, max_length=100)
+    last_name: str | None = Field(default=None, min_length=1, max_length=100)
     birth_date: date | None = None
     gender: str | None = Field(default=None, max_length=32)
     income_band: str | None = Field(default=None, max_length=32)
@@ -34,6 +37,13 @@ class CustomerBase(SQLModel):
     country: str | None = Field(default=None, min_length=2, max_length=2)
     city: str | None = Field(default=None, max_length=100)
     acquisition_channel: str | None = Field(default=None, max_length=64)
+
+
+class CustomerBase(CustomerFields):
+    # Required to register; a redeclared field keeps its place in the schema.
+    email: EmailStr = Field(max_length=320)
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
 
 
 class Customer(CustomerBase, table=True):
@@ -124,22 +134,11 @@ class CustomerCreate(CustomerBase, Checked, ContactChecks):
 REQUIRED_ON_PATCH = ("email", "first_name", "last_name")
 
 
-class CustomerUpdate(Checked, ContactChecks):
+class CustomerUpdate(CustomerFields, Checked, ContactChecks):
     """A partial change; fields left out stay as they are, null clears an optional one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    email: EmailStr | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=16)
-    first_name: str | None = Field(default=None, min_length=1, max_length=100)
-    last_name: str | None = Field(default=None, min_length=1, max_length=100)
-    birth_date: date | None = None
-    gender: str | None = Field(default=None, max_length=32)
-    income_band: str | None = Field(default=None, max_length=32)
-    education: str | None = Field(default=None, max_length=64)
-    country: str | None = Field(default=None, min_length=2, max_length=2)
-    city: str | None = Field(default=None, max_length=100)
-    acquisition_channel: str | None = Field(default=None, max_length=64)
     social_handles: StringMap | None = None
     external_ids: StringMap | None = None
 
@@ -237,20 +236,9 @@ class CustomerPage(BaseModel):
     next_cursor: str | None
 
 
-EVENT_FIELDS = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "birth_date",
-    "gender",
-    "income_band",
-    "education",
-    "country",
-    "city",
-    "acquisition_channel",
-    "social_handles",
-    "external_ids",
+# What customer.registered carries beyond every event's fields: the event says which.
+EVENT_FIELDS = tuple(
+    name for name in CustomerRegistered.model_fields if name not in Event.model_fields
 )
 
 

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.consumer import batch
 from rapport_events.types import (
     SegmentEntered,
     SegmentExited,
@@ -13,6 +14,7 @@ from rapport_profile.identity import service as identity_service
 from rapport_profile.shared import utc
 
 
+@batch
 async def record_segments(
     session: AsyncSession, events: Sequence[SegmentEntered | SegmentExited]
 ) -> None:

@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.codec import Envelope
+from rapport_events.consumer import batch
 from rapport_events.types import (
     PartnerDataDisclosed,
 )
@@ -15,6 +16,7 @@ from rapport_profile.shared import utc
 from rapport_profile.timeline import store
 
 
+@batch
 async def record_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
     """Put each event on its customer's timeline, once."""
     owners = await identity_service.resolve_all(
@@ -40,6 +42,7 @@ async def record_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) 
     await store.add_timeline_entries(session, list(rows.values()))
 
 
+@batch
 async def record_disclosures(
     session: AsyncSession, events: Sequence[PartnerDataDisclosed], envelopes: Sequence[Envelope]
 ) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from profile_testing import (
     DAY,
-    TOPIC,
+    SETTINGS,
     VALUE_CHANGED,
     deliver,
     order,
@@ -76,7 +76,7 @@ class TestMetrics:
             order(ada, "o-3", "300", DAY + timedelta(days=730, hours=12), cost="100"),
         ]
         async with transaction(sessions) as session:
-            await analytics_projection.record_orders(session, run, TOPIC)
+            await analytics_projection.record_orders(session, run, SETTINGS)
 
         values = [e.data for e in await published(sessions) if e.type == VALUE_CHANGED]
         assert sorted(v.customer_id for v in values) == sorted([ada, bob])  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.consumer import batch
 from rapport_events.types import AccountJoined
 from rapport_sales.accounts import store
 from rapport_sales.accounts.models import SalesAccount, SalesContact
@@ -14,6 +15,7 @@ from rapport_sales.customers import store as customers_store
 from rapport_sales.shared import aware
 
 
+@batch
 async def join_accounts(session: AsyncSession, events: Sequence[AccountJoined]) -> None:
     """Group calls: the account exists (its traits) and the customer is its contact."""
     erased = await customers_store.erased_among(session, {event.customer_id for event in events})

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
+from rapport_events.consumer import batch
 from rapport_events.types import CampaignMessageClicked, CustomerRegistered, CustomerUpdated
 from rapport_sales.customers import store
 from rapport_sales.customers.models import SalesCustomer
@@ -22,6 +23,7 @@ def _fit(name: str, value: Any) -> str | None:
     return value[: LIMITS[name]]
 
 
+@batch
 async def note_customers(
     session: AsyncSession, events: Sequence[CustomerRegistered | CustomerUpdated]
 ) -> None:
@@ -51,6 +53,7 @@ async def note_customers(
         session.add(person)
 
 
+@batch
 async def note_clicks(session: AsyncSession, events: Sequence[CampaignMessageClicked]) -> None:
     """The campaign each customer clicked last: the source of their next opportunity."""
     known = await store.customers_among(session, {event.customer_id for event in events})

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.consumer import batch
 from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
@@ -175,6 +176,7 @@ def _registered_row(event: CustomerRegistered) -> dict[str, Any]:
     }
 
 
+@batch
 async def add_registered_customers(
     session: AsyncSession, settings: Settings, events: Sequence[CustomerRegistered]
 ) -> None:
@@ -211,6 +213,7 @@ def _apply_changes(customer: dict[str, Any], changes: Mapping[str, Any]) -> None
         customer[name] = clip(str(value), length) if value is not None else None
 
 
+@batch
 async def apply_customer_updates(
     session: AsyncSession, settings: Settings, events: Sequence[CustomerUpdated]
 ) -> None:
@@ -243,6 +246,7 @@ async def apply_customer_updates(
     after_bulk_writes(session)
 
 
+@batch
 async def apply_values(session: AsyncSession, events: Sequence[CustomerValueChanged]) -> None:
     """Profile's customer value (tier, orders, revenue, lifetime value) onto the projection.
 
@@ -272,6 +276,7 @@ async def apply_values(session: AsyncSession, events: Sequence[CustomerValueChan
 # --- consents ------------------------------------------------------------------------------------
 
 
+@batch
 async def apply_consents(
     session: AsyncSession, events: Sequence[ConsentGranted | ConsentRevoked]
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.consumer import batch
 from rapport_events.types import OrderCompleted
 from rapport_support.customers.projection import after_bulk_writes, identities
 from rapport_support.products import store
@@ -51,6 +52,7 @@ def _product_rows(
     return rows
 
 
+@batch
 async def record_orders(
     session: AsyncSession, settings: Settings, events: Sequence[OrderCompleted]
 ) -> None:

@@ -147,6 +147,13 @@ async def open_ticket(
     return ticket
 
 
+async def _stamp(session: AsyncSession, ticket: SupportTicket, now: datetime) -> None:
+    """Save the ticket as changed at `now`, flushed before an event reads it."""
+    ticket.updated_at = now
+    store.add(session, ticket)
+    await session.flush()
+
+
 async def _changed(
     session: AsyncSession,
     settings: Settings,
@@ -155,9 +162,7 @@ async def _changed(
     now: datetime,
 ) -> None:
     """Stamp the change and publish ticket.updated (and ticket.resolved on resolution)."""
-    ticket.updated_at = now
-    store.add(session, ticket)
-    await session.flush()
+    await _stamp(session, ticket, now)
     publish(
         session,
         settings,
@@ -341,9 +346,7 @@ async def merge_ticket(
     source.resolution = f"Duplicate of ticket {target.id}"
     await _set_status(session, settings, source, "closed", now)
     await _changed(session, settings, source, {"status": "closed", "duplicate_of": target.id}, now)
-    target.updated_at = now
-    store.add(session, target)
-    await session.flush()
+    await _stamp(session, target, now)
     return target
 
 
@@ -362,9 +365,7 @@ async def rate_ticket(
     if ticket.rating is not None:
         raise Conflict(f"ticket {ticket_id} was already rated")
     ticket.rating, ticket.rating_comment, ticket.rated_at = data.rating, data.comment, now
-    ticket.updated_at = now
-    store.add(session, ticket)
-    await session.flush()
+    await _stamp(session, ticket, now)
     publish(
         session,
         settings,
