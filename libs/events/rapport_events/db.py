@@ -396,6 +396,23 @@ async def read_transaction(factory: SessionFactory) -> AsyncIterator[AsyncSessio
         yield session
 
 
+@asynccontextmanager
+async def snapshot_transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A read-only unit of work whose every statement sees one snapshot of the database.
+
+    For reads that must agree across tables, such as a customer's export: under the usual
+    read path each PostgreSQL statement sees its own snapshot, so an erasure committing
+    mid-export could leave the export holding the person's row and the tombstone both.
+    SQLite's deferred transaction already reads one snapshot from its first read on.
+    """
+    async with factory() as session, session.begin():
+        options: dict[str, Any] = {READ_ONLY: True}
+        if session.sync_session.get_bind().dialect.name == "postgresql":
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        await session.connection(execution_options=options)
+        yield session
+
+
 def request_transaction(
     factory: SessionFactory, method: str
 ) -> AbstractAsyncContextManager[AsyncSession]:

@@ -2,6 +2,12 @@
 
 Cancellation is never retried (asyncio's CancelledError is not an Exception), so a task
 stopping at shutdown stops at once, whatever it was waiting to retry.
+
+Three loops in the kit keep their own backoff on purpose, because each one's wait depends on
+more than the last failure: the supervisor's backoff resets after a task ran healthily for a
+while; the consumer's database-outage wait spends none of a message's attempts (an outage is
+not the message's fault) and starts again once the database answers; the relay's loop resets
+after every published round and leaves the loop to stand by when its lock is lost.
 """
 
 import logging

@@ -24,6 +24,7 @@ from rapport_events.db import (
     read_transaction,
     request_transaction,
     session_factory,
+    snapshot_transaction,
     transaction,
     writer_queue,
 )
@@ -237,6 +238,59 @@ class TestNestedWritesByDatabase:
             assert sorted(await _bodies(sessions)) == sorted(expected)
         finally:
             await engine.dispose()
+
+
+class TestSnapshotReads:
+    async def test_a_snapshot_does_not_see_a_commit_made_while_it_reads(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(CREATE_NOTE))
+            await _write(sessions, "before", 1)
+            async with snapshot_transaction(sessions) as reader:
+                first = await _count(reader)
+                await _write(sessions, "during", 2)
+                second = await _count(reader)
+            assert (first, second) == (1, 1)
+            assert await _bodies(sessions) == ["before", "during"]
+        finally:
+            await engine.dispose()
+
+    async def test_the_usual_read_path_sees_it_on_postgresql(self, database_url: str) -> None:
+        """Why exports need the snapshot: each PostgreSQL read statement has its own."""
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(CREATE_NOTE))
+            await _write(sessions, "before", 1)
+            async with read_transaction(sessions) as reader:
+                first = await _count(reader)
+                await _write(sessions, "during", 2)
+                second = await _count(reader)
+            assert (first, second) == ((1, 1) if is_sqlite(engine) else (1, 2))
+        finally:
+            await engine.dispose()
+
+    async def test_a_write_in_a_snapshot_is_refused(self, database_url: str) -> None:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(CREATE_NOTE))
+            with pytest.raises(ReadOnlyViolation):
+                async with snapshot_transaction(sessions) as reader:
+                    await reader.exec(text("INSERT INTO note (id, body) VALUES (3, 'no')"))
+            assert await _bodies(sessions) == []
+        finally:
+            await engine.dispose()
+
+
+async def _count(session: Any) -> int:
+    return int((await session.exec(text("SELECT count(*) FROM note"))).one()[0])
 
 
 def _queue(sessions: SessionFactory) -> WriterQueue:

@@ -7,10 +7,10 @@ from rapport_sales.accounts import projection as accounts
 from rapport_sales.customers import projection as customers
 
 HANDLERS: HandlerMap = {
-    types.CustomerRegistered: [customers.note_customers],
-    types.CustomerUpdated: [customers.note_customers],
-    types.CampaignMessageClicked: [customers.note_clicks],
-    types.AccountJoined: [accounts.join_accounts],
+    types.CustomerRegistered: [customers.on_customers],
+    types.CustomerUpdated: [customers.on_customers],
+    types.CampaignMessageClicked: [customers.on_clicks],
+    types.AccountJoined: [accounts.on_accounts_joined],
     types.CustomerMerged: [lifecycle.merge_customer],
     types.CustomerErased: [lifecycle.apply_erasure],
 }

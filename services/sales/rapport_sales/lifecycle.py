@@ -11,18 +11,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events.base import utcnow
 from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import CustomerErased, CustomerMerged
-from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities import documents
 from rapport_sales.activities import service as activities
 from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
-from rapport_sales.customers import store as customers_store
 from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
 from rapport_sales.opportunities import service as opportunities
-from rapport_sales.opportunities import store as opportunities_store
 from rapport_sales.opportunities.models import SalesOpportunity, SalesOpportunityContact
 from rapport_sales.settings import Settings
 from rapport_sales.shared import aware
+from rapport_sales.unit_of_work import SalesUnitOfWork, SqlSalesUnitOfWork
 
 
 class CustomerExport(BaseModel):
@@ -70,39 +68,43 @@ def _exported(row: SQLModel) -> dict[str, Any]:
     return values
 
 
-async def erase_customer(session: AsyncSession, customer_id: str, documents_dir: Path) -> None:
+async def erase_customer(uow: SalesUnitOfWork, customer_id: str, documents_dir: Path) -> None:
     """Remove the person: their record, contact links, e-mail text and address; accounts,
     opportunities and activities stay with the company. A tombstone drops late events."""
-    person = await customers_store.get_customer(session, customer_id)
+    person = await uow.customers.get_customer(customer_id)
     emails = [person.email] if person is not None and person.email else []
-    await documents.forget_person(session, documents_dir, [customer_id])
-    await activities.forget_person(session, [customer_id], emails)
-    await opportunities.forget_contact(session, [customer_id])
-    await accounts_store.delete_contacts_of(session, customer_id)
+    await documents.forget_person(uow, documents_dir, [customer_id])
+    await activities.forget_person(uow, [customer_id], emails)
+    await opportunities.forget_contact(uow, [customer_id])
+    await uow.accounts.delete_contacts_of(customer_id)
     if person is not None:
-        await session.delete(person)
-    if await session.get(ErasedCustomer, customer_id) is None:
-        session.add(ErasedCustomer(customer_id=customer_id, erased_at=utcnow()))
+        await uow.customers.delete(person)
+    if not await uow.customers.erased_among([customer_id]):
+        uow.customers.add(ErasedCustomer(customer_id=customer_id, erased_at=utcnow()))
 
 
 async def apply_erasure(event: CustomerErased, session: AsyncSession, settings: Settings) -> None:
     """The person goes; accounts and opportunities stay without them."""
-    await erase_customer(session, event.customer_id, Path(settings.documents_dir))
+    uow = SqlSalesUnitOfWork(session)
+    await erase_customer(uow, event.customer_id, Path(settings.documents_dir))
     # SQLite's write-ahead log still holds the deleted bytes until a checkpoint.
     checkpoint_after_commit(session)
 
 
 async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:
-    """The duplicate's links move to the surviving customer; the duplicate goes."""
+    """The duplicate's links move to the surviving customer; the duplicate goes.
+
+    Like the export, it works on every link table at once, so on the session itself."""
     survivor, duplicate = event.customer_id, event.merged_customer_id
     if survivor == duplicate:
         return
     for model in (SalesContact, SalesOpportunityContact, SalesActivityContact):
         await _move_links(session, model, duplicate, survivor)
-    await opportunities_store.move_deals(session, duplicate, survivor)
-    person = await customers_store.get_customer(session, duplicate)
+    uow = SqlSalesUnitOfWork(session)
+    await uow.opportunities.move_deals(duplicate, survivor)
+    person = await uow.customers.get_customer(duplicate)
     if person is not None:
-        await session.delete(person)
+        await uow.customers.delete(person)
 
 
 async def _move_links(session: AsyncSession, model: Any, duplicate: str, survivor: str) -> None:

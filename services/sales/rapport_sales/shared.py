@@ -1,8 +1,7 @@
 """What sales' domains share: UTC timestamps and ids, the base of reply schemas and the
-field types every domain's bodies use, keyset pages, and writing events to the outbox."""
+field types every domain's bodies use, keyset pages, and the source and subjects of events."""
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -13,9 +12,7 @@ from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from rapport_events.base import Event
 from rapport_events.limits import ID_PATTERN, Line
-from rapport_events.outbox import add_all
 from rapport_events.pagination import decode_cursor, encode_cursor
 
 TZ = DateTime(timezone=True)
@@ -90,14 +87,9 @@ async def newest_first(
     return page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
 
 
-# --- sales' events go to the outbox in the caller's transaction -----------------------------
+# --- sales' events: their source on the log, the subject of an account's own -----------------
 
 SOURCE = "/services/sales"
-
-
-async def publish(session: AsyncSession, events: Sequence[Event], topic: str) -> None:
-    """Write `events` to the outbox in order, one statement."""
-    await add_all(session, events, source=SOURCE, topic=topic)
 
 
 def account_subject(account_id: str) -> str:

@@ -1,5 +1,6 @@
 """Fixtures of sales' tests: the app on a real database (SQLite and PostgreSQL) and broker,
-events handed to its handlers as the consumer would, and a stand-in profile over HTTP."""
+events handed to its handlers as the consumer would, a stand-in profile over HTTP; and, for
+the unit layer, the use cases' stores and outbox in memory."""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,6 +18,7 @@ from rapport_events.testing.harness import consumes_events, wait_until_ready
 from rapport_events.testing.pytest_plugin import Migrations
 from rapport_events.testing.replicas import serving
 from rapport_sales.main import MIGRATIONS, VERSION_TABLE, create_app
+from rapport_sales.testing import FakeSalesUnitOfWork
 
 AppFactory = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]]
 
@@ -76,3 +78,9 @@ async def profile() -> AsyncIterator[ProfileStandIn]:
 def database_template() -> Migrations:
     """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
     return (MIGRATIONS, VERSION_TABLE)
+
+
+@pytest.fixture
+def uow() -> FakeSalesUnitOfWork:
+    """Sales' stores and outbox in memory, the default pipeline in them: no database."""
+    return FakeSalesUnitOfWork()

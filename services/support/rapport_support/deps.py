@@ -11,6 +11,7 @@ from rapport_events.db import read_transaction
 from rapport_events.deps import SessionDep as SessionDep
 from rapport_events.deps import require_token as require_token
 from rapport_support.settings import Settings
+from rapport_support.unit_of_work import SqlSupportUnitOfWork, SupportUnitOfWork
 
 
 def get_settings(request: Request) -> Settings:
@@ -37,6 +38,21 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> SupportUnitOfWork:
+    """The tickets use cases' stores and outbox on the request's transaction."""
+    return SqlSupportUnitOfWork(session, settings)
+
+
+def get_read_unit_of_work(session: ReadSessionDep, settings: SettingsDep) -> SupportUnitOfWork:
+    """The same on a read transaction, for the routes that only read."""
+    return SqlSupportUnitOfWork(session, settings)
+
+
+# scope="function", as the sessions they are built on: used up when the route returns.
+UnitOfWorkDep = Annotated[SupportUnitOfWork, Depends(get_unit_of_work, scope="function")]
+ReadUnitOfWorkDep = Annotated[SupportUnitOfWork, Depends(get_read_unit_of_work, scope="function")]
 WakeRepliesDep = Annotated[Callable[[], None], Depends(wake_replies)]
 # The page size of a listing.
 Limit = Annotated[int, Query(ge=1, le=200)]

@@ -27,13 +27,13 @@ from rapport_support.mentions.models import SupportMention, SupportMentionReply,
 from rapport_support.products import store as product_store
 from rapport_support.products.models import SupportProduct
 from rapport_support.shared import aware
-from rapport_support.tickets import store as ticket_store
 from rapport_support.tickets.models import (
     SupportSlaBreach,
     SupportTicket,
     SupportTicketComment,
     SupportTicketLink,
 )
+from rapport_support.tickets.store import SqlTicketStore
 
 
 class CustomerExport(BaseModel):
@@ -182,12 +182,13 @@ def _exported(row: SQLModel) -> dict[str, Any]:
 
 async def export_rows(session: AsyncSession, customer_id: str) -> dict[str, list[SQLModel]]:
     """Every row support holds about the customer, by table."""
-    tickets = await ticket_store.tickets_of(session, customer_id)
+    ticket_store = SqlTicketStore(session)
+    tickets = await ticket_store.tickets_of(customer_id)
     ticket_ids = [ticket.id for ticket in tickets]
     mentions = await mention_store.mentions_of(session, customer_id)
     replies = await mention_store.replies_for(session, [mention.id for mention in mentions])
     customer = await customer_store.get_customer(session, customer_id)
-    breaches = await ticket_store.breaches_for(session, ticket_ids)
+    breaches = await ticket_store.breaches_for(ticket_ids)
     return {
         "support_customers": [customer] if customer is not None else [],
         "support_consents": list(await customer_store.consents_of(session, customer_id)),
@@ -195,8 +196,8 @@ async def export_rows(session: AsyncSession, customer_id: str) -> dict[str, list
         "support_merged_customers": list(await customer_store.aliases_of(session, customer_id)),
         "support_products": list(await product_store.products_of(session, customer_id)),
         "support_tickets": list(tickets),
-        "support_ticket_comments": list(await ticket_store.comments_for(session, ticket_ids)),
-        "support_ticket_links": list(await ticket_store.links_for(session, ticket_ids)),
+        "support_ticket_comments": list(await ticket_store.comments_for(ticket_ids)),
+        "support_ticket_links": list(await ticket_store.links_for(ticket_ids)),
         "support_sla_breaches": [b for found in breaches.values() for b in found],
         "support_mentions": list(mentions),
         "support_mention_replies": list(replies),

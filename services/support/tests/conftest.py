@@ -1,4 +1,5 @@
-"""Fixtures of support's tests: migrated databases, the app on a real broker, the log."""
+"""Fixtures of support's tests: migrated databases, the app on a real broker, the log; and,
+for the unit layer, the tickets' stores and outbox in memory."""
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,7 @@ from rapport_events.testing.harness import (
 from rapport_events.testing.pytest_plugin import Migrations
 from rapport_support.main import MIGRATIONS, VERSION_TABLE, create_app
 from rapport_support.settings import Settings
+from rapport_support.testing import FakeSupportUnitOfWork
 
 TOKEN = "support-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -196,3 +198,9 @@ def read_log_fixture() -> Callable[..., Awaitable[list[Envelope]]]:
 def database_template() -> Migrations:
     """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
     return (MIGRATIONS, VERSION_TABLE)
+
+
+@pytest.fixture
+def uow() -> FakeSupportUnitOfWork:
+    """The tickets' stores and outbox in memory: no database."""
+    return FakeSupportUnitOfWork()

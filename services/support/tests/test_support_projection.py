@@ -30,6 +30,7 @@ from rapport_support.products import projection as product_projection
 from rapport_support.settings import Settings
 from rapport_support.tickets import service as ticket_service
 from rapport_support.tickets.models import CommentCreate, TicketCreate, TicketUpdate
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 BOUGHT_AT = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
 
@@ -263,20 +264,20 @@ class TestSupportContext:
         async with transaction(sessions) as session:
             await customer_projection.add_registered_customer(session, settings, registered())
             first = await ticket_service.open_ticket(
-                session,
+                SqlSupportUnitOfWork(session, settings),
                 settings,
                 TicketCreate(customer_id="cust-1", subject="Leaks water"),
                 now=BOUGHT_AT,
             )
             await ticket_service.update_ticket(
-                session,
+                SqlSupportUnitOfWork(session, settings),
                 settings,
                 first.id,
                 TicketUpdate(status="resolved", resolution="Replaced the seal"),
                 now=BOUGHT_AT + timedelta(hours=1),
             )
             second = await ticket_service.open_ticket(
-                session,
+                SqlSupportUnitOfWork(session, settings),
                 settings,
                 TicketCreate(customer_id="cust-1", subject="Grinder noisy"),
                 now=BOUGHT_AT + timedelta(days=1),
@@ -299,7 +300,9 @@ class TestCustomerMerged:
             )
             await product_projection.record_order(session, settings, order("dupe"))
             ticket = await ticket_service.open_ticket(
-                session, settings, TicketCreate(customer_id="dupe", subject="Broken")
+                SqlSupportUnitOfWork(session, settings),
+                settings,
+                TicketCreate(customer_id="dupe", subject="Broken"),
             )
             await lifecycle.apply_merge(
                 session,
@@ -341,10 +344,14 @@ class TestCustomerErased:
             await customer_projection.apply_consent(session, consent(True, 1))
             await product_projection.record_order(session, settings, order())
             ticket = await ticket_service.open_ticket(
-                session, settings, TicketCreate(customer_id="cust-1", subject="Leaks")
+                SqlSupportUnitOfWork(session, settings),
+                settings,
+                TicketCreate(customer_id="cust-1", subject="Leaks"),
             )
             await ticket_service.add_comment(
-                session, settings, ticket.id, CommentCreate(body="Hi Ada", author="grace")
+                SqlSupportUnitOfWork(session, settings),
+                ticket.id,
+                CommentCreate(body="Hi Ada", author="grace"),
             )
             await mention_service.ingest_mention(
                 session,
@@ -389,7 +396,9 @@ class TestCustomerErased:
         with pytest.raises(Conflict):
             async with transaction(sessions) as session:
                 await ticket_service.open_ticket(
-                    session, settings, TicketCreate(customer_id="cust-1", subject="Hello")
+                    SqlSupportUnitOfWork(session, settings),
+                    settings,
+                    TicketCreate(customer_id="cust-1", subject="Hello"),
                 )
 
     async def test_the_export_before_erasure_holds_every_table(

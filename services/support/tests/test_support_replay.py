@@ -18,6 +18,7 @@ from rapport_support.replay import PLAN
 from rapport_support.settings import Settings
 from rapport_support.tickets import service
 from rapport_support.tickets.models import TicketCreate
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 DatabaseFactory = Callable[[str], Awaitable[str]]
 EVENTS = 600
@@ -34,7 +35,7 @@ async def test_the_rebuilt_database_has_the_live_rows_and_the_live_tickets(
     async with transaction(session_factory(engine)) as session:
         for subject in ("Leaks water", "Grinder noisy"):
             ticket = TicketCreate(customer_id="cust-7-000001", subject=subject)
-            await service.open_ticket(session, settings, ticket)
+            await service.open_ticket(SqlSupportUnitOfWork(session, settings), settings, ticket)
     await engine.dispose()
     applied = handled(await put_on_log(kafka_settings, EVENTS, CUSTOMERS), HANDLERS)
     await consume_live(live, "support", kafka_settings, HANDLERS, {"settings": settings}, applied)

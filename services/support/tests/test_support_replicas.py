@@ -26,6 +26,7 @@ from rapport_support.settings import Settings, SocialWebhook
 from rapport_support.tickets import service as ticket_service
 from rapport_support.tickets import sla
 from rapport_support.tickets.models import TicketCreate
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 MENTIONS = 20
 TICKETS = 20
@@ -107,7 +108,7 @@ class TestTwoSlaMonitors:
         async with transaction(replicas[0]) as session:
             for n in range(TICKETS):
                 await ticket_service.open_ticket(
-                    session,
+                    SqlSupportUnitOfWork(session, settings),
                     settings,
                     TicketCreate(  # type: ignore[call-arg]
                         customer_id=f"cust-{n}", subject="Machine leaks", priority="urgent"
@@ -120,7 +121,9 @@ class TestTwoSlaMonitors:
             recorded = 0
             while True:
                 async with transaction(sessions) as session:
-                    found = await sla.record_due_breaches(session, settings, now=late, limit=3)
+                    found = await sla.record_due_breaches(
+                        SqlSupportUnitOfWork(session, settings), now=late, limit=3
+                    )
                 if not found:
                     return recorded
                 recorded += len(found)

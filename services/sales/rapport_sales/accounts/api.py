@@ -20,8 +20,8 @@ from rapport_sales.deps import (
     Limit,
     OwnerFilter,
     ProfileDep,
-    SessionDep,
     SettingsDep,
+    UnitOfWorkDep,
     require_token,
 )
 from rapport_sales.shared import Page
@@ -31,78 +31,78 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 @router.post("/accounts", status_code=201, tags=["accounts"])
 async def create_account(
-    body: AccountCreate, session: SessionDep, settings: SettingsDep
+    body: AccountCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> AccountPublic:
     """Open an account (a company) with its domain, industry, size and owner."""
-    return await service.create_account(session, body, settings.kafka.topic)
+    return await service.create_account(uow, body)
 
 
 @router.get("/accounts", tags=["accounts"])
 async def list_accounts(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     owner: OwnerFilter = None,
     q: Annotated[str | None, Query(max_length=200, description="in the name or domain")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AccountPublic]:
     """Accounts newest first, by owner or by a piece of the name or domain."""
-    return await service.list_accounts(session, owner, q, limit, cursor)
+    return await service.list_accounts(uow, owner, q, limit, cursor)
 
 
 @router.get("/accounts/{account_id}", tags=["accounts"])
-async def read_account(account_id: PathId, session: SessionDep) -> AccountPublic:
+async def read_account(account_id: PathId, uow: UnitOfWorkDep) -> AccountPublic:
     """The account and its contacts."""
-    return await service.account_view(session, await service.get_account(session, account_id))
+    return await service.account_view(uow, await service.get_account(uow, account_id))
 
 
 @router.patch("/accounts/{account_id}", tags=["accounts"])
 async def update_account(
-    account_id: PathId, body: AccountUpdate, session: SessionDep
+    account_id: PathId, body: AccountUpdate, uow: UnitOfWorkDep
 ) -> AccountPublic:
     """Change the account's name, domain, industry, size or owner."""
-    return await service.update_account(session, account_id, body)
+    return await service.update_account(uow, account_id, body)
 
 
 @router.put("/accounts/{account_id}/contacts/{customer_id}", tags=["accounts"])
 async def link_contact(
     account_id: PathId,
     customer_id: CustomerIdPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     body: ContactLink | None = None,
 ) -> AccountPublic:
     """Make a customer (known to profile) a contact of the account, with a role."""
     role = body.role if body else None
-    return await service.link_contact(session, account_id, customer_id, role, settings.kafka.topic)
+    return await service.link_contact(uow, account_id, customer_id, role)
 
 
 @router.delete("/accounts/{account_id}/contacts/{customer_id}", status_code=204, tags=["accounts"])
 async def unlink_contact(
-    account_id: PathId, customer_id: CustomerIdPath, session: SessionDep
+    account_id: PathId, customer_id: CustomerIdPath, uow: UnitOfWorkDep
 ) -> Response:
     """The customer is no longer a contact of the account."""
-    await service.unlink_contact(session, account_id, customer_id)
+    await service.unlink_contact(uow, account_id, customer_id)
     return Response(status_code=204)
 
 
 @router.get("/accounts/{account_id}/activities", tags=["accounts", "activities"])
 async def account_activities(
     account_id: PathId,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     kind: Annotated[str | None, Query(max_length=16)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ActivityPublic]:
     """The account's activities and its contacts', newest first."""
     return await activities.list_activities(
-        session, account_id=account_id, customer_id=None, kind=kind, limit=limit, cursor=cursor
+        uow, account_id=account_id, customer_id=None, kind=kind, limit=limit, cursor=cursor
     )
 
 
 @router.get("/accounts/{account_id}/timeline", tags=["accounts"])
 async def account_timeline(
-    account_id: PathId, session: SessionDep, profile: ProfileDep, limit: Limit = 50
+    account_id: PathId, uow: UnitOfWorkDep, profile: ProfileDep, limit: Limit = 50
 ) -> AccountTimeline:
     """Everything about the account: its activity, its deals' stages and its contacts'
     timelines in profile, newest first (`complete` is false when profile did not answer)."""
-    return await timeline.account_timeline(session, profile, account_id, limit)
+    return await timeline.account_timeline(uow, profile, account_id, limit)

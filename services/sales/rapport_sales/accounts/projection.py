@@ -9,18 +9,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.consumer import batch
 from rapport_events.types import AccountJoined
-from rapport_sales.accounts import store
 from rapport_sales.accounts.models import SalesAccount, SalesContact
-from rapport_sales.customers import store as customers_store
 from rapport_sales.shared import aware
+from rapport_sales.unit_of_work import SalesUnitOfWork, SqlSalesUnitOfWork
 
 
-@batch
-async def join_accounts(session: AsyncSession, events: Sequence[AccountJoined]) -> None:
+async def join_accounts(uow: SalesUnitOfWork, events: Sequence[AccountJoined]) -> None:
     """Group calls: the account exists (its traits) and the customer is its contact."""
-    erased = await customers_store.erased_among(session, {event.customer_id for event in events})
+    erased = await uow.customers.erased_among({event.customer_id for event in events})
     await join_groups(
-        session,
+        uow,
         [
             (event.customer_id, event.account_id, event.name, event.traits, event.occurred_at)
             for event in events
@@ -29,8 +27,14 @@ async def join_accounts(session: AsyncSession, events: Sequence[AccountJoined]) 
     )
 
 
+@batch
+async def on_accounts_joined(events: Sequence[AccountJoined], session: AsyncSession) -> None:
+    """`join_accounts` on the consumer's transaction."""
+    await join_accounts(SqlSalesUnitOfWork(session), events)
+
+
 async def join_groups(
-    session: AsyncSession, joins: Sequence[tuple[str, str, str | None, dict[str, Any], datetime]]
+    uow: SalesUnitOfWork, joins: Sequence[tuple[str, str, str | None, dict[str, Any], datetime]]
 ) -> None:
     """Group calls (customer, groupId, name, traits, when): accounts and links, set-based.
 
@@ -38,7 +42,7 @@ async def join_groups(
     name and traits. One IN query per table reads what exists.
     """
     external_ids = {external for _c, external, *_ in joins}
-    known = await store.accounts_by_external_id(session, external_ids)
+    known = await uow.accounts.accounts_by_external_id(external_ids)
     for _customer, external, name, traits, at in joins:
         account = known.get(external)
         if account is None:
@@ -52,22 +56,22 @@ async def join_groups(
         account.industry = _trait(traits, "industry", 100) or account.industry
         account.domain = _trait(traits, "website", 253, host=True) or account.domain
         account.updated_at = max(at, aware(account.updated_at)) if account.updated_at else at
-        session.add(account)
-    await session.flush()
+        uow.accounts.add(account)
+    await uow.flush()
     await _link_all(
-        session, [(customer, known[external].id, at) for customer, external, *_, at in joins]
+        uow, [(customer, known[external].id, at) for customer, external, *_, at in joins]
     )
 
 
-async def _link_all(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]) -> None:
+async def _link_all(uow: SalesUnitOfWork, links: Sequence[tuple[str, str, datetime]]) -> None:
     pairs = {(account_id, customer_id) for customer_id, account_id, _at in links}
     customers = {customer_id for _a, customer_id in pairs}
-    existing = await store.contact_links_of(session, customers)
+    existing = await uow.accounts.contact_links_of(customers)
     for customer_id, account_id, at in links:
         if (account_id, customer_id) in existing:
             continue
         existing.add((account_id, customer_id))
-        session.add(
+        uow.accounts.add(
             SalesContact(
                 account_id=account_id, customer_id=customer_id, source="group", linked_at=at
             )

@@ -4,23 +4,21 @@ and its contacts' timelines (from profile), newest first."""
 from datetime import datetime
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_sales.accounts import service as accounts
 from rapport_sales.accounts.models import AccountTimeline, TimelineItem
 from rapport_sales.activities import service as activities
-from rapport_sales.opportunities import store as opportunities_store
 from rapport_sales.peers import ProfileClient
 from rapport_sales.shared import SOURCE, aware
+from rapport_sales.unit_of_work import SalesUnitOfWork
 
 
 async def account_timeline(
-    session: AsyncSession, profile: ProfileClient, account_id: str, limit: int
+    uow: SalesUnitOfWork, profile: ProfileClient, account_id: str, limit: int
 ) -> AccountTimeline:
     """The newest `limit` entries about the account and its contacts."""
-    await accounts.get_account(session, account_id)
+    await accounts.get_account(uow, account_id)
     own = await activities.list_activities(
-        session, account_id=account_id, customer_id=None, kind=None, limit=limit, cursor=None
+        uow, account_id=account_id, customer_id=None, kind=None, limit=limit, cursor=None
     )
     items = [
         TimelineItem(
@@ -32,8 +30,8 @@ async def account_timeline(
         )
         for item in own.items
     ]
-    items += await _stage_changes(session, account_id, limit)
-    contacts = [contact.customer_id for contact in await accounts.contacts_of(session, account_id)]
+    items += await _stage_changes(uow, account_id, limit)
+    contacts = [contact.customer_id for contact in await accounts.contacts_of(uow, account_id)]
     timelines, complete = await profile.timelines(contacts, limit)
     for customer_id, entries in timelines.items():
         items += [_from_profile(customer_id, entry) for entry in entries if _foreign(entry)]
@@ -41,8 +39,8 @@ async def account_timeline(
     return AccountTimeline(items=items[:limit], complete=complete)
 
 
-async def _stage_changes(session: AsyncSession, account_id: str, limit: int) -> list[TimelineItem]:
-    rows = await opportunities_store.stage_changes_of_account(session, account_id, limit)
+async def _stage_changes(uow: SalesUnitOfWork, account_id: str, limit: int) -> list[TimelineItem]:
+    rows = await uow.opportunities.stage_changes_of_account(account_id, limit)
     return [
         TimelineItem(
             at=aware(change.changed_at),

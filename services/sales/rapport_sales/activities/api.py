@@ -17,7 +17,7 @@ from rapport_sales.activities.models import (
     TaskCreate,
     TaskUpdate,
 )
-from rapport_sales.deps import Cursor, Limit, OwnerFilter, SessionDep, SettingsDep, require_token
+from rapport_sales.deps import Cursor, Limit, OwnerFilter, SettingsDep, UnitOfWorkDep, require_token
 from rapport_sales.errors import REFERENCE_NOT_FOUND, UNSUPPORTED_TYPE
 from rapport_sales.shared import Page
 
@@ -26,15 +26,15 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 @router.post("/activities", status_code=201, tags=["activities"], responses=REFERENCE_NOT_FOUND)
 async def log_activity(
-    body: ActivityCreate, session: SessionDep, settings: SettingsDep
+    body: ActivityCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> ActivityPublic:
     """Log a call or a note about an account or contacts."""
-    return await service.log_activity(session, body, settings.kafka.topic)
+    return await service.log_activity(uow, body)
 
 
 @router.get("/activities", tags=["activities"])
 async def list_activities(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=16)] = None,
     limit: Limit = 50,
@@ -42,38 +42,38 @@ async def list_activities(
 ) -> Page[ActivityPublic]:
     """Activities newest first, of a contact or of a kind."""
     return await service.list_activities(
-        session, account_id=None, customer_id=customer_id, kind=kind, limit=limit, cursor=cursor
+        uow, account_id=None, customer_id=customer_id, kind=kind, limit=limit, cursor=cursor
     )
 
 
 @router.post("/tasks", status_code=201, tags=["activities"], responses=REFERENCE_NOT_FOUND)
 async def create_task(
-    body: TaskCreate, session: SessionDep, settings: SettingsDep
+    body: TaskCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> ActivityPublic:
     """A task for an owner, with a due time."""
-    return await service.create_task(session, body, settings.kafka.topic)
+    return await service.create_task(uow, body)
 
 
 @router.get("/tasks/overdue", tags=["activities"])
 async def overdue_tasks(
-    session: SessionDep, owner: OwnerFilter = None, limit: Limit = 100
+    uow: UnitOfWorkDep, owner: OwnerFilter = None, limit: Limit = 100
 ) -> list[ActivityPublic]:
     """Tasks past due and not done, oldest due first (for one owner, or everyone)."""
-    return await service.overdue_tasks(session, owner, utcnow(), limit)
+    return await service.overdue_tasks(uow, owner, utcnow(), limit)
 
 
 @router.patch("/tasks/{task_id}", tags=["activities"])
-async def update_task(task_id: PathId, body: TaskUpdate, session: SessionDep) -> ActivityPublic:
+async def update_task(task_id: PathId, body: TaskUpdate, uow: UnitOfWorkDep) -> ActivityPublic:
     """Mark a task done (or not), or move its due time."""
-    return await service.update_task(session, task_id, body)
+    return await service.update_task(uow, task_id, body)
 
 
 @router.post("/meetings", status_code=201, tags=["activities"], responses=REFERENCE_NOT_FOUND)
 async def create_meeting(
-    body: MeetingCreate, session: SessionDep, settings: SettingsDep
+    body: MeetingCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> ActivityPublic:
     """A meeting; attendees who are known customers are linked as its contacts."""
-    return await service.create_meeting(session, body, settings.kafka.topic)
+    return await service.create_meeting(uow, body)
 
 
 @router.get(
@@ -82,9 +82,9 @@ async def create_meeting(
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}, "description": "RFC 5545 calendar"}},
 )
-async def meeting_calendar(meeting_id: PathId, session: SessionDep) -> Response:
+async def meeting_calendar(meeting_id: PathId, uow: UnitOfWorkDep) -> Response:
     """The meeting as an iCalendar file (RFC 5545), for any calendar application."""
-    meeting = await service.get_activity(session, meeting_id, "meeting")
+    meeting = await service.get_activity(uow, meeting_id, "meeting")
     return Response(
         service.meeting_ics(meeting),
         media_type="text/calendar; charset=utf-8",
@@ -115,7 +115,7 @@ RAW_EMAIL = {
 )
 async def log_email(
     request: Request,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     account_id: Annotated[str | None, Query(max_length=64)] = None,
     owner: OwnerFilter = None,
@@ -126,7 +126,7 @@ async def log_email(
     if kind != "message/rfc822":
         raise HTTPException(415, "post the e-mail as message/rfc822")
     raw = await _bounded_body(request, settings.max_email_bytes)
-    return await service.log_email(session, raw, account_id, owner, settings.kafka.topic)
+    return await service.log_email(uow, raw, account_id, owner)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
@@ -149,7 +149,7 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
 )
 async def attach_document(
     request: Request,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     filename: Annotated[str, Query(min_length=1, max_length=255)],
     account_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -164,7 +164,7 @@ async def attach_document(
         raise HTTPException(415, f"{kind or 'no content type'} is not one of {allowed}")
     data = await _bounded_body(request, settings.max_document_bytes)
     return await documents.attach(
-        session,
+        uow,
         Path(settings.documents_dir),
         data,
         filename=filename,
@@ -173,7 +173,6 @@ async def attach_document(
         account_id=account_id,
         customer_ids=list(dict.fromkeys(customer_id or [])),
         owner=owner,
-        topic=settings.kafka.topic,
     )
 
 
@@ -184,10 +183,10 @@ async def attach_document(
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
 )
 async def download_document(
-    document_id: PathId, session: SessionDep, settings: SettingsDep
+    document_id: PathId, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> Response:
     """The document's bytes, as attached."""
-    document = await documents.get_document(session, document_id)
+    document = await documents.get_document(uow, document_id)
     path = Path(settings.documents_dir) / document.id
     if not await asyncio.to_thread(path.is_file):
         raise HTTPException(404, f"the file of document {document_id} is gone")

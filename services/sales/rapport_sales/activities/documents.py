@@ -11,13 +11,11 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import utcnow
 from rapport_sales.activities import service as activities
-from rapport_sales.activities import store
 from rapport_sales.activities.models import ActivityPublic, SalesActivity, SalesDocument
 from rapport_sales.errors import InvalidRequest, NotFound
+from rapport_sales.unit_of_work import SalesUnitOfWork
 
 OFFICE = b"PK\x03\x04"  # .docx and .xlsx are zip files
 MAGIC = {
@@ -56,7 +54,7 @@ def check_filename(filename: str) -> str:
 
 
 async def attach(
-    session: AsyncSession,
+    uow: SalesUnitOfWork,
     folder: Path,
     data: bytes,
     *,
@@ -66,7 +64,6 @@ async def attach(
     account_id: str | None,
     customer_ids: list[str],
     owner: str | None,
-    topic: str,
 ) -> ActivityPublic:
     """Store the document's bytes and its activity; the file is removed if storing fails."""
     name = check_filename(filename)
@@ -82,8 +79,8 @@ async def attach(
         occurred_at=now,
         created_at=now,
     )
-    view = await activities.record(session, activity, customer_ids, topic)
-    session.add(
+    view = await activities.record(uow, activity, customer_ids)
+    uow.activities.add(
         SalesDocument(
             id=activity.id,
             filename=name,
@@ -96,7 +93,7 @@ async def attach(
     path = folder / activity.id
     await asyncio.to_thread(_write, path, data)
     try:
-        await session.flush()
+        await uow.flush()
     except Exception:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
@@ -108,20 +105,20 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-async def get_document(session: AsyncSession, document_id: str) -> SalesDocument:
+async def get_document(uow: SalesUnitOfWork, document_id: str) -> SalesDocument:
     """The document's metadata, or NotFound."""
-    document = await store.get_document(session, document_id)
+    document = await uow.activities.get_document(document_id)
     if document is None:
         raise NotFound(f"no document {document_id}")
     return document
 
 
-async def forget_person(session: AsyncSession, folder: Path, customer_ids: list[str]) -> None:
+async def forget_person(uow: SalesUnitOfWork, folder: Path, customer_ids: list[str]) -> None:
     """Erasure: a document about the person and no account goes, file included; one of an
     account stays with the company (the person's link goes with the other activities')."""
-    for activity in await store.documents_of_people_alone(session, customer_ids):
-        document = await store.get_document(session, activity.id)
+    for activity in await uow.activities.documents_of_people_alone(customer_ids):
+        document = await uow.activities.get_document(activity.id)
         if document is not None:
-            await session.delete(document)
-        await session.delete(activity)
+            await uow.activities.delete(document)
+        await uow.activities.delete(activity)
         await asyncio.to_thread((folder / activity.id).unlink, missing_ok=True)

@@ -15,13 +15,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from icalendar import Calendar, vCalAddress, vText
 from icalendar import Event as CalendarEvent
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import ActivityLogged
-from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.service import get_account
-from rapport_sales.activities import store
 from rapport_sales.activities.models import (
     ActivityCreate,
     ActivityPublic,
@@ -31,31 +28,32 @@ from rapport_sales.activities.models import (
     TaskCreate,
     TaskUpdate,
 )
-from rapport_sales.customers import store as customers_store
+from rapport_sales.activities.store import ActivityFilter
 from rapport_sales.errors import InvalidRequest, NotFound
-from rapport_sales.shared import Page, account_subject, aware, publish
+from rapport_sales.shared import Page, account_subject, aware
+from rapport_sales.unit_of_work import SalesUnitOfWork
 
 PRODID = "-//Rapport//Sales//EN"
 
 
 async def record(
-    session: AsyncSession, activity: SalesActivity, customer_ids: Sequence[str], topic: str
+    uow: SalesUnitOfWork, activity: SalesActivity, customer_ids: Sequence[str]
 ) -> ActivityPublic:
     """Store the activity and its contacts; publish activity.logged for each."""
     if activity.account_id is not None:
-        await get_account(session, activity.account_id)
+        await get_account(uow, activity.account_id)
     people = list(dict.fromkeys(customer_ids))
     if people:
-        missing = set(people) - await customers_store.known_ids_among(session, people)
+        missing = set(people) - await uow.customers.known_ids_among(people)
         if missing:
             raise InvalidRequest(
                 f"unknown customer {sorted(missing)[0]} (not registered in profile)"
             )
-    session.add(activity)
+    uow.activities.add(activity)
     for customer_id in people:
-        session.add(SalesActivityContact(activity_id=activity.id, customer_id=customer_id))
+        uow.activities.add(SalesActivityContact(activity_id=activity.id, customer_id=customer_id))
     subjects = people or ([account_subject(activity.account_id)] if activity.account_id else [])
-    await publish(session, [_logged(activity, subject) for subject in subjects], topic)
+    await uow.outbox.publish([_logged(activity, subject) for subject in subjects])
     view = ActivityPublic.model_validate(activity)
     view.customer_ids = people
     return view
@@ -75,7 +73,7 @@ def _logged(activity: SalesActivity, subject: str) -> ActivityLogged:
     )
 
 
-async def log_activity(session: AsyncSession, body: ActivityCreate, topic: str) -> ActivityPublic:
+async def log_activity(uow: SalesUnitOfWork, body: ActivityCreate) -> ActivityPublic:
     """A call or a note."""
     now = utcnow()
     activity = SalesActivity(
@@ -87,10 +85,10 @@ async def log_activity(session: AsyncSession, body: ActivityCreate, topic: str) 
         occurred_at=body.occurred_at or now,
         created_at=now,
     )
-    return await record(session, activity, body.customer_ids, topic)
+    return await record(uow, activity, body.customer_ids)
 
 
-async def create_task(session: AsyncSession, body: TaskCreate, topic: str) -> ActivityPublic:
+async def create_task(uow: SalesUnitOfWork, body: TaskCreate) -> ActivityPublic:
     """A task for an owner, due at a time."""
     now = utcnow()
     activity = SalesActivity(
@@ -103,42 +101,42 @@ async def create_task(session: AsyncSession, body: TaskCreate, topic: str) -> Ac
         due_at=body.due_at,
         created_at=now,
     )
-    return await record(session, activity, body.customer_ids, topic)
+    return await record(uow, activity, body.customer_ids)
 
 
 async def get_activity(
-    session: AsyncSession, activity_id: str, kind: str | None = None
+    uow: SalesUnitOfWork, activity_id: str, kind: str | None = None
 ) -> SalesActivity:
     """The activity (of that kind), or NotFound."""
-    activity = await store.get_activity(session, activity_id)
+    activity = await uow.activities.get_activity(activity_id)
     if activity is None or (kind is not None and activity.kind != kind):
         raise NotFound(f"no {kind or 'activity'} {activity_id}")
     return activity
 
 
-async def update_task(session: AsyncSession, task_id: str, body: TaskUpdate) -> ActivityPublic:
+async def update_task(uow: SalesUnitOfWork, task_id: str, body: TaskUpdate) -> ActivityPublic:
     """Mark a task done or not done, or move its due time."""
-    task = await get_activity(session, task_id, "task")
+    task = await get_activity(uow, task_id, "task")
     if body.done is not None:
         task.done_at = (task.done_at or utcnow()) if body.done else None
     if body.due_at is not None:
         task.due_at = body.due_at
-    session.add(task)
-    return await activity_view(session, task)
+    uow.activities.add(task)
+    return await activity_view(uow, task)
 
 
 async def overdue_tasks(
-    session: AsyncSession, owner: str | None, now: datetime, limit: int
+    uow: SalesUnitOfWork, owner: str | None, now: datetime, limit: int
 ) -> list[ActivityPublic]:
     """Tasks not done whose due time has passed, oldest due first, for one owner or all."""
-    return await _views(session, await store.overdue_tasks(session, owner, now, limit))
+    return await _views(uow, await uow.activities.overdue_tasks(owner, now, limit))
 
 
-async def create_meeting(session: AsyncSession, body: MeetingCreate, topic: str) -> ActivityPublic:
+async def create_meeting(uow: SalesUnitOfWork, body: MeetingCreate) -> ActivityPublic:
     """A meeting; attendees who are known customers become its contacts."""
     now = utcnow()
     addresses = list(dict.fromkeys(address.strip().lower() for address in body.attendees))
-    by_address = await customers_store.customer_ids_by_email(session, addresses)
+    by_address = await uow.customers.customer_ids_by_email(addresses)
     activity = SalesActivity(
         kind="meeting",
         account_id=body.account_id,
@@ -153,7 +151,7 @@ async def create_meeting(session: AsyncSession, body: MeetingCreate, topic: str)
         created_at=now,
     )
     people = [*body.customer_ids, *by_address.values()]
-    return await record(session, activity, people, topic)
+    return await record(uow, activity, people)
 
 
 def meeting_ics(meeting: SalesActivity, organizer: str | None = None) -> bytes:
@@ -241,14 +239,14 @@ def _sent_at(message: EmailMessage, fallback: datetime) -> datetime:
 
 
 async def log_email(
-    session: AsyncSession, raw: bytes, account_id: str | None, owner: str | None, topic: str
+    uow: SalesUnitOfWork, raw: bytes, account_id: str | None, owner: str | None
 ) -> ActivityPublic:
     """Log a raw e-mail; its From, To and Cc link it to contacts by address, and to the
     account named or, failing that, to the account of the addresses' domain."""
     message = parse_email(raw)
     addresses = list(dict.fromkeys(_addresses(message, "from") + _addresses(message, "to", "cc")))
-    people = await customers_store.customer_ids_by_email(session, addresses)
-    account_id = account_id or await _account_by_domain(session, addresses)
+    people = await uow.customers.customer_ids_by_email(addresses)
+    account_id = account_id or await _account_by_domain(uow, addresses)
     now = utcnow()
     subject = str(message.get("subject") or "(no subject)").strip()[:500] or "(no subject)"
     activity = SalesActivity(
@@ -264,28 +262,28 @@ async def log_email(
     )
     if account_id is None and not people:
         raise InvalidRequest("no account or contact matches the e-mail's addresses")
-    return await record(session, activity, list(people.values()), topic)
+    return await record(uow, activity, list(people.values()))
 
 
-async def _account_by_domain(session: AsyncSession, addresses: Sequence[str]) -> str | None:
+async def _account_by_domain(uow: SalesUnitOfWork, addresses: Sequence[str]) -> str | None:
     domains = {address.rsplit("@", 1)[1] for address in addresses if "@" in address}
     if not domains:
         return None
-    return await accounts_store.account_id_by_domain(session, domains)
+    return await uow.accounts.account_id_by_domain(domains)
 
 
 # --- listings --------------------------------------------------------------------------------
 
 
-async def activity_view(session: AsyncSession, activity: SalesActivity) -> ActivityPublic:
-    return (await _views(session, [activity]))[0]
+async def activity_view(uow: SalesUnitOfWork, activity: SalesActivity) -> ActivityPublic:
+    return (await _views(uow, [activity]))[0]
 
 
-async def _views(session: AsyncSession, activities: list[SalesActivity]) -> list[ActivityPublic]:
+async def _views(uow: SalesUnitOfWork, activities: list[SalesActivity]) -> list[ActivityPublic]:
     ids = [activity.id for activity in activities]
     links: dict[str, list[str]] = {activity_id: [] for activity_id in ids}
     if ids:
-        for link in await store.contact_links_of(session, ids):
+        for link in await uow.activities.contact_links_of(ids):
             links[link.activity_id].append(link.customer_id)
     views = []
     for activity in activities:
@@ -296,7 +294,7 @@ async def _views(session: AsyncSession, activities: list[SalesActivity]) -> list
 
 
 async def list_activities(
-    session: AsyncSession,
+    uow: SalesUnitOfWork,
     *,
     account_id: str | None,
     customer_id: str | None,
@@ -306,18 +304,18 @@ async def list_activities(
 ) -> Page[ActivityPublic]:
     """Activities newest first, of an account (its own and its contacts') or of a contact."""
     if account_id is not None:
-        await get_account(session, account_id)
-    where = store.ActivityFilter(account_id, customer_id, kind)
-    rows, next_cursor = await store.list_activities(session, where, limit, cursor)
-    return Page(items=await _views(session, rows), next_cursor=next_cursor)
+        await get_account(uow, account_id)
+    where = ActivityFilter(account_id, customer_id, kind)
+    rows, next_cursor = await uow.activities.list_activities(where, limit, cursor)
+    return Page(items=await _views(uow, rows), next_cursor=next_cursor)
 
 
-async def forget_person(session: AsyncSession, customer_ids: list[str], emails: list[str]) -> None:
+async def forget_person(uow: SalesUnitOfWork, customer_ids: list[str], emails: list[str]) -> None:
     """Erasure: e-mails with the person lose their text, every activity loses the link to
     them and their address; the activities themselves stay with the account."""
-    for activity in await store.activities_about(session, customer_ids, emails):
+    for activity in await uow.activities.activities_about(customer_ids, emails):
         if activity.kind == "email":
             activity.subject, activity.body, activity.message_id = "(erased)", "", None
         activity.addresses = [address for address in activity.addresses if address not in emails]
-        session.add(activity)
-    await store.unlink_customers(session, customer_ids)
+        uow.activities.add(activity)
+    await uow.activities.unlink_customers(customer_ids)

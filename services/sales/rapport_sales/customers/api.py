@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter, Depends
 
+from rapport_events.deps import SnapshotSessionDep
 from rapport_events.limits import CustomerIdPath
 from rapport_sales import lifecycle
 from rapport_sales.activities import service as activities
 from rapport_sales.activities.models import ActivityPublic
-from rapport_sales.deps import Cursor, Limit, SessionDep, require_token
+from rapport_sales.deps import Cursor, Limit, UnitOfWorkDep, require_token
 from rapport_sales.lifecycle import CustomerExport
 from rapport_sales.shared import Page
 
@@ -14,16 +15,18 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 @router.get("/customers/{customer_id}/export", tags=["customers"])
-async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
+async def export_customer(
+    customer_id: CustomerIdPath, session: SnapshotSessionDep
+) -> CustomerExport:
     """Everything sales holds about the customer, table by table (GDPR export)."""
     return await lifecycle.export_customer(session, customer_id)
 
 
 @router.get("/customers/{customer_id}/activities", tags=["customers", "activities"])
 async def customer_activities(
-    customer_id: CustomerIdPath, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+    customer_id: CustomerIdPath, uow: UnitOfWorkDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ActivityPublic]:
     """The contact's activities, newest first."""
     return await activities.list_activities(
-        session, account_id=None, customer_id=customer_id, kind=None, limit=limit, cursor=cursor
+        uow, account_id=None, customer_id=customer_id, kind=None, limit=limit, cursor=cursor
     )

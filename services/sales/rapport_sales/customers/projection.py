@@ -9,8 +9,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events.base import utcnow
 from rapport_events.consumer import batch
 from rapport_events.types import CampaignMessageClicked, CustomerRegistered, CustomerUpdated
-from rapport_sales.customers import store
 from rapport_sales.customers.models import SalesCustomer
+from rapport_sales.unit_of_work import SalesUnitOfWork, SqlSalesUnitOfWork
 
 PERSON_FIELDS = ("email", "first_name", "last_name", "acquisition_channel")
 LIMITS = {"email": 320, "first_name": 200, "last_name": 200, "acquisition_channel": 100}
@@ -23,15 +23,14 @@ def _fit(name: str, value: Any) -> str | None:
     return value[: LIMITS[name]]
 
 
-@batch
 async def note_customers(
-    session: AsyncSession, events: Sequence[CustomerRegistered | CustomerUpdated]
+    uow: SalesUnitOfWork, events: Sequence[CustomerRegistered | CustomerUpdated]
 ) -> None:
     """Registrations and updates, in log order: the name, address and channel of each."""
     ids = {event.customer_id for event in events}
     # The erased stay erased: their late events change nothing.
-    erased = await store.erased_among(session, ids)
-    known = await store.customers_among(session, ids - erased)
+    erased = await uow.customers.erased_among(ids)
+    known = await uow.customers.customers_among(ids - erased)
     for event in events:
         if event.customer_id in erased:
             continue
@@ -50,15 +49,28 @@ async def note_customers(
         for name, value in values.items():
             setattr(person, name, _fit(name, value))
         person.updated_at = utcnow()
-        session.add(person)
+        uow.customers.add(person)
 
 
-@batch
-async def note_clicks(session: AsyncSession, events: Sequence[CampaignMessageClicked]) -> None:
+async def note_clicks(uow: SalesUnitOfWork, events: Sequence[CampaignMessageClicked]) -> None:
     """The campaign each customer clicked last: the source of their next opportunity."""
-    known = await store.customers_among(session, {event.customer_id for event in events})
+    known = await uow.customers.customers_among({event.customer_id for event in events})
     for event in events:
         person = known.get(event.customer_id)
         if person is not None:
             person.last_campaign_id = event.campaign_id[:64]
-            session.add(person)
+            uow.customers.add(person)
+
+
+@batch
+async def on_customers(
+    events: Sequence[CustomerRegistered | CustomerUpdated], session: AsyncSession
+) -> None:
+    """`note_customers` on the consumer's transaction."""
+    await note_customers(SqlSalesUnitOfWork(session), events)
+
+
+@batch
+async def on_clicks(events: Sequence[CampaignMessageClicked], session: AsyncSession) -> None:
+    """`note_clicks` on the consumer's transaction."""
+    await note_clicks(SqlSalesUnitOfWork(session), events)

@@ -7,8 +7,6 @@ is how the deal reaches profile's metrics and campaign's attribution.
 
 from decimal import Decimal
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import Event, utcnow
 from rapport_events.types import (
     LineItem,
@@ -18,13 +16,10 @@ from rapport_events.types import (
     OpportunityWon,
     OrderCompleted,
 )
-from rapport_sales.accounts import store as accounts_store
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.accounts.service import get_account
-from rapport_sales.customers import store as customers_store
 from rapport_sales.customers.models import SalesCustomer
 from rapport_sales.errors import Conflict, InvalidRequest, NotFound
-from rapport_sales.opportunities import store
 from rapport_sales.opportunities.models import (
     OpportunityCreate,
     OpportunityLose,
@@ -42,7 +37,9 @@ from rapport_sales.opportunities.models import (
     StagePublic,
     Status,
 )
-from rapport_sales.shared import Page, account_subject, aware, publish
+from rapport_sales.opportunities.store import OpportunityFilter
+from rapport_sales.shared import Page, account_subject, aware
+from rapport_sales.unit_of_work import SalesUnitOfWork
 
 DEFAULT_PIPELINE = "default"
 ORDER_PREFIX = "sales-"
@@ -51,32 +48,34 @@ ORDER_PREFIX = "sales-"
 # --- pipelines -------------------------------------------------------------------------------
 
 
-async def create_pipeline(session: AsyncSession, body: PipelineCreate) -> PipelinePublic:
+async def create_pipeline(uow: SalesUnitOfWork, body: PipelineCreate) -> PipelinePublic:
     """A new pipeline and its stages, in the order given."""
-    if await store.pipeline_named(session, body.name) is not None:
+    if await uow.opportunities.pipeline_named(body.name) is not None:
         raise Conflict(f"a pipeline is already named {body.name!r}")
     pipeline = SalesPipeline(name=body.name, created_at=utcnow())
-    session.add(pipeline)
+    uow.opportunities.add(pipeline)
     for position, stage in enumerate(body.stages):
-        session.add(SalesStage(pipeline_id=pipeline.id, position=position, **stage.model_dump()))
-    await session.flush()
-    return await pipeline_view(session, pipeline.id)
+        uow.opportunities.add(
+            SalesStage(pipeline_id=pipeline.id, position=position, **stage.model_dump())
+        )
+    await uow.flush()
+    return await pipeline_view(uow, pipeline.id)
 
 
-async def stages_of(session: AsyncSession, pipeline_id: str) -> list[SalesStage]:
+async def stages_of(uow: SalesUnitOfWork, pipeline_id: str) -> list[SalesStage]:
     """The pipeline's stages in order, or NotFound."""
-    stages = await store.stages_of_pipeline(session, pipeline_id)
+    stages = await uow.opportunities.stages_of_pipeline(pipeline_id)
     if not stages:
         raise NotFound(f"no pipeline {pipeline_id}")
     return stages
 
 
-async def pipeline_view(session: AsyncSession, pipeline_id: str) -> PipelinePublic:
+async def pipeline_view(uow: SalesUnitOfWork, pipeline_id: str) -> PipelinePublic:
     """The pipeline with its ordered stages."""
-    pipeline = await store.get_pipeline(session, pipeline_id)
+    pipeline = await uow.opportunities.get_pipeline(pipeline_id)
     if pipeline is None:
         raise NotFound(f"no pipeline {pipeline_id}")
-    stages = await stages_of(session, pipeline_id)
+    stages = await stages_of(uow, pipeline_id)
     return PipelinePublic(
         id=pipeline.id,
         name=pipeline.name,
@@ -84,10 +83,10 @@ async def pipeline_view(session: AsyncSession, pipeline_id: str) -> PipelinePubl
     )
 
 
-async def list_pipelines(session: AsyncSession) -> list[PipelinePublic]:
+async def list_pipelines(uow: SalesUnitOfWork) -> list[PipelinePublic]:
     """Every pipeline with its stages (there are few)."""
-    pipelines = await store.all_pipelines(session)
-    return [await pipeline_view(session, pipeline.id) for pipeline in pipelines]
+    pipelines = await uow.opportunities.all_pipelines()
+    return [await pipeline_view(uow, pipeline.id) for pipeline in pipelines]
 
 
 def _stage(stages: list[SalesStage], key: str) -> SalesStage:
@@ -102,13 +101,13 @@ def _stage(stages: list[SalesStage], key: str) -> SalesStage:
 
 
 async def create_opportunity(
-    session: AsyncSession, body: OpportunityCreate, topic: str, default_currency: str
+    uow: SalesUnitOfWork, body: OpportunityCreate, default_currency: str
 ) -> OpportunityPublic:
     """Open an opportunity in a stage of its pipeline; publishes opportunity.created."""
     now = utcnow()
-    account = await get_account(session, body.account_id)
+    account = await get_account(uow, body.account_id)
     pipeline_id = body.pipeline_id or DEFAULT_PIPELINE
-    stages = await stages_of(session, pipeline_id)
+    stages = await stages_of(uow, pipeline_id)
     stage = _stage(stages, body.stage) if body.stage else stages[0]
     if stage.outcome != "open":
         raise InvalidRequest(f"an opportunity opens in an open stage, not {stage.key!r}")
@@ -117,7 +116,7 @@ async def create_opportunity(
     contacts = list(
         dict.fromkeys([*([body.customer_id] if body.customer_id else []), *body.contacts])
     )
-    people = await _known_customers(session, contacts)
+    people = await _known_customers(uow, contacts)
     primary = people.get(body.customer_id) if body.customer_id else None
     opportunity = SalesOpportunity(
         pipeline_id=pipeline_id,
@@ -135,31 +134,35 @@ async def create_opportunity(
         created_at=now,
         updated_at=now,
     )
-    session.add(opportunity)
+    uow.opportunities.add(opportunity)
     for customer_id in contacts:
-        session.add(SalesOpportunityContact(opportunity_id=opportunity.id, customer_id=customer_id))
-    await _make_contacts(session, account.id, contacts)
-    session.add(SalesStageChange(opportunity_id=opportunity.id, to_stage=stage.key, changed_at=now))
-    await publish(session, [_created(opportunity)], topic)
-    return await opportunity_view(session, opportunity)
+        uow.opportunities.add(
+            SalesOpportunityContact(opportunity_id=opportunity.id, customer_id=customer_id)
+        )
+    await _make_contacts(uow, account.id, contacts)
+    uow.opportunities.add(
+        SalesStageChange(opportunity_id=opportunity.id, to_stage=stage.key, changed_at=now)
+    )
+    await uow.outbox.publish([_created(opportunity)])
+    return await opportunity_view(uow, opportunity)
 
 
-async def _known_customers(session: AsyncSession, ids: list[str]) -> dict[str, SalesCustomer]:
-    found = await customers_store.customers_among(session, ids)
+async def _known_customers(uow: SalesUnitOfWork, ids: list[str]) -> dict[str, SalesCustomer]:
+    found = await uow.customers.customers_among(ids)
     missing = [customer_id for customer_id in ids if customer_id not in found]
     if missing:
         raise InvalidRequest(f"unknown customer {missing[0]} (not registered in profile)")
     return found
 
 
-async def _make_contacts(session: AsyncSession, account_id: str, ids: list[str]) -> None:
+async def _make_contacts(uow: SalesUnitOfWork, account_id: str, ids: list[str]) -> None:
     """The opportunity's people become contacts of its account if they were not."""
     if not ids:
         return
-    linked = await accounts_store.contact_ids_among(session, account_id, ids)
+    linked = await uow.accounts.contact_ids_among(account_id, ids)
     for customer_id in ids:
         if customer_id not in linked:
-            session.add(
+            uow.accounts.add(
                 SalesContact(
                     account_id=account_id,
                     customer_id=customer_id,
@@ -208,9 +211,9 @@ def _created(opportunity: SalesOpportunity) -> OpportunityCreated:
     )
 
 
-async def get_opportunity(session: AsyncSession, opportunity_id: str) -> SalesOpportunity:
+async def get_opportunity(uow: SalesUnitOfWork, opportunity_id: str) -> SalesOpportunity:
     """The opportunity, or NotFound."""
-    opportunity = await store.get_opportunity(session, opportunity_id)
+    opportunity = await uow.opportunities.get_opportunity(opportunity_id)
     if opportunity is None:
         raise NotFound(f"no opportunity {opportunity_id}")
     return opportunity
@@ -222,10 +225,10 @@ def _still_open(opportunity: SalesOpportunity) -> None:
 
 
 async def update_opportunity(
-    session: AsyncSession, opportunity_id: str, body: OpportunityUpdate, topic: str
+    uow: SalesUnitOfWork, opportunity_id: str, body: OpportunityUpdate
 ) -> OpportunityPublic:
     """Change an open opportunity; a new stage is published as opportunity.stage.changed."""
-    opportunity = await get_opportunity(session, opportunity_id)
+    opportunity = await get_opportunity(uow, opportunity_id)
     _still_open(opportunity)
     changes = body.model_dump(exclude_unset=True, exclude={"stage"})
     if (
@@ -239,25 +242,25 @@ async def update_opportunity(
         setattr(opportunity, name, value)
     events: list[Event] = []
     if body.stage is not None and body.stage != opportunity.stage:
-        stage = _stage(await stages_of(session, opportunity.pipeline_id), body.stage)
+        stage = _stage(await stages_of(uow, opportunity.pipeline_id), body.stage)
         if stage.outcome != "open":
             raise InvalidRequest(
                 f"close an opportunity with /win or /lose, not stage {stage.key!r}"
             )
-        events.append(_move(session, opportunity, stage))
+        events.append(_move(uow, opportunity, stage))
     opportunity.updated_at = utcnow()
-    session.add(opportunity)
-    await publish(session, events, topic)
-    return await opportunity_view(session, opportunity)
+    uow.opportunities.add(opportunity)
+    await uow.outbox.publish(events)
+    return await opportunity_view(uow, opportunity)
 
 
 def _move(
-    session: AsyncSession, opportunity: SalesOpportunity, stage: SalesStage
+    uow: SalesUnitOfWork, opportunity: SalesOpportunity, stage: SalesStage
 ) -> OpportunityStageChanged:
     """Put the opportunity in `stage`, with its history row; the event that says so."""
     before = opportunity.stage
     opportunity.stage, opportunity.probability = stage.key, stage.probability
-    session.add(
+    uow.opportunities.add(
         SalesStageChange(
             opportunity_id=opportunity.id,
             from_stage=before,
@@ -278,15 +281,15 @@ def _outcome_stage(stages: list[SalesStage], outcome: str) -> SalesStage:
 
 
 async def win_opportunity(
-    session: AsyncSession, opportunity_id: str, body: OpportunityWin, topic: str
+    uow: SalesUnitOfWork, opportunity_id: str, body: OpportunityWin
 ) -> OpportunityPublic:
     """Close as won; with `record_order`, the deal is an order of its primary contact."""
-    opportunity = await get_opportunity(session, opportunity_id)
+    opportunity = await get_opportunity(uow, opportunity_id)
     _still_open(opportunity)
     if body.record_order and opportunity.customer_id is None:
         raise InvalidRequest("an order needs the opportunity's primary contact (customer_id)")
-    stages = await stages_of(session, opportunity.pipeline_id)
-    events: list[Event] = [_move(session, opportunity, _outcome_stage(stages, "won"))]
+    stages = await stages_of(uow, opportunity.pipeline_id)
+    events: list[Event] = [_move(uow, opportunity, _outcome_stage(stages, "won"))]
     _close(opportunity, "won")
     if body.record_order:
         opportunity.order_id = f"{ORDER_PREFIX}{opportunity.id}"
@@ -298,19 +301,19 @@ async def win_opportunity(
             cycle_days=cycle_days(opportunity),
         )
     )
-    session.add(opportunity)
-    await publish(session, events, topic)
-    return await opportunity_view(session, opportunity)
+    uow.opportunities.add(opportunity)
+    await uow.outbox.publish(events)
+    return await opportunity_view(uow, opportunity)
 
 
 async def lose_opportunity(
-    session: AsyncSession, opportunity_id: str, body: OpportunityLose, topic: str
+    uow: SalesUnitOfWork, opportunity_id: str, body: OpportunityLose
 ) -> OpportunityPublic:
     """Close as lost, with the reason."""
-    opportunity = await get_opportunity(session, opportunity_id)
+    opportunity = await get_opportunity(uow, opportunity_id)
     _still_open(opportunity)
-    stages = await stages_of(session, opportunity.pipeline_id)
-    moved = _move(session, opportunity, _outcome_stage(stages, "lost"))
+    stages = await stages_of(uow, opportunity.pipeline_id)
+    moved = _move(uow, opportunity, _outcome_stage(stages, "lost"))
     _close(opportunity, "lost")
     opportunity.lost_reason = body.reason
     lost = OpportunityLost(
@@ -318,9 +321,9 @@ async def lose_opportunity(
         reason=body.reason,
         cycle_days=cycle_days(opportunity),
     )
-    session.add(opportunity)
-    await publish(session, [moved, lost], topic)
-    return await opportunity_view(session, opportunity)
+    uow.opportunities.add(opportunity)
+    await uow.outbox.publish([moved, lost])
+    return await opportunity_view(uow, opportunity)
 
 
 def _close(opportunity: SalesOpportunity, status: Status) -> None:
@@ -363,19 +366,19 @@ def _order(opportunity: SalesOpportunity) -> OrderCompleted:
 
 
 async def opportunity_view(
-    session: AsyncSession, opportunity: SalesOpportunity
+    uow: SalesUnitOfWork, opportunity: SalesOpportunity
 ) -> OpportunityPublic:
     """The opportunity with its contacts and stage history."""
-    await session.flush()
+    await uow.flush()
     view = OpportunityPublic.model_validate(opportunity)
-    view.contacts = sorted(await store.contact_ids_of(session, opportunity.id))
-    history = await store.stage_history(session, opportunity.id)
+    view.contacts = sorted(await uow.opportunities.contact_ids_of(opportunity.id))
+    history = await uow.opportunities.stage_history(opportunity.id)
     view.history = [StageChangePublic.model_validate(change) for change in history]
     return view
 
 
 async def list_opportunities(
-    session: AsyncSession,
+    uow: SalesUnitOfWork,
     *,
     status: Status | None,
     owner: str | None,
@@ -386,16 +389,16 @@ async def list_opportunities(
     cursor: str | None,
 ) -> Page[OpportunityPublic]:
     """Opportunities newest first, filtered."""
-    where = store.OpportunityFilter(status, owner, account_id, pipeline_id, stage)
-    rows, next_cursor = await store.list_opportunities(session, where, limit, cursor)
+    where = OpportunityFilter(status, owner, account_id, pipeline_id, stage)
+    rows, next_cursor = await uow.opportunities.list_opportunities(where, limit, cursor)
     return Page(
         items=[OpportunityPublic.model_validate(row) for row in rows], next_cursor=next_cursor
     )
 
 
-async def forget_contact(session: AsyncSession, customer_ids: list[str]) -> None:
+async def forget_contact(uow: SalesUnitOfWork, customer_ids: list[str]) -> None:
     """Opportunities survive an erasure without the person."""
-    await store.unlink_customers(session, customer_ids)
-    for opportunity in await store.opportunities_of_customers(session, customer_ids):
+    await uow.opportunities.unlink_customers(customer_ids)
+    for opportunity in await uow.opportunities.opportunities_of_customers(customer_ids):
         opportunity.customer_id = None
-        session.add(opportunity)
+        uow.opportunities.add(opportunity)

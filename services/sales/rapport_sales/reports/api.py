@@ -7,7 +7,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query
 
 from rapport_events.base import utcnow
-from rapport_sales.deps import OwnerFilter, ProfileDep, SessionDep, SettingsDep, require_token
+from rapport_sales.deps import OwnerFilter, ProfileDep, SettingsDep, UnitOfWorkDep, require_token
 from rapport_sales.errors import REFERENCE_NOT_FOUND, InvalidRequest
 from rapport_sales.opportunities import service as opportunities
 from rapport_sales.opportunities.service import DEFAULT_PIPELINE
@@ -19,18 +19,18 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 @router.get("/reports/pipeline", tags=["reports"], responses=REFERENCE_NOT_FOUND)
 async def pipeline_report(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     pipeline_id: Annotated[str, Query(max_length=64)] = DEFAULT_PIPELINE,
     owner: OwnerFilter = None,
 ) -> PipelineReport:
     """Open deals per stage and per owner: count, amount, and amount × stage probability."""
-    await opportunities.stages_of(session, pipeline_id)
-    return await service.pipeline_report(session, pipeline_id, owner)
+    await opportunities.stages_of(uow, pipeline_id)
+    return await service.pipeline_report(uow, pipeline_id, owner)
 
 
 @router.get("/reports/forecast", tags=["reports"])
 async def forecast_report(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     profile: ProfileDep,
     start: Annotated[date | None, Query(alias="from")] = None,
     months: Annotated[int, Query(ge=1, le=24)] = 6,
@@ -38,7 +38,7 @@ async def forecast_report(
 ) -> ForecastReport:
     """The weighted pipeline per month of expected close, next to profile's forecast of
     revenue from the order history."""
-    report = await service.weighted_forecast(session, start or utcnow().date(), months, owner)
+    report = await service.weighted_forecast(uow, start or utcnow().date(), months, owner)
     try:
         report.historical = await profile.revenue_forecast(months)
     except (httpx.HTTPError, ValueError) as error:
@@ -48,7 +48,7 @@ async def forecast_report(
 
 @router.get("/reports/forecast/backtest", tags=["reports"])
 async def forecast_backtest(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     as_of: datetime,
     months: Annotated[int, Query(ge=1, le=24)] = 3,
@@ -57,16 +57,16 @@ async def forecast_backtest(
     """The weighted forecast as it stood at `as_of` against the amounts won after it."""
     if as_of.tzinfo is None:
         raise InvalidRequest("as_of needs a time zone")
-    return await service.backtest(session, as_of, months, currency or settings.default_currency)
+    return await service.backtest(uow, as_of, months, currency or settings.default_currency)
 
 
 @router.get("/reports/win-rate", tags=["reports"])
 async def win_rate_report(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     owner: OwnerFilter = None,
 ) -> WinRateReport:
     """Won / (won + lost) and the average days from open to close, of deals closed in
     [from, to), in total and per owner."""
-    return await service.win_rate(session, start, end, owner)
+    return await service.win_rate(uow, start, end, owner)

@@ -11,10 +11,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from rapport_sales.opportunities import store as opportunities_store
-from rapport_sales.reports import store
 from rapport_sales.reports.models import (
     Backtest,
     BacktestMonth,
@@ -27,6 +23,7 @@ from rapport_sales.reports.models import (
     WinRateReport,
 )
 from rapport_sales.shared import aware
+from rapport_sales.unit_of_work import SalesUnitOfWork
 
 CENT = Decimal("0.01")
 
@@ -45,14 +42,14 @@ def _money(value: Any) -> Decimal:
 
 
 async def pipeline_report(
-    session: AsyncSession, pipeline_id: str, owner: str | None
+    uow: SalesUnitOfWork, pipeline_id: str, owner: str | None
 ) -> PipelineReport:
     """Count, amount and weighted amount of the open deals per stage and per owner.
 
     One scan grouped by (stage, owner, currency) — a few hundred rows whatever the number
     of deals — folded into both views here.
     """
-    cells = await store.open_by_stage_and_owner(session, pipeline_id, owner)
+    cells = await uow.reports.open_by_stage_and_owner(pipeline_id, owner)
     by_stage: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
     by_owner: dict[tuple[str | None, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
     for stage, name, currency, count, total, weight in cells:
@@ -60,10 +57,7 @@ async def pipeline_report(
             sums[0] += count
             sums[1] += Decimal(str(total))
             sums[2] += Decimal(str(weight))
-    stages = {
-        stage.key: stage
-        for stage in await opportunities_store.stages_of_pipeline(session, pipeline_id)
-    }
+    stages = {stage.key: stage for stage in await uow.opportunities.stages_of_pipeline(pipeline_id)}
     stage_rows = [
         StageTotal(
             stage=key,
@@ -95,7 +89,7 @@ async def pipeline_report(
 
 
 async def weighted_forecast(
-    session: AsyncSession, start: date, months: int, owner: str | None
+    uow: SalesUnitOfWork, start: date, months: int, owner: str | None
 ) -> ForecastReport:
     """Weighted amounts of the open deals per expected close month, from `start`'s month.
 
@@ -103,7 +97,7 @@ async def weighted_forecast(
     thousand rows whatever the number of opportunities.
     """
     first, end = month_of(start), add_months(start, months)
-    rows = await store.open_by_close_day(session, end, owner)
+    rows = await uow.reports.open_by_close_day(end, owner)
     ahead: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
     late: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
     for day, currency, count, total, weight in rows:
@@ -130,10 +124,10 @@ def _months(sums: dict[tuple[date, str], list[Decimal]]) -> list[ForecastMonth]:
 
 
 async def win_rate(
-    session: AsyncSession, start: datetime | None, end: datetime | None, owner: str | None
+    uow: SalesUnitOfWork, start: datetime | None, end: datetime | None, owner: str | None
 ) -> WinRateReport:
     """Win rate and average cycle time of the deals closed in the window, per owner."""
-    rows = await store.closed_by_owner(session, start, end, owner)
+    rows = await uow.reports.closed_by_owner(start, end, owner)
     owners = [
         OwnerWinRate(
             owner=name,
@@ -170,14 +164,14 @@ def _rate(won: Any, lost: Any) -> float | None:
     return round(int(won or 0) / closed, 4) if closed else None
 
 
-async def backtest(session: AsyncSession, as_of: datetime, months: int, currency: str) -> Backtest:
+async def backtest(uow: SalesUnitOfWork, as_of: datetime, months: int, currency: str) -> Backtest:
     """Replay the forecast at `as_of` (stages then, from the history) and score it."""
-    opened = await store.dated_deals_opened_by(session, as_of, currency)
+    opened = await uow.reports.dated_deals_opened_by(as_of, currency)
     candidates = {
         row.id: row for row in opened if row.closed_at is None or aware(row.closed_at) > as_of
     }
-    stage_then = await store.stages_at(session, list(candidates), as_of)
-    probabilities = await store.stage_probabilities(session)
+    stage_then = await uow.reports.stages_at(list(candidates), as_of)
+    probabilities = await uow.reports.stage_probabilities()
     first = add_months(month_of(as_of.date()), 1)
     forecast: dict[date, Decimal] = defaultdict(Decimal)
     for row in candidates.values():
@@ -187,7 +181,7 @@ async def backtest(session: AsyncSession, as_of: datetime, months: int, currency
         forecast[month_of(row.expected_close_date)] += row.amount * probability
     since = datetime.combine(first, datetime.min.time(), as_of.tzinfo)
     actual: dict[date, Decimal] = defaultdict(Decimal)
-    for closed_at, amount in await store.won_since(session, since, currency):
+    for closed_at, amount in await uow.reports.won_since(since, currency):
         assert closed_at is not None  # a won deal is closed
         actual[month_of(aware(closed_at).date())] += Decimal(str(amount))
     scored = [

@@ -11,8 +11,8 @@ from rapport_support.mentions import store
 from rapport_support.mentions.models import SupportMention
 from rapport_support.settings import Settings
 from rapport_support.shared import publish
-from rapport_support.tickets import store as ticket_store
 from rapport_support.tickets.models import SupportTicket
+from rapport_support.tickets.store import SqlTicketStore
 
 
 async def link_claimed_mentions(
@@ -27,7 +27,7 @@ async def link_claimed_mentions(
     claimant = {m["id"]: claims[(m["platform"], m["handle_key"])] for m in mentions}
     owner_of_subject = {m["subject_id"]: claimant[m["id"]] for m in mentions}
     await store.relink(session, SupportMention, claimant, subject=True)
-    tickets = await ticket_store.tickets_filed_under(session, owner_of_subject)
+    tickets = await SqlTicketStore(session).tickets_filed_under(owner_of_subject)
     await store.relink(
         session, SupportTicket, {t["id"]: owner_of_subject[t["customer_id"]] for t in tickets}
     )

@@ -29,9 +29,9 @@ from rapport_support.mentions.models import (
 from rapport_support.products import store as product_store
 from rapport_support.settings import Settings
 from rapport_support.shared import Page, clip, publish
-from rapport_support.tickets import store as ticket_store
 from rapport_support.tickets.models import CommentCreate, TicketCreate
 from rapport_support.tickets.service import add_comment, open_ticket
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 
 def social_subject(platform: str, key: str) -> str:
@@ -113,7 +113,7 @@ async def ingest_mention(
     if kind in ("complaint", "question"):
         strongly_negative = score.compound <= -0.5
         ticket = await open_ticket(
-            session,
+            SqlSupportUnitOfWork(session, settings),
             settings,
             TicketCreate(
                 customer_id=mention.subject_id,
@@ -203,11 +203,11 @@ async def reply_to_mention(
     )
     store.add(session, reply)
     if mention.ticket_id is not None:
-        ticket = await ticket_store.get_ticket(session, mention.ticket_id)
+        tickets = SqlSupportUnitOfWork(session, settings)
+        ticket = await tickets.tickets.get_ticket(mention.ticket_id)
         if ticket is not None and ticket.status != "closed":
             await add_comment(
-                session,
-                settings,
+                tickets,
                 ticket.id,
                 CommentCreate(
                     body=f"Replied on {mention.platform}: {data.text}", author=data.author

@@ -8,9 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_support.errors import InvalidRequest
 from rapport_support.products.models import CategoryIssues, KnownIssues, ResolutionCount, model_key
 from rapport_support.settings import Settings
-from rapport_support.tickets import store as ticket_store
 from rapport_support.tickets.models import OPEN_STATUSES, SupportTicket
 from rapport_support.tickets.similarity import rank_similar
+from rapport_support.tickets.store import SqlTicketStore
 
 TOP_RESOLUTIONS = 3
 UNCATEGORISED = "uncategorised"
@@ -33,8 +33,8 @@ async def known_issues(
         raise InvalidRequest("product model must not be blank")
     tickets = [
         ticket
-        for ticket in await ticket_store.tickets_for_model(
-            session, key, settings.similarity_corpus_limit
+        for ticket in await SqlTicketStore(session).tickets_for_model(
+            key, settings.similarity_corpus_limit
         )
         if ticket.duplicate_of is None
     ]

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Depends, Query, status
 
 from rapport_events.limits import PathId
 from rapport_events.types import Priority, TicketStatus
-from rapport_support.deps import Limit, ReadSessionDep, SessionDep, SettingsDep, require_token
+from rapport_support.deps import (
+    Limit,
+    ReadUnitOfWorkDep,
+    SettingsDep,
+    UnitOfWorkDep,
+    require_token,
+)
 from rapport_support.errors import NOT_FOUND
 from rapport_support.products.models import model_key
 from rapport_support.shared import Page
@@ -45,16 +51,16 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     tags=["tickets"],
 )
 async def create_ticket(
-    data: TicketCreate, session: SessionDep, settings: SettingsDep
+    data: TicketCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> TicketPublic:
     """Open a ticket; publishes ticket.opened."""
-    ticket = await service.open_ticket(session, settings, data)
-    return await service.ticket_view(session, ticket)
+    ticket = await service.open_ticket(uow, settings, data)
+    return await service.ticket_view(uow, ticket)
 
 
 @router.get("/tickets", response_model=Page[TicketPublic], tags=["tickets"])
 async def list_tickets(
-    session: ReadSessionDep,
+    uow: ReadUnitOfWorkDep,
     customer_id: str | None = None,
     ticket_status: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     product_model: str | None = None,
@@ -81,15 +87,15 @@ async def list_tickets(
         text=q.strip() if q else None,
         breached=breached,
     )
-    return await service.list_tickets(session, where, limit, cursor)
+    return await service.list_tickets(uow, where, limit, cursor)
 
 
 @router.get(
     "/tickets/{ticket_id}", response_model=TicketDetail, responses=NOT_FOUND, tags=["tickets"]
 )
-async def read_ticket(ticket_id: PathId, session: ReadSessionDep) -> TicketDetail:
+async def read_ticket(ticket_id: PathId, uow: ReadUnitOfWorkDep) -> TicketDetail:
     """A ticket with its comments, linked tickets and SLA breaches."""
-    return await service.ticket_detail(session, ticket_id)
+    return await service.ticket_detail(uow, ticket_id)
 
 
 @router.patch(
@@ -99,11 +105,11 @@ async def read_ticket(ticket_id: PathId, session: ReadSessionDep) -> TicketDetai
     tags=["tickets"],
 )
 async def update_ticket(
-    ticket_id: PathId, data: TicketUpdate, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: TicketUpdate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> TicketPublic:
     """Change status, priority, category, assignee or product; publishes ticket.updated."""
-    ticket = await service.update_ticket(session, settings, ticket_id, data)
-    return await service.ticket_view(session, ticket)
+    ticket = await service.update_ticket(uow, settings, ticket_id, data)
+    return await service.ticket_view(uow, ticket)
 
 
 @router.post(
@@ -114,10 +120,10 @@ async def update_ticket(
     tags=["tickets"],
 )
 async def add_comment(
-    ticket_id: PathId, data: CommentCreate, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: CommentCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> CommentPublic:
     """Comment publicly or internally; an agent's first public comment is the first response."""
-    comment = await service.add_comment(session, settings, ticket_id, data)
+    comment = await service.add_comment(uow, ticket_id, data)
     return CommentPublic.model_validate(comment)
 
 
@@ -128,9 +134,9 @@ async def add_comment(
     responses=NOT_FOUND,
     tags=["tickets"],
 )
-async def link_ticket(ticket_id: PathId, data: LinkCreate, session: SessionDep) -> LinkPublic:
+async def link_ticket(ticket_id: PathId, data: LinkCreate, uow: UnitOfWorkDep) -> LinkPublic:
     """Link another ticket as related or duplicate."""
-    return await service.link_tickets(session, ticket_id, data)
+    return await service.link_tickets(uow, ticket_id, data)
 
 
 @router.post(
@@ -140,11 +146,11 @@ async def link_ticket(ticket_id: PathId, data: LinkCreate, session: SessionDep) 
     tags=["tickets"],
 )
 async def merge_ticket(
-    ticket_id: PathId, data: MergeRequest, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: MergeRequest, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> TicketDetail:
     """Fold this duplicate into another ticket; returns the ticket it was merged into."""
-    target = await service.merge_ticket(session, settings, ticket_id, data)
-    return await service.ticket_detail(session, target.id)
+    target = await service.merge_ticket(uow, ticket_id, data)
+    return await service.ticket_detail(uow, target.id)
 
 
 @router.post(
@@ -154,11 +160,11 @@ async def merge_ticket(
     tags=["tickets"],
 )
 async def rate_ticket(
-    ticket_id: PathId, data: RatingCreate, session: SessionDep, settings: SettingsDep
+    ticket_id: PathId, data: RatingCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> TicketPublic:
     """The customer's satisfaction rating after resolution; publishes ticket.rated."""
-    ticket = await service.rate_ticket(session, settings, ticket_id, data)
-    return await service.ticket_view(session, ticket)
+    ticket = await service.rate_ticket(uow, ticket_id, data)
+    return await service.ticket_view(uow, ticket)
 
 
 @router.get(
@@ -169,29 +175,29 @@ async def rate_ticket(
 )
 async def similar_tickets(
     ticket_id: PathId,
-    session: ReadSessionDep,
+    uow: ReadUnitOfWorkDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> list[SimilarTicket]:
     """Earlier tickets most similar in text (TF-IDF cosine), of the same product model."""
-    return await service.similar_tickets(session, settings, ticket_id, limit)
+    return await service.similar_tickets(uow, settings, ticket_id, limit)
 
 
 @router.get("/agents/{agent}/queue", response_model=Queue, tags=["tickets"])
-async def agent_queue(agent: str, session: ReadSessionDep) -> Queue:
+async def agent_queue(agent: str, uow: ReadUnitOfWorkDep) -> Queue:
     """The agent's open tickets, breached first, then by the nearest SLA due time."""
-    return await service.agent_queue(session, agent)
+    return await service.agent_queue(uow, agent)
 
 
 @router.get("/sla-policies", response_model=list[SlaPolicyPublic], tags=["sla"])
-async def sla_policies(session: ReadSessionDep, settings: SettingsDep) -> list[SlaPolicyPublic]:
+async def sla_policies(uow: ReadUnitOfWorkDep, settings: SettingsDep) -> list[SlaPolicyPublic]:
     """First-response and resolution targets per priority."""
-    return await sla.sla_policies(session, settings)
+    return await sla.sla_policies(uow, settings)
 
 
 @router.put("/sla-policies/{priority}", response_model=SlaPolicyPublic, tags=["sla"])
 async def set_sla_policy(
-    priority: Priority, data: SlaPolicyUpdate, session: SessionDep, settings: SettingsDep
+    priority: Priority, data: SlaPolicyUpdate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> SlaPolicyPublic:
     """Set the targets of one priority, for tickets opened or re-prioritised from now on."""
-    return await sla.set_sla_policy(session, settings, priority, data)
+    return await sla.set_sla_policy(uow, settings, priority, data)

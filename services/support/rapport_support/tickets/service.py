@@ -3,17 +3,12 @@
 from datetime import datetime
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import utcnow
 from rapport_events.types import TicketOpened, TicketRated, TicketResolved, TicketUpdated
-from rapport_support.customers import store as customer_store
 from rapport_support.errors import Conflict, InvalidRequest, NotFound
-from rapport_support.products import store as product_store
 from rapport_support.products.models import model_key
 from rapport_support.settings import Settings
-from rapport_support.shared import Page, aware, publish
-from rapport_support.tickets import store
+from rapport_support.shared import Page, aware
 from rapport_support.tickets.models import (
     PRIORITIES,
     BreachPublic,
@@ -36,12 +31,14 @@ from rapport_support.tickets.models import (
 )
 from rapport_support.tickets.similarity import rank_similar, ticket_text
 from rapport_support.tickets.sla import breach_if_late, due_times
+from rapport_support.tickets.store import TicketFilter
+from rapport_support.unit_of_work import SupportUnitOfWork
 
 PRIORITY_RANK = {priority: rank for rank, priority in enumerate(PRIORITIES)}
 
 
-async def _ticket_views(session: AsyncSession, tickets: list[SupportTicket]) -> list[TicketPublic]:
-    breaches = await store.breaches_for(session, [ticket.id for ticket in tickets])
+async def _ticket_views(uow: SupportUnitOfWork, tickets: list[SupportTicket]) -> list[TicketPublic]:
+    breaches = await uow.tickets.breaches_for([ticket.id for ticket in tickets])
     views = []
     for ticket in tickets:
         view = TicketPublic.model_validate(ticket)
@@ -50,13 +47,13 @@ async def _ticket_views(session: AsyncSession, tickets: list[SupportTicket]) -> 
     return views
 
 
-async def ticket_view(session: AsyncSession, ticket: SupportTicket) -> TicketPublic:
+async def ticket_view(uow: SupportUnitOfWork, ticket: SupportTicket) -> TicketPublic:
     """A ticket with its SLA breaches."""
-    return (await _ticket_views(session, [ticket]))[0]
+    return (await _ticket_views(uow, [ticket]))[0]
 
 
-async def _get_ticket(session: AsyncSession, ticket_id: str) -> SupportTicket:
-    ticket = await store.get_ticket(session, ticket_id)
+async def _get_ticket(uow: SupportUnitOfWork, ticket_id: str) -> SupportTicket:
+    ticket = await uow.tickets.get_ticket(ticket_id)
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id}")
     return ticket
@@ -68,33 +65,31 @@ def _refuse_closed(ticket: SupportTicket) -> None:
         raise Conflict(f"ticket {ticket.id} is closed")
 
 
-async def _open_ticket(session: AsyncSession, ticket_id: str) -> SupportTicket:
+async def _open_ticket(uow: SupportUnitOfWork, ticket_id: str) -> SupportTicket:
     """The ticket, which must exist and not be closed."""
-    ticket = await _get_ticket(session, ticket_id)
+    ticket = await _get_ticket(uow, ticket_id)
     _refuse_closed(ticket)
     return ticket
 
 
-async def ticket_detail(session: AsyncSession, ticket_id: str) -> TicketDetail:
+async def ticket_detail(uow: SupportUnitOfWork, ticket_id: str) -> TicketDetail:
     """A ticket with its comments, linked tickets and SLA breaches."""
-    ticket = await _get_ticket(session, ticket_id)
-    view = await ticket_view(session, ticket)
+    ticket = await _get_ticket(uow, ticket_id)
+    view = await ticket_view(uow, ticket)
     links = [
         LinkPublic(
             ticket_id=link.linked_ticket_id if link.ticket_id == ticket.id else link.ticket_id,
             kind=link.kind,  # type: ignore[arg-type]
             created_at=link.created_at,
         )
-        for link in await store.links_of(session, ticket.id)
+        for link in await uow.tickets.links_of(ticket.id)
     ]
-    comments = [
-        CommentPublic.model_validate(c) for c in await store.comments_of(session, ticket.id)
-    ]
+    comments = [CommentPublic.model_validate(c) for c in await uow.tickets.comments_of(ticket.id)]
     return TicketDetail(**view.model_dump(), comments=comments, links=links)
 
 
 async def open_ticket(
-    session: AsyncSession,
+    uow: SupportUnitOfWork,
     settings: Settings,
     data: TicketCreate,
     *,
@@ -103,14 +98,14 @@ async def open_ticket(
 ) -> SupportTicket:
     """Open a ticket and publish ticket.opened; refused for an erased customer."""
     now = now or utcnow()
-    customer_id = await customer_store.resolve(session, data.customer_id)
-    if await customer_store.is_erased(session, customer_id):
+    customer_id = await uow.customers.resolve(data.customer_id)
+    if await uow.customers.is_erased(customer_id):
         raise Conflict(f"customer {customer_id} was erased")
     product_model = data.product_model
     if product_model is None and data.serial_number is not None:
-        owned = await product_store.product_by_serial(session, customer_id, data.serial_number)
+        owned = await uow.products.product_by_serial(customer_id, data.serial_number)
         product_model = owned.product_model if owned is not None else None
-    first_due, resolution_due = await due_times(session, settings, data.priority, now)
+    first_due, resolution_due = await due_times(uow, settings, data.priority, now)
     ticket = SupportTicket(
         customer_id=customer_id,
         subject=data.subject,
@@ -128,69 +123,63 @@ async def open_ticket(
         first_response_due_at=first_due,
         resolution_due_at=resolution_due,
     )
-    store.add(session, ticket)
-    await session.flush()
-    publish(
-        session,
-        settings,
-        TicketOpened(
-            customer_id=customer_id,
-            occurred_at=now,
-            ticket_id=ticket.id,
-            subject=ticket.subject,
-            category=ticket.category,
-            priority=data.priority,
-            channel=data.channel,
-            product_model=product_model,
-        ),
+    uow.tickets.add(ticket)
+    await uow.flush()
+    await uow.outbox.publish(
+        [
+            TicketOpened(
+                customer_id=customer_id,
+                occurred_at=now,
+                ticket_id=ticket.id,
+                subject=ticket.subject,
+                category=ticket.category,
+                priority=data.priority,
+                channel=data.channel,
+                product_model=product_model,
+            ),
+        ]
     )
     return ticket
 
 
-async def _stamp(session: AsyncSession, ticket: SupportTicket, now: datetime) -> None:
-    """Save the ticket as changed at `now`, flushed before an event reads it."""
-    ticket.updated_at = now
-    store.add(session, ticket)
-    await session.flush()
-
-
 async def _changed(
-    session: AsyncSession,
-    settings: Settings,
+    uow: SupportUnitOfWork,
     ticket: SupportTicket,
     changes: dict[str, Any],
     now: datetime,
 ) -> None:
     """Stamp the change and publish ticket.updated (and ticket.resolved on resolution)."""
-    await _stamp(session, ticket, now)
-    publish(
-        session,
-        settings,
-        TicketUpdated(
-            customer_id=ticket.customer_id,
-            occurred_at=now,
-            ticket_id=ticket.id,
-            status=ticket.status,  # type: ignore[arg-type]
-            changes=changes,
-        ),
-    )
-    if changes.get("status") == "resolved":
-        publish(
-            session,
-            settings,
-            TicketResolved(
+    ticket.updated_at = now
+    uow.tickets.add(ticket)
+    await uow.flush()
+    await uow.outbox.publish(
+        [
+            TicketUpdated(
                 customer_id=ticket.customer_id,
                 occurred_at=now,
                 ticket_id=ticket.id,
-                resolution=ticket.resolution or "",
-                category=ticket.category,
-                product_model=ticket.product_model,
+                status=ticket.status,  # type: ignore[arg-type]
+                changes=changes,
             ),
+        ]
+    )
+    if changes.get("status") == "resolved":
+        await uow.outbox.publish(
+            [
+                TicketResolved(
+                    customer_id=ticket.customer_id,
+                    occurred_at=now,
+                    ticket_id=ticket.id,
+                    resolution=ticket.resolution or "",
+                    category=ticket.category,
+                    product_model=ticket.product_model,
+                ),
+            ]
         )
 
 
 async def _set_status(
-    session: AsyncSession, settings: Settings, ticket: SupportTicket, status: str, now: datetime
+    uow: SupportUnitOfWork, ticket: SupportTicket, status: str, now: datetime
 ) -> None:
     if status == ticket.status:
         return
@@ -200,7 +189,7 @@ async def _set_status(
         if not ticket.resolution:
             raise InvalidRequest("resolving a ticket needs a resolution")
         ticket.resolved_at = now
-        await breach_if_late(session, settings, ticket, "resolution", now)
+        await breach_if_late(uow, ticket, "resolution", now)
     elif status == "closed":
         ticket.closed_at = now
     elif ticket.status == "resolved":
@@ -209,7 +198,7 @@ async def _set_status(
 
 
 async def update_ticket(
-    session: AsyncSession,
+    uow: SupportUnitOfWork,
     settings: Settings,
     ticket_id: str,
     update: TicketUpdate,
@@ -217,7 +206,7 @@ async def update_ticket(
 ) -> SupportTicket:
     """Change status, priority, category, assignee or product; publish what changed."""
     now = now or utcnow()
-    ticket = await _open_ticket(session, ticket_id)
+    ticket = await _open_ticket(uow, ticket_id)
     fields = update.model_dump(exclude_unset=True)
     for required in ("status", "priority", "subject", "resolution"):
         if required in fields and fields[required] is None:
@@ -238,7 +227,7 @@ async def update_ticket(
         ticket.product_model_key = model_key(ticket.product_model)
     if "priority" in changes:
         ticket.first_response_due_at, ticket.resolution_due_at = await due_times(
-            session,
+            uow,
             settings,
             ticket.priority,  # type: ignore[arg-type]
             aware(ticket.created_at),  # type: ignore[arg-type]
@@ -246,23 +235,22 @@ async def update_ticket(
         changes["first_response_due_at"] = aware(ticket.first_response_due_at).isoformat()
         changes["resolution_due_at"] = aware(ticket.resolution_due_at).isoformat()
     if status != ticket.status:
-        await _set_status(session, settings, ticket, status, now)
+        await _set_status(uow, ticket, status, now)
         changes["status"] = status
     if changes:
-        await _changed(session, settings, ticket, changes, now)
+        await _changed(uow, ticket, changes, now)
     return ticket
 
 
 async def add_comment(
-    session: AsyncSession,
-    settings: Settings,
+    uow: SupportUnitOfWork,
     ticket_id: str,
     data: CommentCreate,
     now: datetime | None = None,
 ) -> SupportTicketComment:
     """Comment on a ticket; an agent's first public answer stops the first-response clock."""
     now = now or utcnow()
-    ticket = await _open_ticket(session, ticket_id)
+    ticket = await _open_ticket(uow, ticket_id)
     comment = SupportTicketComment(
         ticket_id=ticket.id,
         author=data.author,
@@ -271,50 +259,49 @@ async def add_comment(
         public=data.public,
         created_at=now,
     )
-    store.add(session, comment)
+    uow.tickets.add(comment)
     changes: dict[str, Any] = {}
     if data.author_type == "agent" and data.public and ticket.first_responded_at is None:
         ticket.first_responded_at = now
-        await breach_if_late(session, settings, ticket, "first_response", now)
+        await breach_if_late(uow, ticket, "first_response", now)
         changes["first_responded_at"] = now.isoformat()
         if ticket.status == "new":
-            await _set_status(session, settings, ticket, "open", now)
+            await _set_status(uow, ticket, "open", now)
             changes["status"] = "open"
     elif data.author_type == "customer" and ticket.status in ("pending", "resolved"):
         # The customer answered or came back: the ticket needs an agent again.
-        await _set_status(session, settings, ticket, "open", now)
+        await _set_status(uow, ticket, "open", now)
         changes["status"] = "open"
     if changes:
-        await _changed(session, settings, ticket, changes, now)
+        await _changed(uow, ticket, changes, now)
     else:
         ticket.updated_at = now
-        store.add(session, ticket)
-    await session.flush()
+        uow.tickets.add(ticket)
+    await uow.flush()
     return comment
 
 
 async def link_tickets(
-    session: AsyncSession, ticket_id: str, data: LinkCreate, now: datetime | None = None
+    uow: SupportUnitOfWork, ticket_id: str, data: LinkCreate, now: datetime | None = None
 ) -> LinkPublic:
     """Link two tickets about the same thing; linking again changes nothing."""
     if data.ticket_id == ticket_id:
         raise InvalidRequest("a ticket cannot be linked to itself")
-    await _get_ticket(session, ticket_id)
-    await _get_ticket(session, data.ticket_id)
+    await _get_ticket(uow, ticket_id)
+    await _get_ticket(uow, data.ticket_id)
     first, second = sorted((ticket_id, data.ticket_id))
-    link = await store.get_link(session, first, second)
+    link = await uow.tickets.get_link(first, second)
     if link is None:
         link = SupportTicketLink(
             ticket_id=first, linked_ticket_id=second, kind=data.kind, created_at=now or utcnow()
         )
-        store.add(session, link)
-        await session.flush()
+        uow.tickets.add(link)
+        await uow.flush()
     return LinkPublic(ticket_id=data.ticket_id, kind=link.kind, created_at=link.created_at)  # type: ignore[arg-type]
 
 
 async def merge_ticket(
-    session: AsyncSession,
-    settings: Settings,
+    uow: SupportUnitOfWork,
     ticket_id: str,
     data: MergeRequest,
     now: datetime | None = None,
@@ -323,15 +310,14 @@ async def merge_ticket(
     now = now or utcnow()
     if data.into_ticket_id == ticket_id:
         raise InvalidRequest("a ticket cannot be merged into itself")
-    source = await _get_ticket(session, ticket_id)
-    target = await _get_ticket(session, data.into_ticket_id)
+    source = await _get_ticket(uow, ticket_id)
+    target = await _get_ticket(uow, data.into_ticket_id)
     if source.customer_id != target.customer_id:
         raise Conflict("only tickets of the same customer can be merged")
     for ticket in (source, target):
         _refuse_closed(ticket)
-    await store.move_comments(session, source.id, target.id)
-    store.add(
-        session,
+    await uow.tickets.move_comments(source.id, target.id)
+    uow.tickets.add(
         SupportTicketComment(
             ticket_id=target.id,
             author=data.actor or "support",
@@ -341,58 +327,61 @@ async def merge_ticket(
             created_at=now,
         ),
     )
-    await link_tickets(session, target.id, LinkCreate(ticket_id=source.id, kind="duplicate"), now)
+    await link_tickets(uow, target.id, LinkCreate(ticket_id=source.id, kind="duplicate"), now)
     source.duplicate_of = target.id
     source.resolution = f"Duplicate of ticket {target.id}"
-    await _set_status(session, settings, source, "closed", now)
-    await _changed(session, settings, source, {"status": "closed", "duplicate_of": target.id}, now)
-    await _stamp(session, target, now)
+    await _set_status(uow, source, "closed", now)
+    await _changed(uow, source, {"status": "closed", "duplicate_of": target.id}, now)
+    target.updated_at = now
+    uow.tickets.add(target)
+    await uow.flush()
     return target
 
 
 async def rate_ticket(
-    session: AsyncSession,
-    settings: Settings,
+    uow: SupportUnitOfWork,
     ticket_id: str,
     data: RatingCreate,
     now: datetime | None = None,
 ) -> SupportTicket:
     """The customer's satisfaction rating, once, after the ticket was resolved."""
     now = now or utcnow()
-    ticket = await _get_ticket(session, ticket_id)
+    ticket = await _get_ticket(uow, ticket_id)
     if ticket.status not in ("resolved", "closed") or ticket.resolved_at is None:
         raise Conflict("a ticket is rated after it was resolved")
     if ticket.rating is not None:
         raise Conflict(f"ticket {ticket_id} was already rated")
     ticket.rating, ticket.rating_comment, ticket.rated_at = data.rating, data.comment, now
-    await _stamp(session, ticket, now)
-    publish(
-        session,
-        settings,
-        TicketRated(
-            customer_id=ticket.customer_id,
-            occurred_at=now,
-            ticket_id=ticket.id,
-            rating=data.rating,
-            comment=data.comment,
-        ),
+    ticket.updated_at = now
+    uow.tickets.add(ticket)
+    await uow.flush()
+    await uow.outbox.publish(
+        [
+            TicketRated(
+                customer_id=ticket.customer_id,
+                occurred_at=now,
+                ticket_id=ticket.id,
+                rating=data.rating,
+                comment=data.comment,
+            ),
+        ]
     )
     return ticket
 
 
 async def list_tickets(
-    session: AsyncSession, where: store.TicketFilter, limit: int, cursor: str | None
+    uow: SupportUnitOfWork, where: TicketFilter, limit: int, cursor: str | None
 ) -> Page[TicketPublic]:
     """Tickets matching the filter, newest first, one page at a time."""
     if where.customer_id is not None:
-        where = store.TicketFilter(
+        where = TicketFilter(
             **{
                 **where.__dict__,
-                "customer_id": await customer_store.resolve(session, where.customer_id),
+                "customer_id": await uow.customers.resolve(where.customer_id),
             }
         )
-    rows, next_cursor = await store.list_tickets(session, where, limit, cursor)
-    return Page(items=await _ticket_views(session, rows), next_cursor=next_cursor)
+    rows, next_cursor = await uow.tickets.list_tickets(where, limit, cursor)
+    return Page(items=await _ticket_views(uow, rows), next_cursor=next_cursor)
 
 
 def _next_due(ticket: SupportTicket) -> datetime | None:
@@ -402,12 +391,12 @@ def _next_due(ticket: SupportTicket) -> datetime | None:
     return min(dues)
 
 
-async def agent_queue(session: AsyncSession, agent: str, now: datetime | None = None) -> Queue:
+async def agent_queue(uow: SupportUnitOfWork, agent: str, now: datetime | None = None) -> Queue:
     """An agent's open tickets: breached first, then by the nearest SLA due time."""
     now = now or utcnow()
-    tickets = await store.queue_of(session, agent)
+    tickets = await uow.tickets.queue_of(agent)
     items = []
-    for view, ticket in zip(await _ticket_views(session, tickets), tickets, strict=True):
+    for view, ticket in zip(await _ticket_views(uow, tickets), tickets, strict=True):
         next_due = _next_due(ticket)
         breached = bool(view.breaches) or (next_due is not None and next_due < now)
         items.append(QueueItem(**view.model_dump(), next_due_at=next_due, breached=breached))
@@ -422,11 +411,11 @@ async def agent_queue(session: AsyncSession, agent: str, now: datetime | None = 
 
 
 async def similar_tickets(
-    session: AsyncSession, settings: Settings, ticket_id: str, limit: int
+    uow: SupportUnitOfWork, settings: Settings, ticket_id: str, limit: int
 ) -> list[SimilarTicket]:
     """Earlier tickets (of the same product model, when known) closest to this one's text."""
-    ticket = await _get_ticket(session, ticket_id)
-    candidates = await store.similarity_candidates(
-        session, ticket.product_model_key, ticket.id, settings.similarity_corpus_limit
+    ticket = await _get_ticket(uow, ticket_id)
+    candidates = await uow.tickets.similarity_candidates(
+        ticket.product_model_key, ticket.id, settings.similarity_corpus_limit
     )
     return await rank_similar(settings, ticket_text(ticket), candidates, limit)

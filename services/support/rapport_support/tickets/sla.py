@@ -3,14 +3,11 @@ priority changes, and each missed target recorded and published once."""
 
 from datetime import datetime, timedelta
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import utcnow
 from rapport_events.types import Priority, TicketSlaBreached
 from rapport_support.errors import InvalidRequest
 from rapport_support.settings import Settings
-from rapport_support.shared import aware, publish
-from rapport_support.tickets import store
+from rapport_support.shared import aware
 from rapport_support.tickets.models import (
     PRIORITIES,
     SlaPolicyPublic,
@@ -19,11 +16,12 @@ from rapport_support.tickets.models import (
     SupportSlaPolicy,
     SupportTicket,
 )
+from rapport_support.unit_of_work import SupportUnitOfWork
 
 
-async def sla_policies(session: AsyncSession, settings: Settings) -> list[SlaPolicyPublic]:
+async def sla_policies(uow: SupportUnitOfWork, settings: Settings) -> list[SlaPolicyPublic]:
     """The first-response and resolution targets of every priority."""
-    stored = {policy.priority: policy for policy in await store.policies(session)}
+    stored = {policy.priority: policy for policy in await uow.tickets.policies()}
     return [_policy_view(settings, priority, stored.get(priority)) for priority in PRIORITIES]
 
 
@@ -46,7 +44,7 @@ def _policy_view(
 
 
 async def set_sla_policy(
-    session: AsyncSession,
+    uow: SupportUnitOfWork,
     settings: Settings,
     priority: Priority,
     update: SlaPolicyUpdate,
@@ -55,7 +53,7 @@ async def set_sla_policy(
     """Set the targets of a priority; tickets opened or re-prioritised later use them."""
     if update.resolution_minutes < update.first_response_minutes:
         raise InvalidRequest("resolution_minutes cannot be shorter than first_response_minutes")
-    policy = await store.get_policy(session, priority)
+    policy = await uow.tickets.get_policy(priority)
     if policy is None:
         policy = SupportSlaPolicy(
             priority=priority, first_response_minutes=0, resolution_minutes=0, updated_at=utcnow()
@@ -63,72 +61,72 @@ async def set_sla_policy(
     policy.first_response_minutes = update.first_response_minutes
     policy.resolution_minutes = update.resolution_minutes
     policy.updated_at = now or utcnow()
-    store.add(session, policy)
-    await session.flush()
+    uow.tickets.add(policy)
+    await uow.flush()
     return _policy_view(settings, priority, policy)
 
 
 async def due_times(
-    session: AsyncSession, settings: Settings, priority: Priority, opened_at: datetime
+    uow: SupportUnitOfWork, settings: Settings, priority: Priority, opened_at: datetime
 ) -> tuple[datetime, datetime]:
-    policy = _policy_view(settings, priority, await store.get_policy(session, priority))
+    policy = _policy_view(settings, priority, await uow.tickets.get_policy(priority))
     return (
         opened_at + timedelta(minutes=policy.first_response_minutes),
         opened_at + timedelta(minutes=policy.resolution_minutes),
     )
 
 
-def publish_sla_breach(
-    session: AsyncSession, settings: Settings, ticket: SupportTicket, breach: SupportSlaBreach
+async def publish_sla_breach(
+    uow: SupportUnitOfWork, ticket: SupportTicket, breach: SupportSlaBreach
 ) -> None:
     """Put ticket.sla.breached on the log, in the transaction that records the breach."""
-    publish(
-        session,
-        settings,
-        TicketSlaBreached(
-            customer_id=ticket.customer_id,
-            occurred_at=aware(breach.breached_at),
-            ticket_id=ticket.id,
-            target=breach.target,  # type: ignore[arg-type]
-            priority=breach.priority,  # type: ignore[arg-type]
-            due_at=aware(breach.due_at),
-            breached_at=aware(breach.breached_at),
-        ),
+    await uow.outbox.publish(
+        [
+            TicketSlaBreached(
+                customer_id=ticket.customer_id,
+                occurred_at=aware(breach.breached_at),
+                ticket_id=ticket.id,
+                target=breach.target,  # type: ignore[arg-type]
+                priority=breach.priority,  # type: ignore[arg-type]
+                due_at=aware(breach.due_at),
+                breached_at=aware(breach.breached_at),
+            ),
+        ]
     )
 
 
 async def _record_breach(
-    session: AsyncSession, settings: Settings, ticket: SupportTicket, target: str, now: datetime
+    uow: SupportUnitOfWork, ticket: SupportTicket, target: str, now: datetime
 ) -> SupportSlaBreach | None:
-    if await store.get_breach(session, ticket.id, target) is not None:
+    if await uow.tickets.get_breach(ticket.id, target) is not None:
         return None
     due = ticket.first_response_due_at if target == "first_response" else ticket.resolution_due_at
     breach = SupportSlaBreach(
         ticket_id=ticket.id, target=target, priority=ticket.priority, due_at=due, breached_at=now
     )
-    store.add(session, breach)
-    await session.flush()
-    publish_sla_breach(session, settings, ticket, breach)
+    uow.tickets.add(breach)
+    await uow.flush()
+    await publish_sla_breach(uow, ticket, breach)
     return breach
 
 
 async def record_due_breaches(
-    session: AsyncSession, settings: Settings, now: datetime | None = None, limit: int = 500
+    uow: SupportUnitOfWork, now: datetime | None = None, limit: int = 500
 ) -> list[SupportSlaBreach]:
     """Record (and publish) every SLA target missed by now that has no breach yet."""
     now = now or utcnow()
     recorded = []
-    for ticket, target in await store.overdue_tickets(session, now, limit):
-        breach = await _record_breach(session, settings, ticket, target, now)
+    for ticket, target in await uow.tickets.overdue_tickets(now, limit):
+        breach = await _record_breach(uow, ticket, target, now)
         if breach is not None:
             recorded.append(breach)
     return recorded
 
 
 async def breach_if_late(
-    session: AsyncSession, settings: Settings, ticket: SupportTicket, target: str, now: datetime
+    uow: SupportUnitOfWork, ticket: SupportTicket, target: str, now: datetime
 ) -> None:
     # Met after its due time but before the monitor's next pass: still a breach.
     due = ticket.first_response_due_at if target == "first_response" else ticket.resolution_due_at
     if now > aware(due):
-        await _record_breach(session, settings, ticket, target, now)
+        await _record_breach(uow, ticket, target, now)

@@ -5,6 +5,7 @@ from rapport_events.supervisor import Periodic
 from rapport_events.tracing import untraced
 from rapport_support.settings import Settings
 from rapport_support.tickets import sla
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 
 class SlaMonitor(Periodic):
@@ -26,4 +27,5 @@ class SlaMonitor(Periodic):
         # always finds none: not a trace each time.
         with untraced():
             async with transaction(self._sessions) as session:
-                return len(await sla.record_due_breaches(session, self._settings))
+                uow = SqlSupportUnitOfWork(session, self._settings)
+                return len(await sla.record_due_breaches(uow))

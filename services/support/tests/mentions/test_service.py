@@ -23,7 +23,8 @@ from rapport_support.mentions import service, store
 from rapport_support.mentions.models import MentionCreate, ReplyCreate, SupportMention
 from rapport_support.settings import Settings, SocialWebhook
 from rapport_support.tickets import service as ticket_service
-from rapport_support.tickets import store as ticket_store
+from rapport_support.tickets.store import SqlTicketStore
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 Outbox = Callable[[SessionFactory], Awaitable[list[Event]]]
@@ -116,7 +117,7 @@ class TestIngestingAMention:
         assert isinstance(received, SocialMentionReceived)
         assert (received.customer_id, received.linked) == ("social:twitter:stranger", False)
         async with transaction(sessions) as session:
-            ticket = await ticket_store.get_ticket(session, mention.ticket_id or "")
+            ticket = await SqlTicketStore(session).get_ticket(mention.ticket_id or "")
         assert ticket is not None and ticket.customer_id == "social:twitter:stranger"
 
     async def test_praise_opens_no_ticket(
@@ -226,7 +227,9 @@ class TestReplying:
 
         assert (reply.status, reply.attempts) == ("pending", 0)
         async with transaction(sessions) as session:
-            ticket = await ticket_service.ticket_detail(session, mention.ticket_id or "")
+            ticket = await ticket_service.ticket_detail(
+                SqlSupportUnitOfWork(session, hooked), mention.ticket_id or ""
+            )
         assert ticket.first_responded_at == NOW + timedelta(minutes=3)
         assert [c.body for c in ticket.comments] == ["Replied on twitter: Sorry! DM us"]
 

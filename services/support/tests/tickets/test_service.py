@@ -35,6 +35,7 @@ from rapport_support.tickets.models import (
     TicketDetail,
     TicketUpdate,
 )
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 OPENED_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 Outbox = Callable[[SessionFactory], Awaitable[list[Event]]]
@@ -50,7 +51,7 @@ async def open_ticket(
     values.update(fields)
     async with transaction(sessions) as session:
         return await service.open_ticket(
-            session,
+            SqlSupportUnitOfWork(session, settings),
             settings,
             TicketCreate(**values),
             now=now,  # type: ignore[arg-type]
@@ -66,7 +67,7 @@ async def update(
 ) -> SupportTicket:
     async with transaction(sessions) as session:
         return await service.update_ticket(
-            session,
+            SqlSupportUnitOfWork(session, settings),
             settings,
             ticket_id,
             TicketUpdate(**fields),
@@ -85,17 +86,16 @@ async def comment(
     values.update(fields)
     async with transaction(sessions) as session:
         await service.add_comment(
-            session,
-            settings,
+            SqlSupportUnitOfWork(session, settings),
             ticket_id,
             CommentCreate(**values),
             now=now,  # type: ignore[arg-type]
         )
 
 
-async def detail(sessions: SessionFactory, ticket_id: str) -> TicketDetail:
+async def detail(sessions: SessionFactory, settings: Settings, ticket_id: str) -> TicketDetail:
     async with transaction(sessions) as session:
-        return await service.ticket_detail(session, ticket_id)
+        return await service.ticket_detail(SqlSupportUnitOfWork(session, settings), ticket_id)
 
 
 class TestOpeningATicket:
@@ -122,7 +122,7 @@ class TestOpeningATicket:
     ) -> None:
         ticket = await open_ticket(sessions, settings, priority="urgent")
 
-        view = await detail(sessions, ticket.id)
+        view = await detail(sessions, settings, ticket.id)
         assert view.first_response_due_at == OPENED_AT + timedelta(minutes=15)
         assert view.resolution_due_at == OPENED_AT + timedelta(hours=4)
 
@@ -167,10 +167,10 @@ class TestComments:
             public=False,
             body="Internal: check stock",
         )
-        assert (await detail(sessions, ticket.id)).first_responded_at is None
+        assert (await detail(sessions, settings, ticket.id)).first_responded_at is None
         await comment(sessions, settings, ticket.id)
 
-        view = await detail(sessions, ticket.id)
+        view = await detail(sessions, settings, ticket.id)
         assert view.first_responded_at == OPENED_AT + timedelta(minutes=10)
         assert view.status == "open"
         assert [(c.public, c.author) for c in view.comments] == [(False, "grace"), (True, "grace")]
@@ -185,7 +185,7 @@ class TestComments:
 
         await comment(sessions, settings, ticket.id, author="ada", author_type="customer")
 
-        assert (await detail(sessions, ticket.id)).status == "open"
+        assert (await detail(sessions, settings, ticket.id)).status == "open"
 
     async def test_a_closed_ticket_takes_no_comment(
         self, sessions: SessionFactory, settings: Settings
@@ -227,7 +227,7 @@ class TestUpdatingATicket:
             "Replaced the seal",
             "Barista X2",
         )
-        assert (await detail(sessions, ticket.id)).resolved_at is not None
+        assert (await detail(sessions, settings, ticket.id)).resolved_at is not None
 
     async def test_resolving_without_a_resolution_is_refused(
         self, sessions: SessionFactory, settings: Settings
@@ -237,7 +237,7 @@ class TestUpdatingATicket:
         with pytest.raises(InvalidRequest, match="resolution"):
             await update(sessions, settings, ticket.id, status="resolved")
 
-        assert (await detail(sessions, ticket.id)).status == "new"
+        assert (await detail(sessions, settings, ticket.id)).status == "new"
 
     async def test_a_closed_ticket_is_final(
         self, sessions: SessionFactory, settings: Settings
@@ -264,7 +264,7 @@ class TestUpdatingATicket:
 
         await update(sessions, settings, ticket.id, priority="urgent")
 
-        view = await detail(sessions, ticket.id)
+        view = await detail(sessions, settings, ticket.id)
         assert view.first_response_due_at == OPENED_AT + timedelta(minutes=15)
 
 
@@ -277,11 +277,15 @@ class TestRating:
 
         async with transaction(sessions) as session:
             await service.rate_ticket(
-                session, settings, ticket.id, RatingCreate(rating=5, comment="Quick")
+                SqlSupportUnitOfWork(session, settings),
+                ticket.id,
+                RatingCreate(rating=5, comment="Quick"),
             )
         with pytest.raises(Conflict, match="already"):
             async with transaction(sessions) as session:
-                await service.rate_ticket(session, settings, ticket.id, RatingCreate(rating=1))
+                await service.rate_ticket(
+                    SqlSupportUnitOfWork(session, settings), ticket.id, RatingCreate(rating=1)
+                )
 
         rated = [e for e in await outbox(sessions) if isinstance(e, TicketRated)]
         assert [(e.rating, e.comment) for e in rated] == [(5, "Quick")]
@@ -293,7 +297,9 @@ class TestRating:
 
         with pytest.raises(Conflict, match="resolved"):
             async with transaction(sessions) as session:
-                await service.rate_ticket(session, settings, ticket.id, RatingCreate(rating=4))
+                await service.rate_ticket(
+                    SqlSupportUnitOfWork(session, settings), ticket.id, RatingCreate(rating=4)
+                )
 
 
 class TestLinksAndMerges:
@@ -305,10 +311,18 @@ class TestLinksAndMerges:
 
         for _ in range(2):
             async with transaction(sessions) as session:
-                await service.link_tickets(session, second.id, LinkCreate(ticket_id=first.id))
+                await service.link_tickets(
+                    SqlSupportUnitOfWork(session, settings),
+                    second.id,
+                    LinkCreate(ticket_id=first.id),
+                )
 
-        assert [link.ticket_id for link in (await detail(sessions, first.id)).links] == [second.id]
-        assert [link.ticket_id for link in (await detail(sessions, second.id)).links] == [first.id]
+        assert [link.ticket_id for link in (await detail(sessions, settings, first.id)).links] == [
+            second.id
+        ]
+        assert [link.ticket_id for link in (await detail(sessions, settings, second.id)).links] == [
+            first.id
+        ]
 
     async def test_merging_closes_the_duplicate_and_moves_its_comments(
         self, sessions: SessionFactory, settings: Settings, outbox: Outbox
@@ -326,12 +340,14 @@ class TestLinksAndMerges:
 
         async with transaction(sessions) as session:
             await service.merge_ticket(
-                session, settings, duplicate.id, MergeRequest(into_ticket_id=kept.id, actor="grace")
+                SqlSupportUnitOfWork(session, settings),
+                duplicate.id,
+                MergeRequest(into_ticket_id=kept.id, actor="grace"),
             )
 
-        closed = await detail(sessions, duplicate.id)
+        closed = await detail(sessions, settings, duplicate.id)
         assert (closed.status, closed.duplicate_of) == ("closed", kept.id)
-        target = await detail(sessions, kept.id)
+        target = await detail(sessions, settings, kept.id)
         assert "Photo attached" in [c.body for c in target.comments]
         assert [(link.ticket_id, link.kind) for link in target.links] == [
             (duplicate.id, "duplicate")
@@ -353,7 +369,9 @@ class TestLinksAndMerges:
         with pytest.raises(Conflict):
             async with transaction(sessions) as session:
                 await service.merge_ticket(
-                    session, settings, other.id, MergeRequest(into_ticket_id=first.id)
+                    SqlSupportUnitOfWork(session, settings),
+                    other.id,
+                    MergeRequest(into_ticket_id=first.id),
                 )
 
 
@@ -366,9 +384,9 @@ class TestSlaBreaches:
 
         for _ in range(2):
             async with transaction(sessions) as session:
-                await sla.record_due_breaches(session, settings, now=late)
+                await sla.record_due_breaches(SqlSupportUnitOfWork(session, settings), now=late)
 
-        breaches = (await detail(sessions, ticket.id)).breaches
+        breaches = (await detail(sessions, settings, ticket.id)).breaches
         assert [(b.target, b.due_at, b.breached_at) for b in breaches] == [
             ("first_response", OPENED_AT + timedelta(minutes=15), late)
         ]
@@ -385,9 +403,11 @@ class TestSlaBreaches:
         await update(sessions, settings, ticket.id, status="resolved", resolution="Fixed")
 
         async with transaction(sessions) as session:
-            await sla.record_due_breaches(session, settings, now=OPENED_AT + timedelta(days=3))
+            await sla.record_due_breaches(
+                SqlSupportUnitOfWork(session, settings), now=OPENED_AT + timedelta(days=3)
+            )
 
-        assert (await detail(sessions, ticket.id)).breaches == []
+        assert (await detail(sessions, settings, ticket.id)).breaches == []
 
     async def test_a_late_answer_between_two_checks_is_still_a_breach(
         self, sessions: SessionFactory, settings: Settings
@@ -396,7 +416,7 @@ class TestSlaBreaches:
 
         await comment(sessions, settings, ticket.id, now=OPENED_AT + timedelta(minutes=20))
 
-        [breach] = (await detail(sessions, ticket.id)).breaches
+        [breach] = (await detail(sessions, settings, ticket.id)).breaches
         assert breach.target == "first_response"
 
     async def test_a_policy_set_by_an_agent_replaces_the_default(
@@ -404,14 +424,14 @@ class TestSlaBreaches:
     ) -> None:
         async with transaction(sessions) as session:
             await sla.set_sla_policy(
-                session,
+                SqlSupportUnitOfWork(session, settings),
                 settings,
                 "normal",
                 SlaPolicyUpdate(first_response_minutes=30, resolution_minutes=120),
             )
         ticket = await open_ticket(sessions, settings)
 
-        view = await detail(sessions, ticket.id)
+        view = await detail(sessions, settings, ticket.id)
         assert view.first_response_due_at == OPENED_AT + timedelta(minutes=30)
         assert view.resolution_due_at == OPENED_AT + timedelta(hours=2)
 
@@ -421,7 +441,7 @@ class TestSlaBreaches:
         with pytest.raises(InvalidRequest):
             async with transaction(sessions) as session:
                 await sla.set_sla_policy(
-                    session,
+                    SqlSupportUnitOfWork(session, settings),
                     settings,
                     "low",
                     SlaPolicyUpdate(first_response_minutes=60, resolution_minutes=30),
@@ -440,10 +460,12 @@ class TestAgentQueue:
         await update(sessions, settings, done.id, status="closed")
         now = OPENED_AT + timedelta(minutes=30)
         async with transaction(sessions) as session:
-            await sla.record_due_breaches(session, settings, now=now)
+            await sla.record_due_breaches(SqlSupportUnitOfWork(session, settings), now=now)
 
         async with transaction(sessions) as session:
-            queue = await service.agent_queue(session, "grace", now=now)
+            queue = await service.agent_queue(
+                SqlSupportUnitOfWork(session, settings), "grace", now=now
+            )
 
         assert [t.id for t in queue.tickets] == [urgent.id, high.id, low.id]
         assert [t.breached for t in queue.tickets] == [True, False, False]
@@ -473,7 +495,9 @@ class TestSearch:
         pages, cursor = [], None
         while True:
             async with transaction(sessions) as session:
-                page = await service.list_tickets(session, where, 2, cursor)
+                page = await service.list_tickets(
+                    SqlSupportUnitOfWork(session, settings), where, 2, cursor
+                )
             pages.append([t.id for t in page.items])
             cursor = page.next_cursor
             if cursor is None:
@@ -482,10 +506,14 @@ class TestSearch:
         assert [ticket_id for page in pages for ticket_id in page] == [t.id for t in reversed(made)]
         assert [len(page) for page in pages] == [2, 2, 1]
 
-    async def test_a_made_up_cursor_is_refused(self, sessions: SessionFactory) -> None:
+    async def test_a_made_up_cursor_is_refused(
+        self, sessions: SessionFactory, settings: Settings
+    ) -> None:
         with pytest.raises(BadCursor):
             async with transaction(sessions) as session:
-                await service.list_tickets(session, store.TicketFilter(), 10, "bm9wZQ")
+                await service.list_tickets(
+                    SqlSupportUnitOfWork(session, settings), store.TicketFilter(), 10, "bm9wZQ"
+                )
 
 
 class TestKnownIssues:
@@ -556,7 +584,9 @@ class TestKnownIssues:
         )
 
         async with transaction(sessions) as session:
-            similar = await service.similar_tickets(session, settings, new.id, limit=3)
+            similar = await service.similar_tickets(
+                SqlSupportUnitOfWork(session, settings), settings, new.id, limit=3
+            )
 
         assert similar and {s.ticket.id for s in similar} <= {t.id for t in made}
         assert similar[0].ticket.resolution is not None

@@ -1,0 +1,192 @@
+"""In-memory fakes of what the tickets use cases ask of support's stores, for unit tests:
+the same queries as the SQL ones, answered with plain Python over rows kept by primary key.
+
+`FakeSupportUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
+is a `SupportUnitOfWork`, so a fake that lacks a query, or answers it with another
+signature, fails the lint.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
+from rapport_support.customers.models import ErasedCustomer, SupportMergedCustomer
+from rapport_support.customers.store import MERGE_CHAIN_LIMIT
+from rapport_support.products.models import SupportProduct
+from rapport_support.shared import aware
+from rapport_support.tickets.models import (
+    OPEN_STATUSES,
+    SupportSlaBreach,
+    SupportSlaPolicy,
+    SupportTicket,
+    SupportTicketComment,
+    SupportTicketLink,
+)
+from rapport_support.tickets.store import TicketFilter
+
+if TYPE_CHECKING:
+    from rapport_support.unit_of_work import SupportUnitOfWork
+
+
+class FakeTicketStore(FakeStore):
+    async def get_ticket(self, ticket_id: str) -> SupportTicket | None:
+        return self.rows.get(SupportTicket, ticket_id)
+
+    def _matches(self, ticket: SupportTicket, where: TicketFilter) -> bool:
+        needle = (where.text or "").lower()
+        texts = (ticket.subject.lower(), (ticket.description or "").lower())
+        checks = [
+            where.customer_id is None or ticket.customer_id == where.customer_id,
+            not where.statuses or ticket.status in where.statuses,
+            where.product_model_key is None or ticket.product_model_key == where.product_model_key,
+            where.priority is None or ticket.priority == where.priority,
+            where.category is None or (ticket.category or "").lower() == where.category.lower(),
+            where.assignee is None or ticket.assignee == where.assignee,
+            not where.unassigned or ticket.assignee is None,
+            where.channel is None or ticket.channel == where.channel,
+            not needle or any(needle in text for text in texts),
+            where.breached is None or where.breached == self._breached(ticket.id),
+        ]
+        return all(checks)
+
+    def _breached(self, ticket_id: str) -> bool:
+        return bool(self.rows.where(SupportSlaBreach, lambda b: b.ticket_id == ticket_id))
+
+    async def list_tickets(
+        self, where: TicketFilter, limit: int, cursor: str | None
+    ) -> tuple[list[SupportTicket], str | None]:
+        found = self.rows.where(SupportTicket, lambda ticket: self._matches(ticket, where))
+        found.sort(key=lambda ticket: (aware(ticket.created_at), ticket.id), reverse=True)
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor, datetime, str)
+            found = [t for t in found if (aware(t.created_at), t.id) < (at, last_id)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], encode_cursor(aware(last.created_at), last.id)
+
+    async def queue_of(self, assignee: str) -> list[SupportTicket]:
+        return self.rows.where(
+            SupportTicket, lambda t: t.assignee == assignee and t.status in OPEN_STATUSES
+        )
+
+    async def comments_of(self, ticket_id: str) -> list[SupportTicketComment]:
+        comments = self.rows.where(SupportTicketComment, lambda c: c.ticket_id == ticket_id)
+        return sorted(comments, key=lambda c: (aware(c.created_at), c.id))
+
+    async def move_comments(self, from_ticket: str, to_ticket: str) -> None:
+        for comment in self.rows.where(SupportTicketComment, lambda c: c.ticket_id == from_ticket):
+            comment.ticket_id = to_ticket
+
+    async def get_link(self, first: str, second: str) -> SupportTicketLink | None:
+        return self.rows.get(SupportTicketLink, first, second)
+
+    async def links_of(self, ticket_id: str) -> list[SupportTicketLink]:
+        links = self.rows.where(
+            SupportTicketLink, lambda link: ticket_id in (link.ticket_id, link.linked_ticket_id)
+        )
+        return sorted(links, key=lambda link: aware(link.created_at))
+
+    async def breaches_for(self, ticket_ids: Iterable[str]) -> dict[str, list[SupportSlaBreach]]:
+        found: dict[str, list[SupportSlaBreach]] = {ticket_id: [] for ticket_id in ticket_ids}
+        breaches = self.rows.where(SupportSlaBreach, lambda b: b.ticket_id in found)
+        for breach in sorted(breaches, key=lambda b: aware(b.breached_at)):
+            found[breach.ticket_id].append(breach)
+        return found
+
+    async def get_breach(self, ticket_id: str, target: str) -> SupportSlaBreach | None:
+        found = self.rows.where(
+            SupportSlaBreach, lambda b: b.ticket_id == ticket_id and b.target == target
+        )
+        return found[0] if found else None
+
+    async def overdue_tickets(self, now: datetime, limit: int) -> list[tuple[SupportTicket, str]]:
+        recorded = {(b.ticket_id, b.target) for b in self.rows.all(SupportSlaBreach)}
+        open_tickets = self.rows.where(SupportTicket, lambda t: t.status in OPEN_STATUSES)
+        found: list[tuple[SupportTicket, str]] = []
+        for target in ("first_response", "resolution"):
+            late = [
+                ticket
+                for ticket in open_tickets
+                if aware(_due(ticket, target)) < now
+                and _done(ticket, target) is None
+                and (ticket.id, target) not in recorded
+            ]
+            late.sort(key=lambda ticket: (aware(_due(ticket, target)), ticket.id))
+            found.extend((ticket, target) for ticket in late[:limit])
+        return found
+
+    async def similarity_candidates(
+        self, product_model_key: str | None, exclude: str | None, limit: int
+    ) -> list[SupportTicket]:
+        found = self.rows.where(
+            SupportTicket,
+            lambda t: (
+                t.duplicate_of is None
+                and (product_model_key is None or t.product_model_key == product_model_key)
+                and t.id != exclude
+            ),
+        )
+        found.sort(key=lambda ticket: aware(ticket.created_at), reverse=True)
+        return found[:limit]
+
+    async def get_policy(self, priority: str) -> SupportSlaPolicy | None:
+        return self.rows.get(SupportSlaPolicy, priority)
+
+    async def policies(self) -> list[SupportSlaPolicy]:
+        return self.rows.all(SupportSlaPolicy)
+
+
+def _due(ticket: SupportTicket, target: str) -> datetime:
+    return ticket.first_response_due_at if target == "first_response" else ticket.resolution_due_at
+
+
+def _done(ticket: SupportTicket, target: str) -> datetime | None:
+    return ticket.first_responded_at if target == "first_response" else ticket.resolved_at
+
+
+class FakeCustomerLookup(FakeStore):
+    """Merges (`SupportMergedCustomer`) and erasures (`ErasedCustomer`) among the rows."""
+
+    async def resolve(self, customer_id: str) -> str:
+        for _ in range(MERGE_CHAIN_LIMIT):
+            alias = self.rows.get(SupportMergedCustomer, customer_id)
+            if alias is None or alias.customer_id == customer_id:
+                return customer_id
+            customer_id = alias.customer_id
+        return customer_id
+
+    async def is_erased(self, customer_id: str) -> bool:
+        return self.rows.get(ErasedCustomer, customer_id) is not None
+
+
+class FakeProductLookup(FakeStore):
+    async def product_by_serial(
+        self, customer_id: str, serial_number: str
+    ) -> SupportProduct | None:
+        found = self.rows.where(
+            SupportProduct,
+            lambda p: (
+                p.customer_id == customer_id
+                and (p.serial_number or "").lower() == serial_number.lower()
+            ),
+        )
+        return found[0] if found else None
+
+
+class FakeSupportUnitOfWork(FakeUnitOfWork):
+    """The tickets' store and look-ups over one set of rows, and a recording outbox."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tickets = FakeTicketStore(self.rows)
+        self.customers = FakeCustomerLookup(self.rows)
+        self.products = FakeProductLookup(self.rows)
+
+
+if TYPE_CHECKING:
+    # The fakes match the Protocols structurally, member by member (subclassing a Protocol
+    # would inherit its empty bodies, and a missing query would go unnoticed).
+    _checked: SupportUnitOfWork = FakeSupportUnitOfWork()
