@@ -14,6 +14,9 @@ from playwright.async_api import Route
 from rapport_events.testing.broker import free_port
 from rapport_events.testing.browser import chromium
 
+# A browser and a server of its own: not a unit test.
+pytestmark = pytest.mark.integration
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 

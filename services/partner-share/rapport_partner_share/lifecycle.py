@@ -38,10 +38,6 @@ class CustomerExport(BaseModel):
     records: dict[str, list[dict[str, Any]]]
 
 
-async def _is_erased(session: AsyncSession, customer_id: str) -> bool:
-    return await customer_store.get_tombstone(session, customer_id) is not None
-
-
 # --- merge ---------------------------------------------------------------------------
 
 
@@ -63,7 +59,7 @@ async def _delete_slices(
 async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) -> None:
     """Move the duplicate's consents, slices and ledger links to the surviving customer."""
     survivor, merged = event.customer_id, event.merged_customer_id
-    if survivor == merged or await _is_erased(session, survivor):
+    if survivor == merged or await customer_store.is_erased(session, survivor):
         return
     now = utcnow()
     kept = {c.partner_id: c for c in await consent_store.consents_of_customer(session, survivor)}
@@ -105,7 +101,7 @@ async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) ->
 async def apply_customer_erased(session: AsyncSession, event: CustomerErased) -> None:
     """Delete everything about the customer, tell each partner, keep only a tombstone."""
     customer_id = event.customer_id
-    if await _is_erased(session, customer_id):
+    if await customer_store.is_erased(session, customer_id):
         return
     now = utcnow()
     for consent in await consent_store.consents_of_customer(session, customer_id):

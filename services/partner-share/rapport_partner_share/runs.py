@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import bulk
 from rapport_partner_share import security
 from rapport_partner_share.consents.models import PartnerConsent
-from rapport_partner_share.customers.models import ErasedCustomer
+from rapport_partner_share.customers import store as customer_store
 from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.slices.models import MatchKey, SharedSlice
@@ -144,10 +144,7 @@ async def load_run(
     """A run's state: tombstones, then the consents of `pairs` (else the customers' granted
     ones), then the slices they share (`slice_names` only, when given)."""
     ids = set(customer_ids)
-    erased = {
-        row["customer_id"]
-        for row in await bulk.rows_where(session, ErasedCustomer, ("customer_id",), ids)
-    }
+    erased = await customer_store.erased_among(session, ids)
     # Locked: the run writes its consents back whole, so a fill committing between this
     # read and that write would be undone (left pending behind the fetch's lease).
     if pairs is not None:

@@ -50,7 +50,7 @@ class CustomerExport(BaseModel):
 async def apply_merge(session: AsyncSession, event: CustomerMerged) -> None:
     """Move the duplicate's rows to the surviving customer; later events for it follow."""
     survivor, merged = event.customer_id, event.merged_customer_id
-    if survivor == merged or await customer_store.survivor_of(session, merged) == survivor:
+    if survivor == merged or await customer_store.merged_into(session, merged) == survivor:
         return
     if await customer_store.is_erased(session, survivor):
         await erase_customer(session, merged, event.occurred_at)

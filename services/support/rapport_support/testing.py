@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rapport_events import customer_ids
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
 from rapport_support.customers.models import ErasedCustomer, SupportMergedCustomer
-from rapport_support.customers.store import MERGE_CHAIN_LIMIT
 from rapport_support.products.models import SupportProduct
 from rapport_support.shared import aware
 from rapport_support.tickets.models import (
@@ -148,18 +148,18 @@ def _done(ticket: SupportTicket, target: str) -> datetime | None:
 
 
 class FakeCustomerLookup(FakeStore):
-    """Merges (`SupportMergedCustomer`) and erasures (`ErasedCustomer`) among the rows."""
+    """Merges (`SupportMergedCustomer`) and erasures (`ErasedCustomer`) among the rows,
+    resolved by the same `rapport_events.customer_ids` as the SQL lookup."""
 
-    async def resolve(self, customer_id: str) -> str:
-        for _ in range(MERGE_CHAIN_LIMIT):
-            alias = self.rows.get(SupportMergedCustomer, customer_id)
-            if alias is None or alias.customer_id == customer_id:
-                return customer_id
-            customer_id = alias.customer_id
-        return customer_id
+    async def resolve(self, customer_id: str) -> str | None:
+        return await customer_ids.resolve(customer_id, self._survivors_of, self._erased_among)
 
-    async def is_erased(self, customer_id: str) -> bool:
-        return self.rows.get(ErasedCustomer, customer_id) is not None
+    async def _survivors_of(self, merged_ids: set[str]) -> dict[str, str]:
+        aliases = [self.rows.get(SupportMergedCustomer, merged_id) for merged_id in merged_ids]
+        return {alias.merged_id: alias.customer_id for alias in aliases if alias is not None}
+
+    async def _erased_among(self, customer_ids: set[str]) -> set[str]:
+        return {c for c in customer_ids if self.rows.get(ErasedCustomer, c) is not None}
 
 
 class FakeProductLookup(FakeStore):

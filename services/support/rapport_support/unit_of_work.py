@@ -11,7 +11,7 @@ from typing import Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
-from rapport_support.customers import store as customer_store
+from rapport_support.customers import service as customer_service
 from rapport_support.products import store as product_store
 from rapport_support.products.models import SupportProduct
 from rapport_support.settings import Settings
@@ -21,11 +21,9 @@ from rapport_support.tickets.store import SqlTicketStore, TicketStore
 class CustomerLookup(Protocol):
     """What the tickets ask of the customers domain."""
 
-    async def resolve(self, customer_id: str) -> str:
-        """The id the customer's data lives under: the survivor's when it was merged away."""
+    async def resolve(self, customer_id: str) -> str | None:
+        """The id the customer's data lives under now, through merges; None if erased."""
         ...
-
-    async def is_erased(self, customer_id: str) -> bool: ...
 
 
 class ProductLookup(Protocol):
@@ -50,11 +48,8 @@ class SupportUnitOfWork(UnitOfWork, Protocol):
 # The customers and products domains' queries are still functions of the session; these
 # put the few the tickets need on the unit of work.
 class SqlCustomerLookup(SqlStore):
-    async def resolve(self, customer_id: str) -> str:
-        return await customer_store.resolve(self.session, customer_id)
-
-    async def is_erased(self, customer_id: str) -> bool:
-        return await customer_store.is_erased(self.session, customer_id)
+    async def resolve(self, customer_id: str) -> str | None:
+        return await customer_service.resolve(self.session, customer_id)
 
 
 class SqlProductLookup(SqlStore):

@@ -1,5 +1,6 @@
 """The audience's use cases: who a customer id is now, and what they consented to."""
 
+import functools
 from collections.abc import Iterable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -8,31 +9,22 @@ from rapport_campaign.audience import store
 from rapport_campaign.audience.models import AudienceMember, ConsentState
 from rapport_campaign.errors import NotFound
 from rapport_campaign.segments import store as segment_store
+from rapport_events import customer_ids as customer_ids_kit
 from rapport_events.base import utcnow
 
 
 async def resolve(session: AsyncSession, customer_id: str) -> str | None:
-    """The id that owns `customer_id` now (itself or the survivor of a merge); None if erased."""
-    if await store.get_erased_customer(session, customer_id) is not None:
-        return None
-    alias = await store.get_alias(session, customer_id)
-    if alias is None:
-        return customer_id
-    if await store.get_erased_customer(session, alias.customer_id) is not None:
-        return None
-    return alias.customer_id
+    """The id that owns `customer_id` now, through merges; None if erased."""
+    return (await resolve_all(session, [customer_id]))[customer_id]
 
 
 async def resolve_all(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str | None]:
-    """`resolve` for many ids at once: one query for the aliases, one for the tombstones."""
-    ids = set(customer_ids)
-    aliases = await store.aliases(session, ids)
-    erased = await store.erased_among(session, ids | set(aliases.values()))
-    resolved: dict[str, str | None] = {}
-    for customer_id in ids:
-        owner = aliases.get(customer_id, customer_id)
-        resolved[customer_id] = None if customer_id in erased or owner in erased else owner
-    return resolved
+    """`resolve` for many ids at once: one alias query per merge level, one for tombstones."""
+    return await customer_ids_kit.resolve_all(
+        customer_ids,
+        functools.partial(store.aliases, session),
+        functools.partial(store.erased_among, session),
+    )
 
 
 def consented(consent: ConsentState | None) -> bool:

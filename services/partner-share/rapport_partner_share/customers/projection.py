@@ -8,7 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import bulk
 from rapport_events.consumer import batch
 from rapport_events.types import CustomerRegistered
-from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
+from rapport_partner_share.customers import store
+from rapport_partner_share.customers.models import KnownCustomer
 
 
 @batch
@@ -17,10 +18,7 @@ async def note_registered_customers(
 ) -> None:
     """Remember that customers exist, and since when; a replay changes nothing."""
     ids = {event.customer_id for event in events}
-    erased = {
-        row["customer_id"]
-        for row in await bulk.rows_where(session, ErasedCustomer, ("customer_id",), ids)
-    }
+    erased = await store.erased_among(session, ids)
     # Only the id and the date: partners may see personal data only through consented
     # slices, so none is copied from the registration. The first registration wins.
     rows: dict[str, dict[str, Any]] = {}

@@ -1,9 +1,16 @@
-"""Every query of the customers domain: known customers and the tombstones of erased ones."""
+"""Every query of the customers domain: known customers and the tombstones of erased ones.
+
+Partner-share keeps no merge links (a merge moves the duplicate's consents to the survivor
+and forgets its id), so the one question it asks of an id is whether it was erased.
+"""
+
+from collections.abc import Iterable
 
 from sqlalchemy import delete
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import bulk
 from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
 
 
@@ -21,3 +28,13 @@ async def get_tombstone(session: AsyncSession, customer_id: str) -> ErasedCustom
 
 def add_tombstone(session: AsyncSession, tombstone: ErasedCustomer) -> None:
     session.add(tombstone)
+
+
+async def is_erased(session: AsyncSession, customer_id: str) -> bool:
+    return await get_tombstone(session, customer_id) is not None
+
+
+async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+    """Which of these ids were erased."""
+    rows = await bulk.rows_where(session, ErasedCustomer, ("customer_id",), customer_ids)
+    return {row["customer_id"] for row in rows}

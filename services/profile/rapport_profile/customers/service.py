@@ -74,7 +74,8 @@ async def register_customer(session: AsyncSession, data: CustomerCreate, *, topi
     """Create a customer and publish customer.registered on `topic`."""
     existing = await store.find_by_email(session, data.email)
     if existing is not None:
-        raise DuplicateEmail(await identity_service.resolve(session, existing.id))
+        # The holder is named even if erased: the address is taken all the same.
+        raise DuplicateEmail(await identity_service.survivor_of(session, existing.id))
     holders = await store.find_by_external_ids(session, data.external_ids)
     if holders:
         raise DuplicateExternalId(holders[0].id)
@@ -125,7 +126,8 @@ async def update_customer(
     if email and email != customer.email:
         holder = await store.find_by_email(session, email)
         if holder is not None and holder.id != customer.id:
-            raise DuplicateEmail(await identity_service.resolve(session, holder.id))
+            # The holder is named even if erased: the address is taken all the same.
+            raise DuplicateEmail(await identity_service.survivor_of(session, holder.id))
     external_ids = changes.get("external_ids")
     if external_ids:
         holders = await store.find_by_external_ids(session, external_ids)

@@ -1,9 +1,11 @@
 """Identity resolution: who an id belongs to now, merges and unmerges of customers."""
 
+import functools
 from collections.abc import Collection
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import customer_ids as customer_ids_kit
 from rapport_events.base import utcnow
 from rapport_events.types import (
     CustomerMerged,
@@ -27,10 +29,32 @@ from rapport_profile.timeline import store as timeline_store
 ALIAS = "alias"
 
 
-async def resolve(session: AsyncSession, customer_id: str) -> str:
-    """The id that owns `customer_id` now: itself, or the customer it was merged into."""
-    alias = await store.get_identity(session, ALIAS, customer_id)
-    return alias.customer_id if alias is not None else customer_id
+async def resolve(session: AsyncSession, customer_id: str) -> str | None:
+    """The id that owns `customer_id` now, through merges; None when erased."""
+    return (await resolve_all(session, [customer_id]))[customer_id]
+
+
+async def resolve_all(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> dict[str, str | None]:
+    """Who each incoming event's customer id belongs to now; None when it was erased."""
+    lookups = store.RunLookups(session, ALIAS)
+    return await customer_ids_kit.resolve_all(
+        customer_ids, lookups.survivors_of, lookups.erased_among
+    )
+
+
+async def survivor_of(session: AsyncSession, customer_id: str) -> str:
+    """The id that owns `customer_id` now, through merges, erased or not.
+
+    For the callers that must name that owner even when erased: a tracking call about an
+    erased customer is recognised (and dropped) by it, and the holder of an e-mail address
+    is named by it.
+    """
+    owners = await customer_ids_kit.owners_through_merges(
+        [customer_id], functools.partial(store.aliases_among, session, ALIAS)
+    )
+    return owners[customer_id]
 
 
 async def is_erased(session: AsyncSession, customer_id: str) -> bool:
@@ -164,11 +188,3 @@ async def unmerge_customers(
     await session.flush()
     await analytics_projection.refresh_metrics_of(session, [survivor.id, merged_id], topic)
     return merge
-
-
-async def resolve_all(
-    session: AsyncSession, customer_ids: Collection[str]
-) -> dict[str, str | None]:
-    """Who each incoming event's customer id belongs to now; None when it was erased."""
-    answers = await store.owners_and_erasures(session, set(customer_ids), ALIAS)
-    return {subject: None if erased else owner for subject, (owner, erased) in answers.items()}

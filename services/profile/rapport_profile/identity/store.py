@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_profile.analytics.models import Order
 from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import AccountMember, SegmentMembership
+from rapport_profile.gdpr import store as gdpr_store
 from rapport_profile.gdpr.models import Erasure
 from rapport_profile.identity.models import Identity, Merge
 from rapport_profile.shared import _chunks
@@ -74,7 +75,14 @@ async def delete_identity(session: AsyncSession, kind: str, value: str) -> None:
     )
 
 
-def _owners_and_erasures() -> Any:
+async def aliases_among(
+    session: AsyncSession, kind: str, values: Collection[str]
+) -> dict[str, str]:
+    """merged id -> the id it was merged into, for those of `values` with an alias of `kind`."""
+    return {i.value: i.customer_id for i in await identities_among(session, kind, values)}
+
+
+def _aliases_and_erasures() -> Any:
     """Per subject id its alias row, and which of the subjects or their owners were erased."""
     subjects = bindparam("subjects", type_=String(), expanding=True)
     alias_kind = bindparam("alias_kind", type_=String())
@@ -90,30 +98,60 @@ def _owners_and_erasures() -> Any:
 
 
 # Built once: every run of events the consumer applies asks it.
-OWNERS_AND_ERASURES = _owners_and_erasures()
+ALIASES_AND_ERASURES = _aliases_and_erasures()
 
 
-async def owners_and_erasures(
+async def aliases_and_erasures(
     session: AsyncSession, customer_ids: Collection[str], alias_kind: str
-) -> dict[str, tuple[str, bool]]:
-    """For each id: who owns it now (its alias, else itself) and whether either was erased.
+) -> tuple[dict[str, str], set[str]]:
+    """The aliases of these ids, and which of them or of the ids they alias were erased.
 
     One statement per IN_LIST ids, binding them three times (well under the limits).
     """
-    owner_of: dict[str, str] = {}
+    aliases: dict[str, str] = {}
     erased: set[str] = set()
     for chunk in _chunks(customer_ids):
         params = {"subjects": chunk, "alias_kind": alias_kind}
-        for what, subject, owner in await session.exec(OWNERS_AND_ERASURES, params=params):
+        for what, subject, owner in await session.exec(ALIASES_AND_ERASURES, params=params):
             if what == "alias":
-                owner_of[subject] = owner
+                aliases[subject] = owner
             else:
                 erased.add(subject)
-    answers = {}
-    for subject in customer_ids:
-        owner = owner_of.get(subject, subject)
-        answers[subject] = (owner, subject in erased or owner in erased)
-    return answers
+    return aliases, erased
+
+
+class RunLookups:
+    """The two lookups `rapport_events.customer_ids` resolves through, for a run of events.
+
+    Every run the consumer applies resolves its ids, so the common case is one statement:
+    the ids' aliases with the erasures of the ids and of their owners. What that statement
+    answered is kept, so later levels of a chain ask only for aliases and the erasure
+    lookup asks only for ids not seen yet.
+    """
+
+    def __init__(self, session: AsyncSession, alias_kind: str) -> None:
+        self._session, self._kind = session, alias_kind
+        self._erased: dict[str, bool] = {}
+
+    async def survivors_of(self, customer_ids: set[str]) -> dict[str, str]:
+        """merged id -> the id it was merged into, for those of `customer_ids` merged away."""
+        unseen = customer_ids - self._erased.keys()
+        aliases = await aliases_among(self._session, self._kind, customer_ids - unseen)
+        if unseen:
+            found, erased = await aliases_and_erasures(self._session, unseen, self._kind)
+            for customer_id in unseen | set(found.values()):
+                self._erased[customer_id] = customer_id in erased
+            aliases.update(found)
+        return aliases
+
+    async def erased_among(self, customer_ids: set[str]) -> set[str]:
+        """Which of these ids were erased."""
+        unseen = customer_ids - self._erased.keys()
+        if unseen:
+            erased = await gdpr_store.erased_among(self._session, unseen)
+            for customer_id in unseen:
+                self._erased[customer_id] = customer_id in erased
+        return {customer_id for customer_id in customer_ids if self._erased[customer_id]}
 
 
 async def open_merge(session: AsyncSession, customer_id: str, merged_id: str) -> Merge | None:

@@ -36,6 +36,9 @@ def full_types(name: str) -> list[str]:
 async def known_owner(session: AsyncSession, customer_id: str) -> str:
     """The id whose data answers for `customer_id`; CustomerNotFound if never seen."""
     owner = await identity_service.resolve(session, customer_id)
+    if owner is None:
+        # Erasure leaves only tombstones: nothing answers for an erased id or its owner.
+        raise CustomerNotFound(customer_id)
     if await customer_store.get_customer(session, owner) is not None:
         return owner
     if await store.has_timeline(session, owner) or await identity_store.identities_of(

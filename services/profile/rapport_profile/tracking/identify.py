@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import customer_ids
 from rapport_events.base import utcnow
 from rapport_events.types import (
     AccountJoined,
@@ -39,7 +40,8 @@ async def _owner_of_identity(session: AsyncSession, kind: str, value: str) -> st
     identity = await identity_store.get_identity(session, kind, value)
     if identity is None:
         return None
-    return await identity_service.resolve(session, identity.customer_id)
+    # Erased or not: the caller tells an erased owner apart itself.
+    return await identity_service.survivor_of(session, identity.customer_id)
 
 
 async def _is_customer(session: AsyncSession, customer_id: str) -> bool:
@@ -78,7 +80,7 @@ class Directory:
         }
         await self._load_identities(identity_service.ALIAS, users | pseudo | owners)
         named = users | pseudo | owners
-        resolved = {await self.resolve(customer_id) for customer_id in named}
+        resolved = set((await customer_ids.owners_through_merges(named, self._aliases)).values())
         await self._load_customers(resolved)
         await self._load_erasures(named | resolved)
 
@@ -115,16 +117,25 @@ class Directory:
             )
         return self._identities[(kind, value)]
 
-    async def resolve(self, customer_id: str) -> str:
-        """The id that owns `customer_id` now (as service.resolve answers)."""
-        alias = await self.identity(identity_service.ALIAS, customer_id)
-        return alias.customer_id if alias is not None else customer_id
+    async def _aliases(self, customer_ids: set[str]) -> dict[str, str]:
+        """The survivor of each of these ids merged away, from what is loaded or read now."""
+        await self._load_identities(identity_service.ALIAS, customer_ids)
+        aliases = {c: self._identities[(identity_service.ALIAS, c)] for c in customer_ids}
+        return {c: alias.customer_id for c, alias in aliases.items() if alias is not None}
+
+    async def survivor_of(self, customer_id: str) -> str:
+        """The id that owns `customer_id` now, erased or not (as service.survivor_of answers).
+
+        A call about an erased customer must still be recognised as theirs, to be dropped.
+        """
+        owners = await customer_ids.owners_through_merges([customer_id], self._aliases)
+        return owners[customer_id]
 
     async def owner_of_identity(self, kind: str, value: str) -> str | None:
         identity = await self.identity(kind, value)
         if identity is None:
             return None
-        return await self.resolve(identity.customer_id)
+        return await self.survivor_of(identity.customer_id)
 
     async def is_erased(self, customer_id: str) -> bool:
         if customer_id not in self._erased:
@@ -172,7 +183,7 @@ async def resolve_caller(
         for erased in (user, pseudo_id(USER, user)):
             if await ids.is_erased(erased):
                 return erased
-        current = await ids.resolve(user)  # a merged customer's id still works
+        current = await ids.survivor_of(user)  # a merged customer's id still works
         if await ids.is_customer(current):
             owner = current
         else:
@@ -180,7 +191,7 @@ async def resolve_caller(
         if owner is None:
             # Not known yet: the user id joins the anonymous visitor's id when there is one.
             visitor = await ids.owner_of_identity(ANONYMOUS, anonymous) if anonymous else None
-            owner = visitor or await ids.resolve(pseudo_id(USER, user))
+            owner = visitor or await ids.survivor_of(pseudo_id(USER, user))
             _add_identity(session, ids, Identity(kind=USER, value=user, customer_id=owner))
             await session.flush()
     if anonymous is None:
@@ -301,7 +312,8 @@ async def identify(
     if not await _is_customer(session, owner):
         holder, reason = await _holder(session, email, external_ids)
         if holder is not None:
-            survivor = await identity_service.resolve(session, holder.id)
+            # Holders are customers, so not erased; the owner is what the fold needs.
+            survivor = await identity_service.survivor_of(session, holder.id)
             await _fold(session, survivor, owner, reason, topic)
             owner = survivor
         elif email:
@@ -336,7 +348,7 @@ async def identify(
     if email and email != customer.email:
         holder = await customer_store.find_by_email(session, email)
         if holder is not None:
-            other = await identity_service.resolve(session, holder.id)
+            other = await identity_service.survivor_of(session, holder.id)
             if other != customer.id:
                 customer = await _merge_pair(session, customer.id, other, "email", topic)
         else:

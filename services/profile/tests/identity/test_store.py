@@ -16,20 +16,34 @@ class TestOwnersOfARun:
     ) -> None:
         sessions = session_factory(engine)
         await seed(sessions)
+        ids = [*SUBJECTS, "never-seen"]
         async with transaction(sessions) as session:
-            owners = await identity_store.owners_and_erasures(
-                session, [*SUBJECTS, "never-seen"], identity_service.ALIAS
+            aliases, erased = await identity_store.aliases_and_erasures(
+                session, ids, identity_service.ALIAS
             )
+            with statements(engine) as seen:
+                owners = await identity_service.resolve_all(session, ids)
+            survivors = {i: await identity_service.survivor_of(session, i) for i in ids}
 
+        assert aliases == {"old-1": "c-1", "old-2": "c-2", "anon-9": "c-9", "gone-3": "c-3"}
+        assert erased == {"c-9", "gone-3", "c-unknown-erased"}
         assert owners == {
-            **{c: (c, False) for c in LIVE},
-            "old-1": ("c-1", False),
-            "old-2": ("c-2", False),
-            "anon-9": ("c-9", True),  # its owner was erased
-            "gone-3": ("c-3", True),  # the id itself was erased
-            "c-9": ("c-9", True),
-            "c-unknown-erased": ("c-unknown-erased", True),
-            "never-seen": ("never-seen", False),
+            **{c: c for c in LIVE},
+            "old-1": "c-1",
+            "old-2": "c-2",
+            "anon-9": None,  # its owner was erased
+            "gone-3": None,  # the id itself was erased
+            "c-9": None,
+            "c-unknown-erased": None,
+            "never-seen": "never-seen",
+        }
+        # The aliases and erasures in one statement; the owners found are asked for aliases.
+        assert len([s for s in seen if "profile_erasures" in s]) == 1
+        assert {i: s for i, s in survivors.items() if s != i} == {
+            "old-1": "c-1",
+            "old-2": "c-2",
+            "anon-9": "c-9",  # named although erased
+            "gone-3": "c-3",
         }
 
     async def test_more_ids_than_one_in_list_are_asked_in_chunks(self, engine: AsyncEngine) -> None:

@@ -30,6 +30,7 @@ from rapport_support.customers.models import (
     SupportHandle,
     handle_key,
 )
+from rapport_support.customers.service import resolve_all
 from rapport_support.mentions.projection import link_claimed_mentions
 from rapport_support.settings import Settings
 from rapport_support.shared import aware, clip
@@ -51,42 +52,6 @@ Row = dict[str, Any]
 
 
 # --- what a run needs to know --------------------------------------------------------------------
-
-
-@dataclass
-class Identities:
-    """Where the customer ids of a run live now (merges) and which of them are erased."""
-
-    survivors: dict[str, str]
-    erased: set[str]
-
-    def current(self, customer_id: str) -> str:
-        """The id the customer's data lives under: the survivor's when it was merged away."""
-        for _ in range(store.MERGE_CHAIN_LIMIT):
-            survivor = self.survivors.get(customer_id)
-            if survivor is None or survivor == customer_id:
-                return customer_id
-            customer_id = survivor
-        return customer_id
-
-
-async def identities(session: AsyncSession, customer_ids: Iterable[str]) -> Identities:
-    """Merges and erasures of these ids: one query per link of a merge chain, one for erasures."""
-    survivors: dict[str, str] = {}
-    asked: set[str] = set()
-    pending = set(customer_ids)
-    for _ in range(store.MERGE_CHAIN_LIMIT):
-        pending -= asked
-        if not pending:
-            break
-        asked |= pending
-        found = await store.survivors_of(session, pending)
-        survivors.update(found)
-        pending = set(found.values())
-    known = Identities(survivors, set())
-    everyone = asked | {known.current(customer_id) for customer_id in asked}
-    known.erased = await store.erased_among(session, everyone)
-    return known
 
 
 async def _customers(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, Row]:
@@ -182,13 +147,13 @@ async def add_registered_customers(
 ) -> None:
     """Remember newly registered customers for support; a replay changes nothing."""
     ids = {event.customer_id for event in events}
-    known = await identities(session, ids)
+    owners = await resolve_all(session, ids)
     existing = await _customers(session, ids)
     new: dict[str, dict[str, Any]] = {}
     handle_sets: list[tuple[str, Mapping[str, Any]]] = []
     for event in events:
         customer_id = event.customer_id
-        if customer_id in known.erased or customer_id in known.survivors:
+        if owners[customer_id] != customer_id:
             continue  # erased, or a late registration of a duplicate already merged away
         if customer_id in existing or customer_id in new:
             continue  # later events may have changed the row; a replay must not undo them
@@ -218,15 +183,15 @@ async def apply_customer_updates(
     session: AsyncSession, settings: Settings, events: Sequence[CustomerUpdated]
 ) -> None:
     """Copy the changed profile attributes (and handles) onto the projection."""
-    known = await identities(session, {event.customer_id for event in events})
-    customers = await _customers(session, {known.current(e.customer_id) for e in events})
+    resolved = await resolve_all(session, {event.customer_id for event in events})
+    customers = await _customers(session, {o for o in resolved.values() if o is not None})
     changed: set[str] = set()
     handle_sets: list[tuple[str, Mapping[str, Any]]] = []
     for event in events:
-        customer_id = known.current(event.customer_id)
-        customer = customers.get(customer_id)
-        if customer_id in known.erased or customer is None:
-            continue
+        customer_id = resolved[event.customer_id]
+        customer = customers.get(customer_id) if customer_id is not None else None
+        if customer_id is None or customer is None:
+            continue  # erased, or not registered here
         held_at = customer["updated_at"]
         if held_at is not None and aware(held_at) > event.occurred_at:
             continue  # an older change than the one already applied
@@ -252,11 +217,11 @@ async def apply_values(session: AsyncSession, events: Sequence[CustomerValueChan
 
     Each event carries the whole value, so the last of a customer in the run wins.
     """
-    known = await identities(session, {event.customer_id for event in events})
+    owners = await resolve_all(session, {event.customer_id for event in events})
     latest: dict[str, CustomerValueChanged] = {}
     for event in events:
-        customer_id = known.current(event.customer_id)
-        if customer_id not in known.erased:
+        customer_id = owners[event.customer_id]
+        if customer_id is not None:
             latest[customer_id] = event
     customers = await _customers(session, latest)
     rows = []
@@ -281,14 +246,14 @@ async def apply_consents(
     session: AsyncSession, events: Sequence[ConsentGranted | ConsentRevoked]
 ) -> None:
     """Keep the newest consent state per purpose and channel or partner."""
-    known = await identities(session, {event.customer_id for event in events})
-    ids = {known.current(event.customer_id) for event in events} - known.erased
+    owners = await resolve_all(session, {event.customer_id for event in events})
+    ids = {owner for owner in owners.values() if owner is not None}
     stored = await store.rows_where_in(session, SupportConsent, "customer_id", ids)
     consents = {(row["customer_id"], row["purpose"], row["scope"]): row for row in stored}
     changed: dict[tuple[str, str, str], dict[str, Any]] = {}
     for event in events:
-        customer_id = known.current(event.customer_id)
-        if customer_id in known.erased:
+        customer_id = owners[event.customer_id]
+        if customer_id is None:
             continue
         key = (customer_id, event.purpose, (event.channel or event.partner_id or "")[:128])
         row = consents.get(key)

@@ -1,11 +1,14 @@
 """The support context: everything a rep sees when a customer calls, from support's own
 projection, so it answers while profile is down."""
 
+import functools
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import customer_ids
 from rapport_events.base import utcnow
 from rapport_support.customers import store
 from rapport_support.customers.models import ConsentPublic, CustomerSummary, SupportContext
@@ -15,6 +18,20 @@ from rapport_support.products.models import ProductPublic
 from rapport_support.tickets.models import OPEN_STATUSES, TicketSummary
 
 CONTEXT_MENTIONS = 20
+
+
+async def resolve(session: AsyncSession, customer_id: str) -> str | None:
+    """The id the customer's data lives under now, through merges; None if erased."""
+    return (await resolve_all(session, [customer_id]))[customer_id]
+
+
+async def resolve_all(session: AsyncSession, ids: Iterable[str]) -> dict[str, str | None]:
+    """`resolve` for many ids at once: one query per link of a merge chain, one for erasures."""
+    return await customer_ids.resolve_all(
+        ids,
+        functools.partial(store.survivors_of, session),
+        functools.partial(store.erased_among, session),
+    )
 
 
 def _product_view(product: Any, today: date) -> ProductPublic:
@@ -30,10 +47,11 @@ async def get_support_context(
     now = now or utcnow()
     rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
     if rows.customer is None:
-        # Merges and erasure delete the row, so only a missing one needs these two lookups.
-        current = await store.resolve(session, customer_id)
-        if await store.is_erased(session, current):
-            raise CustomerNotFound(current)
+        # Merges and erasure delete the row, so only a missing one needs resolving.
+        current = await resolve(session, customer_id)
+        if current is None:
+            # Erasure tombstones the ids merged into the customer too: the id asked names it.
+            raise CustomerNotFound(customer_id)
         if current != customer_id:
             customer_id = current
             rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)

@@ -100,23 +100,10 @@ async def is_erased(session: AsyncSession, customer_id: str) -> bool:
     return await session.get(ErasedCustomer, customer_id) is not None
 
 
-async def survivor_of(session: AsyncSession, merged_id: str) -> str | None:
+async def merged_into(session: AsyncSession, merged_id: str) -> str | None:
+    """The id `merged_id` was merged into, one link only (erased or not)."""
     alias = await session.get(SupportMergedCustomer, merged_id)
     return alias.customer_id if alias is not None else None
-
-
-# Merges chain; bounded so a cycle in bad data cannot loop forever.
-MERGE_CHAIN_LIMIT = 16
-
-
-async def resolve(session: AsyncSession, customer_id: str) -> str:
-    """The id the customer's data lives under: the survivor's when it was merged away."""
-    for _ in range(MERGE_CHAIN_LIMIT):
-        survivor = await survivor_of(session, customer_id)
-        if survivor is None or survivor == customer_id:
-            return customer_id
-        customer_id = survivor
-    return customer_id
 
 
 # Set-based reads and writes for runs of events: the shared kit.
@@ -134,6 +121,7 @@ async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict
 
 
 async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
+    """Which of these ids were erased."""
     rows = await rows_where_in(session, ErasedCustomer, "customer_id", customer_ids)
     return {row["customer_id"] for row in rows}
 

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events.base import utcnow
 from rapport_events.types import SocialMentionReceived, SocialReplySent
 from rapport_events.webhooks import refused_for_good, retry_delay
+from rapport_support.customers import service as customer_service
 from rapport_support.customers import store as customer_store
 from rapport_support.customers.models import handle_key
 from rapport_support.errors import InvalidRequest, NotFound
@@ -72,9 +73,7 @@ async def ingest_mention(
     owner = await customer_store.get_handle(session, data.platform, key)
     customer_id = owner.customer_id if owner is not None else None
     if customer_id is not None:
-        customer_id = await customer_store.resolve(session, customer_id)
-        if await customer_store.is_erased(session, customer_id):
-            customer_id = None
+        customer_id = await customer_service.resolve(session, customer_id)  # None if erased
     score = sentiment.sentiment(data.text)
     kind = sentiment.mention_kind(data.text, score.label)
     posted_at = data.time or now

@@ -10,7 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.consumer import batch
 from rapport_events.types import OrderCompleted
-from rapport_support.customers.projection import after_bulk_writes, identities
+from rapport_support.customers.projection import after_bulk_writes
+from rapport_support.customers.service import resolve_all
 from rapport_support.products import store
 from rapport_support.products.models import SupportProduct, model_key
 from rapport_support.settings import Settings
@@ -57,8 +58,12 @@ async def record_orders(
     session: AsyncSession, settings: Settings, events: Sequence[OrderCompleted]
 ) -> None:
     """Remember the products of completed orders, with their warranty end."""
-    known = await identities(session, {event.customer_id for event in events})
-    owners = [(known.current(event.customer_id), event) for event in events]
+    resolved = await resolve_all(session, {event.customer_id for event in events})
+    owners = [
+        (customer_id, event)
+        for event in events
+        if (customer_id := resolved[event.customer_id]) is not None  # None: erased
+    ]
     wanted = {(customer_id, event.order_id[:128]) for customer_id, event in owners}
     recorded = {
         (row["customer_id"], row["order_id"])
@@ -67,7 +72,7 @@ async def record_orders(
     rows: list[dict[str, Any]] = []
     for customer_id, event in owners:
         order = (customer_id, event.order_id[:128])
-        if customer_id in known.erased or order in recorded:
+        if order in recorded:
             continue
         recorded.add(order)
         rows.extend(_product_rows(settings, customer_id, event))
