@@ -64,12 +64,11 @@ def create_app(
         missing = [name for name in ASSETS if not asset_path(settings, name).is_file()]
         if missing:
             log.error("browser libraries missing (run `make console-assets`): %s", missing)
-        http = httpx.AsyncClient(transport=transport, follow_redirects=False)
-        app.state.clients = ServiceClients(http, settings)
+        clients = app.state.clients = ServiceClients(settings, transport)
         try:
             yield
         finally:
-            await http.aclose()
+            await clients.aclose()
             await engine.dispose()
 
     app = FastAPI(

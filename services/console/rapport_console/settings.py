@@ -48,6 +48,8 @@ class Settings(BaseServiceSettings):
     partner_share_api_token: str | None = None
     # Each service call of a page gets this long; a slower service makes the page partial.
     service_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    # How long the 360 reuses campaign's list of segments for their names (0: never).
+    segment_names_cache_s: float = Field(default=30.0, ge=0, le=3600)
 
     # Signs the session cookie; changing it logs every operator out.
     session_secret: str = DEVELOPMENT_SESSION_SECRET

@@ -66,7 +66,9 @@ OperatorDep = Annotated[Operator, Depends(current_operator)]
 def require(permission: Permission) -> Any:
     """A dependency: the operator, when their role has `permission`."""
 
-    def _check(operator: OperatorDep) -> Operator:
+    # Async, as every dependency here: FastAPI runs a plain `def` in its thread pool, a
+    # thread hop per request for a dictionary look-up.
+    async def _check(operator: OperatorDep) -> Operator:
         if not may(operator.role, permission):
             raise Forbidden(operator, permission)
         return operator
@@ -119,7 +121,8 @@ async def _audit_refusal(
     await audit_log.write(request.app.state.sessionmaker, refusal)
 
 
-def clients(request: Request) -> ServiceClients:
+async def clients(request: Request) -> ServiceClients:
+    """The app's one HTTP client to the services (its connections are reused)."""
     return request.app.state.clients  # type: ignore[no-any-return]
 
 
