@@ -60,6 +60,9 @@ class Settings(BaseServiceSettings):
     login_attempts: int = Field(default=5, ge=1, description="failed logins allowed per window")
     login_window_s: float = Field(default=300.0, gt=0)
     assets_dir: Path = DEFAULT_ASSETS
+    # How long the logs keep an entry; older ones are deleted (rapport_console.audit.retention).
+    audit_retention_days: int = Field(default=365, ge=1, le=36500)
+    access_log_retention_days: int = Field(default=365, ge=1, le=36500)
 
     def token_for(self, service: str) -> str:
         """The bearer token the console sends to `service`."""
