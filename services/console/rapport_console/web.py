@@ -141,7 +141,7 @@ async def audit_refusal(request: Request, status_code: int, reason: str) -> None
 
 
 async def clients(request: Request) -> ServiceClients:
-    """The app's one HTTP client to the services (its connections are reused)."""
+    """The app's clients of the services (their connections are reused)."""
     return request.app.state.clients  # type: ignore[no-any-return]
 
 
