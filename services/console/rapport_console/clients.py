@@ -7,6 +7,7 @@ marked partial with the name of each service that did not.
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,13 @@ from rapport_console.settings import Settings
 log = logging.getLogger(__name__)
 SERVICES = ("profile", "campaign", "support", "partner-share")
 Params = Mapping[str, str | int] | Sequence[tuple[str, str | int]]
+# Connections kept open to each service. Twenty operators' 360 pages make twenty calls at
+# once to each; one client for all four kept twenty connections in all and closed the rest
+# after each call, so most calls paid a new TCP connection on both ends. One pool per
+# service: httpcore looks at every pooled connection on every request, and a pool of a
+# hundred cost more than the connections it saved. An idle connection is closed before
+# uvicorn's keep-alive of 5 s would close it under a request ("Server disconnected").
+LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=2.0)
 
 
 class ServiceUnavailable(Exception):
@@ -36,6 +44,8 @@ class Call:
     service: str
     path: str
     params: Params | None = None
+    # Seconds an answer may be reused by later calls (0: always asked afresh).
+    cache_s: float = 0.0
 
 
 @dataclass
@@ -66,13 +76,49 @@ class Fanout:
 class ServiceClients:
     """HTTP access to the services with the console's bearer tokens."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
-        self.http = http
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
+        self.http = {
+            service: httpx.AsyncClient(transport=transport, follow_redirects=False, limits=LIMITS)
+            for service in SERVICES
+        }
+        # Answers of calls with `cache_s`, by call: when they expire and the request.
+        self._cache: dict[tuple[str, str, str], tuple[float, asyncio.Future[Any]]] = {}
 
     async def get(self, call: Call) -> Any:
         """The JSON a service answers, None on 404, ServiceUnavailable otherwise."""
+        if call.cache_s > 0:
+            return await self._cached(call)
         return await self._request("GET", call.service, call.path, params=call.params)
+
+    async def _cached(self, call: Call) -> Any:
+        """A fresh enough answer to the same call, else one request shared by all who ask."""
+        key = (call.service, call.path, repr(call.params))
+        now = time.monotonic()
+        held = self._cache.get(key)
+        if held is None or held[0] <= now:
+            request = self._request("GET", call.service, call.path, params=call.params)
+            held = self._cache[key] = (now + call.cache_s, asyncio.ensure_future(request))
+        try:
+            # Shielded: a page that gives up does not cancel the others' request.
+            answer = await asyncio.shield(held[1])
+        except BaseException:
+            self._forget(key, held)
+            raise
+        if answer is None or (isinstance(answer, dict) and "error" in answer):
+            self._forget(key, held)  # a refusal or a 404 is asked again next time
+        return answer
+
+    def _forget(self, key: tuple[str, str, str], held: object) -> None:
+        if self._cache.get(key) is held:
+            del self._cache[key]
+
+    def forget_answers_of(self, service: str) -> None:
+        """Drop the cached answers of `service` (after a write that may change them)."""
+        for key in [key for key in self._cache if key[0] == service]:
+            del self._cache[key]
 
     async def post(self, service: str, path: str, body: Any) -> Any:
         """POST JSON to a service; its 4xx answer is returned as {"error": ...}."""
@@ -109,15 +155,23 @@ class ServiceClients:
                 fanout.results[name] = answer
         return fanout
 
+    async def aclose(self) -> None:
+        """Close the connections to every service."""
+        for http in self.http.values():
+            await http.aclose()
+
     async def _request(
         self, method: str, service: str, path: str, timeout_s: float | None = None, **kwargs: Any
     ) -> Any:
+        if method != "GET":
+            # What this replica wrote shows on its next page, not after the cache expires.
+            self.forget_answers_of(service)
         url = self.settings.url_for(service) + path
         headers = {"Authorization": f"Bearer {self.settings.token_for(service)}"}
         timeout = timeout_s or self.settings.service_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                reply = await self.http.request(
+                reply = await self.http[service].request(
                     method, url, headers=headers, timeout=timeout, **kwargs
                 )
         except TimeoutError:

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport_console.analytics import pages as analytics
 from rapport_console.audit import pages as audit
+from rapport_console.audit.retention import retention_worker
 from rapport_console.campaigns import pages as campaigns
 from rapport_console.clients import ServiceClients
 from rapport_console.customers import pages as customers
@@ -26,10 +27,18 @@ from rapport_console.privacy import pages as privacy
 from rapport_console.segments import pages as segments
 from rapport_console.settings import Settings, get_settings
 from rapport_console.support import pages as support
-from rapport_console.web import CsrfRejected, Forbidden, LoginRequired, login_redirect, render
+from rapport_console.web import (
+    CsrfRejected,
+    Forbidden,
+    LoginRequired,
+    audit_refusal,
+    login_redirect,
+    render,
+)
 from rapport_events.db import create_engine, ping, session_factory
 from rapport_events.environment import is_development
 from rapport_events.migrations import upgrade
+from rapport_events.supervisor import Periodic
 from rapport_events.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,8 @@ ASSETS = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
 }
+# The audit log's reason for a form whose CSRF token did not match.
+CSRF_MISMATCH = "the form's token did not match the session's (a stale form, or not the operator's)"
 # Pages load scripts, styles and data from the console only.
 CONTENT_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -64,12 +75,14 @@ def create_app(
         missing = [name for name in ASSETS if not asset_path(settings, name).is_file()]
         if missing:
             log.error("browser libraries missing (run `make console-assets`): %s", missing)
-        http = httpx.AsyncClient(transport=transport, follow_redirects=False)
-        app.state.clients = ServiceClients(http, settings)
+        clients = app.state.clients = ServiceClients(settings, transport)
+        app.state.workers = [retention_worker(app.state.sessionmaker, settings).start()]
         try:
             yield
         finally:
-            await http.aclose()
+            for worker in app.state.workers:
+                await worker.stop()
+            await clients.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -116,7 +129,8 @@ def _install_health(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        """The access log's database answers and the browser libraries are installed."""
+        """The logs' database answers, the browser libraries are installed, and the
+        background workers (the logs' retention) do their work."""
         checks: dict[str, str] = {}
         try:
             await ping(request.app.state.engine)
@@ -125,6 +139,8 @@ def _install_health(app: FastAPI, settings: Settings) -> None:
             checks["database"] = f"unavailable: {type(error).__name__} {error}".strip()
         missing = [name for name in ASSETS if not asset_path(settings, name).is_file()]
         checks["assets"] = "ok" if not missing else f"missing: {', '.join(missing)}"
+        for worker in request.app.state.workers:
+            checks[worker.name] = worker_problem(worker) or "ok"
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},
@@ -143,6 +159,11 @@ def _install_health(app: FastAPI, settings: Settings) -> None:
         )
 
 
+def worker_problem(worker: Periodic) -> str | None:
+    """Why a background worker is not doing its work, or None when it is."""
+    return worker.supervised.problem() if worker.supervised is not None else "stopped"
+
+
 def _install_error_pages(app: FastAPI) -> None:
     async def login_required(request: Request, _exc: Exception) -> Response:
         return login_redirect(request)
@@ -152,11 +173,16 @@ def _install_error_pages(app: FastAPI) -> None:
         return render(request, "forbidden.html", {"permission": exc.permission}, 403)
 
     async def csrf_rejected(request: Request, _exc: Exception) -> Response:
+        # Recorded, marked as such: the session cookie is SameSite=Lax, so another site's
+        # form arrives with no session and never gets here; this is a stale form of the
+        # operator's, or a page of the console's own site posting in their name.
+        await audit_refusal(request, 403, CSRF_MISMATCH)
         return render(request, "error.html", {"message": "The form expired: reload the page."}, 403)
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in exc.errors())
+        await audit_refusal(request, 400, f"invalid input: {fields}")
         return render(request, "error.html", {"message": f"Invalid input: {fields}"}, 400)
 
     async def http_error(request: Request, exc: Exception) -> Response:

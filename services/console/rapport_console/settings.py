@@ -48,6 +48,8 @@ class Settings(BaseServiceSettings):
     partner_share_api_token: str | None = None
     # Each service call of a page gets this long; a slower service makes the page partial.
     service_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    # How long the 360 reuses campaign's list of segments for their names (0: never).
+    segment_names_cache_s: float = Field(default=30.0, ge=0, le=3600)
 
     # Signs the session cookie; changing it logs every operator out.
     session_secret: str = DEVELOPMENT_SESSION_SECRET
@@ -58,6 +60,9 @@ class Settings(BaseServiceSettings):
     login_attempts: int = Field(default=5, ge=1, description="failed logins allowed per window")
     login_window_s: float = Field(default=300.0, gt=0)
     assets_dir: Path = DEFAULT_ASSETS
+    # How long the logs keep an entry; older ones are deleted (rapport_console.audit.retention).
+    audit_retention_days: int = Field(default=365, ge=1, le=36500)
+    access_log_retention_days: int = Field(default=365, ge=1, le=36500)
 
     def token_for(self, service: str) -> str:
         """The bearer token the console sends to `service`."""

@@ -66,7 +66,9 @@ OperatorDep = Annotated[Operator, Depends(current_operator)]
 def require(permission: Permission) -> Any:
     """A dependency: the operator, when their role has `permission`."""
 
-    def _check(operator: OperatorDep) -> Operator:
+    # Async, as every dependency here: FastAPI runs a plain `def` in its thread pool, a
+    # thread hop per request for a dictionary look-up.
+    async def _check(operator: OperatorDep) -> Operator:
         if not may(operator.role, permission):
             raise Forbidden(operator, permission)
         return operator
@@ -74,8 +76,8 @@ def require(permission: Permission) -> Any:
     return Depends(_check)
 
 
-async def checked_form(request: Request, operator: OperatorDep) -> Operator:
-    """For every POST: the session's CSRF token must come back, in the form or the header."""
+async def _check_csrf(request: Request) -> None:
+    """The session's CSRF token must come back, in the form or the header."""
     given = request.headers.get(CSRF_HEADER)
     if given is None:
         form = await request.form()
@@ -83,43 +85,63 @@ async def checked_form(request: Request, operator: OperatorDep) -> Operator:
         given = value if isinstance(value, str) else None
     if not same_token(request.state.csrf_token, given):
         raise CsrfRejected()
+
+
+async def checked_form(request: Request, operator: OperatorDep) -> Operator:
+    """For every POST: the session's CSRF token must come back, in the form or the header."""
+    await _check_csrf(request)
     return operator
 
 
 CheckedFormDep = Annotated[Operator, Depends(checked_form)]
 
 
+@dataclass(frozen=True)
+class AuditedForm:
+    """The audited action a form attempts, and the path parameter or form field naming what
+    it is on; noted before the form's checks, so that a refusal by any of them is recorded."""
+
+    action: Action
+    target: str
+
+
 def require_form(permission: Permission, action: Action | None = None, target: str = "") -> Any:
     """A dependency for a form post: its CSRF token checked, then the role's `permission`.
 
-    With an `action`, a role's refusal goes to the audit log, on the path parameter or form
+    With an `action`, a refusal before the page runs (the token, the role, or invalid input
+    that the error handlers answer) goes to the audit log, on the path parameter or form
     field named `target`.
     """
 
-    async def _check(request: Request, operator: CheckedFormDep) -> Operator:
+    async def _check(request: Request, operator: OperatorDep) -> Operator:
+        if action is not None:
+            request.state.audited_form = AuditedForm(action, target)
+        await _check_csrf(request)
         if not may(operator.role, permission):
-            if action is not None:
-                await _audit_refusal(request, operator, action, target, permission)
+            await audit_refusal(request, 403, f"may not {permission}")
             raise Forbidden(operator, permission)
         return operator
 
     return Depends(_check)
 
 
-async def _audit_refusal(
-    request: Request, operator: Operator, action: Action, target: str, permission: Permission
-) -> None:
-    # Only after the CSRF check: a forged form is not the operator's act, and recording it
-    # would let another site write entries under their name.
-    named = request.path_params.get(target) or (await request.form()).get(target)
+async def audit_refusal(request: Request, status_code: int, reason: str) -> None:
+    """Record that an audited form was refused before its page ran (nothing if the request
+    was no audited form of a logged-in operator)."""
+    audited: AuditedForm | None = getattr(request.state, "audited_form", None)
+    operator: Operator | None = getattr(request.state, "operator", None)
+    if audited is None or operator is None:
+        return
+    named = request.path_params.get(audited.target) or (await request.form()).get(audited.target)
     refusal = audit_log.entry(
-        operator, action, named if isinstance(named, str) else "", 403, f"may not {permission}"
+        operator, audited.action, named if isinstance(named, str) else "", status_code, reason
     )
-    # In a transaction of its own: the page's transaction rolls back with the 403.
+    # In a transaction of its own: the page's transaction rolls back with the refusal.
     await audit_log.write(request.app.state.sessionmaker, refusal)
 
 
-def clients(request: Request) -> ServiceClients:
+async def clients(request: Request) -> ServiceClients:
+    """The app's clients of the services (their connections are reused)."""
     return request.app.state.clients  # type: ignore[no-any-return]
 
 

@@ -1,7 +1,8 @@
 """The audit log: every privileged action (registering or deleting a partner, creating,
-disabling or enabling an operator, launching a campaign, erasing a customer) is recorded
-with who, what, on what, when and how it ended, refusals of a role included; admins and
-privacy officers read it on /admin/audit, newest first, filtered and a page at a time."""
+disabling or enabling an operator, creating or launching a campaign, erasing a customer) is
+recorded with who, what, on what, when and how it ended, refusals included (of a role, of
+a form whose token did not match, of invalid input); admins and privacy officers read it on
+/admin/audit, newest first, filtered and a page at a time."""
 
 from typing import Any
 
@@ -12,12 +13,13 @@ from sqlmodel import col, select
 from rapport_console.audit import access_log
 from rapport_console.audit import store as audit_log
 from rapport_console.audit.models import DETAIL_LENGTH, Action, AuditEntry, Outcome
+from rapport_console.main import CSRF_MISMATCH
 from rapport_console.operators.models import Operator
 from rapport_console.roles import Role
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 from rapport_events.db import read_transaction, transaction
 
-from .conftest import Login, form_token, writes
+from .conftest import Login, anonymous_client, form_token, writes
 from .test_console_campaigns import NEW, campaign_form
 
 # The console in process on a SQLite file of its own: not a unit test.
@@ -121,17 +123,54 @@ class TestPartners:
         ]
         assert (await details(console))[0] == "may not manage_partners"
 
-    async def test_a_forged_form_is_not_recorded(
+    async def test_a_form_whose_token_does_not_match_is_recorded_and_changes_nothing(
         self, console: FastAPI, login: Login, fakes: FakeServices
     ) -> None:
-        officer = await login("privacy")
+        admin = await login("admin")
 
-        reply = await officer.post(
+        reply = await admin.post(
             "/partners/p-1/delete", data={"csrf_token": "forged", "confirm": "Acme Travel"}
         )
 
-        assert reply.status_code == 403
+        assert reply.status_code == 403 and writes(fakes) == []
+        assert await entries(console) == [
+            ("admin", "admin", "partner-delete", "p-1", "refused", 403)
+        ]
+        assert await details(console) == [CSRF_MISMATCH]
+
+    async def test_invalid_input_is_recorded_and_changes_nothing(
+        self, console: FastAPI, login: Login, fakes: FakeServices
+    ) -> None:
+        admin = await login("admin")
+        token = form_token((await admin.get("/partners")).text)
+
+        reply = await admin.post("/partners", data={"csrf_token": token, "name": "G" * 201})
+
+        assert reply.status_code == 400 and writes(fakes) == []
+        assert await entries(console) == [
+            ("admin", "admin", "partner-register", "G" * 200, "refused", 400)
+        ]
+        assert await details(console) == ["invalid input: name"]
+
+    async def test_a_form_without_a_session_is_not_recorded(
+        self, console: FastAPI, fakes: FakeServices
+    ) -> None:
+        async with anonymous_client(console) as stranger:
+            reply = await stranger.post(
+                "/partners/p-1/delete", data={"csrf_token": "x", "confirm": "Acme Travel"}
+            )
+
+        assert reply.status_code == 303  # to the login page: no operator to record
         assert writes(fakes) == [] and await entries(console) == []
+
+    async def test_a_form_that_is_not_audited_records_nothing(
+        self, console: FastAPI, login: Login
+    ) -> None:
+        marketer = await login("marketer")
+
+        reply = await marketer.post("/segments", data={"csrf_token": "forged", "name": "x"})
+
+        assert reply.status_code == 403 and await entries(console) == []
 
 
 class TestOperators:
@@ -178,7 +217,7 @@ class TestOperators:
 
 
 class TestCampaignsAndErasure:
-    async def test_a_launch_and_a_refused_one_are_recorded(
+    async def test_a_creation_a_launch_and_a_refused_one_are_recorded(
         self, console: FastAPI, login: Login
     ) -> None:
         marketer = await login("marketer")
@@ -189,10 +228,42 @@ class TestCampaignsAndErasure:
         await marketer.post(f"{NEW}/launch", data={"csrf_token": token})
 
         assert await entries(console) == [
+            ("marketer", "marketer", "campaign-create", "cmp-new", "done", 303),
             ("marketer", "marketer", "campaign-launch", "cmp-new", "done", 303),
             ("marketer", "marketer", "campaign-launch", "cmp-new", "refused", 409),
         ]
-        assert "only a draft is launched" in (await details(console))[1]
+        recorded = await details(console)
+        assert recorded[0] == "Winter boots" and "only a draft is launched" in recorded[2]
+
+    async def test_a_refused_and_a_failed_creation_are_recorded_by_the_name_typed(
+        self, console: FastAPI, login: Login, fakes: FakeServices
+    ) -> None:
+        marketer = await login("marketer")
+        token = form_token((await marketer.get("/campaigns/new")).text)
+
+        await marketer.post("/campaigns", data=campaign_form(token, subject=""))
+        with fakes.service_down("campaign"):
+            failed = await marketer.post("/campaigns", data=campaign_form(token))
+
+        assert failed.status_code == 503
+        assert await entries(console) == [
+            ("marketer", "marketer", "campaign-create", "Winter boots", "refused", 400),
+            ("marketer", "marketer", "campaign-create", "Winter boots", "failed", 503),
+        ]
+        assert "an e-mail needs a subject" in (await details(console))[0]
+
+    async def test_a_support_agent_refused_a_creation_is_recorded(
+        self, console: FastAPI, login: Login, fakes: FakeServices
+    ) -> None:
+        agent = await login("support")
+        token = form_token((await agent.get("/customers")).text)
+
+        reply = await agent.post("/campaigns", data=campaign_form(token))
+
+        assert reply.status_code == 403 and writes(fakes) == []
+        assert await entries(console) == [
+            ("support", "support", "campaign-create", "Winter boots", "refused", 403)
+        ]
 
     async def test_a_support_agent_refused_a_launch_is_recorded(
         self, console: FastAPI, login: Login, fakes: FakeServices

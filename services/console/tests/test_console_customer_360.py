@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from rapport_console.testing import CUSTOMER_ID, FakeServices
 
-from .conftest import Login
+from .conftest import Login, form_token
 
 # The console in process on a SQLite file of its own: not a unit test.
 pytestmark = pytest.mark.integration
@@ -48,6 +48,19 @@ class TestTheWholePage:
 
         hosts = {request.url.host for request in fakes.requests}
         assert hosts == {"profile.test", "campaign.test", "support.test", "partner-share.test"}
+
+    async def test_profile_answers_its_part_in_one_request_with_the_timeline_kind(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        client = await login("support")
+
+        page = await client.get(PAGE, params={"kind": "orders"})
+
+        asked = [r for r in fakes.requests if r.url.host == "profile.test"]
+        assert [r.url.path for r in asked] == [f"{PAGE}/overview"]
+        assert asked[0].url.params.get_list("type") == ["order.completed"]
+        assert page.text.count('data-kind="orders"') == 3
+        assert 'data-kind="support"' not in page.text
 
     async def test_an_unknown_customer_is_404(self, login: Login) -> None:
         client = await login("support")
@@ -95,7 +108,7 @@ class TestPartialPages:
 
         assert page.status_code == 200
         assert "did not answer within 0.5 s" in page.text
-        # Nine calls one after another would take 4.5 s.
+        # Five calls one after another would take 2.5 s.
         assert elapsed < 3 * timeout
 
     async def test_every_service_down_still_renders(
@@ -109,6 +122,51 @@ class TestPartialPages:
         assert page.status_code == 200
         for service in ("profile", "campaign", "support", "partner-share"):
             assert f"<strong>{service}</strong>" in page.text
+
+
+def segment_lists(fakes: FakeServices) -> int:
+    """How many times campaign was asked for its list of segments."""
+    return sum(1 for r in fakes.requests if r.method == "GET" and r.url.path == "/segments")
+
+
+class TestSegmentNames:
+    async def test_the_list_of_segments_is_asked_once_for_many_pages(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        client = await login("marketer")
+
+        pages = [await client.get(PAGE) for _ in range(3)]
+
+        assert all("Big spenders" in page.text for page in pages)
+        assert segment_lists(fakes) == 1
+
+    async def test_a_segment_saved_here_shows_on_the_next_page(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        client = await login("marketer")
+        token = form_token((await client.get("/customers")).text)
+        rule = {"name": "In GB", "combine": "all", "field_0": "country", "op_0": "eq"}
+        await client.get(PAGE)
+
+        forged = await client.post("/segments", data={**rule, "value_0": "GB", "csrf_token": "x"})
+        await client.get(PAGE)
+        saved = await client.post("/segments", data={**rule, "value_0": "GB", "csrf_token": token})
+        await client.get(PAGE)
+
+        assert (forged.status_code, saved.status_code) == (403, 303)
+        # Only a write that reached campaign makes the 360 ask for the list again.
+        assert segment_lists(fakes) == 2
+
+    async def test_a_list_that_did_not_come_is_asked_for_again(
+        self, login: Login, fakes: FakeServices
+    ) -> None:
+        client = await login("marketer")
+
+        with fakes.service_down("campaign"):
+            await client.get(PAGE)
+        page = await client.get(PAGE)
+
+        assert "Big spenders" in page.text and 'data-testid="partial"' not in page.text
 
 
 class TestTimelineFilter:

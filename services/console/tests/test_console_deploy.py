@@ -65,7 +65,11 @@ class TestMakeRun:
         finally:
             process.terminate()
             process.wait(10)
-        assert ready.json()["checks"] == {"database": "ok", "assets": "ok"}
+        assert ready.json()["checks"] == {
+            "database": "ok",
+            "assets": "ok",
+            "console-log-retention": "ok",
+        }
         assert login.status_code == 200 and 'name="password"' in login.text
 
 

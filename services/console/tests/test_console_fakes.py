@@ -23,6 +23,7 @@ from rapport_profile.analytics.service import ForecastReply, TiersReply, TrendsR
 from rapport_profile.consents.models import ConsentReceipt
 from rapport_profile.customers.models import CustomerDetail, CustomerPage
 from rapport_profile.gdpr.models import ErasureStatus, ExportReply
+from rapport_profile.overview.models import CustomerOverview
 from rapport_profile.timeline.models import TimelinePage
 from rapport_support.customers.models import SupportContext
 from rapport_support.mentions.models import MentionDetail, MentionPublic, ReplyPublic
@@ -42,6 +43,8 @@ CASES: list[tuple[Any, Any]] = [
             "next_cursor": None,
         },
     ),
+    (CustomerOverview, testing.overview([], 50)),
+    (CustomerOverview, testing.overview(["order.completed"], 2)),
     (CustomerPage, testing.FakeServices().search(httpx.QueryParams({"q": "ada"}))),
     (AudienceMemberPublic, testing.audience()),
     (list[SegmentPublic], testing.segments()),

@@ -272,7 +272,11 @@ class TestPagesAreSafe:
         async with anonymous_client(console) as client:
             reply = await client.get("/readyz")
         assert reply.status_code == 200, reply.text
-        assert reply.json()["checks"] == {"database": "ok", "assets": "ok"}
+        assert reply.json()["checks"] == {
+            "database": "ok",
+            "assets": "ok",
+            "console-log-retention": "ok",
+        }
 
 
 async def test_analytics_draws_each_chart_with_its_numbers(login: Login) -> None:

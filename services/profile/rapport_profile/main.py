@@ -13,6 +13,7 @@ from rapport_profile.customers import api as customer_api
 from rapport_profile.gdpr import api as gdpr_api
 from rapport_profile.handlers import HANDLERS
 from rapport_profile.identity import api as identity_api
+from rapport_profile.overview import api as overview_api
 from rapport_profile.settings import Settings, get_settings
 from rapport_profile.timeline import api as timeline_api
 from rapport_profile.tracking import api as tracking_api
@@ -87,6 +88,8 @@ PROFILE = ServiceDefinition(
         gdpr_api.router,
         analytics_api.router,
         tracking_api.router,
+        # Last: the paths before it keep their place in /openapi.json.
+        overview_api.router,
     ],
     setup=setup,
     configure=configure,

@@ -34,6 +34,7 @@ class Action(StrEnum):
     operator_create = "operator-create"
     operator_disable = "operator-disable"
     operator_enable = "operator-enable"
+    campaign_create = "campaign-create"
     campaign_launch = "campaign-launch"
     customer_erase = "customer-erase"
 
@@ -57,4 +58,4 @@ class AuditEntry(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     status: int
     detail: str = Field(default="", max_length=DETAIL_LENGTH)
-    at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    at: datetime = Field(default_factory=utcnow, sa_type=TZ, index=True)

@@ -3,10 +3,11 @@ what, when, and how it ended.
 
 It is a table of its own beside the access log: the access log answers "who saw this
 customer's data" for the privacy officer, this one answers "who changed what" (a partner
-registered or deleted, an operator created, disabled or enabled, a campaign launched, a
-customer erased). An attempt is recorded whether it was done, refused (by the role
-check, a missing confirmation, or a service's 4xx) or failed (a service that did not
-answer), with the status the operator got.
+registered or deleted, an operator created, disabled or enabled, a campaign created or
+launched, a customer erased). An attempt is recorded whether it was done, refused (by the
+form's CSRF token, the role check, invalid input, a missing confirmation, or a service's
+4xx) or failed (a service that did not answer), with the status the operator got. Old
+entries go after `CONSOLE_AUDIT_RETENTION_DAYS` (`retention`).
 """
 
 from sqlmodel import col, select

@@ -1,7 +1,8 @@
 """Campaigns: the list; a new campaign, saved as a draft; its message previewed for one
-customer; launching it (recorded in the audit log); and its report's funnel. All of it is
-campaign's API."""
+customer; launching it; and its report's funnel. Creating and launching go to the audit
+log. All of it is campaign's API."""
 
+from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote
 
@@ -27,7 +28,9 @@ from rapport_console.web import (
 router = APIRouter(include_in_schema=False)
 
 CampaignViewer = Annotated[Operator, require(Permission.view_campaigns)]
-CampaignRunner = Annotated[Operator, require_form(Permission.view_campaigns)]
+CampaignCreator = Annotated[
+    Operator, require_form(Permission.view_campaigns, Action.campaign_create, "name")
+]
 CampaignLauncher = Annotated[
     Operator, require_form(Permission.view_campaigns, Action.campaign_launch, "campaign_id")
 ]
@@ -81,7 +84,8 @@ async def _campaign_form(
 async def create_campaign(
     request: Request,
     clients: ClientsDep,
-    _operator: CampaignRunner,
+    db: WriteSessionDep,
+    operator: CampaignCreator,
     name: Annotated[str, Form(max_length=200)] = "",
     channel: Annotated[str, Form(max_length=16)] = "email",
     segment_id: Annotated[str, Form(max_length=64)] = "",
@@ -93,15 +97,21 @@ async def create_campaign(
     form = CampaignForm(
         name.strip(), channel, segment_id.strip(), subject.strip(), body, link.strip()
     )
+    # Until campaign gives it an id, the campaign is known by the name typed.
+    log = Audited(db, operator, Action.campaign_create, form.name)
     problem = form.problem()
     if problem is None:
         try:
             answer = await clients.post("campaign", "/campaigns", form.request())
         except ServiceUnavailable as error:
+            log.record(503, f"Not saved: {error}.")
             return await _campaign_form(request, clients, form, f"Not saved: {error}.", 503)
         if "error" not in answer:
-            return RedirectResponse(f"/campaigns/{quote(answer['id'], safe='')}", 303)
+            created = replace(log, target=str(answer["id"]))
+            redirect = RedirectResponse(f"/campaigns/{quote(answer['id'], safe='')}", 303)
+            return created.done(redirect, form.name)
         problem = refusal(answer)
+    log.record(400, f"Not saved: {problem}")
     return await _campaign_form(request, clients, form, f"Not saved: {problem}", 400)
 
 

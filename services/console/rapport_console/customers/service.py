@@ -6,9 +6,8 @@ service cannot answer in time leaves its part of the page empty and the page par
 """
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -52,8 +51,6 @@ TIMELINE_KINDS: dict[str, tuple[str, ...]] = {
     "partners": ("partner.data.disclosed", "partner.event.contributed"),
 }
 TIMELINE_PAGE = 50
-# Orders read for the spend chart: one page of profile's timeline.
-SPEND_ORDERS = 500
 _SEARCH_LIMIT = 25
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,}$")
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_.-]+:\S+$")
@@ -127,12 +124,18 @@ class Customer360:
         return self.customer is not None or self.fanout.partial
 
 
-def timeline_call(customer_id: str, kind: str | None, limit: int = TIMELINE_PAGE) -> Call:
-    """Profile's timeline of one customer, of one kind or all."""
+def timeline_params(kind: str | None, limit: int = TIMELINE_PAGE) -> list[tuple[str, str | int]]:
+    """Profile's query for a timeline page of one kind, or of all."""
     params: list[tuple[str, str | int]] = [("limit", limit)]
     for event_type in TIMELINE_KINDS.get(kind or "", ()):
         params.append(("type", event_type))
-    return Call("profile", f"/customers/{quote(customer_id, safe='')}/timeline", params)
+    return params
+
+
+def timeline_call(customer_id: str, kind: str | None, limit: int = TIMELINE_PAGE) -> Call:
+    """Profile's timeline of one customer, of one kind or all."""
+    path = f"/customers/{quote(customer_id, safe='')}/timeline"
+    return Call("profile", path, timeline_params(kind, limit))
 
 
 async def customer_360(clients: ServiceClients, customer_id: str, kind: str | None) -> Customer360:
@@ -140,19 +143,20 @@ async def customer_360(clients: ServiceClients, customer_id: str, kind: str | No
     cid = quote(customer_id, safe="")
     fanout = await clients.fan_out(
         {
-            "customer": Call("profile", f"/customers/{cid}"),
-            "consents": Call("profile", f"/customers/{cid}/consents"),
-            "metrics": Call("profile", f"/customers/{cid}/metrics"),
-            "timeline": timeline_call(customer_id, kind),
-            "orders": timeline_call(customer_id, "orders", SPEND_ORDERS),
+            # Profile's part in one request: customer, consents, metrics, timeline, spend.
+            "overview": Call("profile", f"/customers/{cid}/overview", timeline_params(kind)),
             "audience": Call("campaign", f"/audience/{cid}"),
-            "segments": Call("campaign", "/segments"),
+            # Only for the names of the customer's segments, which seldom change.
+            "segments": Call(
+                "campaign", "/segments", cache_s=clients.settings.segment_names_cache_s
+            ),
             "support": Call("support", f"/customers/{cid}/support-context"),
             "disclosures": Call("partner-share", f"/customers/{cid}/disclosures"),
         }
     )
+    overview = fanout.get("overview", {})
     support = fanout.get("support")
-    customer = fanout.get("customer")
+    customer = overview.get("customer")
     if customer is None and support and support.get("customer"):
         # Profile is down: support's own copy of who the customer is stands in.
         customer = {**support["customer"], "id": customer_id, "from_support": True}
@@ -160,30 +164,22 @@ async def customer_360(clients: ServiceClients, customer_id: str, kind: str | No
         customer_id=customer_id,
         fanout=fanout,
         customer=customer,
-        consents=fanout.get("consents"),
-        metrics=fanout.get("metrics"),
-        timeline=fanout.get("timeline", {}).get("items", []),
-        spend=spend_by_month(fanout.get("orders", {}).get("items", [])),
-        segments=segments_of(fanout.get("audience"), fanout.get("segments", [])),
+        consents=overview.get("consents"),
+        metrics=overview.get("metrics"),
+        timeline=(overview.get("timeline") or {}).get("items", []),
+        spend=spend_points(overview.get("spend", [])),
+        segments=segments_of(fanout.get("audience"), fanout.listed("segments")),
         support=support,
         disclosures=fanout.get("disclosures", {}).get("disclosures", []),
     )
 
 
-def spend_by_month(orders: list[dict[str, Any]]) -> list[SpendPoint]:
-    """Orders and revenue per calendar month, oldest first, from order.completed events."""
-    totals: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
-    for event in orders:
-        month = str(event.get("occurred_at", ""))[:7]
-        if not re.fullmatch(r"\d{4}-\d{2}", month):
-            continue
-        try:
-            revenue = Decimal(str((event.get("data") or {}).get("revenue", 0)))
-        except InvalidOperation:
-            continue
-        totals[month][0] += 1
-        totals[month][1] += revenue
-    return [SpendPoint(month, count, total) for month, (count, total) in sorted(totals.items())]
+def spend_points(months: list[dict[str, Any]]) -> list[SpendPoint]:
+    """Profile's spend per month (oldest first) as the chart's points."""
+    return [
+        SpendPoint(month["month"], int(month["orders"]), Decimal(str(month["revenue"])))
+        for month in months
+    ]
 
 
 def segments_of(

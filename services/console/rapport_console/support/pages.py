@@ -154,7 +154,9 @@ class Desk:
         return RedirectResponse(self.request.url.path.rsplit("/", 1)[0], status_code=303)
 
 
-def desk(request: Request, clients: ClientsDep, db: WriteSessionDep, operator: AgentForm) -> Desk:
+async def desk(
+    request: Request, clients: ClientsDep, db: WriteSessionDep, operator: AgentForm
+) -> Desk:
     return Desk(request, clients, db, operator)
 
 

@@ -1,6 +1,7 @@
 """Profile's replies as the fakes give them: the customer, consents, metrics, timeline,
 export and analytics."""
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -115,6 +116,34 @@ def timeline_items(types: list[str]) -> list[dict[str, Any]]:
     wanted = set(types)
     chosen = [item for item in items if not wanted or _short(item["type"]) in wanted]
     return sorted(chosen, key=lambda item: item["occurred_at"], reverse=True)
+
+
+def spend() -> list[dict[str, Any]]:
+    """The orders of `ORDERS` per month, as profile's overview sums them."""
+    months: dict[str, tuple[int, Decimal]] = {}
+    for days, _order, revenue in ORDERS:
+        month = at(days)[:7]
+        orders, total = months.get(month, (0, Decimal(0)))
+        months[month] = (orders + 1, total + Decimal(revenue))
+    return [
+        {"month": month, "orders": orders, "revenue": str(total)}
+        for month, (orders, total) in sorted(months.items())
+    ]
+
+
+def overview(types: list[str], limit: int) -> dict[str, Any]:
+    """Profile's overview of the customer: the parts above in one answer."""
+    return {
+        "customer": customer(),
+        "consents": consents(),
+        "metrics": metrics(),
+        "timeline": {
+            "customer_id": CUSTOMER_ID,
+            "items": timeline_items(types)[:limit],
+            "next_cursor": None,
+        },
+        "spend": spend(),
+    }
 
 
 def _short(event_type: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import (
     BaseModel,
 )
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
@@ -73,6 +74,14 @@ class MetricsPublic(BaseModel):
     tier: str
     profitability_tier: str  # the same as tier, kept for older clients
     loyalty_points: int
+
+
+class MonthlySpend(BaseModel):
+    """A customer's orders and revenue in one calendar month (UTC)."""
+
+    month: str = PydanticField(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"])
+    orders: int
+    revenue: Decimal
 
 
 class ForecastModel(SQLModel, table=True):

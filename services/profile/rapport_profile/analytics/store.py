@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     func,
 )
 from sqlmodel import col, select
@@ -59,6 +60,26 @@ async def order_totals_of(
         for *values, customer_id in await session.exec(query):
             totals[customer_id] = tuple(values)
     return totals
+
+
+def _utc_month(dialect: str, column: Any) -> ColumnElement[str]:
+    """The UTC calendar month of a timestamp column as `YYYY-MM`, in the database's dialect."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    # SQLite keeps every timestamp as UTC text (`rapport_profile.shared.utc`).
+    return func.strftime("%Y-%m", column)
+
+
+async def spend_by_month(session: AsyncSession, customer_id: str) -> list[tuple[str, int, Any]]:
+    """(month, orders, revenue) of each calendar month the customer ordered in, oldest first."""
+    month = _utc_month(session.get_bind().dialect.name, col(Order.occurred_at))
+    query = (
+        select(month, func.count(), func.sum(Order.revenue))  # type: ignore[call-overload]
+        .where(Order.customer_id == customer_id)
+        .group_by(month)
+        .order_by(month)
+    )
+    return [(month, orders, revenue) for month, orders, revenue in await session.exec(query)]
 
 
 async def get_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics | None:

@@ -53,6 +53,13 @@ async def page(
 ) -> TimelinePage:
     """One page of the timeline, newest first."""
     owner = await known_owner(session, customer_id)
+    return await owner_page(session, owner, types=types, limit=limit, cursor=cursor)
+
+
+async def owner_page(
+    session: AsyncSession, owner: str, *, types: list[str], limit: int, cursor: str | None
+) -> TimelinePage:
+    """One page of the timeline of `owner`, an id `known_owner` gave."""
     wanted = sorted(
         {full for value in types for t in value.split(",") if t.strip() for full in full_types(t)}
     )
