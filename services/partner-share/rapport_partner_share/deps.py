@@ -25,6 +25,7 @@ from rapport_partner_share.partners import service
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.partners.ratelimit import RateLimiter, SharedRateLimiter
 from rapport_partner_share.settings import Settings
+from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork, SqlPartnerShareUnitOfWork
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -34,6 +35,16 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> PartnerShareUnitOfWork:
+    """The partners, ledger and notices use cases' stores and outbox on the request's
+    transaction."""
+    return SqlPartnerShareUnitOfWork(session, settings.kafka.topic)
+
+
+# scope="function", as the session it is built on: it is used up when the route returns.
+UnitOfWorkDep = Annotated[PartnerShareUnitOfWork, Depends(get_unit_of_work, scope="function")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 _api_key = APIKeyHeader(
@@ -49,7 +60,7 @@ def get_rate_limiter(request: Request) -> RateLimiter | SharedRateLimiter:
 
 
 async def current_partner(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     limiter: Annotated[RateLimiter | SharedRateLimiter, Depends(get_rate_limiter)],
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Partner:
@@ -57,7 +68,7 @@ async def current_partner(
     challenge = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
     if not api_key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key", headers=challenge)
-    partner = await service.authenticate(session, api_key)
+    partner = await service.authenticate(uow, api_key)
     if partner is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers=challenge

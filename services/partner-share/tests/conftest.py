@@ -1,4 +1,5 @@
-"""Fixtures of partner-share's tests: the app on a real database and broker, real HTTP peers."""
+"""Fixtures of partner-share's tests: the app on a real database and broker, real HTTP peers;
+and, for the unit layer, the partners', ledger's and notices' stores and outbox in memory."""
 
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import drain_outbox, wait_until_ready
 from rapport_events.testing.pytest_plugin import Migrations
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE, create_app
+from rapport_partner_share.testing import FakePartnerShareUnitOfWork
 
 
 @pytest.fixture
@@ -63,3 +65,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def database_template() -> Migrations:
     """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
     return (MIGRATIONS, VERSION_TABLE)
+
+
+@pytest.fixture
+def uow() -> FakePartnerShareUnitOfWork:
+    """The partners', ledger's and notices' stores and outbox in memory: no database."""
+    return FakePartnerShareUnitOfWork()

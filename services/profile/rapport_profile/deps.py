@@ -12,6 +12,7 @@ from rapport_events.deps import SessionDep as SessionDep
 from rapport_events.deps import SessionsDep as SessionsDep
 from rapport_events.deps import require_token as require_token
 from rapport_profile.settings import Settings
+from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
 
 
 def get_settings(request: Request) -> Settings:
@@ -60,5 +61,15 @@ def write_key(request: Request) -> str | None:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> ProfileUnitOfWork:
+    """The customers' and consents' stores and the outbox, on the request's session."""
+    return SqlProfileUnitOfWork(session, settings.kafka.topic)
+
+
+# Function scope, as the session's: the unit of work is the session's, and the session is
+# committed when the route returns, before the reply is sent.
+UnitOfWorkDep = Annotated[ProfileUnitOfWork, Depends(get_unit_of_work, scope="function")]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
 WriteKeyDep = Annotated[str | None, Depends(write_key)]

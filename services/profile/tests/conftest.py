@@ -1,5 +1,6 @@
 """Profile's tests start from a migrated database (see `database_template`); sessions and an
-engine on it, and the app with its lifespan and a client for it."""
+engine on it, and the app with its lifespan and a client for it; and, for the unit layer,
+the customers' and consents' stores and outbox in memory."""
 
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import consumes_events, drain_outbox, wait_until_ready
 from rapport_events.testing.pytest_plugin import Migrations
 from rapport_profile.main import MIGRATIONS, VERSION_TABLE, create_app
+from rapport_profile.testing import FakeProfileUnitOfWork
 
 
 @pytest.fixture
@@ -56,3 +58,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://profile") as client:
         yield client
+
+
+@pytest.fixture
+def uow() -> FakeProfileUnitOfWork:
+    """A unit of work in memory: no database, so its tests are in the unit layer."""
+    return FakeProfileUnitOfWork()

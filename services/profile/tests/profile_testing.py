@@ -39,6 +39,7 @@ from rapport_profile.identity.models import Identity
 from rapport_profile.main import MIGRATIONS
 from rapport_profile.settings import Settings
 from rapport_profile.tracking.parsing import Message
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 TOPIC = "rapport.test-profile"
 VALUE_CHANGED = "rapport.customer.value.changed.v1"
@@ -115,7 +116,7 @@ async def register(sessions: SessionFactory, email: str, **fields: Any) -> str:
     values = {"email": email, "first_name": "F", "last_name": "L", **fields}
     async with transaction(sessions) as session:
         customer = await customer_service.register_customer(
-            session, CustomerCreate.model_validate(values), topic=TOPIC
+            SqlProfileUnitOfWork(session, TOPIC), CustomerCreate.model_validate(values)
         )
     return customer.id
 
@@ -159,7 +160,7 @@ async def published(sessions: SessionFactory) -> list[Envelope]:
 async def consent(sessions: SessionFactory, customer_id: str, **body: Any) -> None:
     async with transaction(sessions) as session:
         await consent_service.set_consent(
-            session, customer_id, ConsentUpdate.model_validate(body), topic=TOPIC
+            SqlProfileUnitOfWork(session, TOPIC), customer_id, ConsentUpdate.model_validate(body)
         )
 
 

@@ -41,7 +41,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> SupportUnitOfWork:
-    """The tickets use cases' stores and outbox on the request's transaction."""
+    """The use cases' stores and outbox on the request's transaction."""
     return SqlSupportUnitOfWork(session, settings)
 
 

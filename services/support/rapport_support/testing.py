@@ -1,5 +1,6 @@
-"""In-memory fakes of what the tickets use cases ask of support's stores, for unit tests:
-the same queries as the SQL ones, answered with plain Python over rows kept by primary key.
+"""In-memory fakes of what the tickets, mentions and products use cases ask of support's
+stores, for unit tests: the same queries as the SQL ones, answered with plain Python over
+rows kept by primary key.
 
 `FakeSupportUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
 is a `SupportUnitOfWork`, so a fake that lacks a query, or answers it with another
@@ -13,7 +14,13 @@ from typing import TYPE_CHECKING
 from rapport_events import customer_ids
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
-from rapport_support.customers.models import ErasedCustomer, SupportMergedCustomer
+from rapport_support.customers.models import ErasedCustomer, SupportHandle, SupportMergedCustomer
+from rapport_support.mentions.models import (
+    SupportMention,
+    SupportMentionReply,
+    SupportReplyAttempt,
+)
+from rapport_support.mentions.store import MentionFilter
 from rapport_support.products.models import SupportProduct
 from rapport_support.shared import aware
 from rapport_support.tickets.models import (
@@ -132,6 +139,11 @@ class FakeTicketStore(FakeStore):
         found.sort(key=lambda ticket: aware(ticket.created_at), reverse=True)
         return found[:limit]
 
+    async def tickets_for_model(self, product_model_key: str, limit: int) -> list[SupportTicket]:
+        found = self.rows.where(SupportTicket, lambda t: t.product_model_key == product_model_key)
+        found.sort(key=lambda ticket: aware(ticket.created_at), reverse=True)
+        return found[:limit]
+
     async def get_policy(self, priority: str) -> SupportSlaPolicy | None:
         return self.rows.get(SupportSlaPolicy, priority)
 
@@ -154,6 +166,10 @@ class FakeCustomerLookup(FakeStore):
     async def resolve(self, customer_id: str) -> str | None:
         return await customer_ids.resolve(customer_id, self._survivors_of, self._erased_among)
 
+    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
+        owner = self.rows.get(SupportHandle, platform, handle_key)
+        return owner.customer_id if owner is not None else None
+
     async def _survivors_of(self, merged_ids: set[str]) -> dict[str, str]:
         aliases = [self.rows.get(SupportMergedCustomer, merged_id) for merged_id in merged_ids]
         return {alias.merged_id: alias.customer_id for alias in aliases if alias is not None}
@@ -175,13 +191,89 @@ class FakeProductLookup(FakeStore):
         )
         return found[0] if found else None
 
+    async def products_of(self, customer_id: str) -> list[SupportProduct]:
+        owned = self.rows.where(SupportProduct, lambda p: p.customer_id == customer_id)
+        # Newest purchase first, then by order line, as the SQL orders them.
+        owned.sort(key=lambda p: p.line_no)
+        owned.sort(key=lambda p: aware(p.purchased_at), reverse=True)
+        return owned
+
+
+class FakeMentionStore(FakeStore):
+    async def get_mention(self, mention_id: str) -> SupportMention | None:
+        return self.rows.get(SupportMention, mention_id)
+
+    async def mention_by_external_id(
+        self, platform: str, external_id: str
+    ) -> SupportMention | None:
+        found = self.rows.where(
+            SupportMention, lambda m: m.platform == platform and m.external_id == external_id
+        )
+        return found[0] if found else None
+
+    @staticmethod
+    def _matches(mention: SupportMention, where: MentionFilter) -> bool:
+        checks = [
+            where.platform is None or mention.platform == where.platform.lower(),
+            where.sentiment is None or mention.sentiment == where.sentiment,
+            where.status is None or mention.status == where.status,
+            where.kind is None or mention.kind == where.kind,
+            where.customer_id is None or mention.customer_id == where.customer_id,
+            where.linked is None or where.linked == (mention.customer_id is not None),
+        ]
+        return all(checks)
+
+    async def list_mentions(
+        self, where: MentionFilter, limit: int, cursor: str | None
+    ) -> tuple[list[SupportMention], str | None]:
+        found = self.rows.where(SupportMention, lambda m: self._matches(m, where))
+        found.sort(key=lambda m: (aware(m.received_at), m.id), reverse=True)
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor, datetime, str)
+            found = [m for m in found if (aware(m.received_at), m.id) < (aware(at), last_id)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], encode_cursor(last.received_at, last.id)
+
+    async def get_reply(self, reply_id: str) -> SupportMentionReply | None:
+        return self.rows.get(SupportMentionReply, reply_id)
+
+    async def replies_of(self, mention_id: str) -> list[SupportMentionReply]:
+        replies = self.rows.where(SupportMentionReply, lambda r: r.mention_id == mention_id)
+        return sorted(replies, key=lambda r: (aware(r.created_at), r.id))
+
+    async def attempts_for(self, reply_ids: Iterable[str]) -> list[SupportReplyAttempt]:
+        wanted = set(reply_ids)
+        attempts = self.rows.where(SupportReplyAttempt, lambda a: a.reply_id in wanted)
+        return sorted(attempts, key=lambda a: (a.reply_id, a.attempt))
+
+    async def claim_due_replies(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[SupportMentionReply]:
+        due = self.rows.where(
+            SupportMentionReply,
+            lambda r: (
+                r.status == "pending"
+                and r.next_attempt_at is not None
+                and aware(r.next_attempt_at) <= now
+            ),
+        )
+        due.sort(key=lambda r: (aware(r.next_attempt_at or now), r.id))
+        for reply in due[:limit]:
+            reply.attempts += 1
+            reply.next_attempt_at = lease_until
+        return sorted(due[:limit], key=lambda r: r.id)
+
 
 class FakeSupportUnitOfWork(FakeUnitOfWork):
-    """The tickets' store and look-ups over one set of rows, and a recording outbox."""
+    """The tickets' and mentions' stores and the look-ups over one set of rows, and a
+    recording outbox."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tickets = FakeTicketStore(self.rows)
+        self.mentions = FakeMentionStore(self.rows)
         self.customers = FakeCustomerLookup(self.rows)
         self.products = FakeProductLookup(self.rows)
 

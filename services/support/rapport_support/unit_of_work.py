@@ -1,9 +1,10 @@
-"""Support's unit of work, for the tickets use cases: the tickets' store, what they ask of
-the customers and products domains, and the outbox, in one transaction.
+"""Support's unit of work, for the tickets, mentions and products use cases: the tickets'
+and mentions' stores, what they ask of the customers and products domains, and the outbox,
+in one transaction.
 
-The tickets use cases take a `SupportUnitOfWork`; the routes' dependencies build
-`SqlSupportUnitOfWork` on the request's session, the SLA monitor and the mentions on
-theirs, and unit tests use `rapport_support.testing.FakeSupportUnitOfWork`.
+Those use cases take a `SupportUnitOfWork`; the routes' dependencies build
+`SqlSupportUnitOfWork` on the request's session, the SLA monitor and the reply dispatcher
+on theirs, and unit tests use `rapport_support.testing.FakeSupportUnitOfWork`.
 """
 
 from typing import Protocol
@@ -12,6 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
 from rapport_support.customers import service as customer_service
+from rapport_support.customers import store as customer_store
+from rapport_support.mentions.store import MentionStore, SqlMentionStore
 from rapport_support.products import store as product_store
 from rapport_support.products.models import SupportProduct
 from rapport_support.settings import Settings
@@ -19,24 +22,35 @@ from rapport_support.tickets.store import SqlTicketStore, TicketStore
 
 
 class CustomerLookup(Protocol):
-    """What the tickets ask of the customers domain."""
+    """What the tickets and mentions ask of the customers domain."""
 
     async def resolve(self, customer_id: str) -> str | None:
         """The id the customer's data lives under now, through merges; None if erased."""
         ...
 
+    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
+        """The customer who claimed the handle (as the log said), if any."""
+        ...
+
 
 class ProductLookup(Protocol):
-    """What the tickets ask of the products domain."""
+    """What the tickets and mentions ask of the products domain."""
 
     async def product_by_serial(
         self, customer_id: str, serial_number: str
     ) -> SupportProduct | None: ...
 
+    async def products_of(self, customer_id: str) -> list[SupportProduct]:
+        """What the customer owns, newest purchase first."""
+        ...
+
 
 class SupportUnitOfWork(UnitOfWork, Protocol):
     @property
     def tickets(self) -> TicketStore: ...
+
+    @property
+    def mentions(self) -> MentionStore: ...
 
     @property
     def customers(self) -> CustomerLookup: ...
@@ -46,10 +60,14 @@ class SupportUnitOfWork(UnitOfWork, Protocol):
 
 
 # The customers and products domains' queries are still functions of the session; these
-# put the few the tickets need on the unit of work.
+# put the few the tickets and mentions need on the unit of work.
 class SqlCustomerLookup(SqlStore):
     async def resolve(self, customer_id: str) -> str | None:
         return await customer_service.resolve(self.session, customer_id)
+
+    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
+        owner = await customer_store.get_handle(self.session, platform, handle_key)
+        return owner.customer_id if owner is not None else None
 
 
 class SqlProductLookup(SqlStore):
@@ -58,11 +76,15 @@ class SqlProductLookup(SqlStore):
     ) -> SupportProduct | None:
         return await product_store.product_by_serial(self.session, customer_id, serial_number)
 
+    async def products_of(self, customer_id: str) -> list[SupportProduct]:
+        return await product_store.products_of(self.session, customer_id)
+
 
 class SqlSupportUnitOfWork(SqlUnitOfWork):
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         source = f"/services/{settings.service_name}"
         super().__init__(session, SqlOutbox(session, source=source, topic=settings.kafka.topic))
         self.tickets = SqlTicketStore(session)
+        self.mentions = SqlMentionStore(session)
         self.customers = SqlCustomerLookup(session)
         self.products = SqlProductLookup(session)

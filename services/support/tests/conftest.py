@@ -1,5 +1,5 @@
 """Fixtures of support's tests: migrated databases, the app on a real broker, the log; and,
-for the unit layer, the tickets' stores and outbox in memory."""
+for the unit layer, the use cases' stores and outbox in memory."""
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -202,5 +202,5 @@ def database_template() -> Migrations:
 
 @pytest.fixture
 def uow() -> FakeSupportUnitOfWork:
-    """The tickets' stores and outbox in memory: no database."""
+    """The tickets', mentions' and products' stores and outbox in memory: no database."""
     return FakeSupportUnitOfWork()

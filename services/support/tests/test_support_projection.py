@@ -354,7 +354,7 @@ class TestCustomerErased:
                 CommentCreate(body="Hi Ada", author="grace"),
             )
             await mention_service.ingest_mention(
-                session,
+                SqlSupportUnitOfWork(session, settings),
                 settings,
                 MentionCreate(platform="twitter", handle="@ada_l", text="My Barista X2 is awful"),
             )

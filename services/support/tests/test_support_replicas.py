@@ -74,12 +74,15 @@ class TestTwoReplyDispatchers:
         async with transaction(replicas[0]) as session:
             for n in range(MENTIONS):
                 mention, _ = await mention_service.ingest_mention(
-                    session,
+                    SqlSupportUnitOfWork(session, hooked),
                     hooked,
                     MentionCreate(platform="twitter", handle=f"@fan{n}", text="Love it"),  # type: ignore[call-arg]
                 )
                 await mention_service.reply_to_mention(
-                    session, hooked, mention.id, ReplyCreate(text="Thanks!", author="pr")
+                    SqlSupportUnitOfWork(session, hooked),
+                    hooked,
+                    mention.id,
+                    ReplyCreate(text="Thanks!", author="pr"),
                 )
         async with httpx.AsyncClient() as client:
             dispatchers = [ReplyDispatcher(sessions, hooked, client) for sessions in replicas]

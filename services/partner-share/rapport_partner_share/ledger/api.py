@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from rapport_events.limits import ID_PATTERN, SaneDatetime
-from rapport_partner_share.deps import Limit, SessionDep, SettingsDep, require_token
+from rapport_partner_share.deps import Limit, SettingsDep, UnitOfWorkDep, require_token
 from rapport_partner_share.ledger import service
 from rapport_partner_share.ledger.models import DisclosurePage, SubjectLedger
 from rapport_partner_share.notices import service as notices
@@ -18,7 +18,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 @router.get("/disclosures", response_model=DisclosurePage, tags=["audit"])
 async def list_disclosures(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     partner_id: str | None = None,
     customer_id: str | None = None,
     since: SaneDatetime | None = None,
@@ -27,8 +27,8 @@ async def list_disclosures(
     limit: Limit = 100,
 ) -> DisclosurePage:
     """The audit ledger, newest first: who was shown what, when, why, under which consent."""
-    disclosures, next_cursor = await service.list_disclosures(
-        session,
+    disclosures, next_cursor = await service.ledger_page(
+        uow,
         partner_id=partner_id,
         customer_id=customer_id,
         since=since,
@@ -41,7 +41,7 @@ async def list_disclosures(
 
 @router.get("/notifications", response_model=NotificationList, tags=["audit"])
 async def list_notifications(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     partner_id: str | None = None,
     customer_id: str | None = None,
     pending: bool = False,
@@ -49,7 +49,7 @@ async def list_notifications(
 ) -> NotificationList:
     """Deletion notices sent to partners, their delivery and acknowledgement."""
     notifications = await notices.list_notifications(
-        session, partner_id=partner_id, customer_id=customer_id, pending_only=pending, limit=limit
+        uow, partner_id=partner_id, customer_id=customer_id, pending_only=pending, limit=limit
     )
     return NotificationList(notifications=[NotificationPublic.of(n) for n in notifications])
 
@@ -63,7 +63,7 @@ async def list_notifications(
     tags=["audit"],
 )
 async def subject_disclosures(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     subject: Annotated[str | None, Query(pattern=SHA256_HEX.pattern)] = None,
@@ -73,7 +73,7 @@ async def subject_disclosures(
     """Which partners received a person's data and acknowledged their erasure notice; kept
     after erasure under a keyed pseudonym (give the id, or the pseudonym itself)."""
     return await service.subject_ledger(
-        session,
+        uow,
         settings.ledger_key,
         customer_id=customer_id,
         subject=subject,

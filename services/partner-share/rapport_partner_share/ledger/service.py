@@ -1,5 +1,6 @@
 """The audit ledger's use cases: record a disclosure, list the ledger, and find a person's
-entries by id or pseudonym after their erasure. Each runs in the caller's transaction."""
+entries by id or pseudonym after their erasure. Each runs in the caller's transaction, on
+its unit of work (`list_disclosures` on a session too, for the export)."""
 
 import re
 from collections.abc import Iterable
@@ -7,13 +8,11 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import outbox
 from rapport_events.base import utcnow
 from rapport_events.types import PartnerDataDisclosed
 from rapport_partner_share import security
 from rapport_partner_share.consents.models import PartnerConsent
 from rapport_partner_share.errors import InvalidRequest
-from rapport_partner_share.ledger import store
 from rapport_partner_share.ledger.models import (
     Disclosure,
     DisclosurePublic,
@@ -21,9 +20,9 @@ from rapport_partner_share.ledger.models import (
     SubjectDisclosure,
     SubjectLedger,
 )
-from rapport_partner_share.notices import store as notice_store
 from rapport_partner_share.partners.service import PartnerRequest
-from rapport_partner_share.shared import SOURCE, as_utc
+from rapport_partner_share.shared import as_utc
+from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork, SqlPartnerShareUnitOfWork
 
 # Ledger ids are 64-bit integers; only ASCII digits count ("²".isdigit() is true).
 LEDGER_CURSOR = re.compile(r"[0-9]{1,19}")
@@ -31,7 +30,7 @@ LEDGER_ID_MAX = 2**63 - 1
 
 
 async def disclose(
-    session: AsyncSession,
+    uow: PartnerShareUnitOfWork,
     request: PartnerRequest,
     consent: PartnerConsent,
     shown_slices: Iterable[str],
@@ -53,11 +52,10 @@ async def disclose(
         request_id=request.request_id,
         occurred_at=now,
     )
-    envelope = outbox.add(session, event, source=SOURCE, topic=request.topic)
-    await store.append_disclosure(
-        session,
+    event_id = await uow.outbox.publish_one(event)
+    await uow.ledger.append_disclosure(
         Disclosure(
-            event_id=envelope.id,
+            event_id=event_id,
             partner_id=partner.id,
             partner_name=partner.name,
             partner_ref=consent.ref,
@@ -73,8 +71,8 @@ async def disclose(
     )
 
 
-async def list_disclosures(
-    session: AsyncSession,
+async def ledger_page(
+    uow: PartnerShareUnitOfWork,
     *,
     partner_id: str | None = None,
     customer_id: str | None = None,
@@ -85,8 +83,7 @@ async def list_disclosures(
 ) -> tuple[list[DisclosurePublic], str | None]:
     """Audit ledger entries, newest first."""
     before_id = _ledger_cursor(cursor)
-    rows = await store.list_disclosures(
-        session,
+    rows = await uow.ledger.list_disclosures(
         partner_id=partner_id,
         customer_id=customer_id,
         since=as_utc(since) if since else None,
@@ -99,6 +96,28 @@ async def list_disclosures(
     return [DisclosurePublic.of(d, customer) for d, customer in page], next_cursor
 
 
+async def list_disclosures(
+    session: AsyncSession,
+    *,
+    partner_id: str | None = None,
+    customer_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[DisclosurePublic], str | None]:
+    """`ledger_page` on a session, for the export and the customer's ledger."""
+    return await ledger_page(
+        SqlPartnerShareUnitOfWork(session),
+        partner_id=partner_id,
+        customer_id=customer_id,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
 def _ledger_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
@@ -108,7 +127,7 @@ def _ledger_cursor(cursor: str | None) -> int | None:
 
 
 async def subject_ledger(
-    session: AsyncSession,
+    uow: PartnerShareUnitOfWork,
     ledger_key: str,
     *,
     customer_id: str | None = None,
@@ -123,13 +142,11 @@ async def subject_ledger(
     if subject is None:
         assert customer_id is not None
         subject = security.subject_pseudonym(ledger_key, customer_id)
-    rows = await store.disclosures_of_subject(
-        session, subject, before_id=_ledger_cursor(cursor), limit=limit + 1
+    rows = await uow.ledger.disclosures_of_subject(
+        subject, before_id=_ledger_cursor(cursor), limit=limit + 1
     )
     page = rows[:limit]
-    sent = await notice_store.erasure_notices(
-        session, {(d.partner_id, d.partner_ref) for d in page}
-    )
+    sent = await uow.notices.erasure_notices({(d.partner_id, d.partner_ref) for d in page})
     return SubjectLedger(
         subject=subject,
         disclosures=[

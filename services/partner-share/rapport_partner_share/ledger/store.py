@@ -3,14 +3,20 @@
 The ledger (`Disclosure`) is only ever inserted and read here: there is no update or
 delete of it, and the database refuses one (see migration 0002). Only its link to the
 customer (`DisclosureSubject`) moves at a merge and goes at an erasure.
+
+The use cases ask them of a `LedgerStore` (`SqlLedgerStore` here, a fake in
+`rapport_partner_share.testing`); the module-level functions stay for the merge, the
+erasure and the export, which still take the session.
 """
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.ledger.models import Disclosure, DisclosureSubject
 
 
@@ -76,3 +82,58 @@ async def move_disclosure_subject(session: AsyncSession, merged_id: str, survivi
         .where(col(DisclosureSubject.customer_id) == merged_id)
         .values(customer_id=surviving_id)
     )
+
+
+class LedgerStore(Protocol):
+    async def append_disclosure(self, disclosure: Disclosure, customer_id: str) -> Disclosure:
+        """Add an entry (numbered) and its link to the customer it is about."""
+        ...
+
+    async def list_disclosures(
+        self,
+        *,
+        partner_id: str | None,
+        customer_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[tuple[Disclosure, str | None]]:
+        """Ledger entries, newest first, with the customer they were about (None once erased)."""
+        ...
+
+    async def disclosures_of_subject(
+        self, subject: str, *, before_id: int | None, limit: int
+    ) -> list[Disclosure]:
+        """Ledger entries under one subject pseudonym, newest first."""
+        ...
+
+
+class SqlLedgerStore(SqlStore):
+    async def append_disclosure(self, disclosure: Disclosure, customer_id: str) -> Disclosure:
+        return await append_disclosure(self.session, disclosure, customer_id)
+
+    async def list_disclosures(
+        self,
+        *,
+        partner_id: str | None,
+        customer_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[tuple[Disclosure, str | None]]:
+        return await list_disclosures(
+            self.session,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            since=since,
+            until=until,
+            before_id=before_id,
+            limit=limit,
+        )
+
+    async def disclosures_of_subject(
+        self, subject: str, *, before_id: int | None, limit: int
+    ) -> list[Disclosure]:
+        return await disclosures_of_subject(self.session, subject, before_id=before_id, limit=limit)

@@ -4,6 +4,9 @@ A notice is queued in the transaction that deleted the data; the notifier worker
 delivers it to the partner's webhook. A 2xx reply is the partner's
 acknowledgement; partners without a webhook read their notices over the API and
 acknowledge them with POST /partner/v1/acknowledgements.
+
+The use cases take the unit of work; the merge and the erasure build theirs with `notice`
+and queue them on their session.
 """
 
 import json
@@ -12,16 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import utcnow
 from rapport_events.webhooks import retry_delay
 from rapport_partner_share.consents.models import PartnerConsent
 from rapport_partner_share.errors import NotificationNotFound
-from rapport_partner_share.notices import store
 from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.shared import iso
+from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork
 
 
 def notice(
@@ -62,25 +63,25 @@ def notice(
 
 
 async def partner_notifications(
-    session: AsyncSession, partner: Partner, *, pending_only: bool, limit: int
+    uow: PartnerShareUnitOfWork, partner: Partner, *, pending_only: bool, limit: int
 ) -> list[Notification]:
     """The deletion notices sent to a partner (for partners that poll instead of a webhook)."""
-    return await store.list_notifications(
-        session, partner_id=partner.id, pending_only=pending_only, limit=limit
+    return await uow.notices.list_notifications(
+        partner_id=partner.id, pending_only=pending_only, limit=limit
     )
 
 
 async def acknowledge(
-    session: AsyncSession, partner: Partner, notification_id: str, *, via: str = "api"
+    uow: PartnerShareUnitOfWork, partner: Partner, notification_id: str, *, via: str = "api"
 ) -> Notification:
     """Record that the partner acted on a notice; the first acknowledgement wins."""
-    notification = await store.get_notification(session, notification_id)
+    notification = await uow.notices.get_notification(notification_id)
     if notification is None or notification.partner_id != partner.id:
         raise NotificationNotFound(notification_id)
     if notification.acknowledged_at is None:
         notification.acknowledged_at = utcnow()
         notification.acknowledged_via = via
-        store.add_notification(session, notification)
+        uow.notices.add(notification)
     return notification
 
 
@@ -93,14 +94,16 @@ class Delivery:
     attempts: int
 
 
-async def claim_deliveries(session: AsyncSession, lease: timedelta, limit: int) -> list[Delivery]:
+async def claim_deliveries(
+    uow: PartnerShareUnitOfWork, lease: timedelta, limit: int
+) -> list[Delivery]:
     """Due webhook deliveries, each leased to this worker for `lease`."""
     now = utcnow()
     claimed = []
-    for notification, partner in await store.due_notifications(session, now, limit):
+    for notification, partner in await uow.notices.due_notifications(now, limit):
         assert notification.next_attempt_at is not None and partner.webhook_url is not None
-        if await store.claim_notification(
-            session, notification.id, notification.next_attempt_at, now + lease
+        if await uow.notices.claim_notification(
+            notification.id, notification.next_attempt_at, now + lease
         ):
             claimed.append(
                 Delivery(
@@ -115,7 +118,7 @@ async def claim_deliveries(session: AsyncSession, lease: timedelta, limit: int) 
 
 
 async def record_delivery(
-    session: AsyncSession,
+    uow: PartnerShareUnitOfWork,
     delivery: Delivery,
     *,
     status: int | None,
@@ -125,7 +128,7 @@ async def record_delivery(
     max_backoff: timedelta,
 ) -> None:
     """A 2xx is the partner's acknowledgement; anything else is retried with backoff."""
-    notification = await store.get_notification(session, delivery.notification_id)
+    notification = await uow.notices.get_notification(delivery.notification_id)
     if notification is None:
         return
     now = utcnow()
@@ -145,11 +148,11 @@ async def record_delivery(
             notification.attempts, backoff.total_seconds(), max_backoff.total_seconds()
         )
         notification.next_attempt_at = now + delay
-    store.add_notification(session, notification)
+    uow.notices.add(notification)
 
 
 async def list_notifications(
-    session: AsyncSession,
+    uow: PartnerShareUnitOfWork,
     *,
     partner_id: str | None,
     customer_id: str | None,
@@ -157,8 +160,7 @@ async def list_notifications(
     limit: int,
 ) -> list[Notification]:
     """Deletion notices, their deliveries and acknowledgements (admin)."""
-    return await store.list_notifications(
-        session,
+    return await uow.notices.list_notifications(
         partner_id=partner_id,
         customer_id=customer_id,
         pending_only=pending_only,

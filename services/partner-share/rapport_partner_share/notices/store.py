@@ -1,13 +1,20 @@
 """Every query of the notices domain: queueing, listing, claiming and re-keying deletion
-notices."""
+notices.
+
+The use cases ask them of a `NoticeStore` (`SqlNoticeStore` here, a fake in
+`rapport_partner_share.testing`); the module-level functions stay for the merge, the
+erasure and the export, which still take the session.
+"""
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner
 
@@ -108,3 +115,74 @@ async def move_notifications(session: AsyncSession, merged_id: str, surviving_id
         .where(col(Notification.customer_id) == merged_id)
         .values(customer_id=surviving_id)
     )
+
+
+class NoticeStore(Protocol):
+    def add(self, row: Notification) -> None: ...
+
+    async def get_notification(self, notification_id: str) -> Notification | None: ...
+
+    async def list_notifications(
+        self,
+        *,
+        partner_id: str | None = None,
+        customer_id: str | None = None,
+        pending_only: bool = False,
+        limit: int = 100,
+    ) -> list[Notification]:
+        """Notices, oldest first."""
+        ...
+
+    async def erasure_notices(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Notification]:
+        """The customer.erased notice of each (partner id, partner ref) that has one."""
+        ...
+
+    async def due_notifications(
+        self, now: datetime, limit: int
+    ) -> list[tuple[Notification, Partner]]:
+        """Unacknowledged notices whose next delivery attempt is due, with their partner."""
+        ...
+
+    async def claim_notification(
+        self, notification_id: str, seen_next_at: datetime, lease_until: datetime
+    ) -> bool:
+        """Take a due notice for one delivery attempt; False when another worker took it first."""
+        ...
+
+
+class SqlNoticeStore(SqlStore):
+    async def get_notification(self, notification_id: str) -> Notification | None:
+        return await get_notification(self.session, notification_id)
+
+    async def list_notifications(
+        self,
+        *,
+        partner_id: str | None = None,
+        customer_id: str | None = None,
+        pending_only: bool = False,
+        limit: int = 100,
+    ) -> list[Notification]:
+        return await list_notifications(
+            self.session,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            pending_only=pending_only,
+            limit=limit,
+        )
+
+    async def erasure_notices(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Notification]:
+        return await erasure_notices(self.session, pairs)
+
+    async def due_notifications(
+        self, now: datetime, limit: int
+    ) -> list[tuple[Notification, Partner]]:
+        return await due_notifications(self.session, now, limit)
+
+    async def claim_notification(
+        self, notification_id: str, seen_next_at: datetime, lease_until: datetime
+    ) -> bool:
+        return await claim_notification(self.session, notification_id, seen_next_at, lease_until)

@@ -17,6 +17,7 @@ from rapport_events.webhooks import signed_headers
 from rapport_partner_share.notices import service as notices
 from rapport_partner_share.settings import Settings
 from rapport_partner_share.shared import USER_AGENT
+from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ async def deliver_due(
     lease = timedelta(seconds=settings.webhook_timeout_s * 2 + 5)
     with suppress_instrumentation():
         async with transaction(sessions) as session:
-            deliveries = await notices.claim_deliveries(session, lease, limit)
+            uow = SqlPartnerShareUnitOfWork(session, settings.kafka.topic)
+            deliveries = await notices.claim_deliveries(uow, lease, limit)
     await asyncio.gather(*(_deliver(sessions, http, settings, d) for d in deliveries))
     return len(deliveries)
 
@@ -62,7 +64,7 @@ async def _deliver(
         log.warning("notice %s not delivered: %s", delivery.notification_id, error)
     async with transaction(sessions) as session:
         await notices.record_delivery(
-            session,
+            SqlPartnerShareUnitOfWork(session, settings.kafka.topic),
             delivery,
             status=status,
             error=error,

@@ -6,7 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from rapport_events.limits import PathId
-from rapport_partner_share.deps import SessionDep, SettingsDep, get_rate_limiter, require_token
+from rapport_partner_share.deps import (
+    SettingsDep,
+    UnitOfWorkDep,
+    get_rate_limiter,
+    require_token,
+)
 from rapport_partner_share.errors import ApiKeyNotFound, PartnerNotFound, missing
 from rapport_partner_share.partners import service
 from rapport_partner_share.partners.models import (
@@ -28,11 +33,11 @@ router = APIRouter(dependencies=[Depends(require_token)])
     tags=["partners"],
 )
 async def create_partner(
-    body: PartnerCreate, session: SessionDep, settings: SettingsDep
+    body: PartnerCreate, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> PartnerCreated:
     """Register a partner; its API key and webhook secret are shown in this reply only."""
     registered = await service.register_partner(
-        session,
+        uow,
         body,
         default_rate=settings.rate_limit_per_second,
         default_burst=settings.rate_limit_burst,
@@ -46,9 +51,9 @@ async def create_partner(
 
 
 @router.get("/partners", response_model=PartnerList, tags=["partners"])
-async def list_partners(session: SessionDep) -> PartnerList:
+async def list_partners(uow: UnitOfWorkDep) -> PartnerList:
     """Active partners, without secrets."""
-    partners = await service.list_partners(session)
+    partners = await service.list_partners(uow)
     return PartnerList(partners=[PartnerPublic.of(p, keys) for p, keys in partners])
 
 
@@ -58,10 +63,10 @@ async def list_partners(session: SessionDep) -> PartnerList:
     responses={404: {"description": "no active partner with this id"}},
     tags=["partners"],
 )
-async def read_partner(partner_id: PathId, session: SessionDep) -> PartnerPublic:
+async def read_partner(partner_id: PathId, uow: UnitOfWorkDep) -> PartnerPublic:
     """One partner and its keys' metadata."""
     try:
-        partner, keys = await service.get_partner(session, partner_id)
+        partner, keys = await service.get_partner(uow, partner_id)
     except PartnerNotFound as not_found:
         raise missing("partner", not_found) from not_found
     return PartnerPublic.of(partner, keys)
@@ -75,12 +80,12 @@ async def read_partner(partner_id: PathId, session: SessionDep) -> PartnerPublic
 )
 async def delete_partner(
     partner_id: PathId,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     limiter: Annotated[RateLimiter | SharedRateLimiter, Depends(get_rate_limiter)],
 ) -> Response:
     """End a partnership: keys revoked, shared slices deleted, the audit ledger kept."""
     try:
-        await service.delete_partner(session, partner_id)
+        await service.delete_partner(uow, partner_id)
     except PartnerNotFound as not_found:
         raise missing("partner", not_found) from not_found
     await limiter.forget(partner_id)
@@ -94,10 +99,10 @@ async def delete_partner(
     responses={404: {"description": "no active partner with this id"}},
     tags=["partners"],
 )
-async def rotate_key(partner_id: PathId, session: SessionDep) -> ApiKeyCreated:
+async def rotate_key(partner_id: PathId, uow: UnitOfWorkDep) -> ApiKeyCreated:
     """Rotate: a new key (shown once) replaces every older key at once."""
     try:
-        key, api_key = await service.rotate_api_key(session, partner_id)
+        key, api_key = await service.rotate_api_key(uow, partner_id)
     except PartnerNotFound as not_found:
         raise missing("partner", not_found) from not_found
     return ApiKeyCreated(id=key.id, api_key=api_key, hint=key.hint, created_at=key.created_at)
@@ -109,10 +114,10 @@ async def rotate_key(partner_id: PathId, session: SessionDep) -> ApiKeyCreated:
     responses={404: {"description": "no such partner or key"}},
     tags=["partners"],
 )
-async def revoke_key(partner_id: PathId, key_id: PathId, session: SessionDep) -> Response:
+async def revoke_key(partner_id: PathId, key_id: PathId, uow: UnitOfWorkDep) -> Response:
     """Revoke one key; requests with it get 401 from now on."""
     try:
-        await service.revoke_api_key(session, partner_id, key_id)
+        await service.revoke_api_key(uow, partner_id, key_id)
     except PartnerNotFound as not_found:
         raise missing("partner", not_found) from not_found
     except ApiKeyNotFound as not_found:

@@ -1,12 +1,19 @@
-"""Every query of the partners domain: partners and their API keys."""
+"""Every query of the partners domain: partners and their API keys.
+
+The use cases ask them of a `PartnerStore` (`SqlPartnerStore` here, a fake in
+`rapport_partner_share.testing`); the module-level functions stay for the merge, the
+erasure and the consents' projection, which still take the session.
+"""
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.partners.models import Partner, PartnerApiKey
 
 
@@ -71,3 +78,47 @@ async def revoke_api_keys(session: AsyncSession, partner_id: str, now: datetime)
         .where(col(PartnerApiKey.partner_id) == partner_id, col(PartnerApiKey.revoked_at).is_(None))
         .values(revoked_at=now)
     )
+
+
+class PartnerStore(Protocol):
+    def add(self, row: Partner | PartnerApiKey) -> None: ...
+
+    async def get_partner(self, partner_id: str) -> Partner | None: ...
+
+    async def list_partners(self) -> list[Partner]:
+        """The active partners, oldest first."""
+        ...
+
+    async def list_api_keys(self, partner_ids: Sequence[str]) -> dict[str, list[PartnerApiKey]]:
+        """Each partner's keys, oldest first (an empty list for a partner without any)."""
+        ...
+
+    async def get_api_key(self, key_id: str) -> PartnerApiKey | None: ...
+
+    async def partner_by_key_hash(self, key_hash: str) -> Partner | None:
+        """The active partner owning an unrevoked key with this hash."""
+        ...
+
+    async def revoke_api_keys(self, partner_id: str, now: datetime) -> None:
+        """Revoke every key of the partner not revoked yet."""
+        ...
+
+
+class SqlPartnerStore(SqlStore):
+    async def get_partner(self, partner_id: str) -> Partner | None:
+        return await get_partner(self.session, partner_id)
+
+    async def list_partners(self) -> list[Partner]:
+        return await list_partners(self.session)
+
+    async def list_api_keys(self, partner_ids: Sequence[str]) -> dict[str, list[PartnerApiKey]]:
+        return await list_api_keys(self.session, partner_ids)
+
+    async def get_api_key(self, key_id: str) -> PartnerApiKey | None:
+        return await get_api_key(self.session, key_id)
+
+    async def partner_by_key_hash(self, key_hash: str) -> Partner | None:
+        return await partner_by_key_hash(self.session, key_hash)
+
+    async def revoke_api_keys(self, partner_id: str, now: datetime) -> None:
+        await revoke_api_keys(self.session, partner_id, now)

@@ -34,6 +34,7 @@ from rapport_partner_share.slices.models import (
     PartnerCustomer,
     SegmentOverlap,
 )
+from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 CONTRIBUTION_MAX_FUTURE = timedelta(minutes=5)
 CONTRIBUTION_MAX_AGE = timedelta(days=30)
@@ -52,7 +53,9 @@ async def _customer_reply(
     session: AsyncSession, request: PartnerRequest, consent: PartnerConsent
 ) -> PartnerCustomer:
     shown = await _shown_slices(session, request.partner, consent)
-    await disclose(session, request, consent, shown, rules.disclosed_fields(shown))
+    # The ledger's use case runs on a unit of work; this domain's reads still take the session.
+    uow = SqlPartnerShareUnitOfWork(session, request.topic)
+    await disclose(uow, request, consent, shown, rules.disclosed_fields(shown))
     return PartnerCustomer(ref=consent.ref, slices=shown, changed_at=consent.changed_at)
 
 
@@ -108,12 +111,11 @@ async def match(
     """Refs for the hashes of consenting customers; an unknown and a non-consenting
     customer look the same (absent). Each match is audited as a contact disclosure."""
     matched = await _matched_consents(session, request.partner, identifiers)
+    uow = SqlPartnerShareUnitOfWork(session, request.topic)
     matches: list[Match] = []
     for consent, keys in matched.values():
         kinds = sorted({kind for kind, _ in keys})
-        await disclose(
-            session, request, consent, ["contact"], [f"contact.{k}_sha256" for k in kinds]
-        )
+        await disclose(uow, request, consent, ["contact"], [f"contact.{k}_sha256" for k in kinds])
         matches.extend(Match(kind=kind, hash=digest, ref=consent.ref) for kind, digest in keys)
     return sorted(matches, key=lambda m: (m.kind, m.hash, m.ref))
 

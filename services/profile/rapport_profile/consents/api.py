@@ -6,8 +6,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_profile.consents import service
 from rapport_profile.consents.models import ConsentReceipt, ConsentUpdate
 from rapport_profile.deps import (
-    SessionDep,
-    SettingsDep,
+    UnitOfWorkDep,
     require_token,
 )
 from rapport_profile.errors import CONFLICT, NOT_FOUND
@@ -22,12 +21,12 @@ router = APIRouter(dependencies=[Depends(require_token)])
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def put_consent(
-    customer_id: CustomerIdPath, body: ConsentUpdate, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: ConsentUpdate, uow: UnitOfWorkDep
 ) -> ConsentReceipt:
     """Grant or revoke one consent; publishes consent.granted or consent.revoked."""
-    await service.set_consent(session, customer_id, body, topic=settings.kafka.topic)
-    await session.flush()
-    return await service.consent_receipt(session, customer_id)
+    await service.set_consent(uow, customer_id, body)
+    await uow.flush()
+    return await service.receipt(uow, customer_id)
 
 
 @router.get(
@@ -36,6 +35,6 @@ async def put_consent(
     response_model=ConsentReceipt,
     responses=NOT_FOUND,
 )
-async def read_consents(customer_id: CustomerIdPath, session: SessionDep) -> ConsentReceipt:
+async def read_consents(customer_id: CustomerIdPath, uow: UnitOfWorkDep) -> ConsentReceipt:
     """The consent receipt: every consent and its full history."""
-    return await service.consent_receipt(session, customer_id)
+    return await service.receipt(uow, customer_id)

@@ -1,4 +1,8 @@
-"""Consent use cases: set, refuse sharing, the receipt, and consents through merges."""
+"""Consent use cases: set, refuse sharing, the receipt, and consents through merges.
+
+They take a `ProfileUnitOfWork`; what the identity and tracking domains call on their own
+session (`refuse_sharing`, `fold_visitor_consents`, the merge's and unmerge's consents,
+`consent_receipt`) builds the SQL one on it."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,17 +14,18 @@ from rapport_events.types import (
     ConsentGranted,
     ConsentRevoked,
 )
-from rapport_profile.consents import privacy_signals, rules, store
+from rapport_profile.consents import privacy_signals, rules
 from rapport_profile.consents.models import Consent, ConsentChange, ConsentReceipt, ConsentUpdate
 from rapport_profile.consents.rules import Choice, ConsentKey
+from rapport_profile.consents.store import SqlConsentStore
 from rapport_profile.customers import service as customer_service
-from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import Customer
 from rapport_profile.gdpr import store as gdpr_store
 from rapport_profile.identity import service as identity_service
 from rapport_profile.identity import store as identity_store
 from rapport_profile.identity.models import Merge
-from rapport_profile.shared import aware, publish
+from rapport_profile.shared import aware
+from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
 
 
 def _consent_event(change: ConsentChange) -> ConsentGranted | ConsentRevoked:
@@ -39,8 +44,8 @@ def _consent_event(change: ConsentChange) -> ConsentGranted | ConsentRevoked:
     )
 
 
-def _record_consent(
-    session: AsyncSession,
+async def _record_consent(
+    uow: ProfileUnitOfWork,
     customer: Customer,
     *,
     purpose: str,
@@ -52,11 +57,10 @@ def _record_consent(
     text_version: str | None,
     actor: str | None,
     current: Consent | None,
-    topic: str,
 ) -> Consent:
     """Set one consent, append it to the history and publish it, under a new version."""
     customer.consent_version += 1
-    session.add(customer)
+    uow.customers.add(customer)
     now = utcnow()
     consent = current or Consent(
         customer_id=customer.id,
@@ -70,7 +74,7 @@ def _record_consent(
     consent.granted = granted
     consent.version = customer.consent_version
     consent.updated_at = now
-    session.add(consent)
+    uow.consents.add(consent)
     change = ConsentChange(
         customer_id=customer.id,
         version=customer.consent_version,
@@ -84,23 +88,23 @@ def _record_consent(
         actor=actor,
         changed_at=now,
     )
-    session.add(change)
-    publish(session, _consent_event(change), topic)
+    uow.consents.add(change)
+    await uow.outbox.publish([_consent_event(change)])
     return consent
 
 
-async def set_consent(
-    session: AsyncSession, customer_id: str, data: ConsentUpdate, *, topic: str
-) -> Consent:
+async def set_consent(uow: ProfileUnitOfWork, customer_id: str, data: ConsentUpdate) -> Consent:
     """Grant or revoke one consent; an unchanged state records nothing new."""
-    customer = await customer_service.active_customer(session, customer_id)
+    customer = customer_service.changeable(
+        await uow.customers.lock_customer(customer_id), customer_id
+    )
     channel, partner_id = data.channel or "", data.partner_id or ""
-    current = await store.get_consent(session, customer.id, data.purpose, channel, partner_id)
+    current = await uow.consents.get_consent(customer.id, data.purpose, channel, partner_id)
     slices = list(data.slices) if data.granted else []
     if current is not None and current.granted == data.granted and current.slices == slices:
         return current
-    return _record_consent(
-        session,
+    return await _record_consent(
+        uow,
         customer,
         purpose=data.purpose,
         channel=channel,
@@ -111,7 +115,6 @@ async def set_consent(
         text_version=data.text_version,
         actor=data.actor,
         current=current,
-        topic=topic,
     )
 
 
@@ -119,39 +122,49 @@ async def refuse_sharing(
     session: AsyncSession, refusals: Mapping[str, str], *, topic: str
 ) -> set[str]:
     """Record the sale-and-sharing refusals tracking calls carried (id -> source) as the
-    person's choice; a record that refuses every sharing already changes nothing. Returns
-    the ids whose consents changed.
-
-    A few queries for the whole batch whatever its size; rows are written only for a
-    record whose choice changes, which is once per person, not once per call.
-    """
+    person's choice (`record_refusals`), each on the id that owns it now; an erased one is
+    left alone. Returns the ids whose consents changed."""
     if not refusals:
         return set()
     aliases = await identity_store.identities_among(session, identity_service.ALIAS, refusals)
     owner = {identity.value: identity.customer_id for identity in aliases}
     sources = {owner.get(tracked, tracked): source for tracked, source in refusals.items()}
-    ids = set(sources) - await gdpr_store.erased_among(session, sources)
-    held: dict[str, dict[ConsentKey, Consent]] = {customer_id: {} for customer_id in ids}
-    for row in await store.consents_among(session, ids, rules.PARTNER_SHARING):
+    erased = await gdpr_store.erased_among(session, sources)
+    kept = {
+        customer_id: source for customer_id, source in sources.items() if customer_id not in erased
+    }
+    return await record_refusals(SqlProfileUnitOfWork(session, topic), kept)
+
+
+async def record_refusals(uow: ProfileUnitOfWork, sources: Mapping[str, str]) -> set[str]:
+    """Record sharing refusals (owner id -> source) as the person's choice; a record that
+    refuses every sharing already changes nothing, and one merged away is left alone. A
+    visitor not identified yet keeps it on their id. Returns the ids whose choice changed.
+
+    A few queries for the whole batch whatever its size; rows are written only for a
+    record whose choice changes, which is once per person, not once per call.
+    """
+    held: dict[str, dict[ConsentKey, Consent]] = {customer_id: {} for customer_id in sources}
+    for row in await uow.consents.consents_among(set(sources), rules.PARTNER_SHARING):
         held[row.customer_id][_key(row)] = row
     pending = {
         customer_id: keys
-        for customer_id in sorted(ids)
+        for customer_id in sorted(sources)
         if (keys := privacy_signals.refusal_changes(_choices(list(held[customer_id].values()))))
     }
     if not pending:
         return set()
-    customers = {c.id: c for c in await customer_store.customers_among(session, pending)}
+    customers = {c.id: c for c in await uow.customers.customers_among(set(pending))}
     for customer_id, keys in pending.items():
         customer = customers.get(customer_id)
         if customer is None:
-            _keep_visitor_refusal(session, customer_id, sources[customer_id])
+            _keep_visitor_refusal(uow, customer_id, sources[customer_id])
             continue
         if customer.status != "active":
             continue
         for purpose, channel, partner_id in keys:
-            _record_consent(
-                session,
+            await _record_consent(
+                uow,
                 customer,
                 purpose=purpose,
                 channel=channel,
@@ -162,18 +175,17 @@ async def refuse_sharing(
                 text_version=None,
                 actor="tracking",
                 current=held[customer_id].get((purpose, channel, partner_id)),
-                topic=topic,
             )
     return set(pending)
 
 
-def _keep_visitor_refusal(session: AsyncSession, visitor_id: str, source: str) -> None:
+def _keep_visitor_refusal(uow: ProfileUnitOfWork, visitor_id: str, source: str) -> None:
     """A visitor not identified yet refuses sharing: keep it on their id (with its receipt
     entry), so the merge that identifies them carries it to the customer. Nothing is
     published: no service knows a visitor's consents, and no partner has their data."""
     purpose, channel, partner_id = rules.BLANKET_SHARING
     now = utcnow()
-    session.add(
+    uow.consents.add(
         Consent(
             customer_id=visitor_id,
             purpose=purpose,
@@ -184,7 +196,7 @@ def _keep_visitor_refusal(session: AsyncSession, visitor_id: str, source: str) -
             updated_at=now,
         )
     )
-    session.add(
+    uow.consents.add(
         ConsentChange(
             customer_id=visitor_id,
             version=1,
@@ -202,24 +214,35 @@ def _keep_visitor_refusal(session: AsyncSession, visitor_id: str, source: str) -
 async def fold_visitor_consents(session: AsyncSession, survivor_id: str, merged_id: str) -> None:
     """Two ids of one visitor not identified yet: the survivor keeps a refusal the other
     made (with its receipt entry), so it holds when the visitor identifies."""
-    mine = {_key(c) for c in await store.consents_of(session, survivor_id)}
-    for row in await store.consents_of(session, merged_id):
+    await fold_consents(SqlProfileUnitOfWork(session), survivor_id, merged_id)
+
+
+async def fold_consents(uow: ProfileUnitOfWork, survivor_id: str, merged_id: str) -> None:
+    """Move the merged visitor's consents and their history to the survivor, where the
+    survivor has no choice of its own for that consent."""
+    mine = {_key(c) for c in await uow.consents.consents_of(survivor_id)}
+    for row in await uow.consents.consents_of(merged_id):
         if _key(row) in mine:
-            await session.delete(row)
+            await uow.consents.delete(row)
             continue
         row.customer_id = survivor_id
-        session.add(row)
-    for entry in await store.consent_history(session, merged_id):
+        uow.consents.add(row)
+    for entry in await uow.consents.consent_history(merged_id):
         if _key(entry) not in mine:
             entry.customer_id = survivor_id
-            session.add(entry)
+            uow.consents.add(entry)
 
 
 async def consent_receipt(session: AsyncSession, customer_id: str) -> ConsentReceipt:
     """Every consent of the customer as it stands, and the history behind it."""
-    customer = await customer_service.get_customer(session, customer_id)
-    consents = await store.consents_of(session, customer.id)
-    history = await store.consent_history(session, customer.id)
+    return await receipt(SqlProfileUnitOfWork(session), customer_id)
+
+
+async def receipt(uow: ProfileUnitOfWork, customer_id: str) -> ConsentReceipt:
+    """Every consent of the customer as it stands, and the history behind it."""
+    customer = customer_service.known(await uow.customers.get_customer(customer_id), customer_id)
+    consents = await uow.consents.consents_of(customer.id)
+    history = await uow.consents.consent_history(customer.id)
     return ConsentReceipt.model_validate(
         {
             "customer_id": customer.id,
@@ -268,16 +291,23 @@ def _choices(rows: Sequence[Consent]) -> dict[ConsentKey, Choice]:
 async def _restrict_consents(
     session: AsyncSession, survivor: Customer, merged_id: str, actor: str | None, topic: str
 ) -> None:
+    """A merge's consents (`restrict_consents`), on the merge's session."""
+    await restrict_consents(SqlProfileUnitOfWork(session, topic), survivor, merged_id, actor)
+
+
+async def restrict_consents(
+    uow: ProfileUnitOfWork, survivor: Customer, merged_id: str, actor: str | None
+) -> None:
     """The survivor ends with the most restrictive explicit choice of the two records; a
     record without a choice overrides nothing (`consents`)."""
-    current = {_key(c): c for c in await store.consents_of(session, survivor.id)}
-    theirs = _choices(await store.consents_of(session, merged_id))
+    current = {_key(c): c for c in await uow.consents.consents_of(survivor.id)}
+    theirs = _choices(await uow.consents.consents_of(merged_id))
     changes = rules.merge_changes(_choices(list(current.values())), theirs)
-    carried = await _blanket_source(session, merged_id, theirs, changes)
+    carried = await _blanket_source(uow, merged_id, theirs, changes)
     for (purpose, channel, partner_id), choice in changes.items():
         blanket = (purpose, channel, partner_id) == rules.BLANKET_SHARING
-        _record_consent(
-            session,
+        await _record_consent(
+            uow,
             survivor,
             purpose=purpose,
             channel=channel,
@@ -288,13 +318,12 @@ async def _restrict_consents(
             text_version=None,
             actor=actor,
             current=current.get((purpose, channel, partner_id)),
-            topic=topic,
         )
-    await store.delete_consents(session, merged_id)
+    await uow.consents.delete_consents(merged_id)
 
 
 async def _blanket_source(
-    session: AsyncSession,
+    uow: ProfileUnitOfWork,
     merged_id: str,
     theirs: Mapping[ConsentKey, Choice],
     changes: Mapping[ConsentKey, Choice],
@@ -306,9 +335,7 @@ async def _blanket_source(
     ):
         return None
     entries = [
-        h
-        for h in await store.consent_history(session, merged_id)
-        if _key(h) == rules.BLANKET_SHARING
+        h for h in await uow.consents.consent_history(merged_id) if _key(h) == rules.BLANKET_SHARING
     ]
     return entries[-1].source if entries else None
 
@@ -350,7 +377,7 @@ class _MergeChanges:
 
 async def _merge_changes(session: AsyncSession, survivor_id: str, merge: Merge) -> _MergeChanges:
     latest: dict[ConsentKey, ConsentChange] = {}
-    for change in await store.consent_history(session, survivor_id):
+    for change in await SqlConsentStore(session).consent_history(survivor_id):
         latest[_key(change)] = change  # the history comes in version order
     return _MergeChanges(merge, latest)
 
@@ -362,15 +389,22 @@ async def _restore_consents(
     actor: str | None,
     topic: str,
 ) -> None:
+    """An unmerge's consents (`restore_consents`), on the unmerge's session."""
+    await restore_consents(SqlProfileUnitOfWork(session, topic), customer, states, actor)
+
+
+async def restore_consents(
+    uow: ProfileUnitOfWork, customer: Customer, states: list[dict[str, Any]], actor: str | None
+) -> None:
     """Bring the customer's consents back to `states`, recording only real changes; a state
     marked `absent` is a choice the record did not have, so its row goes."""
-    current = {_key(c): c for c in await store.consents_of(session, customer.id)}
+    current = {_key(c): c for c in await uow.consents.consents_of(customer.id)}
     for state in states:
         own = current.get(_key(state))
         if state.get("absent") and own is not None:
             if own.granted:  # services sharing under the carried-over grant must stop
-                own = _record_consent(
-                    session,
+                own = await _record_consent(
+                    uow,
                     customer,
                     purpose=own.purpose,
                     channel=own.channel,
@@ -381,17 +415,16 @@ async def _restore_consents(
                     text_version=None,
                     actor=actor,
                     current=own,
-                    topic=topic,
                 )
-                await session.flush()
-            await session.delete(own)
+                await uow.flush()
+            await uow.consents.delete(own)
             continue
         if state.get("absent") or (
             own is not None and own.granted == state["granted"] and own.slices == state["slices"]
         ):
             continue
-        _record_consent(
-            session,
+        await _record_consent(
+            uow,
             customer,
             purpose=state["purpose"],
             channel=state["channel"],
@@ -402,7 +435,6 @@ async def _restore_consents(
             text_version=None,
             actor=actor,
             current=own,
-            topic=topic,
         )
 
 

@@ -18,7 +18,7 @@ from rapport_profile.customers.models import (
 )
 from rapport_profile.deps import (
     SessionDep,
-    SettingsDep,
+    UnitOfWorkDep,
     require_token,
 )
 from rapport_profile.errors import CONFLICT, NOT_FOUND
@@ -40,8 +40,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 )
 async def create_customer(
     body: CustomerCreate,
-    session: SessionDep,
-    settings: SettingsDep,
+    uow: UnitOfWorkDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> CustomerPublic | JSONResponse:
     """Register a customer and publish customer.registered; a retried Idempotency-Key replays."""
@@ -49,13 +48,13 @@ async def create_customer(
     if idempotency_key:
         key = f"POST /customers {idempotency_key}"
         fingerprint = service.request_hash(body.model_dump(mode="json"))
-        earlier = await service.replay(session, key, fingerprint)
+        earlier = await service.replay(uow, key, fingerprint)
         if earlier is not None:
             return JSONResponse(earlier.body, status_code=earlier.status_code)
-    customer = await service.register_customer(session, body, topic=settings.kafka.topic)
+    customer = await service.register_customer(uow, body)
     reply = CustomerPublic.model_validate(customer)
     if key and fingerprint:
-        service.remember(session, key, fingerprint, 201, reply.model_dump(mode="json"), customer.id)
+        service.remember(uow, key, fingerprint, 201, reply.model_dump(mode="json"), customer.id)
     return reply
 
 
@@ -118,10 +117,8 @@ async def read_customer(customer_id: CustomerIdPath, session: SessionDep) -> Cus
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_customer(
-    customer_id: CustomerIdPath, body: CustomerUpdate, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: CustomerUpdate, uow: UnitOfWorkDep
 ) -> CustomerPublic:
     """Change some attributes and publish customer.updated with what changed."""
-    customer = await service.update_customer(
-        session, customer_id, body.changes(), topic=settings.kafka.topic
-    )
+    customer = await service.update_customer(uow, customer_id, body.changes())
     return CustomerPublic.model_validate(customer)

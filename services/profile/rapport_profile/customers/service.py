@@ -1,5 +1,8 @@
 """Customer use cases: register, read, update and search; idempotent replays of a
-POST. Each writes its rows and its events in the caller's transaction."""
+POST. Each writes its rows and its events in the caller's transaction.
+
+Registering and changing a customer take a `ProfileUnitOfWork`; the reads, and what the
+other domains call on their own session (`active_customer`, `apply_changes`), a session."""
 
 import hashlib
 import json
@@ -31,17 +34,17 @@ from rapport_profile.errors import (
     DuplicateExternalId,
     IdempotencyMismatch,
 )
-from rapport_profile.identity import service as identity_service
-from rapport_profile.shared import add, publish
+from rapport_profile.shared import publish
+from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 
 def request_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def replay(session: AsyncSession, key: str, fingerprint: str) -> IdempotentRequest | None:
+async def replay(uow: ProfileUnitOfWork, key: str, fingerprint: str) -> IdempotentRequest | None:
     """The stored answer to an earlier request with this key, if there is one."""
-    earlier = await store.get_idempotent(session, key)
+    earlier = await uow.customers.get_idempotent(key)
     if earlier is None:
         return None
     if earlier.request_hash != fingerprint:
@@ -50,7 +53,7 @@ async def replay(session: AsyncSession, key: str, fingerprint: str) -> Idempoten
 
 
 def remember(
-    session: AsyncSession,
+    uow: ProfileUnitOfWork,
     key: str,
     fingerprint: str,
     status_code: int,
@@ -58,8 +61,7 @@ def remember(
     customer_id: str | None,
 ) -> None:
     """Keep the answer so a retry with the same key gets it again."""
-    add(
-        session,
+    uow.customers.add(
         IdempotentRequest(
             key=key,
             request_hash=fingerprint,
@@ -70,28 +72,42 @@ def remember(
     )
 
 
-async def register_customer(session: AsyncSession, data: CustomerCreate, *, topic: str) -> Customer:
-    """Create a customer and publish customer.registered on `topic`."""
-    existing = await store.find_by_email(session, data.email)
+async def register_customer(uow: ProfileUnitOfWork, data: CustomerCreate) -> Customer:
+    """Create a customer and publish customer.registered."""
+    existing = await uow.customers.find_by_email(data.email)
     if existing is not None:
         # The holder is named even if erased: the address is taken all the same.
-        raise DuplicateEmail(await identity_service.survivor_of(session, existing.id))
-    holders = await store.find_by_external_ids(session, data.external_ids)
+        raise DuplicateEmail(await uow.identity.survivor_of(existing.id))
+    holders = await uow.customers.find_by_external_ids(data.external_ids)
     if holders:
         raise DuplicateExternalId(holders[0].id)
     customer = Customer.model_validate(data)
-    add(session, customer)
-    await session.flush()
-    publish(session, CustomerRegistered(customer_id=customer.id, **event_fields(customer)), topic)
+    uow.customers.add(customer)
+    await uow.flush()
+    await uow.outbox.publish(
+        [CustomerRegistered(customer_id=customer.id, **event_fields(customer))]
+    )
+    return customer
+
+
+def known(customer: Customer | None, customer_id: str) -> Customer:
+    """The customer found under `customer_id`, or CustomerNotFound."""
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+def changeable(customer: Customer | None, customer_id: str) -> Customer:
+    """The customer found, if it can be changed: not merged away (Conflict), not erased."""
+    customer = known(customer, customer_id)
+    if customer.status != "active":
+        raise Conflict(f"customer {customer_id} was merged into {customer.merged_into}")
     return customer
 
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
     """One customer, or CustomerNotFound."""
-    customer = await store.get_customer(session, customer_id)
-    if customer is None:
-        raise CustomerNotFound(customer_id)
-    return customer
+    return known(await store.get_customer(session, customer_id), customer_id)
 
 
 async def customer_detail(session: AsyncSession, customer_id: str) -> CustomerDetail:
@@ -108,33 +124,31 @@ async def customer_detail(session: AsyncSession, customer_id: str) -> CustomerDe
 
 
 async def active_customer(session: AsyncSession, customer_id: str) -> Customer:
-    """A customer that can be changed: not merged away (Conflict) and not erased."""
-    customer = await store.lock_customer(session, customer_id)
-    if customer is None:
-        raise CustomerNotFound(customer_id)
-    if customer.status != "active":
-        raise Conflict(f"customer {customer_id} was merged into {customer.merged_into}")
-    return customer
+    """A customer that can be changed, locked for the transaction (see `changeable`)."""
+    return changeable(await store.lock_customer(session, customer_id), customer_id)
 
 
 async def update_customer(
-    session: AsyncSession, customer_id: str, changes: dict[str, Any], *, topic: str
+    uow: ProfileUnitOfWork, customer_id: str, changes: dict[str, Any]
 ) -> Customer:
     """Apply a partial change and publish customer.updated with what really changed."""
-    customer = await active_customer(session, customer_id)
+    customer = changeable(await uow.customers.lock_customer(customer_id), customer_id)
     email = changes.get("email")
     if email and email != customer.email:
-        holder = await store.find_by_email(session, email)
+        holder = await uow.customers.find_by_email(email)
         if holder is not None and holder.id != customer.id:
             # The holder is named even if erased: the address is taken all the same.
-            raise DuplicateEmail(await identity_service.survivor_of(session, holder.id))
+            raise DuplicateEmail(await uow.identity.survivor_of(holder.id))
     external_ids = changes.get("external_ids")
     if external_ids:
-        holders = await store.find_by_external_ids(session, external_ids)
+        holders = await uow.customers.find_by_external_ids(external_ids)
         holders = [c for c in holders if c.id != customer.id]
         if holders:
             raise DuplicateExternalId(holders[0].id)
-    apply_changes(session, customer, changes, topic)
+    changed = _set_changes(customer, changes)
+    if changed:
+        uow.customers.add(customer)
+        await uow.outbox.publish([_updated(customer, changed)])
     return customer
 
 
@@ -142,20 +156,27 @@ def apply_changes(
     session: AsyncSession, customer: Customer, changes: dict[str, Any], topic: str
 ) -> dict[str, Any]:
     """Set the fields that differ and publish them; returns what changed."""
+    changed = _set_changes(customer, changes)
+    if changed:
+        session.add(customer)
+        publish(session, _updated(customer, changed), topic)
+    return changed
+
+
+def _set_changes(customer: Customer, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set the fields that differ (and `updated_at` if any does); returns them."""
     changed = {name: value for name, value in changes.items() if getattr(customer, name) != value}
-    if not changed:
-        return {}
     for name, value in changed.items():
         setattr(customer, name, value)
-    customer.updated_at = utcnow()
-    session.add(customer)
-    published = CustomerPublic.model_validate(customer).model_dump(mode="json")
-    publish(
-        session,
-        CustomerUpdated(customer_id=customer.id, changes={n: published[n] for n in changed}),
-        topic,
-    )
+    if changed:
+        customer.updated_at = utcnow()
     return changed
+
+
+def _updated(customer: Customer, changed: dict[str, Any]) -> CustomerUpdated:
+    """customer.updated with the changed fields as the API shows them."""
+    published = CustomerPublic.model_validate(customer).model_dump(mode="json")
+    return CustomerUpdated(customer_id=customer.id, changes={n: published[n] for n in changed})
 
 
 async def search_customers(

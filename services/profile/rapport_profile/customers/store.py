@@ -1,8 +1,13 @@
-"""Every query on customers, their segments and accounts, and idempotent requests."""
+"""Every query on customers, their segments and accounts, and idempotent requests.
+
+`CustomerStore` is what the customers and consents use cases ask of it; `SqlCustomerStore`
+answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
+The other queries, and the module-level functions the other domains call on their own
+session, stay functions of the session."""
 
 import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     bindparam,
@@ -12,9 +17,10 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_profile.analytics.models import CustomerMetrics
 from rapport_profile.customers.models import (
     Account,
@@ -28,8 +34,66 @@ from rapport_profile.shared import IN_LIST, _chunks, _upsert
 SEGMENTS = SegmentMembership.__table__  # type: ignore[attr-defined]
 
 
+class CustomerStore(Protocol):
+    def add(self, row: SQLModel) -> None: ...
+
+    async def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    async def lock_customer(self, customer_id: str) -> Customer | None:
+        """The customer row, locked for the transaction (where the database can)."""
+        ...
+
+    async def customers_among(self, customer_ids: Collection[str]) -> list[Customer]:
+        """The customer rows of those ids that have one, merged and erased ones included."""
+        ...
+
+    async def find_by_email(self, email: str) -> Customer | None:
+        """Whoever holds the address, whatever their status; compared in lower case."""
+        ...
+
+    async def find_by_external_ids(self, external_ids: dict[str, str]) -> list[Customer]:
+        """Active customers sharing at least one (system, id) pair."""
+        ...
+
+    async def get_idempotent(self, key: str) -> IdempotentRequest | None: ...
+
+
+class SqlCustomerStore(SqlStore):
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        return await self.session.get(Customer, customer_id)
+
+    async def lock_customer(self, customer_id: str) -> Customer | None:
+        result = await self.session.exec(
+            select(Customer).where(Customer.id == customer_id).with_for_update()
+        )
+        return result.first()
+
+    async def customers_among(self, customer_ids: Collection[str]) -> list[Customer]:
+        found: list[Customer] = []
+        for chunk in _chunks(customer_ids):
+            result = await self.session.exec(select(Customer).where(col(Customer.id).in_(chunk)))
+            found.extend(result.all())
+        return found
+
+    async def find_by_email(self, email: str) -> Customer | None:
+        result = await self.session.exec(select(Customer).where(Customer.email == email.lower()))
+        return result.first()
+
+    async def find_by_external_ids(self, external_ids: dict[str, str]) -> list[Customer]:
+        if not external_ids:
+            return []
+        # JSON is compared in Python: one query for both dialects.
+        result = await self.session.exec(select(Customer).where(Customer.status == "active"))
+        pairs = set(external_ids.items())
+        return [c for c in result.all() if pairs & set((c.external_ids or {}).items())]
+
+    async def get_idempotent(self, key: str) -> IdempotentRequest | None:
+        return await self.session.get(IdempotentRequest, key)
+
+
+# The other domains call these on their own session.
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer | None:
-    return await session.get(Customer, customer_id)
+    return await SqlCustomerStore(session).get_customer(customer_id)
 
 
 @functools.cache
@@ -48,36 +112,21 @@ async def customer_row(session: AsyncSession, customer_id: str) -> Any | None:
 
 
 async def lock_customer(session: AsyncSession, customer_id: str) -> Customer | None:
-    """The customer row, locked for the transaction (where the database can)."""
-    result = await session.exec(
-        select(Customer).where(Customer.id == customer_id).with_for_update()
-    )
-    return result.first()
+    return await SqlCustomerStore(session).lock_customer(customer_id)
 
 
 async def customers_among(session: AsyncSession, customer_ids: Collection[str]) -> list[Customer]:
-    """The customer rows of those ids that have one, merged and erased ones included."""
-    found: list[Customer] = []
-    for chunk in _chunks(customer_ids):
-        result = await session.exec(select(Customer).where(col(Customer.id).in_(chunk)))
-        found.extend(result.all())
-    return found
+    return await SqlCustomerStore(session).customers_among(customer_ids)
 
 
 async def find_by_email(session: AsyncSession, email: str) -> Customer | None:
-    result = await session.exec(select(Customer).where(Customer.email == email.lower()))
-    return result.first()
+    return await SqlCustomerStore(session).find_by_email(email)
 
 
 async def find_by_external_ids(
     session: AsyncSession, external_ids: dict[str, str]
 ) -> list[Customer]:
-    """Active customers sharing at least one (system, id) pair; JSON is compared in Python."""
-    if not external_ids:
-        return []
-    result = await session.exec(select(Customer).where(Customer.status == "active"))
-    pairs = set(external_ids.items())
-    return [c for c in result.all() if pairs & set((c.external_ids or {}).items())]
+    return await SqlCustomerStore(session).find_by_external_ids(external_ids)
 
 
 async def search_customers(
@@ -140,10 +189,6 @@ async def customers_merged_into(session: AsyncSession, customer_id: str) -> list
 async def all_customers(session: AsyncSession) -> list[Customer]:
     result = await session.exec(select(Customer).where(Customer.status == "active"))
     return list(result.all())
-
-
-async def get_idempotent(session: AsyncSession, key: str) -> IdempotentRequest | None:
-    return await session.get(IdempotentRequest, key)
 
 
 async def segments_of(session: AsyncSession, customer_id: str) -> list[SegmentMembership]:

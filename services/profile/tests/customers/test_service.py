@@ -10,6 +10,7 @@ from rapport_events.types import CustomerRegistered
 from rapport_profile.customers import service as customer_service
 from rapport_profile.customers.models import Customer, CustomerCreate
 from rapport_profile.errors import CustomerNotFound, DuplicateEmail
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 TOPIC = "rapport.test-profile-service"
 
@@ -39,7 +40,7 @@ class TestRegisterCustomer:
     ) -> None:
         async with transaction(sessions) as session:
             customer = await customer_service.register_customer(
-                session, new_customer(), topic=TOPIC
+                SqlProfileUnitOfWork(session, TOPIC), new_customer()
             )
 
         [row], [message] = await stored(sessions)
@@ -59,12 +60,14 @@ class TestRegisterCustomer:
         self, sessions: SessionFactory
     ) -> None:
         async with transaction(sessions) as session:
-            first = await customer_service.register_customer(session, new_customer(), topic=TOPIC)
+            first = await customer_service.register_customer(
+                SqlProfileUnitOfWork(session, TOPIC), new_customer()
+            )
 
         with pytest.raises(DuplicateEmail) as refused:
             async with transaction(sessions) as session:
                 await customer_service.register_customer(
-                    session, new_customer(email="ADA@example.com"), topic=TOPIC
+                    SqlProfileUnitOfWork(session, TOPIC), new_customer(email="ADA@example.com")
                 )
 
         assert refused.value.existing_id == first.id

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from rapport_events.limits import PathId
 from rapport_support.deps import (
     Limit,
-    ReadSessionDep,
+    ReadUnitOfWorkDep,
     SessionDep,
     SettingsDep,
+    UnitOfWorkDep,
     WakeRepliesDep,
     after_commit,
     require_token,
@@ -40,10 +41,10 @@ router = APIRouter(dependencies=[Depends(require_token)])
     tags=["social"],
 )
 async def receive_mention(
-    data: MentionCreate, response: Response, session: SessionDep, settings: SettingsDep
+    data: MentionCreate, response: Response, uow: UnitOfWorkDep, settings: SettingsDep
 ) -> MentionPublic:
     """Ingest a mention: link the handle, score sentiment, open a ticket for complaints."""
-    mention, created = await service.ingest_mention(session, settings, data)
+    mention, created = await service.ingest_mention(uow, settings, data)
     if not created:
         response.status_code = status.HTTP_200_OK
     return MentionPublic.model_validate(mention)
@@ -51,7 +52,7 @@ async def receive_mention(
 
 @router.get("/social/mentions", response_model=Page[MentionPublic], tags=["social"])
 async def list_mentions(
-    session: ReadSessionDep,
+    uow: ReadUnitOfWorkDep,
     platform: str | None = None,
     sentiment: Sentiment | None = None,
     mention_status: Annotated[MentionStatus | None, Query(alias="status")] = None,
@@ -70,7 +71,7 @@ async def list_mentions(
         customer_id=customer_id,
         linked=linked,
     )
-    return await service.list_mentions(session, where, limit, cursor)
+    return await service.list_mentions(uow, where, limit, cursor)
 
 
 @router.get(
@@ -79,9 +80,9 @@ async def list_mentions(
     responses=NOT_FOUND,
     tags=["social"],
 )
-async def read_mention(mention_id: PathId, session: ReadSessionDep) -> MentionDetail:
+async def read_mention(mention_id: PathId, uow: ReadUnitOfWorkDep) -> MentionDetail:
     """A mention with its replies and every delivery attempt."""
-    return await service.mention_detail(session, mention_id)
+    return await service.mention_detail(uow, mention_id)
 
 
 @router.patch(
@@ -91,10 +92,10 @@ async def read_mention(mention_id: PathId, session: ReadSessionDep) -> MentionDe
     tags=["social"],
 )
 async def update_mention(
-    mention_id: PathId, data: MentionUpdate, session: SessionDep
+    mention_id: PathId, data: MentionUpdate, uow: UnitOfWorkDep
 ) -> MentionPublic:
     """Set a mention's status."""
-    return MentionPublic.model_validate(await service.update_mention(session, mention_id, data))
+    return MentionPublic.model_validate(await service.update_mention(uow, mention_id, data))
 
 
 @router.post(
@@ -107,11 +108,13 @@ async def update_mention(
 async def reply_to_mention(
     mention_id: PathId,
     data: ReplyCreate,
+    uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
     wake_replies: WakeRepliesDep,
 ) -> ReplyPublic:
     """Queue a reply; it is posted to the platform's signed webhook, with retries."""
-    reply = await service.reply_to_mention(session, settings, mention_id, data)
+    reply = await service.reply_to_mention(uow, settings, mention_id, data)
+    # The same session as the unit of work's: the dispatcher wakes once the reply is committed.
     after_commit(session, wake_replies)
     return reply

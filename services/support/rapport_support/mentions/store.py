@@ -1,9 +1,14 @@
-"""Every query of the mentions domain: mentions, replies and their delivery attempts."""
+"""Every query of the mentions domain: mentions, replies and their delivery attempts.
+
+The use cases ask them of a `MentionStore` (`SqlMentionStore` here, a fake in
+`rapport_support.testing`); the module-level functions stay for the projection and the
+merge, erasure and export, which still take the session.
+"""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, tuple_, update
 from sqlalchemy import select as core_select
@@ -12,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import bulk
 from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_events.unit_of_work import SqlStore
 from rapport_support.mentions.models import SupportMention, SupportMentionReply, SupportReplyAttempt
 
 
@@ -160,6 +166,67 @@ async def claim_due_replies(
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+class MentionStore(Protocol):
+    def add(self, row: SupportMention | SupportMentionReply | SupportReplyAttempt) -> None: ...
+
+    async def get_mention(self, mention_id: str) -> SupportMention | None: ...
+
+    async def mention_by_external_id(
+        self, platform: str, external_id: str
+    ) -> SupportMention | None: ...
+
+    async def list_mentions(
+        self, where: MentionFilter, limit: int, cursor: str | None
+    ) -> tuple[list[SupportMention], str | None]:
+        """Newest first; the second value is the cursor of the next page (None on the last)."""
+        ...
+
+    async def get_reply(self, reply_id: str) -> SupportMentionReply | None: ...
+
+    async def replies_of(self, mention_id: str) -> list[SupportMentionReply]:
+        """A mention's replies, oldest first."""
+        ...
+
+    async def attempts_for(self, reply_ids: Iterable[str]) -> list[SupportReplyAttempt]:
+        """The replies' delivery attempts, by reply and in the order they were made."""
+        ...
+
+    async def claim_due_replies(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[SupportMentionReply]:
+        """Take the next attempt of up to `limit` due replies, leased until `lease_until`."""
+        ...
+
+
+class SqlMentionStore(SqlStore):
+    async def get_mention(self, mention_id: str) -> SupportMention | None:
+        return await get_mention(self.session, mention_id)
+
+    async def mention_by_external_id(
+        self, platform: str, external_id: str
+    ) -> SupportMention | None:
+        return await mention_by_external_id(self.session, platform, external_id)
+
+    async def list_mentions(
+        self, where: MentionFilter, limit: int, cursor: str | None
+    ) -> tuple[list[SupportMention], str | None]:
+        return await list_mentions(self.session, where, limit, cursor)
+
+    async def get_reply(self, reply_id: str) -> SupportMentionReply | None:
+        return await get_reply(self.session, reply_id)
+
+    async def replies_of(self, mention_id: str) -> list[SupportMentionReply]:
+        return await replies_of(self.session, mention_id)
+
+    async def attempts_for(self, reply_ids: Iterable[str]) -> list[SupportReplyAttempt]:
+        return await attempts_for(self.session, reply_ids)
+
+    async def claim_due_replies(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[SupportMentionReply]:
+        return await claim_due_replies(self.session, now, limit, lease_until)
 
 
 # Set-based reads and writes for runs of events: the shared kit.

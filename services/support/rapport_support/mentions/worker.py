@@ -11,6 +11,7 @@ from rapport_events.tracing import background_span, untraced
 from rapport_support.mentions import service, webhooks
 from rapport_support.mentions.models import SupportMention, SupportMentionReply
 from rapport_support.settings import Settings
+from rapport_support.unit_of_work import SqlSupportUnitOfWork
 
 
 class ReplyDispatcher(Periodic):
@@ -34,7 +35,8 @@ class ReplyDispatcher(Periodic):
         """Attempt every reply that is due; returns how many were attempted."""
         with untraced():
             async with transaction(self._sessions) as session:
-                claimed = await service.due_replies(session, self._settings)
+                uow = SqlSupportUnitOfWork(session, self._settings)
+                claimed = await service.due_replies(uow, self._settings)
         # Sends happen outside any transaction: a slow platform must not hold database locks.
         await asyncio.gather(*(self._deliver(reply, mention) for reply, mention in claimed))
         return len(claimed)
@@ -44,7 +46,7 @@ class ReplyDispatcher(Periodic):
             outcome = await self._attempt(reply, mention)
             async with transaction(self._sessions) as session:
                 await service.record_delivery(
-                    session,
+                    SqlSupportUnitOfWork(session, self._settings),
                     self._settings,
                     reply.id,
                     status_code=outcome.status_code,

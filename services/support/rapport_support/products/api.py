@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from rapport_support.deps import ReadSessionDep, SettingsDep, require_token
+from rapport_support.deps import ReadUnitOfWorkDep, SettingsDep, require_token
 from rapport_support.products import service
 from rapport_support.products.models import KnownIssues
 
@@ -16,7 +16,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 )
 async def known_issues(
     product_model: str,
-    session: ReadSessionDep,
+    uow: ReadUnitOfWorkDep,
     settings: SettingsDep,
     text: Annotated[
         str | None, Query(max_length=5_000, description="a new problem, to find similar tickets")
@@ -24,4 +24,4 @@ async def known_issues(
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> KnownIssues:
     """The model's most frequent ticket categories and their resolutions; similar tickets."""
-    return await service.known_issues(session, settings, product_model, text, limit)
+    return await service.known_issues(uow, settings, product_model, text, limit)

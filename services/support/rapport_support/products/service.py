@@ -3,14 +3,12 @@ resolutions, and the earlier tickets closest to a new problem."""
 
 from collections import Counter, defaultdict
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_support.errors import InvalidRequest
 from rapport_support.products.models import CategoryIssues, KnownIssues, ResolutionCount, model_key
 from rapport_support.settings import Settings
 from rapport_support.tickets.models import OPEN_STATUSES, SupportTicket
 from rapport_support.tickets.similarity import rank_similar
-from rapport_support.tickets.store import SqlTicketStore
+from rapport_support.unit_of_work import SupportUnitOfWork
 
 TOP_RESOLUTIONS = 3
 UNCATEGORISED = "uncategorised"
@@ -21,7 +19,7 @@ def _resolution_key(resolution: str) -> str:
 
 
 async def known_issues(
-    session: AsyncSession,
+    uow: SupportUnitOfWork,
     settings: Settings,
     product_model: str,
     query: str | None = None,
@@ -33,9 +31,7 @@ async def known_issues(
         raise InvalidRequest("product model must not be blank")
     tickets = [
         ticket
-        for ticket in await SqlTicketStore(session).tickets_for_model(
-            key, settings.similarity_corpus_limit
-        )
+        for ticket in await uow.tickets.tickets_for_model(key, settings.similarity_corpus_limit)
         if ticket.duplicate_of is None
     ]
     by_category: dict[str, list[SupportTicket]] = defaultdict(list)

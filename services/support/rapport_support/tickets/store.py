@@ -1,7 +1,7 @@
 """Every query of the tickets domain: tickets, comments, links, SLA policies and breaches.
 
 `TicketStore` is what the tickets use cases ask of it; `SqlTicketStore` answers on the
-transaction's session (with the set-based reads lifecycle, products and mentions use
+transaction's session (with the set-based reads lifecycle and the mentions' projection use
 besides), and `rapport_support.testing` has the in-memory fake."""
 
 from collections.abc import Iterable, Sequence
@@ -89,6 +89,10 @@ class TicketStore(Protocol):
         self, product_model_key: str | None, exclude: str | None, limit: int
     ) -> list[SupportTicket]:
         """The newest tickets (of the model, when known) other than `exclude` and its duplicates."""
+        ...
+
+    async def tickets_for_model(self, product_model_key: str, limit: int) -> list[SupportTicket]:
+        """The model's newest tickets, for its known issues."""
         ...
 
     async def get_policy(self, priority: str) -> SupportSlaPolicy | None: ...

@@ -60,7 +60,7 @@ async def ingest(
     values.update(fields)
     async with transaction(sessions) as session:
         return await service.ingest_mention(
-            session,
+            SqlSupportUnitOfWork(session, settings),
             settings,
             MentionCreate(**values),
             now=NOW,  # type: ignore[arg-type]
@@ -218,7 +218,7 @@ class TestReplying:
 
         async with transaction(sessions) as session:
             reply = await service.reply_to_mention(
-                session,
+                SqlSupportUnitOfWork(session, hooked),
                 hooked,
                 mention.id,
                 ReplyCreate(text="Sorry! DM us", author="pr:linus"),
@@ -241,17 +241,25 @@ class TestReplying:
         with pytest.raises(InvalidRequest, match="webhook"):
             async with transaction(sessions) as session:
                 await service.reply_to_mention(
-                    session, settings, mention.id, ReplyCreate(text="Sorry", author="pr")
+                    SqlSupportUnitOfWork(session, settings),
+                    settings,
+                    mention.id,
+                    ReplyCreate(text="Sorry", author="pr"),
                 )
 
     async def _claimed_reply(self, sessions: SessionFactory, settings: Settings) -> str:
         mention, _ = await ingest(sessions, settings, text="Love it")
         async with transaction(sessions) as session:
             reply = await service.reply_to_mention(
-                session, settings, mention.id, ReplyCreate(text="Thanks!", author="pr"), now=NOW
+                SqlSupportUnitOfWork(session, settings),
+                settings,
+                mention.id,
+                ReplyCreate(text="Thanks!", author="pr"),
+                now=NOW,
             )
         async with transaction(sessions) as session:
-            claimed = await service.due_replies(session, settings, now=NOW)
+            uow = SqlSupportUnitOfWork(session, settings)
+            claimed = await service.due_replies(uow, settings, now=NOW)
         assert [r.id for r, _ in claimed] == [reply.id]
         return reply.id
 
@@ -261,7 +269,8 @@ class TestReplying:
         await self._claimed_reply(sessions, hooked)
 
         async with transaction(sessions) as session:
-            assert await service.due_replies(session, hooked, now=NOW + timedelta(seconds=1)) == []
+            uow = SqlSupportUnitOfWork(session, hooked)
+            assert await service.due_replies(uow, hooked, now=NOW + timedelta(seconds=1)) == []
 
     async def test_a_2xx_marks_the_reply_sent_and_the_mention_replied(
         self, sessions: SessionFactory, hooked: Settings
@@ -270,7 +279,13 @@ class TestReplying:
 
         async with transaction(sessions) as session:
             reply = await service.record_delivery(
-                session, hooked, reply_id, status_code=204, error=None, duration_ms=3.2, now=NOW
+                SqlSupportUnitOfWork(session, hooked),
+                hooked,
+                reply_id,
+                status_code=204,
+                error=None,
+                duration_ms=3.2,
+                now=NOW,
             )
             assert reply is not None
             mention = await store.get_mention(session, reply.mention_id)
@@ -287,14 +302,21 @@ class TestReplying:
         for attempt in range(1, 4):
             async with transaction(sessions) as session:
                 reply = await service.record_delivery(
-                    session, hooked, reply_id, status_code=503, error="busy", duration_ms=1, now=now
+                    SqlSupportUnitOfWork(session, hooked),
+                    hooked,
+                    reply_id,
+                    status_code=503,
+                    error="busy",
+                    duration_ms=1,
+                    now=now,
                 )
                 assert reply is not None
                 outcomes.append((reply.status, reply.next_attempt_at))
             if attempt < 3:
                 now = reply.next_attempt_at or now
                 async with transaction(sessions) as session:
-                    assert len(await service.due_replies(session, hooked, now=now)) == 1
+                    uow = SqlSupportUnitOfWork(session, hooked)
+                    assert len(await service.due_replies(uow, hooked, now=now)) == 1
 
         assert outcomes == [
             ("pending", NOW + timedelta(seconds=2)),
@@ -303,8 +325,9 @@ class TestReplying:
         ]
         async with transaction(sessions) as session:
             detail = await service.mention_detail(
-                session, (await store.get_reply(session, reply_id)).mention_id
-            )  # type: ignore[union-attr]
+                SqlSupportUnitOfWork(session, hooked),
+                (await store.get_reply(session, reply_id)).mention_id,  # type: ignore[union-attr]
+            )
         assert [a.attempt for a in detail.replies[0].delivery] == [1, 2, 3]
 
     async def test_a_refused_signature_is_not_retried(
@@ -314,7 +337,12 @@ class TestReplying:
 
         async with transaction(sessions) as session:
             reply = await service.record_delivery(
-                session, hooked, reply_id, status_code=401, error="bad signature", duration_ms=1
+                SqlSupportUnitOfWork(session, hooked),
+                hooked,
+                reply_id,
+                status_code=401,
+                error="bad signature",
+                duration_ms=1,
             )
 
         assert reply is not None and reply.status == "failed"

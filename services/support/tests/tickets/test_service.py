@@ -546,7 +546,8 @@ class TestKnownIssues:
         await self._history(sessions, settings)
 
         async with transaction(sessions) as session:
-            issues = await product_service.known_issues(session, settings, "barista x2")
+            uow = SqlSupportUnitOfWork(session, settings)
+            issues = await product_service.known_issues(uow, settings, "barista x2")
 
         assert (issues.product_model, issues.tickets, issues.open_tickets) == ("Barista X2", 5, 1)
         top = issues.categories[0]
@@ -564,7 +565,10 @@ class TestKnownIssues:
 
         async with transaction(sessions) as session:
             issues = await product_service.known_issues(
-                session, settings, "Barista X2", query="water is leaking from my machine"
+                SqlSupportUnitOfWork(session, settings),
+                settings,
+                "Barista X2",
+                query="water is leaking from my machine",
             )
 
         similar_ids = [s.ticket.id for s in issues.similar]
@@ -596,7 +600,7 @@ class TestKnownIssues:
     ) -> None:
         async with transaction(sessions) as session:
             issues = await product_service.known_issues(
-                session, settings, "Nothing 1", query="broken"
+                SqlSupportUnitOfWork(session, settings), settings, "Nothing 1", query="broken"
             )
 
         assert (issues.tickets, issues.categories, issues.similar) == (0, [], [])

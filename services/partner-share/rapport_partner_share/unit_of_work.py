@@ -1,0 +1,85 @@
+"""Partner-share's unit of work, for the partners, ledger and notices use cases: their
+stores, what ending a partnership deletes in the consents and slices domains, and the
+outbox, in one transaction.
+
+Those use cases take a `PartnerShareUnitOfWork`; the routes' dependency builds
+`SqlPartnerShareUnitOfWork` on the request's session, the notifier and the slices' reads on
+theirs, and unit tests use `rapport_partner_share.testing.FakePartnerShareUnitOfWork`.
+"""
+
+from typing import Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_events import outbox
+from rapport_events.base import Event
+from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
+from rapport_events.unit_of_work import Outbox, SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
+from rapport_partner_share.consents import store as consent_store
+from rapport_partner_share.ledger.store import LedgerStore, SqlLedgerStore
+from rapport_partner_share.notices.store import NoticeStore, SqlNoticeStore
+from rapport_partner_share.partners.store import PartnerStore, SqlPartnerStore
+from rapport_partner_share.shared import SOURCE
+from rapport_partner_share.slices import store as slice_store
+
+
+class EventIdOutbox(Outbox, Protocol):
+    """The outbox, which also tells the id of one event it took: the ledger records the
+    id of each disclosure's event, so that the two can be matched."""
+
+    async def publish_one(self, event: Event) -> str:
+        """Write `event` to the outbox; its id."""
+        ...
+
+
+class PartnerShares(Protocol):
+    """What ending a partnership asks of the consents and slices domains."""
+
+    async def delete_partner_shares(self, partner_id: str) -> None:
+        """Delete the partner's consents, shared slices and match keys."""
+        ...
+
+
+class PartnerShareUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def outbox(self) -> EventIdOutbox: ...
+
+    @property
+    def partners(self) -> PartnerStore: ...
+
+    @property
+    def ledger(self) -> LedgerStore: ...
+
+    @property
+    def notices(self) -> NoticeStore: ...
+
+    @property
+    def shares(self) -> PartnerShares: ...
+
+
+class SqlEventIdOutbox(SqlOutbox):
+    async def publish_one(self, event: Event) -> str:
+        return outbox.add(self.session, event, source=self.source, topic=self.topic).id
+
+
+# The consents and slices domains' queries are still functions of the session; this puts
+# the deletions a partnership's end needs on the unit of work.
+class SqlPartnerShares(SqlStore):
+    async def delete_partner_shares(self, partner_id: str) -> None:
+        await slice_store.delete_slices(self.session, partner_id=partner_id)
+        await slice_store.delete_match_keys(self.session, partner_id=partner_id)
+        await consent_store.delete_consents(self.session, partner_id=partner_id)
+
+
+class SqlPartnerShareUnitOfWork(SqlUnitOfWork):
+    def __init__(self, session: AsyncSession, topic: str = CUSTOMER_EVENTS_TOPIC) -> None:
+        self._events = SqlEventIdOutbox(session, source=SOURCE, topic=topic)
+        super().__init__(session, self._events)
+        self.partners = SqlPartnerStore(session)
+        self.ledger = SqlLedgerStore(session)
+        self.notices = SqlNoticeStore(session)
+        self.shares = SqlPartnerShares(session)
+
+    @property
+    def outbox(self) -> EventIdOutbox:
+        return self._events
