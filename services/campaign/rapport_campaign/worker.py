@@ -23,6 +23,7 @@ from rapport_campaign.segments import store as segment_store
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
@@ -179,7 +180,8 @@ class Worker:
                 # runs every tick, nearly always finding nothing: not a trace each time.
                 with untraced():
                     async with transaction(self._sessions) as session:
-                        if await step(session, now):
+                        uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                        if await step(uow, now):
                             self.wake()
             except Exception:
                 log.exception("scheduler step %s failed", name)

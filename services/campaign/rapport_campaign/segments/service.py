@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign import shared
-from rapport_campaign.campaigns import store as campaign_store
+from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.errors import Conflict, InvalidRequest, NotFound
 from rapport_campaign.segments import rules, sql, store
 from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentUpdate
@@ -274,7 +274,7 @@ async def delete_segment(session: AsyncSession, segment_id: str, settings: Setti
     if dependants:
         names = ", ".join(s.id for s in dependants)
         raise Conflict(f"segments {names} use this segment; delete them first")
-    campaigns = await campaign_store.campaigns_using_segment(session, segment_id)
+    campaigns = await SqlCampaignStore(session).campaigns_using_segment(segment_id)
     if campaigns:
         names = ", ".join(c.id for c in campaigns)
         raise Conflict(f"campaigns {names} target this segment and have not been sent")

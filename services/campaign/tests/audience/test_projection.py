@@ -22,6 +22,7 @@ from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
 from rapport_campaign.segments import service as segment_service
 from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentMember
 from rapport_campaign.settings import Settings
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope, decode, encode
 from rapport_events.consumer import ConsumerRunner, Handler, HandlerMap, batch, is_batch
@@ -81,7 +82,9 @@ async def define(sessions: SessionFactory, settings: Settings) -> None:
                 "variants": [{"name": "A", "subject": "Hi", "body": "Hello"}],
                 **journey,
             }
-            await journey_service.create_journey(session, JourneyCreate.model_validate(data))
+            await journey_service.create_journey(
+                SqlCampaignUnitOfWork(session), JourneyCreate.model_validate(data)
+            )
 
 
 def mixed_events(customers: int = 20, count: int = 300, seed: int = 12) -> list[Event]:
