@@ -1,13 +1,15 @@
-"""In-memory fakes of what the broadcasts' and journeys' use cases ask of campaign's stores,
-for unit tests: the same queries as the SQL ones, answered with plain Python over rows kept
-by primary key.
+"""In-memory fakes of what the broadcasts', journeys' and segments' use cases ask of
+campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
+Python over rows kept by primary key.
 
 `FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
 is a `CampaignUnitOfWork`, so a fake that lacks a query, or answers it with another
 signature, fails the lint.
 """
 
+import json
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +17,12 @@ from rapport_campaign.audience.models import Alias, AudienceMember, ConsentState
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.messaging.models import Message
+from rapport_campaign.segments import rules
 from rapport_campaign.segments.models import Segment, SegmentMember
 from rapport_campaign.shared import aware
 from rapport_campaign.tracking.models import Conversion
 from rapport_events import customer_ids
-from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
+from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork, Rows
 
 if TYPE_CHECKING:
     from rapport_campaign.unit_of_work import CampaignUnitOfWork
@@ -108,13 +111,88 @@ class FakeAudienceLookup(FakeStore):
         return [(m.customer_id, m.last_active_at) for m in self.rows.all(AudienceMember)]
 
 
-class FakeSegmentLookup(FakeStore):
+def rule_key(rule: "rules.Rule | dict[str, Any]") -> str:
+    """One text per rule, however it was written, to look its matches up by."""
+    parsed = rules.parse(rule) if isinstance(rule, dict) else rule
+    return json.dumps(rules.dump(parsed), sort_keys=True)
+
+
+class FakeSegmentStore(FakeStore):
+    """Segments and members among the rows. Who a rule matches is the database's to say (a
+    rule is one SQL condition, tested on both databases): here it is whom the test said,
+    with `matches`, the rule matches; nobody otherwise."""
+
+    def __init__(self, rows: Rows) -> None:
+        super().__init__(rows)
+        self.matching: dict[str, set[str]] = {}
+        self.locks = 0
+
+    def matches(self, rule: "rules.Rule | dict[str, Any]", *customer_ids: str) -> None:
+        """From now on, `rule` matches exactly these customers."""
+        self.matching[rule_key(rule)] = set(customer_ids)
+
+    async def lock_segments(self) -> None:
+        self.locks += 1
+
     async def get_segment(self, segment_id: str) -> Segment | None:
         return self.rows.get(Segment, segment_id)
 
+    async def list_segments(self) -> list[Segment]:
+        return sorted(self.rows.all(Segment), key=lambda s: (aware(s.created_at), s.id))
+
+    async def segments_depending_on(self, segment_id: str) -> list[Segment]:
+        return [s for s in await self.list_segments() if segment_id in (s.depends_on or [])]
+
+    async def matching_ids(
+        self, rule: rules.Rule, now: datetime, segment_rules: Mapping[str, rules.Rule]
+    ) -> set[str]:
+        return set(self.matching.get(rule_key(rule), set()))
+
+    async def count_matching(
+        self,
+        rule: rules.Rule,
+        now: datetime,
+        segment_rules: Mapping[str, rules.Rule],
+        sample: int,
+    ) -> tuple[int, list[str]]:
+        found = await self.matching_ids(rule, now, segment_rules)
+        return len(found), sorted(found)[:sample]
+
+    def _members(self, segment_id: str) -> list[SegmentMember]:
+        return self.rows.where(SegmentMember, lambda member: member.segment_id == segment_id)
+
     async def member_ids(self, segment_id: str) -> set[str]:
-        members = self.rows.where(SegmentMember, lambda member: member.segment_id == segment_id)
-        return {member.customer_id for member in members}
+        return {member.customer_id for member in self._members(segment_id)}
+
+    async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
+        self.rows.extend(
+            SegmentMember(segment_id=segment_id, customer_id=c, entered_at=at) for c in customer_ids
+        )
+
+    async def remove_members(self, segment_id: str, customer_ids: Iterable[str]) -> None:
+        leaving = set(customer_ids)
+        for member in self._members(segment_id):
+            if member.customer_id in leaving:
+                self.rows.delete(member)
+
+    async def member_count(self, segment_id: str) -> int:
+        return len(self._members(segment_id))
+
+    async def member_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for member in self.rows.all(SegmentMember):
+            counts[member.segment_id] += 1
+        return dict(counts)
+
+    async def member_page(
+        self, segment_id: str, *, after: str | None, limit: int
+    ) -> list[SegmentMember]:
+        members = sorted(self._members(segment_id), key=lambda member: member.customer_id)
+        return [m for m in members if after is None or m.customer_id > after][:limit]
+
+    async def delete_segment_members(self, segment_id: str) -> None:
+        for member in self._members(segment_id):
+            self.rows.delete(member)
 
 
 class FakeCampaignMessages(FakeStore):
@@ -162,7 +240,7 @@ class FakeCampaignUnitOfWork(FakeUnitOfWork):
         self.campaigns = FakeCampaignStore(self.rows)
         self.journeys = FakeJourneyStore(self.rows)
         self.audience = FakeAudienceLookup(self.rows)
-        self.segments = FakeSegmentLookup(self.rows)
+        self.segments = FakeSegmentStore(self.rows)
         self.messages = FakeCampaignMessages(self.rows)
 
 

@@ -1,5 +1,6 @@
-"""Campaign's unit of work, for the broadcasts' and journeys' use cases: their stores, what
-they ask of the audience, segments and messaging domains, and the outbox, in one transaction.
+"""Campaign's unit of work, for the broadcasts', journeys' and segments' use cases: their
+stores, what they ask of the audience and messaging domains, and the outbox, in one
+transaction.
 
 Those use cases take a `CampaignUnitOfWork`; the routes' dependency builds
 `SqlCampaignUnitOfWork` on the request's session, the scheduler on its own, and unit tests
@@ -18,8 +19,7 @@ from rapport_campaign.campaigns.store import CampaignStore, SqlCampaignStore
 from rapport_campaign.journeys.store import JourneyStore, SqlJourneyStore
 from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import Message
-from rapport_campaign.segments import store as segment_store
-from rapport_campaign.segments.models import Segment
+from rapport_campaign.segments.store import SegmentStore, SqlSegmentStore
 from rapport_campaign.shared import SOURCE
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
@@ -41,14 +41,6 @@ class AudienceLookup(Protocol):
     async def audience_activity(self) -> list[tuple[str, datetime | None]]:
         """Every audience member with the time of their latest activity."""
         ...
-
-
-class SegmentLookup(Protocol):
-    """What broadcasts ask of the segments domain."""
-
-    async def get_segment(self, segment_id: str) -> Segment | None: ...
-
-    async def member_ids(self, segment_id: str) -> set[str]: ...
 
 
 class CampaignMessages(Protocol):
@@ -89,14 +81,14 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     def audience(self) -> AudienceLookup: ...
 
     @property
-    def segments(self) -> SegmentLookup: ...
+    def segments(self) -> SegmentStore: ...
 
     @property
     def messages(self) -> CampaignMessages: ...
 
 
-# The audience, segments and messaging domains' queries are still functions of the session;
-# these put the few that broadcasts and journeys need on the unit of work.
+# The audience and messaging domains' queries are still functions of the session; these put
+# the few that broadcasts and journeys need on the unit of work.
 class SqlAudienceLookup(SqlStore):
     async def resolve(self, customer_id: str) -> str | None:
         return await audience_service.resolve(self.session, customer_id)
@@ -109,14 +101,6 @@ class SqlAudienceLookup(SqlStore):
 
     async def audience_activity(self) -> list[tuple[str, datetime | None]]:
         return await audience_store.audience_activity(self.session)
-
-
-class SqlSegmentLookup(SqlStore):
-    async def get_segment(self, segment_id: str) -> Segment | None:
-        return await segment_store.get_segment(self.session, segment_id)
-
-    async def member_ids(self, segment_id: str) -> set[str]:
-        return await segment_store.member_ids(self.session, segment_id)
 
 
 class SqlCampaignMessages(SqlStore):
@@ -142,5 +126,5 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         self.campaigns = SqlCampaignStore(session)
         self.journeys = SqlJourneyStore(session)
         self.audience = SqlAudienceLookup(session)
-        self.segments = SqlSegmentLookup(session)
+        self.segments = SqlSegmentStore(session)
         self.messages = SqlCampaignMessages(session)

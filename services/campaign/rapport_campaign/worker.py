@@ -204,11 +204,10 @@ class Worker:
                     "campaign refresh segment", **{"rapport.segment.id": segment_id}
                 ):
                     async with transaction(self._sessions) as session:
-                        segment = await segment_store.get_segment(session, segment_id)
+                        uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                        segment = await uow.segments.get_segment(segment_id)
                         if segment is not None:
-                            await segment_service.recompute_segment(
-                                session, segment, self._settings
-                            )
+                            await segment_service.recompute_segment(uow, segment)
             except Exception:
                 log.exception("refreshing segment %s failed", segment_id)
         return len(due)

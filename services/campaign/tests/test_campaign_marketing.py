@@ -194,11 +194,10 @@ class TestLaunch:
         await deliver(*(registered(name) for name in ("ann", "bob", "cid", "dan")))
         async with transaction(sessions) as session:
             segment, _ = await segment_service.create_segment(
-                session,
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
                 SegmentCreate.model_validate(
                     {"name": "all", "rule": {"attribute": "email", "op": "exists"}}
                 ),
-                settings,
             )
         campaign_id = await new_campaign(
             sessions,

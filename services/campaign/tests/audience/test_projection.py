@@ -74,7 +74,8 @@ async def define(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
         for name, rule in SEGMENTS.items():
             await segment_service.create_segment(
-                session, SegmentCreate.model_validate({"name": name, "rule": rule}), settings
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                SegmentCreate.model_validate({"name": name, "rule": rule}),
             )
         for n, journey in enumerate(JOURNEYS):
             data = {
@@ -425,7 +426,8 @@ class TestStatementsPerRun:
         sessions = await migrated(database_factory, "count")
         async with transaction(sessions) as session:
             await segment_service.create_segment(
-                session, SegmentCreate.model_validate({"name": "s", "rule": rule}), settings
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                SegmentCreate.model_validate({"name": "s", "rule": rule}),
             )
         registrations: list[Event] = [
             CustomerRegistered(
