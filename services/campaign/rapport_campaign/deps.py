@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking.tokens import Tokens
+from rapport_campaign.unit_of_work import CampaignUnitOfWork, SqlCampaignUnitOfWork
 from rapport_campaign.worker import Worker
 from rapport_events.deps import SessionDep as SessionDep
 from rapport_events.deps import WriteSessionDep as WriteSessionDep
@@ -25,5 +26,14 @@ def get_worker(request: Request) -> Worker:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> CampaignUnitOfWork:
+    """The use cases' stores and outbox on the request's transaction."""
+    return SqlCampaignUnitOfWork(session, settings.kafka.topic)
+
+
+# scope="function", as the session it is built on: it is used up when the route returns.
+UnitOfWorkDep = Annotated[CampaignUnitOfWork, Depends(get_unit_of_work, scope="function")]
 TokensDep = Annotated[Tokens, Depends(get_tokens)]
 WorkerDep = Annotated[Worker, Depends(get_worker)]

@@ -23,6 +23,7 @@ from rapport_campaign.segments import store as segment_store
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
@@ -179,7 +180,8 @@ class Worker:
                 # runs every tick, nearly always finding nothing: not a trace each time.
                 with untraced():
                     async with transaction(self._sessions) as session:
-                        if await step(session, now):
+                        uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                        if await step(uow, now):
                             self.wake()
             except Exception:
                 log.exception("scheduler step %s failed", name)
@@ -202,11 +204,10 @@ class Worker:
                     "campaign refresh segment", **{"rapport.segment.id": segment_id}
                 ):
                     async with transaction(self._sessions) as session:
-                        segment = await segment_store.get_segment(session, segment_id)
+                        uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                        segment = await uow.segments.get_segment(segment_id)
                         if segment is not None:
-                            await segment_service.recompute_segment(
-                                session, segment, self._settings
-                            )
+                            await segment_service.recompute_segment(uow, segment)
             except Exception:
                 log.exception("refreshing segment %s failed", segment_id)
         return len(due)

@@ -1,5 +1,6 @@
 """Fixtures of campaign's tests: migrated databases, a real SMTP server, real HTTP receivers,
-the app on a real broker, and small helpers handed out as fixtures."""
+the app on a real broker, and small helpers handed out as fixtures; and, for the unit layer,
+the use cases' stores and outbox in memory."""
 
 import email
 import email.policy
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse
 from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE, create_app
 from rapport_campaign.settings import Settings
+from rapport_campaign.testing import FakeCampaignUnitOfWork
 from rapport_events.base import Event
 from rapport_events.codec import Envelope, decode, encode
 from rapport_events.consumer import ConsumerRunner
@@ -297,3 +299,9 @@ def deliver(
 def database_template() -> Migrations:
     """`database_url` comes migrated (on PostgreSQL, a copy of a template migrated once)."""
     return (MIGRATIONS, VERSION_TABLE)
+
+
+@pytest.fixture
+def uow() -> FakeCampaignUnitOfWork:
+    """The broadcasts' and journeys' stores and outbox in memory: no database."""
+    return FakeCampaignUnitOfWork()

@@ -20,6 +20,7 @@ from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.models import Click
 from rapport_campaign.tracking.tokens import ExpiredToken, InvalidToken, Tokens
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.types import ConsentGranted, CustomerRegistered
 
@@ -67,8 +68,8 @@ async def sent(
         }
     )
     async with transaction(sessions) as session:
-        created = await campaign_service.create_campaign(session, campaign)
-        await campaign_service.launch_campaign(session, created.id, None)
+        created = await campaign_service.create_campaign(SqlCampaignUnitOfWork(session), campaign)
+        await campaign_service.launch_campaign(SqlCampaignUnitOfWork(session), created.id, None)
     async with transaction(sessions) as session:
         [message] = await messaging_service.claim_due(session, settings)
     async with transaction(sessions) as session:

@@ -26,6 +26,7 @@ from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.models import Click, Unsubscribe
 from rapport_campaign.tracking.tokens import Tokens
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.testing.examples import value_after
@@ -111,20 +112,24 @@ async def new_campaign(sessions: SessionFactory, **fields: Any) -> str:
     data.setdefault("audience", {"customer_ids": ["ann"]})
     async with transaction(sessions) as session:
         campaign = await campaign_service.create_campaign(
-            session, CampaignCreate.model_validate(data)
+            SqlCampaignUnitOfWork(session), CampaignCreate.model_validate(data)
         )
         return campaign.id
 
 
 async def launch(sessions: SessionFactory, campaign_id: str, at: Any = None) -> str:
     async with transaction(sessions) as session:
-        return (await campaign_service.launch_campaign(session, campaign_id, at)).status
+        return (
+            await campaign_service.launch_campaign(SqlCampaignUnitOfWork(session), campaign_id, at)
+        ).status
 
 
 async def new_journey(sessions: SessionFactory, **fields: Any) -> str:
     data = content(name="Journey", **fields)
     async with transaction(sessions) as session:
-        journey = await journey_service.create_journey(session, JourneyCreate.model_validate(data))
+        journey = await journey_service.create_journey(
+            SqlCampaignUnitOfWork(session), JourneyCreate.model_validate(data)
+        )
         return journey.id
 
 
@@ -138,7 +143,9 @@ async def messages(sessions: SessionFactory, campaign_id: str | None = None) -> 
 
 async def fire(sessions: SessionFactory, after: timedelta) -> int:
     async with transaction(sessions) as session:
-        return await journey_service.fire_due_journeys(session, utcnow() + after)
+        return await journey_service.fire_due_journeys(
+            SqlCampaignUnitOfWork(session), utcnow() + after
+        )
 
 
 async def send(
@@ -187,11 +194,10 @@ class TestLaunch:
         await deliver(*(registered(name) for name in ("ann", "bob", "cid", "dan")))
         async with transaction(sessions) as session:
             segment, _ = await segment_service.create_segment(
-                session,
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
                 SegmentCreate.model_validate(
                     {"name": "all", "rule": {"attribute": "email", "op": "exists"}}
                 ),
-                settings,
             )
         campaign_id = await new_campaign(
             sessions,
@@ -234,7 +240,12 @@ class TestLaunch:
         assert await launch(sessions, campaign_id, utcnow() + timedelta(hours=1)) == "scheduled"
         assert await messages(sessions, campaign_id) == []
         async with transaction(sessions) as session:
-            assert await campaign_service.launch_due(session, utcnow() + timedelta(hours=2)) == 1
+            assert (
+                await campaign_service.launch_due(
+                    SqlCampaignUnitOfWork(session), utcnow() + timedelta(hours=2)
+                )
+                == 1
+            )
 
         assert len(await messages(sessions, campaign_id)) == 1
 
@@ -249,10 +260,14 @@ class TestLaunch:
 
         async def clock() -> int:
             async with transaction(sessions) as session:
-                return await campaign_service.launch_due(session, utcnow() + timedelta(minutes=2))
+                return await campaign_service.launch_due(
+                    SqlCampaignUnitOfWork(session), utcnow() + timedelta(minutes=2)
+                )
 
         async with transaction(sessions) as by_hand:
-            await campaign_service.launch_campaign(by_hand, campaign_id, utcnow())
+            await campaign_service.launch_campaign(
+                SqlCampaignUnitOfWork(by_hand), campaign_id, utcnow()
+            )
             ticking = asyncio.create_task(clock())
             await asyncio.wait({ticking}, timeout=5)
         started = await ticking
@@ -278,7 +293,7 @@ class TestLaunch:
         await launch(sessions, campaign_id)
 
         async with transaction(sessions) as session:
-            await campaign_service.cancel_campaign(session, campaign_id)
+            await campaign_service.cancel_campaign(SqlCampaignUnitOfWork(session), campaign_id)
 
         assert [m.status for m in await messages(sessions, campaign_id)] == ["cancelled"]
 
@@ -347,7 +362,9 @@ class TestAbTest:
 
         async with transaction(sessions) as session:
             assert (
-                await campaign_service.decide_winners(session, utcnow() + timedelta(minutes=61))
+                await campaign_service.decide_winners(
+                    SqlCampaignUnitOfWork(session), utcnow() + timedelta(minutes=61)
+                )
                 == 1
             )
 
@@ -382,7 +399,9 @@ class TestAbTest:
 
         async with transaction(sessions) as session:
             assert (
-                await campaign_service.decide_winners(session, utcnow() + timedelta(minutes=61))
+                await campaign_service.decide_winners(
+                    SqlCampaignUnitOfWork(session), utcnow() + timedelta(minutes=61)
+                )
                 == 1
             )
 
@@ -761,7 +780,9 @@ class TestWelcomeAndReEngagement:
         journey_id = await new_journey(sessions, trigger="welcome")
         await deliver(registered("ann"))
         async with transaction(sessions) as session:
-            await journey_service.set_journey_active(session, journey_id, False)
+            await journey_service.set_journey_active(
+                SqlCampaignUnitOfWork(session), journey_id, False
+            )
 
         assert await fire(sessions, timedelta(minutes=1)) == 0
 
@@ -869,7 +890,9 @@ class TestErasure:
         async with sessions() as session:
             kept = {
                 c.id: c.customer_ids
-                for c in await campaign_service.list_campaigns(session, "broadcast")
+                for c in await campaign_service.list_campaigns(
+                    SqlCampaignUnitOfWork(session), "broadcast"
+                )
             }
         assert kept == {listing: ["aXn", "a_nne", "bob"], other: ["bob"]}
 

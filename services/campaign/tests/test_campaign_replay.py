@@ -18,6 +18,7 @@ from rapport_campaign.replay import PLAN, run
 from rapport_campaign.segments import service as segment_service
 from rapport_campaign.segments.models import SegmentCreate
 from rapport_campaign.settings import Settings
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events import replay as replay_module
 from rapport_events.consumer import ConsumerRunner
 from rapport_events.db import create_engine, session_factory, transaction
@@ -51,7 +52,9 @@ async def live_database(
     async with transaction(session_factory(engine)) as session:
         for name, rule in SEGMENTS.items():
             segment = SegmentCreate.model_validate({"name": name, "rule": rule})
-            await segment_service.create_segment(session, segment, settings)
+            await segment_service.create_segment(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), segment
+            )
     await engine.dispose()
     return url
 
@@ -213,7 +216,9 @@ class TestReplayRefusesWhatItCannotDoSafely:
         engine = create_engine(live)
         async with transaction(session_factory(engine)) as session:
             segment = SegmentCreate.model_validate({"name": "new", "rule": {"consent": "sms"}})
-            await segment_service.create_segment(session, segment, settings)
+            await segment_service.create_segment(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), segment
+            )
         await engine.dispose()
         with pytest.raises(ReplayRefused, match="campaign_segments changed"):
             await replay.swap()

@@ -23,6 +23,7 @@ from rapport_campaign.messaging.models import Message
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_campaign.worker import Worker
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, session_factory, transaction
@@ -74,7 +75,7 @@ async def launch(sessions: SessionFactory, body: str, customers: list[str]) -> N
     """An e-mail campaign to `customers`, launched: its messages are due now."""
     async with transaction(sessions) as session:
         campaign = await campaign_service.create_campaign(
-            session,
+            SqlCampaignUnitOfWork(session),
             CampaignCreate.model_validate(
                 {
                     "name": "Spring",
@@ -84,7 +85,7 @@ async def launch(sessions: SessionFactory, body: str, customers: list[str]) -> N
                 }
             ),
         )
-        await campaign_service.launch_campaign(session, campaign.id, None)
+        await campaign_service.launch_campaign(SqlCampaignUnitOfWork(session), campaign.id, None)
 
 
 def workers(
@@ -267,7 +268,7 @@ class TestTwoSchedulers:
     ) -> None:
         async with transaction(replicas[0]) as session:
             journey = await journey_service.create_journey(
-                session,
+                SqlCampaignUnitOfWork(session),
                 JourneyCreate.model_validate(
                     {
                         "name": "Cart",
@@ -297,7 +298,9 @@ class TestTwoSchedulers:
             fired = 0
             while True:
                 async with transaction(sessions) as session:
-                    now = await journey_service.fire_due_journeys(session, later, limit=5)
+                    now = await journey_service.fire_due_journeys(
+                        SqlCampaignUnitOfWork(session), later, limit=5
+                    )
                 if not now:
                     return fired
                 fired += now

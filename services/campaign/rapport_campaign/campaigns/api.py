@@ -13,7 +13,13 @@ from rapport_campaign.campaigns.models import (
     LaunchRequest,
     MessagePreview,
 )
-from rapport_campaign.deps import SessionDep, SettingsDep, WorkerDep, require_token
+from rapport_campaign.deps import (
+    SessionDep,
+    SettingsDep,
+    UnitOfWorkDep,
+    WorkerDep,
+    require_token,
+)
 from rapport_campaign.errors import CONFLICT, INVALID, NOT_FOUND
 from rapport_events.limits import PathId
 
@@ -29,15 +35,15 @@ analytics = APIRouter(dependencies=[Depends(require_token)])
     response_model=CampaignPublic,
     responses=INVALID,
 )
-async def create_campaign(body: CampaignCreate, session: SessionDep) -> CampaignPublic:
+async def create_campaign(body: CampaignCreate, uow: UnitOfWorkDep) -> CampaignPublic:
     """Create a campaign (a draft) to a segment or a list of customers."""
-    return CampaignPublic.model_validate(await service.create_campaign(session, body))
+    return CampaignPublic.model_validate(await service.create_campaign(uow, body))
 
 
 @router.get("/campaigns", tags=["campaigns"], response_model=list[CampaignPublic])
-async def list_campaigns(session: SessionDep) -> list[CampaignPublic]:
+async def list_campaigns(uow: UnitOfWorkDep) -> list[CampaignPublic]:
     """Every campaign."""
-    campaigns = await service.list_campaigns(session, "broadcast")
+    campaigns = await service.list_campaigns(uow, "broadcast")
     return [CampaignPublic.model_validate(c) for c in campaigns]
 
 
@@ -47,9 +53,9 @@ async def list_campaigns(session: SessionDep) -> list[CampaignPublic]:
     response_model=CampaignPublic,
     responses=NOT_FOUND,
 )
-async def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPublic:
+async def read_campaign(campaign_id: PathId, uow: UnitOfWorkDep) -> CampaignPublic:
     """One campaign."""
-    return CampaignPublic.model_validate(await service.get_campaign(session, campaign_id))
+    return CampaignPublic.model_validate(await service.get_campaign(uow, campaign_id))
 
 
 @router.post(
@@ -61,13 +67,13 @@ async def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPub
 )
 async def launch_campaign(
     campaign_id: PathId,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     worker: WorkerDep,
     background: BackgroundTasks,
     body: LaunchRequest | None = None,
 ) -> CampaignPublic:
     """Send now (or schedule with `at`); consent and caps are checked as each message goes."""
-    campaign = await service.launch_campaign(session, campaign_id, body.at if body else None)
+    campaign = await service.launch_campaign(uow, campaign_id, body.at if body else None)
     # After the commit, so the sender finds the new messages.
     background.add_task(worker.wake)
     return CampaignPublic.model_validate(campaign)
@@ -95,9 +101,9 @@ async def preview_message(
     response_model=CampaignPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
-async def cancel_campaign(campaign_id: PathId, session: SessionDep) -> CampaignPublic:
+async def cancel_campaign(campaign_id: PathId, uow: UnitOfWorkDep) -> CampaignPublic:
     """Cancel a campaign; messages not yet sent are dropped."""
-    return CampaignPublic.model_validate(await service.cancel_campaign(session, campaign_id))
+    return CampaignPublic.model_validate(await service.cancel_campaign(uow, campaign_id))
 
 
 @router.get(

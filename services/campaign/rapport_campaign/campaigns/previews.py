@@ -12,6 +12,7 @@ from rapport_campaign.campaigns.models import Campaign, MessagePreview
 from rapport_campaign.errors import InvalidRequest, NotFound
 from rapport_campaign.messaging import delivery, template_data
 from rapport_campaign.messaging.service import Recommender, recommendation
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 
 # In a preview no link is signed: the call to action is the campaign's own link, and the
 # unsubscribe link (made per message when sending) is a placeholder.
@@ -22,7 +23,7 @@ async def preview_message(
     session: AsyncSession, campaign_id: str, customer_id: str, variant: str | None = None
 ) -> MessagePreview:
     """One variant (the first unless named) of a campaign, rendered for one customer."""
-    campaign = await service.get_campaign(session, campaign_id)
+    campaign = await service.get_campaign(SqlCampaignUnitOfWork(session), campaign_id)
     chosen = _variant(campaign, variant)
     owner = await resolve(session, customer_id)
     member = await audience_store.get_member(session, owner) if owner else None

@@ -18,6 +18,7 @@ from rapport_campaign.campaigns.models import (
 from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import store as tracking_store
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 
 _STATUS_COUNTS = {
     "held": "held",
@@ -40,7 +41,7 @@ async def campaign_report(
     session: AsyncSession, campaign_id: str, settings: Settings
 ) -> CampaignReport:
     """The campaign's funnel, in total and per variant, with attributed revenue."""
-    campaign = await service.get_campaign(session, campaign_id)
+    campaign = await service.get_campaign(SqlCampaignUnitOfWork(session), campaign_id)
     totals = Counts()
     per_variant = {v["name"]: Counts() for v in campaign.variants}
     for row in await messaging_store.campaign_funnel(session, campaign.id):

@@ -8,18 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from rapport_campaign import shared
-from rapport_campaign.audience.service import resolve
-from rapport_campaign.campaigns import store
 from rapport_campaign.campaigns.models import Campaign as CampaignRow
 from rapport_campaign.campaigns.models import CampaignCreate
 from rapport_campaign.errors import Conflict, InvalidRequest, NotFound
 from rapport_campaign.messaging import delivery
-from rapport_campaign.messaging import store as messaging_store
-from rapport_campaign.segments import store as segment_store
 from rapport_campaign.shared import utc
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events.base import utcnow
 
 # Unambiguous characters for offer codes (no 0/O, 1/I/L).
@@ -50,14 +44,14 @@ def check_templates(variants: list[dict[str, Any]]) -> None:
             raise InvalidRequest(f"template error in variant {problem}") from problem
 
 
-async def create_campaign(session: AsyncSession, data: CampaignCreate) -> CampaignRow:
+async def create_campaign(uow: CampaignUnitOfWork, data: CampaignCreate) -> CampaignRow:
     """Save a broadcast as a draft (or scheduled, when it has a time and is launched)."""
     variants = [v.model_dump() for v in data.variants]
     check_templates(variants)
     audience = data.audience
     if (
         audience.segment_id is not None
-        and await segment_store.get_segment(session, audience.segment_id) is None
+        and await uow.segments.get_segment(audience.segment_id) is None
     ):
         raise InvalidRequest(f"no segment {audience.segment_id}")
     campaign = CampaignRow(
@@ -74,29 +68,31 @@ async def create_campaign(session: AsyncSession, data: CampaignCreate) -> Campai
         attribution_window_hours=data.attribution_window_hours,
         scheduled_at=utc(data.schedule_at) if data.schedule_at else None,
     )
-    shared.add(session, campaign)
-    await session.flush()
+    uow.campaigns.add(campaign)
+    await uow.flush()
     return campaign
 
 
 async def get_campaign(
-    session: AsyncSession, campaign_id: str, kind: str | None = None
+    uow: CampaignUnitOfWork, campaign_id: str, kind: str | None = None
 ) -> CampaignRow:
-    campaign = await store.get_campaign(session, campaign_id)
+    """The campaign (or journey, with `kind`), or NotFound."""
+    campaign = await uow.campaigns.get_campaign(campaign_id)
     if campaign is None or (kind is not None and campaign.kind != kind):
         raise NotFound(f"no {'journey' if kind == 'journey' else 'campaign'} {campaign_id}")
     return campaign
 
 
-async def list_campaigns(session: AsyncSession, kind: str) -> list[CampaignRow]:
-    return await store.list_campaigns(session, kind)
+async def list_campaigns(uow: CampaignUnitOfWork, kind: str) -> list[CampaignRow]:
+    """The campaigns of this kind, oldest first."""
+    return await uow.campaigns.list_campaigns(kind)
 
 
 async def launch_campaign(
-    session: AsyncSession, campaign_id: str, at: datetime | None
+    uow: CampaignUnitOfWork, campaign_id: str, at: datetime | None
 ) -> CampaignRow:
     """Send now, or schedule for `at` (or the campaign's own schedule)."""
-    campaign = await store.lock_campaign(session, campaign_id)
+    campaign = await uow.campaigns.lock_campaign(campaign_id)
     if campaign is None or campaign.kind != "broadcast":
         raise NotFound(f"no campaign {campaign_id}")
     if campaign.status not in ("draft", "scheduled"):
@@ -106,18 +102,18 @@ async def launch_campaign(
     if when is not None and when > now:
         campaign.status = "scheduled"
         campaign.scheduled_at = when
-        session.add(campaign)
+        uow.campaigns.add(campaign)
         return campaign
-    await start_sending(session, campaign, now)
+    await start_sending(uow, campaign, now)
     return campaign
 
 
-async def start_sending(session: AsyncSession, campaign: CampaignRow, now: datetime) -> int:
+async def start_sending(uow: CampaignUnitOfWork, campaign: CampaignRow, now: datetime) -> int:
     """Create one message per recipient; returns how many were targeted."""
     if campaign.segment_id is not None:
-        recipients = sorted(await segment_store.member_ids(session, campaign.segment_id))
+        recipients = sorted(await uow.segments.member_ids(campaign.segment_id))
     else:
-        resolved = [await resolve(session, cid) for cid in campaign.customer_ids or []]
+        resolved = [await uow.audience.resolve(cid) for cid in campaign.customer_ids or []]
         recipients = list(dict.fromkeys(cid for cid in resolved if cid is not None))
     recipients.sort(key=lambda cid: send_rank(campaign.id, cid))
     pattern = variant_pattern(campaign.variants)
@@ -146,34 +142,34 @@ async def start_sending(session: AsyncSession, campaign: CampaignRow, now: datet
         }
         for index, customer_id in enumerate(recipients)
     ]
-    await messaging_store.insert_messages(session, rows)
+    await uow.messages.insert_messages(rows)
     campaign.status = "sending" if rows else "sent"
     campaign.launched_at = now
     if not rows:
         campaign.completed_at = now
-    session.add(campaign)
+    uow.campaigns.add(campaign)
     return len(rows)
 
 
-async def cancel_campaign(session: AsyncSession, campaign_id: str) -> CampaignRow:
+async def cancel_campaign(uow: CampaignUnitOfWork, campaign_id: str) -> CampaignRow:
     """Stop a campaign: messages not yet sent are cancelled."""
-    campaign = await store.lock_campaign(session, campaign_id)
+    campaign = await uow.campaigns.lock_campaign(campaign_id)
     if campaign is None or campaign.kind != "broadcast":
         raise NotFound(f"no campaign {campaign_id}")
     if campaign.status in ("sent", "cancelled"):
         raise Conflict(f"campaign {campaign_id} is already {campaign.status}")
-    await messaging_store.cancel_messages(session, campaign.id)
+    await uow.messages.cancel_messages(campaign.id)
     campaign.status = "cancelled"
     campaign.completed_at = utcnow()
-    session.add(campaign)
+    uow.campaigns.add(campaign)
     return campaign
 
 
-async def launch_due(session: AsyncSession, now: datetime) -> int:
+async def launch_due(uow: CampaignUnitOfWork, now: datetime) -> int:
     """Start the scheduled campaigns whose time has come."""
     started = 0
-    for campaign in await store.due_campaigns(session, now):
-        await start_sending(session, campaign, now)
+    for campaign in await uow.campaigns.due_campaigns(now):
+        await start_sending(uow, campaign, now)
         started += 1
     return started
 
@@ -192,28 +188,28 @@ def best_variant(names: list[str], results: dict[str, tuple[int, int, int]]) -> 
     return max(names, key=score)
 
 
-async def decide_winners(session: AsyncSession, now: datetime) -> int:
+async def decide_winners(uow: CampaignUnitOfWork, now: datetime) -> int:
     """Pick the A/B winner by conversion rate (then click rate) and release the held messages."""
     decided = 0
-    for campaign in await store.campaigns_to_decide(session, now):
-        results = await messaging_store.variant_results(session, campaign.id)
+    for campaign in await uow.campaigns.campaigns_to_decide(now):
+        results = await uow.messages.variant_results(campaign.id)
         campaign.winner = best_variant(
             [v["name"] for v in campaign.variants],
             results,
         )
-        await messaging_store.release_held_messages(session, campaign.id, campaign.winner, now)
-        session.add(campaign)
+        await uow.messages.release_held_messages(campaign.id, campaign.winner, now)
+        uow.campaigns.add(campaign)
         decided += 1
     return decided
 
 
-async def complete_finished(session: AsyncSession, now: datetime) -> int:
+async def complete_finished(uow: CampaignUnitOfWork, now: datetime) -> int:
     """Mark broadcasts whose every message reached an end state as sent."""
     completed = 0
-    for campaign in await store.sending_campaigns(session):
-        if await messaging_store.unfinished_messages(session, campaign.id) == 0:
+    for campaign in await uow.campaigns.sending_campaigns():
+        if await uow.messages.unfinished_messages(campaign.id) == 0:
             campaign.status = "sent"
             campaign.completed_at = now
-            session.add(campaign)
+            uow.campaigns.add(campaign)
             completed += 1
     return completed

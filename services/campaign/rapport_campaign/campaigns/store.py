@@ -1,8 +1,12 @@
-"""Every query of campaigns: lookups, the scheduler's locked reads, totals per campaign."""
+"""Every query of campaigns: lookups, the scheduler's locked reads, totals per campaign.
+
+`CampaignStore` is what the use cases ask of it; `SqlCampaignStore` answers on the
+transaction's session, and `rapport_campaign.testing` has the in-memory fake. The totals
+and the listing search are the reports' and erasure's, still functions of the session."""
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Text, cast, func, or_
 from sqlalchemy import select as sa_select
@@ -13,74 +17,100 @@ from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.messaging.models import Message
 from rapport_campaign.shared import all_rows
 from rapport_campaign.tracking.models import Conversion
+from rapport_events.unit_of_work import SqlStore
 
 
-async def get_campaign(session: AsyncSession, campaign_id: str) -> Campaign | None:
-    return await session.get(Campaign, campaign_id)
+class CampaignStore(Protocol):
+    def add(self, row: Campaign) -> None: ...
+
+    async def get_campaign(self, campaign_id: str) -> Campaign | None: ...
+
+    async def lock_campaign(self, campaign_id: str) -> Campaign | None:
+        """The campaign, locked against a concurrent launch or cancel."""
+        ...
+
+    async def list_campaigns(self, kind: str) -> list[Campaign]:
+        """The campaigns of this kind, oldest first."""
+        ...
+
+    async def campaigns_using_segment(self, segment_id: str) -> list[Campaign]:
+        """Drafts and scheduled campaigns that target the segment."""
+        ...
+
+    async def due_campaigns(self, now: datetime) -> list[Campaign]:
+        """Scheduled campaigns whose time has come, locked for this launch."""
+        ...
+
+    async def campaigns_to_decide(self, now: datetime) -> list[Campaign]:
+        """Sending A/B tests with no winner whose decision time has come, locked."""
+        ...
+
+    async def sending_campaigns(self) -> list[Campaign]:
+        """Broadcasts still sending, locked."""
+        ...
 
 
-async def lock_campaign(session: AsyncSession, campaign_id: str) -> Campaign | None:
-    result = await session.exec(
-        select(Campaign).where(Campaign.id == campaign_id).with_for_update()
-    )
-    return result.first()
+class SqlCampaignStore(SqlStore):
+    async def get_campaign(self, campaign_id: str) -> Campaign | None:
+        return await self.session.get(Campaign, campaign_id)
 
-
-async def list_campaigns(session: AsyncSession, kind: str) -> list[Campaign]:
-    result = await session.exec(
-        select(Campaign).where(Campaign.kind == kind).order_by(col(Campaign.created_at))
-    )
-    return list(result.all())
-
-
-async def campaigns_using_segment(session: AsyncSession, segment_id: str) -> list[Campaign]:
-    result = await session.exec(
-        select(Campaign).where(
-            Campaign.segment_id == segment_id, col(Campaign.status).in_(("draft", "scheduled"))
+    async def lock_campaign(self, campaign_id: str) -> Campaign | None:
+        result = await self.session.exec(
+            select(Campaign).where(Campaign.id == campaign_id).with_for_update()
         )
-    )
-    return list(result.all())
+        return result.first()
 
-
-async def due_campaigns(session: AsyncSession, now: datetime) -> list[Campaign]:
-    """Scheduled campaigns whose time has come, locked for this launch.
-
-    One being launched or cancelled by hand is locked, so it is skipped; PostgreSQL checks the
-    status again on the row it locks, so one launched by hand just before is not due any more.
-    """
-    result = await session.exec(
-        select(Campaign)
-        .where(Campaign.status == "scheduled", col(Campaign.scheduled_at) <= now)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    return list(result.all())
-
-
-async def campaigns_to_decide(session: AsyncSession, now: datetime) -> list[Campaign]:
-    """A/B tests due for a decision, locked: another scheduler skips them (SKIP LOCKED)."""
-    result = await session.exec(
-        select(Campaign)
-        .where(
-            Campaign.status == "sending",
-            col(Campaign.winner).is_(None),
-            col(Campaign.decide_at) <= now,
+    async def list_campaigns(self, kind: str) -> list[Campaign]:
+        result = await self.session.exec(
+            select(Campaign).where(Campaign.kind == kind).order_by(col(Campaign.created_at))
         )
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    return list(result.all())
+        return list(result.all())
 
+    async def campaigns_using_segment(self, segment_id: str) -> list[Campaign]:
+        result = await self.session.exec(
+            select(Campaign).where(
+                Campaign.segment_id == segment_id, col(Campaign.status).in_(("draft", "scheduled"))
+            )
+        )
+        return list(result.all())
 
-async def sending_campaigns(session: AsyncSession) -> list[Campaign]:
-    """Broadcasts still sending, locked against another scheduler and a cancel by hand."""
-    result = await session.exec(
-        select(Campaign)
-        .where(Campaign.kind == "broadcast", Campaign.status == "sending")
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    return list(result.all())
+    async def due_campaigns(self, now: datetime) -> list[Campaign]:
+        """Scheduled campaigns whose time has come, locked for this launch.
+
+        One being launched or cancelled by hand is locked, so it is skipped; PostgreSQL checks the
+        status again on the row it locks, so one launched by hand just before is not due any more.
+        """
+        result = await self.session.exec(
+            select(Campaign)
+            .where(Campaign.status == "scheduled", col(Campaign.scheduled_at) <= now)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(result.all())
+
+    async def campaigns_to_decide(self, now: datetime) -> list[Campaign]:
+        """A/B tests due for a decision, locked: another scheduler skips them (SKIP LOCKED)."""
+        result = await self.session.exec(
+            select(Campaign)
+            .where(
+                Campaign.status == "sending",
+                col(Campaign.winner).is_(None),
+                col(Campaign.decide_at) <= now,
+            )
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(result.all())
+
+    async def sending_campaigns(self) -> list[Campaign]:
+        """Broadcasts still sending, locked against another scheduler and a cancel by hand."""
+        result = await self.session.exec(
+            select(Campaign)
+            .where(Campaign.kind == "broadcast", Campaign.status == "sending")
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(result.all())
 
 
 async def campaign_totals(session: AsyncSession) -> list[tuple[str, str, str, int, int, Any]]:

@@ -7,19 +7,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign import shared
 from rapport_campaign.audience import store as audience_store
+from rapport_campaign.audience.models import ConsentState
 from rapport_campaign.audience.service import consented
 from rapport_campaign.campaigns import service as campaign_service
-from rapport_campaign.campaigns import store as campaign_store
 from rapport_campaign.campaigns.models import Campaign as CampaignRow
 from rapport_campaign.journeys import store
 from rapport_campaign.journeys.models import JourneyCreate, JourneyState
 from rapport_campaign.messaging.models import Message
 from rapport_campaign.shared import utc
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.types import CartUpdated
 
 
-async def create_journey(session: AsyncSession, data: JourneyCreate) -> CampaignRow:
+async def create_journey(uow: CampaignUnitOfWork, data: JourneyCreate) -> CampaignRow:
     """Save a triggered journey; it acts on events that happen from now on."""
     variants = [v.model_dump() for v in data.variants]
     campaign_service.check_templates(variants)
@@ -40,19 +41,19 @@ async def create_journey(session: AsyncSession, data: JourneyCreate) -> Campaign
         frequency_cap=data.frequency_cap.model_dump() if data.frequency_cap else None,
         attribution_window_hours=data.attribution_window_hours,
     )
-    shared.add(session, journey)
-    await session.flush()
+    uow.campaigns.add(journey)
+    await uow.flush()
     if data.trigger == "re_engagement":
-        await _arm_everyone(session, journey)
+        await _arm_everyone(uow, journey)
     return journey
 
 
-async def _arm_everyone(session: AsyncSession, journey: CampaignRow) -> None:
+async def _arm_everyone(uow: CampaignUnitOfWork, journey: CampaignRow) -> None:
     """Start the inactivity clock of every known customer, from now at the earliest."""
     days = float(journey.trigger_config["inactivity_days"])
     created = utc(journey.created_at)
-    withdrawn = await audience_store.withdrawn_customers(session, journey.channel)
-    members = [m for m in await audience_store.audience_activity(session) if m[0] not in withdrawn]
+    withdrawn = await uow.audience.withdrawn_customers(journey.channel)
+    members = [m for m in await uow.audience.audience_activity() if m[0] not in withdrawn]
     rows = [
         {
             "journey_id": journey.id,
@@ -65,15 +66,15 @@ async def _arm_everyone(session: AsyncSession, journey: CampaignRow) -> None:
         }
         for customer_id, last in members
     ]
-    await store.insert_journey_states(session, rows)
+    await uow.journeys.insert_journey_states(rows)
 
 
-async def set_journey_active(session: AsyncSession, journey_id: str, active: bool) -> CampaignRow:
+async def set_journey_active(uow: CampaignUnitOfWork, journey_id: str, active: bool) -> CampaignRow:
     """Pause or resume a journey; a paused journey neither arms nor fires timers."""
-    journey = await campaign_service.get_campaign(session, journey_id, "journey")
+    journey = await campaign_service.get_campaign(uow, journey_id, "journey")
     journey.active = active
     journey.status = "active" if active else "paused"
-    session.add(journey)
+    uow.campaigns.add(journey)
     return journey
 
 
@@ -90,7 +91,11 @@ async def _withdrawn(session: AsyncSession, customer_id: str, channel: str) -> b
     A customer whose consent is not known yet still arms timers: the grant often follows the
     registration, and the send-time check suppresses what goes out without one.
     """
-    consent = await audience_store.get_consent(session, customer_id, channel)
+    return _took_back(await audience_store.get_consent(session, customer_id, channel))
+
+
+def _took_back(consent: ConsentState | None) -> bool:
+    # No consent known yet is not a withdrawal (see `_withdrawn`).
     return consent is not None and not consented(consent)
 
 
@@ -199,25 +204,24 @@ async def stop_journeys(session: AsyncSession, customer_id: str, channel: str) -
             session.add(state)
 
 
-async def fire_due_journeys(session: AsyncSession, now: datetime, limit: int = 500) -> int:
+async def fire_due_journeys(uow: CampaignUnitOfWork, now: datetime, limit: int = 500) -> int:
     """Turn due timers into messages: each fires once per customer per cycle."""
     fired = 0
-    for state in await store.due_journey_states(session, now, limit):
-        journey = await campaign_store.get_campaign(session, state.journey_id)
+    for state in await uow.journeys.due_journey_states(now, limit):
+        journey = await uow.campaigns.get_campaign(state.journey_id)
         due_at = state.due_at
         assert due_at is not None
-        if not await store.claim_journey_state(session, state, due_at):
+        if not await uow.journeys.claim_journey_state(state, due_at):
             continue
         if journey is None or not journey.active:
             continue
-        if await _withdrawn(session, state.customer_id, journey.channel):
+        if _took_back(await uow.audience.get_consent(state.customer_id, journey.channel)):
             continue  # the cycle counts as spent: a new grant and new activity open the next
         pattern = campaign_service.variant_pattern(journey.variants)
         variant = pattern[
             int(campaign_service.send_rank(journey.id, state.customer_id), 16) % len(pattern)
         ]
-        shared.add(
-            session,
+        uow.messages.add(
             Message(
                 campaign_id=journey.id,
                 customer_id=state.customer_id,

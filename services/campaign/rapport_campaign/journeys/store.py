@@ -1,8 +1,13 @@
-"""Every query of journeys: the journeys defined and the timers of customers in them."""
+"""Every query of journeys: the journeys defined and the timers of customers in them.
+
+`JourneyStore` is what the use cases ask of it; `SqlJourneyStore` answers on the
+transaction's session, and `rapport_campaign.testing` has the in-memory fake. The module's
+functions are the projection's, which reads a run's timers in bulk (`journeys.timers`), and
+the triggers' rules (`on_registered`, `on_cart`, ...) that still take the session."""
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, update
 from sqlalchemy import select as sa_select
@@ -12,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.shared import BULK, all_rows, chunks
+from rapport_events.unit_of_work import SqlStore
 
 JOURNEY_STATES = JourneyState.__table__  # type: ignore[attr-defined]
 
@@ -48,12 +54,6 @@ async def journeys(session: AsyncSession) -> list[Campaign]:
     return list(result.all())
 
 
-async def insert_journey_states(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    table = JourneyState.__table__  # type: ignore[attr-defined]
-    for start in range(0, len(rows), BULK):
-        await session.exec(insert(table), params=rows[start : start + BULK])
-
-
 async def get_journey_state(
     session: AsyncSession, journey_id: str, customer_id: str
 ) -> JourneyState | None:
@@ -80,32 +80,53 @@ async def stop_timers(
         )
 
 
-async def due_journey_states(
-    session: AsyncSession, now: datetime, limit: int
-) -> list[JourneyState]:
-    """Due timers, locked for this scheduler: another one skips them (SKIP LOCKED)."""
-    result = await session.exec(
-        select(JourneyState)
-        .where(col(JourneyState.due_at).is_not(None), col(JourneyState.due_at) <= now)
-        .order_by(
-            col(JourneyState.due_at), col(JourneyState.journey_id), col(JourneyState.customer_id)
-        )
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    return list(result.all())
+class JourneyStore(Protocol):
+    def add(self, row: JourneyState) -> None: ...
+
+    async def insert_journey_states(self, rows: list[dict[str, Any]]) -> None:
+        """New timers, as dicts of their columns."""
+        ...
+
+    async def due_journey_states(self, now: datetime, limit: int) -> list[JourneyState]:
+        """Up to `limit` timers due by `now`, the earliest first, locked for this scheduler."""
+        ...
+
+    async def claim_journey_state(self, state: JourneyState, due_at: datetime) -> bool:
+        """Take a due timer (disarmed, its cycle fired); False when another caller took it."""
+        ...
 
 
-async def claim_journey_state(session: AsyncSession, state: JourneyState, due_at: datetime) -> bool:
-    """Take a due timer for this caller: it fires once even with two schedulers."""
-    result = await session.exec(
-        update(JourneyState)
-        .where(
-            col(JourneyState.journey_id) == state.journey_id,
-            col(JourneyState.customer_id) == state.customer_id,
-            col(JourneyState.due_at) == due_at,
+class SqlJourneyStore(SqlStore):
+    async def insert_journey_states(self, rows: list[dict[str, Any]]) -> None:
+        table = JourneyState.__table__  # type: ignore[attr-defined]
+        for start in range(0, len(rows), BULK):
+            await self.session.exec(insert(table), params=rows[start : start + BULK])
+
+    async def due_journey_states(self, now: datetime, limit: int) -> list[JourneyState]:
+        """Due timers, locked for this scheduler: another one skips them (SKIP LOCKED)."""
+        result = await self.session.exec(
+            select(JourneyState)
+            .where(col(JourneyState.due_at).is_not(None), col(JourneyState.due_at) <= now)
+            .order_by(
+                col(JourneyState.due_at),
+                col(JourneyState.journey_id),
+                col(JourneyState.customer_id),
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
-        .values(due_at=None, fired_cycle=state.cycle)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+        return list(result.all())
+
+    async def claim_journey_state(self, state: JourneyState, due_at: datetime) -> bool:
+        """Take a due timer for this caller: it fires once even with two schedulers."""
+        result = await self.session.exec(
+            update(JourneyState)
+            .where(
+                col(JourneyState.journey_id) == state.journey_id,
+                col(JourneyState.customer_id) == state.customer_id,
+                col(JourneyState.due_at) == due_at,
+            )
+            .values(due_at=None, fired_cycle=state.cycle)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]

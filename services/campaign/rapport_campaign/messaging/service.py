@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.audience import store as audience_store
 from rapport_campaign.audience.service import consented
-from rapport_campaign.campaigns import store as campaign_store
+from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.messaging import delivery, store, template_data
 from rapport_campaign.messaging.models import LINKS, Message
 from rapport_campaign.settings import Settings
@@ -127,7 +127,7 @@ async def prepare(
     message = await store.get_message(session, message_id)
     if message is None or message.status != "sending":
         return None
-    campaign = await campaign_store.get_campaign(session, message.campaign_id)
+    campaign = await SqlCampaignStore(session).get_campaign(message.campaign_id)
     if campaign is None or message.customer_id is None:
         _finish(message, "cancelled", "campaign or customer gone")
         session.add(message)

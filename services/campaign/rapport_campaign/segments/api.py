@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 
-from rapport_campaign.deps import SessionDep, SettingsDep, require_token
+from rapport_campaign.deps import UnitOfWorkDep, require_token
 from rapport_campaign.errors import CONFLICT, INVALID, NOT_FOUND
 from rapport_campaign.segments import service
 from rapport_campaign.segments.models import (
@@ -76,45 +76,44 @@ def _segment(segment: Segment, count: int) -> SegmentPublic:
 )
 async def create_segment(
     body: Annotated[SegmentCreate, Body(openapi_examples=RULE_EXAMPLES)],
-    session: SessionDep,
-    settings: SettingsDep,
+    uow: UnitOfWorkDep,
 ) -> SegmentPublic:
     """Create a segment; members are computed now and kept current as events arrive."""
-    segment, count = await service.create_segment(session, body, settings)
+    segment, count = await service.create_segment(uow, body)
     return _segment(segment, count)
 
 
 @router.post(
     "/segments/preview", tags=["segments"], response_model=PreviewPublic, responses=INVALID
 )
-async def preview_segment(body: SegmentPreview, session: SessionDep) -> PreviewPublic:
+async def preview_segment(body: SegmentPreview, uow: UnitOfWorkDep) -> PreviewPublic:
     """Count who a rule matches now, without saving anything."""
-    count, sample, timed = await service.preview_segment(session, body.rule)
+    count, sample, timed = await service.preview_segment(uow, body.rule)
     return PreviewPublic(count=count, sample=sample, time_dependent=timed)
 
 
 @router.get("/segments", tags=["segments"], response_model=list[SegmentPublic])
-async def list_segments(session: SessionDep) -> list[SegmentPublic]:
+async def list_segments(uow: UnitOfWorkDep) -> list[SegmentPublic]:
     """Every segment with its member count."""
-    return [_segment(s, n) for s, n in await service.list_segments(session)]
+    return [_segment(s, n) for s, n in await service.list_segments(uow)]
 
 
 @router.get(
     "/segments/{segment_id}", tags=["segments"], response_model=SegmentPublic, responses=NOT_FOUND
 )
-async def read_segment(segment_id: PathId, session: SessionDep) -> SegmentPublic:
+async def read_segment(segment_id: PathId, uow: UnitOfWorkDep) -> SegmentPublic:
     """One segment with its member count."""
-    return _segment(*await service.get_segment(session, segment_id))
+    return _segment(*await service.get_segment(uow, segment_id))
 
 
 @router.patch(
     "/segments/{segment_id}", tags=["segments"], response_model=SegmentPublic, responses=NOT_FOUND
 )
 async def update_segment(
-    segment_id: PathId, body: SegmentUpdate, session: SessionDep
+    segment_id: PathId, body: SegmentUpdate, uow: UnitOfWorkDep
 ) -> SegmentPublic:
     """Rename a segment or change its description (a rule never changes)."""
-    return _segment(*await service.update_segment(session, segment_id, body))
+    return _segment(*await service.update_segment(uow, segment_id, body))
 
 
 @router.delete(
@@ -123,11 +122,9 @@ async def update_segment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, **CONFLICT},
 )
-async def delete_segment(
-    segment_id: PathId, session: SessionDep, settings: SettingsDep
-) -> Response:
+async def delete_segment(segment_id: PathId, uow: UnitOfWorkDep) -> Response:
     """Delete a segment nothing else uses; its members exit."""
-    await service.delete_segment(session, segment_id, settings)
+    await service.delete_segment(uow, segment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -139,13 +136,13 @@ async def delete_segment(
 )
 async def segment_members(
     segment_id: PathId,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MemberPage:
     """The segment's members in pages, with the total count."""
     count, rows, next_cursor = await service.member_page(
-        session, segment_id, cursor=cursor, limit=limit
+        uow, segment_id, cursor=cursor, limit=limit
     )
     return MemberPage(
         segment_id=segment_id,

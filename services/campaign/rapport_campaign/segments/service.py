@@ -1,27 +1,27 @@
 """Segments' use cases: rules checked and saved, membership kept current, entered/exited
-events published in the caller's transaction."""
+events published in the caller's transaction.
+
+The routes' use cases take a `CampaignUnitOfWork`; `reevaluate` and `reevaluate_many`, what
+the handlers and the projection run as events arrive, still take the session."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, text
+from sqlalchemy import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign import shared
-from rapport_campaign.campaigns import store as campaign_store
 from rapport_campaign.errors import Conflict, InvalidRequest, NotFound
 from rapport_campaign.segments import rules, sql, store
-from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentUpdate
+from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentMember, SegmentUpdate
+from rapport_campaign.segments.store import lock_segments
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import SOURCE, publish
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events import outbox
 from rapport_events.base import Event, utcnow
 from rapport_events.types import SegmentEntered, SegmentExited
 
-# Any number well away from other services' advisory locks on a shared server.
-SEGMENT_LOCK_KEY = 7_270_002
 _PARSED: dict[str, rules.Rule] = {}
 
 
@@ -32,17 +32,6 @@ def parsed_rule(segment: Segment) -> rules.Rule:
         rule = rules.parse(segment.rule)
         _PARSED[segment.id] = rule
     return rule
-
-
-async def lock_segments(session: AsyncSession) -> None:
-    """Serialise membership writers, so a recompute and an event never interleave.
-
-    SQLite's BEGIN IMMEDIATE already lets one writer in at a time; PostgreSQL needs a lock.
-    """
-    bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
-        lock = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=SEGMENT_LOCK_KEY)
-        await session.exec(lock)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -170,11 +159,11 @@ def _check_rule_shape(rule: rules.Rule) -> None:
 
 
 async def _analyse(
-    session: AsyncSession, rule: rules.Rule
+    uow: CampaignUnitOfWork, rule: rules.Rule
 ) -> tuple[rules.Analysis, list[str], dict[str, rules.Rule]]:
     """Check the rule's references; its analysis, transitive dependencies and every rule."""
     _check_rule_shape(rule)
-    segments = {s.id: s for s in await store.list_segments(session)}
+    segments = {s.id: s for s in await uow.segments.list_segments()}
     referenced = rules.references(rule)
     unknown = sorted(referenced - set(segments))
     if unknown:
@@ -191,20 +180,17 @@ async def _analyse(
 
 
 async def preview_segment(
-    session: AsyncSession, rule: rules.Rule, sample: int = 10
+    uow: CampaignUnitOfWork, rule: rules.Rule, sample: int = 10
 ) -> tuple[int, list[str], bool]:
     """How many customers the rule matches now, a few of them, and whether it reads the clock."""
-    analysis, _, all_rules = await _analyse(session, rule)
-    condition = sql.rule_condition(rule, now=utcnow(), segment_rules=all_rules)
-    count, ids = await store.count_matching(session, condition, sample)
+    analysis, _, all_rules = await _analyse(uow, rule)
+    count, ids = await uow.segments.count_matching(rule, utcnow(), all_rules, sample)
     return count, ids, analysis.time_dependent
 
 
-async def create_segment(
-    session: AsyncSession, data: SegmentCreate, settings: Settings
-) -> tuple[Segment, int]:
+async def create_segment(uow: CampaignUnitOfWork, data: SegmentCreate) -> tuple[Segment, int]:
     """Save a segment, compute its members for everyone and publish segment.entered for each."""
-    analysis, depends_on, _ = await _analyse(session, data.rule)
+    analysis, depends_on, _ = await _analyse(uow, data.rule)
     segment = Segment(
         name=data.name,
         description=data.description,
@@ -213,106 +199,95 @@ async def create_segment(
         depends_on=depends_on,
         time_dependent=analysis.time_dependent,
     )
-    shared.add(session, segment)
-    await session.flush()
-    count = await recompute_segment(session, segment, settings)
+    uow.segments.add(segment)
+    await uow.flush()
+    count = await recompute_segment(uow, segment)
     # One more pass once committed catches events that ran beside this transaction.
     segment.refreshed_at = None
-    session.add(segment)
+    uow.segments.add(segment)
     return segment, count
 
 
+def _changes(segment: Segment, entered: Sequence[str], exited: Sequence[str]) -> list[Event]:
+    """segment.entered for each of `entered`, then segment.exited for each of `exited`."""
+    named = {"segment_id": segment.id, "segment_name": segment.name}
+    return [
+        *(SegmentEntered(customer_id=customer_id, **named) for customer_id in entered),
+        *(SegmentExited(customer_id=customer_id, **named) for customer_id in exited),
+    ]
+
+
 async def recompute_segment(
-    session: AsyncSession, segment: Segment, settings: Settings, now: datetime | None = None
+    uow: CampaignUnitOfWork, segment: Segment, now: datetime | None = None
 ) -> int:
     """Evaluate the rule for everyone and publish the differences; returns the member count."""
-    await lock_segments(session)
+    await uow.segments.lock_segments()
     now = now or utcnow()
-    all_rules = {s.id: parsed_rule(s) for s in await store.list_segments(session)}
+    all_rules = {s.id: parsed_rule(s) for s in await uow.segments.list_segments()}
     all_rules[segment.id] = parsed_rule(segment)
-    condition = sql.rule_condition(all_rules[segment.id], now=now, segment_rules=all_rules)
-    matching = await store.matching_ids(session, condition)
-    current = await store.member_ids(session, segment.id)
+    matching = await uow.segments.matching_ids(all_rules[segment.id], now, all_rules)
+    current = await uow.segments.member_ids(segment.id)
     entered, exited = sorted(matching - current), sorted(current - matching)
-    await store.add_members(session, segment.id, entered, now)
-    await store.remove_members(session, segment.id, exited)
-    for customer_id in entered:
-        publish(
-            session,
-            SegmentEntered(
-                customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-            ),
-            settings,
-        )
-    for customer_id in exited:
-        publish(
-            session,
-            SegmentExited(
-                customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-            ),
-            settings,
-        )
+    await uow.segments.add_members(segment.id, entered, now)
+    await uow.segments.remove_members(segment.id, exited)
+    await uow.outbox.publish(_changes(segment, entered, exited))
     segment.refreshed_at = now
-    session.add(segment)
+    uow.segments.add(segment)
     return len(matching)
 
 
-async def get_segment(session: AsyncSession, segment_id: str) -> tuple[Segment, int]:
-    segment = await store.get_segment(session, segment_id)
+async def get_segment(uow: CampaignUnitOfWork, segment_id: str) -> tuple[Segment, int]:
+    """The segment and its member count, or NotFound."""
+    segment = await uow.segments.get_segment(segment_id)
     if segment is None:
         raise NotFound(f"no segment {segment_id}")
-    return segment, await store.member_count(session, segment_id)
+    return segment, await uow.segments.member_count(segment_id)
 
 
-async def list_segments(session: AsyncSession) -> list[tuple[Segment, int]]:
-    counts = await store.member_counts(session)
-    return [(s, counts.get(s.id, 0)) for s in await store.list_segments(session)]
+async def list_segments(uow: CampaignUnitOfWork) -> list[tuple[Segment, int]]:
+    """Every segment, oldest first, with its member count."""
+    counts = await uow.segments.member_counts()
+    return [(s, counts.get(s.id, 0)) for s in await uow.segments.list_segments()]
 
 
 async def update_segment(
-    session: AsyncSession, segment_id: str, data: SegmentUpdate
+    uow: CampaignUnitOfWork, segment_id: str, data: SegmentUpdate
 ) -> tuple[Segment, int]:
     """Rename or re-describe a segment."""
-    segment, count = await get_segment(session, segment_id)
+    segment, count = await get_segment(uow, segment_id)
     for name, value in data.model_dump(exclude_unset=True).items():
         if name == "name" and value is None:
             continue
         setattr(segment, name, value)
-    session.add(segment)
+    uow.segments.add(segment)
     return segment, count
 
 
-async def delete_segment(session: AsyncSession, segment_id: str, settings: Settings) -> None:
+async def delete_segment(uow: CampaignUnitOfWork, segment_id: str) -> None:
     """Delete a segment no other segment or pending campaign uses; members exit."""
-    segment, _ = await get_segment(session, segment_id)
-    dependants = await store.segments_depending_on(session, segment_id)
+    segment, _ = await get_segment(uow, segment_id)
+    dependants = await uow.segments.segments_depending_on(segment_id)
     if dependants:
         names = ", ".join(s.id for s in dependants)
         raise Conflict(f"segments {names} use this segment; delete them first")
-    campaigns = await campaign_store.campaigns_using_segment(session, segment_id)
+    campaigns = await uow.campaigns.campaigns_using_segment(segment_id)
     if campaigns:
         names = ", ".join(c.id for c in campaigns)
         raise Conflict(f"campaigns {names} target this segment and have not been sent")
-    await lock_segments(session)
-    for customer_id in sorted(await store.member_ids(session, segment_id)):
-        publish(
-            session,
-            SegmentExited(
-                customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-            ),
-            settings,
-        )
-    await store.delete_segment_members(session, segment_id)
-    await shared.delete_row(session, segment)
+    await uow.segments.lock_segments()
+    members = sorted(await uow.segments.member_ids(segment_id))
+    await uow.outbox.publish(_changes(segment, [], members))
+    await uow.segments.delete_segment_members(segment_id)
+    await uow.segments.delete(segment)
     _PARSED.pop(segment_id, None)
 
 
 async def member_page(
-    session: AsyncSession, segment_id: str, *, cursor: str | None, limit: int
-) -> tuple[int, list[Any], str | None]:
+    uow: CampaignUnitOfWork, segment_id: str, *, cursor: str | None, limit: int
+) -> tuple[int, list[SegmentMember], str | None]:
     """One page of members in id order, the total, and the cursor of the next page."""
-    await get_segment(session, segment_id)
-    rows = await store.member_page(session, segment_id, after=cursor, limit=limit + 1)
+    await get_segment(uow, segment_id)
+    rows = await uow.segments.member_page(segment_id, after=cursor, limit=limit + 1)
     page = rows[:limit]
     next_cursor = page[-1].customer_id if len(rows) > limit else None
-    return await store.member_count(session, segment_id), page, next_cursor
+    return await uow.segments.member_count(segment_id), page, next_cursor

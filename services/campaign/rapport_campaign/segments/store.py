@@ -1,20 +1,41 @@
-"""Every query of segments: the segments, their members, and testing customers against rules."""
+"""Every query of segments: the segments, their members, and testing customers against rules.
+
+`SegmentStore` is what the segments' use cases ask of it; `SqlSegmentStore` answers on the
+transaction's session, and `rapport_campaign.testing` has the in-memory fake. The module's
+functions stay for what keeps membership current as events arrive (`service.reevaluate`
+and `reevaluate_many`, run by the handlers and the projection on their session), for
+erasure and merges, and for the scheduler's refresh."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.audience.store import AUDIENCE
+from rapport_campaign.segments import rules, sql
 from rapport_campaign.segments.models import Segment, SegmentMember
 from rapport_campaign.shared import BULK, all_rows, chunks
+from rapport_events.unit_of_work import SqlStore
 
 MEMBERS = SegmentMember.__table__  # type: ignore[attr-defined]
+# Any number well away from other services' advisory locks on a shared server.
+SEGMENT_LOCK_KEY = 7_270_002
+
+
+async def lock_segments(session: AsyncSession) -> None:
+    """Serialise membership writers, so a recompute and an event never interleave.
+
+    SQLite's BEGIN IMMEDIATE already lets one writer in at a time; PostgreSQL needs a lock.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        lock = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=SEGMENT_LOCK_KEY)
+        await session.exec(lock)  # type: ignore[call-overload]
 
 
 async def matching_ids(session: AsyncSession, condition: ColumnElement[bool]) -> set[str]:
@@ -184,3 +205,117 @@ async def member_page(
 
 async def delete_segment_members(session: AsyncSession, segment_id: str) -> None:
     await session.exec(delete(MEMBERS).where(MEMBERS.c.segment_id == segment_id))
+
+
+class SegmentStore(Protocol):
+    def add(self, row: Segment) -> None: ...
+
+    async def delete(self, row: Segment) -> None: ...
+
+    async def lock_segments(self) -> None:
+        """Membership writers one at a time, until the transaction ends."""
+        ...
+
+    async def get_segment(self, segment_id: str) -> Segment | None: ...
+
+    async def list_segments(self) -> list[Segment]:
+        """Every segment, oldest first."""
+        ...
+
+    async def segments_depending_on(self, segment_id: str) -> list[Segment]:
+        """The segments whose rule uses this one."""
+        ...
+
+    async def matching_ids(
+        self, rule: rules.Rule, now: datetime, segment_rules: Mapping[str, rules.Rule]
+    ) -> set[str]:
+        """Every audience member the rule matches at `now` (`segment_rules` for references)."""
+        ...
+
+    async def count_matching(
+        self,
+        rule: rules.Rule,
+        now: datetime,
+        segment_rules: Mapping[str, rules.Rule],
+        sample: int,
+    ) -> tuple[int, list[str]]:
+        """How many the rule matches, and the first `sample` of them by id."""
+        ...
+
+    async def member_ids(self, segment_id: str) -> set[str]: ...
+
+    async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
+        """New members, none of them a member already."""
+        ...
+
+    async def remove_members(self, segment_id: str, customer_ids: Iterable[str]) -> None: ...
+
+    async def member_count(self, segment_id: str) -> int: ...
+
+    async def member_counts(self) -> dict[str, int]:
+        """Members per segment; a segment with none is left out."""
+        ...
+
+    async def member_page(
+        self, segment_id: str, *, after: str | None, limit: int
+    ) -> list[SegmentMember]:
+        """Up to `limit` members by id, after the id `after`."""
+        ...
+
+    async def delete_segment_members(self, segment_id: str) -> None: ...
+
+
+class SqlSegmentStore(SqlStore):
+    """The module's queries on the transaction's session; a rule becomes one SQL condition
+    (`segments.sql`) that the database tests every audience member against."""
+
+    async def lock_segments(self) -> None:
+        await lock_segments(self.session)
+
+    async def get_segment(self, segment_id: str) -> Segment | None:
+        return await get_segment(self.session, segment_id)
+
+    async def list_segments(self) -> list[Segment]:
+        return await list_segments(self.session)
+
+    async def segments_depending_on(self, segment_id: str) -> list[Segment]:
+        return await segments_depending_on(self.session, segment_id)
+
+    async def matching_ids(
+        self, rule: rules.Rule, now: datetime, segment_rules: Mapping[str, rules.Rule]
+    ) -> set[str]:
+        condition = sql.rule_condition(rule, now=now, segment_rules=segment_rules)
+        return await matching_ids(self.session, condition)
+
+    async def count_matching(
+        self,
+        rule: rules.Rule,
+        now: datetime,
+        segment_rules: Mapping[str, rules.Rule],
+        sample: int,
+    ) -> tuple[int, list[str]]:
+        condition = sql.rule_condition(rule, now=now, segment_rules=segment_rules)
+        return await count_matching(self.session, condition, sample)
+
+    async def member_ids(self, segment_id: str) -> set[str]:
+        return await member_ids(self.session, segment_id)
+
+    async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
+        await add_members(self.session, segment_id, customer_ids, at)
+
+    async def remove_members(self, segment_id: str, customer_ids: Iterable[str]) -> None:
+        await remove_members(self.session, segment_id, customer_ids)
+
+    async def member_count(self, segment_id: str) -> int:
+        return await member_count(self.session, segment_id)
+
+    async def member_counts(self) -> dict[str, int]:
+        return await member_counts(self.session)
+
+    async def member_page(
+        self, segment_id: str, *, after: str | None, limit: int
+    ) -> list[SegmentMember]:
+        return await member_page(self.session, segment_id, after=after, limit=limit)
+
+    async def delete_segment_members(self, segment_id: str) -> None:
+        await delete_segment_members(self.session, segment_id)

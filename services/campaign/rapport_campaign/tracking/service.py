@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_campaign import shared
 from rapport_campaign.audience import service as audience_service
 from rapport_campaign.audience.service import resolve
-from rapport_campaign.campaigns import store as campaign_store
+from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.journeys import service as journey_service
 from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import LINKS, Message
@@ -70,7 +70,7 @@ async def record_click(
     message = await messaging_store.get_message(session, message_id)
     if message is None or url not in message_links(message):
         return None
-    campaign = await campaign_store.get_campaign(session, message.campaign_id)
+    campaign = await SqlCampaignStore(session).get_campaign(message.campaign_id)
     now = utcnow()
     if message.opened_at is None:
         await record_open(session, message_id, settings)
@@ -215,7 +215,7 @@ async def _clicked_message(
     eligible = []
     for click in clicks:
         if click.campaign_id not in windows:
-            campaign = await campaign_store.get_campaign(session, click.campaign_id)
+            campaign = await SqlCampaignStore(session).get_campaign(click.campaign_id)
             windows[click.campaign_id] = (
                 campaign.attribution_window_hours
                 if campaign is not None and campaign.attribution_window_hours

@@ -22,6 +22,7 @@ from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
 from rapport_campaign.segments import service as segment_service
 from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentMember
 from rapport_campaign.settings import Settings
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import Event, utcnow
 from rapport_events.codec import Envelope, decode, encode
 from rapport_events.consumer import ConsumerRunner, Handler, HandlerMap, batch, is_batch
@@ -73,7 +74,8 @@ async def define(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
         for name, rule in SEGMENTS.items():
             await segment_service.create_segment(
-                session, SegmentCreate.model_validate({"name": name, "rule": rule}), settings
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                SegmentCreate.model_validate({"name": name, "rule": rule}),
             )
         for n, journey in enumerate(JOURNEYS):
             data = {
@@ -81,7 +83,9 @@ async def define(sessions: SessionFactory, settings: Settings) -> None:
                 "variants": [{"name": "A", "subject": "Hi", "body": "Hello"}],
                 **journey,
             }
-            await journey_service.create_journey(session, JourneyCreate.model_validate(data))
+            await journey_service.create_journey(
+                SqlCampaignUnitOfWork(session), JourneyCreate.model_validate(data)
+            )
 
 
 def mixed_events(customers: int = 20, count: int = 300, seed: int = 12) -> list[Event]:
@@ -422,7 +426,8 @@ class TestStatementsPerRun:
         sessions = await migrated(database_factory, "count")
         async with transaction(sessions) as session:
             await segment_service.create_segment(
-                session, SegmentCreate.model_validate({"name": "s", "rule": rule}), settings
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                SegmentCreate.model_validate({"name": "s", "rule": rule}),
             )
         registrations: list[Event] = [
             CustomerRegistered(

@@ -15,6 +15,7 @@ from rapport_campaign.audience.models import AudienceMemberPublic
 from rapport_campaign.segments import service as segment_service
 from rapport_campaign.segments.models import SegmentCreate
 from rapport_campaign.settings import Settings
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import Event, utcnow
 from rapport_events.db import SessionFactory, transaction
 from rapport_events.testing.examples import value_after as value_of
@@ -80,14 +81,17 @@ def consent(customer_id: str, granted: bool, version: int, channel: str = "email
 async def create(sessions: SessionFactory, settings: Settings, rule: Any, name: str = "s") -> str:
     async with transaction(sessions) as session:
         segment, _ = await segment_service.create_segment(
-            session, SegmentCreate.model_validate({"name": name, "rule": rule}), settings
+            SqlCampaignUnitOfWork(session, settings.kafka.topic),
+            SegmentCreate.model_validate({"name": name, "rule": rule}),
         )
         return segment.id
 
 
 async def members(sessions: SessionFactory, segment_id: str) -> list[str]:
     async with sessions() as session:
-        _, page, _ = await segment_service.member_page(session, segment_id, cursor=None, limit=1000)
+        _, page, _ = await segment_service.member_page(
+            SqlCampaignUnitOfWork(session), segment_id, cursor=None, limit=1000
+        )
     return [row.customer_id for row in page]
 
 
@@ -368,11 +372,13 @@ class TestPreview:
         ).rule
 
         async with transaction(sessions) as session:
-            count, sample, timed = await segment_service.preview_segment(session, rule)
+            count, sample, timed = await segment_service.preview_segment(
+                SqlCampaignUnitOfWork(session), rule
+            )
 
         assert (count, sample, timed) == (1, ["bob"], False)
         async with sessions() as session:
-            assert await segment_service.list_segments(session) == []
+            assert await segment_service.list_segments(SqlCampaignUnitOfWork(session)) == []
         assert len(await outbox(sessions)) == before
 
 
@@ -387,9 +393,13 @@ class TestRefresh:
         assert await members(sessions, segment_id) == ["ann"]
 
         async with transaction(sessions) as session:
-            segment, _ = await segment_service.get_segment(session, segment_id)
+            segment, _ = await segment_service.get_segment(
+                SqlCampaignUnitOfWork(session), segment_id
+            )
             count = await segment_service.recompute_segment(
-                session, segment, settings, now=utcnow() + timedelta(days=1)
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                segment,
+                now=utcnow() + timedelta(days=1),
             )
 
         assert count == 0
@@ -410,7 +420,7 @@ class TestMembersPage:
         async with sessions() as session:
             while True:
                 total, page, cursor = await segment_service.member_page(
-                    session, segment_id, cursor=cursor, limit=2
+                    SqlCampaignUnitOfWork(session), segment_id, cursor=cursor, limit=2
                 )
                 seen += [row.customer_id for row in page]
                 if cursor is None:
@@ -488,7 +498,9 @@ class TestDeletion:
 
         async with transaction(sessions) as session:
             with pytest.raises(errors.Conflict, match="use this segment"):
-                await segment_service.delete_segment(session, base, settings)
+                await segment_service.delete_segment(
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic), base
+                )
 
     async def test_deleting_a_segment_announces_its_members_leave(
         self, sessions: SessionFactory, settings: Settings, deliver: Deliver, outbox: Outbox
@@ -499,7 +511,9 @@ class TestDeletion:
         )
 
         async with transaction(sessions) as session:
-            await segment_service.delete_segment(session, segment_id, settings)
+            await segment_service.delete_segment(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), segment_id
+            )
 
         assert changes(await outbox(sessions), segment_id) == [
             ("SegmentEntered", "ann"),

@@ -1,0 +1,250 @@
+"""In-memory fakes of what the broadcasts', journeys' and segments' use cases ask of
+campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
+Python over rows kept by primary key.
+
+`FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
+is a `CampaignUnitOfWork`, so a fake that lacks a query, or answers it with another
+signature, fails the lint.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rapport_campaign.audience.models import Alias, AudienceMember, ConsentState, ErasedCustomer
+from rapport_campaign.campaigns.models import Campaign
+from rapport_campaign.journeys.models import JourneyState
+from rapport_campaign.messaging.models import Message
+from rapport_campaign.segments import rules
+from rapport_campaign.segments.models import Segment, SegmentMember
+from rapport_campaign.shared import aware
+from rapport_campaign.tracking.models import Conversion
+from rapport_events import customer_ids
+from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork, Rows
+
+if TYPE_CHECKING:
+    from rapport_campaign.unit_of_work import CampaignUnitOfWork
+
+
+def _by(when: datetime | None, now: datetime) -> bool:
+    return when is not None and aware(when) <= now
+
+
+class FakeCampaignStore(FakeStore):
+    async def get_campaign(self, campaign_id: str) -> Campaign | None:
+        return self.rows.get(Campaign, campaign_id)
+
+    async def lock_campaign(self, campaign_id: str) -> Campaign | None:
+        # One caller at a time in memory: there is nothing to lock against.
+        return self.rows.get(Campaign, campaign_id)
+
+    async def list_campaigns(self, kind: str) -> list[Campaign]:
+        found = self.rows.where(Campaign, lambda campaign: campaign.kind == kind)
+        return sorted(found, key=lambda campaign: aware(campaign.created_at))
+
+    async def campaigns_using_segment(self, segment_id: str) -> list[Campaign]:
+        return self.rows.where(
+            Campaign,
+            lambda c: c.segment_id == segment_id and c.status in ("draft", "scheduled"),
+        )
+
+    async def due_campaigns(self, now: datetime) -> list[Campaign]:
+        return self.rows.where(
+            Campaign, lambda c: c.status == "scheduled" and _by(c.scheduled_at, now)
+        )
+
+    async def campaigns_to_decide(self, now: datetime) -> list[Campaign]:
+        return self.rows.where(
+            Campaign,
+            lambda c: c.status == "sending" and c.winner is None and _by(c.decide_at, now),
+        )
+
+    async def sending_campaigns(self) -> list[Campaign]:
+        return self.rows.where(Campaign, lambda c: c.kind == "broadcast" and c.status == "sending")
+
+
+class FakeJourneyStore(FakeStore):
+    async def insert_journey_states(self, rows: list[dict[str, Any]]) -> None:
+        self.rows.extend(JourneyState(**row) for row in rows)
+
+    async def due_journey_states(self, now: datetime, limit: int) -> list[JourneyState]:
+        due = self.rows.where(JourneyState, lambda state: _by(state.due_at, now))
+        due.sort(key=lambda s: (aware(s.due_at or now), s.journey_id, s.customer_id))
+        return due[:limit]
+
+    async def claim_journey_state(self, state: JourneyState, due_at: datetime) -> bool:
+        stored = self.rows.get(JourneyState, state.journey_id, state.customer_id)
+        if stored is None or stored.due_at != due_at:
+            return False
+        stored.due_at, stored.fired_cycle = None, state.cycle
+        return True
+
+
+class FakeAudienceLookup(FakeStore):
+    """Merges (`Alias`) and erasures (`ErasedCustomer`) among the rows, resolved by the same
+    `rapport_events.customer_ids` as the SQL lookup; consents and activity as stored."""
+
+    async def resolve(self, customer_id: str) -> str | None:
+        return await customer_ids.resolve(customer_id, self._survivors_of, self._erased_among)
+
+    async def _survivors_of(self, merged_ids: set[str]) -> dict[str, str]:
+        aliases = [self.rows.get(Alias, merged_id) for merged_id in merged_ids]
+        return {alias.merged_id: alias.customer_id for alias in aliases if alias is not None}
+
+    async def _erased_among(self, ids: set[str]) -> set[str]:
+        return {c for c in ids if self.rows.get(ErasedCustomer, c) is not None}
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
+        return self.rows.get(ConsentState, customer_id, channel)
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        # As the SQL query reads it: revoked, or unsubscribed since a grant.
+        found = self.rows.where(
+            ConsentState,
+            lambda c: c.channel == channel and (not c.granted or c.suppressed_at is not None),
+        )
+        return {consent.customer_id for consent in found}
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        return [(m.customer_id, m.last_active_at) for m in self.rows.all(AudienceMember)]
+
+
+def rule_key(rule: "rules.Rule | dict[str, Any]") -> str:
+    """One text per rule, however it was written, to look its matches up by."""
+    parsed = rules.parse(rule) if isinstance(rule, dict) else rule
+    return json.dumps(rules.dump(parsed), sort_keys=True)
+
+
+class FakeSegmentStore(FakeStore):
+    """Segments and members among the rows. Who a rule matches is the database's to say (a
+    rule is one SQL condition, tested on both databases): here it is whom the test said,
+    with `matches`, the rule matches; nobody otherwise."""
+
+    def __init__(self, rows: Rows) -> None:
+        super().__init__(rows)
+        self.matching: dict[str, set[str]] = {}
+        self.locks = 0
+
+    def matches(self, rule: "rules.Rule | dict[str, Any]", *customer_ids: str) -> None:
+        """From now on, `rule` matches exactly these customers."""
+        self.matching[rule_key(rule)] = set(customer_ids)
+
+    async def lock_segments(self) -> None:
+        self.locks += 1
+
+    async def get_segment(self, segment_id: str) -> Segment | None:
+        return self.rows.get(Segment, segment_id)
+
+    async def list_segments(self) -> list[Segment]:
+        return sorted(self.rows.all(Segment), key=lambda s: (aware(s.created_at), s.id))
+
+    async def segments_depending_on(self, segment_id: str) -> list[Segment]:
+        return [s for s in await self.list_segments() if segment_id in (s.depends_on or [])]
+
+    async def matching_ids(
+        self, rule: rules.Rule, now: datetime, segment_rules: Mapping[str, rules.Rule]
+    ) -> set[str]:
+        return set(self.matching.get(rule_key(rule), set()))
+
+    async def count_matching(
+        self,
+        rule: rules.Rule,
+        now: datetime,
+        segment_rules: Mapping[str, rules.Rule],
+        sample: int,
+    ) -> tuple[int, list[str]]:
+        found = await self.matching_ids(rule, now, segment_rules)
+        return len(found), sorted(found)[:sample]
+
+    def _members(self, segment_id: str) -> list[SegmentMember]:
+        return self.rows.where(SegmentMember, lambda member: member.segment_id == segment_id)
+
+    async def member_ids(self, segment_id: str) -> set[str]:
+        return {member.customer_id for member in self._members(segment_id)}
+
+    async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
+        self.rows.extend(
+            SegmentMember(segment_id=segment_id, customer_id=c, entered_at=at) for c in customer_ids
+        )
+
+    async def remove_members(self, segment_id: str, customer_ids: Iterable[str]) -> None:
+        leaving = set(customer_ids)
+        for member in self._members(segment_id):
+            if member.customer_id in leaving:
+                self.rows.delete(member)
+
+    async def member_count(self, segment_id: str) -> int:
+        return len(self._members(segment_id))
+
+    async def member_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for member in self.rows.all(SegmentMember):
+            counts[member.segment_id] += 1
+        return dict(counts)
+
+    async def member_page(
+        self, segment_id: str, *, after: str | None, limit: int
+    ) -> list[SegmentMember]:
+        members = sorted(self._members(segment_id), key=lambda member: member.customer_id)
+        return [m for m in members if after is None or m.customer_id > after][:limit]
+
+    async def delete_segment_members(self, segment_id: str) -> None:
+        for member in self._members(segment_id):
+            self.rows.delete(member)
+
+
+class FakeCampaignMessages(FakeStore):
+    def _of(self, campaign_id: str, *statuses: str) -> list[Message]:
+        return self.rows.where(
+            Message,
+            lambda m: m.campaign_id == campaign_id and (not statuses or m.status in statuses),
+        )
+
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
+        self.rows.extend(Message(**row) for row in rows)
+
+    async def cancel_messages(self, campaign_id: str) -> None:
+        for message in self._of(campaign_id, "held", "pending"):
+            message.status, message.reason = "cancelled", "campaign cancelled"
+
+    async def release_held_messages(self, campaign_id: str, variant: str, now: datetime) -> int:
+        held = self._of(campaign_id, "held")
+        for message in held:
+            message.status, message.variant, message.due_at = "pending", variant, now
+        return len(held)
+
+    async def unfinished_messages(self, campaign_id: str) -> int:
+        return len(self._of(campaign_id, "held", "pending", "sending"))
+
+    async def variant_results(self, campaign_id: str) -> dict[str, tuple[int, int, int]]:
+        sent: dict[str, int] = defaultdict(int)
+        clicked: dict[str, int] = defaultdict(int)
+        for message in self._of(campaign_id):
+            if message.variant is not None:
+                sent[message.variant] += message.sent_at is not None
+                clicked[message.variant] += message.clicked_at is not None
+        converted: dict[str | None, set[str]] = defaultdict(set)
+        for conversion in self.rows.where(Conversion, lambda c: c.campaign_id == campaign_id):
+            converted[conversion.variant].add(conversion.message_id)
+        return {name: (sent[name], clicked[name], len(converted[name])) for name in sent}
+
+
+class FakeCampaignUnitOfWork(FakeUnitOfWork):
+    """Campaign's stores over one set of rows, and an outbox that records what was
+    published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.campaigns = FakeCampaignStore(self.rows)
+        self.journeys = FakeJourneyStore(self.rows)
+        self.audience = FakeAudienceLookup(self.rows)
+        self.segments = FakeSegmentStore(self.rows)
+        self.messages = FakeCampaignMessages(self.rows)
+
+
+if TYPE_CHECKING:
+    # The fakes match the stores' Protocols structurally, member by member (subclassing a
+    # Protocol would inherit its empty bodies, and a missing query would go unnoticed).
+    _checked: CampaignUnitOfWork = FakeCampaignUnitOfWork()

@@ -1,0 +1,130 @@
+"""Campaign's unit of work, for the broadcasts', journeys' and segments' use cases: their
+stores, what they ask of the audience and messaging domains, and the outbox, in one
+transaction.
+
+Those use cases take a `CampaignUnitOfWork`; the routes' dependency builds
+`SqlCampaignUnitOfWork` on the request's session, the scheduler on its own, and unit tests
+use `rapport_campaign.testing.FakeCampaignUnitOfWork`.
+"""
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rapport_campaign.audience import service as audience_service
+from rapport_campaign.audience import store as audience_store
+from rapport_campaign.audience.models import ConsentState
+from rapport_campaign.campaigns.store import CampaignStore, SqlCampaignStore
+from rapport_campaign.journeys.store import JourneyStore, SqlJourneyStore
+from rapport_campaign.messaging import store as messaging_store
+from rapport_campaign.messaging.models import Message
+from rapport_campaign.segments.store import SegmentStore, SqlSegmentStore
+from rapport_campaign.shared import SOURCE
+from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
+from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
+
+
+class AudienceLookup(Protocol):
+    """What broadcasts and journeys ask of the audience domain."""
+
+    async def resolve(self, customer_id: str) -> str | None:
+        """The id that owns `customer_id` now, through merges; None if erased."""
+        ...
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None: ...
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        """Customers who revoked or unsubscribed from marketing on this channel."""
+        ...
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        """Every audience member with the time of their latest activity."""
+        ...
+
+
+class CampaignMessages(Protocol):
+    """What broadcasts and journeys ask of the messaging domain: messages queued, held back
+    for an A/B decision, released or cancelled."""
+
+    def add(self, row: Message) -> None: ...
+
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
+        """New messages, as dicts of their columns."""
+        ...
+
+    async def cancel_messages(self, campaign_id: str) -> None:
+        """The campaign's held and pending messages are cancelled."""
+        ...
+
+    async def release_held_messages(self, campaign_id: str, variant: str, now: datetime) -> int:
+        """The held messages go out with `variant`, due now; how many."""
+        ...
+
+    async def unfinished_messages(self, campaign_id: str) -> int:
+        """The campaign's messages held, pending or being sent."""
+        ...
+
+    async def variant_results(self, campaign_id: str) -> dict[str, tuple[int, int, int]]:
+        """Per variant of the test phase: sent, clicked and converted messages."""
+        ...
+
+
+class CampaignUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def campaigns(self) -> CampaignStore: ...
+
+    @property
+    def journeys(self) -> JourneyStore: ...
+
+    @property
+    def audience(self) -> AudienceLookup: ...
+
+    @property
+    def segments(self) -> SegmentStore: ...
+
+    @property
+    def messages(self) -> CampaignMessages: ...
+
+
+# The audience and messaging domains' queries are still functions of the session; these put
+# the few that broadcasts and journeys need on the unit of work.
+class SqlAudienceLookup(SqlStore):
+    async def resolve(self, customer_id: str) -> str | None:
+        return await audience_service.resolve(self.session, customer_id)
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
+        return await audience_store.get_consent(self.session, customer_id, channel)
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        return await audience_store.withdrawn_customers(self.session, channel)
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        return await audience_store.audience_activity(self.session)
+
+
+class SqlCampaignMessages(SqlStore):
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
+        await messaging_store.insert_messages(self.session, rows)
+
+    async def cancel_messages(self, campaign_id: str) -> None:
+        await messaging_store.cancel_messages(self.session, campaign_id)
+
+    async def release_held_messages(self, campaign_id: str, variant: str, now: datetime) -> int:
+        return await messaging_store.release_held_messages(self.session, campaign_id, variant, now)
+
+    async def unfinished_messages(self, campaign_id: str) -> int:
+        return await messaging_store.unfinished_messages(self.session, campaign_id)
+
+    async def variant_results(self, campaign_id: str) -> dict[str, tuple[int, int, int]]:
+        return await messaging_store.variant_results(self.session, campaign_id)
+
+
+class SqlCampaignUnitOfWork(SqlUnitOfWork):
+    def __init__(self, session: AsyncSession, topic: str = CUSTOMER_EVENTS_TOPIC) -> None:
+        super().__init__(session, SqlOutbox(session, source=SOURCE, topic=topic))
+        self.campaigns = SqlCampaignStore(session)
+        self.journeys = SqlJourneyStore(session)
+        self.audience = SqlAudienceLookup(session)
+        self.segments = SqlSegmentStore(session)
+        self.messages = SqlCampaignMessages(session)
