@@ -26,6 +26,7 @@ from rapport_partner_share.notices.models import NotificationPublic
 from rapport_partner_share.partners import store as partner_store
 from rapport_partner_share.slices import fills, rules
 from rapport_partner_share.slices import store as slice_store
+from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 SERVICE = "partner-share"
 
@@ -135,12 +136,11 @@ def _row(model: Any, exclude: set[str] | None = None) -> dict[str, Any]:
 async def export_customer(session: AsyncSession, customer_id: str) -> CustomerExport:
     """Everything held about one customer, from every table (empty lists when nothing)."""
     known = await customer_store.get_known_customer(session, customer_id)
-    disclosures, cursor = await ledger.list_disclosures(
-        session, customer_id=customer_id, limit=1000
-    )
+    uow = SqlPartnerShareUnitOfWork(session)
+    disclosures, cursor = await ledger.ledger_page(uow, customer_id=customer_id, limit=1000)
     while cursor is not None:
-        more, cursor = await ledger.list_disclosures(
-            session, customer_id=customer_id, cursor=cursor, limit=1000
+        more, cursor = await ledger.ledger_page(
+            uow, customer_id=customer_id, cursor=cursor, limit=1000
         )
         disclosures.extend(more)
     notifications = await notice_store.list_notifications(

@@ -8,7 +8,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_partner_share import lifecycle
 from rapport_partner_share.customers import service
 from rapport_partner_share.customers.models import KnownCustomerPublic
-from rapport_partner_share.deps import Limit, SessionDep, require_token
+from rapport_partner_share.deps import Limit, SessionDep, UnitOfWorkDep, require_token
 from rapport_partner_share.errors import CustomerNotFound, missing
 from rapport_partner_share.ledger import service as ledger
 from rapport_partner_share.ledger.models import DisclosurePage
@@ -38,11 +38,11 @@ async def read_known_customer(
     "/customers/{customer_id}/disclosures", response_model=DisclosurePage, tags=["customers"]
 )
 async def list_customer_disclosures(
-    customer_id: CustomerIdPath, session: SessionDep, cursor: str | None = None, limit: Limit = 100
+    customer_id: CustomerIdPath, uow: UnitOfWorkDep, cursor: str | None = None, limit: Limit = 100
 ) -> DisclosurePage:
     """Which partner was shown what about this customer, when and why, newest first."""
-    disclosures, next_cursor = await ledger.list_disclosures(
-        session, customer_id=customer_id, cursor=cursor, limit=limit
+    disclosures, next_cursor = await ledger.ledger_page(
+        uow, customer_id=customer_id, cursor=cursor, limit=limit
     )
     return DisclosurePage(disclosures=disclosures, next_cursor=next_cursor)
 

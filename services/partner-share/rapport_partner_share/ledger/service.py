@@ -6,8 +6,6 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import utcnow
 from rapport_events.types import PartnerDataDisclosed
 from rapport_partner_share import security
@@ -22,7 +20,7 @@ from rapport_partner_share.ledger.models import (
 )
 from rapport_partner_share.partners.service import PartnerRequest
 from rapport_partner_share.shared import as_utc
-from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork, SqlPartnerShareUnitOfWork
+from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork
 
 # Ledger ids are 64-bit integers; only ASCII digits count ("²".isdigit() is true).
 LEDGER_CURSOR = re.compile(r"[0-9]{1,19}")
@@ -94,28 +92,6 @@ async def ledger_page(
     page = rows[:limit]
     next_cursor = str(page[-1][0].id) if len(rows) > limit else None
     return [DisclosurePublic.of(d, customer) for d, customer in page], next_cursor
-
-
-async def list_disclosures(
-    session: AsyncSession,
-    *,
-    partner_id: str | None = None,
-    customer_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = 100,
-) -> tuple[list[DisclosurePublic], str | None]:
-    """`ledger_page` on a session, for the export and the customer's ledger."""
-    return await ledger_page(
-        SqlPartnerShareUnitOfWork(session),
-        partner_id=partner_id,
-        customer_id=customer_id,
-        since=since,
-        until=until,
-        cursor=cursor,
-        limit=limit,
-    )
 
 
 def _ledger_cursor(cursor: str | None) -> int | None:
