@@ -159,8 +159,11 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-WriteSessionDep = Annotated[AsyncSession, Depends(write_session)]
-ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
+# scope="function": the transaction commits before the response is sent, so the page a
+# redirect leads to reads the change (by default FastAPI ends a yield dependency after
+# the response, and a quick browser could read the state from before the form).
+WriteSessionDep = Annotated[AsyncSession, Depends(write_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]
 
 
 def render(

@@ -3,6 +3,9 @@ argon2id hash) that can then log in, disables it, which logs it out at once, and
 again, with its role; bad input is a form error, and no other role, nor a forged form,
 changes anything."""
 
+from typing import Any
+
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlmodel import select
@@ -95,6 +98,35 @@ class TestEnable:
             assert (await log_in(alan, "alan", PASSWORD)).status_code == 303
             assert (await alan.get("/tickets")).status_code == 200
             assert (await alan.get(PAGE)).status_code == 403  # still a support agent
+
+    async def test_the_change_is_committed_before_the_reply_starts(
+        self, console: FastAPI, login: Login
+    ) -> None:
+        """A browser follows the redirect at once: the page it loads must see the change."""
+        admin = await login("admin")
+        token = form_token((await admin.get(PAGE)).text)
+        form = {"csrf_token": token, "username": "alan", "role": "support", "password": PASSWORD}
+        await admin.post(PAGE, data=form)
+        await admin.post(f"{PAGE}/alan/disable", data={"csrf_token": token})
+        seen_when_replying: list[Any] = []
+
+        async def looking_as_it_replies(scope: Any, receive: Any, send: Any) -> None:
+            async def send_after_looking(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    (record,) = await stored(console)
+                    seen_when_replying.append(record.disabled_at)
+                await send(message)
+
+            await console(scope, receive, send_after_looking)
+
+        transport = httpx.ASGITransport(app=looking_as_it_replies)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=str(admin.base_url), cookies=admin.cookies
+        ) as browser:
+            reply = await browser.post(f"{PAGE}/alan/enable", data={"csrf_token": token})
+
+        assert reply.status_code == 303
+        assert seen_when_replying == [None]
 
     async def test_configured_and_unknown_accounts_are_not_enabled(
         self, console: FastAPI, login: Login
