@@ -374,17 +374,20 @@ async def transaction_reporting_commit(
 
 
 async def begin_read_only(session: AsyncSession) -> None:
-    """Start the session's transaction as read-only (call before its first query).
+    """Start the session's transaction as read-only, on one snapshot (call before its first query).
 
     A write in such a transaction can fail on SQLite while another writer holds the
-    lock, so only routes and loops that never write may use it. On PostgreSQL its
-    statements run in autocommit: at READ COMMITTED each statement reads its own
-    snapshot inside a transaction too, so BEGIN and COMMIT would only add two round
-    trips to every read.
+    lock, so only routes and loops that never write may use it. On PostgreSQL it is
+    REPEATABLE READ, READ ONLY: every statement reads the snapshot of the first, so an
+    answer built from several tables never straddles a commit. In autocommit (or at READ
+    COMMITTED) each statement read its own snapshot, and a support context could hold
+    the product of an order without the customer registered in the same transaction, or
+    an export both a person's row and their erasure tombstone. SQLite's deferred
+    transaction already reads one snapshot from its first read on.
     """
     options: dict[str, Any] = {READ_ONLY: True}
     if session.sync_session.get_bind().dialect.name == "postgresql":
-        options["isolation_level"] = "AUTOCOMMIT"
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     await session.connection(execution_options=options)
 
 
@@ -393,23 +396,6 @@ async def read_transaction(factory: SessionFactory) -> AsyncIterator[AsyncSessio
     """A unit of work that only reads."""
     async with factory() as session, session.begin():
         await begin_read_only(session)
-        yield session
-
-
-@asynccontextmanager
-async def snapshot_transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """A read-only unit of work whose every statement sees one snapshot of the database.
-
-    For reads that must agree across tables, such as a customer's export: under the usual
-    read path each PostgreSQL statement sees its own snapshot, so an erasure committing
-    mid-export could leave the export holding the person's row and the tombstone both.
-    SQLite's deferred transaction already reads one snapshot from its first read on.
-    """
-    async with factory() as session, session.begin():
-        options: dict[str, Any] = {READ_ONLY: True}
-        if session.sync_session.get_bind().dialect.name == "postgresql":
-            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        await session.connection(execution_options=options)
         yield session
 
 

@@ -10,7 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events.db import (
     SessionFactory,
     request_transaction,
-    snapshot_transaction,
     transaction,
 )
 from rapport_events.http import bearer_auth
@@ -29,12 +28,6 @@ async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_snapshot_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A read-only transaction on one snapshot, for answers that must agree across tables."""
-    async with snapshot_transaction(request.app.state.runtime.sessions) as session:
-        yield session
-
-
 def get_sessions(request: Request) -> SessionFactory:
     """The session factory, for routes that call peers: no transaction is open while they wait."""
     runtime: EventRuntime = request.app.state.runtime
@@ -48,5 +41,4 @@ require_token = bearer_auth(lambda request: str(request.app.state.settings.api_t
 # not a success reply for writes that never happened.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
-SnapshotSessionDep = Annotated[AsyncSession, Depends(get_snapshot_session, scope="function")]
 SessionsDep = Annotated[SessionFactory, Depends(get_sessions)]

@@ -24,7 +24,6 @@ from rapport_events.db import (
     read_transaction,
     request_transaction,
     session_factory,
-    snapshot_transaction,
     transaction,
     writer_queue,
 )
@@ -241,26 +240,9 @@ class TestNestedWritesByDatabase:
 
 
 class TestSnapshotReads:
-    async def test_a_snapshot_does_not_see_a_commit_made_while_it_reads(
+    async def test_a_read_does_not_see_a_commit_made_while_it_reads(
         self, database_url: str
     ) -> None:
-        engine = create_engine(database_url)
-        sessions = session_factory(engine)
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(text(CREATE_NOTE))
-            await _write(sessions, "before", 1)
-            async with snapshot_transaction(sessions) as reader:
-                first = await _count(reader)
-                await _write(sessions, "during", 2)
-                second = await _count(reader)
-            assert (first, second) == (1, 1)
-            assert await _bodies(sessions) == ["before", "during"]
-        finally:
-            await engine.dispose()
-
-    async def test_the_usual_read_path_sees_it_on_postgresql(self, database_url: str) -> None:
-        """Why exports need the snapshot: each PostgreSQL read statement has its own."""
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         try:
@@ -271,18 +253,19 @@ class TestSnapshotReads:
                 first = await _count(reader)
                 await _write(sessions, "during", 2)
                 second = await _count(reader)
-            assert (first, second) == ((1, 1) if is_sqlite(engine) else (1, 2))
+            assert (first, second) == (1, 1)
+            assert await _bodies(sessions) == ["before", "during"]
         finally:
             await engine.dispose()
 
-    async def test_a_write_in_a_snapshot_is_refused(self, database_url: str) -> None:
+    async def test_a_write_in_a_read_is_refused(self, database_url: str) -> None:
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         try:
             async with engine.begin() as connection:
                 await connection.execute(text(CREATE_NOTE))
             with pytest.raises(ReadOnlyViolation):
-                async with snapshot_transaction(sessions) as reader:
+                async with read_transaction(sessions) as reader:
                     await reader.exec(text("INSERT INTO note (id, body) VALUES (3, 'no')"))
             assert await _bodies(sessions) == []
         finally:
@@ -393,7 +376,7 @@ class TestAnErasureLeavesNoCopyInTheFiles:
 
 
 class TestReadTransactionsOnPostgresql:
-    async def test_each_read_statement_commits_alone_and_a_write_transaction_is_one(
+    async def test_a_read_is_one_repeatable_read_transaction_and_a_write_is_one(
         self, database_url: str
     ) -> None:
         if not database_url.startswith("postgres"):
@@ -405,10 +388,13 @@ class TestReadTransactionsOnPostgresql:
             async with engine.begin() as connection:
                 await connection.execute(text(CREATE_NOTE))
             async with read_transaction(sessions) as reader:
-                first = (await reader.exec(current)).one()[0]
-                second = (await reader.exec(current)).one()[0]
-            # No BEGIN and COMMIT round trips: each statement is its own transaction.
-            assert second != first
+                started = (await reader.exec(text("SELECT now()"))).one()[0]
+                await asyncio.sleep(0.01)
+                again = (await reader.exec(text("SELECT now()"))).one()[0]
+                isolation = (await reader.exec(text("SHOW transaction_isolation"))).one()[0]
+                read_only = (await reader.exec(text("SHOW transaction_read_only"))).one()[0]
+            # One transaction (now() is its start), on one snapshot, that cannot write.
+            assert (again, isolation, read_only) == (started, "repeatable read", "on")
             async with transaction(sessions) as writer:
                 first = (await writer.exec(current)).one()[0]
                 assert (await writer.exec(current)).one()[0] == first

@@ -8,7 +8,6 @@ from rapport_campaign.audience.models import AudienceMemberPublic
 from rapport_campaign.deps import SessionDep, require_token
 from rapport_campaign.errors import NOT_FOUND
 from rapport_campaign.lifecycle import CustomerExport
-from rapport_events.deps import SnapshotSessionDep
 from rapport_events.limits import CustomerIdPath
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -30,9 +29,7 @@ async def read_audience_member(
 
 
 @router.get("/customers/{customer_id}/export", tags=["privacy"], response_model=CustomerExport)
-async def export_customer(
-    customer_id: CustomerIdPath, session: SnapshotSessionDep
-) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
     """Everything campaign holds about the customer (empty lists when nothing)."""
     records = await lifecycle.export_customer(session, customer_id)
     return CustomerExport(service="campaign", customer_id=customer_id, records=records)

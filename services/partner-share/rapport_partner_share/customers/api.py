@@ -3,7 +3,6 @@ shown about them, and everything held about them."""
 
 from fastapi import APIRouter, Depends
 
-from rapport_events.deps import SnapshotSessionDep
 from rapport_events.limits import CustomerIdPath
 from rapport_partner_share import lifecycle
 from rapport_partner_share.customers import service
@@ -48,8 +47,6 @@ async def list_customer_disclosures(
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])
-async def export_customer(
-    customer_id: CustomerIdPath, session: SnapshotSessionDep
-) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
     """Everything partner-share holds about a customer (empty lists when nothing)."""
     return await lifecycle.export_customer(session, customer_id)

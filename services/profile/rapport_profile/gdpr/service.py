@@ -16,7 +16,6 @@ from rapport_events.db import (
     SessionFactory,
     checkpoint_after_commit,
     read_transaction,
-    snapshot_transaction,
     transaction,
 )
 from rapport_events.http import peer_url
@@ -83,7 +82,7 @@ async def read_local_records(
     sessions: SessionFactory, customer_id: str
 ) -> dict[str, list[dict[str, Any]]]:
     """Profile's records of the customer, read in a transaction that ends before any peer call."""
-    async with snapshot_transaction(sessions) as session:
+    async with read_transaction(sessions) as session:
         return await local_records(session, customer_id)
 
 

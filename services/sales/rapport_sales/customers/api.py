@@ -2,12 +2,11 @@
 
 from fastapi import APIRouter, Depends
 
-from rapport_events.deps import SnapshotSessionDep
 from rapport_events.limits import CustomerIdPath
 from rapport_sales import lifecycle
 from rapport_sales.activities import service as activities
 from rapport_sales.activities.models import ActivityPublic
-from rapport_sales.deps import Cursor, Limit, UnitOfWorkDep, require_token
+from rapport_sales.deps import Cursor, Limit, SessionDep, UnitOfWorkDep, require_token
 from rapport_sales.lifecycle import CustomerExport
 from rapport_sales.shared import Page
 
@@ -15,9 +14,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 @router.get("/customers/{customer_id}/export", tags=["customers"])
-async def export_customer(
-    customer_id: CustomerIdPath, session: SnapshotSessionDep
-) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
     """Everything sales holds about the customer, table by table (GDPR export)."""
     return await lifecycle.export_customer(session, customer_id)
 

@@ -2,7 +2,6 @@
 
 from fastapi import APIRouter, Depends
 
-from rapport_events.deps import SnapshotSessionDep
 from rapport_events.limits import CustomerIdPath
 from rapport_support import lifecycle
 from rapport_support.customers import service
@@ -27,8 +26,6 @@ async def read_support_context(
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])
-async def export_customer(
-    customer_id: CustomerIdPath, session: SnapshotSessionDep
-) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, session: ReadSessionDep) -> CustomerExport:
     """Everything support holds about the customer, table by table (GDPR export)."""
     return await lifecycle.export_customer(session, customer_id)
