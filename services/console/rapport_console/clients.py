@@ -99,6 +99,7 @@ class ServiceClients:
         now = time.monotonic()
         held = self._cache.get(key)
         if held is None or held[0] <= now:
+            self._drop_expired(now)
             request = self._request("GET", call.service, call.path, params=call.params)
             held = self._cache[key] = (now + call.cache_s, asyncio.ensure_future(request))
         try:
@@ -110,6 +111,11 @@ class ServiceClients:
         if answer is None or (isinstance(answer, dict) and "error" in answer):
             self._forget(key, held)  # a refusal or a 404 is asked again next time
         return answer
+
+    def _drop_expired(self, now: float) -> None:
+        # The cache holds only live answers: it never outgrows the calls asked within cache_s.
+        for key in [key for key, (expires, _) in self._cache.items() if expires <= now]:
+            del self._cache[key]
 
     def _forget(self, key: tuple[str, str, str], held: object) -> None:
         if self._cache.get(key) is held:
