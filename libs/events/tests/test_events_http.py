@@ -1,10 +1,10 @@
 """The shared HTTP error replies are the ones the OpenAPI document describes."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import jsonschema
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 
 from rapport_events import errors
@@ -130,3 +130,43 @@ async def test_a_services_refusals_are_answered_with_their_status_code_and_field
         "no item i-9",
     )
     assert (replies["closed"].status_code, replies["closed"].json()["error"]) == (400, "closed")
+
+
+async def test_a_client_gone_before_its_body_arrived_is_a_4xx_not_an_error() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/raw")
+    async def read_raw(request: Request) -> dict[str, int]:
+        body = b"".join([chunk async for chunk in request.stream()])
+        return {"size": len(body)}
+
+    arriving = [
+        {"type": "http.request", "body": b'{"event": "Beacon', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return arriving.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/raw",
+        "raw_path": b"/raw",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"text/plain")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)  # raised ClientDisconnect before
+
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
