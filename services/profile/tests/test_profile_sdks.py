@@ -419,6 +419,11 @@ async def run_shop_page(
         )
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
+        beacons: list[Any] = []
+        page.on(
+            "requestfinished",
+            lambda r: beacons.append(r) if "Beacon Sent" in (r.post_data or "") else None,
+        )
         await page.goto(f"{shop}/?utm_campaign=spring&utm_source=newsletter&utm_medium=email")
         result = await page.evaluate(
             (SDKS / "shop.js").read_text(),
@@ -432,6 +437,14 @@ async def run_shop_page(
         )
         # Let a batch's timer fire before the page goes.
         await asyncio.sleep(1.0 if batching else 0)
+        # The beacon is sent after the script returns: closing the browser first would cut
+        # its request off mid-body.
+        if result.get("beacon"):
+
+            async def beacon_done() -> int:
+                return len(beacons)
+
+            await poll_until(beacon_done, timeout=10.0, interval=0.05)
     return result, elsewhere, problems
 
 
