@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from rapport_events.testing.stack import DEV_TOKEN
 
 WRK = "wrk"
 THREADS = 1  # one wrk thread is far from saturating; the other core serves
+MAX_PAUSE_MS = 4000  # a connection's longest pause between requests
 
 
 class WrkMissing(RuntimeError):
@@ -63,6 +64,8 @@ class WrkLoad:
     connections: int
     delay_ms: float = 0.0  # each connection's pause between requests (0: saturating)
     cpu_ms_per_request: float | None = None  # CPU of the server process (all its threads)
+    p95_ms: float | None = None  # printed by the script's done() (wrk --latency stops at 90, 99)
+    marked: int = 0  # replies whose body held the run's `marker`
 
     def summary(self) -> dict[str, float | None]:
         return asdict(self)
@@ -102,31 +105,67 @@ def parse(output: str, connections: int, delay_ms: float = 0.0) -> WrkLoad:
         errors=errors,
         connections=connections,
         delay_ms=delay_ms,
+        p95_ms=int(p95[1]) / 1000 if (p95 := re.search(r"^p95_us: (\d+)$", output, re.M)) else None,
+        marked=int(marked[1]) if (marked := re.search(r"^marked: (\d+)$", output, re.M)) else 0,
     )
 
 
-def script(paths: Sequence[str], *, token: str | None = DEV_TOKEN, delay_ms: float = 0.0) -> str:
-    """The Lua script of a run: each request the next of `paths`, with the bearer token."""
+def script(
+    paths: Sequence[str],
+    *,
+    token: str | None = DEV_TOKEN,
+    delay_ms: float = 0.0,
+    header_sets: Sequence[Mapping[str, str]] = (),
+    marker: str | None = None,
+) -> str:
+    """The Lua script of a run: each request the next of `paths`, with the bearer token.
+
+    With `header_sets`, each request also carries the next set in turn (e.g. the cookies of
+    several logged-in users); with `marker`, replies whose body holds it are counted. The
+    script's done() prints the p95 latency, which `wrk --latency` does not.
+    """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     lua_paths = ",".join(json.dumps(path) for path in paths)
-    lua_headers = ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in headers.items())
+    lua_sets = ",".join(_lua_table({**headers, **extra}) for extra in header_sets or [{}])
     # Exponential pauses (mean `delay_ms`): connections that all paused the same time would
-    # fall into step and arrive in bursts, queueing behind each other at any load.
+    # fall into step and arrive in bursts, queueing behind each other at any load. Cut at
+    # MAX_PAUSE_MS: uvicorn closes a connection idle for 5 s, which wrk counts as an error.
     pause = (
         f"math.randomseed(os.time())\n"
-        f"function delay() return -{delay_ms:.3f} * math.log(1 - math.random()) end\n"
+        f"function delay() return math.min(-{delay_ms:.3f} * math.log(1 - math.random()), "
+        f"{MAX_PAUSE_MS}) end\n"
         if delay_ms > 0
+        else ""
+    )
+    # A response() callback makes wrk hand each body to Lua: only when a marker is asked for.
+    count = (
+        f"function response(status, headers, body)\n"
+        f"  if body and body:find({json.dumps(marker)}, 1, true) then marked = marked + 1 end\n"
+        "end\n"
+        if marker
         else ""
     )
     return (
         f"local paths = {{{lua_paths}}}\n"
-        f"local headers = {{{lua_headers}}}\n"
+        f"local header_sets = {{{lua_sets}}}\n"
         "local n = 0\n"
+        "marked = 0\n"
+        "local threads = {}\n"
+        "function setup(thread) table.insert(threads, thread) end\n"
         "function request()\n"
         "  n = n + 1\n"
+        "  local headers = header_sets[(n % #header_sets) + 1]\n"
         '  return wrk.format("GET", paths[(n % #paths) + 1], headers)\n'
-        "end\n" + pause
+        "end\n" + pause + count + "function done(summary, latency, requests)\n"
+        "  local total = 0\n"
+        '  for _, thread in ipairs(threads) do total = total + thread:get("marked") end\n'
+        '  io.write(string.format("p95_us: %d\\nmarked: %d\\n", latency:percentile(95), total))\n'
+        "end\n"
     )
+
+
+def _lua_table(headers: Mapping[str, str]) -> str:
+    return "{" + ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in headers.items()) + "}"
 
 
 async def run(
@@ -139,6 +178,8 @@ async def run(
     delay_ms: float = 0.0,
     token: str | None = DEV_TOKEN,
     server_pid: int | None = None,
+    header_sets: Sequence[Mapping[str, str]] = (),
+    marker: str | None = None,
 ) -> WrkLoad:
     """`connections` keep-alive connections GET `paths` in turn for `seconds`.
 
@@ -147,7 +188,9 @@ async def run(
     """
     wrk = ensure_wrk()
     lua = workdir / f"wrk-{os.getpid()}-{id(paths)}.lua"
-    lua.write_text(script(paths, token=token, delay_ms=delay_ms))
+    lua.write_text(
+        script(paths, token=token, delay_ms=delay_ms, header_sets=header_sets, marker=marker)
+    )
     command = [
         wrk,
         f"--threads={THREADS}",
