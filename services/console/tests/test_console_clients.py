@@ -1,12 +1,17 @@
 """The console's clients of the services: an answer asked with `cache_s` is reused while
 fresh, shared by callers asking at once, never kept when it is a refusal or a 404, dropped
-after a write to its service, and the cache holds only answers still fresh."""
+after a write to its service, and the cache holds only answers still fresh; over the
+network each call carries the console's token and the page's trace."""
 
 import asyncio
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from rapport_console.clients import Call, ServiceClients, ServiceUnavailable
 from rapport_console.testing import fake_settings
@@ -87,3 +92,35 @@ async def test_the_cache_keeps_only_fresh_answers() -> None:
 
     assert len(clients._cache) == 1
     await clients.aclose()
+
+
+@pytest.mark.integration
+async def test_over_the_network_a_call_carries_the_token_and_the_page_s_trace(
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def campaign(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response([{"id": "s-1", "name": "Buyers"}])
+
+    app = web.Application()
+    app.router.add_get("/segments", campaign)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    clients = ServiceClients(fake_settings(campaign_url=url))
+    try:
+        with trace.get_tracer(__name__).start_as_current_span("page") as page:
+            answer = await clients.get(Call("campaign", "/segments"))
+    finally:
+        await clients.aclose()
+        await runner.cleanup()
+
+    assert answer == [{"id": "s-1", "name": "Buyers"}]
+    trace_id = page.get_span_context().trace_id
+    assert seen[0]["Authorization"] == f"Bearer {fake_settings().token_for('campaign')}"
+    assert seen[0]["traceparent"].split("-")[1] == f"{trace_id:032x}"
+    calls = [s for s in span_exporter.get_finished_spans() if s.context.trace_id == trace_id]
+    assert [s.kind for s in calls if s.name == "GET"] == [SpanKind.CLIENT]
