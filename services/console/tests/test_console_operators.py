@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from rapport_console.customers.pages import ACCESS_ON_PAGE
 from rapport_console.main import create_app
 from rapport_console.operators.service import Directory, LoginLimiter, hash_password
 from rapport_console.operators.sessions import SESSION_COOKIE
@@ -227,6 +228,23 @@ class TestAccessLog:
         assert on_the_360.count("<td>support</td><td>support</td>") == 3
         assert "<td>privacy</td><td>privacy</td><td>customer-360</td>" in on_the_360
         assert log.count(f">{CUSTOMER_ID}</a>") == 4
+
+    async def test_the_360_shows_the_newest_views_and_links_to_every_view(
+        self, login: Login
+    ) -> None:
+        agent = await login("support")
+        for _ in range(ACCESS_ON_PAGE + 5):
+            await agent.get(PAGE)
+        officer = await login("privacy")
+
+        on_the_360 = (await officer.get(PAGE)).text
+        log = (await officer.get("/access-log", params={"customer": CUSTOMER_ID})).text
+
+        assert on_the_360.count("<td>customer-360</td>") == ACCESS_ON_PAGE
+        # The officer's own view is the newest; the oldest agent views fall off the page.
+        assert on_the_360.count("<td>support</td><td>support</td>") == ACCESS_ON_PAGE - 1
+        assert f'href="/access-log?customer={CUSTOMER_ID}"' in on_the_360
+        assert log.count(f">{CUSTOMER_ID}</a>") == ACCESS_ON_PAGE + 6
 
     async def test_other_roles_do_not_see_who_viewed(self, login: Login) -> None:
         agent = await login("support")
