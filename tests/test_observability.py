@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
@@ -35,7 +35,7 @@ from rapport_events import observability, tracing
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import drain_outbox, until, wait_until_ready
 from rapport_events.testing.pytest_plugin import DatabaseFactory
-from rapport_events.tracing import JsonLinesSpanExporter, configure_tracing, service_resource
+from rapport_events.tracing import JsonLinesSpanExporter, service_resource
 from rapport_profile.main import create_app as create_profile_app
 from rapport_profile.settings import Settings as ProfileSettings
 
@@ -72,19 +72,6 @@ async def scrape(client: httpx.AsyncClient) -> Samples:
 
 def customer(email: str) -> dict[str, str]:
     return {"email": email, "first_name": "Grace", "last_name": "Hopper"}
-
-
-@pytest.fixture(scope="module")
-def span_exporter() -> Iterator[InMemorySpanExporter]:
-    """Spans of this module, from the process's SDK tracer provider (reused or installed)."""
-    configure_tracing("rapport-observability-tests")
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        pytest.skip(f"tracing is not the SDK's here: {provider!r}")
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 @pytest.fixture

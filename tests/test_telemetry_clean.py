@@ -4,7 +4,7 @@ import asyncio
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,15 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import wait_until_ready
 from rapport_events.testing.stack import DEV_TOKEN
-from rapport_events.tracing import configure_tracing
 
 SQL_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 IDLE_S = 3.0
@@ -78,18 +75,6 @@ SERVICES = [
     ServiceCase("partner-share", _partner_share, "/partners"),
     ServiceCase("sales", _sales, "/accounts"),
 ]
-
-
-@pytest.fixture(scope="module")
-def span_exporter() -> Iterator[InMemorySpanExporter]:
-    """Every span this module's apps finish, from the process's SDK tracer provider."""
-    configure_tracing("rapport-telemetry-tests")
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider), f"tracing is not the SDK's: {provider!r}"
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 @dataclass

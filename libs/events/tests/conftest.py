@@ -2,13 +2,9 @@
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
@@ -19,25 +15,6 @@ from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import TansuBroker
 from rapport_events.testing.harness import DOWNSTREAM, UPSTREAM, Harness, HarnessFactory
 from rapport_events.testing.pytest_plugin import DatabaseFactory, test_kafka_settings
-from rapport_events.tracing import service_resource
-
-
-@pytest.fixture(scope="session")
-def span_exporter() -> Iterator[InMemorySpanExporter]:
-    """Every span finished in this process, kept in memory.
-
-    The tracer provider is global and can be set once: reuse the SDK provider
-    someone else installed (a service's `configure_tracing`), install one otherwise.
-    """
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(TracerProvider(resource=service_resource("rapport-events-tests")))
-        provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider), f"tracing is not the SDK's: {provider!r}"
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.clear()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 import pytest
@@ -24,6 +24,9 @@ from rapport_events.db import create_engine
 from rapport_events.migrations import upgrade
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.broker import TansuBroker
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "RAPPORT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -303,3 +306,27 @@ def unit_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", refuse)
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> Iterator["InMemorySpanExporter"]:
+    """Every span finished in this process, kept in memory (clear it, or pick by trace id).
+
+    The tracer provider is global and set once: the SDK provider a service's
+    `configure_tracing` installed is reused, else one is installed here.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from rapport_events.tracing import configure_tracing
+
+    configure_tracing("rapport-tests")
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        pytest.skip(f"tracing is not the SDK's here: {provider!r}")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
