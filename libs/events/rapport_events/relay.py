@@ -6,6 +6,12 @@ so a customer's events stay on one partition), hands those batches to the produc
 without awaiting each message, and removes the delivered rows with one statement.
 On PostgreSQL only the relay holding the database's advisory lock publishes
 (`rapport_events.relay_lock`); the others stand by.
+
+One module although long: a round's steps (read ahead, batch per partition, submit,
+fall back to one by one, park what the broker refuses for good, mark or delete) share the
+relay's state — the rows in flight, the read-ahead, the lock — and are read in that
+order; split, each part would take that state as arguments. The SQL helpers and the send
+spans at the bottom serve only the round.
 """
 
 import asyncio

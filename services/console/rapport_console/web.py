@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +25,10 @@ from rapport_events.db import read_transaction, transaction
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.globals["ROLE_LABELS"] = ROLE_LABELS
 TEMPLATES.env.globals["Permission"] = Permission
+
+# The id of a customer, segment, campaign or partner in a page's path: what the services
+# accept, so a malformed one is refused here (422) before any call is made.
+EntityId = Annotated[str, PathParameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class LoginRequired(Exception):

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport_console.audit import access_log
@@ -18,6 +18,7 @@ from rapport_console.roles import Permission
 from rapport_console.web import (
     Audited,
     ClientsDep,
+    EntityId,
     WriteSessionDep,
     refusal,
     render,
@@ -34,7 +35,6 @@ CampaignCreator = Annotated[
 CampaignLauncher = Annotated[
     Operator, require_form(Permission.view_campaigns, Action.campaign_launch, "campaign_id")
 ]
-EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 PREVIEW_PAGE = "campaign-preview"
 
 

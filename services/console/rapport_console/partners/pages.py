@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport_console.audit.models import Action
@@ -17,6 +17,7 @@ from rapport_console.roles import Permission
 from rapport_console.web import (
     Audited,
     ClientsDep,
+    EntityId,
     WriteSessionDep,
     refusal,
     render,
@@ -33,7 +34,6 @@ PartnerRegistrar = Annotated[
 PartnerManager = Annotated[
     Operator, require_form(Permission.manage_partners, Action.partner_delete, "partner_id")
 ]
-PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SLICES = ("contact", "demographics", "purchase_summary", "segments", "loyalty")
 LEDGER_PAGE = 100
 
@@ -92,7 +92,7 @@ async def register_partner(
 
 @router.get("/partners/{partner_id}", response_class=HTMLResponse)
 async def partner_page(
-    request: Request, partner_id: PartnerId, clients: ClientsDep, _operator: PartnerViewer
+    request: Request, partner_id: EntityId, clients: ClientsDep, _operator: PartnerViewer
 ) -> Response:
     """A partner and its disclosure ledger, newest first."""
     fanout = await clients.fan_out(
@@ -120,7 +120,7 @@ async def partner_page(
 @router.post("/partners/{partner_id}/delete", response_class=HTMLResponse)
 async def delete_partner(
     request: Request,
-    partner_id: PartnerId,
+    partner_id: EntityId,
     clients: ClientsDep,
     db: WriteSessionDep,
     operator: PartnerManager,

@@ -12,12 +12,12 @@ from fastapi.responses import HTMLResponse, Response
 from rapport_console.audit import access_log
 from rapport_console.audit.models import Action
 from rapport_console.clients import Call, ServiceUnavailable
-from rapport_console.customers.pages import CustomerId
 from rapport_console.operators.models import Operator
 from rapport_console.roles import Permission
 from rapport_console.web import (
     Audited,
     ClientsDep,
+    EntityId,
     WriteSessionDep,
     render,
     require,
@@ -37,7 +37,7 @@ GATHER_TIMEOUT_S = 30.0
 @router.get("/customers/{customer_id}/export")
 async def export_download(
     request: Request,
-    customer_id: CustomerId,
+    customer_id: EntityId,
     clients: ClientsDep,
     db: WriteSessionDep,
     operator: PrivacyOfficer,
@@ -61,7 +61,7 @@ async def export_download(
 @router.post("/customers/{customer_id}/erase", response_class=HTMLResponse)
 async def erase(
     request: Request,
-    customer_id: CustomerId,
+    customer_id: EntityId,
     clients: ClientsDep,
     db: WriteSessionDep,
     operator: Eraser,
@@ -87,7 +87,7 @@ async def erase(
 
 @router.get("/customers/{customer_id}/erasure", response_class=HTMLResponse)
 async def erasure_status(
-    request: Request, customer_id: CustomerId, clients: ClientsDep, _operator: PrivacyOfficer
+    request: Request, customer_id: EntityId, clients: ClientsDep, _operator: PrivacyOfficer
 ) -> Response:
     """Where an erasure stands in each service (the part the erasure page polls)."""
     fanout = await clients.fan_out(

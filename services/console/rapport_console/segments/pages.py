@@ -5,7 +5,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport_console.clients import Call, ServiceUnavailable
@@ -16,6 +16,7 @@ from rapport_console.segments.rules import MAX_ROWS, Row, RuleError
 from rapport_console.web import (
     CheckedFormDep,
     ClientsDep,
+    EntityId,
     Forbidden,
     refusal,
     render,
@@ -25,7 +26,6 @@ from rapport_console.web import (
 router = APIRouter(include_in_schema=False)
 
 SegmentViewer = Annotated[Operator, require(Permission.view_segments)]
-EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 @router.get("/segments", response_class=HTMLResponse)
