@@ -136,3 +136,26 @@ class TestWrk:
         assert paced.errors == 0 and paced.rate < 25 < full.rate
         assert missing.errors == missing.requests > 0
         assert "Authorization" in wrk.script(paths) and '"/customers/b"' in wrk.script(paths)
+
+    async def test_counts_replies_holding_a_marker_and_prints_the_p95(self, tmp_path: Path) -> None:
+        bare = BareApp(tmp_path)
+        await bare.start()
+        try:
+            paths = ["/customers/a", "/customers/marked"]
+            load = await wrk.run(
+                bare.url, paths, workdir=tmp_path, seconds=1, connections=2, marker='"marked"'
+            )
+        finally:
+            bare.stop()
+        # Requests cycle over the two paths: half the replies carry the marked id.
+        assert load.requests > 20 and abs(load.marked - load.requests / 2) <= 2
+        assert load.p95_ms is not None and load.p50_ms <= load.p95_ms <= load.p99_ms
+
+    def test_each_request_carries_the_next_header_set(self) -> None:
+        lua = wrk.script(
+            ["/p"], token=None, header_sets=[{"Cookie": "s=1"}, {"Cookie": "s=2"}], delay_ms=50
+        )
+
+        assert '{["Cookie"]="s=1"},{["Cookie"]="s=2"}' in lua
+        assert "header_sets[(n % #header_sets) + 1]" in lua
+        assert f"math.min(-50.000 * math.log(1 - math.random()), {wrk.MAX_PAUSE_MS})" in lua
