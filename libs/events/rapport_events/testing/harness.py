@@ -102,11 +102,14 @@ async def until(
 async def poll_until(
     fetch: Callable[[], Awaitable[T]],
     done: Callable[[T], Any] = bool,
-    timeout: float = 20.0,
+    timeout: float = 30.0,
     interval: float = 0.1,
 ) -> T:
     """Call `fetch` until `done` holds for what it gives, for at most `timeout` seconds;
-    returns the last result either way, for the test to assert on (with its own message)."""
+    returns the last result either way, for the test to assert on (with its own message).
+
+    The ceiling costs a passing test nothing (it returns as soon as `done` holds); it is
+    long because two test workers, a broker and browsers share two cores in `make test`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
