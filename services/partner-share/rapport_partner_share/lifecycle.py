@@ -26,6 +26,7 @@ from rapport_partner_share.notices.models import NotificationPublic
 from rapport_partner_share.partners import store as partner_store
 from rapport_partner_share.slices import fills, rules
 from rapport_partner_share.slices import store as slice_store
+from rapport_partner_share.slices.store import SqlSliceStore
 from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 SERVICE = "partner-share"
@@ -82,7 +83,8 @@ async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) ->
             current.granted_at = old.granted_at
             for row in old_rows:
                 if row.slice in rules.STARTS_EMPTY:
-                    fills.put_slice(session, current, row.slice, dict(row.data), now)
+                    slices = SqlSliceStore(session)
+                    fills.put_slice(slices, current, row.slice, dict(row.data), now)
             if set(old.slices) & rules.FILLED_FROM_PROFILE:
                 request_fill(current, now)  # profile's survivor record is the truth now
             consent_store.add(session, current)
