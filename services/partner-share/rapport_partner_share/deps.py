@@ -38,13 +38,23 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> PartnerShareUnitOfWork:
-    """The partners, ledger and notices use cases' stores and outbox on the request's
-    transaction."""
+    """The use cases' stores and outbox on the request's transaction."""
     return SqlPartnerShareUnitOfWork(session, settings.kafka.topic)
 
 
-# scope="function", as the session it is built on: it is used up when the route returns.
+def get_write_unit_of_work(
+    session: WriteSessionDep, settings: SettingsDep
+) -> PartnerShareUnitOfWork:
+    """The same on a write transaction whatever the method, for the partner API's reads,
+    which record each disclosure."""
+    return SqlPartnerShareUnitOfWork(session, settings.kafka.topic)
+
+
+# scope="function", as the sessions they are built on: used up when the route returns.
 UnitOfWorkDep = Annotated[PartnerShareUnitOfWork, Depends(get_unit_of_work, scope="function")]
+WriteUnitOfWorkDep = Annotated[
+    PartnerShareUnitOfWork, Depends(get_write_unit_of_work, scope="function")
+]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 _api_key = APIKeyHeader(

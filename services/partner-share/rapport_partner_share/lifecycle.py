@@ -26,6 +26,7 @@ from rapport_partner_share.notices.models import NotificationPublic
 from rapport_partner_share.partners import store as partner_store
 from rapport_partner_share.slices import fills, rules
 from rapport_partner_share.slices import store as slice_store
+from rapport_partner_share.slices.store import SqlSliceStore
 from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 SERVICE = "partner-share"
@@ -64,6 +65,7 @@ async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) ->
         return
     now = utcnow()
     kept = {c.partner_id: c for c in await consent_store.consents_of_customer(session, survivor)}
+    slices = SqlSliceStore(session)
     for old in await consent_store.consents_of_customer(session, merged):
         partner = await partner_store.get_partner(session, old.partner_id)
         old_rows = await slice_store.slices_of(session, merged, old.partner_id)
@@ -82,7 +84,7 @@ async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) ->
             current.granted_at = old.granted_at
             for row in old_rows:
                 if row.slice in rules.STARTS_EMPTY:
-                    fills.put_slice(session, current, row.slice, dict(row.data), now)
+                    fills.put_slice(slices, current, row.slice, dict(row.data), now)
             if set(old.slices) & rules.FILLED_FROM_PROFILE:
                 request_fill(current, now)  # profile's survivor record is the truth now
             consent_store.add(session, current)

@@ -1,6 +1,6 @@
-"""In-memory fakes of what the partners, ledger and notices use cases ask of partner-share's
-stores, for unit tests: the same queries as the SQL ones, answered with plain Python over
-rows kept by primary key.
+"""In-memory fakes of what the partners, ledger, notices, consents and slices use cases ask
+of partner-share's stores, for unit tests: the same queries as the SQL ones, answered with
+plain Python over rows kept by primary key.
 
 `FakePartnerShareUnitOfWork` puts them on one set of rows with a recording outbox; mypy
 checks it is a `PartnerShareUnitOfWork`, so a fake that lacks a query, or answers it with
@@ -9,7 +9,7 @@ another signature, fails the lint.
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rapport_events.base import Event
@@ -20,6 +20,10 @@ from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner, PartnerApiKey
 from rapport_partner_share.shared import as_utc
 from rapport_partner_share.slices.models import MatchKey, SharedSlice
+
+# How the fakes order rows by a time that may be missing: first, as SQLite does (PostgreSQL
+# puts NULLs last; what a test asserts does not depend on it).
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 if TYPE_CHECKING:
     from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork
@@ -187,6 +191,118 @@ class FakeNoticeStore(FakeStore):
         return True
 
 
+class FakeConsentStore(FakeStore):
+    async def get_consent(
+        self, customer_id: str, partner_id: str, *, lock: bool = False
+    ) -> PartnerConsent | None:
+        return self.rows.get(PartnerConsent, customer_id, partner_id)
+
+    async def granted_consent_by_ref(self, partner_id: str, ref: str) -> PartnerConsent | None:
+        found = self.rows.where(
+            PartnerConsent, lambda c: c.partner_id == partner_id and c.ref == ref and c.granted
+        )
+        return found[0] if found else None
+
+    async def granted_consents(
+        self, partner_id: str, customer_ids: Iterable[str]
+    ) -> list[PartnerConsent]:
+        wanted = set(customer_ids)
+        return self.rows.where(
+            PartnerConsent,
+            lambda c: c.partner_id == partner_id and c.customer_id in wanted and c.granted,
+        )
+
+    async def changed_consents(
+        self,
+        partner_id: str,
+        *,
+        since: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[PartnerConsent]:
+        def position(consent: PartnerConsent) -> tuple[datetime, str]:
+            return as_utc(consent.changed_at), consent.customer_id
+
+        found = self.rows.where(
+            PartnerConsent,
+            lambda c: (
+                c.partner_id == partner_id
+                and c.granted
+                and (since is None or as_utc(c.changed_at) > since)
+                and (after is None or position(c) > (as_utc(after[0]), after[1]))
+            ),
+        )
+        return sorted(found, key=position)[:limit]
+
+    async def due_fills(self, now: datetime, limit: int) -> list[PartnerConsent]:
+        due = self.rows.where(
+            PartnerConsent,
+            lambda c: (
+                c.fill_pending
+                and c.granted
+                and (c.fill_next_at is None or as_utc(c.fill_next_at) <= now)
+            ),
+        )
+        due.sort(
+            key=lambda c: (
+                as_utc(c.fill_next_at) if c.fill_next_at else NEVER,
+                c.customer_id,
+                c.partner_id,
+            )
+        )
+        return due[:limit]
+
+
+class FakeSliceStore(FakeStore):
+    async def get_slice(
+        self, customer_id: str, partner_id: str, slice_name: str
+    ) -> SharedSlice | None:
+        return self.rows.get(SharedSlice, customer_id, partner_id, slice_name)
+
+    async def slices_of(self, customer_id: str, partner_id: str | None = None) -> list[SharedSlice]:
+        found = self.rows.where(
+            SharedSlice,
+            lambda row: (
+                row.customer_id == customer_id
+                and (partner_id is None or row.partner_id == partner_id)
+            ),
+        )
+        return sorted(found, key=lambda row: (row.partner_id, row.slice))
+
+    async def slices_of_many(
+        self, partner_id: str, customer_ids: Iterable[str], slice_name: str | None = None
+    ) -> list[SharedSlice]:
+        wanted = set(customer_ids)
+        return self.rows.where(
+            SharedSlice,
+            lambda row: (
+                row.partner_id == partner_id
+                and row.customer_id in wanted
+                and (slice_name is None or row.slice == slice_name)
+            ),
+        )
+
+    async def replace_match_keys(
+        self, customer_id: str, partner_id: str, keys: Iterable[tuple[str, str]]
+    ) -> None:
+        for key in self.rows.where(
+            MatchKey, lambda key: key.customer_id == customer_id and key.partner_id == partner_id
+        ):
+            self.rows.delete(key)
+        for kind, digest in set(keys):
+            self.rows.add(
+                MatchKey(partner_id=partner_id, kind=kind, digest=digest, customer_id=customer_id)
+            )
+
+    async def find_matches(
+        self, partner_id: str, kind: str, digests: Sequence[str]
+    ) -> list[MatchKey]:
+        return self.rows.where(
+            MatchKey,
+            lambda key: key.partner_id == partner_id and key.kind == kind and key.digest in digests,
+        )
+
+
 class FakePartnerShares(FakeStore):
     async def delete_partner_shares(self, partner_id: str) -> None:
         rows: list[SharedSlice | MatchKey | PartnerConsent] = [
@@ -199,8 +315,8 @@ class FakePartnerShares(FakeStore):
 
 
 class FakePartnerShareUnitOfWork(FakeUnitOfWork):
-    """The partners', ledger's and notices' stores over one set of rows, what ending a
-    partnership deletes, and a recording outbox."""
+    """The partners', ledger's, notices', consents' and slices' stores over one set of rows,
+    what ending a partnership deletes, and a recording outbox."""
 
     outbox: FakeEventIdOutbox
 
@@ -210,6 +326,8 @@ class FakePartnerShareUnitOfWork(FakeUnitOfWork):
         self.partners = FakePartnerStore(self.rows)
         self.ledger = FakeLedgerStore(self.rows)
         self.notices = FakeNoticeStore(self.rows)
+        self.consents = FakeConsentStore(self.rows)
+        self.slices = FakeSliceStore(self.rows)
         self.shares = FakePartnerShares(self.rows)
 
 

@@ -1,9 +1,9 @@
-"""Partner-share's unit of work, for the partners, ledger and notices use cases: their
-stores, what ending a partnership deletes in the consents and slices domains, and the
-outbox, in one transaction.
+"""Partner-share's unit of work, for the partners, ledger, notices, consents and slices use
+cases: their stores, what ending a partnership deletes in the consents and slices domains,
+and the outbox, in one transaction.
 
-Those use cases take a `PartnerShareUnitOfWork`; the routes' dependency builds
-`SqlPartnerShareUnitOfWork` on the request's session, the notifier and the slices' reads on
+Those use cases take a `PartnerShareUnitOfWork`; the routes' dependencies build
+`SqlPartnerShareUnitOfWork` on the request's session, the notifier and the filler on
 theirs, and unit tests use `rapport_partner_share.testing.FakePartnerShareUnitOfWork`.
 """
 
@@ -16,11 +16,13 @@ from rapport_events.base import Event
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 from rapport_events.unit_of_work import Outbox, SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
 from rapport_partner_share.consents import store as consent_store
+from rapport_partner_share.consents.store import ConsentStore, SqlConsentStore
 from rapport_partner_share.ledger.store import LedgerStore, SqlLedgerStore
 from rapport_partner_share.notices.store import NoticeStore, SqlNoticeStore
 from rapport_partner_share.partners.store import PartnerStore, SqlPartnerStore
 from rapport_partner_share.shared import SOURCE
 from rapport_partner_share.slices import store as slice_store
+from rapport_partner_share.slices.store import SliceStore, SqlSliceStore
 
 
 class EventIdOutbox(Outbox, Protocol):
@@ -54,6 +56,12 @@ class PartnerShareUnitOfWork(UnitOfWork, Protocol):
     def notices(self) -> NoticeStore: ...
 
     @property
+    def consents(self) -> ConsentStore: ...
+
+    @property
+    def slices(self) -> SliceStore: ...
+
+    @property
     def shares(self) -> PartnerShares: ...
 
 
@@ -62,8 +70,7 @@ class SqlEventIdOutbox(SqlOutbox):
         return outbox.add(self.session, event, source=self.source, topic=self.topic).id
 
 
-# The consents and slices domains' queries are still functions of the session; this puts
-# the deletions a partnership's end needs on the unit of work.
+# The set-based deletions a partnership's end needs, over the consents' and slices' tables.
 class SqlPartnerShares(SqlStore):
     async def delete_partner_shares(self, partner_id: str) -> None:
         await slice_store.delete_slices(self.session, partner_id=partner_id)
@@ -78,6 +85,8 @@ class SqlPartnerShareUnitOfWork(SqlUnitOfWork):
         self.partners = SqlPartnerStore(session)
         self.ledger = SqlLedgerStore(session)
         self.notices = SqlNoticeStore(session)
+        self.consents = SqlConsentStore(session)
+        self.slices = SqlSliceStore(session)
         self.shares = SqlPartnerShares(session)
 
     @property

@@ -1,5 +1,5 @@
-"""In-memory fakes of what the tickets, mentions and products use cases ask of support's
-stores, for unit tests: the same queries as the SQL ones, answered with plain Python over
+"""In-memory fakes of what the customers, tickets, mentions and products use cases ask of
+support's stores, for unit tests: the same queries as the SQL ones, answered with plain Python over
 rows kept by primary key.
 
 `FakeSupportUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 from rapport_events import customer_ids
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
-from rapport_support.customers.models import ErasedCustomer, SupportHandle, SupportMergedCustomer
+from rapport_support.customers.models import (
+    ErasedCustomer,
+    SupportConsent,
+    SupportCustomer,
+    SupportHandle,
+    SupportMergedCustomer,
+)
+from rapport_support.customers.store import ContextRows
 from rapport_support.mentions.models import (
     SupportMention,
     SupportMentionReply,
@@ -159,9 +166,9 @@ def _done(ticket: SupportTicket, target: str) -> datetime | None:
     return ticket.first_responded_at if target == "first_response" else ticket.resolved_at
 
 
-class FakeCustomerLookup(FakeStore):
+class FakeCustomerStore(FakeStore):
     """Merges (`SupportMergedCustomer`) and erasures (`ErasedCustomer`) among the rows,
-    resolved by the same `rapport_events.customer_ids` as the SQL lookup."""
+    resolved by the same `rapport_events.customer_ids` as the SQL store."""
 
     async def resolve(self, customer_id: str) -> str | None:
         return await customer_ids.resolve(customer_id, self._survivors_of, self._erased_among)
@@ -169,6 +176,26 @@ class FakeCustomerLookup(FakeStore):
     async def handle_owner(self, platform: str, handle_key: str) -> str | None:
         owner = self.rows.get(SupportHandle, platform, handle_key)
         return owner.customer_id if owner is not None else None
+
+    async def context_rows(self, customer_id: str, mentions: int) -> ContextRows:
+        customer = self.rows.get(SupportCustomer, customer_id)
+        products = await FakeProductLookup(self.rows).products_of(customer_id)
+        tickets = self.rows.where(SupportTicket, lambda t: t.customer_id == customer_id)
+        tickets.sort(key=lambda t: (aware(t.created_at), t.id), reverse=True)
+        found = self.rows.where(SupportMention, lambda m: m.customer_id == customer_id)
+        found.sort(key=lambda m: (aware(m.received_at), m.id), reverse=True)
+        # As the SQL: a customer's handles and consents only when the customer is known.
+        handles = self.rows.where(SupportHandle, lambda h: h.customer_id == customer_id)
+        consents = self.rows.where(SupportConsent, lambda c: c.customer_id == customer_id)
+        known = customer is not None
+        return ContextRows(
+            customer=customer,
+            products=products,
+            tickets=tickets,
+            handles=sorted(handles, key=lambda h: h.platform) if known else [],
+            consents=sorted(consents, key=lambda c: (c.purpose, c.scope)) if known else [],
+            mentions=found[:mentions],
+        )
 
     async def _survivors_of(self, merged_ids: set[str]) -> dict[str, str]:
         aliases = [self.rows.get(SupportMergedCustomer, merged_id) for merged_id in merged_ids]
@@ -267,14 +294,14 @@ class FakeMentionStore(FakeStore):
 
 
 class FakeSupportUnitOfWork(FakeUnitOfWork):
-    """The tickets' and mentions' stores and the look-ups over one set of rows, and a
-    recording outbox."""
+    """The customers', tickets' and mentions' stores and the product look-up over one set of
+    rows, and a recording outbox."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tickets = FakeTicketStore(self.rows)
         self.mentions = FakeMentionStore(self.rows)
-        self.customers = FakeCustomerLookup(self.rows)
+        self.customers = FakeCustomerStore(self.rows)
         self.products = FakeProductLookup(self.rows)
 
 

@@ -1,6 +1,6 @@
-"""Support's unit of work, for the tickets, mentions and products use cases: the tickets'
-and mentions' stores, what they ask of the customers and products domains, and the outbox,
-in one transaction.
+"""Support's unit of work, for the customers, tickets, mentions and products use cases: the
+customers', tickets' and mentions' stores, what they ask of the products domain, and the
+outbox, in one transaction.
 
 Those use cases take a `SupportUnitOfWork`; the routes' dependencies build
 `SqlSupportUnitOfWork` on the request's session, the SLA monitor and the reply dispatcher
@@ -12,25 +12,12 @@ from typing import Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
-from rapport_support.customers import service as customer_service
-from rapport_support.customers import store as customer_store
+from rapport_support.customers.store import CustomerStore, SqlCustomerStore
 from rapport_support.mentions.store import MentionStore, SqlMentionStore
 from rapport_support.products import store as product_store
 from rapport_support.products.models import SupportProduct
 from rapport_support.settings import Settings
 from rapport_support.tickets.store import SqlTicketStore, TicketStore
-
-
-class CustomerLookup(Protocol):
-    """What the tickets and mentions ask of the customers domain."""
-
-    async def resolve(self, customer_id: str) -> str | None:
-        """The id the customer's data lives under now, through merges; None if erased."""
-        ...
-
-    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
-        """The customer who claimed the handle (as the log said), if any."""
-        ...
 
 
 class ProductLookup(Protocol):
@@ -53,23 +40,14 @@ class SupportUnitOfWork(UnitOfWork, Protocol):
     def mentions(self) -> MentionStore: ...
 
     @property
-    def customers(self) -> CustomerLookup: ...
+    def customers(self) -> CustomerStore: ...
 
     @property
     def products(self) -> ProductLookup: ...
 
 
-# The customers and products domains' queries are still functions of the session; these
-# put the few the tickets and mentions need on the unit of work.
-class SqlCustomerLookup(SqlStore):
-    async def resolve(self, customer_id: str) -> str | None:
-        return await customer_service.resolve(self.session, customer_id)
-
-    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
-        owner = await customer_store.get_handle(self.session, platform, handle_key)
-        return owner.customer_id if owner is not None else None
-
-
+# The products domain's queries are still functions of the session; this puts the few the
+# tickets and mentions need on the unit of work.
 class SqlProductLookup(SqlStore):
     async def product_by_serial(
         self, customer_id: str, serial_number: str
@@ -86,5 +64,5 @@ class SqlSupportUnitOfWork(SqlUnitOfWork):
         super().__init__(session, SqlOutbox(session, source=source, topic=settings.kafka.topic))
         self.tickets = SqlTicketStore(session)
         self.mentions = SqlMentionStore(session)
-        self.customers = SqlCustomerLookup(session)
+        self.customers = SqlCustomerStore(session)
         self.products = SqlProductLookup(session)

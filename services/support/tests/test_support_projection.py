@@ -96,7 +96,9 @@ def consent(granted: bool, version: int, **overrides: object) -> ConsentGranted 
 
 async def context(sessions: SessionFactory, customer_id: str = "cust-1") -> SupportContext:
     async with transaction(sessions) as session:
-        return await customer_service.get_support_context(session, customer_id, now=BOUGHT_AT)
+        # A read: the unit of work's outbox (the settings' topic) is never written.
+        uow = SqlSupportUnitOfWork(session, Settings(database_url="sqlite:///unused.db"))
+        return await customer_service.get_support_context(uow, customer_id, now=BOUGHT_AT)
 
 
 class TestCustomerRegistered:

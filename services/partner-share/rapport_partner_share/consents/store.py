@@ -1,13 +1,20 @@
 """Every query of the consents domain: a customer's consents, a partner's by ref or by
-change, and those waiting for profile's data."""
+change, and those waiting for profile's data.
+
+The partner API's reads and the filler ask theirs of a `ConsentStore` (`SqlConsentStore`
+here, a fake in `rapport_partner_share.testing`); the module-level functions stay for the
+merge, the erasure and the export, which still take the session.
+"""
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import and_, delete, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.consents.models import PartnerConsent
 from rapport_partner_share.shared import owner
 
@@ -118,3 +125,69 @@ async def delete_consents(
     await session.exec(
         delete(PartnerConsent).where(*owner(PartnerConsent, customer_id, partner_id))
     )
+
+
+class ConsentStore(Protocol):
+    def add(self, row: PartnerConsent) -> None: ...
+
+    async def get_consent(
+        self, customer_id: str, partner_id: str, *, lock: bool = False
+    ) -> PartnerConsent | None:
+        """One consent; `lock` reads it fresh and locked, for a change decided on it."""
+        ...
+
+    async def granted_consent_by_ref(self, partner_id: str, ref: str) -> PartnerConsent | None:
+        """The granted consent behind the partner's ref, if any."""
+        ...
+
+    async def granted_consents(
+        self, partner_id: str, customer_ids: Iterable[str]
+    ) -> list[PartnerConsent]:
+        """The partner's granted consents of these customers."""
+        ...
+
+    async def changed_consents(
+        self,
+        partner_id: str,
+        *,
+        since: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[PartnerConsent]:
+        """Granted consents of a partner in (changed_at, customer_id) order, for the feed."""
+        ...
+
+    async def due_fills(self, now: datetime, limit: int) -> list[PartnerConsent]:
+        """Granted consents waiting for profile's data, due by `now`; another filler skips
+        them until this transaction ends."""
+        ...
+
+
+class SqlConsentStore(SqlStore):
+    async def get_consent(
+        self, customer_id: str, partner_id: str, *, lock: bool = False
+    ) -> PartnerConsent | None:
+        return await get_consent(self.session, customer_id, partner_id, lock=lock)
+
+    async def granted_consent_by_ref(self, partner_id: str, ref: str) -> PartnerConsent | None:
+        return await granted_consent_by_ref(self.session, partner_id, ref)
+
+    async def granted_consents(
+        self, partner_id: str, customer_ids: Iterable[str]
+    ) -> list[PartnerConsent]:
+        return await granted_consents(self.session, partner_id, customer_ids)
+
+    async def changed_consents(
+        self,
+        partner_id: str,
+        *,
+        since: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[PartnerConsent]:
+        return await changed_consents(
+            self.session, partner_id, since=since, after=after, limit=limit
+        )
+
+    async def due_fills(self, now: datetime, limit: int) -> list[PartnerConsent]:
+        return await due_fills(self.session, now, limit)

@@ -10,9 +10,9 @@ from rapport_partner_share.deps import (
     Limit,
     PartnerDep,
     PartnerRequestDep,
-    SessionDep,
     SettingsDep,
-    WriteSessionDep,
+    UnitOfWorkDep,
+    WriteUnitOfWorkDep,
     partner_api,
 )
 from rapport_partner_share.errors import UnknownRef, missing
@@ -40,18 +40,18 @@ UNKNOWN_REF: dict[int | str, dict[str, Any]] = {
     responses={**UNKNOWN_REF, 401: {"description": "missing, invalid or revoked key"}},
 )
 async def read_customer(
-    ref: PathId, session: WriteSessionDep, request: PartnerRequestDep
+    ref: PathId, uow: WriteUnitOfWorkDep, request: PartnerRequestDep
 ) -> PartnerCustomer:
     """A customer by your ref: only the slices the customer consented to share with you."""
     try:
-        return await service.read_customer(session, request, ref)
+        return await service.read_customer(uow, request, ref)
     except UnknownRef as not_found:
         raise missing("customer with ref", not_found) from not_found
 
 
 @partner_router.get("/customers", response_model=PartnerCustomerPage)
 async def read_changed_customers(
-    session: WriteSessionDep,
+    uow: WriteUnitOfWorkDep,
     request: PartnerRequestDep,
     changed_since: Annotated[
         SaneDatetime | None,
@@ -62,25 +62,25 @@ async def read_changed_customers(
 ) -> PartnerCustomerPage:
     """Consenting customers whose shared data changed since a time, oldest change first."""
     customers, next_cursor = await service.read_changes(
-        session, request, changed_since=changed_since, cursor=cursor, limit=limit
+        uow, request, changed_since=changed_since, cursor=cursor, limit=limit
     )
     return PartnerCustomerPage(customers=customers, next_cursor=next_cursor)
 
 
 @partner_router.post("/match", response_model=MatchReply)
 async def match_customers(
-    body: HashedIdentifiers, session: SessionDep, request: PartnerRequestDep
+    body: HashedIdentifiers, uow: UnitOfWorkDep, request: PartnerRequestDep
 ) -> MatchReply:
     """Refs for SHA-256 hashes of normalised e-mails or phones of consenting customers."""
-    return MatchReply(matches=await service.match(session, request, body))
+    return MatchReply(matches=await service.match(uow, request, body))
 
 
 @partner_router.post("/overlap", response_model=OverlapReply)
 async def audience_overlap(
-    body: HashedIdentifiers, session: SessionDep, partner: PartnerDep, settings: SettingsDep
+    body: HashedIdentifiers, uow: UnitOfWorkDep, partner: PartnerDep, settings: SettingsDep
 ) -> OverlapReply:
     """How many of your hashed audience are consenting customers; small counts withheld."""
-    return await service.overlap(session, partner, body, settings.k_anonymity_threshold)
+    return await service.overlap(uow, partner, body, settings.k_anonymity_threshold)
 
 
 @partner_router.post(
@@ -90,10 +90,10 @@ async def audience_overlap(
     responses=UNKNOWN_REF,
 )
 async def contribute_event(
-    body: ContributedEvent, session: SessionDep, request: PartnerRequestDep
+    body: ContributedEvent, uow: UnitOfWorkDep, request: PartnerRequestDep
 ) -> ContributionAccepted:
     """Contribute an interaction about a consenting customer; it joins their timeline."""
     try:
-        return await service.contribute_event(session, request, body)
+        return await service.contribute_event(uow, request, body)
     except UnknownRef as not_found:
         raise missing("customer with ref", not_found) from not_found

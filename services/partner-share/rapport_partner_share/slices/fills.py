@@ -1,5 +1,8 @@
 """Profile-backed slices: after a consent, the filler fetches them from profile over HTTP
-and stores them here only if the consent did not change meanwhile (`FillJob.token`)."""
+and stores them here only if the consent did not change meanwhile (`FillJob.token`).
+
+The filler's steps take a unit of work; `put_slice` takes a slices store, so the merge,
+which still works on the session, writes its slices the same way."""
 
 import logging
 from collections.abc import Mapping
@@ -7,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_events.base import utcnow
 from rapport_partner_share import security
-from rapport_partner_share.consents import store as consent_store
 from rapport_partner_share.consents.models import PartnerConsent
 from rapport_partner_share.shared import as_utc
-from rapport_partner_share.slices import rules, store
+from rapport_partner_share.slices import rules
 from rapport_partner_share.slices.models import SharedSlice
+from rapport_partner_share.slices.store import SliceStore
+from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ FILL_MAX_BACKOFF = timedelta(minutes=5)
 
 
 def put_slice(
-    session: AsyncSession,
+    slices: SliceStore,
     consent: PartnerConsent,
     slice_name: str,
     data: dict[str, Any],
@@ -40,18 +42,18 @@ def put_slice(
     )
     row.data = data
     row.updated_at = now
-    store.add(session, row)
+    slices.add(row)
 
 
 async def _set_match_keys(
-    session: AsyncSession, consent: PartnerConsent, contact: Mapping[str, Any]
+    uow: PartnerShareUnitOfWork, consent: PartnerConsent, contact: Mapping[str, Any]
 ) -> None:
     keys = []
     if contact.get("email"):
         keys.append(("email", security.email_digest(str(contact["email"]))))
     if contact.get("phone"):
         keys.append(("phone", security.phone_digest(str(contact["phone"]))))
-    await store.replace_match_keys(session, consent.customer_id, consent.partner_id, keys)
+    await uow.slices.replace_match_keys(consent.customer_id, consent.partner_id, keys)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class FillJob:
 
 
 async def due_fills(
-    session: AsyncSession, limit: int = 20, lease: timedelta = timedelta(seconds=30)
+    uow: PartnerShareUnitOfWork, limit: int = 20, lease: timedelta = timedelta(seconds=30)
 ) -> list[FillJob]:
     """Consents waiting for profile data whose next attempt is due, leased to this filler.
 
@@ -83,7 +85,7 @@ async def due_fills(
     """
     now = utcnow()
     jobs = []
-    for consent in await consent_store.due_fills(session, now, limit):
+    for consent in await uow.consents.due_fills(now, limit):
         jobs.append(
             FillJob(
                 customer_id=consent.customer_id,
@@ -94,12 +96,12 @@ async def due_fills(
             )
         )
         consent.fill_next_at = now + lease
-        consent_store.add(session, consent)
+        uow.consents.add(consent)
     return jobs
 
 
 async def complete_fill(
-    session: AsyncSession,
+    uow: PartnerShareUnitOfWork,
     job: FillJob,
     *,
     customer: Mapping[str, Any] | None,
@@ -110,7 +112,7 @@ async def complete_fill(
 
     `customer` None means profile does not know the customer: the slices stay empty.
     """
-    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id, lock=True)
+    consent = await uow.consents.get_consent(job.customer_id, job.partner_id, lock=True)
     if consent is None or not consent.granted or consent.fill_token != job.token:
         return False
     now = utcnow()
@@ -119,40 +121,39 @@ async def complete_fill(
         for slice_name in ("contact", "demographics"):
             if slice_name in held:
                 data = rules.from_profile(slice_name, customer)
-                existing = await store.get_slice(
-                    session, consent.customer_id, consent.partner_id, slice_name
+                existing = await uow.slices.get_slice(
+                    consent.customer_id, consent.partner_id, slice_name
                 )
-                put_slice(session, consent, slice_name, data, now, existing)
+                put_slice(uow.slices, consent, slice_name, data, now, existing)
                 if slice_name == "contact":
-                    await _set_match_keys(session, consent, data)
+                    await _set_match_keys(uow, consent, data)
     if "purchase_summary" in held:
-        existing = await store.get_slice(
-            session, consent.customer_id, consent.partner_id, "purchase_summary"
+        existing = await uow.slices.get_slice(
+            consent.customer_id, consent.partner_id, "purchase_summary"
         )
         summary = rules.from_metrics(metrics, fetched_at) if metrics is not None else None
         if summary is not None:
-            put_slice(session, consent, "purchase_summary", summary, now, existing)
+            put_slice(uow.slices, consent, "purchase_summary", summary, now, existing)
         elif existing is None:
             since = as_utc(consent.granted_at or now)
-            put_slice(
-                session, consent, "purchase_summary", rules.empty("purchase_summary", since), now
-            )
+            empty = rules.empty("purchase_summary", since)
+            put_slice(uow.slices, consent, "purchase_summary", empty, now)
     consent.fill_pending = False
     consent.fill_next_at = None
     consent.changed_at = now
-    consent_store.add(session, consent)
+    uow.consents.add(consent)
     return True
 
 
-async def postpone_fill(session: AsyncSession, job: FillJob, error: str) -> None:
+async def postpone_fill(uow: PartnerShareUnitOfWork, job: FillJob, error: str) -> None:
     """Profile did not answer: try again later, with exponential backoff."""
-    consent = await consent_store.get_consent(session, job.customer_id, job.partner_id, lock=True)
+    consent = await uow.consents.get_consent(job.customer_id, job.partner_id, lock=True)
     if consent is None or consent.fill_token != job.token:
         return
     consent.fill_attempts += 1
     delay = min(timedelta(seconds=0.5 * 2 ** min(consent.fill_attempts, 12)), FILL_MAX_BACKOFF)
     consent.fill_next_at = utcnow() + delay
-    consent_store.add(session, consent)
+    uow.consents.add(consent)
     log.warning(
         "profile data for %s/%s unavailable (%s); retry in %ss",
         job.customer_id,

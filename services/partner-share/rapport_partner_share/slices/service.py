@@ -1,6 +1,6 @@
 """What a partner asks of the slices: one customer by ref, the changes feed, matches of
 hashed contacts, the overlap of an audience, and events it contributes. Each runs in the
-caller's transaction.
+caller's unit of work.
 
 A partner is shown only the slices both consented and registered; every reply that shows
 data is a ledger row plus a partner.data.disclosed outbox row, written in the transaction
@@ -10,21 +10,16 @@ of the read itself (`ledger.service.disclose`).
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from rapport_events import outbox
 from rapport_events.base import utcnow
-from rapport_events.codec import Envelope
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.types import PartnerEventContributed
-from rapport_partner_share.consents import store as consent_store
 from rapport_partner_share.consents.models import PartnerConsent
 from rapport_partner_share.errors import InvalidRequest, UnknownRef
 from rapport_partner_share.ledger.service import disclose
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.partners.service import PartnerRequest
-from rapport_partner_share.shared import SOURCE, as_utc
-from rapport_partner_share.slices import rules, store
+from rapport_partner_share.shared import as_utc
+from rapport_partner_share.slices import rules
 from rapport_partner_share.slices.models import (
     ContributedEvent,
     ContributionAccepted,
@@ -34,43 +29,41 @@ from rapport_partner_share.slices.models import (
     PartnerCustomer,
     SegmentOverlap,
 )
-from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
+from rapport_partner_share.unit_of_work import PartnerShareUnitOfWork
 
 CONTRIBUTION_MAX_FUTURE = timedelta(minutes=5)
 CONTRIBUTION_MAX_AGE = timedelta(days=30)
 
 
 async def _shown_slices(
-    session: AsyncSession, partner: Partner, consent: PartnerConsent
+    uow: PartnerShareUnitOfWork, partner: Partner, consent: PartnerConsent
 ) -> dict[str, dict[str, Any]]:
     # Consent ∩ registration is checked again on the way out, not only on the way in.
     allowed = set(consent.slices) & set(partner.slices) if consent.granted else set()
-    rows = await store.slices_of(session, consent.customer_id, partner.id)
+    rows = await uow.slices.slices_of(consent.customer_id, partner.id)
     return {row.slice: rules.view(row.slice, row.data) for row in rows if row.slice in allowed}
 
 
 async def _customer_reply(
-    session: AsyncSession, request: PartnerRequest, consent: PartnerConsent
+    uow: PartnerShareUnitOfWork, request: PartnerRequest, consent: PartnerConsent
 ) -> PartnerCustomer:
-    shown = await _shown_slices(session, request.partner, consent)
-    # The ledger's use case runs on a unit of work; this domain's reads still take the session.
-    uow = SqlPartnerShareUnitOfWork(session, request.topic)
+    shown = await _shown_slices(uow, request.partner, consent)
     await disclose(uow, request, consent, shown, rules.disclosed_fields(shown))
     return PartnerCustomer(ref=consent.ref, slices=shown, changed_at=consent.changed_at)
 
 
 async def read_customer(
-    session: AsyncSession, request: PartnerRequest, ref: str
+    uow: PartnerShareUnitOfWork, request: PartnerRequest, ref: str
 ) -> PartnerCustomer:
     """The consented slices of one customer, by the partner's ref; audited."""
-    consent = await consent_store.granted_consent_by_ref(session, request.partner.id, ref)
+    consent = await uow.consents.granted_consent_by_ref(request.partner.id, ref)
     if consent is None:
         raise UnknownRef(ref)
-    return await _customer_reply(session, request, consent)
+    return await _customer_reply(uow, request, consent)
 
 
 async def read_changes(
-    session: AsyncSession,
+    uow: PartnerShareUnitOfWork,
     request: PartnerRequest,
     *,
     changed_since: datetime | None,
@@ -80,24 +73,24 @@ async def read_changes(
     """Consenting customers whose shared data changed after `changed_since`; audited."""
     after = decode_cursor(cursor, datetime, str, refuse=InvalidRequest) if cursor else None
     since = as_utc(changed_since) if changed_since else None
-    consents = await consent_store.changed_consents(
-        session, request.partner.id, since=since, after=after, limit=limit + 1
+    consents = await uow.consents.changed_consents(
+        request.partner.id, since=since, after=after, limit=limit + 1
     )
     page, more = consents[:limit], len(consents) > limit
-    customers = [await _customer_reply(session, request, consent) for consent in page]
+    customers = [await _customer_reply(uow, request, consent) for consent in page]
     last = page[-1] if more else None
     return customers, encode_cursor(as_utc(last.changed_at), last.customer_id) if last else None
 
 
 async def _matched_consents(
-    session: AsyncSession, partner: Partner, identifiers: HashedIdentifiers
+    uow: PartnerShareUnitOfWork, partner: Partner, identifiers: HashedIdentifiers
 ) -> dict[str, tuple[PartnerConsent, list[tuple[str, str]]]]:
     """Consents (with contact shared) behind the submitted hashes, by customer id."""
     found: dict[str, list[tuple[str, str]]] = {}
     for kind, digests in (("email", identifiers.emails), ("phone", identifiers.phones)):
-        for key in await store.find_matches(session, partner.id, kind, digests):
+        for key in await uow.slices.find_matches(partner.id, kind, digests):
             found.setdefault(key.customer_id, []).append((kind, key.digest))
-    consents = await consent_store.granted_consents(session, partner.id, found)
+    consents = await uow.consents.granted_consents(partner.id, found)
     return {
         consent.customer_id: (consent, found[consent.customer_id])
         for consent in consents
@@ -106,12 +99,11 @@ async def _matched_consents(
 
 
 async def match(
-    session: AsyncSession, request: PartnerRequest, identifiers: HashedIdentifiers
+    uow: PartnerShareUnitOfWork, request: PartnerRequest, identifiers: HashedIdentifiers
 ) -> list[Match]:
     """Refs for the hashes of consenting customers; an unknown and a non-consenting
     customer look the same (absent). Each match is audited as a contact disclosure."""
-    matched = await _matched_consents(session, request.partner, identifiers)
-    uow = SqlPartnerShareUnitOfWork(session, request.topic)
+    matched = await _matched_consents(uow, request.partner, identifiers)
     matches: list[Match] = []
     for consent, keys in matched.values():
         kinds = sorted({kind for kind, _ in keys})
@@ -121,11 +113,14 @@ async def match(
 
 
 async def overlap(
-    session: AsyncSession, partner: Partner, identifiers: HashedIdentifiers, k_threshold: int
+    uow: PartnerShareUnitOfWork,
+    partner: Partner,
+    identifiers: HashedIdentifiers,
+    k_threshold: int,
 ) -> OverlapReply:
     """How many submitted hashes are consenting customers, and their segments; every count
     under k is withheld so no small group can be singled out."""
-    matched = await _matched_consents(session, partner, identifiers)
+    matched = await _matched_consents(uow, partner, identifiers)
     count = len(matched)
     if count < k_threshold:
         return OverlapReply(
@@ -138,8 +133,8 @@ async def overlap(
     with_segments = [c for c, _ in matched.values() if "segments" in c.slices]
     members: dict[str, tuple[str, int]] = {}
     if "segments" in partner.slices and with_segments:
-        rows = await store.slices_of_many(
-            session, partner.id, [c.customer_id for c in with_segments], "segments"
+        rows = await uow.slices.slices_of_many(
+            partner.id, [c.customer_id for c in with_segments], "segments"
         )
         for row in rows:
             for segment_id, value in (row.data.get("members") or {}).items():
@@ -159,10 +154,10 @@ async def overlap(
 
 
 async def contribute_event(
-    session: AsyncSession, request: PartnerRequest, body: ContributedEvent
+    uow: PartnerShareUnitOfWork, request: PartnerRequest, body: ContributedEvent
 ) -> ContributionAccepted:
     """Publish partner.event.contributed for a consenting customer; others look unknown."""
-    consent = await consent_store.granted_consent_by_ref(session, request.partner.id, body.ref)
+    consent = await uow.consents.granted_consent_by_ref(request.partner.id, body.ref)
     if consent is None:
         raise UnknownRef(body.ref)
     now = utcnow()
@@ -171,18 +166,15 @@ async def contribute_event(
         raise InvalidRequest("occurred_at is in the future")
     if occurred_at < now - CONTRIBUTION_MAX_AGE:
         raise InvalidRequest(f"occurred_at is older than {CONTRIBUTION_MAX_AGE.days} days")
-    envelope: Envelope = outbox.add(
-        session,
+    event_id = await uow.outbox.publish_one(
         PartnerEventContributed(
             customer_id=consent.customer_id,
             partner_id=request.partner.id,
             name=body.name,
             properties=body.properties,
             occurred_at=occurred_at,
-        ),
-        source=SOURCE,
-        topic=request.topic,
+        )
     )
     return ContributionAccepted(
-        event_id=envelope.id, ref=body.ref, name=body.name, occurred_at=occurred_at
+        event_id=event_id, ref=body.ref, name=body.name, occurred_at=occurred_at
     )

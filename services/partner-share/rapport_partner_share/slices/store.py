@@ -1,12 +1,19 @@
 """Every query of the slices domain: the shared slices and the match keys of consented
-contacts."""
+contacts.
+
+The partner API's reads and the filler ask theirs of a `SliceStore` (`SqlSliceStore` here,
+a fake in `rapport_partner_share.testing`); the module-level functions stay for the merge,
+the erasure, the export and the end of a partnership, which still take the session.
+"""
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.shared import owner
 from rapport_partner_share.slices.models import MatchKey, SharedSlice
 
@@ -97,3 +104,58 @@ async def find_matches(
         )
     )
     return list(result.all())
+
+
+class SliceStore(Protocol):
+    def add(self, row: SharedSlice) -> None: ...
+
+    async def get_slice(
+        self, customer_id: str, partner_id: str, slice_name: str
+    ) -> SharedSlice | None: ...
+
+    async def slices_of(self, customer_id: str, partner_id: str | None = None) -> list[SharedSlice]:
+        """The customer's slices (shared with one partner, when named), by partner and slice."""
+        ...
+
+    async def slices_of_many(
+        self, partner_id: str, customer_ids: Iterable[str], slice_name: str | None = None
+    ) -> list[SharedSlice]:
+        """The slices these customers share with the partner (only `slice_name`, when named)."""
+        ...
+
+    async def replace_match_keys(
+        self, customer_id: str, partner_id: str, keys: Iterable[tuple[str, str]]
+    ) -> None:
+        """The pair's match keys become `keys` (kind, digest)."""
+        ...
+
+    async def find_matches(
+        self, partner_id: str, kind: str, digests: Sequence[str]
+    ) -> list[MatchKey]:
+        """The partner's match keys of that kind among these digests."""
+        ...
+
+
+class SqlSliceStore(SqlStore):
+    async def get_slice(
+        self, customer_id: str, partner_id: str, slice_name: str
+    ) -> SharedSlice | None:
+        return await get_slice(self.session, customer_id, partner_id, slice_name)
+
+    async def slices_of(self, customer_id: str, partner_id: str | None = None) -> list[SharedSlice]:
+        return await slices_of(self.session, customer_id, partner_id)
+
+    async def slices_of_many(
+        self, partner_id: str, customer_ids: Iterable[str], slice_name: str | None = None
+    ) -> list[SharedSlice]:
+        return await slices_of_many(self.session, partner_id, customer_ids, slice_name)
+
+    async def replace_match_keys(
+        self, customer_id: str, partner_id: str, keys: Iterable[tuple[str, str]]
+    ) -> None:
+        await replace_match_keys(self.session, customer_id, partner_id, keys)
+
+    async def find_matches(
+        self, partner_id: str, kind: str, digests: Sequence[str]
+    ) -> list[MatchKey]:
+        return await find_matches(self.session, partner_id, kind, digests)

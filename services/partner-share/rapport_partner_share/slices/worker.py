@@ -17,6 +17,7 @@ from rapport_events.db import SessionFactory, transaction
 from rapport_events.http import peer_url
 from rapport_partner_share.shared import USER_AGENT
 from rapport_partner_share.slices import fills
+from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 
 class ProfileUnavailable(Exception):
@@ -78,7 +79,7 @@ async def fill_due(sessions: SessionFactory, profile: ProfileClient, limit: int 
     lease = timedelta(seconds=profile.timeout * 2 * limit + 5)
     with suppress_instrumentation():
         async with transaction(sessions) as session:
-            jobs = await fills.due_fills(session, limit, lease)
+            jobs = await fills.due_fills(SqlPartnerShareUnitOfWork(session), limit, lease)
     for job in jobs:
         try:
             customer = await profile.customer(job.customer_id) if job.needs_customer else None
@@ -89,10 +90,14 @@ async def fill_due(sessions: SessionFactory, profile: ProfileClient, limit: int 
             )
         except ProfileUnavailable as error:
             async with transaction(sessions) as session:
-                await fills.postpone_fill(session, job, str(error))
+                await fills.postpone_fill(SqlPartnerShareUnitOfWork(session), job, str(error))
             continue
         async with transaction(sessions) as session:
             await fills.complete_fill(
-                session, job, customer=customer, metrics=metrics, fetched_at=utcnow()
+                SqlPartnerShareUnitOfWork(session),
+                job,
+                customer=customer,
+                metrics=metrics,
+                fetched_at=utcnow(),
             )
     return len(jobs)

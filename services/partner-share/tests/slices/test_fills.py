@@ -26,6 +26,7 @@ from rapport_partner_share.consents import store as consent_store
 from rapport_partner_share.runs import Run
 from rapport_partner_share.slices import fills
 from rapport_partner_share.slices.fills import FillJob
+from rapport_partner_share.unit_of_work import SqlPartnerShareUnitOfWork
 
 # The lease a fetch holds on its consent (`slices.fills.due_fills`): a fill that waited for
 # it would take this long.
@@ -102,7 +103,7 @@ class TestAFillCommittingWhileAConsentChangeIsApplied:
         async def complete() -> bool:
             async with transaction(sessions) as session:
                 return await fills.complete_fill(
-                    session,
+                    SqlPartnerShareUnitOfWork(session),
                     job,
                     customer=profile_stub.customers["c-bob"],
                     metrics=None,

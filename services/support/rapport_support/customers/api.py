@@ -6,7 +6,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_support import lifecycle
 from rapport_support.customers import service
 from rapport_support.customers.models import SupportContext
-from rapport_support.deps import ReadSessionDep, require_token
+from rapport_support.deps import ReadSessionDep, ReadUnitOfWorkDep, require_token
 from rapport_support.lifecycle import CustomerExport
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -19,10 +19,10 @@ router = APIRouter(dependencies=[Depends(require_token)])
     tags=["customers"],
 )
 async def read_support_context(
-    customer_id: CustomerIdPath, session: ReadSessionDep
+    customer_id: CustomerIdPath, uow: ReadUnitOfWorkDep
 ) -> SupportContext:
     """Profile summary, products owned and earlier tickets, from support's own projection."""
-    return await service.get_support_context(session, customer_id)
+    return await service.get_support_context(uow, customer_id)
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])

@@ -1,5 +1,8 @@
 """The support context: everything a rep sees when a customer calls, from support's own
-projection, so it answers while profile is down."""
+projection, so it answers while profile is down.
+
+`get_support_context` takes a unit of work; `resolve` and `resolve_all` take the session,
+for the projections and the merge, which still work on it."""
 
 import functools
 from collections.abc import Iterable
@@ -16,6 +19,7 @@ from rapport_support.errors import CustomerNotFound
 from rapport_support.mentions.models import MentionSummary
 from rapport_support.products.models import ProductPublic
 from rapport_support.tickets.models import OPEN_STATUSES, TicketSummary
+from rapport_support.unit_of_work import SupportUnitOfWork
 
 CONTEXT_MENTIONS = 20
 
@@ -40,31 +44,41 @@ def _product_view(product: Any, today: date) -> ProductPublic:
     return view
 
 
+async def _context_rows(uow: SupportUnitOfWork, customer_id: str) -> tuple[str, store.ContextRows]:
+    """The rows of the context, under the id the customer's data lives under now."""
+    rows = await uow.customers.context_rows(customer_id, CONTEXT_MENTIONS)
+    if rows.customer is not None:
+        return customer_id, rows
+    # Merges and erasure delete the row, so only a missing one needs resolving.
+    current = await uow.customers.resolve(customer_id)
+    if current is None:
+        # Erasure tombstones the ids merged into the customer too: the id asked names it.
+        raise CustomerNotFound(customer_id)
+    if current != customer_id:
+        return current, await uow.customers.context_rows(current, CONTEXT_MENTIONS)
+    return customer_id, rows
+
+
+def _summary(rows: store.ContextRows) -> CustomerSummary | None:
+    if rows.customer is None:
+        return None
+    summary = CustomerSummary.model_validate(rows.customer)
+    summary.social_handles = {handle.platform: handle.handle for handle in rows.handles}
+    summary.consents = [ConsentPublic.model_validate(consent) for consent in rows.consents]
+    return summary
+
+
 async def get_support_context(
-    session: AsyncSession, customer_id: str, now: datetime | None = None
+    uow: SupportUnitOfWork, customer_id: str, now: datetime | None = None
 ) -> SupportContext:
     """The customer, the products they own and their earlier tickets, or CustomerNotFound."""
     now = now or utcnow()
-    rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
-    if rows.customer is None:
-        # Merges and erasure delete the row, so only a missing one needs resolving.
-        current = await resolve(session, customer_id)
-        if current is None:
-            # Erasure tombstones the ids merged into the customer too: the id asked names it.
-            raise CustomerNotFound(customer_id)
-        if current != customer_id:
-            customer_id = current
-            rows = await store.context_rows(session, customer_id, CONTEXT_MENTIONS)
+    customer_id, rows = await _context_rows(uow, customer_id)
     if rows.customer is None and not rows.products and not rows.tickets:
         raise CustomerNotFound(customer_id)
-    summary = None
-    if rows.customer is not None:
-        summary = CustomerSummary.model_validate(rows.customer)
-        summary.social_handles = {handle.platform: handle.handle for handle in rows.handles}
-        summary.consents = [ConsentPublic.model_validate(consent) for consent in rows.consents]
     return SupportContext(
         customer_id=customer_id,
-        customer=summary,
+        customer=_summary(rows),
         products=[_product_view(product, now.date()) for product in rows.products],
         tickets=[TicketSummary.model_validate(ticket) for ticket in rows.tickets],
         open_tickets=sum(ticket.status in OPEN_STATUSES for ticket in rows.tickets),

@@ -1,17 +1,23 @@
 """Every query of the customers domain: who a customer is, where a merge sent them, whether
-they were erased, and the rows of the support context."""
+they were erased, and the rows of the support context.
+
+The use cases ask theirs of a `CustomerStore` (`SqlCustomerStore` here, a fake in
+`rapport_support.testing`); the module-level functions stay for the merge, the erasure,
+the export and the projections, which still take the session.
+"""
 
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import bulk
+from rapport_events import bulk, customer_ids
+from rapport_events.unit_of_work import SqlStore
 from rapport_support.customers.models import (
     ErasedCustomer,
     SupportConsent,
@@ -153,3 +159,35 @@ async def aliases_of(session: AsyncSession, customer_id: str) -> list[SupportMer
         select(SupportMergedCustomer).where(SupportMergedCustomer.customer_id == customer_id)
     )
     return list(result.all())
+
+
+class CustomerStore(Protocol):
+    """What the support context, the tickets and the mentions ask of the customers domain."""
+
+    async def resolve(self, customer_id: str) -> str | None:
+        """The id the customer's data lives under now, through merges; None if erased."""
+        ...
+
+    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
+        """The customer who claimed the handle (as the log said), if any."""
+        ...
+
+    async def context_rows(self, customer_id: str, mentions: int) -> ContextRows:
+        """The customer's row and what hangs off it, newest first (`mentions` at most)."""
+        ...
+
+
+class SqlCustomerStore(SqlStore):
+    async def resolve(self, customer_id: str) -> str | None:
+        return await customer_ids.resolve(
+            customer_id,
+            functools.partial(survivors_of, self.session),
+            functools.partial(erased_among, self.session),
+        )
+
+    async def handle_owner(self, platform: str, handle_key: str) -> str | None:
+        owner = await get_handle(self.session, platform, handle_key)
+        return owner.customer_id if owner is not None else None
+
+    async def context_rows(self, customer_id: str, mentions: int) -> ContextRows:
+        return await context_rows(self.session, customer_id, mentions)

@@ -154,7 +154,9 @@ class TestIngestingAMention:
             )
 
         async with transaction(sessions) as session:
-            context = await customer_service.get_support_context(session, "cust-1")
+            context = await customer_service.get_support_context(
+                SqlSupportUnitOfWork(session, settings), "cust-1"
+            )
         assert [m.id for m in context.mentions] == [mention.id]
         assert [t.id for t in context.tickets] == [mention.ticket_id]
         [linked] = [e for e in await outbox(sessions) if isinstance(e, TicketUpdated)]
@@ -190,7 +192,9 @@ class TestIngestingAMention:
             )
 
         async with transaction(sessions) as session:
-            context = await customer_service.get_support_context(session, "cust-1")
+            context = await customer_service.get_support_context(
+                SqlSupportUnitOfWork(session, settings), "cust-1"
+            )
         assert [t.id for t in context.tickets] == [mention.ticket_id]
         linked = [e for e in await outbox(sessions) if isinstance(e, TicketUpdated)]
         assert [e.customer_id for e in linked] == ["cust-1"]
