@@ -107,8 +107,9 @@ async def due_fills(session: AsyncSession, now: datetime, limit: int) -> list[Pa
                 col(PartnerConsent.fill_next_at).is_(None), col(PartnerConsent.fill_next_at) <= now
             ),
         )
+        # First attempts before retries on both databases (PostgreSQL sorts NULL last).
         .order_by(
-            col(PartnerConsent.fill_next_at),
+            col(PartnerConsent.fill_next_at).asc().nulls_first(),
             col(PartnerConsent.customer_id),
             col(PartnerConsent.partner_id),
         )

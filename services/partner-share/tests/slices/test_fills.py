@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -20,9 +20,12 @@ from partner_share_testing import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
-from rapport_events.db import transaction
+from rapport_events.db import create_engine, session_factory, transaction
+from rapport_events.migrations import upgrade
 from rapport_events.testing.harness import until
 from rapport_partner_share.consents import store as consent_store
+from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
 from rapport_partner_share.runs import Run
 from rapport_partner_share.slices import fills
 from rapport_partner_share.slices.fills import FillJob
@@ -123,3 +126,40 @@ class TestAFillCommittingWhileAConsentChangeIsApplied:
         assert consent_row["fill_pending"] is False, consent_row
         assert consent_row["slices"] == ["demographics", "loyalty"]
         assert consent_row["version"] == 2
+
+
+class TestDueFillsOrder:
+    async def test_first_attempts_come_before_retries_on_every_database(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url)
+        await upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE)
+        sessions = session_factory(engine)
+        now = utcnow()
+        # A retry due a minute ago and two consents never tried (fill_next_at NULL).
+        waiting = {"c-retry": now - timedelta(minutes=1), "c-new-1": None, "c-new-2": None}
+        try:
+            async with transaction(sessions) as session:
+                for customer_id, next_at in waiting.items():
+                    session.add(pending_fill(customer_id, next_at, now))
+            async with transaction(sessions) as session:
+                due = await consent_store.due_fills(session, now, limit=2)
+        finally:
+            await engine.dispose()
+
+        assert [consent.customer_id for consent in due] == ["c-new-1", "c-new-2"]
+
+
+def pending_fill(customer_id: str, next_at: datetime | None, now: datetime) -> PartnerConsent:
+    return PartnerConsent(
+        customer_id=customer_id,
+        partner_id="p-1",
+        ref=f"ref-{customer_id}",
+        granted=True,
+        slices=["demographics"],
+        version=1,
+        granted_at=now,
+        changed_at=now,
+        fill_pending=True,
+        fill_next_at=next_at,
+    )
