@@ -232,6 +232,36 @@ class FakeAnalyticsStore(FakeStore):
         if held is not None:
             self.rows.delete(held)
 
+    async def get_metrics(self, customer_id: str) -> CustomerMetrics | None:
+        return self.rows.get(CustomerMetrics, customer_id)
+
+    async def metrics_of_active(self) -> list[CustomerMetrics]:
+        active = {c.id for c in self.rows.where(Customer, lambda c: c.status == "active")}
+        return self.rows.where(CustomerMetrics, lambda m: m.customer_id in active)
+
+    async def orders_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[tuple[Order, Customer | None]]:
+        found = self.rows.where(Order, lambda o: _within(o.occurred_at, start, end))
+        return [(order, self.rows.get(Customer, order.customer_id)) for order in found]
+
+    async def customers_created_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[Customer]:
+        return self.rows.where(
+            Customer,
+            lambda c: (
+                c.status in ("active", "merged")
+                and c.merged_into is None
+                and _within(c.created_at, start, end)
+            ),
+        )
+
+
+def _within(at: datetime, start: datetime | None, end: datetime | None) -> bool:
+    """`at` in [start, end), an open end unbounded."""
+    return (start is None or aware(at) >= start) and (end is None or aware(at) < end)
+
 
 class FakeProfileUnitOfWork(FakeUnitOfWork):
     """Every converted domain's store over one set of rows, and a recording outbox."""

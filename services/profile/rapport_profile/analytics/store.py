@@ -41,6 +41,25 @@ class AnalyticsStore(Protocol):
 
     async def delete_metrics(self, customer_id: str) -> None: ...
 
+    async def get_metrics(self, customer_id: str) -> CustomerMetrics | None: ...
+
+    async def metrics_of_active(self) -> list[CustomerMetrics]:
+        """The metrics rows of the active customers."""
+        ...
+
+    async def orders_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[tuple[Order, Customer | None]]:
+        """Orders in [start, end) with their customer row, whatever its status (None when
+        the order's id has none)."""
+        ...
+
+    async def customers_created_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[Customer]:
+        """Customers created in [start, end), active or surviving a merge (not merged away)."""
+        ...
+
 
 class SqlAnalyticsStore(SqlStore):
     async def order_totals_of(self, customer_ids: Collection[str]) -> dict[str, tuple[Any, ...]]:
@@ -55,6 +74,22 @@ class SqlAnalyticsStore(SqlStore):
         await self.session.exec(
             delete(CustomerMetrics).where(col(CustomerMetrics.customer_id) == customer_id)
         )
+
+    async def get_metrics(self, customer_id: str) -> CustomerMetrics | None:
+        return await get_metrics(self.session, customer_id)
+
+    async def metrics_of_active(self) -> list[CustomerMetrics]:
+        return await metrics_of_active(self.session)
+
+    async def orders_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[tuple[Order, Customer | None]]:
+        return await orders_between(self.session, start, end)
+
+    async def customers_created_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[Customer]:
+        return await customers_created_between(self.session, start, end)
 
 
 async def add_orders(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
