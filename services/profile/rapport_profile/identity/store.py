@@ -1,7 +1,8 @@
 """Every query on identities and merges, and the rows that follow a customer on a merge.
 
-`IdentityStore` is what the merge and unmerge use cases ask of it; `SqlIdentityStore`
-answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
+`IdentityStore` is what the use cases ask of it (merges and unmerges, the customers' e-mail
+holder, whose timeline an id reads); `SqlIdentityStore` answers on the transaction's
+session, and `rapport_profile.testing` has the in-memory fake.
 The projections, tracking and erasure call the module-level functions on their own session."""
 
 import functools
