@@ -64,7 +64,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> ProfileUnitOfWork:
-    """The customers' and consents' stores and the outbox, on the request's session."""
+    """The domains' stores and the outbox, on the request's session."""
     return SqlProfileUnitOfWork(session, settings.kafka.topic)
 
 

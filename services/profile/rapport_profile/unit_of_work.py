@@ -1,9 +1,10 @@
-"""Profile's unit of work, for the customers and consents use cases: their stores, what
-they ask of the identity domain, and the outbox, in one transaction.
+"""Profile's unit of work, for the customers, consents, identity, timeline and analytics use
+cases: their stores and the outbox, in one transaction.
 
 Those use cases take a `ProfileUnitOfWork`; the routes' dependency builds
-`SqlProfileUnitOfWork` on the request's session, the other domains build it on theirs when
-they call a consent use case, and unit tests use `rapport_profile.testing.FakeProfileUnitOfWork`.
+`SqlProfileUnitOfWork` on the request's session, the other domains and the projections
+build it on theirs when they call one of those use cases, and unit tests use
+`rapport_profile.testing.FakeProfileUnitOfWork`.
 """
 
 from typing import Protocol
@@ -11,18 +12,13 @@ from typing import Protocol
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
-from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
+from rapport_events.unit_of_work import SqlOutbox, SqlUnitOfWork, UnitOfWork
+from rapport_profile.analytics.store import AnalyticsStore, SqlAnalyticsStore
 from rapport_profile.consents.store import ConsentStore, SqlConsentStore
 from rapport_profile.customers.store import CustomerStore, SqlCustomerStore
+from rapport_profile.identity.store import IdentityStore, SqlIdentityStore
 from rapport_profile.shared import SOURCE
-
-
-class IdentityLookup(Protocol):
-    """What the customers use cases ask of the identity domain."""
-
-    async def survivor_of(self, customer_id: str) -> str:
-        """The id that owns `customer_id` now, through merges, erased or not."""
-        ...
+from rapport_profile.timeline.store import SqlTimelineStore, TimelineStore
 
 
 class ProfileUnitOfWork(UnitOfWork, Protocol):
@@ -33,17 +29,13 @@ class ProfileUnitOfWork(UnitOfWork, Protocol):
     def consents(self) -> ConsentStore: ...
 
     @property
-    def identity(self) -> IdentityLookup: ...
+    def identity(self) -> IdentityStore: ...
 
+    @property
+    def timeline(self) -> TimelineStore: ...
 
-# The identity domain's queries are still functions of the session; this puts the one the
-# customers use cases need on the unit of work.
-class SqlIdentityLookup(SqlStore):
-    async def survivor_of(self, customer_id: str) -> str:
-        # Imported here: identity's service imports the consents use cases, which import this.
-        from rapport_profile.identity import service as identity_service
-
-        return await identity_service.survivor_of(self.session, customer_id)
+    @property
+    def analytics(self) -> AnalyticsStore: ...
 
 
 class SqlProfileUnitOfWork(SqlUnitOfWork):
@@ -51,4 +43,6 @@ class SqlProfileUnitOfWork(SqlUnitOfWork):
         super().__init__(session, SqlOutbox(session, source=SOURCE, topic=topic))
         self.customers = SqlCustomerStore(session)
         self.consents = SqlConsentStore(session)
-        self.identity = SqlIdentityLookup(session)
+        self.identity = SqlIdentityStore(session)
+        self.timeline = SqlTimelineStore(session)
+        self.analytics = SqlAnalyticsStore(session)

@@ -9,6 +9,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_profile.analytics import forecasts, service
 from rapport_profile.analytics.forecasts import Forecaster
 from rapport_profile.analytics.models import MetricsPublic
+from rapport_profile.analytics.periods import requested_range
 from rapport_profile.analytics.service import (
     Dimension,
     ForecastReply,
@@ -18,7 +19,7 @@ from rapport_profile.analytics.service import (
     TrendsReply,
 )
 from rapport_profile.deps import (
-    SessionDep,
+    UnitOfWorkDep,
     require_token,
 )
 from rapport_profile.errors import NOT_FOUND
@@ -33,15 +34,15 @@ router = APIRouter(dependencies=[Depends(require_token)])
     response_model=MetricsPublic,
     responses=NOT_FOUND,
 )
-async def read_metrics(customer_id: CustomerIdPath, session: SessionDep) -> MetricsPublic:
+async def read_metrics(customer_id: CustomerIdPath, uow: UnitOfWorkDep) -> MetricsPublic:
     """Orders, revenue, RFM scores, lifetime value and tier, by the one value method."""
-    owner = await timeline_service.known_owner(session, customer_id)
-    return await service.customer_metrics(session, owner)
+    owner = await timeline_service.owner_of(uow, customer_id)
+    return await service.metrics_of(uow, owner)
 
 
 @router.get("/analytics/trends", tags=["analytics"], response_model=TrendsReply)
 async def read_trends(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     metric: Metric = "revenue",
     by: Dimension = "none",
     interval: Interval = "week",
@@ -49,16 +50,14 @@ async def read_trends(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> TrendsReply:
     """Revenue, orders, average order or new customers per period, by a demographic."""
-    start, end = service.requested_range(start, end, interval)
-    return await service.trends(
-        session, metric=metric, by=by, interval=interval, start=start, end=end
-    )
+    start, end = requested_range(start, end, interval)
+    return await service.trends(uow, metric=metric, by=by, interval=interval, start=start, end=end)
 
 
 @router.get("/analytics/tiers", tags=["analytics"], response_model=TiersReply)
-async def read_tiers(session: SessionDep) -> TiersReply:
+async def read_tiers(uow: UnitOfWorkDep) -> TiersReply:
     """Customers ranked by profitability into platinum, gold, silver, bronze (and none)."""
-    return await service.tiers(session)
+    return await service.tiers(uow)
 
 
 @router.get("/analytics/forecast", tags=["analytics"], response_model=ForecastReply)
@@ -73,6 +72,6 @@ async def read_forecast(
 ) -> ForecastReply:
     """Forecast the next periods (Holt-Winters, fitted ahead of time), with the backtest
     error (MAE, MAPE) and when the model was fitted."""
-    service.requested_range(start, end, interval)  # a bad window is a 422 before any fit
+    requested_range(start, end, interval)  # a bad window is a 422 before any fit
     forecaster: Forecaster = request.app.state.forecaster
     return await forecaster.forecast((metric, interval, seasonal_periods, start, end), periods)

@@ -38,7 +38,9 @@ from rapport_events.base import utcnow
 from rapport_events.db import SessionFactory, read_transaction, transaction
 from rapport_events.tracing import background_span
 from rapport_profile.analytics import service, store
+from rapport_profile.analytics.periods import requested_range
 from rapport_profile.analytics.service import ForecastReply, Interval, Metric, NotEnoughHistory
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 MAX_HORIZON = 104  # the most periods a request may ask for
 
@@ -212,12 +214,12 @@ class Forecaster:
         self, key: Key, *, retried: bool = False
     ) -> ForecastReply | NotEnoughHistory:
         metric, interval, seasonal_periods, start, end = key
-        window = service.requested_range(start, end, interval)
+        window = requested_range(start, end, interval)
         result: ForecastReply | NotEnoughHistory
         try:
             async with read_transaction(self.sessions) as session:
                 reply = await service.forecast(
-                    session,
+                    SqlProfileUnitOfWork(session),
                     metric=metric,
                     interval=interval,
                     start=window[0],

@@ -19,7 +19,8 @@ from rapport_events.types import (
 from rapport_profile.analytics import store
 from rapport_profile.identity import service as identity_service
 from rapport_profile.settings import Settings
-from rapport_profile.shared import aware, publish_all, utc
+from rapport_profile.shared import aware, utc
+from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
 
 # What orders decide in a customer's metrics (the loyalty balance is the points' own).
 ORDER_METRICS = (
@@ -42,31 +43,40 @@ async def refresh_metrics(session: AsyncSession, customer_id: str, topic: str) -
 async def refresh_metrics_of(
     session: AsyncSession, customer_ids: Collection[str], topic: str
 ) -> None:
+    """`refresh_values` on the caller's session."""
+    await refresh_values(SqlProfileUnitOfWork(session, topic), customer_ids)
+
+
+async def refresh_values(uow: ProfileUnitOfWork, customer_ids: Collection[str]) -> None:
     """Recompute these customers' order aggregates and value (one grouped query, one
     multi-row upsert) and publish one customer.value.changed each (safe to repeat)."""
-    totals = await store.order_totals_of(session, customer_ids)
+    totals = await uow.analytics.order_totals_of(customer_ids)
     now = utcnow()
-    rows = []
-    for customer_id in sorted(customer_ids):
-        count, revenue, profit, first, last = totals.get(customer_id, (0, 0, 0, None, None))
-        first_at, last_at = _parse_time(first), _parse_time(last)
-        lifetime = customer_value.lifetime_value(Decimal(str(profit)), first_at, last_at)
-        rows.append(
-            {
-                "customer_id": customer_id,
-                "orders": int(count),
-                "revenue": Decimal(str(revenue)).quantize(customer_value.CENT),
-                "profit": Decimal(str(profit)).quantize(customer_value.CENT),
-                "first_order_at": first_at,
-                "last_order_at": last_at,
-                "lifetime_value": lifetime,
-                "tier": customer_value.tier(int(count), lifetime),
-                "loyalty_points": 0,
-                "updated_at": now,
-            }
-        )
-    await store.upsert_metrics(session, rows, columns=ORDER_METRICS)
-    await publish_all(session, [value_changed(row) for row in rows], topic)
+    rows = [
+        metrics_row(customer_id, totals.get(customer_id), now)
+        for customer_id in sorted(customer_ids)
+    ]
+    await uow.analytics.upsert_metrics(rows, columns=ORDER_METRICS)
+    await uow.outbox.publish([value_changed(row) for row in rows])
+
+
+def metrics_row(customer_id: str, totals: tuple[Any, ...] | None, now: datetime) -> dict[str, Any]:
+    """A customer's metrics row from their order totals (none when they have no order)."""
+    count, revenue, profit, first, last = totals or (0, 0, 0, None, None)
+    first_at, last_at = _parse_time(first), _parse_time(last)
+    lifetime = customer_value.lifetime_value(Decimal(str(profit)), first_at, last_at)
+    return {
+        "customer_id": customer_id,
+        "orders": int(count),
+        "revenue": Decimal(str(revenue)).quantize(customer_value.CENT),
+        "profit": Decimal(str(profit)).quantize(customer_value.CENT),
+        "first_order_at": first_at,
+        "last_order_at": last_at,
+        "lifetime_value": lifetime,
+        "tier": customer_value.tier(int(count), lifetime),
+        "loyalty_points": 0,
+        "updated_at": now,
+    }
 
 
 def value_changed(row: Mapping[str, Any]) -> CustomerValueChanged:

@@ -1,7 +1,8 @@
 """The analytical side: metrics with RFM and tiers, trends by demographics, forecasts.
 
-At the limit of 500 lines: trends and the forecast share the period arithmetic (periods,
-ranges, bounds) and the models of their replies."""
+Trends and the forecast share the period arithmetic of `periods` and the models of their
+replies. The reads take a `ProfileUnitOfWork`; the overview reads a customer's metrics on
+its own session (`customer_metrics`)."""
 
 import asyncio
 import math
@@ -9,7 +10,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import BrokenExecutor, Executor
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -19,10 +20,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import errors
 from rapport_events import value as customer_value
 from rapport_events.base import utcnow
-from rapport_profile.analytics import store
 from rapport_profile.analytics.models import CustomerMetrics, MetricsPublic, RfmScores
+from rapport_profile.analytics.periods import (
+    Interval,
+    bounds,
+    next_period,
+    period_start,
+    periods,
+)
 from rapport_profile.customers.models import Customer
 from rapport_profile.shared import aware
+from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
 
 Metric = Literal["revenue", "orders", "new_customers", "average_order"]
 
@@ -30,9 +38,6 @@ Metric = Literal["revenue", "orders", "new_customers", "average_order"]
 Dimension = Literal[
     "none", "age_band", "gender", "income_band", "education", "country", "acquisition_channel"
 ]
-
-
-Interval = Literal["day", "week", "month"]
 
 
 # Tiers by lifetime value, the same in every service (rapport_events.value).
@@ -59,10 +64,6 @@ class UnknownTier(errors.InvalidRequest):
     """Not one of the profitability tiers."""
 
 
-class InvalidRange(errors.InvalidRequest):
-    """A date range analytics cannot answer for."""
-
-
 def check_tier(tier: str) -> str:
     """`tier` when it names a tier, else UnknownTier."""
     if tier not in TIER_NAMES:
@@ -71,8 +72,13 @@ def check_tier(tier: str) -> str:
 
 
 async def customer_metrics(session: AsyncSession, customer_id: str) -> MetricsPublic:
+    """`metrics_of` on the caller's session (the overview shows them)."""
+    return await metrics_of(SqlProfileUnitOfWork(session), customer_id)
+
+
+async def metrics_of(uow: ProfileUnitOfWork, customer_id: str) -> MetricsPublic:
     """Orders, revenue, RFM scores, lifetime value and tier (rapport_events.value)."""
-    metrics = await store.get_metrics(session, customer_id) or CustomerMetrics(
+    metrics = await uow.analytics.get_metrics(customer_id) or CustomerMetrics(
         customer_id=customer_id
     )
     if metrics.orders == 0 or metrics.last_order_at is None or metrics.first_order_at is None:
@@ -140,9 +146,9 @@ class TiersReply(BaseModel):
     tiers: list[TierSummary]
 
 
-async def tiers(session: AsyncSession) -> TiersReply:
+async def tiers(uow: ProfileUnitOfWork) -> TiersReply:
     """The base split into tiers by lifetime value."""
-    rows = await store.metrics_of_active(session)
+    rows = await uow.analytics.metrics_of_active()
     groups: dict[str, list[CustomerMetrics]] = {name: [] for name in TIER_NAMES}
     for row in rows:
         groups[row.tier if row.orders > 0 else "none"].append(row)
@@ -161,31 +167,6 @@ async def tiers(session: AsyncSession) -> TiersReply:
             )
         )
     return TiersReply(ranked_customers=sum(1 for r in rows if r.orders > 0), tiers=summaries)
-
-
-def period_start(day: date, interval: Interval) -> date:
-    if interval == "week":
-        return day - timedelta(days=day.weekday())
-    if interval == "month":
-        return day.replace(day=1)
-    return day
-
-
-def next_period(start: date, interval: Interval) -> date:
-    if interval == "week":
-        return start + timedelta(days=7)
-    if interval == "month":
-        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return start + timedelta(days=1)
-
-
-def periods(start: date, end: date, interval: Interval) -> list[date]:
-    """Every period that overlaps [start, end], in order."""
-    found, current = [], period_start(start, interval)
-    while current <= end:
-        found.append(current)
-        current = next_period(current, interval)
-    return found
 
 
 def age_band(birth_date: date | None, on: date) -> str:
@@ -230,52 +211,8 @@ class TrendsReply(BaseModel):
     series: list[TrendSeries]
 
 
-# Dates analytics answers for; far enough apart for any business history, and far
-# enough inside date's limits that period arithmetic and forecasts cannot overflow.
-FIRST_DAY = date(1900, 1, 1)
-
-
-LAST_DAY = date(2199, 12, 31)
-
-
-MAX_PERIODS = 1000
-
-
-def default_range(start: date | None, end: date | None) -> tuple[date, date]:
-    end = end or utcnow().date()
-    return (start or max(end - timedelta(days=89), FIRST_DAY)), end
-
-
-def period_count(start: date, end: date, interval: Interval) -> int:
-    """How many periods overlap [start, end], without listing them."""
-    first, last = period_start(start, interval), period_start(end, interval)
-    if interval == "month":
-        return (last.year - first.year) * 12 + last.month - first.month + 1
-    return (last - first).days // (7 if interval == "week" else 1) + 1
-
-
-def requested_range(start: date | None, end: date | None, interval: Interval) -> tuple[date, date]:
-    """The range to answer for (the last 90 days by default), or InvalidRange."""
-    for name, day in (("from", start), ("to", end)):
-        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
-            raise InvalidRange(f"{name} must lie between {FIRST_DAY} and {LAST_DAY}")
-    start, end = default_range(start, end)
-    if start > end:
-        raise InvalidRange("from must not be after to")
-    if period_count(start, end, interval) > MAX_PERIODS:
-        raise InvalidRange(f"at most {MAX_PERIODS} {interval}s per request")
-    return start, end
-
-
-def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return (
-        datetime.combine(start, time(), tzinfo=UTC),
-        datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
-    )
-
-
 async def trends(
-    session: AsyncSession,
+    uow: ProfileUnitOfWork,
     *,
     metric: Metric,
     by: Dimension,
@@ -284,16 +221,16 @@ async def trends(
     end: date,
 ) -> TrendsReply:
     """Revenue, orders, average order or new customers per period and group."""
-    low, high = _bounds(start, end)
+    low, high = bounds(start, end)
     sums: dict[str, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     counts: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     if metric == "new_customers":
-        for person in await store.customers_created_between(session, low, high):
+        for person in await uow.analytics.customers_created_between(low, high):
             day = aware(person.created_at).date()
             group = group_of(person, by, day)
             counts[group][period_start(day, interval)] += 1
     else:
-        for order, customer in await store.orders_between(session, low, high):
+        for order, customer in await uow.analytics.orders_between(low, high):
             known = customer if customer is not None and customer.status == "active" else None
             day = aware(order.occurred_at).date()
             group = group_of(known, by, day)
@@ -442,7 +379,7 @@ def _errors(actual: Iterable[float], predicted: Iterable[float]) -> tuple[float,
 
 
 async def forecast(
-    session: AsyncSession,
+    uow: ProfileUnitOfWork,
     *,
     metric: Metric,
     interval: Interval,
@@ -456,9 +393,7 @@ async def forecast(
     the last quarter of the history (at least one period). The fit runs on the executor
     `executor()` gives (a worker process in the service, started only when a fit needs
     it), else on a thread."""
-    history = await trends(
-        session, metric=metric, by="none", interval=interval, start=start, end=end
-    )
+    history = await trends(uow, metric=metric, by="none", interval=interval, start=start, end=end)
     points = history.series[0].points if history.series else []
     values = [p.value for p in points]
     if len(values) < MIN_HISTORY:

@@ -1,16 +1,23 @@
-"""Every query on orders, metrics and forecast models."""
+"""Every query on orders, metrics and forecast models.
+
+`AnalyticsStore` is what the use cases ask of it (the merge's metrics and the reads);
+`SqlAnalyticsStore` answers on the transaction's session, and `rapport_profile.testing` has
+the in-memory fake. The projections and the forecast worker call the module-level functions
+on their own session."""
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     ColumnElement,
+    delete,
     func,
 )
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_profile.analytics.models import CustomerMetrics, ForecastModel, Order
 from rapport_profile.customers.models import Customer
 from rapport_profile.shared import _chunks, _insert, _send_rows, _upsert
@@ -19,6 +26,70 @@ ORDERS = Order.__table__  # type: ignore[attr-defined]
 
 
 METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
+
+
+class AnalyticsStore(Protocol):
+    async def order_totals_of(self, customer_ids: Collection[str]) -> dict[str, tuple[Any, ...]]:
+        """(count, revenue, profit, first, last) of each of these customers that has orders."""
+        ...
+
+    async def upsert_metrics(
+        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+    ) -> None:
+        """Insert whole metrics rows; where a customer has one, set only `columns` from them."""
+        ...
+
+    async def delete_metrics(self, customer_id: str) -> None: ...
+
+    async def get_metrics(self, customer_id: str) -> CustomerMetrics | None: ...
+
+    async def metrics_of_active(self) -> list[CustomerMetrics]:
+        """The metrics rows of the active customers."""
+        ...
+
+    async def orders_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[tuple[Order, Customer | None]]:
+        """Orders in [start, end) with their customer row, whatever its status (None when
+        the order's id has none)."""
+        ...
+
+    async def customers_created_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[Customer]:
+        """Customers created in [start, end), active or surviving a merge (not merged away)."""
+        ...
+
+
+class SqlAnalyticsStore(SqlStore):
+    async def order_totals_of(self, customer_ids: Collection[str]) -> dict[str, tuple[Any, ...]]:
+        return await order_totals_of(self.session, customer_ids)
+
+    async def upsert_metrics(
+        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+    ) -> None:
+        await upsert_metrics(self.session, rows, columns)
+
+    async def delete_metrics(self, customer_id: str) -> None:
+        await self.session.exec(
+            delete(CustomerMetrics).where(col(CustomerMetrics.customer_id) == customer_id)
+        )
+
+    async def get_metrics(self, customer_id: str) -> CustomerMetrics | None:
+        return await get_metrics(self.session, customer_id)
+
+    async def metrics_of_active(self) -> list[CustomerMetrics]:
+        return await metrics_of_active(self.session)
+
+    async def orders_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[tuple[Order, Customer | None]]:
+        return await orders_between(self.session, start, end)
+
+    async def customers_created_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[Customer]:
+        return await customers_created_between(self.session, start, end)
 
 
 async def add_orders(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:

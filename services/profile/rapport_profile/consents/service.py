@@ -1,7 +1,7 @@
 """Consent use cases: set, refuse sharing, the receipt, and consents through merges.
 
-They take a `ProfileUnitOfWork`; what the identity and tracking domains call on their own
-session (`refuse_sharing`, `fold_visitor_consents`, the merge's and unmerge's consents,
+They take a `ProfileUnitOfWork` (the merge and unmerge pass theirs); what the tracking and
+other domains call on their own session (`refuse_sharing`, `fold_visitor_consents`,
 `consent_receipt`) builds the SQL one on it."""
 
 from collections.abc import Mapping, Sequence
@@ -17,7 +17,6 @@ from rapport_events.types import (
 from rapport_profile.consents import privacy_signals, rules
 from rapport_profile.consents.models import Consent, ConsentChange, ConsentReceipt, ConsentUpdate
 from rapport_profile.consents.rules import Choice, ConsentKey
-from rapport_profile.consents.store import SqlConsentStore
 from rapport_profile.customers import service as customer_service
 from rapport_profile.customers.models import Customer
 from rapport_profile.gdpr import store as gdpr_store
@@ -288,13 +287,6 @@ def _choices(rows: Sequence[Consent]) -> dict[ConsentKey, Choice]:
     return {_key(c): Choice(c.granted, tuple(c.slices)) for c in rows}
 
 
-async def _restrict_consents(
-    session: AsyncSession, survivor: Customer, merged_id: str, actor: str | None, topic: str
-) -> None:
-    """A merge's consents (`restrict_consents`), on the merge's session."""
-    await restrict_consents(SqlProfileUnitOfWork(session, topic), survivor, merged_id, actor)
-
-
 async def restrict_consents(
     uow: ProfileUnitOfWork, survivor: Customer, merged_id: str, actor: str | None
 ) -> None:
@@ -375,22 +367,11 @@ class _MergeChanges:
         }
 
 
-async def _merge_changes(session: AsyncSession, survivor_id: str, merge: Merge) -> _MergeChanges:
+async def _merge_changes(uow: ProfileUnitOfWork, survivor_id: str, merge: Merge) -> _MergeChanges:
     latest: dict[ConsentKey, ConsentChange] = {}
-    for change in await SqlConsentStore(session).consent_history(survivor_id):
+    for change in await uow.consents.consent_history(survivor_id):
         latest[_key(change)] = change  # the history comes in version order
     return _MergeChanges(merge, latest)
-
-
-async def _restore_consents(
-    session: AsyncSession,
-    customer: Customer,
-    states: list[dict[str, Any]],
-    actor: str | None,
-    topic: str,
-) -> None:
-    """An unmerge's consents (`restore_consents`), on the unmerge's session."""
-    await restore_consents(SqlProfileUnitOfWork(session, topic), customer, states, actor)
 
 
 async def restore_consents(

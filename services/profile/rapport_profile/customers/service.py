@@ -145,11 +145,19 @@ async def update_customer(
         holders = [c for c in holders if c.id != customer.id]
         if holders:
             raise DuplicateExternalId(holders[0].id)
+    await record_changes(uow, customer, changes)
+    return customer
+
+
+async def record_changes(
+    uow: ProfileUnitOfWork, customer: Customer, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Set the fields that differ and publish them; returns what changed."""
     changed = _set_changes(customer, changes)
     if changed:
         uow.customers.add(customer)
         await uow.outbox.publish([_updated(customer, changed)])
-    return customer
+    return changed
 
 
 def apply_changes(

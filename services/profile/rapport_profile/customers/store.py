@@ -57,6 +57,10 @@ class CustomerStore(Protocol):
 
     async def get_idempotent(self, key: str) -> IdempotentRequest | None: ...
 
+    async def customers_merged_into(self, customer_id: str) -> list[Customer]:
+        """The customers merged into this one (directly, not through a chain)."""
+        ...
+
 
 class SqlCustomerStore(SqlStore):
     async def get_customer(self, customer_id: str) -> Customer | None:
@@ -89,6 +93,12 @@ class SqlCustomerStore(SqlStore):
 
     async def get_idempotent(self, key: str) -> IdempotentRequest | None:
         return await self.session.get(IdempotentRequest, key)
+
+    async def customers_merged_into(self, customer_id: str) -> list[Customer]:
+        result = await self.session.exec(
+            select(Customer).where(Customer.merged_into == customer_id)
+        )
+        return list(result.all())
 
 
 # The other domains call these on their own session.
@@ -182,8 +192,7 @@ async def search_customers(
 
 
 async def customers_merged_into(session: AsyncSession, customer_id: str) -> list[Customer]:
-    result = await session.exec(select(Customer).where(Customer.merged_into == customer_id))
-    return list(result.all())
+    return await SqlCustomerStore(session).customers_merged_into(customer_id)
 
 
 async def all_customers(session: AsyncSession) -> list[Customer]:

@@ -4,8 +4,7 @@ from fastapi import APIRouter, Depends
 
 from rapport_events.limits import CustomerIdPath
 from rapport_profile.deps import (
-    SessionDep,
-    SettingsDep,
+    UnitOfWorkDep,
     require_token,
 )
 from rapport_profile.errors import CONFLICT, NOT_FOUND
@@ -22,16 +21,11 @@ router = APIRouter(dependencies=[Depends(require_token)])
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def merge_customer(
-    customer_id: CustomerIdPath, body: MergeRequest, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: MergeRequest, uow: UnitOfWorkDep
 ) -> MergePublic:
     """Fold a duplicate into this customer; publishes customer.merged."""
-    merge = await service.merge_customers(
-        session,
-        customer_id,
-        body.merged_customer_id,
-        reason="manual",
-        actor=body.actor,
-        topic=settings.kafka.topic,
+    merge = await service.merge(
+        uow, customer_id, body.merged_customer_id, reason="manual", actor=body.actor
     )
     return MergePublic.model_validate(merge)
 
@@ -43,10 +37,8 @@ async def merge_customer(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def unmerge_customer(
-    customer_id: CustomerIdPath, body: MergeRequest, session: SessionDep, settings: SettingsDep
+    customer_id: CustomerIdPath, body: MergeRequest, uow: UnitOfWorkDep
 ) -> MergePublic:
     """Undo a wrong merge: the duplicate comes back with its own history and consents."""
-    merge = await service.unmerge_customers(
-        session, customer_id, body.merged_customer_id, actor=body.actor, topic=settings.kafka.topic
-    )
+    merge = await service.unmerge(uow, customer_id, body.merged_customer_id, actor=body.actor)
     return MergePublic.model_validate(merge)

@@ -1,7 +1,13 @@
-"""Every query on identities and merges, and the rows that follow a customer on a merge."""
+"""Every query on identities and merges, and the rows that follow a customer on a merge.
 
+`IdentityStore` is what the use cases ask of it (merges and unmerges, the customers' e-mail
+holder, whose timeline an id reads); `SqlIdentityStore` answers on the transaction's
+session, and `rapport_profile.testing` has the in-memory fake.
+The projections, tracking and erasure call the module-level functions on their own session."""
+
+import functools
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     String,
@@ -13,9 +19,11 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import customer_ids as customer_ids_kit
+from rapport_events.unit_of_work import SqlStore
 from rapport_profile.analytics.models import Order
 from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import AccountMember, SegmentMembership
@@ -25,6 +33,81 @@ from rapport_profile.identity.models import Identity, Merge
 from rapport_profile.shared import _chunks
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
 from rapport_profile.tracking.models import TrackedMessage
+
+# The kind of identity that maps a merged (or pre-identification) id onto its owner.
+ALIAS = "alias"
+
+
+class IdentityStore(Protocol):
+    def add(self, row: SQLModel) -> None: ...
+
+    async def survivor_of(self, customer_id: str) -> str:
+        """The id that owns `customer_id` now, through merges, erased or not."""
+        ...
+
+    async def resolve(self, customer_id: str) -> str | None:
+        """The id that owns `customer_id` now, through merges; None when erased."""
+        ...
+
+    async def identities_of(self, customer_id: str) -> list[Identity]: ...
+
+    async def repoint_identities(self, old: str, new: str) -> list[tuple[str, str]]:
+        """Point every identity of `old` at `new`; returns the moved (kind, value) pairs."""
+        ...
+
+    async def move_identities(self, pairs: Sequence[Sequence[str]], customer_id: str) -> None:
+        """Point these (kind, value) identities at `customer_id`."""
+        ...
+
+    async def delete_identity(self, kind: str, value: str) -> None: ...
+
+    async def open_merge(self, customer_id: str, merged_id: str) -> Merge | None:
+        """The latest merge of `merged_id` into `customer_id` not undone yet."""
+        ...
+
+    async def move_rows(self, old: str, new: str) -> None:
+        """Hand every row of `old` that follows a customer to `new` (`move_rows`)."""
+        ...
+
+    async def move_rows_back(self, current: str, subjects: Sequence[str], restored: str) -> None:
+        """Return the rows published under `subjects` from `current` to `restored`."""
+        ...
+
+
+class SqlIdentityStore(SqlStore):
+    async def survivor_of(self, customer_id: str) -> str:
+        owners = await customer_ids_kit.owners_through_merges(
+            [customer_id], functools.partial(aliases_among, self.session, ALIAS)
+        )
+        return owners[customer_id]
+
+    async def resolve(self, customer_id: str) -> str | None:
+        lookups = RunLookups(self.session, ALIAS)
+        owners = await customer_ids_kit.resolve_all(
+            [customer_id], lookups.survivors_of, lookups.erased_among
+        )
+        return owners[customer_id]
+
+    async def identities_of(self, customer_id: str) -> list[Identity]:
+        return await identities_of(self.session, customer_id)
+
+    async def repoint_identities(self, old: str, new: str) -> list[tuple[str, str]]:
+        return await repoint_identities(self.session, old, new)
+
+    async def move_identities(self, pairs: Sequence[Sequence[str]], customer_id: str) -> None:
+        await move_identities(self.session, pairs, customer_id)
+
+    async def delete_identity(self, kind: str, value: str) -> None:
+        await delete_identity(self.session, kind, value)
+
+    async def open_merge(self, customer_id: str, merged_id: str) -> Merge | None:
+        return await open_merge(self.session, customer_id, merged_id)
+
+    async def move_rows(self, old: str, new: str) -> None:
+        await move_rows(self.session, old, new)
+
+    async def move_rows_back(self, current: str, subjects: Sequence[str], restored: str) -> None:
+        await move_rows_back(self.session, current, subjects, restored)
 
 
 async def get_identity(session: AsyncSession, kind: str, value: str) -> Identity | None:

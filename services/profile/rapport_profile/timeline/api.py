@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from rapport_events.limits import CustomerIdPath
 from rapport_profile.deps import (
-    SessionDep,
+    UnitOfWorkDep,
     require_token,
 )
 from rapport_profile.errors import NOT_FOUND
@@ -24,7 +24,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 )
 async def read_timeline(
     customer_id: CustomerIdPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     type: Annotated[
         list[str] | None,
         Query(description="event types, like order.completed (repeat or comma-separate)"),
@@ -33,7 +33,7 @@ async def read_timeline(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> TimelinePage:
     """Everything any service published about the customer, newest first."""
-    return await service.page(session, customer_id, types=type or [], limit=limit, cursor=cursor)
+    return await service.read_page(uow, customer_id, types=type or [], limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -43,8 +43,8 @@ async def read_timeline(
     responses=NOT_FOUND,
 )
 async def read_disclosures(
-    customer_id: CustomerIdPath, session: SessionDep
+    customer_id: CustomerIdPath, uow: UnitOfWorkDep
 ) -> list[DisclosurePublic]:
     """Which partner saw what, when and why (from partner.data.disclosed)."""
-    owner = await service.known_owner(session, customer_id)
-    return [DisclosurePublic.model_validate(d) for d in await service.disclosures(session, owner)]
+    found = await service.disclosures_about(uow, customer_id)
+    return [DisclosurePublic.model_validate(d) for d in found]

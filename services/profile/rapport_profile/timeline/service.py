@@ -1,4 +1,7 @@
-"""The timeline and the disclosure ledger as the API reads them (`projection` writes them)."""
+"""The timeline and the disclosure ledger as the API reads them (`projection` writes them).
+
+The reads take a `ProfileUnitOfWork`; what the other domains call on their own session
+(`known_owner`, `page`, `owner_page`, `disclosures`) builds the SQL one on it."""
 
 from datetime import datetime
 
@@ -6,13 +9,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.types import EVENT_TYPES
-from rapport_profile.customers import store as customer_store
 from rapport_profile.errors import CustomerNotFound
-from rapport_profile.identity import service as identity_service
-from rapport_profile.identity import store as identity_store
 from rapport_profile.shared import aware, utc
-from rapport_profile.timeline import store
 from rapport_profile.timeline.models import Disclosure, TimelineItem, TimelinePage
+from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
 
 PREFIX = "rapport."
 
@@ -34,16 +34,19 @@ def full_types(name: str) -> list[str]:
 
 
 async def known_owner(session: AsyncSession, customer_id: str) -> str:
+    """`owner_of` on the caller's session (the overview, the metrics and the export ask it)."""
+    return await owner_of(SqlProfileUnitOfWork(session), customer_id)
+
+
+async def owner_of(uow: ProfileUnitOfWork, customer_id: str) -> str:
     """The id whose data answers for `customer_id`; CustomerNotFound if never seen."""
-    owner = await identity_service.resolve(session, customer_id)
+    owner = await uow.identity.resolve(customer_id)
     if owner is None:
         # Erasure leaves only tombstones: nothing answers for an erased id or its owner.
         raise CustomerNotFound(customer_id)
-    if await customer_store.get_customer(session, owner) is not None:
+    if await uow.customers.get_customer(owner) is not None:
         return owner
-    if await store.has_timeline(session, owner) or await identity_store.identities_of(
-        session, owner
-    ):
+    if await uow.timeline.has_timeline(owner) or await uow.identity.identities_of(owner):
         return owner
     raise CustomerNotFound(customer_id)
 
@@ -51,22 +54,38 @@ async def known_owner(session: AsyncSession, customer_id: str) -> str:
 async def page(
     session: AsyncSession, customer_id: str, *, types: list[str], limit: int, cursor: str | None
 ) -> TimelinePage:
+    """`read_page` on the caller's session."""
+    uow = SqlProfileUnitOfWork(session)
+    return await read_page(uow, customer_id, types=types, limit=limit, cursor=cursor)
+
+
+async def read_page(
+    uow: ProfileUnitOfWork, customer_id: str, *, types: list[str], limit: int, cursor: str | None
+) -> TimelinePage:
     """One page of the timeline, newest first."""
-    owner = await known_owner(session, customer_id)
-    return await owner_page(session, owner, types=types, limit=limit, cursor=cursor)
+    owner = await owner_of(uow, customer_id)
+    return await owner_timeline(uow, owner, types=types, limit=limit, cursor=cursor)
 
 
 async def owner_page(
     session: AsyncSession, owner: str, *, types: list[str], limit: int, cursor: str | None
 ) -> TimelinePage:
-    """One page of the timeline of `owner`, an id `known_owner` gave."""
+    """`owner_timeline` on the caller's session (the overview reads the first page)."""
+    uow = SqlProfileUnitOfWork(session)
+    return await owner_timeline(uow, owner, types=types, limit=limit, cursor=cursor)
+
+
+async def owner_timeline(
+    uow: ProfileUnitOfWork, owner: str, *, types: list[str], limit: int, cursor: str | None
+) -> TimelinePage:
+    """One page of the timeline of `owner`, an id `owner_of` gave."""
     wanted = sorted(
         {full for value in types for t in value.split(",") if t.strip() for full in full_types(t)}
     )
     before = None
     if cursor:
         before = decode_cursor(cursor, datetime, str)
-    rows = await store.timeline_page(session, owner, types=wanted, before=before, limit=limit + 1)
+    rows = await uow.timeline.timeline_page(owner, types=wanted, before=before, limit=limit + 1)
     shown = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
@@ -89,4 +108,9 @@ async def owner_page(
 
 
 async def disclosures(session: AsyncSession, customer_id: str) -> list[Disclosure]:
-    return await store.disclosures_of(session, customer_id)
+    return await SqlProfileUnitOfWork(session).timeline.disclosures_of(customer_id)
+
+
+async def disclosures_about(uow: ProfileUnitOfWork, customer_id: str) -> list[Disclosure]:
+    """Which partner saw what of the customer `customer_id` belongs to, the latest first."""
+    return await uow.timeline.disclosures_of(await owner_of(uow, customer_id))

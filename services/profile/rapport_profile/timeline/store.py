@@ -1,8 +1,12 @@
-"""Every query on the timeline and the disclosure ledger."""
+"""Every query on the timeline and the disclosure ledger.
+
+`TimelineStore` is what the timeline reads and the merge ask of it; `SqlTimelineStore`
+answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
+The projection writes with the module-level functions on its own session."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     and_,
@@ -11,6 +15,7 @@ from sqlalchemy import (
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events.unit_of_work import SqlStore
 from rapport_profile.shared import _insert_new
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
 
@@ -19,6 +24,46 @@ TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 
 
 DISCLOSURES = Disclosure.__table__  # type: ignore[attr-defined]
+
+
+class TimelineStore(Protocol):
+    async def timeline_page(
+        self,
+        customer_id: str,
+        *,
+        types: Sequence[str],
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        """Newest first: of these types (any when empty), older than `before` (a time and
+        event id), at most `limit`."""
+        ...
+
+    async def has_timeline(self, customer_id: str) -> bool: ...
+
+    async def disclosures_of(self, customer_id: str) -> list[Disclosure]:
+        """The latest first."""
+        ...
+
+
+class SqlTimelineStore(SqlStore):
+    async def timeline_page(
+        self,
+        customer_id: str,
+        *,
+        types: Sequence[str],
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        return await timeline_page(
+            self.session, customer_id, types=types, before=before, limit=limit
+        )
+
+    async def has_timeline(self, customer_id: str) -> bool:
+        return await has_timeline(self.session, customer_id)
+
+    async def disclosures_of(self, customer_id: str) -> list[Disclosure]:
+        return await disclosures_of(self.session, customer_id)
 
 
 async def add_timeline_entries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:

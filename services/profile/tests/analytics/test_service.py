@@ -22,6 +22,7 @@ from rapport_profile.analytics import projection as analytics_projection
 from rapport_profile.analytics import service as analytics_service
 from rapport_profile.analytics.service import NotEnoughHistory
 from rapport_profile.customers import service as customer_service
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 
 class TestMetrics:
@@ -39,7 +40,7 @@ class TestMetrics:
         async with sessions() as session:
             best = await analytics_service.customer_metrics(session, ids[4])
             worst = await analytics_service.customer_metrics(session, ids[0])
-            tiers = await analytics_service.tiers(session)
+            tiers = await analytics_service.tiers(SqlProfileUnitOfWork(session))
             gold, _ = await customer_service.search_customers(session, tier="gold")
 
         assert (best.orders, best.revenue, best.average_order_value) == (
@@ -123,7 +124,7 @@ class TestTrends:
 
         async with sessions() as session:
             by_country = await analytics_service.trends(
-                session,
+                SqlProfileUnitOfWork(session),
                 metric="revenue",
                 by="country",
                 interval="week",
@@ -131,7 +132,7 @@ class TestTrends:
                 end=date(2026, 3, 22),
             )
             by_age = await analytics_service.trends(
-                session,
+                SqlProfileUnitOfWork(session),
                 metric="orders",
                 by="age_band",
                 interval="month",
@@ -162,7 +163,7 @@ class TestForecast:
 
         async with sessions() as session:
             reply = await analytics_service.forecast(
-                session,
+                SqlProfileUnitOfWork(session),
                 metric="revenue",
                 interval="week",
                 start=start,
@@ -172,7 +173,7 @@ class TestForecast:
             )
             with pytest.raises(NotEnoughHistory):
                 await analytics_service.forecast(
-                    session,
+                    SqlProfileUnitOfWork(session),
                     metric="revenue",
                     interval="week",
                     start=start,
@@ -195,7 +196,7 @@ class TestForecast:
 
         async with sessions() as session:
             reply = await analytics_service.forecast(
-                session,
+                SqlProfileUnitOfWork(session),
                 metric="revenue",
                 interval="week",
                 start=date(2026, 1, 5),
