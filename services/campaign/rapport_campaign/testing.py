@@ -1,5 +1,5 @@
-"""In-memory fakes of what the broadcasts', journeys' and segments' use cases ask of
-campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
+"""In-memory fakes of what the broadcasts', journeys', segments' and audience's use cases
+ask of campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
 Python over rows kept by primary key.
 
 `FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
@@ -82,7 +82,7 @@ class FakeJourneyStore(FakeStore):
         return True
 
 
-class FakeAudienceLookup(FakeStore):
+class FakeAudienceStore(FakeStore):
     """Merges (`Alias`) and erasures (`ErasedCustomer`) among the rows, resolved by the same
     `rapport_events.customer_ids` as the SQL lookup; consents and activity as stored."""
 
@@ -95,6 +95,9 @@ class FakeAudienceLookup(FakeStore):
 
     async def _erased_among(self, ids: set[str]) -> set[str]:
         return {c for c in ids if self.rows.get(ErasedCustomer, c) is not None}
+
+    async def get_member(self, customer_id: str) -> AudienceMember | None:
+        return self.rows.get(AudienceMember, customer_id)
 
     async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
         return self.rows.get(ConsentState, customer_id, channel)
@@ -163,6 +166,10 @@ class FakeSegmentStore(FakeStore):
 
     async def member_ids(self, segment_id: str) -> set[str]:
         return {member.customer_id for member in self._members(segment_id)}
+
+    async def memberships_of(self, customer_id: str) -> set[str]:
+        found = self.rows.where(SegmentMember, lambda member: member.customer_id == customer_id)
+        return {member.segment_id for member in found}
 
     async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
         self.rows.extend(
@@ -239,7 +246,7 @@ class FakeCampaignUnitOfWork(FakeUnitOfWork):
         super().__init__()
         self.campaigns = FakeCampaignStore(self.rows)
         self.journeys = FakeJourneyStore(self.rows)
-        self.audience = FakeAudienceLookup(self.rows)
+        self.audience = FakeAudienceStore(self.rows)
         self.segments = FakeSegmentStore(self.rows)
         self.messages = FakeCampaignMessages(self.rows)
 

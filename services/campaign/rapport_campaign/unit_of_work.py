@@ -1,5 +1,5 @@
-"""Campaign's unit of work, for the broadcasts', journeys' and segments' use cases: their
-stores, what they ask of the audience and messaging domains, and the outbox, in one
+"""Campaign's unit of work, for the broadcasts', journeys', segments' and audience's use
+cases: their stores, what they ask of the messaging domain, and the outbox, in one
 transaction.
 
 Those use cases take a `CampaignUnitOfWork`; the routes' dependency builds
@@ -12,9 +12,7 @@ from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign.audience import service as audience_service
-from rapport_campaign.audience import store as audience_store
-from rapport_campaign.audience.models import ConsentState
+from rapport_campaign.audience.store import AudienceStore, SqlAudienceStore
 from rapport_campaign.campaigns.store import CampaignStore, SqlCampaignStore
 from rapport_campaign.journeys.store import JourneyStore, SqlJourneyStore
 from rapport_campaign.messaging import store as messaging_store
@@ -23,24 +21,6 @@ from rapport_campaign.segments.store import SegmentStore, SqlSegmentStore
 from rapport_campaign.shared import SOURCE
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
-
-
-class AudienceLookup(Protocol):
-    """What broadcasts and journeys ask of the audience domain."""
-
-    async def resolve(self, customer_id: str) -> str | None:
-        """The id that owns `customer_id` now, through merges; None if erased."""
-        ...
-
-    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None: ...
-
-    async def withdrawn_customers(self, channel: str) -> set[str]:
-        """Customers who revoked or unsubscribed from marketing on this channel."""
-        ...
-
-    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
-        """Every audience member with the time of their latest activity."""
-        ...
 
 
 class CampaignMessages(Protocol):
@@ -78,7 +58,7 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     def journeys(self) -> JourneyStore: ...
 
     @property
-    def audience(self) -> AudienceLookup: ...
+    def audience(self) -> AudienceStore: ...
 
     @property
     def segments(self) -> SegmentStore: ...
@@ -87,22 +67,8 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     def messages(self) -> CampaignMessages: ...
 
 
-# The audience and messaging domains' queries are still functions of the session; these put
-# the few that broadcasts and journeys need on the unit of work.
-class SqlAudienceLookup(SqlStore):
-    async def resolve(self, customer_id: str) -> str | None:
-        return await audience_service.resolve(self.session, customer_id)
-
-    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
-        return await audience_store.get_consent(self.session, customer_id, channel)
-
-    async def withdrawn_customers(self, channel: str) -> set[str]:
-        return await audience_store.withdrawn_customers(self.session, channel)
-
-    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
-        return await audience_store.audience_activity(self.session)
-
-
+# The messaging domain's queries are still functions of the session; these put the few
+# that broadcasts and journeys need on the unit of work.
 class SqlCampaignMessages(SqlStore):
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         await messaging_store.insert_messages(self.session, rows)
@@ -125,6 +91,6 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         super().__init__(session, SqlOutbox(session, source=SOURCE, topic=topic))
         self.campaigns = SqlCampaignStore(session)
         self.journeys = SqlJourneyStore(session)
-        self.audience = SqlAudienceLookup(session)
+        self.audience = SqlAudienceStore(session)
         self.segments = SqlSegmentStore(session)
         self.messages = SqlCampaignMessages(session)

@@ -813,7 +813,9 @@ class TestConsentWithdrawal:
         journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
         await deliver(registered("ann"), granted("ann"))
         async with transaction(sessions) as session:
-            assert await audience_service.suppress_channel(session, "ann", "email")
+            assert await audience_service.suppress_channel(
+                SqlCampaignUnitOfWork(session), "ann", "email"
+            )
 
         assert await fire(sessions, timedelta(minutes=6)) == 0
         assert await messages(sessions, journey_id) == []

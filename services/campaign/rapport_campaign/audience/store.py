@@ -1,10 +1,17 @@
 """Every query of the audience: customers, their activity and product lines, consents,
-aliases and tombstones; what templates recommend from orders; acquisition channels."""
+aliases and tombstones; what templates recommend from orders; acquisition channels.
 
+`AudienceStore` is what the use cases behind the routes, and the broadcasts and journeys,
+ask of it; `SqlAudienceStore` answers on the transaction's session, and
+`rapport_campaign.testing` has the in-memory fake. The module's functions stay for the
+projection, which reads and writes a run of events in bulk, for merges and erasure, and for
+the sender."""
+
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import case, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
@@ -21,6 +28,8 @@ from rapport_campaign.audience.models import (
 )
 from rapport_campaign.messaging import template_data
 from rapport_campaign.shared import all_rows, as_time, chunks, rows_per_statement
+from rapport_events import customer_ids as customer_ids_kit
+from rapport_events.unit_of_work import SqlStore
 
 AUDIENCE = AudienceMember.__table__  # type: ignore[attr-defined]
 ACTIVITY = Activity.__table__  # type: ignore[attr-defined]
@@ -377,3 +386,46 @@ async def repoint_aliases(session: AsyncSession, old_id: str, new_id: str) -> No
     await session.exec(
         update(Alias).where(col(Alias.customer_id) == old_id).values(customer_id=new_id)
     )
+
+
+class AudienceStore(Protocol):
+    def add(self, row: ConsentState) -> None: ...
+
+    async def resolve(self, customer_id: str) -> str | None:
+        """The id that owns `customer_id` now, through merges; None if erased."""
+        ...
+
+    async def get_member(self, customer_id: str) -> AudienceMember | None: ...
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None: ...
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        """Customers who revoked or unsubscribed from marketing on this channel."""
+        ...
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        """Every audience member with the time of their latest activity."""
+        ...
+
+
+class SqlAudienceStore(SqlStore):
+    """The module's queries on the transaction's session."""
+
+    async def resolve(self, customer_id: str) -> str | None:
+        return await customer_ids_kit.resolve(
+            customer_id,
+            functools.partial(aliases, self.session),
+            functools.partial(erased_among, self.session),
+        )
+
+    async def get_member(self, customer_id: str) -> AudienceMember | None:
+        return await get_member(self.session, customer_id)
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
+        return await get_consent(self.session, customer_id, channel)
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        return await withdrawn_customers(self.session, channel)
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        return await audience_activity(self.session)

@@ -19,6 +19,7 @@ from rapport_campaign.shared import publish, utc
 from rapport_campaign.tracking import store
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
 from rapport_campaign.tracking.tokens import with_utm
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.types import (
     CampaignConversionAttributed,
@@ -109,7 +110,8 @@ async def unsubscribe(
     resolved = await resolve(session, customer_id)
     if resolved is None or channel not in shared.CHANNELS:
         return False
-    if await audience_service.suppress_channel(session, resolved, channel):
+    uow = SqlCampaignUnitOfWork(session, settings.kafka.topic)
+    if await audience_service.suppress_channel(uow, resolved, channel):
         shared.add(
             session, Unsubscribe(customer_id=resolved, channel=channel, message_id=message_id)
         )
