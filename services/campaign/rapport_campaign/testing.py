@@ -1,6 +1,6 @@
-"""In-memory fakes of what the broadcasts', journeys', segments' and audience's use cases
-ask of campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
-Python over rows kept by primary key.
+"""In-memory fakes of what the broadcasts', journeys', segments', audience's and links' use
+cases ask of campaign's stores, for unit tests: the same queries as the SQL ones, answered
+with plain Python over rows kept by primary key.
 
 `FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
 is a `CampaignUnitOfWork`, so a fake that lacks a query, or answers it with another
@@ -80,6 +80,12 @@ class FakeJourneyStore(FakeStore):
             return False
         stored.due_at, stored.fired_cycle = None, state.cycle
         return True
+
+    async def journeys(self) -> list[Campaign]:
+        return self.rows.where(Campaign, lambda campaign: campaign.kind == "journey")
+
+    async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None:
+        return self.rows.get(JourneyState, journey_id, customer_id)
 
 
 class FakeAudienceStore(FakeStore):
@@ -209,6 +215,9 @@ class FakeCampaignMessages(FakeStore):
             lambda m: m.campaign_id == campaign_id and (not statuses or m.status in statuses),
         )
 
+    async def get_message(self, message_id: str) -> Message | None:
+        return self.rows.get(Message, message_id)
+
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         self.rows.extend(Message(**row) for row in rows)
 
@@ -238,6 +247,22 @@ class FakeCampaignMessages(FakeStore):
         return {name: (sent[name], clicked[name], len(converted[name])) for name in sent}
 
 
+class FakeTrackingStore(FakeStore):
+    """Clicks and unsubscribes among the rows."""
+
+
+class FakeSegmentMembership:
+    """Which customers were to be tested again against segments, and for what changes.
+    Whom a rule matches is the database's to say (see `FakeSegmentStore`): the re-evaluation
+    itself runs on SQL in `tests/segments/test_service.py`."""
+
+    def __init__(self) -> None:
+        self.reevaluated: list[tuple[str, set[str]]] = []
+
+    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+        self.reevaluated.append((customer_id, set(kinds)))
+
+
 class FakeCampaignUnitOfWork(FakeUnitOfWork):
     """Campaign's stores over one set of rows, and an outbox that records what was
     published."""
@@ -249,6 +274,8 @@ class FakeCampaignUnitOfWork(FakeUnitOfWork):
         self.audience = FakeAudienceStore(self.rows)
         self.segments = FakeSegmentStore(self.rows)
         self.messages = FakeCampaignMessages(self.rows)
+        self.tracking = FakeTrackingStore(self.rows)
+        self.membership = FakeSegmentMembership()
 
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
-"""Campaign's unit of work, for the broadcasts', journeys', segments' and audience's use
-cases: their stores, what they ask of the messaging domain, and the outbox, in one
-transaction.
+"""Campaign's unit of work, for the broadcasts', journeys', segments', audience's and
+links' use cases: their stores, what they ask of the messaging domain and of segment
+membership, and the outbox, in one transaction.
 
 Those use cases take a `CampaignUnitOfWork`; the routes' dependency builds
 `SqlCampaignUnitOfWork` on the request's session, the scheduler on its own, and unit tests
@@ -19,6 +19,7 @@ from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import Message
 from rapport_campaign.segments.store import SegmentStore, SqlSegmentStore
 from rapport_campaign.shared import SOURCE
+from rapport_campaign.tracking.store import SqlTrackingStore, TrackingStore
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
 
@@ -28,6 +29,8 @@ class CampaignMessages(Protocol):
     for an A/B decision, released or cancelled."""
 
     def add(self, row: Message) -> None: ...
+
+    async def get_message(self, message_id: str) -> Message | None: ...
 
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         """New messages, as dicts of their columns."""
@@ -50,6 +53,15 @@ class CampaignMessages(Protocol):
         ...
 
 
+class SegmentMembership(Protocol):
+    """What a change to one customer asks of segments outside their own use cases."""
+
+    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+        """Test the customer again against the segments a change of these kinds can move,
+        publishing who entered and exited."""
+        ...
+
+
 class CampaignUnitOfWork(UnitOfWork, Protocol):
     @property
     def campaigns(self) -> CampaignStore: ...
@@ -66,10 +78,19 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     @property
     def messages(self) -> CampaignMessages: ...
 
+    @property
+    def tracking(self) -> TrackingStore: ...
+
+    @property
+    def membership(self) -> SegmentMembership: ...
+
 
 # The messaging domain's queries are still functions of the session; these put the few
 # that broadcasts and journeys need on the unit of work.
 class SqlCampaignMessages(SqlStore):
+    async def get_message(self, message_id: str) -> Message | None:
+        return await messaging_store.get_message(self.session, message_id)
+
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         await messaging_store.insert_messages(self.session, rows)
 
@@ -86,6 +107,20 @@ class SqlCampaignMessages(SqlStore):
         return await messaging_store.variant_results(self.session, campaign_id)
 
 
+class SqlSegmentMembership(SqlStore):
+    """The segments' own re-evaluation, on the session and to the unit of work's topic."""
+
+    def __init__(self, session: AsyncSession, topic: str) -> None:
+        super().__init__(session)
+        self.topic = topic
+
+    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+        # Imported when used: the segments' service takes this module's unit of work.
+        from rapport_campaign.segments.service import reevaluate
+
+        await reevaluate(self.session, customer_id, kinds, self.topic)
+
+
 class SqlCampaignUnitOfWork(SqlUnitOfWork):
     def __init__(self, session: AsyncSession, topic: str = CUSTOMER_EVENTS_TOPIC) -> None:
         super().__init__(session, SqlOutbox(session, source=SOURCE, topic=topic))
@@ -94,3 +129,5 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         self.audience = SqlAudienceStore(session)
         self.segments = SqlSegmentStore(session)
         self.messages = SqlCampaignMessages(session)
+        self.tracking = SqlTrackingStore(session)
+        self.membership = SqlSegmentMembership(session, topic)

@@ -183,7 +183,9 @@ async def report(sessions: SessionFactory, settings: Settings, campaign_id: str)
 async def click(sessions: SessionFactory, settings: Settings, message_id: str) -> str:
     async with transaction(sessions) as session:
         return await tracking_service.record_click(
-            session, message_id, "https://shop.example/spring", settings
+            SqlCampaignUnitOfWork(session, settings.kafka.topic),
+            message_id,
+            "https://shop.example/spring",
         )
 
 
@@ -499,9 +501,13 @@ class TestSendTimeChecks:
         campaign_id = await new_campaign(sessions)
 
         async with transaction(sessions) as session:
-            assert await tracking_service.unsubscribe(session, "ann", "email", None, settings)
+            assert await tracking_service.unsubscribe(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), "ann", "email", None
+            )
         async with transaction(sessions) as session:
-            assert await tracking_service.unsubscribe(session, "ann", "email", None, settings)
+            assert await tracking_service.unsubscribe(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), "ann", "email", None
+            )
         await launch(sessions, campaign_id)
 
         assert await send(sessions, settings) == []
@@ -514,7 +520,9 @@ class TestSendTimeChecks:
     ) -> None:
         await deliver(registered("ann"), granted("ann"))
         async with transaction(sessions) as session:
-            await tracking_service.unsubscribe(session, "ann", "email", None, settings)
+            await tracking_service.unsubscribe(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), "ann", "email", None
+            )
         await deliver(granted("ann", version=3))
         campaign_id = await new_campaign(sessions)
         await launch(sessions, campaign_id)
