@@ -9,14 +9,23 @@ signature, fails the lint.
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rapport_campaign.audience.models import Alias, AudienceMember, ConsentState, ErasedCustomer
+from rapport_campaign.audience.models import (
+    Activity,
+    ActivityItem,
+    Alias,
+    AudienceMember,
+    ConsentState,
+    ErasedCustomer,
+)
+from rapport_campaign.audience.store import order_record, popular_product
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.messaging.models import Message
+from rapport_campaign.messaging.template_data import Record
 from rapport_campaign.segments import rules
 from rapport_campaign.segments.models import Segment, SegmentMember
 from rapport_campaign.shared import aware
@@ -118,6 +127,46 @@ class FakeAudienceStore(FakeStore):
 
     async def audience_activity(self) -> list[tuple[str, datetime | None]]:
         return [(m.customer_id, m.last_active_at) for m in self.rows.all(AudienceMember)]
+
+    def _orders(self, test: Callable[[Activity], bool]) -> list[Activity]:
+        return self.rows.where(Activity, lambda a: a.event_type == "order.completed" and test(a))
+
+    def _lines(self, orders: list[Activity]) -> list[ActivityItem]:
+        ids = {order.id for order in orders}
+        return self.rows.where(ActivityItem, lambda item: item.activity_id in ids)
+
+    async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
+        lines = self._lines(self._orders(lambda order: order.customer_id == customer_id))
+        return [(line.product_id, line.category) for line in lines]
+
+    async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        lines: dict[str, list[ActivityItem]] = defaultdict(list)
+        for line in self._lines(self._orders(lambda order: aware(order.occurred_at) >= since)):
+            lines[line.product_id].append(line)
+        buyers = {
+            product: len({line.customer_id for line in bought}) for product, bought in lines.items()
+        }
+        ranked = sorted(lines, key=lambda product: (-buyers[product], product))[:limit]
+        return [
+            popular_product(
+                product,
+                max((line.name for line in lines[product] if line.name is not None), default=None),
+                max(
+                    (line.category for line in lines[product] if line.category is not None),
+                    default=None,
+                ),
+                max(line.price for line in lines[product]),
+            )
+            for product in ranked
+        ]
+
+    async def last_order(self, customer_id: str) -> Record | None:
+        orders = self._orders(lambda order: order.customer_id == customer_id)
+        if not orders:
+            return None
+        latest = max(orders, key=lambda order: (aware(order.occurred_at), order.id or 0))
+        lines = sorted(self._lines([latest]), key=lambda line: line.id or 0)
+        return order_record(latest, lines)
 
 
 def rule_key(rule: "rules.Rule | dict[str, Any]") -> str:

@@ -320,7 +320,9 @@ class TestPreview:
         )
 
         async with sessions() as session:
-            preview = await previews.preview_message(session, campaign_id, "ann", "B")
+            preview = await previews.preview_message(
+                SqlCampaignUnitOfWork(session), campaign_id, "ann", "B"
+            )
 
         assert (preview.variant, preview.subject) == ("B", "Ann in Lyon")
         assert preview.text == "Code SPRING-PREVIEW: https://shop.example/spring [unsubscribe link]"
@@ -335,9 +337,11 @@ class TestPreview:
 
         async with sessions() as session:
             with pytest.raises(errors.NotFound, match="no audience member bob"):
-                await previews.preview_message(session, campaign_id, "bob")
+                await previews.preview_message(SqlCampaignUnitOfWork(session), campaign_id, "bob")
             with pytest.raises(errors.NotFound, match="no variant Z"):
-                await previews.preview_message(session, campaign_id, "ann", "Z")
+                await previews.preview_message(
+                    SqlCampaignUnitOfWork(session), campaign_id, "ann", "Z"
+                )
 
 
 class TestAbTest:

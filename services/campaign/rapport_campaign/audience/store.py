@@ -322,12 +322,17 @@ async def last_order(session: AsyncSession, customer_id: str) -> template_data.R
         .where(ActivityItem.activity_id == found.id)
         .order_by(col(ActivityItem.id))
     )
+    return order_record(found, lines.all())
+
+
+def order_record(order: Activity, lines: Iterable[ActivityItem]) -> template_data.Record:
+    """An order.completed activity and its lines, as templates see the order."""
     return template_data.order(
-        found.ref or "",
-        found.value,
-        found.currency,
-        as_time(found.occurred_at) or found.occurred_at,
-        [line.model_dump() for line in lines.all()],
+        order.ref or "",
+        order.value,
+        order.currency,
+        as_time(order.occurred_at) or order.occurred_at,
+        [line.model_dump() for line in lines],
     )
 
 
@@ -352,16 +357,21 @@ async def popular_products(
         .limit(limit),
     )
     return [
-        {
-            "product_id": product_id,
-            "name": name or product_id,
-            "category": category,
-            "price": str(Decimal(str(price)).quantize(Decimal("0.01")))
-            if price is not None
-            else None,
-        }
+        popular_product(product_id, name, category, price)
         for product_id, name, category, price, _ in result
     ]
+
+
+def popular_product(
+    product_id: str, name: str | None, category: str | None, price: Any
+) -> dict[str, Any]:
+    """A popular product as the recommender keeps it (the price a string, to the cent)."""
+    return {
+        "product_id": product_id,
+        "name": name or product_id,
+        "category": category,
+        "price": str(Decimal(str(price)).quantize(Decimal("0.01"))) if price is not None else None,
+    }
 
 
 async def acquisition_channels(
@@ -407,6 +417,18 @@ class AudienceStore(Protocol):
         """Every audience member with the time of their latest activity."""
         ...
 
+    async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
+        """(product_id, category) of every product the customer ordered."""
+        ...
+
+    async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """The products most customers bought since `since`, most popular first."""
+        ...
+
+    async def last_order(self, customer_id: str) -> template_data.Record | None:
+        """The customer's most recent order with its lines, as templates see it."""
+        ...
+
 
 class SqlAudienceStore(SqlStore):
     """The module's queries on the transaction's session."""
@@ -429,3 +451,12 @@ class SqlAudienceStore(SqlStore):
 
     async def audience_activity(self) -> list[tuple[str, datetime | None]]:
         return await audience_activity(self.session)
+
+    async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
+        return await bought_products(self.session, customer_id)
+
+    async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        return await popular_products(self.session, since=since, limit=limit)
+
+    async def last_order(self, customer_id: str) -> template_data.Record | None:
+        return await last_order(self.session, customer_id)
