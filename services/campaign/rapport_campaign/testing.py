@@ -99,7 +99,8 @@ class FakeJourneyStore(FakeStore):
 
 class FakeAudienceStore(FakeStore):
     """Merges (`Alias`) and erasures (`ErasedCustomer`) among the rows, resolved by the same
-    `rapport_events.customer_ids` as the SQL lookup; consents and activity as stored."""
+    `rapport_events.customer_ids` as the SQL lookup; members, consents, activity and orders
+    (`Activity` rows and their `ActivityItem` lines) as stored."""
 
     async def resolve(self, customer_id: str) -> str | None:
         return await customer_ids.resolve(customer_id, self._survivors_of, self._erased_among)

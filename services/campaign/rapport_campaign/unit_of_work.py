@@ -25,8 +25,8 @@ from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, Unit
 
 
 class CampaignMessages(Protocol):
-    """What broadcasts and journeys ask of the messaging domain: messages queued, held back
-    for an A/B decision, released or cancelled."""
+    """What broadcasts, journeys and the links ask of the messaging domain: a message read,
+    messages queued, held back for an A/B decision, released or cancelled."""
 
     def add(self, row: Message) -> None: ...
 
@@ -85,8 +85,8 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     def membership(self) -> SegmentMembership: ...
 
 
-# The messaging domain's queries are still functions of the session; these put the few
-# that broadcasts and journeys need on the unit of work.
+# The messaging domain's queries are still functions of the session (the sender's); these
+# put the few that broadcasts, journeys and the links need on the unit of work.
 class SqlCampaignMessages(SqlStore):
     async def get_message(self, message_id: str) -> Message | None:
         return await messaging_store.get_message(self.session, message_id)
