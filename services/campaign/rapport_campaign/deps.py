@@ -33,7 +33,15 @@ def get_unit_of_work(session: SessionDep, settings: SettingsDep) -> CampaignUnit
     return SqlCampaignUnitOfWork(session, settings.kafka.topic)
 
 
+def get_write_unit_of_work(session: WriteSessionDep, settings: SettingsDep) -> CampaignUnitOfWork:
+    """The same on a write transaction, for the GET routes that record something."""
+    return SqlCampaignUnitOfWork(session, settings.kafka.topic)
+
+
 # scope="function", as the session it is built on: it is used up when the route returns.
 UnitOfWorkDep = Annotated[CampaignUnitOfWork, Depends(get_unit_of_work, scope="function")]
+WriteUnitOfWorkDep = Annotated[
+    CampaignUnitOfWork, Depends(get_write_unit_of_work, scope="function")
+]
 TokensDep = Annotated[Tokens, Depends(get_tokens)]
 WorkerDep = Annotated[Worker, Depends(get_worker)]

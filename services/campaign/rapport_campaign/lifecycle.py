@@ -223,7 +223,7 @@ async def apply_merge(session: AsyncSession, event: CustomerMerged, settings: Se
         return
     merged, survivor = moved
     await move_customer(session, merged, survivor)
-    await segment_service.reevaluate(session, survivor, None, settings)
+    await segment_service.reevaluate(session, survivor, None, settings.kafka.topic)
 
 
 async def apply_erasure(session: AsyncSession, event: CustomerErased) -> None:

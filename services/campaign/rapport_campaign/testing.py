@@ -1,6 +1,6 @@
-"""In-memory fakes of what the broadcasts', journeys' and segments' use cases ask of
-campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
-Python over rows kept by primary key.
+"""In-memory fakes of what the broadcasts', journeys', segments', audience's and links' use
+cases ask of campaign's stores, for unit tests: the same queries as the SQL ones, answered
+with plain Python over rows kept by primary key.
 
 `FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
 is a `CampaignUnitOfWork`, so a fake that lacks a query, or answers it with another
@@ -9,14 +9,23 @@ signature, fails the lint.
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rapport_campaign.audience.models import Alias, AudienceMember, ConsentState, ErasedCustomer
+from rapport_campaign.audience.models import (
+    Activity,
+    ActivityItem,
+    Alias,
+    AudienceMember,
+    ConsentState,
+    ErasedCustomer,
+)
+from rapport_campaign.audience.store import order_record, popular_product
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.messaging.models import Message
+from rapport_campaign.messaging.template_data import Record
 from rapport_campaign.segments import rules
 from rapport_campaign.segments.models import Segment, SegmentMember
 from rapport_campaign.shared import aware
@@ -81,10 +90,17 @@ class FakeJourneyStore(FakeStore):
         stored.due_at, stored.fired_cycle = None, state.cycle
         return True
 
+    async def journeys(self) -> list[Campaign]:
+        return self.rows.where(Campaign, lambda campaign: campaign.kind == "journey")
 
-class FakeAudienceLookup(FakeStore):
+    async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None:
+        return self.rows.get(JourneyState, journey_id, customer_id)
+
+
+class FakeAudienceStore(FakeStore):
     """Merges (`Alias`) and erasures (`ErasedCustomer`) among the rows, resolved by the same
-    `rapport_events.customer_ids` as the SQL lookup; consents and activity as stored."""
+    `rapport_events.customer_ids` as the SQL lookup; members, consents, activity and orders
+    (`Activity` rows and their `ActivityItem` lines) as stored."""
 
     async def resolve(self, customer_id: str) -> str | None:
         return await customer_ids.resolve(customer_id, self._survivors_of, self._erased_among)
@@ -95,6 +111,9 @@ class FakeAudienceLookup(FakeStore):
 
     async def _erased_among(self, ids: set[str]) -> set[str]:
         return {c for c in ids if self.rows.get(ErasedCustomer, c) is not None}
+
+    async def get_member(self, customer_id: str) -> AudienceMember | None:
+        return self.rows.get(AudienceMember, customer_id)
 
     async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
         return self.rows.get(ConsentState, customer_id, channel)
@@ -109,6 +128,46 @@ class FakeAudienceLookup(FakeStore):
 
     async def audience_activity(self) -> list[tuple[str, datetime | None]]:
         return [(m.customer_id, m.last_active_at) for m in self.rows.all(AudienceMember)]
+
+    def _orders(self, test: Callable[[Activity], bool]) -> list[Activity]:
+        return self.rows.where(Activity, lambda a: a.event_type == "order.completed" and test(a))
+
+    def _lines(self, orders: list[Activity]) -> list[ActivityItem]:
+        ids = {order.id for order in orders}
+        return self.rows.where(ActivityItem, lambda item: item.activity_id in ids)
+
+    async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
+        lines = self._lines(self._orders(lambda order: order.customer_id == customer_id))
+        return [(line.product_id, line.category) for line in lines]
+
+    async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        lines: dict[str, list[ActivityItem]] = defaultdict(list)
+        for line in self._lines(self._orders(lambda order: aware(order.occurred_at) >= since)):
+            lines[line.product_id].append(line)
+        buyers = {
+            product: len({line.customer_id for line in bought}) for product, bought in lines.items()
+        }
+        ranked = sorted(lines, key=lambda product: (-buyers[product], product))[:limit]
+        return [
+            popular_product(
+                product,
+                max((line.name for line in lines[product] if line.name is not None), default=None),
+                max(
+                    (line.category for line in lines[product] if line.category is not None),
+                    default=None,
+                ),
+                max(line.price for line in lines[product]),
+            )
+            for product in ranked
+        ]
+
+    async def last_order(self, customer_id: str) -> Record | None:
+        orders = self._orders(lambda order: order.customer_id == customer_id)
+        if not orders:
+            return None
+        latest = max(orders, key=lambda order: (aware(order.occurred_at), order.id or 0))
+        lines = sorted(self._lines([latest]), key=lambda line: line.id or 0)
+        return order_record(latest, lines)
 
 
 def rule_key(rule: "rules.Rule | dict[str, Any]") -> str:
@@ -164,6 +223,10 @@ class FakeSegmentStore(FakeStore):
     async def member_ids(self, segment_id: str) -> set[str]:
         return {member.customer_id for member in self._members(segment_id)}
 
+    async def memberships_of(self, customer_id: str) -> set[str]:
+        found = self.rows.where(SegmentMember, lambda member: member.customer_id == customer_id)
+        return {member.segment_id for member in found}
+
     async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
         self.rows.extend(
             SegmentMember(segment_id=segment_id, customer_id=c, entered_at=at) for c in customer_ids
@@ -202,6 +265,9 @@ class FakeCampaignMessages(FakeStore):
             lambda m: m.campaign_id == campaign_id and (not statuses or m.status in statuses),
         )
 
+    async def get_message(self, message_id: str) -> Message | None:
+        return self.rows.get(Message, message_id)
+
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         self.rows.extend(Message(**row) for row in rows)
 
@@ -231,6 +297,22 @@ class FakeCampaignMessages(FakeStore):
         return {name: (sent[name], clicked[name], len(converted[name])) for name in sent}
 
 
+class FakeTrackingStore(FakeStore):
+    """Clicks and unsubscribes among the rows."""
+
+
+class FakeSegmentMembership:
+    """Which customers were to be tested again against segments, and for what changes.
+    Whom a rule matches is the database's to say (see `FakeSegmentStore`): the re-evaluation
+    itself runs on SQL in `tests/segments/test_service.py`."""
+
+    def __init__(self) -> None:
+        self.reevaluated: list[tuple[str, set[str]]] = []
+
+    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+        self.reevaluated.append((customer_id, set(kinds)))
+
+
 class FakeCampaignUnitOfWork(FakeUnitOfWork):
     """Campaign's stores over one set of rows, and an outbox that records what was
     published."""
@@ -239,9 +321,11 @@ class FakeCampaignUnitOfWork(FakeUnitOfWork):
         super().__init__()
         self.campaigns = FakeCampaignStore(self.rows)
         self.journeys = FakeJourneyStore(self.rows)
-        self.audience = FakeAudienceLookup(self.rows)
+        self.audience = FakeAudienceStore(self.rows)
         self.segments = FakeSegmentStore(self.rows)
         self.messages = FakeCampaignMessages(self.rows)
+        self.tracking = FakeTrackingStore(self.rows)
+        self.membership = FakeSegmentMembership()
 
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
-"""Campaign's unit of work, for the broadcasts', journeys' and segments' use cases: their
-stores, what they ask of the audience and messaging domains, and the outbox, in one
-transaction.
+"""Campaign's unit of work, for the broadcasts', journeys', segments', audience's and
+links' use cases: their stores, what they ask of the messaging domain and of segment
+membership, and the outbox, in one transaction.
 
 Those use cases take a `CampaignUnitOfWork`; the routes' dependency builds
 `SqlCampaignUnitOfWork` on the request's session, the scheduler on its own, and unit tests
@@ -12,42 +12,25 @@ from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign.audience import service as audience_service
-from rapport_campaign.audience import store as audience_store
-from rapport_campaign.audience.models import ConsentState
+from rapport_campaign.audience.store import AudienceStore, SqlAudienceStore
 from rapport_campaign.campaigns.store import CampaignStore, SqlCampaignStore
 from rapport_campaign.journeys.store import JourneyStore, SqlJourneyStore
 from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import Message
 from rapport_campaign.segments.store import SegmentStore, SqlSegmentStore
 from rapport_campaign.shared import SOURCE
+from rapport_campaign.tracking.store import SqlTrackingStore, TrackingStore
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
 
 
-class AudienceLookup(Protocol):
-    """What broadcasts and journeys ask of the audience domain."""
-
-    async def resolve(self, customer_id: str) -> str | None:
-        """The id that owns `customer_id` now, through merges; None if erased."""
-        ...
-
-    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None: ...
-
-    async def withdrawn_customers(self, channel: str) -> set[str]:
-        """Customers who revoked or unsubscribed from marketing on this channel."""
-        ...
-
-    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
-        """Every audience member with the time of their latest activity."""
-        ...
-
-
 class CampaignMessages(Protocol):
-    """What broadcasts and journeys ask of the messaging domain: messages queued, held back
-    for an A/B decision, released or cancelled."""
+    """What broadcasts, journeys and the links ask of the messaging domain: a message read,
+    messages queued, held back for an A/B decision, released or cancelled."""
 
     def add(self, row: Message) -> None: ...
+
+    async def get_message(self, message_id: str) -> Message | None: ...
 
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         """New messages, as dicts of their columns."""
@@ -70,6 +53,15 @@ class CampaignMessages(Protocol):
         ...
 
 
+class SegmentMembership(Protocol):
+    """What a change to one customer asks of segments outside their own use cases."""
+
+    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+        """Test the customer again against the segments a change of these kinds can move,
+        publishing who entered and exited."""
+        ...
+
+
 class CampaignUnitOfWork(UnitOfWork, Protocol):
     @property
     def campaigns(self) -> CampaignStore: ...
@@ -78,7 +70,7 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     def journeys(self) -> JourneyStore: ...
 
     @property
-    def audience(self) -> AudienceLookup: ...
+    def audience(self) -> AudienceStore: ...
 
     @property
     def segments(self) -> SegmentStore: ...
@@ -86,24 +78,19 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
     @property
     def messages(self) -> CampaignMessages: ...
 
+    @property
+    def tracking(self) -> TrackingStore: ...
 
-# The audience and messaging domains' queries are still functions of the session; these put
-# the few that broadcasts and journeys need on the unit of work.
-class SqlAudienceLookup(SqlStore):
-    async def resolve(self, customer_id: str) -> str | None:
-        return await audience_service.resolve(self.session, customer_id)
-
-    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
-        return await audience_store.get_consent(self.session, customer_id, channel)
-
-    async def withdrawn_customers(self, channel: str) -> set[str]:
-        return await audience_store.withdrawn_customers(self.session, channel)
-
-    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
-        return await audience_store.audience_activity(self.session)
+    @property
+    def membership(self) -> SegmentMembership: ...
 
 
+# The messaging domain's queries are still functions of the session (the sender's); these
+# put the few that broadcasts, journeys and the links need on the unit of work.
 class SqlCampaignMessages(SqlStore):
+    async def get_message(self, message_id: str) -> Message | None:
+        return await messaging_store.get_message(self.session, message_id)
+
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         await messaging_store.insert_messages(self.session, rows)
 
@@ -120,11 +107,27 @@ class SqlCampaignMessages(SqlStore):
         return await messaging_store.variant_results(self.session, campaign_id)
 
 
+class SqlSegmentMembership(SqlStore):
+    """The segments' own re-evaluation, on the session and to the unit of work's topic."""
+
+    def __init__(self, session: AsyncSession, topic: str) -> None:
+        super().__init__(session)
+        self.topic = topic
+
+    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+        # Imported when used: the segments' service takes this module's unit of work.
+        from rapport_campaign.segments.service import reevaluate
+
+        await reevaluate(self.session, customer_id, kinds, self.topic)
+
+
 class SqlCampaignUnitOfWork(SqlUnitOfWork):
     def __init__(self, session: AsyncSession, topic: str = CUSTOMER_EVENTS_TOPIC) -> None:
         super().__init__(session, SqlOutbox(session, source=SOURCE, topic=topic))
         self.campaigns = SqlCampaignStore(session)
         self.journeys = SqlJourneyStore(session)
-        self.audience = SqlAudienceLookup(session)
+        self.audience = SqlAudienceStore(session)
         self.segments = SqlSegmentStore(session)
         self.messages = SqlCampaignMessages(session)
+        self.tracking = SqlTrackingStore(session)
+        self.membership = SqlSegmentMembership(session, topic)

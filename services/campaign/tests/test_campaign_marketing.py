@@ -183,7 +183,9 @@ async def report(sessions: SessionFactory, settings: Settings, campaign_id: str)
 async def click(sessions: SessionFactory, settings: Settings, message_id: str) -> str:
     async with transaction(sessions) as session:
         return await tracking_service.record_click(
-            session, message_id, "https://shop.example/spring", settings
+            SqlCampaignUnitOfWork(session, settings.kafka.topic),
+            message_id,
+            "https://shop.example/spring",
         )
 
 
@@ -318,7 +320,9 @@ class TestPreview:
         )
 
         async with sessions() as session:
-            preview = await previews.preview_message(session, campaign_id, "ann", "B")
+            preview = await previews.preview_message(
+                SqlCampaignUnitOfWork(session), campaign_id, "ann", "B"
+            )
 
         assert (preview.variant, preview.subject) == ("B", "Ann in Lyon")
         assert preview.text == "Code SPRING-PREVIEW: https://shop.example/spring [unsubscribe link]"
@@ -333,9 +337,11 @@ class TestPreview:
 
         async with sessions() as session:
             with pytest.raises(errors.NotFound, match="no audience member bob"):
-                await previews.preview_message(session, campaign_id, "bob")
+                await previews.preview_message(SqlCampaignUnitOfWork(session), campaign_id, "bob")
             with pytest.raises(errors.NotFound, match="no variant Z"):
-                await previews.preview_message(session, campaign_id, "ann", "Z")
+                await previews.preview_message(
+                    SqlCampaignUnitOfWork(session), campaign_id, "ann", "Z"
+                )
 
 
 class TestAbTest:
@@ -499,9 +505,13 @@ class TestSendTimeChecks:
         campaign_id = await new_campaign(sessions)
 
         async with transaction(sessions) as session:
-            assert await tracking_service.unsubscribe(session, "ann", "email", None, settings)
+            assert await tracking_service.unsubscribe(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), "ann", "email", None
+            )
         async with transaction(sessions) as session:
-            assert await tracking_service.unsubscribe(session, "ann", "email", None, settings)
+            assert await tracking_service.unsubscribe(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), "ann", "email", None
+            )
         await launch(sessions, campaign_id)
 
         assert await send(sessions, settings) == []
@@ -514,7 +524,9 @@ class TestSendTimeChecks:
     ) -> None:
         await deliver(registered("ann"), granted("ann"))
         async with transaction(sessions) as session:
-            await tracking_service.unsubscribe(session, "ann", "email", None, settings)
+            await tracking_service.unsubscribe(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), "ann", "email", None
+            )
         await deliver(granted("ann", version=3))
         campaign_id = await new_campaign(sessions)
         await launch(sessions, campaign_id)
@@ -813,7 +825,9 @@ class TestConsentWithdrawal:
         journey_id = await new_journey(sessions, trigger="welcome", delay_minutes=5)
         await deliver(registered("ann"), granted("ann"))
         async with transaction(sessions) as session:
-            assert await audience_service.suppress_channel(session, "ann", "email")
+            assert await audience_service.suppress_channel(
+                SqlCampaignUnitOfWork(session), "ann", "email"
+            )
 
         assert await fire(sessions, timedelta(minutes=6)) == 0
         assert await messages(sessions, journey_id) == []

@@ -240,7 +240,9 @@ class TestTwoUnsubscribeSyncs:
         await audience(deliver)
         async with transaction(replicas[0]) as session:
             for customer_id in CUSTOMERS:
-                await tracking_service.unsubscribe(session, customer_id, "email", None, settings)
+                await tracking_service.unsubscribe(
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic), customer_id, "email", None
+                )
         config = settings.model_copy(update={"profile_url": profile_stub.url})
         async with httpx.AsyncClient() as http:
             syncs = workers(replicas, config, http)

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from rapport_campaign import lifecycle
 from rapport_campaign.audience import service
 from rapport_campaign.audience.models import AudienceMemberPublic
-from rapport_campaign.deps import SessionDep, require_token
+from rapport_campaign.deps import SessionDep, UnitOfWorkDep, require_token
 from rapport_campaign.errors import NOT_FOUND
 from rapport_campaign.lifecycle import CustomerExport
 from rapport_events.limits import CustomerIdPath
@@ -20,10 +20,10 @@ router = APIRouter(dependencies=[Depends(require_token)])
     responses=NOT_FOUND,
 )
 async def read_audience_member(
-    customer_id: CustomerIdPath, session: SessionDep
+    customer_id: CustomerIdPath, uow: UnitOfWorkDep
 ) -> AudienceMemberPublic:
     """One customer as campaigns see them, with metrics and segments."""
-    member, segments = await service.get_member(session, customer_id)
+    member, segments = await service.get_member(uow, customer_id)
     public_member = AudienceMemberPublic.model_validate(member)
     return public_member.model_copy(update={"segments": segments})
 

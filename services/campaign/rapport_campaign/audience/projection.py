@@ -709,7 +709,7 @@ async def apply_survey(
     if customer_id is None:
         return
     await on_activity(session, customer_id, utc(event.occurred_at))
-    await reevaluate(session, customer_id, {"survey"}, settings)
+    await reevaluate(session, customer_id, {"survey"}, settings.kafka.topic)
 
 
 async def apply_points(
@@ -718,4 +718,4 @@ async def apply_points(
     """Loyalty points: the balance metric, and segments on loyalty."""
     customer_id = await record_points(session, event, envelope.id)
     if customer_id is not None:
-        await reevaluate(session, customer_id, {"loyalty"}, settings)
+        await reevaluate(session, customer_id, {"loyalty"}, settings.kafka.topic)

@@ -1,4 +1,7 @@
-"""The audience's use cases: who a customer id is now, and what they consented to."""
+"""The audience's use cases: who a customer id is now, and what they consented to.
+
+`resolve` and `resolve_all` take the session: the projection and merges resolve a run of
+events at once. Reading a member and suppressing a channel take the unit of work."""
 
 import functools
 from collections.abc import Iterable
@@ -8,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_campaign.audience import store
 from rapport_campaign.audience.models import AudienceMember, ConsentState
 from rapport_campaign.errors import NotFound
-from rapport_campaign.segments import store as segment_store
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events import customer_ids as customer_ids_kit
 from rapport_events.base import utcnow
 
@@ -32,23 +35,23 @@ def consented(consent: ConsentState | None) -> bool:
     return consent is not None and consent.granted and consent.suppressed_at is None
 
 
-async def suppress_channel(session: AsyncSession, customer_id: str, channel: str) -> bool:
+async def suppress_channel(uow: CampaignUnitOfWork, customer_id: str, channel: str) -> bool:
     """Stop marketing on a channel at once (an unsubscribe); False when it already was."""
-    consent = await store.get_consent(session, customer_id, channel)
+    consent = await uow.audience.get_consent(customer_id, channel)
     if consent is None:
         consent = ConsentState(customer_id=customer_id, channel=channel, version=0)
     already = consent.suppressed_at is not None and not consent.granted
     consent.granted = False
     consent.suppressed_at = consent.suppressed_at or utcnow()
     consent.source = "unsubscribe_link"
-    session.add(consent)
-    await session.flush()
+    uow.audience.add(consent)
+    await uow.flush()
     return not already
 
 
-async def get_member(session: AsyncSession, customer_id: str) -> tuple[AudienceMember, list[str]]:
+async def get_member(uow: CampaignUnitOfWork, customer_id: str) -> tuple[AudienceMember, list[str]]:
     """One audience member and the segments they are in, or NotFound."""
-    member = await store.get_member(session, customer_id)
+    member = await uow.audience.get_member(customer_id)
     if member is None:
         raise NotFound(f"no audience member {customer_id}")
-    return member, sorted(await segment_store.memberships_of(session, customer_id))
+    return member, sorted(await uow.segments.memberships_of(customer_id))

@@ -1,10 +1,17 @@
 """Every query of the audience: customers, their activity and product lines, consents,
-aliases and tombstones; what templates recommend from orders; acquisition channels."""
+aliases and tombstones; what templates recommend from orders; acquisition channels.
 
+`AudienceStore` is what the use cases behind the routes, and the broadcasts and journeys,
+ask of it; `SqlAudienceStore` answers on the transaction's session, and
+`rapport_campaign.testing` has the in-memory fake. The module's functions stay for the
+projection, which reads and writes a run of events in bulk, for merges and erasure, and for
+the sender."""
+
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import case, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
@@ -21,6 +28,8 @@ from rapport_campaign.audience.models import (
 )
 from rapport_campaign.messaging import template_data
 from rapport_campaign.shared import all_rows, as_time, chunks, rows_per_statement
+from rapport_events import customer_ids as customer_ids_kit
+from rapport_events.unit_of_work import SqlStore
 
 AUDIENCE = AudienceMember.__table__  # type: ignore[attr-defined]
 ACTIVITY = Activity.__table__  # type: ignore[attr-defined]
@@ -313,12 +322,17 @@ async def last_order(session: AsyncSession, customer_id: str) -> template_data.R
         .where(ActivityItem.activity_id == found.id)
         .order_by(col(ActivityItem.id))
     )
+    return order_record(found, lines.all())
+
+
+def order_record(order: Activity, lines: Iterable[ActivityItem]) -> template_data.Record:
+    """An order.completed activity and its lines, as templates see the order."""
     return template_data.order(
-        found.ref or "",
-        found.value,
-        found.currency,
-        as_time(found.occurred_at) or found.occurred_at,
-        [line.model_dump() for line in lines.all()],
+        order.ref or "",
+        order.value,
+        order.currency,
+        as_time(order.occurred_at) or order.occurred_at,
+        [line.model_dump() for line in lines],
     )
 
 
@@ -343,16 +357,21 @@ async def popular_products(
         .limit(limit),
     )
     return [
-        {
-            "product_id": product_id,
-            "name": name or product_id,
-            "category": category,
-            "price": str(Decimal(str(price)).quantize(Decimal("0.01")))
-            if price is not None
-            else None,
-        }
+        popular_product(product_id, name, category, price)
         for product_id, name, category, price, _ in result
     ]
+
+
+def popular_product(
+    product_id: str, name: str | None, category: str | None, price: Any
+) -> dict[str, Any]:
+    """A popular product as the recommender keeps it (the price a string, to the cent)."""
+    return {
+        "product_id": product_id,
+        "name": name or product_id,
+        "category": category,
+        "price": str(Decimal(str(price)).quantize(Decimal("0.01"))) if price is not None else None,
+    }
 
 
 async def acquisition_channels(
@@ -377,3 +396,67 @@ async def repoint_aliases(session: AsyncSession, old_id: str, new_id: str) -> No
     await session.exec(
         update(Alias).where(col(Alias.customer_id) == old_id).values(customer_id=new_id)
     )
+
+
+class AudienceStore(Protocol):
+    def add(self, row: ConsentState) -> None: ...
+
+    async def resolve(self, customer_id: str) -> str | None:
+        """The id that owns `customer_id` now, through merges; None if erased."""
+        ...
+
+    async def get_member(self, customer_id: str) -> AudienceMember | None: ...
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None: ...
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        """Customers who revoked or unsubscribed from marketing on this channel."""
+        ...
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        """Every audience member with the time of their latest activity."""
+        ...
+
+    async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
+        """(product_id, category) of every product the customer ordered."""
+        ...
+
+    async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """The products most customers bought since `since`, most popular first."""
+        ...
+
+    async def last_order(self, customer_id: str) -> template_data.Record | None:
+        """The customer's most recent order with its lines, as templates see it."""
+        ...
+
+
+class SqlAudienceStore(SqlStore):
+    """The module's queries on the transaction's session."""
+
+    async def resolve(self, customer_id: str) -> str | None:
+        return await customer_ids_kit.resolve(
+            customer_id,
+            functools.partial(aliases, self.session),
+            functools.partial(erased_among, self.session),
+        )
+
+    async def get_member(self, customer_id: str) -> AudienceMember | None:
+        return await get_member(self.session, customer_id)
+
+    async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
+        return await get_consent(self.session, customer_id, channel)
+
+    async def withdrawn_customers(self, channel: str) -> set[str]:
+        return await withdrawn_customers(self.session, channel)
+
+    async def audience_activity(self) -> list[tuple[str, datetime | None]]:
+        return await audience_activity(self.session)
+
+    async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
+        return await bought_products(self.session, customer_id)
+
+    async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        return await popular_products(self.session, since=since, limit=limit)
+
+    async def last_order(self, customer_id: str) -> template_data.Record | None:
+        return await last_order(self.session, customer_id)

@@ -87,12 +87,12 @@ async def launch_campaign(
 )
 async def preview_message(
     campaign_id: PathId,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     customer_id: Annotated[str, Query(min_length=1, max_length=64)],
     variant: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> MessagePreview:
     """A variant's subject, text and HTML as one customer would get them; nothing is sent."""
-    return await previews.preview_message(session, campaign_id, customer_id, variant)
+    return await previews.preview_message(uow, campaign_id, customer_id, variant)
 
 
 @router.post(

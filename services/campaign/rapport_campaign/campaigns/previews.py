@@ -3,16 +3,13 @@ of them, the way the sender renders it, with nothing sent, tracked or stored."""
 
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from rapport_campaign.audience import store as audience_store
-from rapport_campaign.audience.service import resolve
+from rapport_campaign.audience.models import AudienceMember
 from rapport_campaign.campaigns import service
 from rapport_campaign.campaigns.models import Campaign, MessagePreview
 from rapport_campaign.errors import InvalidRequest, NotFound
 from rapport_campaign.messaging import delivery, template_data
 from rapport_campaign.messaging.service import Recommender, recommendation
-from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 
 # In a preview no link is signed: the call to action is the campaign's own link, and the
 # unsubscribe link (made per message when sending) is a placeholder.
@@ -20,16 +17,16 @@ UNSUBSCRIBE_PLACEHOLDER = "[unsubscribe link]"
 
 
 async def preview_message(
-    session: AsyncSession, campaign_id: str, customer_id: str, variant: str | None = None
+    uow: CampaignUnitOfWork, campaign_id: str, customer_id: str, variant: str | None = None
 ) -> MessagePreview:
     """One variant (the first unless named) of a campaign, rendered for one customer."""
-    campaign = await service.get_campaign(SqlCampaignUnitOfWork(session), campaign_id)
+    campaign = await service.get_campaign(uow, campaign_id)
     chosen = _variant(campaign, variant)
-    owner = await resolve(session, customer_id)
-    member = await audience_store.get_member(session, owner) if owner else None
+    owner = await uow.audience.resolve(customer_id)
+    member = await uow.audience.get_member(owner) if owner else None
     if member is None:
         raise NotFound(f"no audience member {customer_id}")
-    context = await _context(session, campaign, member)
+    context = await _context(uow, campaign, member)
     try:
         rendered = delivery.render(chosen, context, track=str)
     except delivery.TemplateProblem as problem:
@@ -52,8 +49,10 @@ def _variant(campaign: Campaign, name: str | None) -> dict[str, Any]:
     raise NotFound(f"no variant {name} in campaign {campaign.id}")
 
 
-async def _context(session: AsyncSession, campaign: Campaign, member: Any) -> dict[str, Any]:
-    recommended = await Recommender().recommend(session, member.customer_id)
+async def _context(
+    uow: CampaignUnitOfWork, campaign: Campaign, member: AudienceMember
+) -> dict[str, Any]:
+    recommended = await Recommender().recommend(uow.audience, member.customer_id)
     return {
         "customer": template_data.customer(member),
         "recommendation": recommendation(recommended),
@@ -62,5 +61,5 @@ async def _context(session: AsyncSession, campaign: Campaign, member: Any) -> di
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         "campaign": template_data.record({"id": campaign.id, "name": campaign.name}, campaign.name),
         "cart": None,
-        "order": await audience_store.last_order(session, member.customer_id),
+        "order": await uow.audience.last_order(member.customer_id),
     }

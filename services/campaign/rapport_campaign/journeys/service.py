@@ -189,19 +189,19 @@ async def on_order(session: AsyncSession, customer_id: str, at: datetime) -> Non
     await on_activity(session, customer_id, at)
 
 
-async def stop_journeys(session: AsyncSession, customer_id: str, channel: str) -> None:
+async def stop_journeys(uow: CampaignUnitOfWork, customer_id: str, channel: str) -> None:
     """A withdrawn consent disarms the customer's timers on that channel.
 
     Later activity does not arm them again until a new grant (see `_withdrawn`).
     """
-    for journey in await store.journeys(session):
+    for journey in await uow.journeys.journeys():
         if journey.channel != channel:
             continue
-        state = await store.get_journey_state(session, journey.id, customer_id)
+        state = await uow.journeys.get_journey_state(journey.id, customer_id)
         if state is not None and state.due_at is not None:
             state.due_at = None
             state.updated_at = utcnow()
-            session.add(state)
+            uow.journeys.add(state)
 
 
 async def fire_due_journeys(uow: CampaignUnitOfWork, now: datetime, limit: int = 500) -> int:

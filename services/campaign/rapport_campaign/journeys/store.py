@@ -95,6 +95,12 @@ class JourneyStore(Protocol):
         """Take a due timer (disarmed, its cycle fired); False when another caller took it."""
         ...
 
+    async def journeys(self) -> list[Campaign]:
+        """Every journey, active or paused."""
+        ...
+
+    async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None: ...
+
 
 class SqlJourneyStore(SqlStore):
     async def insert_journey_states(self, rows: list[dict[str, Any]]) -> None:
@@ -130,3 +136,9 @@ class SqlJourneyStore(SqlStore):
             .values(due_at=None, fired_cycle=state.cycle)
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def journeys(self) -> list[Campaign]:
+        return await journeys(self.session)
+
+    async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None:
+        return await get_journey_state(self.session, journey_id, customer_id)

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.audience import store as audience_store
 from rapport_campaign.audience.service import consented
+from rapport_campaign.audience.store import AudienceStore, SqlAudienceStore
 from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.messaging import delivery, store, template_data
 from rapport_campaign.messaging.models import LINKS, Message
@@ -51,14 +52,15 @@ class Recommender:
     _products: list[dict[str, Any]] = field(default_factory=list)
     _loaded_at: datetime | None = None
 
-    async def recommend(self, session: AsyncSession, customer_id: str) -> dict[str, Any] | None:
+    async def recommend(self, audience: AudienceStore, customer_id: str) -> dict[str, Any] | None:
+        """A popular product the customer has not bought, of their favourite category if any."""
         now = utcnow()
         if self._loaded_at is None or (now - self._loaded_at).total_seconds() > self.ttl_s:
-            self._products = await audience_store.popular_products(
-                session, since=now - timedelta(days=RECOMMENDATION_DAYS), limit=200
+            self._products = await audience.popular_products(
+                since=now - timedelta(days=RECOMMENDATION_DAYS), limit=200
             )
             self._loaded_at = now
-        bought = await audience_store.bought_products(session, customer_id)
+        bought = await audience.bought_products(customer_id)
         owned = {product for product, _ in bought}
         categories: dict[str, int] = {}
         for _, category in bought:
@@ -170,7 +172,9 @@ async def prepare(
     assert member is not None
     context = {
         "customer": template_data.customer(member),
-        "recommendation": recommendation(await recommender.recommend(session, customer_id)),
+        "recommendation": recommendation(
+            await recommender.recommend(SqlAudienceStore(session), customer_id)
+        ),
         "offer_code": message.offer_code,
         "cta_url": track(campaign.link) if campaign.link else None,
         "unsubscribe_url": unsubscribe_url,

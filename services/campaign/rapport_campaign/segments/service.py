@@ -16,7 +16,7 @@ from rapport_campaign.segments import rules, sql, store
 from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentMember, SegmentUpdate
 from rapport_campaign.segments.store import lock_segments
 from rapport_campaign.settings import Settings
-from rapport_campaign.shared import SOURCE, publish
+from rapport_campaign.shared import SOURCE
 from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events import outbox
 from rapport_events.base import Event, utcnow
@@ -66,12 +66,13 @@ async def reevaluate(
     session: AsyncSession,
     customer_id: str,
     kinds: set[str] | None,
-    settings: Settings,
+    topic: str,
     now: datetime | None = None,
 ) -> dict[str, bool]:
     """Test one customer against every segment an event of these kinds can change.
 
-    Publishes segment.entered / segment.exited for what changed; `kinds=None` tests all.
+    Publishes segment.entered / segment.exited for what changed, to `topic`; `kinds=None`
+    tests all.
     """
     test = await _test(session, kinds, now)
     if test is None:
@@ -83,21 +84,23 @@ async def reevaluate(
         inside = results[segment.id]
         if inside and segment.id not in current:
             await store.add_members(session, segment.id, [customer_id], now)
-            publish(
+            outbox.add(
                 session,
                 SegmentEntered(
                     customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
                 ),
-                settings,
+                source=SOURCE,
+                topic=topic,
             )
         elif not inside and segment.id in current:
             await store.remove_members(session, segment.id, [customer_id])
-            publish(
+            outbox.add(
                 session,
                 SegmentExited(
                     customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
                 ),
-                settings,
+                source=SOURCE,
+                topic=topic,
             )
     return results
 

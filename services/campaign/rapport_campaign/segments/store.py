@@ -244,6 +244,10 @@ class SegmentStore(Protocol):
 
     async def member_ids(self, segment_id: str) -> set[str]: ...
 
+    async def memberships_of(self, customer_id: str) -> set[str]:
+        """The ids of the segments the customer is in."""
+        ...
+
     async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
         """New members, none of them a member already."""
         ...
@@ -299,6 +303,9 @@ class SqlSegmentStore(SqlStore):
 
     async def member_ids(self, segment_id: str) -> set[str]:
         return await member_ids(self.session, segment_id)
+
+    async def memberships_of(self, customer_id: str) -> set[str]:
+        return await memberships_of(self.session, customer_id)
 
     async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
         await add_members(self.session, segment_id, customer_ids, at)

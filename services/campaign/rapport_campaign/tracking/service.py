@@ -1,4 +1,8 @@
-"""Opens, clicks, unsubscribes and the attribution of orders to the messages that led to them."""
+"""Opens, clicks, unsubscribes and the attribution of orders to the messages that led to them.
+
+What the links record (`record_open`, `record_click`, `unsubscribe`) takes the unit of work;
+the unsubscribes' sync, run by the worker, and attribution, run by the projection, still
+take the session."""
 
 import re
 from datetime import datetime, timedelta
@@ -8,17 +12,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign import shared
 from rapport_campaign.audience import service as audience_service
-from rapport_campaign.audience.service import resolve
 from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.journeys import service as journey_service
 from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import LINKS, Message
-from rapport_campaign.segments import service as segment_service
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import publish, utc
 from rapport_campaign.tracking import store
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
 from rapport_campaign.tracking.tokens import with_utm
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.types import (
     CampaignConversionAttributed,
@@ -42,15 +45,15 @@ def _event_fields(message: Message) -> dict[str, Any]:
     }
 
 
-async def record_open(session: AsyncSession, message_id: str, settings: Settings) -> None:
+async def record_open(uow: CampaignUnitOfWork, message_id: str) -> None:
     """The first open of a message is recorded and published; later ones change nothing."""
-    message = await messaging_store.get_message(session, message_id)
+    message = await uow.messages.get_message(message_id)
     if message is None or message.opened_at is not None:
         return
     message.opened_at = utcnow()
-    session.add(message)
+    uow.messages.add(message)
     if message.customer_id is not None:
-        publish(session, CampaignMessageOpened(**_event_fields(message)), settings)
+        await uow.outbox.publish([CampaignMessageOpened(**_event_fields(message))])
 
 
 def message_links(message: Message) -> list[str]:
@@ -59,26 +62,23 @@ def message_links(message: Message) -> list[str]:
     return [link for link in links if isinstance(link, str)] if isinstance(links, list) else []
 
 
-async def record_click(
-    session: AsyncSession, message_id: str, url: str, settings: Settings
-) -> str | None:
+async def record_click(uow: CampaignUnitOfWork, message_id: str, url: str) -> str | None:
     """Record a click (and the open it implies); returns the target with UTM parameters.
 
     None, with nothing recorded, when no such message was sent with that link: a token
     is only as good as the secret that signed it, and the message is the second witness.
     """
-    message = await messaging_store.get_message(session, message_id)
+    message = await uow.messages.get_message(message_id)
     if message is None or url not in message_links(message):
         return None
-    campaign = await SqlCampaignStore(session).get_campaign(message.campaign_id)
+    campaign = await uow.campaigns.get_campaign(message.campaign_id)
     now = utcnow()
     if message.opened_at is None:
-        await record_open(session, message_id, settings)
+        await record_open(uow, message_id)
     if message.clicked_at is None:
         message.clicked_at = now
-    session.add(message)
-    shared.add(
-        session,
+    uow.messages.add(message)
+    uow.tracking.add(
         Click(
             message_id=message.id,
             campaign_id=message.campaign_id,
@@ -88,7 +88,7 @@ async def record_click(
         ),
     )
     if message.customer_id is not None:
-        publish(session, CampaignMessageClicked(**_event_fields(message), url=url), settings)
+        await uow.outbox.publish([CampaignMessageClicked(**_event_fields(message), url=url)])
     return with_utm(
         url,
         source="rapport",
@@ -99,23 +99,18 @@ async def record_click(
 
 
 async def unsubscribe(
-    session: AsyncSession,
-    customer_id: str,
-    channel: str,
-    message_id: str | None,
-    settings: Settings,
+    uow: CampaignUnitOfWork, customer_id: str, channel: str, message_id: str | None
 ) -> bool:
     """Suppress the channel now, stop journeys on it, and queue the revocation for profile."""
-    resolved = await resolve(session, customer_id)
+    resolved = await uow.audience.resolve(customer_id)
     if resolved is None or channel not in shared.CHANNELS:
         return False
-    if await audience_service.suppress_channel(session, resolved, channel):
-        shared.add(
-            session, Unsubscribe(customer_id=resolved, channel=channel, message_id=message_id)
-        )
-        await journey_service.stop_journeys(session, resolved, channel)
-        await session.flush()
-        await segment_service.reevaluate(session, resolved, {"consent"}, settings)
+    if await audience_service.suppress_channel(uow, resolved, channel):
+        uow.tracking.add(Unsubscribe(customer_id=resolved, channel=channel, message_id=message_id))
+        await journey_service.stop_journeys(uow, resolved, channel)
+        # Segments test the consent in SQL: what changed above is written first.
+        await uow.flush()
+        await uow.membership.reevaluate(resolved, {"consent"})
     return True
 
 

@@ -1,8 +1,14 @@
-"""Every query of tracking: clicks, conversions, and unsubscribes waiting for profile."""
+"""Every query of tracking: clicks, conversions, and unsubscribes waiting for profile.
+
+`TrackingStore` is what the links' use cases ask of it (they only add rows);
+`SqlTrackingStore` answers on the transaction's session, and `rapport_campaign.testing` has
+the in-memory fake. The module's functions are attribution's, run by the projection, the
+unsubscribes' sync, run by the worker, and the reports'."""
 
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
@@ -10,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.shared import chunks
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
+from rapport_events.unit_of_work import SqlStore
 
 
 async def customers_with_clicks(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
@@ -86,3 +93,11 @@ async def claim_unsynced_unsubscribes(
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+class TrackingStore(Protocol):
+    def add(self, row: Click | Unsubscribe) -> None: ...
+
+
+class SqlTrackingStore(SqlStore):
+    """Clicks and unsubscribes added to the transaction's session."""

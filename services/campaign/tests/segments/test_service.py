@@ -300,7 +300,7 @@ class TestLiveMembership:
                 await audience_projection.apply_values(session, [value_of(event)], settings)
 
         async with sessions() as session:
-            member, _ = await audience_service.get_member(session, "ann")
+            member, _ = await audience_service.get_member(SqlCampaignUnitOfWork(session), "ann")
         assert member.orders == 1
         assert await members(sessions, segment_id) == ["ann"]
         assert changes(await outbox(sessions), segment_id) == [("SegmentEntered", "ann")]
@@ -357,7 +357,9 @@ class TestCustomTraits:
         assert await members(sessions, pro) == ["ann", "cid"]
         assert await members(sessions, none) == []
         async with sessions() as session:
-            member, _segments = await audience_service.get_member(session, "ann")
+            member, _segments = await audience_service.get_member(
+                SqlCampaignUnitOfWork(session), "ann"
+            )
         assert AudienceMemberPublic.model_validate(member).traits == {"plan": "Pro", "seats": 12}
 
 
@@ -451,9 +453,9 @@ class TestMerge:
         await deliver(o3, value_of(o2, survivor_o1, survivor_o3))
 
         async with sessions() as session:
-            survivor, _ = await audience_service.get_member(session, "keep")
+            survivor, _ = await audience_service.get_member(SqlCampaignUnitOfWork(session), "keep")
             with pytest.raises(errors.NotFound):
-                await audience_service.get_member(session, "dupe")
+                await audience_service.get_member(SqlCampaignUnitOfWork(session), "dupe")
         assert survivor.orders == 3
 
     async def test_the_merged_id_leaves_its_segments(
