@@ -1,7 +1,7 @@
 """What the log tells the timeline: every event about a customer, and partner disclosures."""
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,31 +15,33 @@ from rapport_profile.identity import service as identity_service
 from rapport_profile.shared import utc
 from rapport_profile.timeline import store
 
+Row = dict[str, Any]
+
+
+class AboutACustomer(Protocol):
+    @property
+    def customer_id(self) -> str: ...
+
+
+E = TypeVar("E", bound=AboutACustomer)
+
 
 @batch
 async def record_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
     """Put each event on its customer's timeline, once."""
-    owners = await identity_service.resolve_all(
-        session, {envelope.data.customer_id for envelope in envelopes}
-    )
     now = utcnow()
-    rows: dict[str, dict[str, Any]] = {}
-    for envelope in envelopes:
-        event = envelope.data
-        owner = owners[event.customer_id]
-        if owner is None or envelope.id in rows:
-            continue
-        rows[envelope.id] = {
-            "id": envelope.id,
-            "customer_id": owner,
-            "subject_id": event.customer_id,
+
+    def entry(envelope: Envelope, event: Any) -> Row:
+        return {
             "type": envelope.type,
             "source": envelope.source,
             "occurred_at": utc(event.occurred_at),
             "data": event.model_dump(mode="json", exclude={"customer_id", "occurred_at"}),
             "recorded_at": now,
         }
-    await store.add_timeline_entries(session, list(rows.values()))
+
+    pairs = [(envelope, envelope.data) for envelope in envelopes]
+    await store.add_timeline_entries(session, await _owned_rows(session, pairs, entry))
 
 
 @batch
@@ -47,16 +49,9 @@ async def record_disclosures(
     session: AsyncSession, events: Sequence[PartnerDataDisclosed], envelopes: Sequence[Envelope]
 ) -> None:
     """Keep the audit of what a partner saw (an event id once)."""
-    owners = await identity_service.resolve_all(session, {event.customer_id for event in events})
-    rows: dict[str, dict[str, Any]] = {}
-    for event, envelope in zip(events, envelopes, strict=True):
-        owner = owners[event.customer_id]
-        if owner is None or envelope.id in rows:
-            continue
-        rows[envelope.id] = {
-            "id": envelope.id,
-            "customer_id": owner,
-            "subject_id": event.customer_id,
+
+    def disclosure(_envelope: Envelope, event: PartnerDataDisclosed) -> Row:
+        return {
             "partner_id": event.partner_id,
             "partner_name": event.partner_name,
             "partner_ref": event.partner_ref,
@@ -67,4 +62,28 @@ async def record_disclosures(
             "request_id": event.request_id,
             "disclosed_at": utc(event.occurred_at),
         }
-    await store.add_disclosures(session, list(rows.values()))
+
+    pairs = list(zip(envelopes, events, strict=True))
+    await store.add_disclosures(session, await _owned_rows(session, pairs, disclosure))
+
+
+async def _owned_rows(
+    session: AsyncSession,
+    pairs: Sequence[tuple[Envelope, E]],
+    columns: Callable[[Envelope, E], Row],
+) -> list[Row]:
+    """One row per event id, kept by the customer who owns its subject now (through merges);
+    none for an erased customer."""
+    owners = await identity_service.resolve_all(session, {event.customer_id for _, event in pairs})
+    rows: dict[str, Row] = {}
+    for envelope, event in pairs:
+        owner = owners[event.customer_id]
+        if owner is None or envelope.id in rows:
+            continue
+        rows[envelope.id] = {
+            "id": envelope.id,
+            "customer_id": owner,
+            "subject_id": event.customer_id,
+            **columns(envelope, event),
+        }
+    return list(rows.values())
