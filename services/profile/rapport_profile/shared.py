@@ -11,7 +11,7 @@ from pydantic import (
 )
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import outbox
@@ -113,21 +113,12 @@ async def _upsert(
     await _send_rows(session, statement.returning(*table.primary_key.columns), rows)
 
 
-def add(session: AsyncSession, row: SQLModel) -> None:
-    session.add(row)
-
-
 SOURCE = "/services/profile"
 
 
 def publish(session: AsyncSession, event: Event, topic: str) -> Envelope:
     # The configured log, not outbox.add's default: the relay sends to the row's topic.
     return outbox.add(session, event, source=SOURCE, topic=topic)
-
-
-async def publish_all(session: AsyncSession, events: Sequence[Event], topic: str) -> None:
-    """Publish `events` in order, written to the outbox together."""
-    await outbox.add_all(session, events, source=SOURCE, topic=topic)
 
 
 def new_message_id() -> str:

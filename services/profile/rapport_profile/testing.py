@@ -12,10 +12,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rapport_events import customer_ids
-from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
+from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork, Rows
 from rapport_profile.analytics.models import CustomerMetrics, Order
 from rapport_profile.consents.models import Consent, ConsentChange
 from rapport_profile.customers.models import (
+    Account,
     AccountMember,
     Customer,
     IdempotentRequest,
@@ -26,6 +27,7 @@ from rapport_profile.identity.models import Identity, Merge
 from rapport_profile.identity.store import ALIAS, FOLLOWING
 from rapport_profile.shared import aware
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
+from rapport_profile.tracking.models import TrackedMessage
 
 if TYPE_CHECKING:
     from rapport_profile.unit_of_work import ProfileUnitOfWork
@@ -58,6 +60,12 @@ class FakeCustomerStore(FakeStore):
 
     async def customers_merged_into(self, customer_id: str) -> list[Customer]:
         return self.rows.where(Customer, lambda customer: customer.merged_into == customer_id)
+
+    async def get_account(self, account_id: str) -> Account | None:
+        return self.rows.get(Account, account_id)
+
+    async def memberships_of(self, customer_id: str) -> list[AccountMember]:
+        return self.rows.where(AccountMember, lambda member: member.customer_id == customer_id)
 
 
 class FakeConsentStore(FakeStore):
@@ -110,6 +118,13 @@ class FakeIdentityStore(FakeStore):
 
     async def identities_of(self, customer_id: str) -> list[Identity]:
         return self.rows.where(Identity, lambda identity: identity.customer_id == customer_id)
+
+    async def get_identity(self, kind: str, value: str) -> Identity | None:
+        return self.rows.get(Identity, kind, value)
+
+    async def identities_among(self, kind: str, values: Collection[str]) -> list[Identity]:
+        wanted = set(values)
+        return self.rows.where(Identity, lambda i: i.kind == kind and i.value in wanted)
 
     async def repoint_identities(self, old: str, new: str) -> list[tuple[str, str]]:
         moved = await self.identities_of(old)
@@ -263,6 +278,40 @@ def _within(at: datetime, start: datetime | None, end: datetime | None) -> bool:
     return (start is None or aware(at) >= start) and (end is None or aware(at) < end)
 
 
+class FakeTrackingStore(FakeStore):
+    async def seen_message_ids(self, message_ids: Collection[str]) -> set[str]:
+        return {m for m in message_ids if self.rows.get(TrackedMessage, m) is not None}
+
+
+class FakeGdprStore(FakeStore):
+    """Erasures and any domain's rows of a customer; `shredded` lists the customers whose
+    personal fields on the log were made unreadable, in order."""
+
+    def __init__(self, rows: Rows) -> None:
+        super().__init__(rows)
+        self.shredded: list[str] = []
+
+    async def get_erasure(self, customer_id: str) -> Erasure | None:
+        return self.rows.get(Erasure, customer_id)
+
+    async def erased_among(self, customer_ids: Collection[str]) -> set[str]:
+        return {c for c in customer_ids if self.rows.get(Erasure, c) is not None}
+
+    async def rows_of(self, model: Any, column: str, customer_id: str) -> list[Any]:
+        return self.rows.where(model, lambda row: getattr(row, column) == customer_id)
+
+    async def delete_rows(self, model: Any, column: str, customer_id: str) -> None:
+        for row in await self.rows_of(model, column, customer_id):
+            self.rows.delete(row)
+
+    async def delete_sent_outbox_rows(self, keys: Sequence[str]) -> int:
+        # The fake outbox sends nothing: every event it holds is still to go out.
+        return 0
+
+    async def shred(self, customer_id: str) -> None:
+        self.shredded.append(customer_id)
+
+
 class FakeProfileUnitOfWork(FakeUnitOfWork):
     """Every converted domain's store over one set of rows, and a recording outbox."""
 
@@ -273,6 +322,8 @@ class FakeProfileUnitOfWork(FakeUnitOfWork):
         self.identity = FakeIdentityStore(self.rows)
         self.timeline = FakeTimelineStore(self.rows)
         self.analytics = FakeAnalyticsStore(self.rows)
+        self.tracking = FakeTrackingStore(self.rows)
+        self.gdpr = FakeGdprStore(self.rows)
 
 
 if TYPE_CHECKING:

@@ -1,8 +1,7 @@
 """Consent use cases: set, refuse sharing, the receipt, and consents through merges.
 
-They take a `ProfileUnitOfWork` (the merge and unmerge pass theirs); what the tracking and
-other domains call on their own session (`refuse_sharing`, `fold_visitor_consents`,
-`consent_receipt`) builds the SQL one on it."""
+They take a `ProfileUnitOfWork` (the merge, unmerge and tracking pass theirs); what the
+other domains call on their own session (`consent_receipt`) builds the SQL one on it."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,9 +18,7 @@ from rapport_profile.consents.models import Consent, ConsentChange, ConsentRecei
 from rapport_profile.consents.rules import Choice, ConsentKey
 from rapport_profile.customers import service as customer_service
 from rapport_profile.customers.models import Customer
-from rapport_profile.gdpr import store as gdpr_store
 from rapport_profile.identity import service as identity_service
-from rapport_profile.identity import store as identity_store
 from rapport_profile.identity.models import Merge
 from rapport_profile.shared import aware
 from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
@@ -117,22 +114,20 @@ async def set_consent(uow: ProfileUnitOfWork, customer_id: str, data: ConsentUpd
     )
 
 
-async def refuse_sharing(
-    session: AsyncSession, refusals: Mapping[str, str], *, topic: str
-) -> set[str]:
+async def refuse_sharing(uow: ProfileUnitOfWork, refusals: Mapping[str, str]) -> set[str]:
     """Record the sale-and-sharing refusals tracking calls carried (id -> source) as the
     person's choice (`record_refusals`), each on the id that owns it now; an erased one is
     left alone. Returns the ids whose consents changed."""
     if not refusals:
         return set()
-    aliases = await identity_store.identities_among(session, identity_service.ALIAS, refusals)
+    aliases = await uow.identity.identities_among(identity_service.ALIAS, refusals)
     owner = {identity.value: identity.customer_id for identity in aliases}
     sources = {owner.get(tracked, tracked): source for tracked, source in refusals.items()}
-    erased = await gdpr_store.erased_among(session, sources)
+    erased = await uow.gdpr.erased_among(sources)
     kept = {
         customer_id: source for customer_id, source in sources.items() if customer_id not in erased
     }
-    return await record_refusals(SqlProfileUnitOfWork(session, topic), kept)
+    return await record_refusals(uow, kept)
 
 
 async def record_refusals(uow: ProfileUnitOfWork, sources: Mapping[str, str]) -> set[str]:
@@ -210,15 +205,10 @@ def _keep_visitor_refusal(uow: ProfileUnitOfWork, visitor_id: str, source: str) 
     )
 
 
-async def fold_visitor_consents(session: AsyncSession, survivor_id: str, merged_id: str) -> None:
-    """Two ids of one visitor not identified yet: the survivor keeps a refusal the other
-    made (with its receipt entry), so it holds when the visitor identifies."""
-    await fold_consents(SqlProfileUnitOfWork(session), survivor_id, merged_id)
-
-
 async def fold_consents(uow: ProfileUnitOfWork, survivor_id: str, merged_id: str) -> None:
-    """Move the merged visitor's consents and their history to the survivor, where the
-    survivor has no choice of its own for that consent."""
+    """Two ids of one visitor not identified yet: move the merged one's consents and their
+    history to the survivor, where it has no choice of its own for that consent (a refusal
+    then holds when the visitor identifies)."""
     mine = {_key(c) for c in await uow.consents.consents_of(survivor_id)}
     for row in await uow.consents.consents_of(merged_id):
         if _key(row) in mine:

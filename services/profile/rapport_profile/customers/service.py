@@ -1,8 +1,8 @@
 """Customer use cases: register, read, update and search; idempotent replays of a
 POST. Each writes its rows and its events in the caller's transaction.
 
-Registering and changing a customer take a `ProfileUnitOfWork`; the reads, and what the
-other domains call on their own session (`active_customer`, `apply_changes`), a session."""
+Registering and changing a customer take a `ProfileUnitOfWork` (tracking passes its own to
+`changeable` and `record_changes`); the reads take a session."""
 
 import hashlib
 import json
@@ -34,7 +34,6 @@ from rapport_profile.errors import (
     DuplicateExternalId,
     IdempotencyMismatch,
 )
-from rapport_profile.shared import publish
 from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 
@@ -123,11 +122,6 @@ async def customer_detail(session: AsyncSession, customer_id: str) -> CustomerDe
     return detail
 
 
-async def active_customer(session: AsyncSession, customer_id: str) -> Customer:
-    """A customer that can be changed, locked for the transaction (see `changeable`)."""
-    return changeable(await store.lock_customer(session, customer_id), customer_id)
-
-
 async def update_customer(
     uow: ProfileUnitOfWork, customer_id: str, changes: dict[str, Any]
 ) -> Customer:
@@ -157,17 +151,6 @@ async def record_changes(
     if changed:
         uow.customers.add(customer)
         await uow.outbox.publish([_updated(customer, changed)])
-    return changed
-
-
-def apply_changes(
-    session: AsyncSession, customer: Customer, changes: dict[str, Any], topic: str
-) -> dict[str, Any]:
-    """Set the fields that differ and publish them; returns what changed."""
-    changed = _set_changes(customer, changes)
-    if changed:
-        session.add(customer)
-        publish(session, _updated(customer, changed), topic)
     return changed
 
 

@@ -61,6 +61,12 @@ class CustomerStore(Protocol):
         """The customers merged into this one (directly, not through a chain)."""
         ...
 
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def memberships_of(self, customer_id: str) -> list[AccountMember]:
+        """The customer's account memberships."""
+        ...
+
 
 class SqlCustomerStore(SqlStore):
     async def get_customer(self, customer_id: str) -> Customer | None:
@@ -97,6 +103,15 @@ class SqlCustomerStore(SqlStore):
     async def customers_merged_into(self, customer_id: str) -> list[Customer]:
         result = await self.session.exec(
             select(Customer).where(Customer.merged_into == customer_id)
+        )
+        return list(result.all())
+
+    async def get_account(self, account_id: str) -> Account | None:
+        return await self.session.get(Account, account_id)
+
+    async def memberships_of(self, customer_id: str) -> list[AccountMember]:
+        result = await self.session.exec(
+            select(AccountMember).where(AccountMember.customer_id == customer_id)
         )
         return list(result.all())
 
@@ -225,15 +240,8 @@ async def delete_segments(session: AsyncSession, keys: Iterable[tuple[str, str]]
         )
 
 
-async def get_account(session: AsyncSession, account_id: str) -> Account | None:
-    return await session.get(Account, account_id)
-
-
 async def memberships_of(session: AsyncSession, customer_id: str) -> list[AccountMember]:
-    result = await session.exec(
-        select(AccountMember).where(AccountMember.customer_id == customer_id)
-    )
-    return list(result.all())
+    return await SqlCustomerStore(session).memberships_of(customer_id)
 
 
 async def accounts_of(session: AsyncSession, customer_id: str) -> list[Account]:

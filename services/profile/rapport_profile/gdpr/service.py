@@ -1,4 +1,10 @@
-"""GDPR: export what every service holds about a customer, and erase it everywhere."""
+"""GDPR: export what every service holds about a customer, and erase it everywhere.
+
+The steps inside one transaction take a `ProfileUnitOfWork` (`local_records`,
+`request_erasure`, `forget`, `erasure_services`, `record_progress`); the routes' functions
+(`read_local_records`, `erase`, `check`) open short transactions around them and build the
+SQL one on each, so that no transaction stays open while the other services are asked.
+The erasure projection calls `purge` and `purge_published` on its own session."""
 
 import asyncio
 import logging
@@ -10,7 +16,6 @@ import httpx
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_events import outbox
 from rapport_events.base import utcnow
 from rapport_events.db import (
     SessionFactory,
@@ -22,7 +27,6 @@ from rapport_events.http import peer_url
 from rapport_events.types import CustomerErased
 from rapport_profile.analytics.models import CustomerMetrics, Order
 from rapport_profile.consents.models import Consent, ConsentChange
-from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import (
     AccountMember,
     Customer,
@@ -32,14 +36,14 @@ from rapport_profile.customers.models import (
 from rapport_profile.errors import CustomerNotFound
 from rapport_profile.gdpr import store
 from rapport_profile.gdpr.models import Erasure, ErasureStatus
-from rapport_profile.identity import service as identity_service
-from rapport_profile.identity import store as identity_store
 from rapport_profile.identity.models import Identity, Merge
+from rapport_profile.identity.store import ALIAS
 from rapport_profile.settings import Settings
-from rapport_profile.shared import add, aware, publish
+from rapport_profile.shared import aware
 from rapport_profile.timeline import service as timeline_service
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
 from rapport_profile.tracking.models import TrackedMessage
+from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +71,14 @@ HOLDINGS: tuple[tuple[str, type[SQLModel], str], ...] = (
 )
 
 
-async def local_records(session: AsyncSession, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+async def local_records(
+    uow: ProfileUnitOfWork, customer_id: str
+) -> dict[str, list[dict[str, Any]]]:
     """Everything profile holds about the customer, table by table."""
     return {
         name: [
             row.model_dump(mode="json")
-            for row in await store.rows_of(session, model, column, customer_id)
+            for row in await uow.gdpr.rows_of(model, column, customer_id)
         ]
         for name, model, column in HOLDINGS
     }
@@ -83,7 +89,7 @@ async def read_local_records(
 ) -> dict[str, list[dict[str, Any]]]:
     """Profile's records of the customer, read in a transaction that ends before any peer call."""
     async with read_transaction(sessions) as session:
-        return await local_records(session, customer_id)
+        return await local_records(SqlProfileUnitOfWork(session), customer_id)
 
 
 TOMBSTONE_MARKERS = ("tombstone", "erasure", "erased")
@@ -133,39 +139,43 @@ async def gather_exports(
 
 
 async def purge(session: AsyncSession, customer_id: str) -> None:
+    """`purge_records` on the caller's session (the erasure projection)."""
+    await purge_records(SqlProfileUnitOfWork(session), customer_id)
+
+
+async def purge_records(uow: ProfileUnitOfWork, customer_id: str) -> None:
     """Delete every row about the customer (safe to repeat)."""
     for _name, model, column in HOLDINGS:
         if model is Customer and column == "merged_into":
             continue
-        await store.delete_rows(session, model, column, customer_id)
+        await uow.gdpr.delete_rows(model, column, customer_id)
 
 
-async def forget(session: AsyncSession, customer_id: str, services: list[str]) -> list[str]:
+async def forget(uow: ProfileUnitOfWork, customer_id: str, services: list[str]) -> list[str]:
     """Erase the customer, the duplicates merged into it and its pre-identification ids;
     keep only tombstones. Returns every id erased."""
     ids = [customer_id]
-    ids += [c.id for c in await customer_store.customers_merged_into(session, customer_id)]
+    ids += [c.id for c in await uow.customers.customers_merged_into(customer_id)]
     ids += [
         i.value
-        for i in await identity_store.identities_of(session, customer_id)
-        if i.kind == identity_service.ALIAS and i.value not in ids
+        for i in await uow.identity.identities_of(customer_id)
+        if i.kind == ALIAS and i.value not in ids
     ]
     for erased in ids:
-        await purge(session, erased)
-        await identity_store.delete_identity(session, identity_service.ALIAS, erased)
-        if await store.get_erasure(session, erased) is None:
+        await purge_records(uow, erased)
+        await uow.identity.delete_identity(ALIAS, erased)
+        if await uow.gdpr.get_erasure(erased) is None:
             main = erased == customer_id
-            add(
-                session,
+            uow.gdpr.add(
                 Erasure(
                     customer_id=erased,
                     services={name: None for name in services} if main else {},
                     subjects=ids if main else [erased],
-                ),
+                )
             )
     # Events not sent yet still go out (customer.erased must follow them on the log);
     # purge_published removes them once they have.
-    await store.delete_outbox_rows(session, ids)
+    await uow.gdpr.delete_sent_outbox_rows(ids)
     return ids
 
 
@@ -193,21 +203,35 @@ async def erase(
     """Erase here and publish customer.erased; wait (bounded) until every service holds nothing."""
     services = [SELF, *settings.peers]
     async with transaction(sessions) as session:
-        if await store.get_erasure(session, customer_id) is None:
-            # A merged id is the same person as the customer it was folded into.
-            customer_id = await timeline_service.known_owner(session, customer_id)
-        if await store.get_erasure(session, customer_id) is None:
+        uow = SqlProfileUnitOfWork(session, settings.kafka.topic)
+        customer_id, erased = await request_erasure(uow, customer_id, services)
+        if erased:
             checkpoint_after_commit(session)
-            for erased in await forget(session, customer_id, services):
-                publish(
-                    session,
-                    CustomerErased(customer_id=erased, requested_by="api", reason="gdpr_erasure"),
-                    settings.kafka.topic,
-                )
-                # After customer.erased: the log's copies of their personal fields become
-                # unreadable for every reader (rapport_events.shredding).
-                await outbox.shred(session, erased)
     return await check(sessions, http, settings, customer_id, wait_s=settings.erasure_wait_s)
+
+
+async def request_erasure(
+    uow: ProfileUnitOfWork, customer_id: str, services: list[str]
+) -> tuple[str, list[str]]:
+    """Erase the customer here and publish customer.erased for every id erased with it.
+
+    Returns the id the erasure is kept under (the owner of a merged id) and the ids erased
+    now: none when it was erased before, so a repeated request changes nothing.
+    """
+    if await uow.gdpr.get_erasure(customer_id) is None:
+        # A merged id is the same person as the customer it was folded into.
+        customer_id = await timeline_service.owner_of(uow, customer_id)
+    if await uow.gdpr.get_erasure(customer_id) is not None:
+        return customer_id, []
+    erased = await forget(uow, customer_id, services)
+    for each in erased:
+        await uow.outbox.publish(
+            [CustomerErased(customer_id=each, requested_by="api", reason="gdpr_erasure")]
+        )
+        # After customer.erased: the log's copies of their personal fields become
+        # unreadable for every reader (rapport_events.shredding).
+        await uow.gdpr.shred(each)
+    return customer_id, erased
 
 
 async def check(
@@ -221,10 +245,7 @@ async def check(
     """Ask the services still pending whether they hold anything; record who finished when."""
     # No transaction stays open while the peers are asked: they may take seconds to answer.
     async with read_transaction(sessions) as session:
-        erasure = await store.get_erasure(session, customer_id)
-        if erasure is None or not erasure.services:
-            raise CustomerNotFound(f"{customer_id} (no erasure requested)")
-        done: dict[str, str | None] = dict(erasure.services)
+        done = await erasure_services(SqlProfileUnitOfWork(session), customer_id)
     deadline = time.monotonic() + wait_s
     while True:
         pending = [name for name, at in done.items() if at is None]
@@ -238,13 +259,30 @@ async def check(
             break
         await asyncio.sleep(0.1)
     async with transaction(sessions) as session:
-        erasure = await store.get_erasure(session, customer_id)
-        assert erasure is not None
-        erasure.services = {**done}
-        if all(done.values()) and erasure.completed_at is None:
-            erasure.completed_at = max(datetime.fromisoformat(at) for at in done.values() if at)
-        session.add(erasure)
-        return _status(erasure)
+        uow = SqlProfileUnitOfWork(session, settings.kafka.topic)
+        return await record_progress(uow, customer_id, done)
+
+
+async def erasure_services(uow: ProfileUnitOfWork, customer_id: str) -> dict[str, str | None]:
+    """When each service was seen holding nothing (None: not yet); CustomerNotFound when no
+    erasure was requested under this id."""
+    erasure = await uow.gdpr.get_erasure(customer_id)
+    if erasure is None or not erasure.services:
+        raise CustomerNotFound(f"{customer_id} (no erasure requested)")
+    return dict(erasure.services)
+
+
+async def record_progress(
+    uow: ProfileUnitOfWork, customer_id: str, done: dict[str, str | None]
+) -> ErasureStatus:
+    """Record which services hold nothing now; the erasure completes when the last does."""
+    erasure = await uow.gdpr.get_erasure(customer_id)
+    assert erasure is not None
+    erasure.services = {**done}
+    if all(done.values()) and erasure.completed_at is None:
+        erasure.completed_at = max(datetime.fromisoformat(at) for at in done.values() if at)
+    uow.gdpr.add(erasure)
+    return _status(erasure)
 
 
 async def _holds_nothing(
@@ -256,9 +294,10 @@ async def _holds_nothing(
 ) -> bool:
     if name == SELF:
         async with read_transaction(sessions) as session:
-            erasure = await store.get_erasure(session, customer_id)
+            uow = SqlProfileUnitOfWork(session, settings.kafka.topic)
+            erasure = await uow.gdpr.get_erasure(customer_id)
             subjects = (erasure.subjects if erasure else None) or [customer_id]
-            if not holds_nothing(await local_records(session, customer_id)):
+            if not holds_nothing(await local_records(uow, customer_id)):
                 return False
         return await outbox_clear(sessions, subjects)
     url = settings.peers.get(name)

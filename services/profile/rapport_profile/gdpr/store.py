@@ -1,19 +1,70 @@
-"""Queries of erasure and export: any domain's rows of a customer, and their outbox rows."""
+"""Queries of erasure and export: any domain's rows of a customer, and their outbox rows.
+
+`GdprStore` is what the export, erasure and tracking use cases ask of it; `SqlGdprStore`
+answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
+The projections and the erasure's later checks call the module-level functions on their
+own session."""
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     delete,
     func,
     or_,
 )
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rapport_events import outbox
 from rapport_events.outbox import OutboxMessage
+from rapport_events.unit_of_work import SqlStore
 from rapport_profile.gdpr.models import Erasure
 from rapport_profile.shared import _present
+
+
+class GdprStore(Protocol):
+    def add(self, row: SQLModel) -> None: ...
+
+    async def get_erasure(self, customer_id: str) -> Erasure | None: ...
+
+    async def erased_among(self, customer_ids: Collection[str]) -> set[str]:
+        """Which of these ids were erased (one set-based lookup)."""
+        ...
+
+    async def rows_of(self, model: Any, column: str, customer_id: str) -> list[Any]:
+        """The rows of `model` whose `column` names the customer."""
+        ...
+
+    async def delete_rows(self, model: Any, column: str, customer_id: str) -> None: ...
+
+    async def delete_sent_outbox_rows(self, keys: Sequence[str]) -> int:
+        """Delete the outbox rows about `keys` already sent or parked; returns how many."""
+        ...
+
+    async def shred(self, customer_id: str) -> None:
+        """Make the log's copies of the customer's personal fields unreadable."""
+        ...
+
+
+class SqlGdprStore(SqlStore):
+    async def get_erasure(self, customer_id: str) -> Erasure | None:
+        return await get_erasure(self.session, customer_id)
+
+    async def erased_among(self, customer_ids: Collection[str]) -> set[str]:
+        return await erased_among(self.session, customer_ids)
+
+    async def rows_of(self, model: Any, column: str, customer_id: str) -> list[Any]:
+        return await rows_of(self.session, model, column, customer_id)
+
+    async def delete_rows(self, model: Any, column: str, customer_id: str) -> None:
+        await delete_rows(self.session, model, column, customer_id)
+
+    async def delete_sent_outbox_rows(self, keys: Sequence[str]) -> int:
+        return await delete_outbox_rows(self.session, keys)
+
+    async def shred(self, customer_id: str) -> None:
+        await outbox.shred(self.session, customer_id)
 
 
 async def get_erasure(session: AsyncSession, customer_id: str) -> Erasure | None:

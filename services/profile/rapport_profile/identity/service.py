@@ -1,8 +1,8 @@
 """Identity resolution: who an id belongs to now, merges and unmerges of customers.
 
-Merging and unmerging take a `ProfileUnitOfWork`; what tracking and the projections call on
-their own session (`resolve`, `resolve_all`, `survivor_of`, `is_erased`, `merge_customers`,
-`unmerge_customers`) builds the SQL one, or asks the store, on it."""
+Merging and unmerging take a `ProfileUnitOfWork` (tracking passes its own); what the
+projections and tests call on their own session (`resolve`, `resolve_all`, `survivor_of`,
+`merge_customers`, `unmerge_customers`) builds the SQL one, or asks the store, on it."""
 
 from collections.abc import Collection
 from typing import Any
@@ -21,7 +21,6 @@ from rapport_profile.consents import service as consent_service
 from rapport_profile.customers import service as customer_service
 from rapport_profile.customers.models import Customer, event_fields
 from rapport_profile.errors import Conflict, CustomerNotFound, InvalidRequest
-from rapport_profile.gdpr import store as gdpr_store
 from rapport_profile.identity import store
 from rapport_profile.identity.models import Identity, Merge
 from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
@@ -54,10 +53,6 @@ async def survivor_of(session: AsyncSession, customer_id: str) -> str:
     return await store.SqlIdentityStore(session).survivor_of(customer_id)
 
 
-async def is_erased(session: AsyncSession, customer_id: str) -> bool:
-    return await gdpr_store.get_erasure(session, customer_id) is not None
-
-
 async def merge_customers(
     session: AsyncSession,
     survivor_id: str,
@@ -67,7 +62,7 @@ async def merge_customers(
     actor: str | None,
     topic: str,
 ) -> Merge:
-    """`merge` on the caller's session (tracking merges the visitors it identifies)."""
+    """`merge` on the caller's session."""
     uow = SqlProfileUnitOfWork(session, topic)
     return await merge(uow, survivor_id, merged_id, reason=reason, actor=actor)
 

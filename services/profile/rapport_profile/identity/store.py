@@ -51,6 +51,12 @@ class IdentityStore(Protocol):
 
     async def identities_of(self, customer_id: str) -> list[Identity]: ...
 
+    async def get_identity(self, kind: str, value: str) -> Identity | None: ...
+
+    async def identities_among(self, kind: str, values: Collection[str]) -> list[Identity]:
+        """The identities of one kind with any of these values (one set-based lookup)."""
+        ...
+
     async def repoint_identities(self, old: str, new: str) -> list[tuple[str, str]]:
         """Point every identity of `old` at `new`; returns the moved (kind, value) pairs."""
         ...
@@ -90,6 +96,12 @@ class SqlIdentityStore(SqlStore):
 
     async def identities_of(self, customer_id: str) -> list[Identity]:
         return await identities_of(self.session, customer_id)
+
+    async def get_identity(self, kind: str, value: str) -> Identity | None:
+        return await get_identity(self.session, kind, value)
+
+    async def identities_among(self, kind: str, values: Collection[str]) -> list[Identity]:
+        return await identities_among(self.session, kind, values)
 
     async def repoint_identities(self, old: str, new: str) -> list[tuple[str, str]]:
         return await repoint_identities(self.session, old, new)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 
 from rapport_profile.consents import privacy_signals
 from rapport_profile.deps import (
-    SessionDep,
     SettingsDep,
+    UnitOfWorkDep,
     WriteKeyDep,
     check_write_key,
 )
@@ -31,7 +31,7 @@ TRACKING_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _track(
-    request: Request, kind: str | None, key: str | None, settings: SettingsDep, session: SessionDep
+    request: Request, kind: str | None, key: str | None, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     limit = MAX_BATCH_BYTES if kind is None else MAX_CALL_BYTES
     # The body is read whatever its content type: sendBeacon and analytics.js send text/plain.
@@ -41,9 +41,8 @@ async def _track(
         check_write_key(settings, payload.get("writeKey"))
     messages = parse_messages(payload, kind)
     await service.ingest(
-        session,
+        uow,
         messages,
-        topic=settings.kafka.topic,
         currency=settings.default_currency,
         gpc=privacy_signals.header_says_gpc(request.headers.get("sec-gpc")),
         sharing_categories=settings.sharing_consent_categories,
@@ -55,61 +54,61 @@ async def _track(
 @router.post("/identify", responses=TRACKING_RESPONSES)
 @router.post("/i", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_identify(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment identify: who the user is, with traits; links anonymous activity."""
-    return await _track(request, "identify", key, settings, session)
+    return await _track(request, "identify", key, settings, uow)
 
 
 @router.post("/track", responses=TRACKING_RESPONSES)
 @router.post("/t", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_event(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment track: an action; e-commerce, survey and loyalty names map to domain events."""
-    return await _track(request, "track", key, settings, session)
+    return await _track(request, "track", key, settings, uow)
 
 
 @router.post("/page", responses=TRACKING_RESPONSES)
 @router.post("/p", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_page(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment page: a page view."""
-    return await _track(request, "page", key, settings, session)
+    return await _track(request, "page", key, settings, uow)
 
 
 @router.post("/screen", responses=TRACKING_RESPONSES)
 @router.post("/s", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_screen(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment screen: a mobile screen view."""
-    return await _track(request, "screen", key, settings, session)
+    return await _track(request, "screen", key, settings, uow)
 
 
 @router.post("/group", responses=TRACKING_RESPONSES)
 @router.post("/g", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_group(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment group: the account (company) the user belongs to, with its traits."""
-    return await _track(request, "group", key, settings, session)
+    return await _track(request, "group", key, settings, uow)
 
 
 @router.post("/alias", responses=TRACKING_RESPONSES)
 @router.post("/a", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_alias(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment alias: `previousId` and `userId` are the same person."""
-    return await _track(request, "alias", key, settings, session)
+    return await _track(request, "alias", key, settings, uow)
 
 
 @router.post("/batch", responses=TRACKING_RESPONSES)
 @router.post("/b", responses=TRACKING_RESPONSES, include_in_schema=False)
 async def track_batch(
-    request: Request, key: WriteKeyDep, settings: SettingsDep, session: SessionDep
+    request: Request, key: WriteKeyDep, settings: SettingsDep, uow: UnitOfWorkDep
 ) -> dict[str, bool]:
     """Segment batch: up to 500 KB of identify, track, page, screen, group and alias messages."""
-    return await _track(request, None, key, settings, session)
+    return await _track(request, None, key, settings, uow)

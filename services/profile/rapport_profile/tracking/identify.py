@@ -1,10 +1,8 @@
 """Who a tracking call is about: identities, traits, accounts, and identify (which merges
-the duplicates it uncovers)."""
+the duplicates it uncovers). Every step takes the request's `ProfileUnitOfWork`."""
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import customer_ids
 from rapport_events.base import utcnow
@@ -16,16 +14,14 @@ from rapport_events.types import (
 )
 from rapport_profile.consents import service as consent_service
 from rapport_profile.customers import service as customer_service
-from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import Account, AccountMember, Customer, event_fields
-from rapport_profile.gdpr import store as gdpr_store
 from rapport_profile.identity import service as identity_service
-from rapport_profile.identity import store as identity_store
 from rapport_profile.identity.models import Identity
-from rapport_profile.shared import add, aware, publish
+from rapport_profile.shared import aware
 from rapport_profile.tracking import service
 from rapport_profile.tracking import traits as tracking_traits
 from rapport_profile.tracking.parsing import ANONYMOUS, USER, Message
+from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 
 def pseudo_id(kind: str, value: str) -> str:
@@ -36,17 +32,21 @@ def pseudo_id(kind: str, value: str) -> str:
     return prefix + hashlib.sha256(value.encode()).hexdigest()[:40]
 
 
-async def _owner_of_identity(session: AsyncSession, kind: str, value: str) -> str | None:
-    identity = await identity_store.get_identity(session, kind, value)
+async def _owner_of_identity(uow: ProfileUnitOfWork, kind: str, value: str) -> str | None:
+    identity = await uow.identity.get_identity(kind, value)
     if identity is None:
         return None
     # Erased or not: the caller tells an erased owner apart itself.
-    return await identity_service.survivor_of(session, identity.customer_id)
+    return await uow.identity.survivor_of(identity.customer_id)
 
 
-async def _is_customer(session: AsyncSession, customer_id: str) -> bool:
-    customer = await customer_store.get_customer(session, customer_id)
+async def _is_customer(uow: ProfileUnitOfWork, customer_id: str) -> bool:
+    customer = await uow.customers.get_customer(customer_id)
     return customer is not None and customer.status == "active"
+
+
+async def _is_erased(uow: ProfileUnitOfWork, customer_id: str) -> bool:
+    return await uow.gdpr.get_erasure(customer_id) is not None
 
 
 class Directory:
@@ -58,8 +58,8 @@ class Directory:
     it start over (`forget`), so an answer is always what the database would say now.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, uow: ProfileUnitOfWork) -> None:
+        self._uow = uow
         self._identities: dict[tuple[str, str], Identity | None] = {}
         self._erased: dict[str, bool] = {}
         self._customers: dict[str, bool] = {}
@@ -90,7 +90,7 @@ class Directory:
             return
         for value in wanted:
             self._identities[(kind, value)] = None
-        for identity in await identity_store.identities_among(self._session, kind, wanted):
+        for identity in await self._uow.identity.identities_among(kind, wanted):
             self._identities[(kind, identity.value)] = identity
 
     async def _load_customers(self, customer_ids: set[str]) -> None:
@@ -99,22 +99,20 @@ class Directory:
             return
         for customer_id in wanted:
             self._customers[customer_id] = False
-        for customer in await customer_store.customers_among(self._session, wanted):
+        for customer in await self._uow.customers.customers_among(wanted):
             self._customers[customer.id] = customer.status == "active"
 
     async def _load_erasures(self, customer_ids: set[str]) -> None:
         wanted = {c for c in customer_ids if c not in self._erased}
         if not wanted:
             return
-        erased = await gdpr_store.erased_among(self._session, wanted)
+        erased = await self._uow.gdpr.erased_among(wanted)
         for customer_id in wanted:
             self._erased[customer_id] = customer_id in erased
 
     async def identity(self, kind: str, value: str) -> Identity | None:
         if (kind, value) not in self._identities:
-            self._identities[(kind, value)] = await identity_store.get_identity(
-                self._session, kind, value
-            )
+            self._identities[(kind, value)] = await self._uow.identity.get_identity(kind, value)
         return self._identities[(kind, value)]
 
     async def _aliases(self, customer_ids: set[str]) -> dict[str, str]:
@@ -124,7 +122,7 @@ class Directory:
         return {c: alias.customer_id for c, alias in aliases.items() if alias is not None}
 
     async def survivor_of(self, customer_id: str) -> str:
-        """The id that owns `customer_id` now, erased or not (as service.survivor_of answers).
+        """The id that owns `customer_id` now, erased or not (as `survivor_of` of the store).
 
         A call about an erased customer must still be recognised as theirs, to be dropped.
         """
@@ -139,13 +137,13 @@ class Directory:
 
     async def is_erased(self, customer_id: str) -> bool:
         if customer_id not in self._erased:
-            self._erased[customer_id] = await identity_service.is_erased(self._session, customer_id)
+            self._erased[customer_id] = await _is_erased(self._uow, customer_id)
         return self._erased[customer_id]
 
     async def is_customer(self, customer_id: str) -> bool:
         """Whether `customer_id` is an active customer."""
         if customer_id not in self._customers:
-            self._customers[customer_id] = await _is_customer(self._session, customer_id)
+            self._customers[customer_id] = await _is_customer(self._uow, customer_id)
         return self._customers[customer_id]
 
     def learn(self, identity: Identity) -> None:
@@ -161,11 +159,10 @@ class Directory:
 
 
 async def resolve_caller(
-    session: AsyncSession,
+    uow: ProfileUnitOfWork,
     message: Message,
     *,
     channel: str | None,
-    topic: str,
     known: Directory | None = None,
     before_merge: Callable[[], Awaitable[None]] | None = None,
 ) -> str:
@@ -174,7 +171,7 @@ async def resolve_caller(
     `known` answers the lookups when the caller read them in bulk; `before_merge` runs
     before a merge, for a caller holding rows back that the merge must see and precede.
     """
-    ids = known or Directory(session)
+    ids = known or Directory(uow)
     user = str(message.userId) if message.userId not in (None, "") else None
     anonymous = str(message.anonymousId) if message.anonymousId not in (None, "") else None
     owner: str | None = None
@@ -192,8 +189,8 @@ async def resolve_caller(
             # Not known yet: the user id joins the anonymous visitor's id when there is one.
             visitor = await ids.owner_of_identity(ANONYMOUS, anonymous) if anonymous else None
             owner = visitor or await ids.survivor_of(pseudo_id(USER, user))
-            _add_identity(session, ids, Identity(kind=USER, value=user, customer_id=owner))
-            await session.flush()
+            _add_identity(uow, ids, Identity(kind=USER, value=user, customer_id=owner))
+            await uow.flush()
     if anonymous is None:
         assert owner is not None
         return owner
@@ -205,67 +202,63 @@ async def resolve_caller(
         if await ids.is_erased(owner):
             return owner
         _add_identity(
-            session,
+            uow,
             ids,
             Identity(
                 kind=ANONYMOUS, value=anonymous, customer_id=owner, acquisition_channel=channel
             ),
         )
-        await session.flush()
+        await uow.flush()
         return owner
     if anonymous_owner is None:
         _add_identity(
-            session,
+            uow,
             ids,
             Identity(
                 kind=ANONYMOUS, value=anonymous, customer_id=owner, acquisition_channel=channel
             ),
         )
-        await session.flush()
+        await uow.flush()
     elif anonymous_owner != owner:
         if await ids.is_customer(anonymous_owner):
             # A shared device: the anonymous id now follows whoever identified last.
             identity = await ids.identity(ANONYMOUS, anonymous)
             assert identity is not None
             identity.customer_id = owner
-            session.add(identity)
+            uow.identity.add(identity)
         else:
             if before_merge is not None:
                 await before_merge()
-            await _fold(session, owner, anonymous_owner, "identify", topic)
+            await _fold(uow, owner, anonymous_owner, "identify")
             ids.forget()
     return owner
 
 
-def _add_identity(session: AsyncSession, ids: Directory, identity: Identity) -> None:
-    add(session, identity)
+def _add_identity(uow: ProfileUnitOfWork, ids: Directory, identity: Identity) -> None:
+    uow.identity.add(identity)
     ids.learn(identity)
 
 
-async def _fold(session: AsyncSession, survivor: str, merged: str, reason: str, topic: str) -> None:
+async def _fold(uow: ProfileUnitOfWork, survivor: str, merged: str, reason: str) -> None:
     """Merge `merged` into `survivor`, where the survivor may itself be unidentified."""
-    if await _is_customer(session, survivor):
-        await identity_service.merge_customers(
-            session, survivor, merged, reason=reason, actor="tracking", topic=topic
-        )
+    if await _is_customer(uow, survivor):
+        await identity_service.merge(uow, survivor, merged, reason=reason, actor="tracking")
         return
     # Two ids of one unidentified visitor: no customer row on either side yet.
-    await identity_store.repoint_identities(session, merged, survivor)
-    add(session, Identity(kind=identity_service.ALIAS, value=merged, customer_id=survivor))
-    await identity_store.move_rows(session, merged, survivor)
-    await consent_service.fold_visitor_consents(session, survivor, merged)
-    await session.flush()
-    publish(
-        session,
-        CustomerMerged(customer_id=survivor, merged_customer_id=merged, reason="identify"),
-        topic,
+    await uow.identity.repoint_identities(merged, survivor)
+    uow.identity.add(Identity(kind=identity_service.ALIAS, value=merged, customer_id=survivor))
+    await uow.identity.move_rows(merged, survivor)
+    await consent_service.fold_consents(uow, survivor, merged)
+    await uow.flush()
+    await uow.outbox.publish(
+        [CustomerMerged(customer_id=survivor, merged_customer_id=merged, reason="identify")]
     )
 
 
-async def join_account(session: AsyncSession, message: Message, customer_id: str) -> None:
+async def join_account(uow: ProfileUnitOfWork, message: Message, customer_id: str) -> None:
     """A group call: the account (`groupId`, its traits) exists and the caller belongs to it."""
     account_id = str(message.groupId)
-    account = await customer_store.get_account(session, account_id)
+    account = await uow.customers.get_account(account_id)
     if account is None:
         account = Account(id=account_id)
     account.traits = tracking_traits.merge_traits(
@@ -275,10 +268,10 @@ async def join_account(session: AsyncSession, message: Message, customer_id: str
     if isinstance(name, str) and name.strip():
         account.name = name.strip()[:200]
     account.updated_at = utcnow()
-    add(session, account)
-    joined = {m.account_id for m in await customer_store.memberships_of(session, customer_id)}
+    uow.customers.add(account)
+    joined = {m.account_id for m in await uow.customers.memberships_of(customer_id)}
     if account_id not in joined:
-        add(session, AccountMember(customer_id=customer_id, account_id=account_id))
+        uow.customers.add(AccountMember(customer_id=customer_id, account_id=account_id))
 
 
 def account_joined(message: Message, customer_id: str) -> AccountJoined:
@@ -293,28 +286,26 @@ def account_joined(message: Message, customer_id: str) -> AccountJoined:
     )
 
 
-async def identify(
-    session: AsyncSession, message: Message, *, channel: str | None, topic: str
-) -> str:
+async def identify(uow: ProfileUnitOfWork, message: Message, *, channel: str | None) -> str:
     """Link the caller's ids to one customer, learn the traits, merge what they reveal."""
-    owner = await resolve_caller(session, message, channel=channel, topic=topic)
-    if await identity_service.is_erased(session, owner):
+    owner = await resolve_caller(uow, message, channel=channel)
+    if await _is_erased(uow, owner):
         return owner
     if channel is None and message.anonymousId not in (None, ""):
         # First touch: the campaign that brought the visitor before they identified.
-        visit = await identity_store.get_identity(session, ANONYMOUS, str(message.anonymousId))
+        visit = await uow.identity.get_identity(ANONYMOUS, str(message.anonymousId))
         channel = visit.acquisition_channel if visit is not None else None
     traits = tracking_traits.all_traits(message)
     fields = tracking_traits._traits(traits)
     custom = tracking_traits.custom_traits(traits)
     email = fields.pop("email", None)
     external_ids = fields.pop("external_ids", None)
-    if not await _is_customer(session, owner):
-        holder, reason = await _holder(session, email, external_ids)
+    if not await _is_customer(uow, owner):
+        holder, reason = await _holder(uow, email, external_ids)
         if holder is not None:
             # Holders are customers, so not erased; the owner is what the fold needs.
-            survivor = await identity_service.survivor_of(session, holder.id)
-            await _fold(session, survivor, owner, reason, topic)
+            survivor = await uow.identity.survivor_of(holder.id)
+            await _fold(uow, survivor, owner, reason)
             owner = survivor
         elif email:
             customer = Customer(email=email, acquisition_channel=channel, **fields)
@@ -322,42 +313,25 @@ async def identify(
             customer.created_at = customer.updated_at = service._when(message)
             if external_ids:
                 customer.external_ids = external_ids
-            add(session, customer)
-            await session.flush()
-            publish(
-                session,
-                CustomerRegistered(
-                    customer_id=customer.id,
-                    occurred_at=customer.created_at,
-                    **event_fields(customer),
-                ),
-                topic,
-            )
-            if customer.traits:
-                # customer.registered has no traits: they follow as a change.
-                publish(
-                    session,
-                    CustomerUpdated(customer_id=customer.id, changes={"traits": customer.traits}),
-                    topic,
-                )
-            await _fold(session, customer.id, owner, "identify", topic)
+            await _register(uow, customer)
+            await _fold(uow, customer.id, owner, "identify")
             return customer.id
         else:
             return owner  # nothing to know them by yet
-    customer = await customer_service.active_customer(session, owner)
+    customer = customer_service.changeable(await uow.customers.lock_customer(owner), owner)
     if email and email != customer.email:
-        holder = await customer_store.find_by_email(session, email)
+        holder = await uow.customers.find_by_email(email)
         if holder is not None:
-            other = await identity_service.survivor_of(session, holder.id)
+            other = await uow.identity.survivor_of(holder.id)
             if other != customer.id:
-                customer = await _merge_pair(session, customer.id, other, "email", topic)
+                customer = await _merge_pair(uow, customer.id, other, "email")
         else:
             fields["email"] = email
     if external_ids:
         merged_ids = {**(customer.external_ids or {}), **external_ids}
-        for holder in await customer_store.find_by_external_ids(session, external_ids):
+        for holder in await uow.customers.find_by_external_ids(external_ids):
             if holder.id != customer.id:
-                customer = await _merge_pair(session, customer.id, holder.id, "external_id", topic)
+                customer = await _merge_pair(uow, customer.id, holder.id, "external_id")
         if merged_ids != customer.external_ids:
             fields["external_ids"] = {**(customer.external_ids or {}), **external_ids}
     if customer.acquisition_channel is None and channel:
@@ -366,33 +340,41 @@ async def identify(
         fields["traits"] = tracking_traits.merge_traits(
             customer.traits or {}, custom, "the customer's traits"
         )
-    customer_service.apply_changes(session, customer, fields, topic)
+    await customer_service.record_changes(uow, customer, fields)
     return customer.id
 
 
+async def _register(uow: ProfileUnitOfWork, customer: Customer) -> None:
+    """A new customer from an identify: customer.registered, then its traits as a change
+    (customer.registered has no traits)."""
+    uow.customers.add(customer)
+    await uow.flush()
+    events: list[CustomerRegistered | CustomerUpdated] = [
+        CustomerRegistered(
+            customer_id=customer.id, occurred_at=customer.created_at, **event_fields(customer)
+        )
+    ]
+    if customer.traits:
+        events.append(CustomerUpdated(customer_id=customer.id, changes={"traits": customer.traits}))
+    await uow.outbox.publish(events)
+
+
 async def _holder(
-    session: AsyncSession, email: str | None, external_ids: dict[str, str] | None
+    uow: ProfileUnitOfWork, email: str | None, external_ids: dict[str, str] | None
 ) -> tuple[Customer | None, str]:
     """The customer who already has this e-mail, else the oldest with one of these ids."""
-    if email and (holder := await customer_store.find_by_email(session, email)) is not None:
+    if email and (holder := await uow.customers.find_by_email(email)) is not None:
         return holder, "email"
-    holders = await customer_store.find_by_external_ids(session, external_ids or {})
+    holders = await uow.customers.find_by_external_ids(external_ids or {})
     if holders:
         return min(holders, key=lambda c: aware(c.created_at)), "external_id"
     return None, "email"
 
 
-async def _merge_pair(
-    session: AsyncSession, first: str, second: str, reason: str, topic: str
-) -> Customer:
+async def _merge_pair(uow: ProfileUnitOfWork, first: str, second: str, reason: str) -> Customer:
     """Merge two customers found to be one person: the older record survives."""
-    a, b = (
-        await customer_store.get_customer(session, first),
-        await customer_store.get_customer(session, second),
-    )
+    a, b = await uow.customers.get_customer(first), await uow.customers.get_customer(second)
     assert a is not None and b is not None
     survivor, merged = (a, b) if aware(a.created_at) <= aware(b.created_at) else (b, a)
-    await identity_service.merge_customers(
-        session, survivor.id, merged.id, reason=reason, actor="tracking", topic=topic
-    )
+    await identity_service.merge(uow, survivor.id, merged.id, reason=reason, actor="tracking")
     return survivor

@@ -1,4 +1,6 @@
-"""Tracking calls become domain events: track / page / screen, batches of them, and alias."""
+"""Tracking calls become domain events: track / page / screen, batches of them, and alias.
+
+`ingest`, behind every tracking route, takes the request's `ProfileUnitOfWork`."""
 
 from collections.abc import Collection
 from datetime import datetime
@@ -6,7 +8,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event, utcnow
 from rapport_events.types import (
@@ -20,12 +21,12 @@ from rapport_events.types import (
 from rapport_profile.consents import privacy_signals
 from rapport_profile.consents import service as consent_service
 from rapport_profile.customers import service as customer_service
-from rapport_profile.identity import service as identity_service
-from rapport_profile.shared import add, aware, new_message_id, publish_all
-from rapport_profile.tracking import identify, store
+from rapport_profile.shared import aware, new_message_id
+from rapport_profile.tracking import identify
 from rapport_profile.tracking.identify import Directory
 from rapport_profile.tracking.models import TrackedMessage
 from rapport_profile.tracking.parsing import ANONYMOUS, EARLIEST, USER, BadTrackingCall, Message
+from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 ORDER_EVENTS = {"order completed"}
 
@@ -300,10 +301,9 @@ def events_for(
 
 
 async def ingest(
-    session: AsyncSession,
+    uow: ProfileUnitOfWork,
     messages: list[Message],
     *,
-    topic: str,
     currency: str = "EUR",
     gpc: bool = False,
     sharing_categories: Collection[str] = privacy_signals.DEFAULT_SHARING_CATEGORIES,
@@ -321,9 +321,9 @@ async def ingest(
     order and lets a merge move them.
     """
     given = {m.messageId for m in messages if m.messageId}
-    seen = await store.seen_message_ids(session, given) if given else set()
+    seen = await uow.tracking.seen_message_ids(given) if given else set()
     held: list[TrackedMessage | Event] = []
-    ids = Directory(session)
+    ids = Directory(uow)
     settled: set[str] = set()  # customers whose acquisition channel is known to be set
     refusals: dict[str, str] = {}  # who refused sale and sharing, and how
     applied = 0
@@ -336,25 +336,20 @@ async def ingest(
         seen.add(message.messageId)
         channel = acquisition_channel(message.context)
         if message.type in ("identify", "alias"):
-            await _release(session, held, topic)
+            await _release(uow, held)
             handler = identify.identify if message.type == "identify" else alias
-            customer_id = await handler(session, message, channel=channel, topic=topic)
+            customer_id = await handler(uow, message, channel=channel)
             ids.forget()
-            if await identity_service.is_erased(session, customer_id):
+            if await identify._is_erased(uow, customer_id):
                 continue
-            add(session, TrackedMessage(message_id=message.messageId, customer_id=customer_id))
+            uow.tracking.add(TrackedMessage(message_id=message.messageId, customer_id=customer_id))
             _note_refusal(refusals, message, customer_id, gpc, sharing_categories)
             applied += 1
             continue
         if not ids.loaded:
             await ids.load(_run_from(messages, index))
         customer_id = await identify.resolve_caller(
-            session,
-            message,
-            channel=channel,
-            topic=topic,
-            known=ids,
-            before_merge=lambda: _release(session, held, topic),
+            uow, message, channel=channel, known=ids, before_merge=lambda: _release(uow, held)
         )
         if await ids.is_erased(customer_id):
             continue  # late calls about an erased customer are dropped, leaving no trace
@@ -364,20 +359,22 @@ async def ingest(
         if channel and customer_id not in settled and await ids.is_customer(customer_id):
             # The channel is set once: after this check it is set, whatever it was.
             settled.add(customer_id)
-            customer = await customer_service.active_customer(session, customer_id)
+            customer = customer_service.changeable(
+                await uow.customers.lock_customer(customer_id), customer_id
+            )
             if customer.acquisition_channel is None:
-                await _release(session, held, topic)
-                customer_service.apply_changes(
-                    session, customer, {"acquisition_channel": channel}, topic
+                await _release(uow, held)
+                await customer_service.record_changes(
+                    uow, customer, {"acquisition_channel": channel}
                 )
         if message.type == "group":
-            await identify.join_account(session, message, customer_id)
+            await identify.join_account(uow, message, customer_id)
             held.append(identify.account_joined(message, customer_id))
             continue
         held.extend(events_for(message, customer_id, _when(message), currency=currency))
-    await _release(session, held, topic)
+    await _release(uow, held)
     # After the batch: an id that an identify in it merged away resolves to its survivor.
-    await consent_service.refuse_sharing(session, refusals, topic=topic)
+    await consent_service.refuse_sharing(uow, refusals)
     return applied
 
 
@@ -405,24 +402,24 @@ def _run_from(messages: list[Message], start: int) -> list[Message]:
     return run
 
 
-async def _release(session: AsyncSession, held: list[TrackedMessage | Event], topic: str) -> None:
+async def _release(uow: ProfileUnitOfWork, held: list[TrackedMessage | Event]) -> None:
     """Write the held rows: the messageIds applied, and the events in order, in bulk."""
     if not held:
         return
     for item in held:
         if isinstance(item, TrackedMessage):
-            add(session, item)
-    await publish_all(session, [item for item in held if isinstance(item, Event)], topic)
+            uow.tracking.add(item)
+    await uow.outbox.publish([item for item in held if isinstance(item, Event)])
     held.clear()
 
 
-async def alias(session: AsyncSession, message: Message, *, channel: str | None, topic: str) -> str:
+async def alias(uow: ProfileUnitOfWork, message: Message, *, channel: str | None) -> str:
     """`previousId` and `userId` are one person: fold the previous id's activity in."""
-    owner = await identify.resolve_caller(session, message, channel=channel, topic=topic)
+    owner = await identify.resolve_caller(uow, message, channel=channel)
     previous = str(message.previousId)
     before = await identify._owner_of_identity(
-        session, USER, previous
-    ) or await identify._owner_of_identity(session, ANONYMOUS, previous)
-    if before is not None and before != owner and not await identify._is_customer(session, before):
-        await identify._fold(session, owner, before, "identify", topic)
+        uow, USER, previous
+    ) or await identify._owner_of_identity(uow, ANONYMOUS, previous)
+    if before is not None and before != owner and not await identify._is_customer(uow, before):
+        await identify._fold(uow, owner, before, "identify")
     return owner

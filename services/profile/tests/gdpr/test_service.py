@@ -15,6 +15,7 @@ from rapport_profile.gdpr import service as gdpr_service
 from rapport_profile.identity import service as identity_service
 from rapport_profile.shared import publish
 from rapport_profile.tracking import service as tracking_service
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 
 class TestErasureHere:
@@ -31,7 +32,9 @@ class TestErasureHere:
             )
 
         async with transaction(sessions) as session:
-            erased = await gdpr_service.forget(session, ada, ["profile"])
+            erased = await gdpr_service.forget(
+                SqlProfileUnitOfWork(session, TOPIC), ada, ["profile"]
+            )
         await deliver(sessions, order(ada, "o-2", "10", DAY))
         await deliver(sessions, TicketOpened(customer_id=dupe, ticket_id="t", subject="late"))
         await deliver(sessions, CustomerErased(customer_id=ada))
@@ -42,11 +45,11 @@ class TestErasureHere:
             ),
         ]
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, late, topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), late)
 
         async with sessions() as session:
-            mine = await gdpr_service.local_records(session, ada)
-            theirs = await gdpr_service.local_records(session, dupe)
+            mine = await gdpr_service.local_records(SqlProfileUnitOfWork(session), ada)
+            theirs = await gdpr_service.local_records(SqlProfileUnitOfWork(session), dupe)
             assert await customer_store.find_by_email(session, "ada2@example.com") is None
         assert set(erased) == {ada, dupe}
         assert gdpr_service.holds_nothing(mine) and gdpr_service.holds_nothing(theirs)
@@ -69,7 +72,7 @@ class TestErasureHere:
         grace = await register(sessions, "grace@example.com")
 
         async with transaction(sessions) as session:
-            await gdpr_service.forget(session, ada, ["profile"])
+            await gdpr_service.forget(SqlProfileUnitOfWork(session, TOPIC), ada, ["profile"])
             erased = publish(session, CustomerErased(customer_id=ada), TOPIC)
         after_erasure = [(e.type, e.data.customer_id) for e in await published(sessions)]
         await deliver(sessions, CustomerErased(customer_id=ada), erased.id)
@@ -91,7 +94,7 @@ class TestErasureHere:
         grace = await register(sessions, "grace@example.com")
 
         async with transaction(sessions) as session:
-            await gdpr_service.forget(session, ada, ["profile"])
+            await gdpr_service.forget(SqlProfileUnitOfWork(session, TOPIC), ada, ["profile"])
 
         assert [(e.type, e.data.customer_id) for e in await published(sessions)] == [
             ("rapport.customer.registered.v2", grace)

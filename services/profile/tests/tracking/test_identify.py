@@ -11,6 +11,7 @@ from rapport_profile.timeline import service as timeline_service
 from rapport_profile.tracking import identify as tracking_identify
 from rapport_profile.tracking import service as tracking_service
 from rapport_profile.tracking.parsing import ANONYMOUS, USER
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 
 class TestIdentityResolution:
@@ -25,7 +26,7 @@ class TestIdentityResolution:
             context={"campaign": {"source": "newsletter", "medium": "email"}},
         )
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, [visit], topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), [visit])
         anonymous = tracking_identify.pseudo_id(ANONYMOUS, "a-1")
         for envelope in await published(sessions):
             await deliver(sessions, envelope.data, envelope.id)
@@ -44,7 +45,7 @@ class TestIdentityResolution:
             },
         )
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, [who], topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), [who])
         events = await published(sessions)
         registered = next(e for e in events if e.type == "rapport.customer.registered.v2")
         ada = registered.data.customer_id
@@ -77,7 +78,7 @@ class TestIdentityResolution:
             message(type="track", anonymousId="a-9", event="Product Viewed", messageId="m-3"),
         ]
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, calls, topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), calls)
 
         events = await published(sessions)
         tracked = [e for e in events if e.type == "rapport.interaction.tracked.v1"]
@@ -94,7 +95,7 @@ class TestIdentityResolution:
             type="identify", userId=grace, traits={"externalIds": {"pos": "P-1"}}, messageId="m-1"
         )
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, [call], topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), [call])
 
         async with sessions() as session:
             merged = await customer_service.get_customer(session, grace)
@@ -114,7 +115,7 @@ class TestIdentityResolution:
             ),
         ]
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, calls, topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), calls)
 
         async with sessions() as session:
             everyone = await customer_store.all_customers(session)
@@ -129,8 +130,10 @@ class TestIdentityResolution:
     async def test_a_repeated_message_id_is_applied_once(self, sessions: SessionFactory) -> None:
         call = message(type="track", anonymousId="a-1", event="Clicked", messageId="same")
         async with transaction(sessions) as session:
-            first = await tracking_service.ingest(session, [call, call], topic=TOPIC)
+            first = await tracking_service.ingest(
+                SqlProfileUnitOfWork(session, TOPIC), [call, call]
+            )
         async with transaction(sessions) as session:
-            second = await tracking_service.ingest(session, [call], topic=TOPIC)
+            second = await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), [call])
         assert (first, second) == (1, 0)
         assert len(await published(sessions)) == 1

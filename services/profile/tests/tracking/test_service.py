@@ -26,6 +26,7 @@ from rapport_profile.tracking import identify as tracking_identify
 from rapport_profile.tracking import service as tracking_service
 from rapport_profile.tracking.models import TrackedMessage
 from rapport_profile.tracking.parsing import ANONYMOUS, BadTrackingCall, Message
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 
 class TestBatches:
@@ -42,12 +43,14 @@ class TestBatches:
 
         async with transaction(sessions) as session:
             together = await tracking_service.ingest(
-                session, mixed_calls("b-", *people["b-"]), topic=TOPIC
+                SqlProfileUnitOfWork(session, TOPIC), mixed_calls("b-", *people["b-"])
             )
         singly = 0
         for call in mixed_calls("s-", *people["s-"]):
             async with transaction(sessions) as session:
-                singly += await tracking_service.ingest(session, [call], topic=TOPIC)
+                singly += await tracking_service.ingest(
+                    SqlProfileUnitOfWork(session, TOPIC), [call]
+                )
         events = (await published(sessions))[start:]
         for envelope in events:
             await deliver(sessions, envelope.data, envelope.id)
@@ -77,10 +80,10 @@ class TestBatches:
         bob = await register(sessions, "bob@example.com")
         visit = message(type="page", anonymousId="a-7", name="Home", messageId="m-0")
         async with transaction(sessions) as session:
-            await tracking_service.ingest(session, [visit], topic=TOPIC)
+            await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), [visit])
         for erased in (ada, tracking_identify.pseudo_id(ANONYMOUS, "a-7")):
             async with transaction(sessions) as session:
-                await gdpr_service.forget(session, erased, ["profile"])
+                await gdpr_service.forget(SqlProfileUnitOfWork(session, TOPIC), erased, ["profile"])
         start = len(await published(sessions))
         batch = [
             message(type="track", userId=ada, event="Late", messageId="m-1"),
@@ -91,7 +94,7 @@ class TestBatches:
         ]
 
         async with transaction(sessions) as session:
-            applied = await tracking_service.ingest(session, batch, topic=TOPIC)
+            applied = await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), batch)
 
         events = (await published(sessions))[start:]
         async with sessions() as session:
@@ -124,9 +127,11 @@ class TestBatches:
         ]
 
         async with transaction(sessions) as session:
-            applied = [await tracking_service.ingest(session, first, topic=TOPIC)]
+            applied = [await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), first)]
         async with transaction(sessions) as session:
-            applied.append(await tracking_service.ingest(session, second, topic=TOPIC))
+            applied.append(
+                await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), second)
+            )
 
         events = (await published(sessions))[start:]
         assert applied == [3, 1]
@@ -149,7 +154,10 @@ class TestBatches:
             ]
             with executed(sessions) as sql:
                 async with transaction(sessions) as session:
-                    assert await tracking_service.ingest(session, batch, topic=TOPIC) == count
+                    assert (
+                        await tracking_service.ingest(SqlProfileUnitOfWork(session, TOPIC), batch)
+                        == count
+                    )
             return len(sql)
 
         assert await statements(10, 0) == await statements(100, 100)
