@@ -11,6 +11,6 @@ HANDLERS: HandlerMap = {
     types.CustomerUpdated: [customers.on_customers],
     types.CampaignMessageClicked: [customers.on_clicks],
     types.AccountJoined: [accounts.on_accounts_joined],
-    types.CustomerMerged: [lifecycle.merge_customer],
+    types.CustomerMerged: [lifecycle.apply_merge],
     types.CustomerErased: [lifecycle.apply_erasure],
 }

@@ -1,23 +1,21 @@
-"""What touches every domain at once: a customer's export, erasure and merge."""
+"""What touches every domain at once: a customer's export, erasure and merge, on the unit of
+work (`SalesUnitOfWork`); the handlers build the SQL one on the consumer's session."""
 
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.db import checkpoint_after_commit
 from rapport_events.types import CustomerErased, CustomerMerged
-from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities import documents
 from rapport_sales.activities import service as activities
-from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
-from rapport_sales.customers.models import ErasedCustomer, SalesCustomer
+from rapport_sales.customers.models import ErasedCustomer
 from rapport_sales.opportunities import service as opportunities
-from rapport_sales.opportunities.models import SalesOpportunity, SalesOpportunityContact
 from rapport_sales.settings import Settings
 from rapport_sales.shared import aware
 from rapport_sales.unit_of_work import SalesUnitOfWork, SqlSalesUnitOfWork
@@ -31,30 +29,20 @@ class CustomerExport(BaseModel):
     records: dict[str, list[dict[str, Any]]]
 
 
-async def export_customer(session: AsyncSession, customer_id: str) -> CustomerExport:
+async def export_customer(uow: SalesUnitOfWork, customer_id: str) -> CustomerExport:
     """Everything sales holds about the customer (empty lists when nothing)."""
-    linked_activities = select(SalesActivityContact.activity_id).where(
-        SalesActivityContact.customer_id == customer_id
-    )
-    queries: dict[str, Any] = {
-        "customers": select(SalesCustomer).where(SalesCustomer.customer_id == customer_id),
-        "account_contacts": select(SalesContact).where(SalesContact.customer_id == customer_id),
-        "opportunities": select(SalesOpportunity).where(
-            SalesOpportunity.customer_id == customer_id
-        ),
-        "opportunity_contacts": select(SalesOpportunityContact).where(
-            SalesOpportunityContact.customer_id == customer_id
-        ),
-        "activities": select(SalesActivity).where(col(SalesActivity.id).in_(linked_activities)),
-        "documents": select(SalesDocument).where(col(SalesDocument.id).in_(linked_activities)),
-        "erasure_tombstones": select(ErasedCustomer).where(
-            ErasedCustomer.customer_id == customer_id
-        ),
+    person = await uow.customers.get_customer(customer_id)
+    tombstone = await uow.customers.tombstone_of(customer_id)
+    rows: dict[str, list[Any]] = {
+        "customers": [person] if person is not None else [],
+        "account_contacts": await uow.accounts.contacts_of(customer_id),
+        "opportunities": await uow.opportunities.opportunities_of_customers([customer_id]),
+        "opportunity_contacts": await uow.opportunities.contacts_of_customer(customer_id),
+        "activities": await uow.activities.linked_to(customer_id),
+        "documents": await uow.activities.documents_linked_to(customer_id),
+        "erasure_tombstones": [tombstone] if tombstone is not None else [],
     }
-    records = {
-        name: [_exported(row) for row in (await session.exec(query)).all()]
-        for name, query in queries.items()
-    }
+    records = {name: [_exported(row) for row in found] for name, found in rows.items()}
     return CustomerExport(customer_id=customer_id, records=records)
 
 
@@ -91,40 +79,19 @@ async def apply_erasure(event: CustomerErased, session: AsyncSession, settings: 
     checkpoint_after_commit(session)
 
 
-async def merge_customer(session: AsyncSession, event: CustomerMerged) -> None:
-    """The duplicate's links move to the surviving customer; the duplicate goes.
-
-    Like the export, it works on every link table at once, so on the session itself."""
-    survivor, duplicate = event.customer_id, event.merged_customer_id
+async def merge_customer(uow: SalesUnitOfWork, survivor: str, duplicate: str) -> None:
+    """The duplicate's links and deals move to the surviving customer; the duplicate goes."""
     if survivor == duplicate:
         return
-    for model in (SalesContact, SalesOpportunityContact, SalesActivityContact):
-        await _move_links(session, model, duplicate, survivor)
-    uow = SqlSalesUnitOfWork(session)
+    await uow.accounts.move_contacts(duplicate, survivor)
+    await uow.opportunities.move_contacts(duplicate, survivor)
+    await uow.activities.move_contacts(duplicate, survivor)
     await uow.opportunities.move_deals(duplicate, survivor)
     person = await uow.customers.get_customer(duplicate)
     if person is not None:
         await uow.customers.delete(person)
 
 
-async def _move_links(session: AsyncSession, model: Any, duplicate: str, survivor: str) -> None:
-    rows = list((await session.exec(select(model).where(model.customer_id == duplicate))).all())
-    kept = {
-        tuple(getattr(row, key) for key in _other_keys(model))
-        for row in (await session.exec(select(model).where(model.customer_id == survivor))).all()
-    }
-    for row in rows:
-        values = row.model_dump()
-        await session.delete(row)
-        if tuple(values[key] for key in _other_keys(model)) in kept:
-            continue
-        session.add(model(**{**values, "customer_id": survivor}))
-    await session.flush()
-
-
-def _other_keys(model: Any) -> list[str]:
-    return [
-        column.name
-        for column in model.__table__.primary_key.columns
-        if column.name != "customer_id"
-    ]
+async def apply_merge(session: AsyncSession, event: CustomerMerged) -> None:
+    """A merge from the log, in the consumer's transaction."""
+    await merge_customer(SqlSalesUnitOfWork(session), event.customer_id, event.merged_customer_id)

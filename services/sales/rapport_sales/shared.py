@@ -1,5 +1,6 @@
 """What sales' domains share: UTC timestamps and ids, the base of reply schemas and the
-field types every domain's bodies use, keyset pages, and the source and subjects of events."""
+field types every domain's bodies use, keyset pages, the source and subjects of events, and
+a merge's move of a link table."""
 
 import uuid
 from datetime import UTC, datetime
@@ -8,7 +9,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import DateTime, and_, or_
 from sqlalchemy.sql import ColumnElement
-from sqlmodel import SQLModel, col
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -95,3 +96,24 @@ SOURCE = "/services/sales"
 def account_subject(account_id: str) -> str:
     """The log key of an account's own events: accounts are customers too, companies ones."""
     return f"account:{account_id}"[:64]
+
+
+# --- a merge's move of one link table ---------------------------------------------------------
+
+
+async def move_links(session: AsyncSession, model: Any, duplicate: str, survivor: str) -> None:
+    """The duplicate's rows of a link table keyed by customer_id and more become the
+    survivor's; a link the survivor already has is dropped rather than doubled."""
+    others = [c.name for c in model.__table__.primary_key.columns if c.name != "customer_id"]
+    query = select(model).where(col(model.customer_id) == duplicate)
+    moved = list((await session.exec(query)).all())
+    kept_query = select(model).where(col(model.customer_id) == survivor)
+    kept = {
+        tuple(getattr(row, key) for key in others) for row in (await session.exec(kept_query)).all()
+    }
+    for row in moved:
+        values = row.model_dump()
+        await session.delete(row)
+        if tuple(values[key] for key in others) not in kept:
+            session.add(model(**{**values, "customer_id": survivor}))
+    await session.flush()

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rapport_events.pagination import decode_cursor
-from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork
+from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork, Rows
 from rapport_sales.accounts.models import SalesAccount, SalesContact
 from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
 from rapport_sales.activities.store import ActivityFilter
@@ -44,6 +44,25 @@ def newest_first(
         at, last_id = decode_cursor(cursor, datetime, str)
         ordered = [row for row in ordered if (aware(row.created_at), row.id) < (at, last_id)]
     return page_of(ordered[: limit + 1], limit)
+
+
+LinkRow = TypeVar("LinkRow", SalesContact, SalesOpportunityContact, SalesActivityContact)
+
+
+def move_links(rows: Rows, model: type[LinkRow], duplicate: str, survivor: str) -> None:
+    """What `rapport_sales.shared.move_links` does to a link table, on rows in memory."""
+    kept = {_other_keys(row) for row in rows.where(model, lambda r: r.customer_id == survivor)}
+    for row in rows.where(model, lambda r: r.customer_id == duplicate):
+        rows.delete(row)
+        if _other_keys(row) not in kept:
+            rows.add(model(**{**row.model_dump(), "customer_id": survivor}))
+
+
+def _other_keys(
+    row: SalesContact | SalesOpportunityContact | SalesActivityContact,
+) -> tuple[Any, ...]:
+    names = [c.name for c in type(row).__table__.primary_key.columns]  # type: ignore[union-attr]
+    return tuple(getattr(row, name) for name in names if name != "customer_id")
 
 
 class FakeAccountStore(FakeStore):
@@ -90,6 +109,12 @@ class FakeAccountStore(FakeStore):
         links = self.rows.where(SalesContact, lambda link: link.customer_id in customer_ids)
         return {(link.account_id, link.customer_id) for link in links}
 
+    async def contacts_of(self, customer_id: str) -> list[SalesContact]:
+        return self.rows.where(SalesContact, lambda link: link.customer_id == customer_id)
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        move_links(self.rows, SalesContact, duplicate, survivor)
+
     async def delete_contacts_of(self, customer_id: str) -> None:
         for link in self.rows.where(SalesContact, lambda link: link.customer_id == customer_id):
             self.rows.delete(link)
@@ -116,6 +141,9 @@ class FakeCustomerStore(FakeStore):
     async def customer_ids_by_email(self, addresses: Collection[str]) -> dict[str, str]:
         found = self.rows.where(SalesCustomer, lambda person: person.email in addresses)
         return {person.email: person.customer_id for person in found if person.email}
+
+    async def tombstone_of(self, customer_id: str) -> ErasedCustomer | None:
+        return self.rows.get(ErasedCustomer, customer_id)
 
     async def erased_among(self, ids: Collection[str]) -> set[str]:
         return {row.customer_id for row in self.rows.all(ErasedCustomer) if row.customer_id in ids}
@@ -157,6 +185,14 @@ class FakeOpportunityStore(FakeStore):
     async def move_deals(self, duplicate: str, survivor: str) -> None:
         for deal in await self.opportunities_of_customers([duplicate]):
             deal.customer_id = survivor
+
+    async def contacts_of_customer(self, customer_id: str) -> list[SalesOpportunityContact]:
+        return self.rows.where(
+            SalesOpportunityContact, lambda link: link.customer_id == customer_id
+        )
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        move_links(self.rows, SalesOpportunityContact, duplicate, survivor)
 
     async def contact_ids_of(self, opportunity_id: str) -> list[str]:
         links = self.rows.where(
@@ -261,6 +297,17 @@ class FakeActivityStore(FakeStore):
                 and activity.id in linked
             ),
         )
+
+    async def linked_to(self, customer_id: str) -> list[SalesActivity]:
+        linked = self._linked_to([customer_id])
+        return self.rows.where(SalesActivity, lambda activity: activity.id in linked)
+
+    async def documents_linked_to(self, customer_id: str) -> list[SalesDocument]:
+        linked = self._linked_to([customer_id])
+        return self.rows.where(SalesDocument, lambda document: document.id in linked)
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        move_links(self.rows, SalesActivityContact, duplicate, survivor)
 
     async def unlink_customers(self, customer_ids: Collection[str]) -> None:
         for link in self.rows.where(

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from rapport_events.unit_of_work import SqlStore
 from rapport_sales.accounts.models import SalesAccount, SalesContact
 from rapport_sales.customers.models import SalesCustomer
-from rapport_sales.shared import newest_first
+from rapport_sales.shared import move_links, newest_first
 
 
 class AccountStore(Protocol):
@@ -48,6 +48,14 @@ class AccountStore(Protocol):
 
     async def contact_links_of(self, customer_ids: Collection[str]) -> set[tuple[str, str]]:
         """(account id, customer id) of every contact link of `customer_ids`."""
+        ...
+
+    async def contacts_of(self, customer_id: str) -> list[SalesContact]:
+        """The customer's links to accounts."""
+        ...
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        """The duplicate's account links become the survivor's (one link per account)."""
         ...
 
     async def delete_contacts_of(self, customer_id: str) -> None:
@@ -130,6 +138,15 @@ class SqlAccountStore(SqlStore):
             )
         )
         return set(result.all())
+
+    async def contacts_of(self, customer_id: str) -> list[SalesContact]:
+        result = await self.session.exec(
+            select(SalesContact).where(SalesContact.customer_id == customer_id)
+        )
+        return list(result.all())
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        await move_links(self.session, SalesContact, duplicate, survivor)
 
     async def delete_contacts_of(self, customer_id: str) -> None:
         await self.session.exec(  # type: ignore[call-overload]

@@ -16,7 +16,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from rapport_events.unit_of_work import SqlStore
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
-from rapport_sales.shared import newest_first
+from rapport_sales.shared import move_links, newest_first
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,18 @@ class ActivityStore(Protocol):
 
     async def documents_of_people_alone(self, customer_ids: Collection[str]) -> list[SalesActivity]:
         """The document activities about one of `customer_ids` and no account."""
+        ...
+
+    async def linked_to(self, customer_id: str) -> list[SalesActivity]:
+        """The activities linked to the customer."""
+        ...
+
+    async def documents_linked_to(self, customer_id: str) -> list[SalesDocument]:
+        """The documents of the activities linked to the customer."""
+        ...
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        """The duplicate's activity links become the survivor's (one per activity)."""
         ...
 
     async def unlink_customers(self, customer_ids: Collection[str]) -> None:
@@ -150,6 +162,17 @@ class SqlActivityStore(SqlStore):
             )
         )
         return list(result.all())
+
+    async def linked_to(self, customer_id: str) -> list[SalesActivity]:
+        query = select(SalesActivity).where(col(SalesActivity.id).in_(_linked_to([customer_id])))
+        return list((await self.session.exec(query)).all())
+
+    async def documents_linked_to(self, customer_id: str) -> list[SalesDocument]:
+        query = select(SalesDocument).where(col(SalesDocument.id).in_(_linked_to([customer_id])))
+        return list((await self.session.exec(query)).all())
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        await move_links(self.session, SalesActivityContact, duplicate, survivor)
 
     async def unlink_customers(self, customer_ids: Collection[str]) -> None:
         await self.session.exec(  # type: ignore[call-overload]

@@ -6,7 +6,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_sales import lifecycle
 from rapport_sales.activities import service as activities
 from rapport_sales.activities.models import ActivityPublic
-from rapport_sales.deps import Cursor, Limit, SessionDep, UnitOfWorkDep, require_token
+from rapport_sales.deps import Cursor, Limit, UnitOfWorkDep, require_token
 from rapport_sales.lifecycle import CustomerExport
 from rapport_sales.shared import Page
 
@@ -14,9 +14,9 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 @router.get("/customers/{customer_id}/export", tags=["customers"])
-async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, uow: UnitOfWorkDep) -> CustomerExport:
     """Everything sales holds about the customer, table by table (GDPR export)."""
-    return await lifecycle.export_customer(session, customer_id)
+    return await lifecycle.export_customer(uow, customer_id)
 
 
 @router.get("/customers/{customer_id}/activities", tags=["customers", "activities"])

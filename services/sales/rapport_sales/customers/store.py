@@ -31,6 +31,10 @@ class CustomerStore(Protocol):
         """Known customers' ids by their (lower-cased) e-mail address."""
         ...
 
+    async def tombstone_of(self, customer_id: str) -> ErasedCustomer | None:
+        """The customer's erasure tombstone, if they were erased."""
+        ...
+
     async def erased_among(self, ids: Collection[str]) -> set[str]:
         """The ids of `ids` that were erased."""
         ...
@@ -63,6 +67,9 @@ class SqlCustomerStore(SqlStore):
             )
         )
         return {email: customer_id for email, customer_id in rows.all() if email}
+
+    async def tombstone_of(self, customer_id: str) -> ErasedCustomer | None:
+        return await self.session.get(ErasedCustomer, customer_id)
 
     async def erased_among(self, ids: Collection[str]) -> set[str]:
         if not ids:

@@ -19,7 +19,7 @@ from rapport_sales.opportunities.models import (
     SalesStage,
     SalesStageChange,
 )
-from rapport_sales.shared import newest_first
+from rapport_sales.shared import move_links, newest_first
 
 OpportunityRow = (
     SalesPipeline | SalesStage | SalesOpportunity | SalesOpportunityContact | SalesStageChange
@@ -66,6 +66,14 @@ class OpportunityStore(Protocol):
 
     async def move_deals(self, duplicate: str, survivor: str) -> None:
         """The duplicate's deals (as primary contact) become the survivor's."""
+        ...
+
+    async def contacts_of_customer(self, customer_id: str) -> list[SalesOpportunityContact]:
+        """The customer's links to opportunities as a contact."""
+        ...
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        """The duplicate's contact links become the survivor's (one per opportunity)."""
         ...
 
     async def contact_ids_of(self, opportunity_id: str) -> list[str]:
@@ -139,6 +147,17 @@ class SqlOpportunityStore(SqlStore):
             .where(col(SalesOpportunity.customer_id) == duplicate)
             .values(customer_id=survivor)
         )
+
+    async def contacts_of_customer(self, customer_id: str) -> list[SalesOpportunityContact]:
+        result = await self.session.exec(
+            select(SalesOpportunityContact).where(
+                SalesOpportunityContact.customer_id == customer_id
+            )
+        )
+        return list(result.all())
+
+    async def move_contacts(self, duplicate: str, survivor: str) -> None:
+        await move_links(self.session, SalesOpportunityContact, duplicate, survivor)
 
     async def contact_ids_of(self, opportunity_id: str) -> list[str]:
         result = await self.session.exec(
