@@ -17,7 +17,8 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import Event
-from rapport_events.outbox import add_all
+from rapport_events.db import checkpoint_after_commit
+from rapport_events.outbox import add_all, delete_sent
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
 
 
@@ -25,6 +26,14 @@ class Outbox(Protocol):
     """Where a use case puts the events of its change, in the change's transaction."""
 
     async def publish(self, events: Sequence[Event]) -> None: ...
+
+
+class ErasingOutbox(Outbox, Protocol):
+    """The outbox of a service whose erasure also takes back the events it already sent."""
+
+    async def forget_sent(self, keys: Sequence[str]) -> None:
+        """Delete the sent events keyed by one of `keys` (customer ids) now, not after the
+        outbox retention, and leave none of their bytes in the database's files."""
 
 
 class UnitOfWork(Protocol):
@@ -48,6 +57,11 @@ class SqlOutbox:
     async def publish(self, events: Sequence[Event]) -> None:
         """Write `events` to the outbox in order, one statement."""
         await add_all(self.session, events, source=self.source, topic=self.topic)
+
+    async def forget_sent(self, keys: Sequence[str]) -> None:
+        await delete_sent(self.session, keys)
+        # SQLite's write-ahead log still holds the deleted bytes until a checkpoint.
+        checkpoint_after_commit(self.session)
 
 
 class SqlStore:

@@ -1,6 +1,7 @@
-"""In-memory fakes of what the customers, tickets, mentions and products use cases ask of
-support's stores, for unit tests: the same queries as the SQL ones, answered with plain Python over
-rows kept by primary key.
+"""In-memory fakes of what the customers, tickets, mentions and products use cases and the
+merge, erasure and export (`rapport_support.lifecycle`) ask of support's stores, for unit
+tests: the same queries as the SQL ones, answered with plain Python over rows kept by
+primary key.
 
 `FakeSupportUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
 is a `SupportUnitOfWork`, so a fake that lacks a query, or answers it with another
@@ -157,6 +158,38 @@ class FakeTicketStore(FakeStore):
     async def policies(self) -> list[SupportSlaPolicy]:
         return self.rows.all(SupportSlaPolicy)
 
+    async def tickets_of(self, customer_id: str) -> list[SupportTicket]:
+        found = self.rows.where(SupportTicket, lambda t: t.customer_id == customer_id)
+        return sorted(found, key=lambda t: (aware(t.created_at), t.id), reverse=True)
+
+    async def comments_for(self, ticket_ids: Iterable[str]) -> list[SupportTicketComment]:
+        wanted = set(ticket_ids)
+        return self.rows.where(SupportTicketComment, lambda c: c.ticket_id in wanted)
+
+    async def links_for(self, ticket_ids: Iterable[str]) -> list[SupportTicketLink]:
+        wanted = set(ticket_ids)
+        return self.rows.where(
+            SupportTicketLink,
+            lambda link: link.ticket_id in wanted or link.linked_ticket_id in wanted,
+        )
+
+    async def move_tickets(self, from_id: str, to_id: str) -> None:
+        for ticket in self.rows.where(SupportTicket, lambda t: t.customer_id == from_id):
+            ticket.customer_id = to_id
+
+    async def forget_tickets_of(self, customer_id: str) -> None:
+        owned = await self.tickets_of(customer_id)
+        tickets = {ticket.id for ticket in owned}
+        for duplicate in self.rows.where(SupportTicket, lambda t: t.duplicate_of in tickets):
+            duplicate.duplicate_of = None
+        for row in [
+            *await self.comments_for(tickets),
+            *await self.links_for(tickets),
+            *self.rows.where(SupportSlaBreach, lambda b: b.ticket_id in tickets),
+            *owned,
+        ]:
+            self.rows.delete(row)
+
 
 def _due(ticket: SupportTicket, target: str) -> datetime:
     return ticket.first_response_due_at if target == "first_response" else ticket.resolution_due_at
@@ -204,6 +237,43 @@ class FakeCustomerStore(FakeStore):
     async def _erased_among(self, customer_ids: set[str]) -> set[str]:
         return {c for c in customer_ids if self.rows.get(ErasedCustomer, c) is not None}
 
+    async def get_customer(self, customer_id: str) -> SupportCustomer | None:
+        return self.rows.get(SupportCustomer, customer_id)
+
+    async def is_erased(self, customer_id: str) -> bool:
+        return self.rows.get(ErasedCustomer, customer_id) is not None
+
+    async def merged_into(self, merged_id: str) -> str | None:
+        alias = self.rows.get(SupportMergedCustomer, merged_id)
+        return alias.customer_id if alias is not None else None
+
+    async def aliases_of(self, customer_id: str) -> list[SupportMergedCustomer]:
+        return self.rows.where(SupportMergedCustomer, lambda a: a.customer_id == customer_id)
+
+    async def consents_of(self, customer_id: str) -> list[SupportConsent]:
+        found = self.rows.where(SupportConsent, lambda c: c.customer_id == customer_id)
+        return sorted(found, key=lambda c: (c.purpose, c.scope))
+
+    async def handles_of(self, customer_id: str) -> list[SupportHandle]:
+        found = self.rows.where(SupportHandle, lambda h: h.customer_id == customer_id)
+        return sorted(found, key=lambda h: h.platform)
+
+    async def move_customer(self, from_id: str, to_id: str) -> None:
+        for row in [*await self.handles_of(from_id), *await self.aliases_of(from_id)]:
+            row.customer_id = to_id
+        for consent in await self.consents_of(from_id):
+            self.rows.delete(consent)
+
+    async def forget_customer(self, customer_id: str) -> None:
+        customer = self.rows.get(SupportCustomer, customer_id)
+        for row in [
+            *await self.handles_of(customer_id),
+            *await self.consents_of(customer_id),
+            *await self.aliases_of(customer_id),
+            *([customer] if customer is not None else []),
+        ]:
+            self.rows.delete(row)
+
 
 class FakeProductLookup(FakeStore):
     async def product_by_serial(
@@ -224,6 +294,14 @@ class FakeProductLookup(FakeStore):
         owned.sort(key=lambda p: p.line_no)
         owned.sort(key=lambda p: aware(p.purchased_at), reverse=True)
         return owned
+
+    async def move_products(self, from_id: str, to_id: str) -> None:
+        for product in self.rows.where(SupportProduct, lambda p: p.customer_id == from_id):
+            product.customer_id = to_id
+
+    async def forget_products(self, customer_id: str) -> None:
+        for product in self.rows.where(SupportProduct, lambda p: p.customer_id == customer_id):
+            self.rows.delete(product)
 
 
 class FakeMentionStore(FakeStore):
@@ -291,6 +369,25 @@ class FakeMentionStore(FakeStore):
             reply.attempts += 1
             reply.next_attempt_at = lease_until
         return sorted(due[:limit], key=lambda r: r.id)
+
+    async def mentions_of(self, customer_id: str) -> list[SupportMention]:
+        found = self.rows.where(SupportMention, lambda m: m.customer_id == customer_id)
+        return sorted(found, key=lambda m: (aware(m.received_at), m.id), reverse=True)
+
+    async def replies_for(self, mention_ids: Iterable[str]) -> list[SupportMentionReply]:
+        wanted = set(mention_ids)
+        return self.rows.where(SupportMentionReply, lambda r: r.mention_id in wanted)
+
+    async def move_mentions(self, from_id: str, to_id: str) -> None:
+        for mention in self.rows.where(SupportMention, lambda m: m.customer_id == from_id):
+            mention.customer_id = mention.subject_id = to_id
+
+    async def forget_mentions_of(self, customer_id: str) -> None:
+        mentions = await self.mentions_of(customer_id)
+        replies = await self.replies_for(mention.id for mention in mentions)
+        attempts = await self.attempts_for(reply.id for reply in replies)
+        for row in [*attempts, *replies, *mentions]:
+            self.rows.delete(row)
 
 
 class FakeSupportUnitOfWork(FakeUnitOfWork):

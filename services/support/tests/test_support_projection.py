@@ -308,6 +308,7 @@ class TestCustomerMerged:
             )
             await lifecycle.apply_merge(
                 session,
+                settings,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
 
@@ -324,6 +325,7 @@ class TestCustomerMerged:
             await customer_projection.add_registered_customer(session, settings, registered("keep"))
             await lifecycle.apply_merge(
                 session,
+                settings,
                 CustomerMerged(customer_id="keep", merged_customer_id="dupe", reason="email"),
             )
             await product_projection.record_order(
@@ -368,10 +370,12 @@ class TestCustomerErased:
         await self._a_customer_with_everything(sessions, settings)
 
         async with transaction(sessions) as session:
-            await lifecycle.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await lifecycle.apply_erasure(session, settings, CustomerErased(customer_id="cust-1"))
 
         async with transaction(sessions) as session:
-            exported = await lifecycle.export_customer(session, "cust-1")
+            exported = await lifecycle.export_customer(
+                SqlSupportUnitOfWork(session, settings), "cust-1"
+            )
             assert await store.is_erased(session, "cust-1")
         assert exported.records and all(rows == [] for rows in exported.records.values())
         with pytest.raises(CustomerNotFound):
@@ -381,20 +385,22 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await lifecycle.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await lifecycle.apply_erasure(session, settings, CustomerErased(customer_id="cust-1"))
             await customer_projection.add_registered_customer(session, settings, registered())
             await product_projection.record_order(session, settings, order())
             await customer_projection.apply_consent(session, consent(True, 5))
 
         async with transaction(sessions) as session:
-            exported = await lifecycle.export_customer(session, "cust-1")
+            exported = await lifecycle.export_customer(
+                SqlSupportUnitOfWork(session, settings), "cust-1"
+            )
         assert all(rows == [] for rows in exported.records.values())
 
     async def test_a_new_ticket_for_the_customer_is_refused(
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await lifecycle.apply_erasure(session, CustomerErased(customer_id="cust-1"))
+            await lifecycle.apply_erasure(session, settings, CustomerErased(customer_id="cust-1"))
         with pytest.raises(Conflict):
             async with transaction(sessions) as session:
                 await ticket_service.open_ticket(
@@ -409,7 +415,9 @@ class TestCustomerErased:
         await self._a_customer_with_everything(sessions, settings)
 
         async with transaction(sessions) as session:
-            exported = await lifecycle.export_customer(session, "cust-1")
+            exported = await lifecycle.export_customer(
+                SqlSupportUnitOfWork(session, settings), "cust-1"
+            )
 
         counts = {table: len(rows) for table, rows in exported.records.items()}
         assert counts["support_customers"] == 1

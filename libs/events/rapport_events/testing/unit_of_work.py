@@ -19,13 +19,18 @@ R = TypeVar("R", bound=SQLModel)
 
 
 class FakeOutbox:
-    """Records the published events, in order."""
+    """Records the published events, in order, and the keys whose sent events an erasure
+    took back (`forgotten`)."""
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.forgotten: list[str] = []
 
     async def publish(self, events: Sequence[Event]) -> None:
         self.events.extend(events)
+
+    async def forget_sent(self, keys: Sequence[str]) -> None:
+        self.forgotten.extend(keys)
 
     def published(self, kind: type[E]) -> list[E]:
         """The published events of that type, in order."""

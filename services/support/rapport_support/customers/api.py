@@ -6,7 +6,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_support import lifecycle
 from rapport_support.customers import service
 from rapport_support.customers.models import SupportContext
-from rapport_support.deps import ReadSessionDep, ReadUnitOfWorkDep, require_token
+from rapport_support.deps import ReadUnitOfWorkDep, require_token
 from rapport_support.lifecycle import CustomerExport
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -26,6 +26,6 @@ async def read_support_context(
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])
-async def export_customer(customer_id: CustomerIdPath, session: ReadSessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, uow: ReadUnitOfWorkDep) -> CustomerExport:
     """Everything support holds about the customer, table by table (GDPR export)."""
-    return await lifecycle.export_customer(session, customer_id)
+    return await lifecycle.export_customer(uow, customer_id)

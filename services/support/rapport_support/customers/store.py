@@ -1,9 +1,9 @@
 """Every query of the customers domain: who a customer is, where a merge sent them, whether
 they were erased, and the rows of the support context.
 
-The use cases ask theirs of a `CustomerStore` (`SqlCustomerStore` here, a fake in
-`rapport_support.testing`); the module-level functions stay for the merge, the erasure,
-the export and the projections, which still take the session.
+The use cases, the merge, the erasure and the export ask theirs of a `CustomerStore`
+(`SqlCustomerStore` here, a fake in `rapport_support.testing`); the module-level functions
+stay for the projections, which still take the session.
 """
 
 import functools
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy import select as core_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -176,6 +176,41 @@ class CustomerStore(Protocol):
         """The customer's row and what hangs off it, newest first (`mentions` at most)."""
         ...
 
+    # What the merge, the erasure and the export ask.
+
+    def add(self, row: SupportCustomer | SupportMergedCustomer | ErasedCustomer) -> None: ...
+
+    async def delete(self, row: SupportCustomer) -> None: ...
+
+    async def get_customer(self, customer_id: str) -> SupportCustomer | None: ...
+
+    async def is_erased(self, customer_id: str) -> bool: ...
+
+    async def merged_into(self, merged_id: str) -> str | None:
+        """The id `merged_id` was merged into, one link only (erased or not)."""
+        ...
+
+    async def aliases_of(self, customer_id: str) -> list[SupportMergedCustomer]:
+        """The ids merged into the customer."""
+        ...
+
+    async def consents_of(self, customer_id: str) -> list[SupportConsent]:
+        """By purpose and scope."""
+        ...
+
+    async def handles_of(self, customer_id: str) -> list[SupportHandle]:
+        """By platform."""
+        ...
+
+    async def move_customer(self, from_id: str, to_id: str) -> None:
+        """The handles and merged ids of `from_id` become `to_id`'s; its consents go (the
+        survivor's own decisions stand)."""
+        ...
+
+    async def forget_customer(self, customer_id: str) -> None:
+        """Delete the customer's row, handles, consents and merged ids."""
+        ...
+
 
 class SqlCustomerStore(SqlStore):
     async def resolve(self, customer_id: str) -> str | None:
@@ -191,3 +226,36 @@ class SqlCustomerStore(SqlStore):
 
     async def context_rows(self, customer_id: str, mentions: int) -> ContextRows:
         return await context_rows(self.session, customer_id, mentions)
+
+    async def get_customer(self, customer_id: str) -> SupportCustomer | None:
+        return await get_customer(self.session, customer_id)
+
+    async def is_erased(self, customer_id: str) -> bool:
+        return await is_erased(self.session, customer_id)
+
+    async def merged_into(self, merged_id: str) -> str | None:
+        return await merged_into(self.session, merged_id)
+
+    async def aliases_of(self, customer_id: str) -> list[SupportMergedCustomer]:
+        return await aliases_of(self.session, customer_id)
+
+    async def consents_of(self, customer_id: str) -> list[SupportConsent]:
+        return await consents_of(self.session, customer_id)
+
+    async def handles_of(self, customer_id: str) -> list[SupportHandle]:
+        return await handles_of(self.session, customer_id)
+
+    async def move_customer(self, from_id: str, to_id: str) -> None:
+        for table in (SupportHandle, SupportMergedCustomer):
+            await self.session.exec(  # type: ignore[call-overload]
+                update(table).where(col(table.customer_id) == from_id).values(customer_id=to_id)
+            )
+        await self.session.exec(  # type: ignore[call-overload]
+            delete(SupportConsent).where(col(SupportConsent.customer_id) == from_id)
+        )
+
+    async def forget_customer(self, customer_id: str) -> None:
+        for table in (SupportHandle, SupportConsent, SupportMergedCustomer, SupportCustomer):
+            await self.session.exec(  # type: ignore[call-overload]
+                delete(table).where(col(table.customer_id) == customer_id)
+            )

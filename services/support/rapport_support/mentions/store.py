@@ -1,8 +1,8 @@
 """Every query of the mentions domain: mentions, replies and their delivery attempts.
 
 The use cases ask them of a `MentionStore` (`SqlMentionStore` here, a fake in
-`rapport_support.testing`); the module-level functions stay for the projection and the
-merge, erasure and export, which still take the session.
+`rapport_support.testing`), and so do the merge, the erasure and the export; the
+module-level functions stay for the projection, which still takes the session.
 """
 
 from collections.abc import Iterable, Sequence
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, tuple_, update
+from sqlalchemy import and_, delete, or_, tuple_, update
 from sqlalchemy import select as core_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -199,6 +199,22 @@ class MentionStore(Protocol):
         """Take the next attempt of up to `limit` due replies, leased until `lease_until`."""
         ...
 
+    # What the merge, the erasure and the export ask.
+
+    async def mentions_of(self, customer_id: str) -> list[SupportMention]:
+        """The customer's mentions, newest first."""
+        ...
+
+    async def replies_for(self, mention_ids: Iterable[str]) -> list[SupportMentionReply]: ...
+
+    async def move_mentions(self, from_id: str, to_id: str) -> None:
+        """The mentions of `from_id` become `to_id`'s, as customer and as subject."""
+        ...
+
+    async def forget_mentions_of(self, customer_id: str) -> None:
+        """Delete the customer's mentions with their replies and delivery attempts."""
+        ...
+
 
 class SqlMentionStore(SqlStore):
     async def get_mention(self, mention_id: str) -> SupportMention | None:
@@ -227,6 +243,31 @@ class SqlMentionStore(SqlStore):
         self, now: datetime, limit: int, lease_until: datetime
     ) -> list[SupportMentionReply]:
         return await claim_due_replies(self.session, now, limit, lease_until)
+
+    async def mentions_of(self, customer_id: str) -> list[SupportMention]:
+        return await mentions_of(self.session, customer_id)
+
+    async def replies_for(self, mention_ids: Iterable[str]) -> list[SupportMentionReply]:
+        return await replies_for(self.session, mention_ids)
+
+    async def move_mentions(self, from_id: str, to_id: str) -> None:
+        await self.session.exec(  # type: ignore[call-overload]
+            update(SupportMention)
+            .where(col(SupportMention.customer_id) == from_id)
+            .values(customer_id=to_id, subject_id=to_id)
+        )
+
+    async def forget_mentions_of(self, customer_id: str) -> None:
+        mentions = select(SupportMention.id).where(SupportMention.customer_id == customer_id)
+        replies = select(SupportMentionReply.id).where(
+            col(SupportMentionReply.mention_id).in_(mentions)
+        )
+        for statement in (
+            delete(SupportReplyAttempt).where(col(SupportReplyAttempt.reply_id).in_(replies)),
+            delete(SupportMentionReply).where(col(SupportMentionReply.mention_id).in_(mentions)),
+            delete(SupportMention).where(col(SupportMention.customer_id) == customer_id),
+        ):
+            await self.session.exec(statement)  # type: ignore[call-overload]
 
 
 # Set-based reads and writes for runs of events: the shared kit.

@@ -1,15 +1,15 @@
 """Every query of the tickets domain: tickets, comments, links, SLA policies and breaches.
 
 `TicketStore` is what the tickets use cases ask of it; `SqlTicketStore` answers on the
-transaction's session (with the set-based reads lifecycle and the mentions' projection use
-besides), and `rapport_support.testing` has the in-memory fake."""
+transaction's session (with the set-based reads the mentions' projection uses besides),
+and `rapport_support.testing` has the in-memory fake."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy import and_, delete, exists, func, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
@@ -98,6 +98,27 @@ class TicketStore(Protocol):
     async def get_policy(self, priority: str) -> SupportSlaPolicy | None: ...
 
     async def policies(self) -> list[SupportSlaPolicy]: ...
+
+    # What the merge, the erasure and the export ask.
+
+    async def tickets_of(self, customer_id: str) -> list[SupportTicket]:
+        """The customer's tickets, newest first."""
+        ...
+
+    async def comments_for(self, ticket_ids: Iterable[str]) -> list[SupportTicketComment]: ...
+
+    async def links_for(self, ticket_ids: Iterable[str]) -> list[SupportTicketLink]:
+        """The links from or to one of the tickets."""
+        ...
+
+    async def move_tickets(self, from_id: str, to_id: str) -> None:
+        """The tickets of `from_id` become `to_id`'s."""
+        ...
+
+    async def forget_tickets_of(self, customer_id: str) -> None:
+        """Delete the customer's tickets with their comments, links and breaches; another
+        customer's ticket marked a duplicate of one of them keeps no pointer to it."""
+        ...
 
 
 # Set-based reads and writes for runs of events: the shared kit.
@@ -223,6 +244,31 @@ class SqlTicketStore(SqlStore):
             )
         )
         return list(result.all())
+
+    async def move_tickets(self, from_id: str, to_id: str) -> None:
+        await self.session.exec(  # type: ignore[call-overload]
+            update(SupportTicket)
+            .where(col(SupportTicket.customer_id) == from_id)
+            .values(customer_id=to_id)
+        )
+
+    async def forget_tickets_of(self, customer_id: str) -> None:
+        tickets = select(SupportTicket.id).where(SupportTicket.customer_id == customer_id)
+        linked = or_(
+            col(SupportTicketLink.ticket_id).in_(tickets),
+            col(SupportTicketLink.linked_ticket_id).in_(tickets),
+        )
+        for statement in (
+            delete(SupportTicketComment).where(col(SupportTicketComment.ticket_id).in_(tickets)),
+            delete(SupportTicketLink).where(linked),
+            delete(SupportSlaBreach).where(col(SupportSlaBreach.ticket_id).in_(tickets)),
+            # Another customer's ticket merged into one of these keeps only "duplicate of <id>".
+            update(SupportTicket)
+            .where(col(SupportTicket.duplicate_of).in_(tickets))
+            .values(duplicate_of=None),
+            delete(SupportTicket).where(col(SupportTicket.customer_id) == customer_id),
+        ):
+            await self.session.exec(statement)  # type: ignore[call-overload]
 
     async def breaches_for(self, ticket_ids: Iterable[str]) -> dict[str, list[SupportSlaBreach]]:
         ids = list(ticket_ids)
