@@ -1,6 +1,7 @@
-"""In-memory fakes of what the partners, ledger, notices, consents and slices use cases ask
-of partner-share's stores, for unit tests: the same queries as the SQL ones, answered with
-plain Python over rows kept by primary key.
+"""In-memory fakes of what the partners, ledger, notices, consents and slices use cases and
+the merge, erasure and export (`rapport_partner_share.lifecycle`) ask of partner-share's
+stores, for unit tests: the same queries as the SQL ones, answered with plain Python over
+rows kept by primary key.
 
 `FakePartnerShareUnitOfWork` puts them on one set of rows with a recording outbox; mypy
 checks it is a `PartnerShareUnitOfWork`, so a fake that lacks a query, or answers it with
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from rapport_events.base import Event
 from rapport_events.testing.unit_of_work import FakeOutbox, FakeStore, FakeUnitOfWork
 from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
 from rapport_partner_share.ledger.models import Disclosure, DisclosureSubject
 from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner, PartnerApiKey
@@ -124,6 +126,14 @@ class FakeLedgerStore(FakeStore):
         found.sort(key=lambda entry: entry.id or 0, reverse=True)
         return found[:limit]
 
+    async def move_disclosure_subject(self, merged_id: str, surviving_id: str) -> None:
+        for subject in self.rows.where(DisclosureSubject, lambda s: s.customer_id == merged_id):
+            subject.customer_id = surviving_id
+
+    async def forget_disclosure_subject(self, customer_id: str) -> None:
+        for subject in self.rows.where(DisclosureSubject, lambda s: s.customer_id == customer_id):
+            self.rows.delete(subject)
+
 
 class FakeNoticeStore(FakeStore):
     async def get_notification(self, notification_id: str) -> Notification | None:
@@ -190,6 +200,14 @@ class FakeNoticeStore(FakeStore):
         notice.next_attempt_at = lease_until
         return True
 
+    async def move_notifications(self, merged_id: str, surviving_id: str) -> None:
+        for notice in self.rows.where(Notification, lambda n: n.customer_id == merged_id):
+            notice.customer_id = surviving_id
+
+    async def anonymise_notifications(self, customer_id: str) -> None:
+        for notice in self.rows.where(Notification, lambda n: n.customer_id == customer_id):
+            notice.customer_id = None
+
 
 class FakeConsentStore(FakeStore):
     async def get_consent(
@@ -252,6 +270,14 @@ class FakeConsentStore(FakeStore):
         )
         return due[:limit]
 
+    async def consents_of_customer(self, customer_id: str) -> list[PartnerConsent]:
+        found = self.rows.where(PartnerConsent, lambda c: c.customer_id == customer_id)
+        return sorted(found, key=lambda c: c.partner_id)
+
+    async def delete_consents_of(self, customer_id: str) -> None:
+        for consent in await self.consents_of_customer(customer_id):
+            self.rows.delete(consent)
+
 
 class FakeSliceStore(FakeStore):
     async def get_slice(
@@ -302,6 +328,37 @@ class FakeSliceStore(FakeStore):
             lambda key: key.partner_id == partner_id and key.kind == kind and key.digest in digests,
         )
 
+    async def match_keys_of(self, customer_id: str) -> list[MatchKey]:
+        found = self.rows.where(MatchKey, lambda key: key.customer_id == customer_id)
+        return sorted(found, key=lambda key: (key.partner_id, key.kind))
+
+    async def forget_shares(self, customer_id: str, partner_id: str | None = None) -> None:
+        def shared(row: SharedSlice | MatchKey) -> bool:
+            return row.customer_id == customer_id and partner_id in (None, row.partner_id)
+
+        rows: list[SharedSlice | MatchKey] = [
+            *self.rows.where(SharedSlice, shared),
+            *self.rows.where(MatchKey, shared),
+        ]
+        for row in rows:
+            self.rows.delete(row)
+
+
+class FakeCustomerStore(FakeStore):
+    async def get_known_customer(self, customer_id: str) -> KnownCustomer | None:
+        return self.rows.get(KnownCustomer, customer_id)
+
+    async def delete_known_customer(self, customer_id: str) -> None:
+        known = self.rows.get(KnownCustomer, customer_id)
+        if known is not None:
+            self.rows.delete(known)
+
+    async def get_tombstone(self, customer_id: str) -> ErasedCustomer | None:
+        return self.rows.get(ErasedCustomer, customer_id)
+
+    async def is_erased(self, customer_id: str) -> bool:
+        return self.rows.get(ErasedCustomer, customer_id) is not None
+
 
 class FakePartnerShares(FakeStore):
     async def delete_partner_shares(self, partner_id: str) -> None:
@@ -315,8 +372,8 @@ class FakePartnerShares(FakeStore):
 
 
 class FakePartnerShareUnitOfWork(FakeUnitOfWork):
-    """The partners', ledger's, notices', consents' and slices' stores over one set of rows,
-    what ending a partnership deletes, and a recording outbox."""
+    """The partners', ledger's, notices', consents', slices' and customers' stores over one
+    set of rows, what ending a partnership deletes, and a recording outbox."""
 
     outbox: FakeEventIdOutbox
 
@@ -329,6 +386,7 @@ class FakePartnerShareUnitOfWork(FakeUnitOfWork):
         self.consents = FakeConsentStore(self.rows)
         self.slices = FakeSliceStore(self.rows)
         self.shares = FakePartnerShares(self.rows)
+        self.customers = FakeCustomerStore(self.rows)
 
 
 if TYPE_CHECKING:

@@ -1,10 +1,12 @@
 """Partner-share's unit of work, for the partners, ledger, notices, consents and slices use
-cases: their stores, what ending a partnership deletes in the consents and slices domains,
-and the outbox, in one transaction.
+cases and the merge, erasure and export: their stores, the customers' (who is known, who
+was erased), what ending a partnership deletes in the consents and slices domains, and the
+outbox, in one transaction.
 
 Those use cases take a `PartnerShareUnitOfWork`; the routes' dependencies build
-`SqlPartnerShareUnitOfWork` on the request's session, the notifier and the filler on
-theirs, and unit tests use `rapport_partner_share.testing.FakePartnerShareUnitOfWork`.
+`SqlPartnerShareUnitOfWork` on the request's session, the notifier, the filler and the
+merge and erasure handlers on theirs, and unit tests use
+`rapport_partner_share.testing.FakePartnerShareUnitOfWork`.
 """
 
 from typing import Protocol
@@ -14,9 +16,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import outbox
 from rapport_events.base import Event
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
-from rapport_events.unit_of_work import Outbox, SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
+from rapport_events.unit_of_work import (
+    ErasingOutbox,
+    SqlOutbox,
+    SqlStore,
+    SqlUnitOfWork,
+    UnitOfWork,
+)
 from rapport_partner_share.consents import store as consent_store
 from rapport_partner_share.consents.store import ConsentStore, SqlConsentStore
+from rapport_partner_share.customers.store import CustomerStore, SqlCustomerStore
 from rapport_partner_share.ledger.store import LedgerStore, SqlLedgerStore
 from rapport_partner_share.notices.store import NoticeStore, SqlNoticeStore
 from rapport_partner_share.partners.store import PartnerStore, SqlPartnerStore
@@ -25,9 +34,10 @@ from rapport_partner_share.slices import store as slice_store
 from rapport_partner_share.slices.store import SliceStore, SqlSliceStore
 
 
-class EventIdOutbox(Outbox, Protocol):
+class EventIdOutbox(ErasingOutbox, Protocol):
     """The outbox, which also tells the id of one event it took: the ledger records the
-    id of each disclosure's event, so that the two can be matched."""
+    id of each disclosure's event, so that the two can be matched. An erasure takes back
+    the sent events about the customer."""
 
     async def publish_one(self, event: Event) -> str:
         """Write `event` to the outbox; its id."""
@@ -64,6 +74,9 @@ class PartnerShareUnitOfWork(UnitOfWork, Protocol):
     @property
     def shares(self) -> PartnerShares: ...
 
+    @property
+    def customers(self) -> CustomerStore: ...
+
 
 class SqlEventIdOutbox(SqlOutbox):
     async def publish_one(self, event: Event) -> str:
@@ -88,6 +101,7 @@ class SqlPartnerShareUnitOfWork(SqlUnitOfWork):
         self.consents = SqlConsentStore(session)
         self.slices = SqlSliceStore(session)
         self.shares = SqlPartnerShares(session)
+        self.customers = SqlCustomerStore(session)
 
     @property
     def outbox(self) -> EventIdOutbox:

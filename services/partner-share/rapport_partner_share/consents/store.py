@@ -1,9 +1,10 @@
 """Every query of the consents domain: a customer's consents, a partner's by ref or by
 change, and those waiting for profile's data.
 
-The partner API's reads and the filler ask theirs of a `ConsentStore` (`SqlConsentStore`
-here, a fake in `rapport_partner_share.testing`); the module-level functions stay for the
-merge, the erasure and the export, which still take the session.
+The partner API's reads, the filler, the merge, the erasure and the export ask theirs of a
+`ConsentStore` (`SqlConsentStore` here, a fake in `rapport_partner_share.testing`); the
+module-level functions of the session are what it runs, and what the end of a
+partnership deletes through (`unit_of_work.SqlPartnerShares`).
 """
 
 from collections.abc import Iterable
@@ -163,6 +164,18 @@ class ConsentStore(Protocol):
         them until this transaction ends."""
         ...
 
+    # What the merge, the erasure and the export ask.
+
+    async def delete(self, row: PartnerConsent) -> None: ...
+
+    async def consents_of_customer(self, customer_id: str) -> list[PartnerConsent]:
+        """The customer's consents, by partner."""
+        ...
+
+    async def delete_consents_of(self, customer_id: str) -> None:
+        """Delete every consent of the customer."""
+        ...
+
 
 class SqlConsentStore(SqlStore):
     async def get_consent(
@@ -192,3 +205,9 @@ class SqlConsentStore(SqlStore):
 
     async def due_fills(self, now: datetime, limit: int) -> list[PartnerConsent]:
         return await due_fills(self.session, now, limit)
+
+    async def consents_of_customer(self, customer_id: str) -> list[PartnerConsent]:
+        return await consents_of_customer(self.session, customer_id)
+
+    async def delete_consents_of(self, customer_id: str) -> None:
+        await delete_consents(self.session, customer_id=customer_id)

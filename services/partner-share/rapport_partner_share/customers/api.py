@@ -47,6 +47,6 @@ async def list_customer_disclosures(
 
 
 @router.get("/customers/{customer_id}/export", response_model=CustomerExport, tags=["customers"])
-async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, uow: UnitOfWorkDep) -> CustomerExport:
     """Everything partner-share holds about a customer (empty lists when nothing)."""
-    return await lifecycle.export_customer(session, customer_id)
+    return await lifecycle.export_customer(uow, customer_id)

@@ -4,9 +4,9 @@ The ledger (`Disclosure`) is only ever inserted and read here: there is no updat
 delete of it, and the database refuses one (see migration 0002). Only its link to the
 customer (`DisclosureSubject`) moves at a merge and goes at an erasure.
 
-The use cases ask them of a `LedgerStore` (`SqlLedgerStore` here, a fake in
-`rapport_partner_share.testing`); the module-level functions stay for the merge, the
-erasure and the export, which still take the session.
+The use cases, the merge, the erasure and the export ask them of a `LedgerStore`
+(`SqlLedgerStore` here, on the module-level functions of the session; a fake in
+`rapport_partner_share.testing`).
 """
 
 from datetime import datetime
@@ -108,6 +108,16 @@ class LedgerStore(Protocol):
         """Ledger entries under one subject pseudonym, newest first."""
         ...
 
+    # What the merge and the erasure ask.
+
+    async def move_disclosure_subject(self, merged_id: str, surviving_id: str) -> None:
+        """The entries about `merged_id` are about `surviving_id` now."""
+        ...
+
+    async def forget_disclosure_subject(self, customer_id: str) -> None:
+        """Unlink the ledger from an erased customer; the entries themselves stay."""
+        ...
+
 
 class SqlLedgerStore(SqlStore):
     async def append_disclosure(self, disclosure: Disclosure, customer_id: str) -> Disclosure:
@@ -137,3 +147,9 @@ class SqlLedgerStore(SqlStore):
         self, subject: str, *, before_id: int | None, limit: int
     ) -> list[Disclosure]:
         return await disclosures_of_subject(self.session, subject, before_id=before_id, limit=limit)
+
+    async def move_disclosure_subject(self, merged_id: str, surviving_id: str) -> None:
+        await move_disclosure_subject(self.session, merged_id, surviving_id)
+
+    async def forget_disclosure_subject(self, customer_id: str) -> None:
+        await forget_disclosure_subject(self.session, customer_id)

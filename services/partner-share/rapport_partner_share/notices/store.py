@@ -1,9 +1,9 @@
 """Every query of the notices domain: queueing, listing, claiming and re-keying deletion
 notices.
 
-The use cases ask them of a `NoticeStore` (`SqlNoticeStore` here, a fake in
-`rapport_partner_share.testing`); the module-level functions stay for the merge, the
-erasure and the export, which still take the session.
+The use cases, the merge, the erasure and the export ask them of a `NoticeStore`
+(`SqlNoticeStore` here, on the module-level functions of the session; a fake in
+`rapport_partner_share.testing`).
 """
 
 from collections.abc import Iterable
@@ -151,6 +151,16 @@ class NoticeStore(Protocol):
         """Take a due notice for one delivery attempt; False when another worker took it first."""
         ...
 
+    # What the merge and the erasure ask.
+
+    async def move_notifications(self, merged_id: str, surviving_id: str) -> None:
+        """The notices about `merged_id` are about `surviving_id` now."""
+        ...
+
+    async def anonymise_notifications(self, customer_id: str) -> None:
+        """The notices about the customer keep no customer id."""
+        ...
+
 
 class SqlNoticeStore(SqlStore):
     async def get_notification(self, notification_id: str) -> Notification | None:
@@ -186,3 +196,9 @@ class SqlNoticeStore(SqlStore):
         self, notification_id: str, seen_next_at: datetime, lease_until: datetime
     ) -> bool:
         return await claim_notification(self.session, notification_id, seen_next_at, lease_until)
+
+    async def move_notifications(self, merged_id: str, surviving_id: str) -> None:
+        await move_notifications(self.session, merged_id, surviving_id)
+
+    async def anonymise_notifications(self, customer_id: str) -> None:
+        await anonymise_notifications(self.session, customer_id)

@@ -1,9 +1,10 @@
 """Every query of the slices domain: the shared slices and the match keys of consented
 contacts.
 
-The partner API's reads and the filler ask theirs of a `SliceStore` (`SqlSliceStore` here,
-a fake in `rapport_partner_share.testing`); the module-level functions stay for the merge,
-the erasure, the export and the end of a partnership, which still take the session.
+The partner API's reads, the filler, the merge, the erasure and the export ask theirs of a
+`SliceStore` (`SqlSliceStore` here, a fake in `rapport_partner_share.testing`); the
+module-level functions of the session are what it runs, and what the end of a
+partnership deletes through (`unit_of_work.SqlPartnerShares`).
 """
 
 from collections.abc import Iterable, Sequence
@@ -135,6 +136,16 @@ class SliceStore(Protocol):
         """The partner's match keys of that kind among these digests."""
         ...
 
+    # What the merge, the erasure and the export ask.
+
+    async def match_keys_of(self, customer_id: str) -> list[MatchKey]:
+        """The customer's match keys, by partner and kind."""
+        ...
+
+    async def forget_shares(self, customer_id: str, partner_id: str | None = None) -> None:
+        """Delete the customer's shared slices and match keys (with one partner, when named)."""
+        ...
+
 
 class SqlSliceStore(SqlStore):
     async def get_slice(
@@ -159,3 +170,10 @@ class SqlSliceStore(SqlStore):
         self, partner_id: str, kind: str, digests: Sequence[str]
     ) -> list[MatchKey]:
         return await find_matches(self.session, partner_id, kind, digests)
+
+    async def match_keys_of(self, customer_id: str) -> list[MatchKey]:
+        return await match_keys_of(self.session, customer_id)
+
+    async def forget_shares(self, customer_id: str, partner_id: str | None = None) -> None:
+        await delete_slices(self.session, customer_id=customer_id, partner_id=partner_id)
+        await delete_match_keys(self.session, customer_id=customer_id, partner_id=partner_id)
