@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric
+from sqlalchemy import DateTime, Numeric, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.base import Executable
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.settings import Settings
@@ -67,6 +67,31 @@ def add(session: AsyncSession, row: SQLModel) -> None:
 
 async def delete_row(session: AsyncSession, row: SQLModel) -> None:
     await session.delete(row)
+
+
+# A customer's rows of one table, each helper one statement: what a merge moves, an erasure
+# deletes and the export reads.
+
+
+async def rows_of(session: AsyncSession, model: type[SQLModel], customer_id: str) -> list[Any]:
+    """The rows of `model` about the customer."""
+    column = model.__table__.c.customer_id  # type: ignore[attr-defined]
+    result = await session.exec(select(model).where(column == customer_id))  # type: ignore[call-overload]
+    return list(result.all())
+
+
+async def delete_rows(session: AsyncSession, model: type[SQLModel], customer_id: str) -> None:
+    """Delete the rows of `model` about the customer."""
+    table = model.__table__  # type: ignore[attr-defined]
+    await session.exec(delete(table).where(table.c.customer_id == customer_id))
+
+
+async def update_rows(
+    session: AsyncSession, model: type[SQLModel], of: str, values: Mapping[str, Any]
+) -> None:
+    """Set `values` on every row of the customer `of`."""
+    table = model.__table__  # type: ignore[attr-defined]
+    await session.exec(update(table).where(table.c.customer_id == of).values(**values))
 
 
 def chunks(items: Sequence[Any], size: int = BULK) -> Iterable[Sequence[Any]]:

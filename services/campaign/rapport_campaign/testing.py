@@ -1,6 +1,7 @@
 """In-memory fakes of what the broadcasts', journeys', segments', audience's and links' use
-cases ask of campaign's stores, for unit tests: the same queries as the SQL ones, answered
-with plain Python over rows kept by primary key.
+cases and a customer's merge, erasure and export (`rapport_campaign.lifecycle`) ask of
+campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
+Python over rows kept by primary key.
 
 `FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
 is a `CampaignUnitOfWork`, so a fake that lacks a query, or answers it with another
@@ -9,9 +10,11 @@ signature, fails the lint.
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlmodel import SQLModel
 
 from rapport_campaign.audience.models import (
     Activity,
@@ -28,17 +31,42 @@ from rapport_campaign.messaging.models import Message
 from rapport_campaign.messaging.template_data import Record
 from rapport_campaign.segments import rules
 from rapport_campaign.segments.models import Segment, SegmentMember
-from rapport_campaign.shared import aware
-from rapport_campaign.tracking.models import Conversion
+from rapport_campaign.shared import aware, utc
+from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
+from rapport_campaign.unit_of_work import ANONYMOUS_MESSAGE
 from rapport_events import customer_ids
+from rapport_events.base import utcnow
 from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork, Rows
 
 if TYPE_CHECKING:
     from rapport_campaign.unit_of_work import CampaignUnitOfWork
 
+R = TypeVar("R", bound=SQLModel)
+
 
 def _by(when: datetime | None, now: datetime) -> bool:
     return when is not None and aware(when) <= now
+
+
+def _of(rows: Rows, model: type[R], customer_id: str) -> list[R]:
+    """The rows of `model` about the customer, as a merge, an erasure and the export find
+    them."""
+    return rows.where(model, lambda row: getattr(row, "customer_id", None) == customer_id)
+
+
+def _set(found: Iterable[SQLModel], values: Mapping[str, Any]) -> None:
+    for row in found:
+        for name, value in values.items():
+            setattr(row, name, value)
+
+
+def _delete(rows: Rows, found: Iterable[SQLModel]) -> None:
+    for row in list(found):
+        rows.delete(row)
+
+
+# What the activity rows say of a customer's metrics (as `audience.projection.refresh_metrics`).
+ACTIVE = ("order.completed", "cart.updated", "interaction.tracked", "survey.completed")
 
 
 class FakeCampaignStore(FakeStore):
@@ -73,6 +101,10 @@ class FakeCampaignStore(FakeStore):
     async def sending_campaigns(self) -> list[Campaign]:
         return self.rows.where(Campaign, lambda c: c.kind == "broadcast" and c.status == "sending")
 
+    async def campaigns_listing(self, customer_ids: Sequence[str]) -> list[Campaign]:
+        wanted = set(customer_ids)
+        return self.rows.where(Campaign, lambda c: bool(wanted & set(c.customer_ids or [])))
+
 
 class FakeJourneyStore(FakeStore):
     async def insert_journey_states(self, rows: list[dict[str, Any]]) -> None:
@@ -95,6 +127,12 @@ class FakeJourneyStore(FakeStore):
 
     async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None:
         return self.rows.get(JourneyState, journey_id, customer_id)
+
+    async def journey_states_of(self, customer_id: str) -> list[JourneyState]:
+        return _of(self.rows, JourneyState, customer_id)
+
+    async def forget_journey_states(self, customer_id: str) -> None:
+        _delete(self.rows, _of(self.rows, JourneyState, customer_id))
 
 
 class FakeAudienceStore(FakeStore):
@@ -168,6 +206,53 @@ class FakeAudienceStore(FakeStore):
         latest = max(orders, key=lambda order: (aware(order.occurred_at), order.id or 0))
         lines = sorted(self._lines([latest]), key=lambda line: line.id or 0)
         return order_record(latest, lines)
+
+    async def get_erased_customer(self, customer_id: str) -> ErasedCustomer | None:
+        return self.rows.get(ErasedCustomer, customer_id)
+
+    async def get_alias(self, merged_id: str) -> Alias | None:
+        return self.rows.get(Alias, merged_id)
+
+    async def aliases_of(self, customer_id: str) -> list[Alias]:
+        return _of(self.rows, Alias, customer_id)
+
+    async def repoint_aliases(self, old_id: str, new_id: str) -> None:
+        _set(_of(self.rows, Alias, old_id), {"customer_id": new_id})
+
+    async def consents_of(self, customer_id: str) -> list[ConsentState]:
+        return _of(self.rows, ConsentState, customer_id)
+
+    async def activities_of(self, customer_id: str) -> list[Activity]:
+        return _of(self.rows, Activity, customer_id)
+
+    async def activity_items_of(self, customer_id: str) -> list[ActivityItem]:
+        return _of(self.rows, ActivityItem, customer_id)
+
+    async def move_activity(self, from_id: str, to_id: str) -> None:
+        for model in (ActivityItem, Activity):
+            _set(_of(self.rows, model, from_id), {"customer_id": to_id})
+
+    async def refresh_metrics(self, member: AudienceMember) -> None:
+        mine = _of(self.rows, Activity, member.customer_id)
+        mine.sort(key=lambda a: (aware(a.occurred_at), a.id or 0))
+        points = 0
+        for earned in (a for a in mine if a.event_type == "loyalty.points.earned"):
+            added = points + int(earned.value or 0)
+            points = earned.balance if earned.balance is not None else added
+        member.loyalty_points = points
+        surveys = [a for a in mine if a.event_type == "survey.completed" and a.value is not None]
+        member.nps = int(surveys[-1].value or 0) if surveys else None
+        active = [utc(a.occurred_at) for a in mine if a.event_type in ACTIVE]
+        candidates = [utc(t) for t in (member.last_active_at, *active[-1:]) if t is not None]
+        member.last_active_at = max(candidates) if candidates else None
+        member.updated_at = utcnow()
+
+    async def forget_customer(self, customer_id: str) -> None:
+        for model in (ActivityItem, Activity, ConsentState, AudienceMember, Alias):
+            _delete(self.rows, _of(self.rows, model, customer_id))
+
+    async def tombstone(self, customer_id: str) -> None:
+        self.rows.add(ErasedCustomer(customer_id=customer_id))
 
 
 def rule_key(rule: "rules.Rule | dict[str, Any]") -> str:
@@ -257,6 +342,16 @@ class FakeSegmentStore(FakeStore):
         for member in self._members(segment_id):
             self.rows.delete(member)
 
+    async def members_of_customer(self, customer_id: str) -> list[SegmentMember]:
+        return _of(self.rows, SegmentMember, customer_id)
+
+    async def forget_memberships(self, customer_id: str) -> None:
+        _delete(self.rows, _of(self.rows, SegmentMember, customer_id))
+
+
+# The statuses of a message not yet out, which an erasure cancels.
+UNFINISHED_STATUSES = ("held", "pending", "sending")
+
 
 class FakeCampaignMessages(FakeStore):
     def _of(self, campaign_id: str, *statuses: str) -> list[Message]:
@@ -296,9 +391,45 @@ class FakeCampaignMessages(FakeStore):
             converted[conversion.variant].add(conversion.message_id)
         return {name: (sent[name], clicked[name], len(converted[name])) for name in sent}
 
+    async def messages_of(self, customer_id: str) -> list[Message]:
+        return _of(self.rows, Message, customer_id)
+
+    async def move_messages(self, from_id: str, to_id: str) -> None:
+        _set(_of(self.rows, Message, from_id), {"customer_id": to_id})
+
+    async def cancel_customer_messages(self, customer_id: str) -> None:
+        unfinished = [
+            m for m in _of(self.rows, Message, customer_id) if m.status in UNFINISHED_STATUSES
+        ]
+        _set(unfinished, {"status": "cancelled", "reason": "customer erased"})
+
+    async def anonymise_messages(self, customer_id: str) -> None:
+        _set(_of(self.rows, Message, customer_id), ANONYMOUS_MESSAGE)
+
 
 class FakeTrackingStore(FakeStore):
-    """Clicks and unsubscribes among the rows."""
+    """Clicks, conversions and unsubscribes among the rows."""
+
+    async def clicks_of(self, customer_id: str) -> list[Click]:
+        return _of(self.rows, Click, customer_id)
+
+    async def conversions_of(self, customer_id: str) -> list[Conversion]:
+        return _of(self.rows, Conversion, customer_id)
+
+    async def unsubscribes_of(self, customer_id: str) -> list[Unsubscribe]:
+        return _of(self.rows, Unsubscribe, customer_id)
+
+    async def move_tracking(self, from_id: str, to_id: str) -> None:
+        for model in (Click, Conversion, Unsubscribe):
+            _set(_of(self.rows, model, from_id), {"customer_id": to_id})
+
+    async def anonymise_tracking(self, customer_id: str) -> None:
+        _set(_of(self.rows, Click, customer_id), {"customer_id": None})
+        _set(
+            _of(self.rows, Conversion, customer_id),
+            {"customer_id": None, "order_id": None, "order_key": None},
+        )
+        _delete(self.rows, _of(self.rows, Unsubscribe, customer_id))
 
 
 class FakeSegmentMembership:
@@ -307,10 +438,10 @@ class FakeSegmentMembership:
     itself runs on SQL in `tests/segments/test_service.py`."""
 
     def __init__(self) -> None:
-        self.reevaluated: list[tuple[str, set[str]]] = []
+        self.reevaluated: list[tuple[str, set[str] | None]] = []
 
-    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
-        self.reevaluated.append((customer_id, set(kinds)))
+    async def reevaluate(self, customer_id: str, kinds: set[str] | None) -> None:
+        self.reevaluated.append((customer_id, set(kinds) if kinds is not None else None))
 
 
 class FakeCampaignUnitOfWork(FakeUnitOfWork):

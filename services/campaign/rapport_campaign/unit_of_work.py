@@ -1,10 +1,11 @@
 """Campaign's unit of work, for the broadcasts', journeys', segments', audience's and
-links' use cases: their stores, what they ask of the messaging domain and of segment
-membership, and the outbox, in one transaction.
+links' use cases and a customer's merge, erasure and export (`rapport_campaign.lifecycle`):
+their stores, what they ask of the messaging domain and of segment membership, and the
+outbox (which an erasure asks to take back sent events), in one transaction.
 
 Those use cases take a `CampaignUnitOfWork`; the routes' dependency builds
-`SqlCampaignUnitOfWork` on the request's session, the scheduler on its own, and unit tests
-use `rapport_campaign.testing.FakeCampaignUnitOfWork`.
+`SqlCampaignUnitOfWork` on the request's session, the scheduler and the merge and erasure
+handlers on theirs, and unit tests use `rapport_campaign.testing.FakeCampaignUnitOfWork`.
 """
 
 from datetime import datetime
@@ -18,15 +19,22 @@ from rapport_campaign.journeys.store import JourneyStore, SqlJourneyStore
 from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import Message
 from rapport_campaign.segments.store import SegmentStore, SqlSegmentStore
-from rapport_campaign.shared import SOURCE
+from rapport_campaign.shared import SOURCE, rows_of, update_rows
 from rapport_campaign.tracking.store import SqlTrackingStore, TrackingStore
 from rapport_events.settings import CUSTOMER_EVENTS_TOPIC
-from rapport_events.unit_of_work import SqlOutbox, SqlStore, SqlUnitOfWork, UnitOfWork
+from rapport_events.unit_of_work import (
+    ErasingOutbox,
+    SqlOutbox,
+    SqlStore,
+    SqlUnitOfWork,
+    UnitOfWork,
+)
 
 
 class CampaignMessages(Protocol):
-    """What broadcasts, journeys and the links ask of the messaging domain: a message read,
-    messages queued, held back for an A/B decision, released or cancelled."""
+    """What broadcasts, journeys, the links and a merge, an erasure and the export ask of
+    the messaging domain: a message read, messages queued, held back for an A/B decision,
+    released or cancelled; a customer's messages read, moved or anonymised."""
 
     def add(self, row: Message) -> None: ...
 
@@ -52,17 +60,35 @@ class CampaignMessages(Protocol):
         """Per variant of the test phase: sent, clicked and converted messages."""
         ...
 
+    async def messages_of(self, customer_id: str) -> list[Message]: ...
+
+    async def move_messages(self, from_id: str, to_id: str) -> None:
+        """The messages of `from_id` become `to_id`'s."""
+        ...
+
+    async def cancel_customer_messages(self, customer_id: str) -> None:
+        """The customer's held, pending and sending messages are cancelled."""
+        ...
+
+    async def anonymise_messages(self, customer_id: str) -> None:
+        """The customer's messages stay for the campaign's counts, without who they went
+        to, where, their offer code, data or order."""
+        ...
+
 
 class SegmentMembership(Protocol):
     """What a change to one customer asks of segments outside their own use cases."""
 
-    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
-        """Test the customer again against the segments a change of these kinds can move,
-        publishing who entered and exited."""
+    async def reevaluate(self, customer_id: str, kinds: set[str] | None) -> None:
+        """Test the customer again against the segments a change of these kinds can move
+        (None: every segment), publishing who entered and exited."""
         ...
 
 
 class CampaignUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def outbox(self) -> ErasingOutbox: ...
+
     @property
     def campaigns(self) -> CampaignStore: ...
 
@@ -83,6 +109,16 @@ class CampaignUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def membership(self) -> SegmentMembership: ...
+
+
+# What an erased customer's messages keep of them: nothing.
+ANONYMOUS_MESSAGE: dict[str, Any] = {
+    "customer_id": None,
+    "address": None,
+    "offer_code": None,
+    "context": {},
+    "redeemed_order_id": None,
+}
 
 
 # The messaging domain's queries are still functions of the session (the sender's); these
@@ -106,6 +142,18 @@ class SqlCampaignMessages(SqlStore):
     async def variant_results(self, campaign_id: str) -> dict[str, tuple[int, int, int]]:
         return await messaging_store.variant_results(self.session, campaign_id)
 
+    async def messages_of(self, customer_id: str) -> list[Message]:
+        return await rows_of(self.session, Message, customer_id)
+
+    async def move_messages(self, from_id: str, to_id: str) -> None:
+        await update_rows(self.session, Message, from_id, {"customer_id": to_id})
+
+    async def cancel_customer_messages(self, customer_id: str) -> None:
+        await messaging_store.cancel_customer_messages(self.session, customer_id)
+
+    async def anonymise_messages(self, customer_id: str) -> None:
+        await update_rows(self.session, Message, customer_id, ANONYMOUS_MESSAGE)
+
 
 class SqlSegmentMembership(SqlStore):
     """The segments' own re-evaluation, on the session and to the unit of work's topic."""
@@ -114,7 +162,7 @@ class SqlSegmentMembership(SqlStore):
         super().__init__(session)
         self.topic = topic
 
-    async def reevaluate(self, customer_id: str, kinds: set[str]) -> None:
+    async def reevaluate(self, customer_id: str, kinds: set[str] | None) -> None:
         # Imported when used: the segments' service takes this module's unit of work.
         from rapport_campaign.segments.service import reevaluate
 
@@ -123,7 +171,8 @@ class SqlSegmentMembership(SqlStore):
 
 class SqlCampaignUnitOfWork(SqlUnitOfWork):
     def __init__(self, session: AsyncSession, topic: str = CUSTOMER_EVENTS_TOPIC) -> None:
-        super().__init__(session, SqlOutbox(session, source=SOURCE, topic=topic))
+        self._events = SqlOutbox(session, source=SOURCE, topic=topic)
+        super().__init__(session, self._events)
         self.campaigns = SqlCampaignStore(session)
         self.journeys = SqlJourneyStore(session)
         self.audience = SqlAudienceStore(session)
@@ -131,3 +180,7 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         self.messages = SqlCampaignMessages(session)
         self.tracking = SqlTrackingStore(session)
         self.membership = SqlSegmentMembership(session, topic)
+
+    @property
+    def outbox(self) -> ErasingOutbox:
+        return self._events

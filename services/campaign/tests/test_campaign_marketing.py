@@ -886,7 +886,7 @@ class TestErasure:
         result = await report(sessions, settings, campaign_id)
         assert (result.sent, result.clicked, result.converted) == (1, 1, 1)
         async with sessions() as session:
-            records = await lifecycle.export_customer(session, "ann")
+            records = await lifecycle.export_customer(SqlCampaignUnitOfWork(session), "ann")
         assert [name for name, rows in records.items() if rows] == ["campaign_tombstones"]
 
     async def test_stored_audience_lists_lose_the_erased_and_their_merged_ids(

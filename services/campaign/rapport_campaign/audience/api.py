@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from rapport_campaign import lifecycle
 from rapport_campaign.audience import service
 from rapport_campaign.audience.models import AudienceMemberPublic
-from rapport_campaign.deps import SessionDep, UnitOfWorkDep, require_token
+from rapport_campaign.deps import UnitOfWorkDep, require_token
 from rapport_campaign.errors import NOT_FOUND
 from rapport_campaign.lifecycle import CustomerExport
 from rapport_events.limits import CustomerIdPath
@@ -29,7 +29,7 @@ async def read_audience_member(
 
 
 @router.get("/customers/{customer_id}/export", tags=["privacy"], response_model=CustomerExport)
-async def export_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerExport:
+async def export_customer(customer_id: CustomerIdPath, uow: UnitOfWorkDep) -> CustomerExport:
     """Everything campaign holds about the customer (empty lists when nothing)."""
-    records = await lifecycle.export_customer(session, customer_id)
+    records = await lifecycle.export_customer(uow, customer_id)
     return CustomerExport(service="campaign", customer_id=customer_id, records=records)

@@ -1,11 +1,14 @@
 """Every query of the audience: customers, their activity and product lines, consents,
 aliases and tombstones; what templates recommend from orders; acquisition channels.
 
-`AudienceStore` is what the use cases behind the routes, and the broadcasts and journeys,
-ask of it; `SqlAudienceStore` answers on the transaction's session, and
-`rapport_campaign.testing` has the in-memory fake. The module's functions stay for the
-projection, which reads and writes a run of events in bulk, for merges and erasure, and for
-the sender."""
+`AudienceStore` is what the use cases behind the routes, the broadcasts and journeys, and a
+merge, an erasure and the export (`rapport_campaign.lifecycle`) ask of it;
+`SqlAudienceStore` answers on the transaction's session, and `rapport_campaign.testing` has
+the in-memory fake. The module's functions stay for the projection, which reads and writes
+a run of events in bulk, and for the sender.
+
+Longer than the other modules: the bulk queries, the Protocol and its SQL answers of one
+domain stay together, so that each query sits beside what asks it."""
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +30,15 @@ from rapport_campaign.audience.models import (
     ErasedCustomer,
 )
 from rapport_campaign.messaging import template_data
-from rapport_campaign.shared import all_rows, as_time, chunks, rows_per_statement
+from rapport_campaign.shared import (
+    all_rows,
+    as_time,
+    chunks,
+    delete_rows,
+    rows_of,
+    rows_per_statement,
+    update_rows,
+)
 from rapport_events import customer_ids as customer_ids_kit
 from rapport_events.unit_of_work import SqlStore
 
@@ -398,8 +409,14 @@ async def repoint_aliases(session: AsyncSession, old_id: str, new_id: str) -> No
     )
 
 
+# What a merge and an erasure write in the audience.
+AudienceRow = AudienceMember | ConsentState | Alias | ErasedCustomer
+
+
 class AudienceStore(Protocol):
-    def add(self, row: ConsentState) -> None: ...
+    def add(self, row: AudienceRow) -> None: ...
+
+    async def delete(self, row: AudienceRow) -> None: ...
 
     async def resolve(self, customer_id: str) -> str | None:
         """The id that owns `customer_id` now, through merges; None if erased."""
@@ -427,6 +444,43 @@ class AudienceStore(Protocol):
 
     async def last_order(self, customer_id: str) -> template_data.Record | None:
         """The customer's most recent order with its lines, as templates see it."""
+        ...
+
+    # What a merge, an erasure and the export ask.
+
+    async def get_erased_customer(self, customer_id: str) -> ErasedCustomer | None: ...
+
+    async def get_alias(self, merged_id: str) -> Alias | None: ...
+
+    async def aliases_of(self, customer_id: str) -> list[Alias]:
+        """The ids merged into the customer."""
+        ...
+
+    async def repoint_aliases(self, old_id: str, new_id: str) -> None:
+        """The ids merged into `old_id` now point at `new_id`."""
+        ...
+
+    async def consents_of(self, customer_id: str) -> list[ConsentState]: ...
+
+    async def activities_of(self, customer_id: str) -> list[Activity]: ...
+
+    async def activity_items_of(self, customer_id: str) -> list[ActivityItem]: ...
+
+    async def move_activity(self, from_id: str, to_id: str) -> None:
+        """The activity and product lines of `from_id` become `to_id`'s."""
+        ...
+
+    async def refresh_metrics(self, member: AudienceMember) -> None:
+        """Recompute the member's points, survey and activity metrics from the activity."""
+        ...
+
+    async def forget_customer(self, customer_id: str) -> None:
+        """Delete the customer's activity, lines, consents, audience row and the aliases
+        pointing at them."""
+        ...
+
+    async def tombstone(self, customer_id: str) -> None:
+        """The id is erased, from now (a tombstone of the id before is replaced)."""
         ...
 
 
@@ -460,3 +514,42 @@ class SqlAudienceStore(SqlStore):
 
     async def last_order(self, customer_id: str) -> template_data.Record | None:
         return await last_order(self.session, customer_id)
+
+    async def get_erased_customer(self, customer_id: str) -> ErasedCustomer | None:
+        return await get_erased_customer(self.session, customer_id)
+
+    async def get_alias(self, merged_id: str) -> Alias | None:
+        return await get_alias(self.session, merged_id)
+
+    async def aliases_of(self, customer_id: str) -> list[Alias]:
+        return await rows_of(self.session, Alias, customer_id)
+
+    async def repoint_aliases(self, old_id: str, new_id: str) -> None:
+        await repoint_aliases(self.session, old_id, new_id)
+
+    async def consents_of(self, customer_id: str) -> list[ConsentState]:
+        return await consents_of(self.session, customer_id)
+
+    async def activities_of(self, customer_id: str) -> list[Activity]:
+        return await rows_of(self.session, Activity, customer_id)
+
+    async def activity_items_of(self, customer_id: str) -> list[ActivityItem]:
+        return await rows_of(self.session, ActivityItem, customer_id)
+
+    async def move_activity(self, from_id: str, to_id: str) -> None:
+        for model in (ActivityItem, Activity):
+            await update_rows(self.session, model, from_id, {"customer_id": to_id})
+
+    async def refresh_metrics(self, member: AudienceMember) -> None:
+        # Imported when used: the projection reads this module's queries.
+        from rapport_campaign.audience.projection import refresh_metrics
+
+        await refresh_metrics(self.session, member)
+
+    async def forget_customer(self, customer_id: str) -> None:
+        for model in (ActivityItem, Activity, ConsentState, AudienceMember, Alias):
+            await delete_rows(self.session, model, customer_id)
+
+    async def tombstone(self, customer_id: str) -> None:
+        await delete_rows(self.session, ErasedCustomer, customer_id)
+        self.session.add(ErasedCustomer(customer_id=customer_id))

@@ -2,7 +2,7 @@
 
 `CampaignStore` is what the use cases ask of it; `SqlCampaignStore` answers on the
 transaction's session, and `rapport_campaign.testing` has the in-memory fake. The totals
-and the listing search are the reports' and erasure's, still functions of the session."""
+are the reports', still a function of the session; the listing search is the erasure's."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -47,6 +47,10 @@ class CampaignStore(Protocol):
 
     async def sending_campaigns(self) -> list[Campaign]:
         """Broadcasts still sending, locked."""
+        ...
+
+    async def campaigns_listing(self, customer_ids: Sequence[str]) -> list[Campaign]:
+        """Campaigns whose stored audience list names one of these customers."""
         ...
 
 
@@ -111,6 +115,9 @@ class SqlCampaignStore(SqlStore):
             .execution_options(populate_existing=True)
         )
         return list(result.all())
+
+    async def campaigns_listing(self, customer_ids: Sequence[str]) -> list[Campaign]:
+        return await campaigns_listing(self.session, customer_ids)
 
 
 async def campaign_totals(session: AsyncSession) -> list[tuple[str, str, str, int, int, Any]]:

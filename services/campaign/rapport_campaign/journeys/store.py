@@ -3,7 +3,8 @@
 `JourneyStore` is what the use cases ask of it; `SqlJourneyStore` answers on the
 transaction's session, and `rapport_campaign.testing` has the in-memory fake. The module's
 functions are the projection's, which reads a run's timers in bulk (`journeys.timers`), and
-the triggers' rules (`on_registered`, `on_cart`, ...) that still take the session."""
+the triggers' rules (`on_registered`, `on_cart`, ...) that still take the session. A merge,
+an erasure and the export ask the store for a customer's timers."""
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
-from rapport_campaign.shared import BULK, all_rows, chunks
+from rapport_campaign.shared import BULK, all_rows, chunks, delete_rows
 from rapport_events.unit_of_work import SqlStore
 
 JOURNEY_STATES = JourneyState.__table__  # type: ignore[attr-defined]
@@ -101,6 +102,14 @@ class JourneyStore(Protocol):
 
     async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None: ...
 
+    async def journey_states_of(self, customer_id: str) -> list[JourneyState]:
+        """The customer's timers, in every journey."""
+        ...
+
+    async def forget_journey_states(self, customer_id: str) -> None:
+        """Delete the customer's timers, in every journey."""
+        ...
+
 
 class SqlJourneyStore(SqlStore):
     async def insert_journey_states(self, rows: list[dict[str, Any]]) -> None:
@@ -142,3 +151,9 @@ class SqlJourneyStore(SqlStore):
 
     async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None:
         return await get_journey_state(self.session, journey_id, customer_id)
+
+    async def journey_states_of(self, customer_id: str) -> list[JourneyState]:
+        return await journey_states_of(self.session, customer_id)
+
+    async def forget_journey_states(self, customer_id: str) -> None:
+        await delete_rows(self.session, JourneyState, customer_id)

@@ -3,8 +3,8 @@
 `SegmentStore` is what the segments' use cases ask of it; `SqlSegmentStore` answers on the
 transaction's session, and `rapport_campaign.testing` has the in-memory fake. The module's
 functions stay for what keeps membership current as events arrive (`service.reevaluate`
-and `reevaluate_many`, run by the handlers and the projection on their session), for
-erasure and merges, and for the scheduler's refresh."""
+and `reevaluate_many`, run by the handlers and the projection on their session), and for
+the scheduler's refresh; a merge, an erasure and the export ask the store."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_campaign.audience.store import AUDIENCE
 from rapport_campaign.segments import rules, sql
 from rapport_campaign.segments.models import Segment, SegmentMember
-from rapport_campaign.shared import BULK, all_rows, chunks
+from rapport_campaign.shared import BULK, all_rows, chunks, delete_rows, rows_of
 from rapport_events.unit_of_work import SqlStore
 
 MEMBERS = SegmentMember.__table__  # type: ignore[attr-defined]
@@ -268,6 +268,14 @@ class SegmentStore(Protocol):
 
     async def delete_segment_members(self, segment_id: str) -> None: ...
 
+    async def members_of_customer(self, customer_id: str) -> list[SegmentMember]:
+        """The customer's memberships, as rows (the export)."""
+        ...
+
+    async def forget_memberships(self, customer_id: str) -> None:
+        """Delete the customer's memberships, publishing nothing (an erasure)."""
+        ...
+
 
 class SqlSegmentStore(SqlStore):
     """The module's queries on the transaction's session; a rule becomes one SQL condition
@@ -326,3 +334,9 @@ class SqlSegmentStore(SqlStore):
 
     async def delete_segment_members(self, segment_id: str) -> None:
         await delete_segment_members(self.session, segment_id)
+
+    async def members_of_customer(self, customer_id: str) -> list[SegmentMember]:
+        return await rows_of(self.session, SegmentMember, customer_id)
+
+    async def forget_memberships(self, customer_id: str) -> None:
+        await delete_rows(self.session, SegmentMember, customer_id)

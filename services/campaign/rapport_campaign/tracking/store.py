@@ -1,9 +1,10 @@
 """Every query of tracking: clicks, conversions, and unsubscribes waiting for profile.
 
-`TrackingStore` is what the links' use cases ask of it (they only add rows);
-`SqlTrackingStore` answers on the transaction's session, and `rapport_campaign.testing` has
-the in-memory fake. The module's functions are attribution's, run by the projection, the
-unsubscribes' sync, run by the worker, and the reports'."""
+`TrackingStore` is what the links' use cases (they only add rows) and a merge, an erasure
+and the export ask of it; `SqlTrackingStore` answers on the transaction's session, and
+`rapport_campaign.testing` has the in-memory fake. The module's functions are
+attribution's, run by the projection, the unsubscribes' sync, run by the worker, and the
+reports'."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rapport_campaign.shared import chunks
+from rapport_campaign.shared import chunks, delete_rows, rows_of, update_rows
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
 from rapport_events.unit_of_work import SqlStore
 
@@ -98,6 +99,45 @@ async def claim_unsynced_unsubscribes(
 class TrackingStore(Protocol):
     def add(self, row: Click | Unsubscribe) -> None: ...
 
+    async def clicks_of(self, customer_id: str) -> list[Click]: ...
+
+    async def conversions_of(self, customer_id: str) -> list[Conversion]: ...
+
+    async def unsubscribes_of(self, customer_id: str) -> list[Unsubscribe]: ...
+
+    async def move_tracking(self, from_id: str, to_id: str) -> None:
+        """The clicks, conversions and unsubscribes of `from_id` become `to_id`'s."""
+        ...
+
+    async def anonymise_tracking(self, customer_id: str) -> None:
+        """The customer's clicks and conversions stay for the campaign's totals, naming
+        neither them nor their orders; their unsubscribes go."""
+        ...
+
 
 class SqlTrackingStore(SqlStore):
-    """Clicks and unsubscribes added to the transaction's session."""
+    """Clicks and unsubscribes added to the transaction's session, a customer's rows read,
+    moved and anonymised one statement a table."""
+
+    async def clicks_of(self, customer_id: str) -> list[Click]:
+        return await rows_of(self.session, Click, customer_id)
+
+    async def conversions_of(self, customer_id: str) -> list[Conversion]:
+        return await rows_of(self.session, Conversion, customer_id)
+
+    async def unsubscribes_of(self, customer_id: str) -> list[Unsubscribe]:
+        return await rows_of(self.session, Unsubscribe, customer_id)
+
+    async def move_tracking(self, from_id: str, to_id: str) -> None:
+        for model in (Click, Conversion, Unsubscribe):
+            await update_rows(self.session, model, from_id, {"customer_id": to_id})
+
+    async def anonymise_tracking(self, customer_id: str) -> None:
+        await update_rows(self.session, Click, customer_id, {"customer_id": None})
+        await update_rows(
+            self.session,
+            Conversion,
+            customer_id,
+            {"customer_id": None, "order_id": None, "order_key": None},
+        )
+        await delete_rows(self.session, Unsubscribe, customer_id)

@@ -483,7 +483,7 @@ class TestErasure:
         await deliver(order("ann", "o2"), registered("ann"))
 
         async with sessions() as session:
-            records = await lifecycle.export_customer(session, "ann")
+            records = await lifecycle.export_customer(SqlCampaignUnitOfWork(session), "ann")
         assert {name: rows for name, rows in records.items() if rows} == {
             "campaign_tombstones": [records["campaign_tombstones"][0]]
         }
