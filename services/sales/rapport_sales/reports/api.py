@@ -1,12 +1,12 @@
 """The reports routes: the pipeline, the forecast and its backtest, the win rate."""
 
-from datetime import date, datetime
 from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, Query
 
 from rapport_events.base import utcnow
+from rapport_events.limits import SaneDate, SaneDatetime
 from rapport_sales.deps import OwnerFilter, ProfileDep, SettingsDep, UnitOfWorkDep, require_token
 from rapport_sales.errors import REFERENCE_NOT_FOUND, InvalidRequest
 from rapport_sales.opportunities import service as opportunities
@@ -32,7 +32,7 @@ async def pipeline_report(
 async def forecast_report(
     uow: UnitOfWorkDep,
     profile: ProfileDep,
-    start: Annotated[date | None, Query(alias="from")] = None,
+    start: Annotated[SaneDate | None, Query(alias="from")] = None,
     months: Annotated[int, Query(ge=1, le=24)] = 6,
     owner: OwnerFilter = None,
 ) -> ForecastReport:
@@ -50,7 +50,7 @@ async def forecast_report(
 async def forecast_backtest(
     uow: UnitOfWorkDep,
     settings: SettingsDep,
-    as_of: datetime,
+    as_of: SaneDatetime,
     months: Annotated[int, Query(ge=1, le=24)] = 3,
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
 ) -> Backtest:
@@ -63,8 +63,8 @@ async def forecast_backtest(
 @router.get("/reports/win-rate", tags=["reports"])
 async def win_rate_report(
     uow: UnitOfWorkDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[SaneDatetime | None, Query(alias="from")] = None,
+    end: Annotated[SaneDatetime | None, Query(alias="to")] = None,
     owner: OwnerFilter = None,
 ) -> WinRateReport:
     """Won / (won + lost) and the average days from open to close, of deals closed in

@@ -255,3 +255,23 @@ class TestWinRate:
             ("ann", 1.0, pytest.approx(15.0, abs=0.01)),
             ("bob", 0.0, pytest.approx(30.0, abs=0.01)),
         ]
+
+
+class TestDatesAtTheCalendarsEdge:
+    @pytest.mark.parametrize(
+        ("path", "params"),
+        [
+            ("/reports/forecast/backtest", {"as_of": "0001-01-01T00:00:00+01:00"}),
+            ("/reports/forecast/backtest", {"as_of": "9999-12-31T23:00:00-02:00"}),
+            ("/reports/win-rate", {"from": "0001-01-01T00:00:00+01:00"}),
+            ("/reports/win-rate", {"to": "9999-12-31T23:59:59-01:00"}),
+            ("/reports/forecast", {"from": "0001-01-01"}),
+        ],
+    )
+    async def test_a_date_the_database_cannot_hold_is_a_422(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, str]
+    ) -> None:
+        reply = await client.get(path, params=params, headers=AUTH)
+
+        assert reply.status_code == 422, reply.text
+        assert "must lie between" in reply.text
