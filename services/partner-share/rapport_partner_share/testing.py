@@ -389,6 +389,35 @@ class FakePartnerShareUnitOfWork(FakeUnitOfWork):
         self.customers = FakeCustomerStore(self.rows)
 
 
+# When the unit tests' partners registered.
+REGISTERED = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def add_partner(
+    uow: "FakePartnerShareUnitOfWork",
+    partner_id: str = "acme",
+    *,
+    slices: Sequence[str] = ("contact", "loyalty"),
+    webhook_url: str | None = None,
+) -> Partner:
+    """A partner of the unit tests ("<Id> Travel", webhook secret `whsec_<id>`), in `uow`."""
+    partner = Partner(
+        id=partner_id,
+        name=f"{partner_id.title()} Travel",
+        industry="travel",
+        slices=list(slices),
+        purposes=["joint_offers"],
+        webhook_url=webhook_url,
+        webhook_secret=f"whsec_{partner_id}",
+        ref_key="00" * 32,
+        rate_limit_per_second=5,
+        rate_limit_burst=10,
+        created_at=REGISTERED,
+    )
+    uow.rows.add(partner)
+    return partner
+
+
 if TYPE_CHECKING:
     # The fakes match the Protocols structurally, member by member (subclassing a Protocol
     # would inherit its empty bodies, and a missing query would go unnoticed).

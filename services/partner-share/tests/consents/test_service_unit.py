@@ -11,26 +11,15 @@ from rapport_partner_share.consents.models import PartnerConsent
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.partners.service import PartnerRequest
 from rapport_partner_share.slices import fills, service
-from rapport_partner_share.testing import FakePartnerShareUnitOfWork
+from rapport_partner_share.testing import FakePartnerShareUnitOfWork, add_partner
 
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def a_partner(uow: FakePartnerShareUnitOfWork, partner_id: str = "acme") -> Partner:
-    partner = Partner(
-        id=partner_id,
-        name=f"{partner_id.title()} Travel",
-        industry="travel",
-        slices=["contact", "demographics", "loyalty", "purchase_summary"],
-        purposes=["joint_offers"],
-        webhook_secret="whsec_x",
-        ref_key="00" * 32,
-        rate_limit_per_second=5,
-        rate_limit_burst=10,
-        created_at=SINCE,
+    return add_partner(
+        uow, partner_id, slices=("contact", "demographics", "loyalty", "purchase_summary")
     )
-    uow.rows.add(partner)
-    return partner
 
 
 def a_consent(

@@ -15,27 +15,14 @@ from rapport_partner_share.ledger.models import Disclosure, DisclosurePublic, Di
 from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner
 from rapport_partner_share.partners.service import PartnerRequest
-from rapport_partner_share.testing import FakePartnerShareUnitOfWork
+from rapport_partner_share.testing import FakePartnerShareUnitOfWork, add_partner
 
 LEDGER_KEY = "ledger-key-for-tests"
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def a_partner(uow: FakePartnerShareUnitOfWork, partner_id: str = "acme") -> Partner:
-    partner = Partner(
-        id=partner_id,
-        name=f"{partner_id.title()} Travel",
-        industry="travel",
-        slices=["contact", "loyalty"],
-        purposes=["joint_offers"],
-        webhook_secret="whsec_x",
-        ref_key="00" * 32,
-        rate_limit_per_second=5,
-        rate_limit_burst=10,
-        created_at=SINCE,
-    )
-    uow.rows.add(partner)
-    return partner
+    return add_partner(uow, partner_id)
 
 
 def a_consent(partner: Partner, customer_id: str = "ada", version: int = 3) -> PartnerConsent:

@@ -12,7 +12,7 @@ from rapport_partner_share.errors import NotificationNotFound
 from rapport_partner_share.notices import service
 from rapport_partner_share.notices.models import Notification
 from rapport_partner_share.partners.models import Partner
-from rapport_partner_share.testing import FakePartnerShareUnitOfWork
+from rapport_partner_share.testing import FakePartnerShareUnitOfWork, add_partner
 
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
@@ -23,21 +23,7 @@ def a_partner(
     partner_id: str = "acme",
     webhook_url: str | None = "https://acme.example/notices",
 ) -> Partner:
-    partner = Partner(
-        id=partner_id,
-        name="Acme Travel",
-        industry="travel",
-        slices=["contact", "loyalty"],
-        purposes=["joint_offers"],
-        webhook_url=webhook_url,
-        webhook_secret=f"whsec_{partner_id}",
-        ref_key="00" * 32,
-        rate_limit_per_second=5,
-        rate_limit_burst=10,
-        created_at=SINCE,
-    )
-    uow.rows.add(partner)
-    return partner
+    return add_partner(uow, partner_id, webhook_url=webhook_url)
 
 
 def a_notice(

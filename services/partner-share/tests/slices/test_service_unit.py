@@ -25,7 +25,7 @@ from rapport_partner_share.slices.models import (
     MatchKey,
     SharedSlice,
 )
-from rapport_partner_share.testing import FakePartnerShareUnitOfWork
+from rapport_partner_share.testing import FakePartnerShareUnitOfWork, add_partner
 
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 LEDGER_KEY = "ledger-key-for-tests"
@@ -38,20 +38,7 @@ def a_partner(
     partner_id: str = "acme",
     slices: tuple[str, ...] = ("contact", "loyalty", "segments"),
 ) -> Partner:
-    partner = Partner(
-        id=partner_id,
-        name=f"{partner_id.title()} Travel",
-        industry="travel",
-        slices=list(slices),
-        purposes=["joint_offers"],
-        webhook_secret="whsec_x",
-        ref_key="00" * 32,
-        rate_limit_per_second=5,
-        rate_limit_burst=10,
-        created_at=SINCE,
-    )
-    uow.rows.add(partner)
-    return partner
+    return add_partner(uow, partner_id, slices=slices)
 
 
 def a_consent(
