@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from aiokafka import TopicPartition
 from sqlalchemy import select
 from sqlmodel import SQLModel
 
@@ -12,6 +13,7 @@ from rapport_events.base import Event
 from rapport_events.consumer import ConsumerRunner, HandlerMap
 from rapport_events.db import create_engine, session_factory
 from rapport_events.kafka import create_producer, ensure_topics
+from rapport_events.replay import live_committed
 from rapport_events.settings import KafkaSettings
 from rapport_events.testing.harness import until
 from rapport_events.testing.streams import as_messages, customer_stream
@@ -66,8 +68,18 @@ async def consume_live(
         dependencies=dependencies,
     )
     await runner.start()
+    partitions = [TopicPartition(kafka.topic, n) for n in range(kafka.partitions)]
+
+    async def all_committed() -> bool:
+        # A commit that failed under load is kept for the next fetch with records, and
+        # none comes: ask again, so the group's offsets cover the log as a replay assumes.
+        await runner.commit_processed()
+        committed = await live_committed(kafka, runner.group_id, partitions)
+        return sum(committed.values()) >= events
+
     try:
         await until(lambda: runner.applied >= events, timeout=180, what="the live consumer")
+        await until(all_committed, timeout=60, what="the live group's offsets", interval=0.2)
     finally:
         await runner.stop()
         await producer.stop()
