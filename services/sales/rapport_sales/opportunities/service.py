@@ -332,9 +332,11 @@ def _close(opportunity: SalesOpportunity, status: Status) -> None:
 
 
 def cycle_days(opportunity: SalesOpportunity) -> int:
-    """Whole days from opening to closing (0 for a deal closed the day it opened)."""
+    """Whole days elapsed from opening to closing (0 for a deal closed within a day)."""
+    # Elapsed time, not calendar dates: the reports average the same elapsed days, and
+    # a deal opened at 23:59 and won at 00:01 took minutes, not a day.
     closed = aware(opportunity.closed_at or utcnow())
-    return max(0, (closed.date() - aware(opportunity.created_at).date()).days)
+    return max(0, (closed - aware(opportunity.created_at)).days)
 
 
 def _order(opportunity: SalesOpportunity) -> OrderCompleted:

@@ -1,7 +1,7 @@
 """The opportunities use cases against in-memory stores: stages, the events each change
 publishes, the order a won deal records, and every refusal (which stores nothing)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -283,23 +283,38 @@ class TestLosingADeal:
         assert len(uow.outbox.events) == published
 
 
+def a_closed_deal(opened: datetime, closed: datetime) -> SalesOpportunity:
+    return SalesOpportunity(
+        pipeline_id="default",
+        account_id="a",
+        name="n",
+        amount=Decimal(1),
+        currency="EUR",
+        stage="won",
+        probability=Decimal(1),
+        created_at=opened,
+        updated_at=opened,
+        closed_at=closed,
+    )
+
+
 class TestCycleDays:
+    OPENED = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
     def test_whole_days_from_opening_to_closing(self) -> None:
-        opened = utcnow() - timedelta(days=3, hours=1)
-        deal = SalesOpportunity(
-            pipeline_id="default",
-            account_id="a",
-            name="n",
-            amount=Decimal(1),
-            currency="EUR",
-            stage="won",
-            probability=Decimal(1),
-            created_at=opened,
-            updated_at=opened,
-            closed_at=opened + timedelta(days=3, hours=1),
-        )
+        deal = a_closed_deal(self.OPENED, self.OPENED + timedelta(days=3, hours=1))
 
         assert service.cycle_days(deal) == 3
+
+    def test_a_deal_won_just_after_midnight_took_no_day(self) -> None:
+        late = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
+
+        assert service.cycle_days(a_closed_deal(late, late + timedelta(minutes=2))) == 0
+
+    def test_a_deal_still_short_of_a_day_counts_none(self) -> None:
+        closed = self.OPENED + timedelta(hours=23, minutes=59)
+
+        assert service.cycle_days(a_closed_deal(self.OPENED, closed)) == 0
 
 
 class TestPipelines:
