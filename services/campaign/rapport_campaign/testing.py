@@ -287,10 +287,31 @@ class FakeSegmentStore(FakeStore):
     async def segments_depending_on(self, segment_id: str) -> list[Segment]:
         return [s for s in await self.list_segments() if segment_id in (s.depends_on or [])]
 
+    async def segments_to_refresh(self, older_than: datetime) -> list[Segment]:
+        return [
+            s
+            for s in await self.list_segments()
+            if s.refreshed_at is None
+            or (s.time_dependent and aware(s.refreshed_at) < aware(older_than))
+        ]
+
     async def matching_ids(
         self, rule: rules.Rule, now: datetime, segment_rules: Mapping[str, rules.Rule]
     ) -> set[str]:
         return set(self.matching.get(rule_key(rule), set()))
+
+    async def evaluate_customers(
+        self,
+        customer_ids: Sequence[str],
+        segment_ids: Sequence[str],
+        now: datetime,
+        segment_rules: Mapping[str, rules.Rule],
+    ) -> dict[str, dict[str, bool]]:
+        matched = {
+            sid: await self.matching_ids(segment_rules[sid], now, segment_rules)
+            for sid in segment_ids
+        }
+        return {cid: {sid: cid in matched[sid] for sid in segment_ids} for cid in customer_ids}
 
     async def count_matching(
         self,
@@ -309,8 +330,13 @@ class FakeSegmentStore(FakeStore):
         return {member.customer_id for member in self._members(segment_id)}
 
     async def memberships_of(self, customer_id: str) -> set[str]:
-        found = self.rows.where(SegmentMember, lambda member: member.customer_id == customer_id)
-        return {member.segment_id for member in found}
+        return (await self.memberships([customer_id]))[customer_id]
+
+    async def memberships(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {cid: set() for cid in customer_ids}
+        for member in self.rows.where(SegmentMember, lambda member: member.customer_id in found):
+            found[member.customer_id].add(member.segment_id)
+        return found
 
     async def add_members(self, segment_id: str, customer_ids: Iterable[str], at: datetime) -> None:
         self.rows.extend(

@@ -155,18 +155,17 @@ class SqlCampaignMessages(SqlStore):
         await update_rows(self.session, Message, customer_id, ANONYMOUS_MESSAGE)
 
 
-class SqlSegmentMembership(SqlStore):
-    """The segments' own re-evaluation, on the session and to the unit of work's topic."""
+class SqlSegmentMembership:
+    """The segments' own re-evaluation, in the unit of work it belongs to."""
 
-    def __init__(self, session: AsyncSession, topic: str) -> None:
-        super().__init__(session)
-        self.topic = topic
+    def __init__(self, uow: CampaignUnitOfWork) -> None:
+        self.uow = uow
 
     async def reevaluate(self, customer_id: str, kinds: set[str] | None) -> None:
         # Imported when used: the segments' service takes this module's unit of work.
         from rapport_campaign.segments.service import reevaluate
 
-        await reevaluate(self.session, customer_id, kinds, self.topic)
+        await reevaluate(self.uow, customer_id, kinds)
 
 
 class SqlCampaignUnitOfWork(SqlUnitOfWork):
@@ -179,7 +178,7 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         self.segments = SqlSegmentStore(session)
         self.messages = SqlCampaignMessages(session)
         self.tracking = SqlTrackingStore(session)
-        self.membership = SqlSegmentMembership(session, topic)
+        self.membership = SqlSegmentMembership(self)
 
     @property
     def outbox(self) -> ErasingOutbox:

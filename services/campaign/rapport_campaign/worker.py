@@ -19,7 +19,6 @@ from rapport_campaign.journeys import service as journey_service
 from rapport_campaign.messaging import delivery
 from rapport_campaign.messaging import service as messaging_service
 from rapport_campaign.segments import service as segment_service
-from rapport_campaign.segments import store as segment_store
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
@@ -194,10 +193,8 @@ class Worker:
         interval = timedelta(seconds=self._settings.segment_refresh_interval_s)
         with untraced():
             async with transaction(self._sessions) as session:
-                due = [
-                    s.id
-                    for s in await segment_store.segments_to_refresh(session, utcnow() - interval)
-                ]
+                uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                due = [s.id for s in await uow.segments.segments_to_refresh(utcnow() - interval)]
         for segment_id in due:
             try:
                 with background_span(

@@ -34,11 +34,12 @@ from rapport_campaign.journeys import store as journey_store
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.journeys.service import on_activity
 from rapport_campaign.journeys.timers import Timers
-from rapport_campaign.segments.service import reevaluate, reevaluate_many
+from rapport_campaign.segments import service as segments
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import CHANNELS, utc
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking import store as tracking_store
+from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.codec import Envelope
 from rapport_events.consumer import batch
@@ -82,6 +83,14 @@ _METRIC_COLUMNS = [
 _ACTIVE = ["last_active_at", "updated_at"]
 # Rows a run writes with Core: ORM copies of them in the session would be stale after it.
 _WRITTEN = (AudienceMember, ConsentState, JourneyState, Alias, Activity, ActivityItem)
+
+
+async def _reevaluate(
+    session: AsyncSession, settings: Settings, customer_ids: Sequence[str], kinds: set[str] | None
+) -> None:
+    """The changed customers tested again against the segments events of `kinds` move."""
+    uow = SqlCampaignUnitOfWork(session, settings.kafka.topic)
+    await segments.reevaluate_many(uow, customer_ids, kinds)
 
 
 def _fit(value: Any, size: int) -> str | None:
@@ -231,7 +240,7 @@ async def register_customers(
         timers.registered(customer_id, utc(member["registered_at"]))
     await timers.write(session)
     _forget_written(session)
-    await reevaluate_many(session, list(added), None, settings)
+    await _reevaluate(session, settings, list(added), None)
 
 
 _TEXT_FIELDS = {
@@ -291,7 +300,7 @@ async def update_customers(
         session, store.AUDIENCE, list(changed.values()), ["customer_id"], _PROFILE_COLUMNS
     )
     _forget_written(session)
-    await reevaluate_many(session, list(changed), {"profile"}, settings)
+    await _reevaluate(session, settings, list(changed), {"profile"})
 
 
 @batch
@@ -355,7 +364,7 @@ async def record_orders(
         timers.order(customer_id, utc(event.occurred_at))
     await timers.write(session)
     _forget_written(session)
-    await reevaluate_many(session, customers, {"order"}, settings)
+    await _reevaluate(session, settings, customers, {"order"})
 
 
 @batch
@@ -394,7 +403,7 @@ async def apply_values(
         session, store.AUDIENCE, list(members.values()), ["customer_id"], _VALUE_COLUMNS
     )
     _forget_written(session)
-    await reevaluate_many(session, list(members), {"order"}, settings)
+    await _reevaluate(session, settings, list(members), {"order"})
 
 
 async def _record_activity(
@@ -432,7 +441,7 @@ async def _record_activity(
         on_timers(timers, customer_id, event, at)
     await timers.write(session)
     _forget_written(session)
-    await reevaluate_many(session, customers, {kind}, settings)
+    await _reevaluate(session, settings, customers, {kind})
 
 
 def _cart_row(envelope: Envelope, customer_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -579,7 +588,7 @@ async def apply_consents(
             on_channel = [j.id for j in journeys if j.channel == channel]
             await journey_store.stop_timers(session, on_channel, ids, utcnow())
     _forget_written(session)
-    await reevaluate_many(session, customers, {"consent"}, settings)
+    await _reevaluate(session, settings, customers, {"consent"})
 
 
 def _date(value: Any) -> date | None:
@@ -709,7 +718,7 @@ async def apply_survey(
     if customer_id is None:
         return
     await on_activity(session, customer_id, utc(event.occurred_at))
-    await reevaluate(session, customer_id, {"survey"}, settings.kafka.topic)
+    await _reevaluate(session, settings, [customer_id], {"survey"})
 
 
 async def apply_points(
@@ -718,4 +727,4 @@ async def apply_points(
     """Loyalty points: the balance metric, and segments on loyalty."""
     customer_id = await record_points(session, event, envelope.id)
     if customer_id is not None:
-        await reevaluate(session, customer_id, {"loyalty"}, settings.kafka.topic)
+        await _reevaluate(session, settings, [customer_id], {"loyalty"})

@@ -1,24 +1,16 @@
 """Segments' use cases: rules checked and saved, membership kept current, entered/exited
 events published in the caller's transaction.
 
-The routes' use cases take a `CampaignUnitOfWork`; `reevaluate` and `reevaluate_many`, what
-the handlers and the projection run as events arrive, still take the session."""
+Every use case takes a `CampaignUnitOfWork`: the routes', the scheduler's refresh, and
+`reevaluate` / `reevaluate_many`, which the projections run as events arrive."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_campaign.errors import Conflict, InvalidRequest, NotFound
-from rapport_campaign.segments import rules, sql, store
+from rapport_campaign.segments import rules
 from rapport_campaign.segments.models import Segment, SegmentCreate, SegmentMember, SegmentUpdate
-from rapport_campaign.segments.store import lock_segments
-from rapport_campaign.settings import Settings
-from rapport_campaign.shared import SOURCE
 from rapport_campaign.unit_of_work import CampaignUnitOfWork
-from rapport_events import outbox
 from rapport_events.base import Event, utcnow
 from rapport_events.types import SegmentEntered, SegmentExited
 
@@ -34,123 +26,61 @@ def parsed_rule(segment: Segment) -> rules.Rule:
     return rule
 
 
-@dataclass(frozen=True)
-class _Test:
-    """The segments an event can change, each rule as one SQL condition, at `now`."""
-
-    segments: list[Segment]
-    conditions: dict[str, ColumnElement[bool]]
-    now: datetime
-
-
-async def _test(
-    session: AsyncSession, kinds: set[str] | None, now: datetime | None
-) -> _Test | None:
-    """What to test customers against for events of these `kinds` (None: all), once the
-    segments are locked; None when no segment reads those kinds."""
-    segments = await store.list_segments(session)
-    relevant = [s for s in segments if kinds is None or kinds & set(s.relevance)]
-    if not relevant:
-        return None
-    await lock_segments(session)
-    now = now or utcnow()
-    all_rules = {s.id: parsed_rule(s) for s in segments}
-    conditions = {
-        s.id: sql.rule_condition(all_rules[s.id], now=now, segment_rules=all_rules)
-        for s in relevant
-    }
-    return _Test(relevant, conditions, now)
-
-
 async def reevaluate(
-    session: AsyncSession,
-    customer_id: str,
-    kinds: set[str] | None,
-    topic: str,
-    now: datetime | None = None,
+    uow: CampaignUnitOfWork, customer_id: str, kinds: set[str] | None
 ) -> dict[str, bool]:
-    """Test one customer against every segment an event of these kinds can change.
-
-    Publishes segment.entered / segment.exited for what changed, to `topic`; `kinds=None`
-    tests all.
-    """
-    test = await _test(session, kinds, now)
-    if test is None:
-        return {}
-    now = test.now
-    results = await store.evaluate_customer(session, customer_id, test.conditions)
-    current = await store.memberships_of(session, customer_id)
-    for segment in test.segments:
-        inside = results[segment.id]
-        if inside and segment.id not in current:
-            await store.add_members(session, segment.id, [customer_id], now)
-            outbox.add(
-                session,
-                SegmentEntered(
-                    customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-                ),
-                source=SOURCE,
-                topic=topic,
-            )
-        elif not inside and segment.id in current:
-            await store.remove_members(session, segment.id, [customer_id])
-            outbox.add(
-                session,
-                SegmentExited(
-                    customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-                ),
-                source=SOURCE,
-                topic=topic,
-            )
-    return results
+    """Test one customer against every segment an event of these kinds can change
+    (None: all), publishing segment.entered / segment.exited for what changed."""
+    results = await reevaluate_many(uow, [customer_id], kinds)
+    return results.get(customer_id, {})
 
 
 async def reevaluate_many(
-    session: AsyncSession,
+    uow: CampaignUnitOfWork,
     customer_ids: Sequence[str],
     kinds: set[str] | None,
-    settings: Settings,
     now: datetime | None = None,
-) -> None:
+) -> dict[str, dict[str, bool]]:
     """`reevaluate` for the customers a run changed, each once, after the run is applied.
 
     One query tests them all, one reads their memberships; the events are published per
-    customer in the order given (segments in their order), as `reevaluate` would one by one.
+    customer in the order given (segments in their order), as one by one would. Returns,
+    per customer, whether they are in each segment tested.
     """
     customer_ids = list(dict.fromkeys(customer_ids))
     if not customer_ids:
-        return
-    test = await _test(session, kinds, now)
-    if test is None:
-        return
-    now = test.now
-    results = await store.evaluate_customers(session, customer_ids, test.conditions)
-    current = await store.memberships(session, customer_ids)
+        return {}
+    segments = await uow.segments.list_segments()
+    relevant = [s for s in segments if kinds is None or kinds & set(s.relevance)]
+    if not relevant:
+        return {}
+    # Locked once a segment can change: no lock at all for events no segment reads.
+    await uow.segments.lock_segments()
+    now = now or utcnow()
+    all_rules = {s.id: parsed_rule(s) for s in segments}
+    results = await uow.segments.evaluate_customers(
+        customer_ids, [s.id for s in relevant], now, all_rules
+    )
+    current = await uow.segments.memberships(customer_ids)
     entered: dict[str, list[str]] = {}
     exited: dict[str, list[str]] = {}
     events: list[Event] = []
     for customer_id in customer_ids:
-        for segment in test.segments:
+        for segment in relevant:
             inside, was = results[customer_id][segment.id], segment.id in current[customer_id]
-            if inside and not was:
-                entered.setdefault(segment.id, []).append(customer_id)
-                events.append(
-                    SegmentEntered(
-                        customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-                    )
-                )
-            elif was and not inside:
-                exited.setdefault(segment.id, []).append(customer_id)
-                events.append(
-                    SegmentExited(
-                        customer_id=customer_id, segment_id=segment.id, segment_name=segment.name
-                    )
-                )
+            if inside == was:
+                continue
+            change = SegmentEntered if inside else SegmentExited
+            (entered if inside else exited).setdefault(segment.id, []).append(customer_id)
+            events.append(
+                change(customer_id=customer_id, segment_id=segment.id, segment_name=segment.name)
+            )
     for segment_id, ids in entered.items():
-        await store.add_members(session, segment_id, ids, now)
+        await uow.segments.add_members(segment_id, ids, now)
     for segment_id, ids in exited.items():
-        await store.remove_members(session, segment_id, ids)
-    await outbox.add_all(session, events, source=SOURCE, topic=settings.kafka.topic)
+        await uow.segments.remove_members(segment_id, ids)
+    await uow.outbox.publish(events)
+    return results
 
 
 def _check_rule_shape(rule: rules.Rule) -> None:

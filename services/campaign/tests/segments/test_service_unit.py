@@ -1,6 +1,6 @@
 """The segments' use cases against in-memory stores: rules checked before anything is saved,
-what a segment depends on, members entering and exiting as a recompute finds them and the
-events each change publishes, deleting, reading and paging. Who a rule matches is the
+what a segment depends on, members entering and exiting as a recompute or an event finds them
+and the events each change publishes, deleting, reading and paging. Who a rule matches is the
 database's to say (`test_service.py` runs it on both): here the test says it."""
 
 from datetime import timedelta
@@ -131,6 +131,86 @@ class TestRecomputing:
         assert await service.recompute_segment(uow, segment) == 1
 
         assert uow.outbox.events == []
+
+
+class TestReevaluatingAsEventsArrive:
+    async def test_each_customer_enters_and_exits_once_in_the_order_given(
+        self, uow: FakeCampaignUnitOfWork
+    ) -> None:
+        french = await a_segment(uow, FRENCH, "ann", "bob")
+        buyers = await a_segment(uow, RECENT_BUYERS, "bob", name="Buyers")
+        uow.outbox.events.clear()
+        uow.segments.matches(FRENCH, "bob", "cy")
+        uow.segments.matches(RECENT_BUYERS, "ann", "bob")
+        at = utcnow() + timedelta(hours=1)
+
+        results = await service.reevaluate_many(uow, ["cy", "ann", "cy", "bob"], None, now=at)
+
+        assert changes(uow) == [
+            ("SegmentEntered", french.id, "cy"),
+            ("SegmentExited", french.id, "ann"),
+            ("SegmentEntered", buyers.id, "ann"),
+        ]
+        assert results == {
+            "cy": {french.id: True, buyers.id: False},
+            "ann": {french.id: False, buyers.id: True},
+            "bob": {french.id: True, buyers.id: True},
+        }
+        assert await uow.segments.member_ids(french.id) == {"bob", "cy"}
+        assert await uow.segments.member_ids(buyers.id) == {"ann", "bob"}
+        entered = uow.rows.get(SegmentMember, french.id, "cy")
+        assert entered is not None and entered.entered_at == at
+
+    async def test_only_segments_reading_the_events_kind_are_tested(
+        self, uow: FakeCampaignUnitOfWork
+    ) -> None:
+        french = await a_segment(uow, FRENCH)
+        buyers = await a_segment(uow, RECENT_BUYERS, name="Buyers")
+        uow.segments.matches(FRENCH, "ann")
+        uow.segments.matches(RECENT_BUYERS, "ann")
+
+        assert await service.reevaluate(uow, "ann", {"order"}) == {buyers.id: True}
+
+        assert await uow.segments.memberships_of("ann") == {buyers.id}
+        assert french.id not in await uow.segments.memberships_of("ann")
+
+    async def test_an_event_no_segment_reads_locks_and_publishes_nothing(
+        self, uow: FakeCampaignUnitOfWork
+    ) -> None:
+        await a_segment(uow, FRENCH)
+        uow.segments.matches(FRENCH, "ann")
+        locks, published = uow.segments.locks, len(uow.outbox.events)
+
+        assert await service.reevaluate_many(uow, ["ann"], {"survey"}) == {}
+        assert await service.reevaluate_many(uow, [], None) == {}
+
+        assert (uow.segments.locks, len(uow.outbox.events)) == (locks, published)
+
+    async def test_a_change_takes_the_membership_lock(self, uow: FakeCampaignUnitOfWork) -> None:
+        await a_segment(uow, FRENCH)
+        locks = uow.segments.locks
+
+        await service.reevaluate(uow, "ann", {"profile"})
+
+        assert uow.segments.locks == locks + 1
+
+
+class TestSegmentsToRefresh:
+    async def test_new_ones_and_clock_dependent_ones_past_their_interval(
+        self, uow: FakeCampaignUnitOfWork
+    ) -> None:
+        now = utcnow()
+        french = await a_segment(uow, FRENCH)
+        buyers = await a_segment(uow, RECENT_BUYERS, name="Buyers")
+        fresh = await a_segment(uow, RECENT_BUYERS, name="Fresh buyers")
+        unseen = await a_segment(uow, FRENCH, name="Unseen")
+        french.refreshed_at = now - timedelta(days=9)
+        buyers.refreshed_at = now - timedelta(hours=2)
+        fresh.refreshed_at = now
+
+        due = await uow.segments.segments_to_refresh(now - timedelta(hours=1))
+
+        assert [s.id for s in due] == [buyers.id, unseen.id]
 
 
 class TestPreviewing:
