@@ -7,7 +7,7 @@ signature, fails the lint.
 """
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 class FakeCustomerStore(FakeStore):
     async def get_customer(self, customer_id: str) -> Customer | None:
+        return self.rows.get(Customer, customer_id)
+
+    async def customer_row(self, customer_id: str) -> Any | None:
         return self.rows.get(Customer, customer_id)
 
     async def lock_customer(self, customer_id: str) -> Customer | None:
@@ -66,6 +69,13 @@ class FakeCustomerStore(FakeStore):
 
     async def memberships_of(self, customer_id: str) -> list[AccountMember]:
         return self.rows.where(AccountMember, lambda member: member.customer_id == customer_id)
+
+    async def accounts_of(self, customer_id: str) -> list[Account]:
+        joined = sorted(
+            await self.memberships_of(customer_id), key=lambda m: (aware(m.joined_at), m.account_id)
+        )
+        accounts = [self.rows.get(Account, member.account_id) for member in joined]
+        return [account for account in accounts if account is not None]
 
 
 class FakeConsentStore(FakeStore):
@@ -249,6 +259,13 @@ class FakeAnalyticsStore(FakeStore):
 
     async def get_metrics(self, customer_id: str) -> CustomerMetrics | None:
         return self.rows.get(CustomerMetrics, customer_id)
+
+    async def spend_by_month(self, customer_id: str) -> list[tuple[str, int, Any]]:
+        months: dict[str, list[Decimal]] = {}
+        for order in self.rows.where(Order, lambda o: o.customer_id == customer_id):
+            month = aware(order.occurred_at).astimezone(UTC).strftime("%Y-%m")
+            months.setdefault(month, []).append(Decimal(order.revenue))
+        return [(month, len(spent), sum(spent)) for month, spent in sorted(months.items())]
 
     async def metrics_of_active(self) -> list[CustomerMetrics]:
         active = {c.id for c in self.rows.where(Customer, lambda c: c.status == "active")}

@@ -1,8 +1,7 @@
 """The analytical side: metrics with RFM and tiers, trends by demographics, forecasts.
 
 Trends and the forecast share the period arithmetic of `periods` and the models of their
-replies. The reads take a `ProfileUnitOfWork`; the overview reads a customer's metrics on
-its own session (`customer_metrics`)."""
+replies. The reads take a `ProfileUnitOfWork` (the overview passes its own)."""
 
 import asyncio
 import math
@@ -15,7 +14,6 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import errors
 from rapport_events import value as customer_value
@@ -30,7 +28,7 @@ from rapport_profile.analytics.periods import (
 )
 from rapport_profile.customers.models import Customer
 from rapport_profile.shared import aware
-from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
+from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 Metric = Literal["revenue", "orders", "new_customers", "average_order"]
 
@@ -69,11 +67,6 @@ def check_tier(tier: str) -> str:
     if tier not in TIER_NAMES:
         raise UnknownTier(f"tier must be one of {', '.join(TIER_NAMES)}")
     return tier
-
-
-async def customer_metrics(session: AsyncSession, customer_id: str) -> MetricsPublic:
-    """`metrics_of` on the caller's session (the overview shows them)."""
-    return await metrics_of(SqlProfileUnitOfWork(session), customer_id)
 
 
 async def metrics_of(uow: ProfileUnitOfWork, customer_id: str) -> MetricsPublic:

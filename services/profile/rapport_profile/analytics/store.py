@@ -43,6 +43,11 @@ class AnalyticsStore(Protocol):
 
     async def get_metrics(self, customer_id: str) -> CustomerMetrics | None: ...
 
+    async def spend_by_month(self, customer_id: str) -> list[tuple[str, int, Any]]:
+        """(month `YYYY-MM`, orders, revenue) of each calendar month (UTC) the customer
+        ordered in, oldest first."""
+        ...
+
     async def metrics_of_active(self) -> list[CustomerMetrics]:
         """The metrics rows of the active customers."""
         ...
@@ -77,6 +82,17 @@ class SqlAnalyticsStore(SqlStore):
 
     async def get_metrics(self, customer_id: str) -> CustomerMetrics | None:
         return await get_metrics(self.session, customer_id)
+
+    async def spend_by_month(self, customer_id: str) -> list[tuple[str, int, Any]]:
+        # Summed by the database: a customer may have thousands of orders.
+        month = _utc_month(self.session.get_bind().dialect.name, col(Order.occurred_at))
+        query = (
+            select(month, func.count(), func.sum(Order.revenue))  # type: ignore[call-overload]
+            .where(Order.customer_id == customer_id)
+            .group_by(month)
+            .order_by(month)
+        )
+        return [(m, orders, revenue) for m, orders, revenue in await self.session.exec(query)]
 
     async def metrics_of_active(self) -> list[CustomerMetrics]:
         return await metrics_of_active(self.session)
@@ -139,18 +155,6 @@ def _utc_month(dialect: str, column: Any) -> ColumnElement[str]:
         return func.to_char(func.timezone("UTC", column), "YYYY-MM")
     # SQLite keeps every timestamp as UTC text (`rapport_profile.shared.utc`).
     return func.strftime("%Y-%m", column)
-
-
-async def spend_by_month(session: AsyncSession, customer_id: str) -> list[tuple[str, int, Any]]:
-    """(month, orders, revenue) of each calendar month the customer ordered in, oldest first."""
-    month = _utc_month(session.get_bind().dialect.name, col(Order.occurred_at))
-    query = (
-        select(month, func.count(), func.sum(Order.revenue))  # type: ignore[call-overload]
-        .where(Order.customer_id == customer_id)
-        .group_by(month)
-        .order_by(month)
-    )
-    return [(month, orders, revenue) for month, orders, revenue in await session.exec(query)]
 
 
 async def get_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics | None:

@@ -1,12 +1,10 @@
 """Consent use cases: set, refuse sharing, the receipt, and consents through merges.
 
-They take a `ProfileUnitOfWork` (the merge, unmerge and tracking pass theirs); what the
-other domains call on their own session (`consent_receipt`) builds the SQL one on it."""
+They take a `ProfileUnitOfWork` (the merge, unmerge, tracking and the overview pass
+theirs)."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.base import utcnow
 from rapport_events.types import (
@@ -21,7 +19,7 @@ from rapport_profile.customers.models import Customer
 from rapport_profile.identity import service as identity_service
 from rapport_profile.identity.models import Merge
 from rapport_profile.shared import aware
-from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
+from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 
 def _consent_event(change: ConsentChange) -> ConsentGranted | ConsentRevoked:
@@ -222,20 +220,20 @@ async def fold_consents(uow: ProfileUnitOfWork, survivor_id: str, merged_id: str
             uow.consents.add(entry)
 
 
-async def consent_receipt(session: AsyncSession, customer_id: str) -> ConsentReceipt:
-    """Every consent of the customer as it stands, and the history behind it."""
-    return await receipt(SqlProfileUnitOfWork(session), customer_id)
-
-
 async def receipt(uow: ProfileUnitOfWork, customer_id: str) -> ConsentReceipt:
     """Every consent of the customer as it stands, and the history behind it."""
     customer = customer_service.known(await uow.customers.get_customer(customer_id), customer_id)
-    consents = await uow.consents.consents_of(customer.id)
-    history = await uow.consents.consent_history(customer.id)
+    return await receipt_of(uow, customer.id, customer.consent_version)
+
+
+async def receipt_of(uow: ProfileUnitOfWork, customer_id: str, version: int) -> ConsentReceipt:
+    """`receipt` of a customer already read, at their consent `version`."""
+    consents = await uow.consents.consents_of(customer_id)
+    history = await uow.consents.consent_history(customer_id)
     return ConsentReceipt.model_validate(
         {
-            "customer_id": customer.id,
-            "version": customer.consent_version,
+            "customer_id": customer_id,
+            "version": version,
             "consents": [_consent_public(c) for c in consents],
             "history": [
                 {

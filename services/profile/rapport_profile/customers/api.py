@@ -105,9 +105,9 @@ async def search_customers(
     response_model=CustomerDetail,
     responses=NOT_FOUND,
 )
-async def read_customer(customer_id: CustomerIdPath, session: SessionDep) -> CustomerDetail:
+async def read_customer(customer_id: CustomerIdPath, uow: UnitOfWorkDep) -> CustomerDetail:
     """One customer by id, with custom traits and accounts (a merged one shows `merged_into`)."""
-    return await service.customer_detail(session, customer_id)
+    return await service.customer_detail(uow, customer_id)
 
 
 @router.patch(

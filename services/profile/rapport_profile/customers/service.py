@@ -109,16 +109,20 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
     return known(await store.get_customer(session, customer_id), customer_id)
 
 
-async def customer_detail(session: AsyncSession, customer_id: str) -> CustomerDetail:
+async def customer_detail(uow: ProfileUnitOfWork, customer_id: str) -> CustomerDetail:
     """One customer as the API shows it, with the accounts they belong to, or
-    CustomerNotFound (read as plain rows: a read builds no ORM object)."""
-    row = await store.customer_row(session, customer_id)
+    CustomerNotFound."""
+    row = await uow.customers.customer_row(customer_id)
     if row is None:
         raise CustomerNotFound(customer_id)
+    return await detail_of(uow, row)
+
+
+async def detail_of(uow: ProfileUnitOfWork, row: Any) -> CustomerDetail:
+    """The customer read as `row` (`customer_row`), with the accounts they belong to."""
     detail = CustomerDetail.model_validate(row)
-    detail.accounts = [
-        AccountPublic.model_validate(a) for a in await store.accounts_of(session, row.id)
-    ]
+    accounts = await uow.customers.accounts_of(row.id)
+    detail.accounts = [AccountPublic.model_validate(a) for a in accounts]
     return detail
 
 

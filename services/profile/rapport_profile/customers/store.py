@@ -39,6 +39,10 @@ class CustomerStore(Protocol):
 
     async def get_customer(self, customer_id: str) -> Customer | None: ...
 
+    async def customer_row(self, customer_id: str) -> Any | None:
+        """The customer's columns to read (as attributes), not an object to change."""
+        ...
+
     async def lock_customer(self, customer_id: str) -> Customer | None:
         """The customer row, locked for the transaction (where the database can)."""
         ...
@@ -67,10 +71,21 @@ class CustomerStore(Protocol):
         """The customer's account memberships."""
         ...
 
+    async def accounts_of(self, customer_id: str) -> list[Account]:
+        """The accounts the customer belongs to, oldest membership first."""
+        ...
+
 
 class SqlCustomerStore(SqlStore):
     async def get_customer(self, customer_id: str) -> Customer | None:
         return await self.session.get(Customer, customer_id)
+
+    async def customer_row(self, customer_id: str) -> Any | None:
+        # Plain columns: no ORM object to build and track for a read.
+        await self.session.flush()  # a row the caller added in this transaction is seen
+        connection = await self.session.connection()
+        result = await connection.execute(_customer_by_id(), {"customer_id": customer_id})
+        return result.first()
 
     async def lock_customer(self, customer_id: str) -> Customer | None:
         result = await self.session.exec(
@@ -115,6 +130,15 @@ class SqlCustomerStore(SqlStore):
         )
         return list(result.all())
 
+    async def accounts_of(self, customer_id: str) -> list[Account]:
+        result = await self.session.exec(
+            select(Account)
+            .join(AccountMember, col(AccountMember.account_id) == col(Account.id))
+            .where(AccountMember.customer_id == customer_id)
+            .order_by(col(AccountMember.joined_at), col(Account.id))
+        )
+        return list(result.all())
+
 
 # The other domains call these on their own session.
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer | None:
@@ -126,14 +150,6 @@ def _customer_by_id() -> Any:
     """Built once: building a select costs more than running this one."""
     table = Customer.__table__  # type: ignore[attr-defined]
     return sa_select(table).where(table.c.id == bindparam("customer_id"))
-
-
-async def customer_row(session: AsyncSession, customer_id: str) -> Any | None:
-    """The customer's row as plain columns (no ORM object: a read, not a change)."""
-    await session.flush()  # a row the caller added in this transaction is seen
-    connection = await session.connection()
-    result = await connection.execute(_customer_by_id(), {"customer_id": customer_id})
-    return result.first()
 
 
 async def lock_customer(session: AsyncSession, customer_id: str) -> Customer | None:
@@ -242,14 +258,3 @@ async def delete_segments(session: AsyncSession, keys: Iterable[tuple[str, str]]
 
 async def memberships_of(session: AsyncSession, customer_id: str) -> list[AccountMember]:
     return await SqlCustomerStore(session).memberships_of(customer_id)
-
-
-async def accounts_of(session: AsyncSession, customer_id: str) -> list[Account]:
-    """The accounts the customer belongs to, oldest membership first."""
-    result = await session.exec(
-        select(Account)
-        .join(AccountMember, col(AccountMember.account_id) == col(Account.id))
-        .where(AccountMember.customer_id == customer_id)
-        .order_by(col(AccountMember.joined_at), col(Account.id))
-    )
-    return list(result.all())

@@ -1,18 +1,15 @@
 """The timeline and the disclosure ledger as the API reads them (`projection` writes them).
 
-The reads take a `ProfileUnitOfWork`; what the other domains call on their own session
-(`known_owner`, `page`, `owner_page`, `disclosures`) builds the SQL one on it."""
+The reads take a `ProfileUnitOfWork`."""
 
 from datetime import datetime
-
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.pagination import decode_cursor, encode_cursor
 from rapport_events.types import EVENT_TYPES
 from rapport_profile.errors import CustomerNotFound
 from rapport_profile.shared import aware, utc
 from rapport_profile.timeline.models import Disclosure, TimelineItem, TimelinePage
-from rapport_profile.unit_of_work import ProfileUnitOfWork, SqlProfileUnitOfWork
+from rapport_profile.unit_of_work import ProfileUnitOfWork
 
 PREFIX = "rapport."
 
@@ -33,11 +30,6 @@ def full_types(name: str) -> list[str]:
     return [f"{name}.v{version}" for version in range(1, current + 1)]
 
 
-async def known_owner(session: AsyncSession, customer_id: str) -> str:
-    """`owner_of` on the caller's session (the overview, the metrics and the export ask it)."""
-    return await owner_of(SqlProfileUnitOfWork(session), customer_id)
-
-
 async def owner_of(uow: ProfileUnitOfWork, customer_id: str) -> str:
     """The id whose data answers for `customer_id`; CustomerNotFound if never seen."""
     owner = await uow.identity.resolve(customer_id)
@@ -51,27 +43,11 @@ async def owner_of(uow: ProfileUnitOfWork, customer_id: str) -> str:
     raise CustomerNotFound(customer_id)
 
 
-async def page(
-    session: AsyncSession, customer_id: str, *, types: list[str], limit: int, cursor: str | None
-) -> TimelinePage:
-    """`read_page` on the caller's session."""
-    uow = SqlProfileUnitOfWork(session)
-    return await read_page(uow, customer_id, types=types, limit=limit, cursor=cursor)
-
-
 async def read_page(
     uow: ProfileUnitOfWork, customer_id: str, *, types: list[str], limit: int, cursor: str | None
 ) -> TimelinePage:
     """One page of the timeline, newest first."""
     owner = await owner_of(uow, customer_id)
-    return await owner_timeline(uow, owner, types=types, limit=limit, cursor=cursor)
-
-
-async def owner_page(
-    session: AsyncSession, owner: str, *, types: list[str], limit: int, cursor: str | None
-) -> TimelinePage:
-    """`owner_timeline` on the caller's session (the overview reads the first page)."""
-    uow = SqlProfileUnitOfWork(session)
     return await owner_timeline(uow, owner, types=types, limit=limit, cursor=cursor)
 
 
@@ -105,10 +81,6 @@ async def owner_timeline(
         ],
         next_cursor=next_cursor,
     )
-
-
-async def disclosures(session: AsyncSession, customer_id: str) -> list[Disclosure]:
-    return await SqlProfileUnitOfWork(session).timeline.disclosures_of(customer_id)
 
 
 async def disclosures_about(uow: ProfileUnitOfWork, customer_id: str) -> list[Disclosure]:

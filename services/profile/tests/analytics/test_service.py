@@ -38,8 +38,8 @@ class TestMetrics:
                 )
 
         async with sessions() as session:
-            best = await analytics_service.customer_metrics(session, ids[4])
-            worst = await analytics_service.customer_metrics(session, ids[0])
+            best = await analytics_service.metrics_of(SqlProfileUnitOfWork(session), ids[4])
+            worst = await analytics_service.metrics_of(SqlProfileUnitOfWork(session), ids[0])
             tiers = await analytics_service.tiers(SqlProfileUnitOfWork(session))
             gold, _ = await customer_service.search_customers(session, tier="gold")
 
@@ -91,13 +91,13 @@ class TestMetrics:
             "silver",
         )
         async with sessions() as session:
-            metrics = await analytics_service.customer_metrics(session, ada)
+            metrics = await analytics_service.metrics_of(SqlProfileUnitOfWork(session), ada)
         assert (metrics.lifetime_value, metrics.tier) == (Decimal("750.00"), "silver")
 
     async def test_a_customer_without_orders_has_no_scores(self, sessions: SessionFactory) -> None:
         ada = await register(sessions, "ada@example.com")
         async with sessions() as session:
-            metrics = await analytics_service.customer_metrics(session, ada)
+            metrics = await analytics_service.metrics_of(SqlProfileUnitOfWork(session), ada)
         assert (metrics.orders, metrics.rfm.combined, metrics.profitability_tier) == (
             0,
             None,

@@ -14,6 +14,7 @@ from rapport_profile.customers import service as customer_service
 from rapport_profile.errors import Conflict, InvalidRequest
 from rapport_profile.identity import service as identity_service
 from rapport_profile.timeline import service as timeline_service
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 
 class TestMerge:
@@ -32,8 +33,10 @@ class TestMerge:
         await deliver(sessions, order(dupe, "o-3", "50", DAY + timedelta(days=1)), "e-3")
 
         async with sessions() as session:
-            page = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
-            metrics = await analytics_service.customer_metrics(session, ada)
+            page = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session), ada, types=[], limit=10, cursor=None
+            )
+            metrics = await analytics_service.metrics_of(SqlProfileUnitOfWork(session), ada)
             merged = await customer_service.get_customer(session, dupe)
         assert {item.id for item in page.items} == {"e-1", "e-2", "e-3"}
         assert (metrics.orders, metrics.revenue) == (3, Decimal("100.00"))
@@ -73,7 +76,7 @@ class TestMerge:
                 session, ada, dupe, reason="manual", actor=None, topic=TOPIC
             )
         async with sessions() as session:
-            receipt = await consent_service.consent_receipt(session, ada)
+            receipt = await consent_service.receipt(SqlProfileUnitOfWork(session), ada)
 
         state = {
             (c.purpose, c.channel, c.partner_id): (c.granted, c.slices) for c in receipt.consents
@@ -108,12 +111,16 @@ class TestMerge:
             await identity_service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
 
         async with sessions() as session:
-            theirs = await timeline_service.page(session, dupe, types=[], limit=10, cursor=None)
-            mine = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
+            theirs = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session), dupe, types=[], limit=10, cursor=None
+            )
+            mine = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session), ada, types=[], limit=10, cursor=None
+            )
             restored = await customer_service.get_customer(session, dupe)
-            their_metrics = await analytics_service.customer_metrics(session, dupe)
-            their_consents = await consent_service.consent_receipt(session, dupe)
-            my_consents = await consent_service.consent_receipt(session, ada)
+            their_metrics = await analytics_service.metrics_of(SqlProfileUnitOfWork(session), dupe)
+            their_consents = await consent_service.receipt(SqlProfileUnitOfWork(session), dupe)
+            my_consents = await consent_service.receipt(SqlProfileUnitOfWork(session), ada)
         assert {i.id for i in theirs.items} == {"e-1", "e-3"}
         assert {i.id for i in mine.items} == {"e-2"}
         assert (restored.status, restored.merged_into) == ("active", None)
@@ -145,8 +152,8 @@ class TestMerge:
             await identity_service.unmerge_customers(session, ada, dupe, actor="rep", topic=TOPIC)
 
         async with sessions() as session:
-            mine = await consent_service.consent_receipt(session, ada)
-            theirs = await consent_service.consent_receipt(session, dupe)
+            mine = await consent_service.receipt(SqlProfileUnitOfWork(session), ada)
+            theirs = await consent_service.receipt(SqlProfileUnitOfWork(session), dupe)
         assert {(c.purpose, c.granted) for c in mine.consents} == {
             ("marketing", False),
             ("analytics", True),

@@ -11,6 +11,7 @@ from rapport_events.db import SessionFactory, read_transaction
 from rapport_events.types import LoyaltyPointsEarned
 from rapport_profile.errors import CustomerNotFound
 from rapport_profile.overview import service
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 # Two hours east of UTC: 00:30 on 1 April there is still March in UTC.
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -20,7 +21,9 @@ async def overview(
     sessions: SessionFactory, customer_id: str, types: list[str] | None = None, limit: int = 50
 ) -> service.CustomerOverview:
     async with read_transaction(sessions) as session:
-        return await service.overview(session, customer_id, types=types or [], limit=limit)
+        return await service.overview(
+            SqlProfileUnitOfWork(session), customer_id, types=types or [], limit=limit
+        )
 
 
 class TestSpendPerMonth:

@@ -13,6 +13,7 @@ from rapport_events.types import (
     TicketOpened,
 )
 from rapport_profile.timeline import service as timeline_service
+from rapport_profile.unit_of_work import SqlProfileUnitOfWork
 
 
 class TestTimeline:
@@ -24,9 +25,11 @@ class TestTimeline:
         await deliver(sessions, order(ada, "o-1", "10", DAY + timedelta(hours=1)), "e-2")
 
         async with sessions() as session:
-            page = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
-            tickets = await timeline_service.page(
-                session, ada, types=["ticket.opened"], limit=10, cursor=None
+            page = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session), ada, types=[], limit=10, cursor=None
+            )
+            tickets = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session), ada, types=["ticket.opened"], limit=10, cursor=None
             )
 
         assert [item.id for item in page.items] == ["e-2", "e-1"]
@@ -44,7 +47,9 @@ class TestTimeline:
         seen, cursor = [], None
         async with sessions() as session:
             while True:
-                page = await timeline_service.page(session, ada, types=[], limit=2, cursor=cursor)
+                page = await timeline_service.read_page(
+                    SqlProfileUnitOfWork(session), ada, types=[], limit=2, cursor=cursor
+                )
                 seen += [item.id for item in page.items]
                 if (cursor := page.next_cursor) is None:
                     break
@@ -65,7 +70,7 @@ class TestTimeline:
         await deliver(sessions, disclosed, "d-1")
 
         async with sessions() as session:
-            rows = await timeline_service.disclosures(session, ada)
+            rows = await SqlProfileUnitOfWork(session).timeline.disclosures_of(ada)
         assert [(d.partner_name, d.slices, d.consent_version) for d in rows] == [
             ("Acme", ["contact"], 2)
         ]
@@ -88,8 +93,12 @@ class TestSocialReplies:
         await deliver(sessions, reply, "e-reply")
 
         async with sessions() as session:
-            page = await timeline_service.page(
-                session, ada, types=["social.reply.sent"], limit=10, cursor=None
+            page = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session),
+                ada,
+                types=["social.reply.sent"],
+                limit=10,
+                cursor=None,
             )
         [item] = page.items
         assert (item.id, item.type) == ("e-reply", "rapport.social.reply.sent.v2")

@@ -57,8 +57,12 @@ class TestIdentityResolution:
         assert (registered.data.city, registered.data.country) == ("Bath", "GB")  # type: ignore[attr-defined]
         assert (merged.data.customer_id, merged.data.merged_customer_id) == (ada, anonymous)  # type: ignore[attr-defined]
         async with sessions() as session:
-            page = await timeline_service.page(
-                session, ada, types=["interaction.tracked"], limit=5, cursor=None
+            page = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session),
+                ada,
+                types=["interaction.tracked"],
+                limit=5,
+                cursor=None,
             )
             assert await identity_service.resolve(session, anonymous) == ada
         assert [item.data["kind"] for item in page.items] == ["page"]

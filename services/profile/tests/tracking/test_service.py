@@ -173,7 +173,9 @@ class TestBatches:
         await deliver(sessions, tracked, "e-1")
 
         async with sessions() as session:
-            page = await timeline_service.page(session, ada, types=[], limit=10, cursor=None)
+            page = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session), ada, types=[], limit=10, cursor=None
+            )
         assert [s.split()[0] for s in sql if not s.startswith("BEGIN")] == ["SELECT", "INSERT"]
         assert [item.id for item in page.items].count("e-1") == 1
 
@@ -253,8 +255,12 @@ async def outcome(
         ids = {v: k for k, v in names.items()} | {f"user:{run}u-4": f"user:{run}u-4"}
         timelines = {}
         for owner in owners:
-            page = await timeline_service.page(
-                session, ids[owner], types=["interaction.tracked"], limit=100, cursor=None
+            page = await timeline_service.read_page(
+                SqlProfileUnitOfWork(session),
+                ids[owner],
+                types=["interaction.tracked"],
+                limit=100,
+                cursor=None,
             )
             timelines[name(owner)] = sorted(
                 (item.data["kind"], item.data["name"])
