@@ -11,8 +11,8 @@ from rapport_events import types
 from rapport_events.consumer import HandlerMap
 
 HANDLERS: HandlerMap = {
-    types.CustomerRegistered: [audience.register_customers],
-    types.CustomerUpdated: [audience.update_customers],
+    types.CustomerRegistered: [audience.apply_registrations],
+    types.CustomerUpdated: [audience.apply_customer_updates],
     types.CustomerMerged: [lifecycle.apply_merge],
     types.CustomerErased: [lifecycle.apply_erasure],
     types.ConsentGranted: [audience.apply_consents],

@@ -3,7 +3,7 @@
 from sqlmodel import select
 
 from rapport_campaign.audience.models import AudienceMember
-from rapport_campaign.audience.projection import register_customers
+from rapport_campaign.audience.projection import apply_registrations
 from rapport_campaign.handlers import HANDLERS
 from rapport_campaign.settings import Settings
 from rapport_events.codec import Envelope
@@ -39,7 +39,7 @@ class TestOnCustomerRegistered:
     ) -> None:
         event = registered()
         async with transaction(sessions) as session:
-            await register_customers(events=[event], session=session, settings=settings)
+            await apply_registrations(events=[event], session=session, settings=settings)
 
         [member] = await audience(sessions)
         assert member.customer_id == "cust-1"
@@ -55,7 +55,7 @@ class TestOnCustomerRegistered:
         event = registered()
         for _ in range(2):
             async with transaction(sessions) as session:
-                await register_customers(events=[event], session=session, settings=settings)
+                await apply_registrations(events=[event], session=session, settings=settings)
 
         assert len(await audience(sessions)) == 1
 
@@ -64,8 +64,8 @@ class TestOnCustomerRegistered:
     ) -> None:
         event = registered()
         async with transaction(sessions) as session:
-            await register_customers(events=[event], session=session, settings=settings)
-            await register_customers(events=[event], session=session, settings=settings)
+            await apply_registrations(events=[event], session=session, settings=settings)
+            await apply_registrations(events=[event], session=session, settings=settings)
 
         assert len(await audience(sessions)) == 1
 
@@ -73,14 +73,14 @@ class TestOnCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await register_customers(events=[registered()], session=session, settings=settings)
+            await apply_registrations(events=[registered()], session=session, settings=settings)
         async with transaction(sessions) as session:
             member = await session.get(AudienceMember, "cust-1")
             assert member is not None
             member.email = "ada@newmail.example"
 
         async with transaction(sessions) as session:
-            await register_customers(events=[registered()], session=session, settings=settings)
+            await apply_registrations(events=[registered()], session=session, settings=settings)
 
         [member] = await audience(sessions)
         assert member.email == "ada@newmail.example"

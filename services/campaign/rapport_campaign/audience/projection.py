@@ -180,7 +180,7 @@ def _active(member: dict[str, Any], at: datetime | None) -> None:
 
 
 @batch
-async def register_customers(
+async def apply_registrations(
     session: AsyncSession, events: Sequence[CustomerRegistered], settings: Settings
 ) -> None:
     """Registered customers join the audience, welcome journeys arm, every segment tests them.
@@ -283,7 +283,7 @@ def _update(member: dict[str, Any], changes: dict[str, Any]) -> bool:
 
 
 @batch
-async def update_customers(
+async def apply_customer_updates(
     session: AsyncSession, events: Sequence[CustomerUpdated], settings: Settings
 ) -> None:
     """Profile fields changed: the rows follow, segments on attributes are tested again."""

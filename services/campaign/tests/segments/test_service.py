@@ -289,7 +289,7 @@ class TestLiveMembership:
         from rapport_events.codec import Envelope
 
         async with transaction(sessions) as session:
-            await audience_projection.register_customers(session, [registered("ann")], settings)
+            await audience_projection.apply_registrations(session, [registered("ann")], settings)
         segment_id = await create(sessions, settings, {"metric": "orders", "op": "eq", "value": 1})
         event = order("ann", "o1")
         envelope = Envelope(data=event, source="/services/profile")
