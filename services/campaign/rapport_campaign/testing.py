@@ -1,6 +1,6 @@
-"""In-memory fakes of what the broadcasts', journeys', segments', audience's and links' use
-cases and a customer's merge, erasure and export (`rapport_campaign.lifecycle`) ask of
-campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
+"""In-memory fakes of what the broadcasts', journeys', segments', audience's, links' and
+sender's use cases and a customer's merge, erasure and export (`rapport_campaign.lifecycle`)
+ask of campaign's stores, for unit tests: the same queries as the SQL ones, answered with plain
 Python over rows kept by primary key.
 
 `FakeCampaignUnitOfWork` puts them on one set of rows with a `FakeOutbox`; mypy checks it
@@ -28,12 +28,12 @@ from rapport_campaign.audience.store import order_record, popular_product
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.messaging.models import Message
+from rapport_campaign.messaging.store import ANONYMOUS_MESSAGE, IN_DOUBT, IN_FLIGHT
 from rapport_campaign.messaging.template_data import Record
 from rapport_campaign.segments import rules
 from rapport_campaign.segments.models import Segment, SegmentMember
 from rapport_campaign.shared import aware, utc
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
-from rapport_campaign.unit_of_work import ANONYMOUS_MESSAGE
 from rapport_events import customer_ids
 from rapport_events.base import utcnow
 from rapport_events.testing.unit_of_work import FakeStore, FakeUnitOfWork, Rows
@@ -379,7 +379,11 @@ class FakeSegmentStore(FakeStore):
 UNFINISHED_STATUSES = ("held", "pending", "sending")
 
 
-class FakeCampaignMessages(FakeStore):
+class FakeMessageStore(FakeStore):
+    """Messages among the rows. A claim leases a message as the SQL does: `due_at` becomes
+    the lease's end and the status `sending`, so it is not due again until the lease runs
+    out; one handed to its channel (`IN_FLIGHT`) when it does is failed `IN_DOUBT` instead."""
+
     def _of(self, campaign_id: str, *statuses: str) -> list[Message]:
         return self.rows.where(
             Message,
@@ -391,6 +395,39 @@ class FakeCampaignMessages(FakeStore):
 
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         self.rows.extend(Message(**row) for row in rows)
+
+    async def claim_due_messages(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[Message]:
+        lapsed = self.rows.where(
+            Message,
+            lambda m: m.status == "sending" and _by(m.due_at, now) and m.reason == IN_FLIGHT,
+        )
+        _set(lapsed, {"status": "failed", "reason": IN_DOUBT})
+        due = self.rows.where(
+            Message, lambda m: m.status in ("pending", "sending") and _by(m.due_at, now)
+        )
+        claimed = sorted(due, key=lambda m: (aware(m.due_at), m.id))[:limit]
+        _set(claimed, {"status": "sending", "due_at": lease_until})
+        return sorted(claimed, key=lambda m: m.id)
+
+    async def renew_message_lease(
+        self, message_id: str, lease: datetime, now: datetime, lease_until: datetime
+    ) -> bool:
+        message = self.rows.get(Message, message_id)
+        if message is None or message.status != "sending":
+            return False
+        if aware(message.due_at) != aware(lease) or not aware(message.due_at) > now:
+            return False
+        message.due_at = lease_until
+        return True
+
+    async def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+        return sum(
+            1
+            for m in _of(self.rows, Message, customer_id)
+            if m.channel == channel and m.sent_at is not None and aware(m.sent_at) >= since
+        )
 
     async def cancel_messages(self, campaign_id: str) -> None:
         for message in self._of(campaign_id, "held", "pending"):
@@ -416,6 +453,27 @@ class FakeCampaignMessages(FakeStore):
         for conversion in self.rows.where(Conversion, lambda c: c.campaign_id == campaign_id):
             converted[conversion.variant].add(conversion.message_id)
         return {name: (sent[name], clicked[name], len(converted[name])) for name in sent}
+
+    async def campaign_funnel(self, campaign_id: str) -> list[dict[str, Any]]:
+        groups: dict[tuple[str | None, str], list[Message]] = defaultdict(list)
+        for message in self._of(campaign_id):
+            groups[message.variant, message.status].append(message)
+        return [
+            {
+                "variant": variant,
+                "status": status,
+                "count": len(found),
+                **{
+                    name: sum(getattr(m, f"{name}_at") is not None for m in found)
+                    for name in ("delivered", "opened", "clicked", "redeemed")
+                },
+            }
+            for (variant, status), found in groups.items()
+        ]
+
+    async def message_by_offer_code(self, code: str) -> Message | None:
+        found = self.rows.where(Message, lambda m: m.offer_code == code)
+        return found[0] if found else None
 
     async def messages_of(self, customer_id: str) -> list[Message]:
         return _of(self.rows, Message, customer_id)
@@ -480,7 +538,7 @@ class FakeCampaignUnitOfWork(FakeUnitOfWork):
         self.journeys = FakeJourneyStore(self.rows)
         self.audience = FakeAudienceStore(self.rows)
         self.segments = FakeSegmentStore(self.rows)
-        self.messages = FakeCampaignMessages(self.rows)
+        self.messages = FakeMessageStore(self.rows)
         self.tracking = FakeTrackingStore(self.rows)
         self.membership = FakeSegmentMembership()
 

@@ -8,7 +8,8 @@ what fell due while the service was down.
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import httpx
@@ -74,13 +75,19 @@ class Worker:
         """Look for due messages now rather than at the next tick."""
         self._sender.wake()
 
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[SqlCampaignUnitOfWork]:
+        """One transaction, its events bound for the configured log."""
+        async with transaction(self._sessions) as session:
+            yield SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+
     # --- sending ------------------------------------------------------------------------------
 
     async def send_once(self) -> int:
         """Send one batch of due messages; returns how many were claimed."""
         with untraced():
-            async with transaction(self._sessions) as session:
-                claimed = await messaging_service.claim_due(session, self._settings)
+            async with self._unit_of_work() as uow:
+                claimed = await messaging_service.claim_due(uow, self._settings)
         if not claimed:
             return 0
         # One customer's messages go one after the other, so the frequency cap sees each.
@@ -100,9 +107,9 @@ class Worker:
 
     async def _send(self, message_id: str, lease: datetime) -> None:
         try:
-            async with transaction(self._sessions) as session:
+            async with self._unit_of_work() as uow:
                 outgoing = await messaging_service.prepare(
-                    session,
+                    uow,
                     message_id,
                     self._settings,
                     self._tokens,
@@ -119,9 +126,9 @@ class Worker:
             await self._deliver(outgoing)
         except delivery.DeliveryError as error:
             log.warning("message %s not delivered: %s", message_id, error)
-            async with transaction(self._sessions) as session:
+            async with self._unit_of_work() as uow:
                 await messaging_service.finish_failed(
-                    session,
+                    uow,
                     message_id,
                     str(error),
                     error.permanent,
@@ -129,8 +136,8 @@ class Worker:
                     lease=outgoing.lease,
                 )
             return
-        async with transaction(self._sessions) as session:
-            await messaging_service.finish_sent(session, outgoing, self._settings)
+        async with self._unit_of_work() as uow:
+            await messaging_service.finish_sent(uow, outgoing)
         self.sent += 1
 
     async def _deliver(self, outgoing: messaging_service.Outgoing) -> None:
@@ -178,8 +185,7 @@ class Worker:
                 # Each step looks for what fell due and acts on it in one transaction; it
                 # runs every tick, nearly always finding nothing: not a trace each time.
                 with untraced():
-                    async with transaction(self._sessions) as session:
-                        uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                    async with self._unit_of_work() as uow:
                         if await step(uow, now):
                             self.wake()
             except Exception:
@@ -192,16 +198,14 @@ class Worker:
         """Reconcile new segments once, and recompute clock-dependent ones when due."""
         interval = timedelta(seconds=self._settings.segment_refresh_interval_s)
         with untraced():
-            async with transaction(self._sessions) as session:
-                uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+            async with self._unit_of_work() as uow:
                 due = [s.id for s in await uow.segments.segments_to_refresh(utcnow() - interval)]
         for segment_id in due:
             try:
                 with background_span(
                     "campaign refresh segment", **{"rapport.segment.id": segment_id}
                 ):
-                    async with transaction(self._sessions) as session:
-                        uow = SqlCampaignUnitOfWork(session, self._settings.kafka.topic)
+                    async with self._unit_of_work() as uow:
                         segment = await uow.segments.get_segment(segment_id)
                         if segment is not None:
                             await segment_service.recompute_segment(uow, segment)

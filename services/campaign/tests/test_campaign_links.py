@@ -71,10 +71,16 @@ async def sent(
         created = await campaign_service.create_campaign(SqlCampaignUnitOfWork(session), campaign)
         await campaign_service.launch_campaign(SqlCampaignUnitOfWork(session), created.id, None)
     async with transaction(sessions) as session:
-        [message] = await messaging_service.claim_due(session, settings)
+        [message] = await messaging_service.claim_due(
+            SqlCampaignUnitOfWork(session, settings.kafka.topic), settings
+        )
     async with transaction(sessions) as session:
         outgoing = await messaging_service.prepare(
-            session, message.id, settings, tokens, messaging_service.Recommender()
+            SqlCampaignUnitOfWork(session, settings.kafka.topic),
+            message.id,
+            settings,
+            tokens,
+            messaging_service.Recommender(),
         )
         assert outgoing is not None
     async with sessions() as session:
@@ -169,7 +175,11 @@ class TestSendingKeepsTheLinks:
             session.add(row)
         async with transaction(sessions) as session:
             assert await messaging_service.prepare(
-                session, sent.id, settings, tokens, messaging_service.Recommender()
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                sent.id,
+                settings,
+                tokens,
+                messaging_service.Recommender(),
             )
         async with sessions() as session:
             again = await session.get(Message, sent.id)

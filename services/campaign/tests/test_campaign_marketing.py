@@ -155,22 +155,37 @@ async def send(
     tokens = Tokens("secret", settings.public_url)
     recommender = messaging_service.Recommender()
     async with transaction(sessions) as session:
-        claimed = [m.id for m in await messaging_service.claim_due(session, settings)]
+        claimed = [
+            m.id
+            for m in await messaging_service.claim_due(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), settings
+            )
+        ]
     prepared = []
     for message_id in claimed:
         async with transaction(sessions) as session:
             outgoing = await messaging_service.prepare(
-                session, message_id, settings, tokens, recommender
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                message_id,
+                settings,
+                tokens,
+                recommender,
             )
         if outgoing is None:
             continue
         prepared.append(outgoing)
         async with transaction(sessions) as session:
             if succeed:
-                await messaging_service.finish_sent(session, outgoing, settings)
+                await messaging_service.finish_sent(
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic), outgoing
+                )
             else:
                 await messaging_service.finish_failed(
-                    session, message_id, "421 busy", False, settings
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                    message_id,
+                    "421 busy",
+                    False,
+                    settings,
                 )
     return prepared
 
@@ -566,7 +581,11 @@ class TestOutcome:
         async with transaction(sessions) as session:
             for _ in range(settings.send_max_attempts):
                 await messaging_service.finish_failed(
-                    session, message.id, "421 busy", False, settings
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                    message.id,
+                    "421 busy",
+                    False,
+                    settings,
                 )
 
         [message] = await messages(sessions, campaign_id)

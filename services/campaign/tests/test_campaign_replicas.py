@@ -18,8 +18,8 @@ from rapport_campaign.journeys import service as journey_service
 from rapport_campaign.journeys.models import JourneyCreate
 from rapport_campaign.main import MIGRATIONS, VERSION_TABLE
 from rapport_campaign.messaging import service as messaging_service
-from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import Message
+from rapport_campaign.messaging.store import IN_DOUBT
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
@@ -148,17 +148,24 @@ class TestTwoSenders:
         tokens = Tokens("secret", settings.public_url)
         # The first sender claims the batch, then stalls (a slow channel) past its lease.
         async with transaction(replicas[0]) as session:
-            stalled = [(m.id, m.due_at) for m in await messaging_service.claim_due(session, short)]
+            stalled = [
+                (m.id, m.due_at)
+                for m in await messaging_service.claim_due(
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic), short
+                )
+            ]
         assert len(stalled) == 3
         await asyncio.sleep(0.3)
         async with transaction(replicas[1]) as session:
-            taken = await messaging_service.claim_due(session, settings)
+            taken = await messaging_service.claim_due(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), settings
+            )
         assert sorted(m.id for m in taken) == sorted(i for i, _ in stalled)
 
         for message_id, lease in stalled:
             async with transaction(replicas[0]) as session:
                 outgoing = await messaging_service.prepare(
-                    session,
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic),
                     message_id,
                     short,
                     tokens,
@@ -169,7 +176,7 @@ class TestTwoSenders:
         for message in taken:
             async with transaction(replicas[1]) as session:
                 outgoing = await messaging_service.prepare(
-                    session,
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic),
                     message.id,
                     settings,
                     tokens,
@@ -177,11 +184,18 @@ class TestTwoSenders:
                     lease=message.due_at,
                 )
                 assert outgoing is not None
-                await messaging_service.finish_sent(session, outgoing, settings)
+                await messaging_service.finish_sent(
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic), outgoing
+                )
             # The stalled sender's failure report comes late: it changes nothing.
             async with transaction(replicas[0]) as session:
                 await messaging_service.finish_failed(
-                    session, message.id, "timeout", False, short, lease=stalled[0][1]
+                    SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                    message.id,
+                    "timeout",
+                    False,
+                    short,
+                    lease=stalled[0][1],
                 )
 
         assert sorted(sent_ids(await outbox(replicas[0]))) == sorted(i for i, _ in stalled)
@@ -199,11 +213,13 @@ class TestTwoSenders:
         # The first sender claims both and hands one to the channel, then dies (kill -9)
         # before it records the outcome: the SMTP server may or may not have it.
         async with transaction(replicas[0]) as session:
-            claimed = await messaging_service.claim_due(session, short)
+            claimed = await messaging_service.claim_due(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), short
+            )
         handed, never_tried = claimed
         async with transaction(replicas[0]) as session:
             outgoing = await messaging_service.prepare(
-                session,
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
                 handed.id,
                 short,
                 tokens,
@@ -214,16 +230,20 @@ class TestTwoSenders:
         await asyncio.sleep(0.3)  # the dead sender's lease runs out
 
         async with transaction(replicas[1]) as session:
-            taken = await messaging_service.claim_due(session, settings)
+            taken = await messaging_service.claim_due(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), settings
+            )
 
         assert [m.id for m in taken] == [never_tried.id]
         async with transaction(replicas[1]) as session:
             doubtful = await session.get(Message, handed.id)
             assert doubtful is not None
-            assert (doubtful.status, doubtful.reason) == ("failed", messaging_store.IN_DOUBT)
+            assert (doubtful.status, doubtful.reason) == ("failed", IN_DOUBT)
         # The dead sender's outcome, had it come: the channel took it, so it counts as sent.
         async with transaction(replicas[0]) as session:
-            await messaging_service.finish_sent(session, outgoing, settings)
+            await messaging_service.finish_sent(
+                SqlCampaignUnitOfWork(session, settings.kafka.topic), outgoing
+            )
         async with transaction(replicas[1]) as session:
             sent = await session.get(Message, handed.id)
             assert sent is not None and sent.status == "sent"

@@ -15,7 +15,6 @@ from rapport_campaign.campaigns.models import (
     MessageChannelRow,
     VariantReport,
 )
-from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.settings import Settings
 from rapport_campaign.tracking import store as tracking_store
 from rapport_campaign.unit_of_work import SqlCampaignUnitOfWork
@@ -41,10 +40,11 @@ async def campaign_report(
     session: AsyncSession, campaign_id: str, settings: Settings
 ) -> CampaignReport:
     """The campaign's funnel, in total and per variant, with attributed revenue."""
-    campaign = await service.get_campaign(SqlCampaignUnitOfWork(session), campaign_id)
+    uow = SqlCampaignUnitOfWork(session)
+    campaign = await service.get_campaign(uow, campaign_id)
     totals = Counts()
     per_variant = {v["name"]: Counts() for v in campaign.variants}
-    for row in await messaging_store.campaign_funnel(session, campaign.id):
+    for row in await uow.messages.campaign_funnel(campaign.id):
         targets = [totals] + (
             [per_variant[row["variant"]]] if row["variant"] in per_variant else []
         )

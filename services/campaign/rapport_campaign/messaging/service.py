@@ -1,25 +1,24 @@
-"""Sending, in the caller's transaction.
+"""Sending, in the caller's unit of work.
 
 Sending is split in three so no transaction is open while a message is on the wire:
 `claim_due` leases due messages, `prepare` checks consent and caps and renders, and
-`finish_sent` / `finish_failed` record the outcome with its events."""
+`finish_sent` / `finish_failed` record the outcome with its events. The worker runs each
+step in a transaction of its own (`rapport_campaign.worker`)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from rapport_campaign.audience import store as audience_store
 from rapport_campaign.audience.service import consented
-from rapport_campaign.audience.store import AudienceStore, SqlAudienceStore
-from rapport_campaign.campaigns.store import SqlCampaignStore
-from rapport_campaign.messaging import delivery, store, template_data
+from rapport_campaign.audience.store import AudienceStore
+from rapport_campaign.messaging import delivery, template_data
 from rapport_campaign.messaging.models import LINKS, Message
+from rapport_campaign.messaging.store import IN_FLIGHT
 from rapport_campaign.settings import Settings
-from rapport_campaign.shared import publish, utc
+from rapport_campaign.shared import utc
 from rapport_campaign.tracking import service as tracking_service
 from rapport_campaign.tracking.tokens import Tokens
+from rapport_campaign.unit_of_work import CampaignUnitOfWork
 from rapport_events.base import utcnow
 from rapport_events.types import CampaignMessageDelivered, CampaignMessageSent
 from rapport_events.webhooks import retry_delay
@@ -81,11 +80,11 @@ def recommendation(product: dict[str, Any] | None) -> template_data.Record | Non
     return template_data.record(product, str(product.get("name") or product["product_id"]))
 
 
-async def claim_due(session: AsyncSession, settings: Settings) -> list[Message]:
+async def claim_due(uow: CampaignUnitOfWork, settings: Settings) -> list[Message]:
     """Lease a batch of due messages to this sender; each message's `due_at` is its lease."""
     now = utcnow()
-    return await store.claim_due_messages(
-        session, now, settings.send_batch_size, now + timedelta(seconds=settings.send_lease_s)
+    return await uow.messages.claim_due_messages(
+        now, settings.send_batch_size, now + timedelta(seconds=settings.send_lease_s)
     )
 
 
@@ -106,7 +105,7 @@ def _address(channel: str, member: Any) -> str | None:
 
 
 async def prepare(
-    session: AsyncSession,
+    uow: CampaignUnitOfWork,
     message_id: str,
     settings: Settings,
     tokens: Tokens,
@@ -122,41 +121,41 @@ async def prepare(
     """
     now = utcnow()
     renewed = now + timedelta(seconds=settings.send_lease_s)
-    if lease is not None and not await store.renew_message_lease(
-        session, message_id, lease, now, renewed
+    if lease is not None and not await uow.messages.renew_message_lease(
+        message_id, lease, now, renewed
     ):
         return None
-    message = await store.get_message(session, message_id)
+    message = await uow.messages.get_message(message_id)
     if message is None or message.status != "sending":
         return None
-    campaign = await SqlCampaignStore(session).get_campaign(message.campaign_id)
+    campaign = await uow.campaigns.get_campaign(message.campaign_id)
     if campaign is None or message.customer_id is None:
         _finish(message, "cancelled", "campaign or customer gone")
-        session.add(message)
+        uow.messages.add(message)
         return None
     customer_id = message.customer_id
     channel = message.channel
-    member = await audience_store.get_member(session, customer_id)
-    consent = await audience_store.get_consent(session, customer_id, channel)
+    member = await uow.audience.get_member(customer_id)
+    consent = await uow.audience.get_consent(customer_id, channel)
     if not consented(consent):
         _finish(message, "suppressed", f"no marketing consent on {channel}")
-        session.add(message)
+        uow.messages.add(message)
         return None
     cap = campaign.frequency_cap or {
         "max_messages": settings.frequency_cap_messages,
         "per_hours": settings.frequency_cap_hours,
     }
     since = utcnow() - timedelta(hours=float(cap["per_hours"]))
-    if await store.sent_since(session, customer_id, channel, since) >= int(cap["max_messages"]):
+    if await uow.messages.sent_since(customer_id, channel, since) >= int(cap["max_messages"]):
         _finish(
             message, "capped", f"{cap['max_messages']} {channel} messages in {cap['per_hours']}h"
         )
-        session.add(message)
+        uow.messages.add(message)
         return None
     address = _address(channel, member) if member is not None else None
     if address is None:
         _finish(message, "unreachable", f"no {channel} address known")
-        session.add(message)
+        uow.messages.add(message)
         return None
     variant = next(
         (v for v in campaign.variants if v["name"] == message.variant), campaign.variants[0]
@@ -172,21 +171,19 @@ async def prepare(
     assert member is not None
     context = {
         "customer": template_data.customer(member),
-        "recommendation": recommendation(
-            await recommender.recommend(SqlAudienceStore(session), customer_id)
-        ),
+        "recommendation": recommendation(await recommender.recommend(uow.audience, customer_id)),
         "offer_code": message.offer_code,
         "cta_url": track(campaign.link) if campaign.link else None,
         "unsubscribe_url": unsubscribe_url,
         "campaign": template_data.record({"id": campaign.id, "name": campaign.name}, campaign.name),
         "cart": template_data.cart((message.context or {}).get("cart")),
-        "order": await audience_store.last_order(session, customer_id),
+        "order": await uow.audience.last_order(customer_id),
     }
     try:
         rendered = delivery.render(variant, context, track=track)
     except delivery.TemplateProblem as problem:
         _finish(message, "failed", f"template: {problem}"[:500])
-        session.add(message)
+        uow.messages.add(message)
         return None
     message.address = address[:320]
     # A retry may render other links (a new recommendation); the earlier attempt's may
@@ -194,9 +191,9 @@ async def prepare(
     links.update(tracking_service.message_links(message))
     message.context = {**(message.context or {}), LINKS: sorted(links)}
     # Committed before the send: should this sender die before recording the outcome, the
-    # next claim knows the channel may have it (see store.claim_due_messages).
-    message.reason = store.IN_FLIGHT
-    session.add(message)
+    # next claim knows the channel may have it (see MessageStore.claim_due_messages).
+    message.reason = IN_FLIGHT
+    uow.messages.add(message)
     return Outgoing(
         message_id=message.id,
         campaign_id=campaign.id,
@@ -211,9 +208,9 @@ async def prepare(
     )
 
 
-async def finish_sent(session: AsyncSession, outgoing: Outgoing, settings: Settings) -> None:
+async def finish_sent(uow: CampaignUnitOfWork, outgoing: Outgoing) -> None:
     """The channel took the message: record it and publish sent and delivered (once)."""
-    message = await store.get_message(session, outgoing.message_id)
+    message = await uow.messages.get_message(outgoing.message_id)
     if message is None or message.status == "sent":
         return
     now = utcnow()
@@ -222,7 +219,7 @@ async def finish_sent(session: AsyncSession, outgoing: Outgoing, settings: Setti
     message.attempts += 1
     message.sent_at = now
     message.delivered_at = now
-    session.add(message)
+    uow.messages.add(message)
     if message.customer_id is None:
         return
     fields = {
@@ -232,12 +229,11 @@ async def finish_sent(session: AsyncSession, outgoing: Outgoing, settings: Setti
         "channel": message.channel,
         "variant": message.variant,
     }
-    publish(session, CampaignMessageSent(**fields), settings)
-    publish(session, CampaignMessageDelivered(**fields), settings)
+    await uow.outbox.publish([CampaignMessageSent(**fields), CampaignMessageDelivered(**fields)])
 
 
 async def finish_failed(
-    session: AsyncSession,
+    uow: CampaignUnitOfWork,
     message_id: str,
     error: str,
     permanent: bool,
@@ -250,7 +246,7 @@ async def finish_failed(
     With the `lease` of the attempt, nothing changes once the message is no longer under it
     (another sender took it over, or it was sent meanwhile).
     """
-    message = await store.get_message(session, message_id)
+    message = await uow.messages.get_message(message_id)
     if message is None:
         return
     if lease is not None and (message.status != "sending" or utc(message.due_at) != lease):
@@ -262,4 +258,4 @@ async def finish_failed(
     else:
         message.status = "pending"
         message.due_at = utcnow() + retry_delay(message.attempts, settings.send_retry_base_s, 3600)
-    session.add(message)
+    uow.messages.add(message)

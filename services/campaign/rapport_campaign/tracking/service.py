@@ -14,8 +14,8 @@ from rapport_campaign import shared
 from rapport_campaign.audience import service as audience_service
 from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.journeys import service as journey_service
-from rapport_campaign.messaging import store as messaging_store
 from rapport_campaign.messaging.models import LINKS, Message
+from rapport_campaign.messaging.store import SqlMessageStore
 from rapport_campaign.settings import Settings
 from rapport_campaign.shared import publish, utc
 from rapport_campaign.tracking import store
@@ -155,7 +155,7 @@ async def attribute_order(
     message: Message | None = None
     touch = "offer_code"
     if event.coupon:
-        coded = await messaging_store.message_by_offer_code(session, event.coupon.upper())
+        coded = await SqlMessageStore(session).message_by_offer_code(event.coupon.upper())
         if coded is not None:
             if coded.redeemed_at is None:
                 coded.redeemed_at = ordered_at
@@ -221,4 +221,4 @@ async def _clicked_message(
     if not eligible:
         return None
     chosen = eligible[-1] if settings.attribution_model == "last_touch" else eligible[0]
-    return await messaging_store.get_message(session, chosen.message_id)
+    return await SqlMessageStore(session).get_message(chosen.message_id)
