@@ -492,7 +492,8 @@ class FakeMessageStore(FakeStore):
 
 
 class FakeTrackingStore(FakeStore):
-    """Clicks, conversions and unsubscribes among the rows."""
+    """Clicks, conversions and unsubscribes among the rows. A claimed unsubscribe is not due
+    again until its lease (`next_attempt_at`) runs out, as in SQL."""
 
     async def clicks_of(self, customer_id: str) -> list[Click]:
         return _of(self.rows, Click, customer_id)
@@ -502,6 +503,19 @@ class FakeTrackingStore(FakeStore):
 
     async def unsubscribes_of(self, customer_id: str) -> list[Unsubscribe]:
         return _of(self.rows, Unsubscribe, customer_id)
+
+    async def get_unsubscribe(self, unsubscribe_id: int) -> Unsubscribe | None:
+        return self.rows.get(Unsubscribe, unsubscribe_id)
+
+    async def claim_unsynced_unsubscribes(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[Unsubscribe]:
+        due = self.rows.where(
+            Unsubscribe, lambda u: u.synced_at is None and _by(u.next_attempt_at, now)
+        )
+        claimed = sorted(due, key=lambda u: u.id or 0)[:limit]
+        _set(claimed, {"next_attempt_at": lease_until})
+        return claimed
 
     async def move_tracking(self, from_id: str, to_id: str) -> None:
         for model in (Click, Conversion, Unsubscribe):

@@ -219,11 +219,11 @@ class Worker:
         # outlasts the whole batch, each call taking up to its timeout.
         lease_s = UNSUBSCRIBE_TIMEOUT_S * UNSUBSCRIBE_BATCH + 5
         with untraced():
-            async with transaction(self._sessions) as session:
+            async with self._unit_of_work() as uow:
                 pending = [
                     (row.id, row.customer_id, row.channel)
                     for row in await tracking_service.claim_unsynced_unsubscribes(
-                        session, lease_s, UNSUBSCRIBE_BATCH
+                        uow, lease_s, UNSUBSCRIBE_BATCH
                     )
                 ]
         for row_id, customer_id, channel in pending:
@@ -236,13 +236,13 @@ class Worker:
 
     async def _sync_unsubscribe(self, row_id: int, customer_id: str, channel: str) -> None:
         error = await self._revoke_in_profile(customer_id, channel)
-        async with transaction(self._sessions) as session:
+        async with self._unit_of_work() as uow:
             if error is None or not error.retry:
                 await tracking_service.unsubscribe_synced(
-                    session, row_id, error.message if error else None
+                    uow, row_id, error.message if error else None
                 )
             else:
-                await tracking_service.unsubscribe_failed(session, row_id, error.message)
+                await tracking_service.unsubscribe_failed(uow, row_id, error.message)
 
     async def _revoke_in_profile(self, customer_id: str, channel: str) -> "SyncError | None":
         url = peer_url(self._settings.profile_url, "customers", customer_id, "consents")

@@ -1,8 +1,8 @@
 """Opens, clicks, unsubscribes and the attribution of orders to the messages that led to them.
 
-What the links record (`record_open`, `record_click`, `unsubscribe`) takes the unit of work;
-the unsubscribes' sync, run by the worker, and attribution, run by the projection, still
-take the session."""
+What the links record (`record_open`, `record_click`, `unsubscribe`) and the unsubscribes'
+sync, run by the worker, take the unit of work; attribution, run by the projection, still
+takes the session."""
 
 import re
 from datetime import datetime, timedelta
@@ -115,33 +115,35 @@ async def unsubscribe(
 
 
 async def claim_unsynced_unsubscribes(
-    session: AsyncSession, lease_s: float, limit: int = 100
+    uow: CampaignUnitOfWork, lease_s: float, limit: int = 100
 ) -> list[Unsubscribe]:
     """Unsubscribes profile has not recorded yet, leased to this worker for `lease_s`."""
     now = utcnow()
-    return await store.claim_unsynced_unsubscribes(
-        session, now, limit, now + timedelta(seconds=lease_s)
+    return await uow.tracking.claim_unsynced_unsubscribes(
+        now, limit, now + timedelta(seconds=lease_s)
     )
 
 
-async def unsubscribe_synced(session: AsyncSession, unsubscribe_id: int, error: str | None) -> None:
+async def unsubscribe_synced(
+    uow: CampaignUnitOfWork, unsubscribe_id: int, error: str | None
+) -> None:
     """Profile recorded the revocation (or cannot: `error`); stop retrying."""
-    row = await session.get(Unsubscribe, unsubscribe_id)
+    row = await uow.tracking.get_unsubscribe(unsubscribe_id)
     if row is not None:
         row.synced_at = utcnow()
         row.attempts += 1
         row.last_error = error[:500] if error else None
-        session.add(row)
+        uow.tracking.add(row)
 
 
-async def unsubscribe_failed(session: AsyncSession, unsubscribe_id: int, error: str) -> None:
+async def unsubscribe_failed(uow: CampaignUnitOfWork, unsubscribe_id: int, error: str) -> None:
     """Profile did not answer: try again later, backing off up to an hour."""
-    row = await session.get(Unsubscribe, unsubscribe_id)
+    row = await uow.tracking.get_unsubscribe(unsubscribe_id)
     if row is not None:
         row.attempts += 1
         row.last_error = error[:500]
         row.next_attempt_at = utcnow() + timedelta(seconds=min(2**row.attempts, 3600))
-        session.add(row)
+        uow.tracking.add(row)
 
 
 async def attribute_order(

@@ -1,10 +1,9 @@
 """Every query of tracking: clicks, conversions, and unsubscribes waiting for profile.
 
-`TrackingStore` is what the links' use cases (they only add rows) and a merge, an erasure
-and the export ask of it; `SqlTrackingStore` answers on the transaction's session, and
-`rapport_campaign.testing` has the in-memory fake. The module's functions are
-attribution's, run by the projection, the unsubscribes' sync, run by the worker, and the
-reports'."""
+`TrackingStore` is what the links' use cases (they only add rows), the unsubscribes' sync,
+run by the worker, and a merge, an erasure and the export ask of it; `SqlTrackingStore`
+answers on the transaction's session, and `rapport_campaign.testing` has the in-memory
+fake. The module's functions are attribution's, run by the projection, and the reports'."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -67,35 +66,6 @@ async def campaign_conversions(
     return [(variant, int(n), Decimal(str(revenue))) for variant, n, revenue in result.all()]
 
 
-async def claim_unsynced_unsubscribes(
-    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
-) -> list[Unsubscribe]:
-    """Unsubscribes due for profile, leased to this worker until `lease_until` (SKIP LOCKED)."""
-    due = (
-        select(col(Unsubscribe.id))
-        .where(col(Unsubscribe.synced_at).is_(None), col(Unsubscribe.next_attempt_at) <= now)
-        .order_by(col(Unsubscribe.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    result = await session.exec(
-        update(Unsubscribe)
-        .where(col(Unsubscribe.id).in_(due.scalar_subquery()))
-        .values(next_attempt_at=lease_until)
-        .returning(col(Unsubscribe.id))
-    )
-    claimed = list(result.scalars().all())  # type: ignore[attr-defined]
-    if not claimed:
-        return []
-    rows = await session.exec(
-        select(Unsubscribe)
-        .where(col(Unsubscribe.id).in_(claimed))
-        .order_by(col(Unsubscribe.id))
-        .execution_options(populate_existing=True)
-    )
-    return list(rows.all())
-
-
 class TrackingStore(Protocol):
     def add(self, row: Click | Unsubscribe) -> None: ...
 
@@ -104,6 +74,15 @@ class TrackingStore(Protocol):
     async def conversions_of(self, customer_id: str) -> list[Conversion]: ...
 
     async def unsubscribes_of(self, customer_id: str) -> list[Unsubscribe]: ...
+
+    async def get_unsubscribe(self, unsubscribe_id: int) -> Unsubscribe | None: ...
+
+    async def claim_unsynced_unsubscribes(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[Unsubscribe]:
+        """Unsubscribes due for profile, leased to this worker until `lease_until` (their
+        `next_attempt_at`), in id order."""
+        ...
 
     async def move_tracking(self, from_id: str, to_id: str) -> None:
         """The clicks, conversions and unsubscribes of `from_id` become `to_id`'s."""
@@ -116,8 +95,8 @@ class TrackingStore(Protocol):
 
 
 class SqlTrackingStore(SqlStore):
-    """Clicks and unsubscribes added to the transaction's session, a customer's rows read,
-    moved and anonymised one statement a table."""
+    """Clicks and unsubscribes added to the transaction's session, unsubscribes leased to
+    the sync, a customer's rows read, moved and anonymised one statement a table."""
 
     async def clicks_of(self, customer_id: str) -> list[Click]:
         return await rows_of(self.session, Click, customer_id)
@@ -127,6 +106,38 @@ class SqlTrackingStore(SqlStore):
 
     async def unsubscribes_of(self, customer_id: str) -> list[Unsubscribe]:
         return await rows_of(self.session, Unsubscribe, customer_id)
+
+    async def get_unsubscribe(self, unsubscribe_id: int) -> Unsubscribe | None:
+        return await self.session.get(Unsubscribe, unsubscribe_id)
+
+    async def claim_unsynced_unsubscribes(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[Unsubscribe]:
+        """Unsubscribes due for profile, leased to this worker until `lease_until`; those
+        another worker is claiming are skipped (SKIP LOCKED)."""
+        due = (
+            select(col(Unsubscribe.id))
+            .where(col(Unsubscribe.synced_at).is_(None), col(Unsubscribe.next_attempt_at) <= now)
+            .order_by(col(Unsubscribe.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.exec(
+            update(Unsubscribe)
+            .where(col(Unsubscribe.id).in_(due.scalar_subquery()))
+            .values(next_attempt_at=lease_until)
+            .returning(col(Unsubscribe.id))
+        )
+        claimed = list(result.scalars().all())  # type: ignore[attr-defined]
+        if not claimed:
+            return []
+        rows = await self.session.exec(
+            select(Unsubscribe)
+            .where(col(Unsubscribe.id).in_(claimed))
+            .order_by(col(Unsubscribe.id))
+            .execution_options(populate_existing=True)
+        )
+        return list(rows.all())
 
     async def move_tracking(self, from_id: str, to_id: str) -> None:
         for model in (Click, Conversion, Unsubscribe):

@@ -2,7 +2,8 @@
 refused when altered, forged, of another kind or expired), opens and clicks recorded once
 with their events, a click only to a link the message was sent with, and an unsubscribe
 that suppresses the channel, queues the revocation, disarms the journeys on it and has the
-segments test the customer again."""
+segments test the customer again; the queued revocations leased to the sync one batch at a
+time, recorded once profile has them, retried with backoff when it did not answer."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -337,3 +338,77 @@ class TestUnsubscribing:
         assert uow.rows.all(ConsentState) == []
         assert uow.rows.all(Unsubscribe) == []
         assert uow.membership.reevaluated == []
+
+
+NOW = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The sync's clock, fixed."""
+    monkeypatch.setattr(service, "utcnow", lambda: NOW)
+    return NOW
+
+
+def queued(uow: FakeCampaignUnitOfWork, customer_id: str, **fields: Any) -> Unsubscribe:
+    values: dict[str, Any] = {
+        "customer_id": customer_id,
+        "channel": "email",
+        "next_attempt_at": NOW,
+    }
+    row = Unsubscribe(**{**values, **fields})
+    uow.rows.add(row)
+    return row
+
+
+class TestSyncingUnsubscribes:
+    async def test_due_unsynced_unsubscribes_are_leased_one_batch_in_order(
+        self, uow: FakeCampaignUnitOfWork, now: datetime
+    ) -> None:
+        first, second, third = (queued(uow, c) for c in ("ann", "bob", "cy"))
+        queued(uow, "dan", synced_at=NOW - timedelta(hours=1))
+        queued(uow, "eve", next_attempt_at=NOW + timedelta(seconds=1))
+
+        claimed = await service.claim_unsynced_unsubscribes(uow, 60, limit=2)
+
+        assert claimed == [first, second]
+        assert [row.next_attempt_at for row in claimed] == [NOW + timedelta(seconds=60)] * 2
+        assert await service.claim_unsynced_unsubscribes(uow, 60, limit=2) == [third]
+        assert await service.claim_unsynced_unsubscribes(uow, 60, limit=2) == []
+
+    async def test_one_profile_recorded_is_synced_and_not_claimed_again(
+        self, uow: FakeCampaignUnitOfWork, now: datetime
+    ) -> None:
+        row = queued(uow, "ann", next_attempt_at=NOW - timedelta(minutes=5))
+        assert row.id is not None
+
+        await service.unsubscribe_synced(uow, row.id, None)
+
+        assert (row.synced_at, row.attempts, row.last_error) == (NOW, 1, None)
+        assert await service.claim_unsynced_unsubscribes(uow, 60) == []
+
+    async def test_one_profile_refused_for_good_is_synced_with_its_error(
+        self, uow: FakeCampaignUnitOfWork, now: datetime
+    ) -> None:
+        row = queued(uow, "ann")
+        assert row.id is not None
+
+        await service.unsubscribe_synced(uow, row.id, "profile answered 404")
+
+        assert (row.synced_at, row.last_error) == (NOW, "profile answered 404")
+
+    @pytest.mark.parametrize(("attempts", "wait_s"), [(0, 2), (1, 4), (3, 16), (20, 3600)])
+    async def test_one_profile_did_not_answer_is_retried_backing_off_up_to_an_hour(
+        self, uow: FakeCampaignUnitOfWork, now: datetime, attempts: int, wait_s: int
+    ) -> None:
+        row = queued(uow, "ann", attempts=attempts)
+        assert row.id is not None
+
+        await service.unsubscribe_failed(uow, row.id, "profile unreachable")
+
+        assert (row.synced_at, row.attempts, row.last_error) == (
+            None,
+            attempts + 1,
+            "profile unreachable",
+        )
+        assert row.next_attempt_at == NOW + timedelta(seconds=wait_s)
