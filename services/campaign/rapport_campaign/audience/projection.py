@@ -583,7 +583,7 @@ async def apply_consents(
         _CONSENT_COLUMNS,
     )
     if revoked:
-        journeys = await journey_store.journeys(session)
+        journeys = await journey_store.SqlJourneyStore(session).journeys()
         for channel, ids in revoked.items():
             on_channel = [j.id for j in journeys if j.channel == channel]
             await journey_store.stop_timers(session, on_channel, ids, utcnow())
@@ -658,7 +658,7 @@ async def _record(
 
 
 async def _refresh(session: AsyncSession, customer_id: str) -> None:
-    member = await store.get_member(session, customer_id)
+    member = await store.SqlAudienceStore(session).get_member(customer_id)
     if member is not None:
         await refresh_metrics(session, member)
     await session.flush()

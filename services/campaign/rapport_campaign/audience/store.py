@@ -4,8 +4,8 @@ aliases and tombstones; what templates recommend from orders; acquisition channe
 `AudienceStore` is what the use cases behind the routes, the broadcasts and journeys, and a
 merge, an erasure and the export (`rapport_campaign.lifecycle`) ask of it;
 `SqlAudienceStore` answers on the transaction's session, and `rapport_campaign.testing` has
-the in-memory fake. The module's functions stay for the projection, which reads and writes
-a run of events in bulk, and for the sender.
+the in-memory fake. The module's functions are the projection's, which reads and writes a
+run of events in bulk.
 
 Longer than the other modules: the bulk queries, the Protocol and its SQL answers of one
 domain stay together, so that each query sits beside what asks it."""
@@ -48,20 +48,8 @@ ITEMS = ActivityItem.__table__  # type: ignore[attr-defined]
 CONSENTS = ConsentState.__table__  # type: ignore[attr-defined]
 
 
-async def get_member(session: AsyncSession, customer_id: str) -> AudienceMember | None:
-    return await session.get(AudienceMember, customer_id)
-
-
 def add_member(session: AsyncSession, member: AudienceMember) -> None:
     session.add(member)
-
-
-async def get_erased_customer(session: AsyncSession, customer_id: str) -> ErasedCustomer | None:
-    return await session.get(ErasedCustomer, customer_id)
-
-
-async def get_alias(session: AsyncSession, merged_id: str) -> Alias | None:
-    return await session.get(Alias, merged_id)
 
 
 async def activity_recorded(session: AsyncSession, event_id: str) -> bool:
@@ -92,12 +80,6 @@ async def loyalty_history(session: AsyncSession, customer_id: str) -> list[tuple
         .order_by(col(Activity.occurred_at), col(Activity.id)),
     )
     return [(Decimal(str(value or 0)), balance) for value, balance in result]
-
-
-async def audience_activity(session: AsyncSession) -> list[tuple[str, datetime | None]]:
-    """Every audience member with the time of their latest activity."""
-    result = await session.exec(select(AudienceMember.customer_id, AudienceMember.last_active_at))
-    return [(customer_id, as_time(last)) for customer_id, last in result.all()]
 
 
 async def last_nps(session: AsyncSession, customer_id: str) -> int | None:
@@ -287,55 +269,6 @@ async def metrics(session: AsyncSession, customer_ids: Iterable[str]) -> dict[st
     return found
 
 
-async def get_consent(session: AsyncSession, customer_id: str, channel: str) -> ConsentState | None:
-    return await session.get(ConsentState, (customer_id, channel))
-
-
-async def consents_of(session: AsyncSession, customer_id: str) -> list[ConsentState]:
-    result = await session.exec(select(ConsentState).where(ConsentState.customer_id == customer_id))
-    return list(result.all())
-
-
-async def withdrawn_customers(session: AsyncSession, channel: str) -> set[str]:
-    """Customers who revoked or unsubscribed from marketing on this channel."""
-    result = await session.exec(
-        select(ConsentState.customer_id).where(
-            ConsentState.channel == channel,
-            or_(col(ConsentState.granted).is_(False), col(ConsentState.suppressed_at).is_not(None)),
-        )
-    )
-    return set(result.all())
-
-
-async def bought_products(session: AsyncSession, customer_id: str) -> list[tuple[str, str | None]]:
-    """(product_id, category) of every product the customer ordered."""
-    result = await session.exec(
-        select(ActivityItem.product_id, ActivityItem.category)
-        .join(Activity, col(Activity.id) == col(ActivityItem.activity_id))
-        .where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
-    )
-    return [(product, category) for product, category in result.all()]
-
-
-async def last_order(session: AsyncSession, customer_id: str) -> template_data.Record | None:
-    """The customer's most recent order with its lines, as templates see it."""
-    result = await session.exec(
-        select(Activity)
-        .where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
-        .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
-        .limit(1)
-    )
-    found = result.first()
-    if found is None:
-        return None
-    lines = await session.exec(
-        select(ActivityItem)
-        .where(ActivityItem.activity_id == found.id)
-        .order_by(col(ActivityItem.id))
-    )
-    return order_record(found, lines.all())
-
-
 def order_record(order: Activity, lines: Iterable[ActivityItem]) -> template_data.Record:
     """An order.completed activity and its lines, as templates see the order."""
     return template_data.order(
@@ -345,32 +278,6 @@ def order_record(order: Activity, lines: Iterable[ActivityItem]) -> template_dat
         as_time(order.occurred_at) or order.occurred_at,
         [line.model_dump() for line in lines],
     )
-
-
-async def popular_products(
-    session: AsyncSession, *, since: datetime, limit: int
-) -> list[dict[str, Any]]:
-    """The products most customers bought since `since`, most popular first."""
-    buyers = func.count(func.distinct(ActivityItem.customer_id))
-    result = await all_rows(
-        session,
-        sa_select(
-            col(ActivityItem.product_id),
-            func.max(col(ActivityItem.name)),
-            func.max(col(ActivityItem.category)),
-            func.max(col(ActivityItem.price)),
-            buyers,
-        )
-        .join(Activity, col(Activity.id) == col(ActivityItem.activity_id))
-        .where(col(Activity.event_type) == "order.completed", col(Activity.occurred_at) >= since)
-        .group_by(col(ActivityItem.product_id))
-        .order_by(buyers.desc(), col(ActivityItem.product_id))
-        .limit(limit),
-    )
-    return [
-        popular_product(product_id, name, category, price)
-        for product_id, name, category, price, _ in result
-    ]
 
 
 def popular_product(
@@ -401,12 +308,6 @@ async def acquisition_channels(
         ).group_by(a.acquisition_channel),
     )
     return [tuple(row) for row in result]  # type: ignore[misc]
-
-
-async def repoint_aliases(session: AsyncSession, old_id: str, new_id: str) -> None:
-    await session.exec(
-        update(Alias).where(col(Alias.customer_id) == old_id).values(customer_id=new_id)
-    )
 
 
 # What a merge and an erasure write in the audience.
@@ -495,40 +396,97 @@ class SqlAudienceStore(SqlStore):
         )
 
     async def get_member(self, customer_id: str) -> AudienceMember | None:
-        return await get_member(self.session, customer_id)
+        return await self.session.get(AudienceMember, customer_id)
 
     async def get_consent(self, customer_id: str, channel: str) -> ConsentState | None:
-        return await get_consent(self.session, customer_id, channel)
+        return await self.session.get(ConsentState, (customer_id, channel))
 
     async def withdrawn_customers(self, channel: str) -> set[str]:
-        return await withdrawn_customers(self.session, channel)
+        result = await self.session.exec(
+            select(ConsentState.customer_id).where(
+                ConsentState.channel == channel,
+                or_(
+                    col(ConsentState.granted).is_(False),
+                    col(ConsentState.suppressed_at).is_not(None),
+                ),
+            )
+        )
+        return set(result.all())
 
     async def audience_activity(self) -> list[tuple[str, datetime | None]]:
-        return await audience_activity(self.session)
+        result = await self.session.exec(
+            select(AudienceMember.customer_id, AudienceMember.last_active_at)
+        )
+        return [(customer_id, as_time(last)) for customer_id, last in result.all()]
 
     async def bought_products(self, customer_id: str) -> list[tuple[str, str | None]]:
-        return await bought_products(self.session, customer_id)
+        result = await self.session.exec(
+            select(ActivityItem.product_id, ActivityItem.category)
+            .join(Activity, col(Activity.id) == col(ActivityItem.activity_id))
+            .where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
+        )
+        return [(product, category) for product, category in result.all()]
 
     async def popular_products(self, *, since: datetime, limit: int) -> list[dict[str, Any]]:
-        return await popular_products(self.session, since=since, limit=limit)
+        buyers = func.count(func.distinct(ActivityItem.customer_id))
+        result = await all_rows(
+            self.session,
+            sa_select(
+                col(ActivityItem.product_id),
+                func.max(col(ActivityItem.name)),
+                func.max(col(ActivityItem.category)),
+                func.max(col(ActivityItem.price)),
+                buyers,
+            )
+            .join(Activity, col(Activity.id) == col(ActivityItem.activity_id))
+            .where(
+                col(Activity.event_type) == "order.completed", col(Activity.occurred_at) >= since
+            )
+            .group_by(col(ActivityItem.product_id))
+            .order_by(buyers.desc(), col(ActivityItem.product_id))
+            .limit(limit),
+        )
+        return [
+            popular_product(product_id, name, category, price)
+            for product_id, name, category, price, _ in result
+        ]
 
     async def last_order(self, customer_id: str) -> template_data.Record | None:
-        return await last_order(self.session, customer_id)
+        result = await self.session.exec(
+            select(Activity)
+            .where(Activity.customer_id == customer_id, Activity.event_type == "order.completed")
+            .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
+            .limit(1)
+        )
+        found = result.first()
+        if found is None:
+            return None
+        lines = await self.session.exec(
+            select(ActivityItem)
+            .where(ActivityItem.activity_id == found.id)
+            .order_by(col(ActivityItem.id))
+        )
+        return order_record(found, lines.all())
 
     async def get_erased_customer(self, customer_id: str) -> ErasedCustomer | None:
-        return await get_erased_customer(self.session, customer_id)
+        return await self.session.get(ErasedCustomer, customer_id)
 
     async def get_alias(self, merged_id: str) -> Alias | None:
-        return await get_alias(self.session, merged_id)
+        return await self.session.get(Alias, merged_id)
 
     async def aliases_of(self, customer_id: str) -> list[Alias]:
         return await rows_of(self.session, Alias, customer_id)
 
     async def repoint_aliases(self, old_id: str, new_id: str) -> None:
-        await repoint_aliases(self.session, old_id, new_id)
+        await self.session.exec(
+            update(Alias).where(col(Alias.customer_id) == old_id).values(customer_id=new_id)
+        )
 
     async def consents_of(self, customer_id: str) -> list[ConsentState]:
-        return await consents_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(ConsentState).where(ConsentState.customer_id == customer_id)
+        )
+        return list(result.all())
 
     async def activities_of(self, customer_id: str) -> list[Activity]:
         return await rows_of(self.session, Activity, customer_id)

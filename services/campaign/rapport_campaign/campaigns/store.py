@@ -117,7 +117,18 @@ class SqlCampaignStore(SqlStore):
         return list(result.all())
 
     async def campaigns_listing(self, customer_ids: Sequence[str]) -> list[Campaign]:
-        return await campaigns_listing(self.session, customer_ids)
+        if not customer_ids:
+            return []
+        # The list is JSON: its text holds each id in quotes. LIKE narrows, Python decides.
+        listed = cast(col(Campaign.customer_ids), Text)
+        query = select(Campaign).where(
+            col(Campaign.customer_ids).is_not(None),
+            or_(*(listed.contains(f'"{cid}"', autoescape=True) for cid in customer_ids)),
+        )
+        wanted = set(customer_ids)
+        return [
+            c for c in (await self.session.exec(query)).all() if wanted & set(c.customer_ids or [])
+        ]
 
 
 async def campaign_totals(session: AsyncSession) -> list[tuple[str, str, str, int, int, Any]]:
@@ -151,17 +162,3 @@ async def campaign_totals(session: AsyncSession) -> list[tuple[str, str, str, in
         .order_by(col(Campaign.created_at)),
     )
     return [tuple(row) for row in result]  # type: ignore[misc]
-
-
-async def campaigns_listing(session: AsyncSession, customer_ids: Sequence[str]) -> list[Campaign]:
-    """Campaigns whose stored audience list names one of these customers."""
-    if not customer_ids:
-        return []
-    # The list is JSON: its text holds each id in quotes. LIKE narrows, Python decides.
-    listed = cast(col(Campaign.customer_ids), Text)
-    query = select(Campaign).where(
-        col(Campaign.customer_ids).is_not(None),
-        or_(*(listed.contains(f'"{cid}"', autoescape=True) for cid in customer_ids)),
-    )
-    wanted = set(customer_ids)
-    return [c for c in (await session.exec(query)).all() if wanted & set(c.customer_ids or [])]

@@ -79,7 +79,7 @@ async def set_journey_active(uow: CampaignUnitOfWork, journey_id: str, active: b
 
 
 async def _state(session: AsyncSession, journey_id: str, customer_id: str) -> JourneyState:
-    state = await store.get_journey_state(session, journey_id, customer_id)
+    state = await store.SqlJourneyStore(session).get_journey_state(journey_id, customer_id)
     if state is None:
         state = JourneyState(journey_id=journey_id, customer_id=customer_id, cycle=1, fired_cycle=0)
     return state
@@ -91,7 +91,9 @@ async def _withdrawn(session: AsyncSession, customer_id: str, channel: str) -> b
     A customer whose consent is not known yet still arms timers: the grant often follows the
     registration, and the send-time check suppresses what goes out without one.
     """
-    return _took_back(await audience_store.get_consent(session, customer_id, channel))
+    return _took_back(
+        await audience_store.SqlAudienceStore(session).get_consent(customer_id, channel)
+    )
 
 
 def _took_back(consent: ConsentState | None) -> bool:
@@ -107,10 +109,11 @@ def _new_cycle(state: JourneyState) -> None:
 
 async def on_registered(session: AsyncSession, customer_id: str, registered_at: datetime) -> None:
     """Arm welcome journeys, and start the inactivity clock."""
+    states = store.SqlJourneyStore(session)
     for journey in await store.active_journeys(session, "welcome"):
         if registered_at < utc(journey.created_at):
             continue
-        if await store.get_journey_state(session, journey.id, customer_id) is not None:
+        if await states.get_journey_state(journey.id, customer_id) is not None:
             continue  # a welcome is once per customer, ever
         if await _withdrawn(session, customer_id, journey.channel):
             continue
@@ -172,10 +175,11 @@ async def on_cart(
 
 async def on_order(session: AsyncSession, customer_id: str, at: datetime) -> None:
     """A conversion stops pending welcome and abandoned-cart timers and opens a new cycle."""
-    for journey in await store.journeys(session):
+    journeys = store.SqlJourneyStore(session)
+    for journey in await journeys.journeys():
         if journey.trigger not in ("welcome", "abandoned_cart"):
             continue
-        state = await store.get_journey_state(session, journey.id, customer_id)
+        state = await journeys.get_journey_state(journey.id, customer_id)
         if state is None:
             continue
         state.due_at = None

@@ -50,22 +50,6 @@ async def active_journeys(session: AsyncSession, trigger: str) -> list[Campaign]
     return list(result.all())
 
 
-async def journeys(session: AsyncSession) -> list[Campaign]:
-    result = await session.exec(select(Campaign).where(Campaign.kind == "journey"))
-    return list(result.all())
-
-
-async def get_journey_state(
-    session: AsyncSession, journey_id: str, customer_id: str
-) -> JourneyState | None:
-    return await session.get(JourneyState, (journey_id, customer_id))
-
-
-async def journey_states_of(session: AsyncSession, customer_id: str) -> list[JourneyState]:
-    result = await session.exec(select(JourneyState).where(JourneyState.customer_id == customer_id))
-    return list(result.all())
-
-
 async def stop_timers(
     session: AsyncSession, journey_ids: Sequence[str], customer_ids: Sequence[str], now: datetime
 ) -> None:
@@ -147,13 +131,17 @@ class SqlJourneyStore(SqlStore):
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
     async def journeys(self) -> list[Campaign]:
-        return await journeys(self.session)
+        result = await self.session.exec(select(Campaign).where(Campaign.kind == "journey"))
+        return list(result.all())
 
     async def get_journey_state(self, journey_id: str, customer_id: str) -> JourneyState | None:
-        return await get_journey_state(self.session, journey_id, customer_id)
+        return await self.session.get(JourneyState, (journey_id, customer_id))
 
     async def journey_states_of(self, customer_id: str) -> list[JourneyState]:
-        return await journey_states_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(JourneyState).where(JourneyState.customer_id == customer_id)
+        )
+        return list(result.all())
 
     async def forget_journey_states(self, customer_id: str) -> None:
         await delete_rows(self.session, JourneyState, customer_id)

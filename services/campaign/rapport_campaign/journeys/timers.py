@@ -40,7 +40,7 @@ class Timers:
         customer_ids: Iterable[str],
         consents: dict[tuple[str, str], dict[str, Any]] | None = None,
     ) -> "Timers":
-        journeys = await store.journeys(session)
+        journeys = await store.SqlJourneyStore(session).journeys()
         if not journeys:
             return cls([], {}, {})
         ids = set(customer_ids)
