@@ -498,6 +498,19 @@ class FakeTrackingStore(FakeStore):
     async def clicks_of(self, customer_id: str) -> list[Click]:
         return _of(self.rows, Click, customer_id)
 
+    async def clicks_between(self, customer_id: str, start: datetime, end: datetime) -> list[Click]:
+        clicks = self.rows.where(
+            Click,
+            lambda c: (
+                c.customer_id == customer_id and aware(start) <= aware(c.clicked_at) <= aware(end)
+            ),
+        )
+        return sorted(clicks, key=lambda c: (aware(c.clicked_at), c.id or 0))
+
+    async def conversion_for_order(self, order_key: str) -> Conversion | None:
+        found = self.rows.where(Conversion, lambda c: c.order_key == order_key)
+        return found[0] if found else None
+
     async def conversions_of(self, customer_id: str) -> list[Conversion]:
         return _of(self.rows, Conversion, customer_id)
 

@@ -633,7 +633,10 @@ class TestAttribution:
 
         async with transaction(sessions) as session:
             conversion = await tracking_service.attribute_order(
-                session, "ann", order("ann", "o-1"), first_touch
+                SqlCampaignUnitOfWork(session, settings.kafka.topic),
+                "ann",
+                order("ann", "o-1"),
+                first_touch,
             )
 
         assert conversion is not None

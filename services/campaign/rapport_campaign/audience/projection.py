@@ -358,9 +358,10 @@ async def record_orders(
     clicked = await tracking_store.customers_with_clicks(session, customers)
     timers = await Timers.load(session, customers)
     _forget_written(session)
+    uow = SqlCampaignUnitOfWork(session, settings.kafka.topic)
     for customer_id, event in applied:
         if event.coupon or customer_id in clicked:
-            await tracking_service.attribute_order(session, customer_id, event, settings)
+            await tracking_service.attribute_order(uow, customer_id, event, settings)
         timers.order(customer_id, utc(event.occurred_at))
     await timers.write(session)
     _forget_written(session)

@@ -1,24 +1,19 @@
 """Opens, clicks, unsubscribes and the attribution of orders to the messages that led to them.
 
-What the links record (`record_open`, `record_click`, `unsubscribe`) and the unsubscribes'
-sync, run by the worker, take the unit of work; attribution, run by the projection, still
-takes the session."""
+Each takes the unit of work: what the links record (`record_open`, `record_click`,
+`unsubscribe`), the unsubscribes' sync run by the worker, and attribution, which the orders'
+projection runs on its transaction."""
 
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from rapport_campaign import shared
 from rapport_campaign.audience import service as audience_service
-from rapport_campaign.campaigns.store import SqlCampaignStore
 from rapport_campaign.journeys import service as journey_service
 from rapport_campaign.messaging.models import LINKS, Message
-from rapport_campaign.messaging.store import SqlMessageStore
 from rapport_campaign.settings import Settings
-from rapport_campaign.shared import publish, utc
-from rapport_campaign.tracking import store
+from rapport_campaign.shared import utc
 from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
 from rapport_campaign.tracking.tokens import with_utm
 from rapport_campaign.unit_of_work import CampaignUnitOfWork
@@ -147,26 +142,26 @@ async def unsubscribe_failed(uow: CampaignUnitOfWork, unsubscribe_id: int, error
 
 
 async def attribute_order(
-    session: AsyncSession, customer_id: str, event: OrderCompleted, settings: Settings
+    uow: CampaignUnitOfWork, customer_id: str, event: OrderCompleted, settings: Settings
 ) -> Conversion | None:
     """Credit the order to a campaign message: its offer code, else a click in the window."""
     order_key = f"{customer_id}:{event.order_id}"[:200]
-    if await store.conversion_for_order(session, order_key) is not None:
+    if await uow.tracking.conversion_for_order(order_key) is not None:
         return None
     ordered_at = utc(event.occurred_at)
     message: Message | None = None
     touch = "offer_code"
     if event.coupon:
-        coded = await SqlMessageStore(session).message_by_offer_code(event.coupon.upper())
+        coded = await uow.messages.message_by_offer_code(event.coupon.upper())
         if coded is not None:
             if coded.redeemed_at is None:
                 coded.redeemed_at = ordered_at
                 coded.redeemed_order_id = event.order_id[:128]
-                session.add(coded)
+                uow.messages.add(coded)
             if coded.customer_id == customer_id:
                 message = coded
     if message is None:
-        message = await _clicked_message(session, customer_id, ordered_at, settings)
+        message = await _clicked_message(uow, customer_id, ordered_at, settings)
         touch = "click"
     if message is None:
         return None
@@ -183,36 +178,33 @@ async def attribute_order(
         touch=touch,
         occurred_at=ordered_at,
     )
-    shared.add(session, conversion)
-    publish(
-        session,
-        CampaignConversionAttributed(
-            customer_id=customer_id,
-            campaign_id=message.campaign_id,
-            message_id=message.id,
-            order_id=event.order_id,
-            revenue=event.revenue,
-            currency=event.currency,
-            model=settings.attribution_model,
-        ),
-        settings,
+    uow.tracking.add(conversion)
+    attributed = CampaignConversionAttributed(
+        customer_id=customer_id,
+        campaign_id=message.campaign_id,
+        message_id=message.id,
+        order_id=event.order_id,
+        revenue=event.revenue,
+        currency=event.currency,
+        model=settings.attribution_model,
     )
+    await uow.outbox.publish([attributed])
     return conversion
 
 
 async def _clicked_message(
-    session: AsyncSession, customer_id: str, ordered_at: datetime, settings: Settings
+    uow: CampaignUnitOfWork, customer_id: str, ordered_at: datetime, settings: Settings
 ) -> Message | None:
     """The clicked message credited under the attribution model, within its campaign's window."""
     longest = max(settings.attribution_window_hours, 24 * 365)
-    clicks = await store.clicks_between(
-        session, customer_id, ordered_at - timedelta(hours=longest), ordered_at
+    clicks = await uow.tracking.clicks_between(
+        customer_id, ordered_at - timedelta(hours=longest), ordered_at
     )
     windows: dict[str, float] = {}
     eligible = []
     for click in clicks:
         if click.campaign_id not in windows:
-            campaign = await SqlCampaignStore(session).get_campaign(click.campaign_id)
+            campaign = await uow.campaigns.get_campaign(click.campaign_id)
             windows[click.campaign_id] = (
                 campaign.attribution_window_hours
                 if campaign is not None and campaign.attribution_window_hours
@@ -223,4 +215,4 @@ async def _clicked_message(
     if not eligible:
         return None
     chosen = eligible[-1] if settings.attribution_model == "last_touch" else eligible[0]
-    return await SqlMessageStore(session).get_message(chosen.message_id)
+    return await uow.messages.get_message(chosen.message_id)

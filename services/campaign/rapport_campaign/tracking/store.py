@@ -30,26 +30,6 @@ async def customers_with_clicks(session: AsyncSession, customer_ids: Iterable[st
     return found
 
 
-async def clicks_between(
-    session: AsyncSession, customer_id: str, start: datetime, end: datetime
-) -> list[Click]:
-    result = await session.exec(
-        select(Click)
-        .where(
-            Click.customer_id == customer_id,
-            col(Click.clicked_at) >= start,
-            col(Click.clicked_at) <= end,
-        )
-        .order_by(col(Click.clicked_at), col(Click.id))
-    )
-    return list(result.all())
-
-
-async def conversion_for_order(session: AsyncSession, order_key: str) -> Conversion | None:
-    result = await session.exec(select(Conversion).where(Conversion.order_key == order_key))
-    return result.first()
-
-
 async def campaign_conversions(
     session: AsyncSession, campaign_id: str
 ) -> list[tuple[str | None, int, Decimal]]:
@@ -67,7 +47,15 @@ async def campaign_conversions(
 
 
 class TrackingStore(Protocol):
-    def add(self, row: Click | Unsubscribe) -> None: ...
+    def add(self, row: Click | Unsubscribe | Conversion) -> None: ...
+
+    async def clicks_between(self, customer_id: str, start: datetime, end: datetime) -> list[Click]:
+        """The customer's clicks from `start` to `end` (both included), oldest first."""
+        ...
+
+    async def conversion_for_order(self, order_key: str) -> Conversion | None:
+        """The conversion an order (`customer:order id`) was credited to, if any."""
+        ...
 
     async def clicks_of(self, customer_id: str) -> list[Click]: ...
 
@@ -100,6 +88,24 @@ class SqlTrackingStore(SqlStore):
 
     async def clicks_of(self, customer_id: str) -> list[Click]:
         return await rows_of(self.session, Click, customer_id)
+
+    async def clicks_between(self, customer_id: str, start: datetime, end: datetime) -> list[Click]:
+        result = await self.session.exec(
+            select(Click)
+            .where(
+                Click.customer_id == customer_id,
+                col(Click.clicked_at) >= start,
+                col(Click.clicked_at) <= end,
+            )
+            .order_by(col(Click.clicked_at), col(Click.id))
+        )
+        return list(result.all())
+
+    async def conversion_for_order(self, order_key: str) -> Conversion | None:
+        result = await self.session.exec(
+            select(Conversion).where(Conversion.order_key == order_key)
+        )
+        return result.first()
 
     async def conversions_of(self, customer_id: str) -> list[Conversion]:
         return await rows_of(self.session, Conversion, customer_id)

@@ -3,7 +3,9 @@ refused when altered, forged, of another kind or expired), opens and clicks reco
 with their events, a click only to a link the message was sent with, and an unsubscribe
 that suppresses the channel, queues the revocation, disarms the journeys on it and has the
 segments test the customer again; the queued revocations leased to the sync one batch at a
-time, recorded once profile has them, retried with backoff when it did not answer."""
+time, recorded once profile has them, retried with backoff when it did not answer; and
+orders credited to the message whose offer code they redeem or, else, to a click within its
+campaign's window under the model chosen."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +18,10 @@ from rapport_campaign.audience.models import Alias, ConsentState, ErasedCustomer
 from rapport_campaign.campaigns.models import Campaign
 from rapport_campaign.journeys.models import JourneyState
 from rapport_campaign.messaging.models import LINKS, Message
+from rapport_campaign.settings import Settings
 from rapport_campaign.testing import FakeCampaignUnitOfWork
 from rapport_campaign.tracking import service
-from rapport_campaign.tracking.models import Click, Unsubscribe
+from rapport_campaign.tracking.models import Click, Conversion, Unsubscribe
 from rapport_campaign.tracking.tokens import (
     SALTS,
     ClickTarget,
@@ -28,7 +31,13 @@ from rapport_campaign.tracking.tokens import (
     UnsubscribeTarget,
     with_utm,
 )
-from rapport_events.types import CampaignMessageClicked, CampaignMessageOpened
+from rapport_events.types import (
+    CampaignConversionAttributed,
+    CampaignMessageClicked,
+    CampaignMessageOpened,
+    LineItem,
+    OrderCompleted,
+)
 
 SECRET = "a-signing-secret-of-at-least-thirty-two-chars"
 SPRING = "https://shop.example/spring"
@@ -412,3 +421,113 @@ class TestSyncingUnsubscribes:
             "profile unreachable",
         )
         assert row.next_attempt_at == NOW + timedelta(seconds=wait_s)
+
+
+ORDERED_AT = datetime(2026, 5, 1, 12, tzinfo=UTC)
+
+
+def an_order(order_id: str = "o-1", coupon: str | None = None) -> OrderCompleted:
+    return OrderCompleted(
+        customer_id="ann",
+        order_id=order_id,
+        revenue="80.00",
+        currency="EUR",
+        coupon=coupon,
+        items=[LineItem(product_id="sku-1", price="80.00")],
+        occurred_at=ORDERED_AT,
+    )
+
+
+def clicked(uow: FakeCampaignUnitOfWork, message: Message, hours_before: float) -> None:
+    uow.rows.add(
+        Click(
+            message_id=message.id,
+            campaign_id=message.campaign_id,
+            customer_id=message.customer_id,
+            url=SPRING,
+            clicked_at=ORDERED_AT - timedelta(hours=hours_before),
+        )
+    )
+
+
+class TestAttribution:
+    async def test_the_offer_code_redeemed_credits_its_message_and_publishes_once(
+        self, uow: FakeCampaignUnitOfWork, settings: Settings
+    ) -> None:
+        coded = a_message(uow)
+        coded.offer_code = "SPRING-7Q"
+        clicked(uow, a_message(uow, campaign_name="Other"), hours_before=1)
+
+        conversion = await service.attribute_order(
+            uow, "ann", an_order(coupon="spring-7q"), settings
+        )
+        again = await service.attribute_order(uow, "ann", an_order(coupon="spring-7q"), settings)
+
+        assert conversion is not None and again is None
+        assert (conversion.message_id, conversion.touch) == (coded.id, "offer_code")
+        assert (conversion.order_key, conversion.revenue) == ("ann:o-1", 80)
+        assert (coded.redeemed_at, coded.redeemed_order_id) == (ORDERED_AT, "o-1")
+        [attributed] = uow.outbox.published(CampaignConversionAttributed)
+        assert (attributed.message_id, attributed.model) == (coded.id, "last_touch")
+        assert uow.rows.all(Conversion) == [conversion]
+
+    async def test_someone_elses_code_is_marked_redeemed_but_credits_a_click_instead(
+        self, uow: FakeCampaignUnitOfWork, settings: Settings
+    ) -> None:
+        theirs = a_message(uow, customer_id="bob")
+        theirs.offer_code = "BOBS"
+        mine = a_message(uow)
+        clicked(uow, mine, hours_before=2)
+
+        conversion = await service.attribute_order(uow, "ann", an_order(coupon="bobs"), settings)
+
+        assert conversion is not None
+        assert (conversion.message_id, conversion.touch) == (mine.id, "click")
+        assert theirs.redeemed_order_id == "o-1"
+
+    async def test_the_model_picks_the_last_or_the_first_click_in_the_window(
+        self, uow: FakeCampaignUnitOfWork, settings: Settings
+    ) -> None:
+        first, last = a_message(uow, campaign_name="First"), a_message(uow, campaign_name="Last")
+        clicked(uow, first, hours_before=30)
+        clicked(uow, last, hours_before=3)
+        first_touch = settings.model_copy(update={"attribution_model": "first_touch"})
+
+        by_last = await service.attribute_order(uow, "ann", an_order("o-1"), settings)
+        by_first = await service.attribute_order(uow, "ann", an_order("o-2"), first_touch)
+
+        assert by_last is not None and by_last.message_id == last.id
+        assert by_first is not None and by_first.message_id == first.id
+        assert (by_first.model, by_first.variant) == ("first_touch", "B")
+
+    async def test_a_click_outside_its_campaigns_window_earns_nothing(
+        self, uow: FakeCampaignUnitOfWork, settings: Settings
+    ) -> None:
+        message = a_message(uow)
+        campaign = uow.rows.get(Campaign, message.campaign_id)
+        assert campaign is not None
+        campaign.attribution_window_hours = 24
+        clicked(uow, message, hours_before=25)
+
+        assert await service.attribute_order(uow, "ann", an_order(), settings) is None
+        assert uow.outbox.published(CampaignConversionAttributed) == []
+
+    async def test_a_campaigns_own_window_can_be_longer_than_the_default(
+        self, uow: FakeCampaignUnitOfWork, settings: Settings
+    ) -> None:
+        message = a_message(uow)
+        campaign = uow.rows.get(Campaign, message.campaign_id)
+        assert campaign is not None
+        campaign.attribution_window_hours = 24 * 30
+        clicked(uow, message, hours_before=settings.attribution_window_hours + 24)
+
+        conversion = await service.attribute_order(uow, "ann", an_order(), settings)
+
+        assert conversion is not None and conversion.message_id == message.id
+
+    async def test_a_click_after_the_order_earns_nothing(
+        self, uow: FakeCampaignUnitOfWork, settings: Settings
+    ) -> None:
+        clicked(uow, a_message(uow), hours_before=-1)
+
+        assert await service.attribute_order(uow, "ann", an_order(), settings) is None
