@@ -23,14 +23,12 @@ from rapport_events.unit_of_work import (
     SqlUnitOfWork,
     UnitOfWork,
 )
-from rapport_partner_share.consents import store as consent_store
 from rapport_partner_share.consents.store import ConsentStore, SqlConsentStore
 from rapport_partner_share.customers.store import CustomerStore, SqlCustomerStore
 from rapport_partner_share.ledger.store import LedgerStore, SqlLedgerStore
 from rapport_partner_share.notices.store import NoticeStore, SqlNoticeStore
 from rapport_partner_share.partners.store import PartnerStore, SqlPartnerStore
 from rapport_partner_share.shared import SOURCE
-from rapport_partner_share.slices import store as slice_store
 from rapport_partner_share.slices.store import SliceStore, SqlSliceStore
 
 
@@ -86,9 +84,10 @@ class SqlEventIdOutbox(SqlOutbox):
 # The set-based deletions a partnership's end needs, over the consents' and slices' tables.
 class SqlPartnerShares(SqlStore):
     async def delete_partner_shares(self, partner_id: str) -> None:
-        await slice_store.delete_slices(self.session, partner_id=partner_id)
-        await slice_store.delete_match_keys(self.session, partner_id=partner_id)
-        await consent_store.delete_consents(self.session, partner_id=partner_id)
+        slices = SqlSliceStore(self.session)
+        await slices.delete_slices(partner_id=partner_id)
+        await slices.delete_match_keys(partner_id=partner_id)
+        await SqlConsentStore(self.session).delete_consents(partner_id=partner_id)
 
 
 class SqlPartnerShareUnitOfWork(SqlUnitOfWork):

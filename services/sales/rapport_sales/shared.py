@@ -1,6 +1,6 @@
 """What sales' domains share: UTC timestamps and ids, the base of reply schemas and the
 field types every domain's bodies use, keyset pages, the source and subjects of events, and
-a merge's move of a link table."""
+the base of the SQL stores (a listing's page newest first, a merge's move of a link table)."""
 
 import uuid
 from datetime import UTC, datetime
@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import DateTime, and_, or_
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from rapport_events.limits import ID_PATTERN, Line
 from rapport_events.pagination import decode_cursor, encode_cursor
+from rapport_events.unit_of_work import SqlStore
 
 TZ = DateTime(timezone=True)
 
@@ -76,18 +76,6 @@ def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     return kept, encode_cursor(aware(kept[-1].created_at), kept[-1].id)
 
 
-async def newest_first(
-    session: AsyncSession, query: SelectOfScalar[M], model: Any, limit: int, cursor: str | None
-) -> tuple[list[M], str | None]:
-    """A page of `query`'s rows of `model` after `cursor`, newest first, and the next cursor."""
-    created_at, row_id = col(model.created_at), col(model.id)
-    after = after_cursor(created_at, row_id, cursor)
-    if after is not None:
-        query = query.where(after)
-    query = query.order_by(created_at.desc(), row_id.desc())
-    return page_of(list((await session.exec(query.limit(limit + 1))).all()), limit)
-
-
 # --- sales' events: their source on the log, the subject of an account's own -----------------
 
 SOURCE = "/services/sales"
@@ -98,22 +86,37 @@ def account_subject(account_id: str) -> str:
     return f"account:{account_id}"[:64]
 
 
-# --- a merge's move of one link table ---------------------------------------------------------
+# --- the base of sales' SQL stores: a listing's page, a merge's move of a link table ------
 
 
-async def move_links(session: AsyncSession, model: Any, duplicate: str, survivor: str) -> None:
-    """The duplicate's rows of a link table keyed by customer_id and more become the
-    survivor's; a link the survivor already has is dropped rather than doubled."""
-    others = [c.name for c in model.__table__.primary_key.columns if c.name != "customer_id"]
-    query = select(model).where(col(model.customer_id) == duplicate)
-    moved = list((await session.exec(query)).all())
-    kept_query = select(model).where(col(model.customer_id) == survivor)
-    kept = {
-        tuple(getattr(row, key) for key in others) for row in (await session.exec(kept_query)).all()
-    }
-    for row in moved:
-        values = row.model_dump()
-        await session.delete(row)
-        if tuple(values[key] for key in others) not in kept:
-            session.add(model(**{**values, "customer_id": survivor}))
-    await session.flush()
+class SqlSalesStore(SqlStore):
+    """A domain's SQL store, with what the accounts', opportunities' and activities' share."""
+
+    async def newest_first(
+        self, query: SelectOfScalar[M], model: Any, limit: int, cursor: str | None
+    ) -> tuple[list[M], str | None]:
+        """A page of `query`'s rows of `model` after `cursor`, newest first, and the next cursor."""
+        created_at, row_id = col(model.created_at), col(model.id)
+        after = after_cursor(created_at, row_id, cursor)
+        if after is not None:
+            query = query.where(after)
+        query = query.order_by(created_at.desc(), row_id.desc())
+        return page_of(list((await self.session.exec(query.limit(limit + 1))).all()), limit)
+
+    async def move_links(self, model: Any, duplicate: str, survivor: str) -> None:
+        """The duplicate's rows of a link table keyed by customer_id and more become the
+        survivor's; a link the survivor already has is dropped rather than doubled."""
+        others = [c.name for c in model.__table__.primary_key.columns if c.name != "customer_id"]
+        query = select(model).where(col(model.customer_id) == duplicate)
+        moved = list((await self.session.exec(query)).all())
+        kept_query = select(model).where(col(model.customer_id) == survivor)
+        kept = {
+            tuple(getattr(row, key) for key in others)
+            for row in (await self.session.exec(kept_query)).all()
+        }
+        for row in moved:
+            values = row.model_dump()
+            await self.session.delete(row)
+            if tuple(values[key] for key in others) not in kept:
+                self.session.add(model(**{**values, "customer_id": survivor}))
+        await self.session.flush()

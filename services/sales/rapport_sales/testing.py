@@ -38,7 +38,7 @@ Row = TypeVar("Row", SalesAccount, SalesActivity, SalesOpportunity)
 def newest_first(
     rows: Iterable[Row], limit: int, cursor: str | None
 ) -> tuple[list[Row], str | None]:
-    """What `rapport_sales.shared.newest_first` makes of a query, on rows in memory."""
+    """What `SqlSalesStore.newest_first` makes of a query, on rows in memory."""
     ordered = sorted(rows, key=lambda row: (aware(row.created_at), row.id), reverse=True)
     if cursor is not None:
         at, last_id = decode_cursor(cursor, datetime, str)
@@ -50,7 +50,7 @@ LinkRow = TypeVar("LinkRow", SalesContact, SalesOpportunityContact, SalesActivit
 
 
 def move_links(rows: Rows, model: type[LinkRow], duplicate: str, survivor: str) -> None:
-    """What `rapport_sales.shared.move_links` does to a link table, on rows in memory."""
+    """What `SqlSalesStore.move_links` does to a link table, on rows in memory."""
     kept = {_other_keys(row) for row in rows.where(model, lambda r: r.customer_id == survivor)}
     for row in rows.where(model, lambda r: r.customer_id == duplicate):
         rows.delete(row)

@@ -21,8 +21,8 @@ from rapport_events.types import (
 from rapport_support import lifecycle
 from rapport_support.customers import projection as customer_projection
 from rapport_support.customers import service as customer_service
-from rapport_support.customers import store
 from rapport_support.customers.models import SupportContext
+from rapport_support.customers.store import SqlCustomerStore
 from rapport_support.errors import Conflict, CustomerNotFound
 from rapport_support.mentions import service as mention_service
 from rapport_support.mentions.models import MentionCreate
@@ -336,7 +336,7 @@ class TestCustomerMerged:
         survivor = await context(sessions, "keep")
         assert {p.order_id for p in survivor.products} == {"ord-late"}
         async with transaction(sessions) as session:
-            assert await store.get_customer(session, "dupe") is None
+            assert await SqlCustomerStore(session).get_customer("dupe") is None
 
 
 class TestCustomerErased:
@@ -376,7 +376,7 @@ class TestCustomerErased:
             exported = await lifecycle.export_customer(
                 SqlSupportUnitOfWork(session, settings), "cust-1"
             )
-            assert await store.is_erased(session, "cust-1")
+            assert await SqlCustomerStore(session).is_erased("cust-1")
         assert exported.records and all(rows == [] for rows in exported.records.values())
         with pytest.raises(CustomerNotFound):
             await context(sessions)

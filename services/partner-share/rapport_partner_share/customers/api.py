@@ -7,7 +7,7 @@ from rapport_events.limits import CustomerIdPath
 from rapport_partner_share import lifecycle
 from rapport_partner_share.customers import service
 from rapport_partner_share.customers.models import KnownCustomerPublic
-from rapport_partner_share.deps import Limit, SessionDep, UnitOfWorkDep, require_token
+from rapport_partner_share.deps import Limit, UnitOfWorkDep, require_token
 from rapport_partner_share.errors import CustomerNotFound, missing
 from rapport_partner_share.ledger import service as ledger
 from rapport_partner_share.ledger.models import DisclosurePage
@@ -23,11 +23,11 @@ router = APIRouter(dependencies=[Depends(require_token)])
     tags=["customers"],
 )
 async def read_known_customer(
-    customer_id: CustomerIdPath, session: SessionDep
+    customer_id: CustomerIdPath, uow: UnitOfWorkDep
 ) -> KnownCustomerPublic:
     """Whether partner-share knows a customer, and since when (admin)."""
     try:
-        customer = await service.get_known_customer(session, customer_id)
+        customer = await service.get_known_customer(uow, customer_id)
     except CustomerNotFound as not_found:
         raise missing("customer", not_found) from not_found
     return KnownCustomerPublic.of(customer)

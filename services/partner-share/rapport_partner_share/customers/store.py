@@ -4,8 +4,8 @@ Partner-share keeps no merge links (a merge moves the duplicate's consents to th
 and forgets its id), so the one question it asks of an id is whether it was erased.
 
 The merge, the erasure and the export ask theirs of a `CustomerStore` (`SqlCustomerStore`
-here, a fake in `rapport_partner_share.testing`); the module-level functions stay for the
-projections and the routes that still take the session.
+here, a fake in `rapport_partner_share.testing`), and so does the customer route. Which ids of
+a batch were erased (`erased_among`) stays a function of the session, for the projections.
 """
 
 from collections.abc import Iterable
@@ -18,26 +18,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import bulk
 from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.customers.models import ErasedCustomer, KnownCustomer
-
-
-async def get_known_customer(session: AsyncSession, customer_id: str) -> KnownCustomer | None:
-    return await session.get(KnownCustomer, customer_id)
-
-
-async def delete_known_customer(session: AsyncSession, customer_id: str) -> None:
-    await session.exec(delete(KnownCustomer).where(col(KnownCustomer.customer_id) == customer_id))
-
-
-async def get_tombstone(session: AsyncSession, customer_id: str) -> ErasedCustomer | None:
-    return await session.get(ErasedCustomer, customer_id)
-
-
-def add_tombstone(session: AsyncSession, tombstone: ErasedCustomer) -> None:
-    session.add(tombstone)
-
-
-async def is_erased(session: AsyncSession, customer_id: str) -> bool:
-    return await get_tombstone(session, customer_id) is not None
 
 
 async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
@@ -62,13 +42,15 @@ class CustomerStore(Protocol):
 
 class SqlCustomerStore(SqlStore):
     async def get_known_customer(self, customer_id: str) -> KnownCustomer | None:
-        return await get_known_customer(self.session, customer_id)
+        return await self.session.get(KnownCustomer, customer_id)
 
     async def delete_known_customer(self, customer_id: str) -> None:
-        await delete_known_customer(self.session, customer_id)
+        await self.session.exec(
+            delete(KnownCustomer).where(col(KnownCustomer.customer_id) == customer_id)
+        )
 
     async def get_tombstone(self, customer_id: str) -> ErasedCustomer | None:
-        return await get_tombstone(self.session, customer_id)
+        return await self.session.get(ErasedCustomer, customer_id)
 
     async def is_erased(self, customer_id: str) -> bool:
-        return await is_erased(self.session, customer_id)
+        return await self.get_tombstone(customer_id) is not None

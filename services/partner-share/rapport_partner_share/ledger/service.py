@@ -1,6 +1,6 @@
 """The audit ledger's use cases: record a disclosure, list the ledger, and find a person's
 entries by id or pseudonym after their erasure. Each runs in the caller's transaction, on
-its unit of work (`list_disclosures` on a session too, for the export)."""
+its unit of work."""
 
 import re
 from collections.abc import Iterable

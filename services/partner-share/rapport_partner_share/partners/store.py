@@ -1,8 +1,8 @@
 """Every query of the partners domain: partners and their API keys.
 
 The use cases ask them of a `PartnerStore` (`SqlPartnerStore` here, a fake in
-`rapport_partner_share.testing`); the module-level functions stay for the merge, the
-erasure and the consents' projection, which still take the session.
+`rapport_partner_share.testing`). The consents' projection reads the partners of a batch
+at once on its session (`partners_by_id`).
 """
 
 from collections.abc import Iterable, Sequence
@@ -17,67 +17,12 @@ from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.partners.models import Partner, PartnerApiKey
 
 
-def add(session: AsyncSession, row: Partner | PartnerApiKey) -> None:
-    session.add(row)
-
-
-async def get_partner(session: AsyncSession, partner_id: str) -> Partner | None:
-    return await session.get(Partner, partner_id)
-
-
 async def partners_by_id(session: AsyncSession, partner_ids: Iterable[str]) -> dict[str, Partner]:
     wanted = sorted(set(partner_ids))
     if not wanted:
         return {}
     rows = await session.exec(select(Partner).where(col(Partner.id).in_(wanted)))
     return {partner.id: partner for partner in rows.all()}
-
-
-async def list_partners(session: AsyncSession, include_deleted: bool = False) -> list[Partner]:
-    query = select(Partner).order_by(col(Partner.created_at), col(Partner.id))
-    if not include_deleted:
-        query = query.where(col(Partner.deleted_at).is_(None))
-    return list((await session.exec(query)).all())
-
-
-async def list_api_keys(
-    session: AsyncSession, partner_ids: Sequence[str]
-) -> dict[str, list[PartnerApiKey]]:
-    rows = await session.exec(
-        select(PartnerApiKey)
-        .where(col(PartnerApiKey.partner_id).in_(partner_ids))
-        .order_by(col(PartnerApiKey.created_at), col(PartnerApiKey.id))
-    )
-    keys: dict[str, list[PartnerApiKey]] = {partner_id: [] for partner_id in partner_ids}
-    for key in rows.all():
-        keys[key.partner_id].append(key)
-    return keys
-
-
-async def get_api_key(session: AsyncSession, key_id: str) -> PartnerApiKey | None:
-    return await session.get(PartnerApiKey, key_id)
-
-
-async def partner_by_key_hash(session: AsyncSession, key_hash: str) -> Partner | None:
-    """The active partner owning an unrevoked key with this hash."""
-    result = await session.exec(
-        select(Partner)
-        .join(PartnerApiKey, col(PartnerApiKey.partner_id) == col(Partner.id))
-        .where(
-            col(PartnerApiKey.key_hash) == key_hash,
-            col(PartnerApiKey.revoked_at).is_(None),
-            col(Partner.deleted_at).is_(None),
-        )
-    )
-    return result.first()
-
-
-async def revoke_api_keys(session: AsyncSession, partner_id: str, now: datetime) -> None:
-    await session.exec(
-        update(PartnerApiKey)
-        .where(col(PartnerApiKey.partner_id) == partner_id, col(PartnerApiKey.revoked_at).is_(None))
-        .values(revoked_at=now)
-    )
 
 
 class PartnerStore(Protocol):
@@ -106,19 +51,47 @@ class PartnerStore(Protocol):
 
 class SqlPartnerStore(SqlStore):
     async def get_partner(self, partner_id: str) -> Partner | None:
-        return await get_partner(self.session, partner_id)
+        return await self.session.get(Partner, partner_id)
 
     async def list_partners(self) -> list[Partner]:
-        return await list_partners(self.session)
+        query = (
+            select(Partner)
+            .where(col(Partner.deleted_at).is_(None))
+            .order_by(col(Partner.created_at), col(Partner.id))
+        )
+        return list((await self.session.exec(query)).all())
 
     async def list_api_keys(self, partner_ids: Sequence[str]) -> dict[str, list[PartnerApiKey]]:
-        return await list_api_keys(self.session, partner_ids)
+        rows = await self.session.exec(
+            select(PartnerApiKey)
+            .where(col(PartnerApiKey.partner_id).in_(partner_ids))
+            .order_by(col(PartnerApiKey.created_at), col(PartnerApiKey.id))
+        )
+        keys: dict[str, list[PartnerApiKey]] = {partner_id: [] for partner_id in partner_ids}
+        for key in rows.all():
+            keys[key.partner_id].append(key)
+        return keys
 
     async def get_api_key(self, key_id: str) -> PartnerApiKey | None:
-        return await get_api_key(self.session, key_id)
+        return await self.session.get(PartnerApiKey, key_id)
 
     async def partner_by_key_hash(self, key_hash: str) -> Partner | None:
-        return await partner_by_key_hash(self.session, key_hash)
+        result = await self.session.exec(
+            select(Partner)
+            .join(PartnerApiKey, col(PartnerApiKey.partner_id) == col(Partner.id))
+            .where(
+                col(PartnerApiKey.key_hash) == key_hash,
+                col(PartnerApiKey.revoked_at).is_(None),
+                col(Partner.deleted_at).is_(None),
+            )
+        )
+        return result.first()
 
     async def revoke_api_keys(self, partner_id: str, now: datetime) -> None:
-        await revoke_api_keys(self.session, partner_id, now)
+        await self.session.exec(
+            update(PartnerApiKey)
+            .where(
+                col(PartnerApiKey.partner_id) == partner_id, col(PartnerApiKey.revoked_at).is_(None)
+            )
+            .values(revoked_at=now)
+        )

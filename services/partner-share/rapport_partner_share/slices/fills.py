@@ -1,8 +1,8 @@
 """Profile-backed slices: after a consent, the filler fetches them from profile over HTTP
 and stores them here only if the consent did not change meanwhile (`FillJob.token`).
 
-The filler's steps take a unit of work; `put_slice` takes a slices store, so the merge,
-which still works on the session, writes its slices the same way."""
+The filler's steps take a unit of work; `put_slice` takes a slices store, so the merge
+writes its slices the same way."""
 
 import logging
 from collections.abc import Mapping

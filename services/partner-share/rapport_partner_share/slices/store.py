@@ -2,9 +2,8 @@
 contacts.
 
 The partner API's reads, the filler, the merge, the erasure and the export ask theirs of a
-`SliceStore` (`SqlSliceStore` here, a fake in `rapport_partner_share.testing`); the
-module-level functions of the session are what it runs, and what the end of a
-partnership deletes through (`unit_of_work.SqlPartnerShares`).
+`SliceStore` (`SqlSliceStore` here, a fake in `rapport_partner_share.testing`); the end of
+a partnership deletes through `SqlSliceStore` too (`unit_of_work.SqlPartnerShares`).
 """
 
 from collections.abc import Iterable, Sequence
@@ -12,99 +11,10 @@ from typing import Protocol
 
 from sqlalchemy import delete
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.unit_of_work import SqlStore
 from rapport_partner_share.shared import owner
 from rapport_partner_share.slices.models import MatchKey, SharedSlice
-
-
-def add(session: AsyncSession, row: SharedSlice) -> None:
-    session.add(row)
-
-
-async def get_slice(
-    session: AsyncSession, customer_id: str, partner_id: str, slice_name: str
-) -> SharedSlice | None:
-    return await session.get(SharedSlice, (customer_id, partner_id, slice_name))
-
-
-async def slices_of(
-    session: AsyncSession, customer_id: str, partner_id: str | None = None
-) -> list[SharedSlice]:
-    query = select(SharedSlice).where(col(SharedSlice.customer_id) == customer_id)
-    if partner_id is not None:
-        query = query.where(col(SharedSlice.partner_id) == partner_id)
-    query = query.order_by(col(SharedSlice.partner_id), col(SharedSlice.slice))
-    return list((await session.exec(query)).all())
-
-
-async def slices_of_many(
-    session: AsyncSession,
-    partner_id: str,
-    customer_ids: Iterable[str],
-    slice_name: str | None = None,
-) -> list[SharedSlice]:
-    query = select(SharedSlice).where(
-        col(SharedSlice.partner_id) == partner_id,
-        col(SharedSlice.customer_id).in_(list(customer_ids)),
-    )
-    if slice_name is not None:
-        query = query.where(col(SharedSlice.slice) == slice_name)
-    return list((await session.exec(query)).all())
-
-
-async def delete_slices(
-    session: AsyncSession,
-    *,
-    customer_id: str | None = None,
-    partner_id: str | None = None,
-    slice_names: Iterable[str] | None = None,
-) -> None:
-    query = delete(SharedSlice).where(*owner(SharedSlice, customer_id, partner_id))
-    if slice_names is not None:
-        query = query.where(col(SharedSlice.slice).in_(list(slice_names)))
-    await session.exec(query)
-
-
-async def replace_match_keys(
-    session: AsyncSession, customer_id: str, partner_id: str, keys: Iterable[tuple[str, str]]
-) -> None:
-    await delete_match_keys(session, customer_id=customer_id, partner_id=partner_id)
-    for kind, digest in set(keys):
-        session.add(
-            MatchKey(partner_id=partner_id, kind=kind, digest=digest, customer_id=customer_id)
-        )
-
-
-async def delete_match_keys(
-    session: AsyncSession, *, customer_id: str | None = None, partner_id: str | None = None
-) -> None:
-    await session.exec(delete(MatchKey).where(*owner(MatchKey, customer_id, partner_id)))
-
-
-async def match_keys_of(session: AsyncSession, customer_id: str) -> list[MatchKey]:
-    result = await session.exec(
-        select(MatchKey)
-        .where(col(MatchKey.customer_id) == customer_id)
-        .order_by(col(MatchKey.partner_id), col(MatchKey.kind))
-    )
-    return list(result.all())
-
-
-async def find_matches(
-    session: AsyncSession, partner_id: str, kind: str, digests: Sequence[str]
-) -> list[MatchKey]:
-    if not digests:
-        return []
-    result = await session.exec(
-        select(MatchKey).where(
-            col(MatchKey.partner_id) == partner_id,
-            col(MatchKey.kind) == kind,
-            col(MatchKey.digest).in_(list(digests)),
-        )
-    )
-    return list(result.all())
 
 
 class SliceStore(Protocol):
@@ -151,29 +61,71 @@ class SqlSliceStore(SqlStore):
     async def get_slice(
         self, customer_id: str, partner_id: str, slice_name: str
     ) -> SharedSlice | None:
-        return await get_slice(self.session, customer_id, partner_id, slice_name)
+        return await self.session.get(SharedSlice, (customer_id, partner_id, slice_name))
 
     async def slices_of(self, customer_id: str, partner_id: str | None = None) -> list[SharedSlice]:
-        return await slices_of(self.session, customer_id, partner_id)
+        query = select(SharedSlice).where(col(SharedSlice.customer_id) == customer_id)
+        if partner_id is not None:
+            query = query.where(col(SharedSlice.partner_id) == partner_id)
+        query = query.order_by(col(SharedSlice.partner_id), col(SharedSlice.slice))
+        return list((await self.session.exec(query)).all())
 
     async def slices_of_many(
         self, partner_id: str, customer_ids: Iterable[str], slice_name: str | None = None
     ) -> list[SharedSlice]:
-        return await slices_of_many(self.session, partner_id, customer_ids, slice_name)
+        query = select(SharedSlice).where(
+            col(SharedSlice.partner_id) == partner_id,
+            col(SharedSlice.customer_id).in_(list(customer_ids)),
+        )
+        if slice_name is not None:
+            query = query.where(col(SharedSlice.slice) == slice_name)
+        return list((await self.session.exec(query)).all())
 
     async def replace_match_keys(
         self, customer_id: str, partner_id: str, keys: Iterable[tuple[str, str]]
     ) -> None:
-        await replace_match_keys(self.session, customer_id, partner_id, keys)
+        await self.delete_match_keys(customer_id=customer_id, partner_id=partner_id)
+        for kind, digest in set(keys):
+            self.session.add(
+                MatchKey(partner_id=partner_id, kind=kind, digest=digest, customer_id=customer_id)
+            )
 
     async def find_matches(
         self, partner_id: str, kind: str, digests: Sequence[str]
     ) -> list[MatchKey]:
-        return await find_matches(self.session, partner_id, kind, digests)
+        if not digests:
+            return []
+        result = await self.session.exec(
+            select(MatchKey).where(
+                col(MatchKey.partner_id) == partner_id,
+                col(MatchKey.kind) == kind,
+                col(MatchKey.digest).in_(list(digests)),
+            )
+        )
+        return list(result.all())
 
     async def match_keys_of(self, customer_id: str) -> list[MatchKey]:
-        return await match_keys_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(MatchKey)
+            .where(col(MatchKey.customer_id) == customer_id)
+            .order_by(col(MatchKey.partner_id), col(MatchKey.kind))
+        )
+        return list(result.all())
 
     async def forget_shares(self, customer_id: str, partner_id: str | None = None) -> None:
-        await delete_slices(self.session, customer_id=customer_id, partner_id=partner_id)
-        await delete_match_keys(self.session, customer_id=customer_id, partner_id=partner_id)
+        await self.delete_slices(customer_id=customer_id, partner_id=partner_id)
+        await self.delete_match_keys(customer_id=customer_id, partner_id=partner_id)
+
+    # The set-based deletions, of a customer's (`forget_shares`) or a partner's rows.
+
+    async def delete_slices(
+        self, *, customer_id: str | None = None, partner_id: str | None = None
+    ) -> None:
+        await self.session.exec(
+            delete(SharedSlice).where(*owner(SharedSlice, customer_id, partner_id))
+        )
+
+    async def delete_match_keys(
+        self, *, customer_id: str | None = None, partner_id: str | None = None
+    ) -> None:
+        await self.session.exec(delete(MatchKey).where(*owner(MatchKey, customer_id, partner_id)))

@@ -23,8 +23,8 @@ from rapport_events.base import utcnow
 from rapport_events.db import create_engine, session_factory, transaction
 from rapport_events.migrations import upgrade
 from rapport_events.testing.harness import until
-from rapport_partner_share.consents import store as consent_store
 from rapport_partner_share.consents.models import PartnerConsent
+from rapport_partner_share.consents.store import SqlConsentStore
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
 from rapport_partner_share.runs import Run
 from rapport_partner_share.slices import fills
@@ -84,7 +84,7 @@ class TestAFillCommittingWhileAConsentChangeIsApplied:
         )
         sessions = app.state.runtime.sessions
         async with transaction(sessions) as session:
-            consent = await consent_store.get_consent(session, "c-bob", partner.id)
+            consent = await SqlConsentStore(session).get_consent("c-bob", partner.id)
             assert consent is not None and consent.fill_pending
             job = FillJob("c-bob", partner.id, consent.fill_token, frozenset({"demographics"}), 0)
 
@@ -143,7 +143,7 @@ class TestDueFillsOrder:
                 for customer_id, next_at in waiting.items():
                     session.add(pending_fill(customer_id, next_at, now))
             async with transaction(sessions) as session:
-                due = await consent_store.due_fills(session, now, limit=2)
+                due = await SqlConsentStore(session).due_fills(now, limit=2)
         finally:
             await engine.dispose()
 

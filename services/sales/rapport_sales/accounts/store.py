@@ -9,10 +9,9 @@ from typing import Protocol
 from sqlalchemy import delete, func, or_
 from sqlmodel import col, select
 
-from rapport_events.unit_of_work import SqlStore
 from rapport_sales.accounts.models import SalesAccount, SalesContact
 from rapport_sales.customers.models import SalesCustomer
-from rapport_sales.shared import move_links, newest_first
+from rapport_sales.shared import SqlSalesStore
 
 
 class AccountStore(Protocol):
@@ -67,7 +66,7 @@ class AccountStore(Protocol):
         ...
 
 
-class SqlAccountStore(SqlStore):
+class SqlAccountStore(SqlSalesStore):
     async def get_account(self, account_id: str) -> SalesAccount | None:
         return await self.session.get(SalesAccount, account_id)
 
@@ -85,7 +84,7 @@ class SqlAccountStore(SqlStore):
                     func.lower(col(SalesAccount.domain)).like(needle),
                 )
             )
-        return await newest_first(self.session, query, SalesAccount, limit, cursor)
+        return await self.newest_first(query, SalesAccount, limit, cursor)
 
     async def accounts_by_external_id(
         self, external_ids: Collection[str]
@@ -146,7 +145,7 @@ class SqlAccountStore(SqlStore):
         return list(result.all())
 
     async def move_contacts(self, duplicate: str, survivor: str) -> None:
-        await move_links(self.session, SalesContact, duplicate, survivor)
+        await self.move_links(SalesContact, duplicate, survivor)
 
     async def delete_contacts_of(self, customer_id: str) -> None:
         await self.session.exec(  # type: ignore[call-overload]

@@ -13,10 +13,9 @@ from sqlalchemy import Text, cast, delete, or_
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from rapport_events.unit_of_work import SqlStore
 from rapport_sales.accounts.models import SalesContact
 from rapport_sales.activities.models import SalesActivity, SalesActivityContact, SalesDocument
-from rapport_sales.shared import move_links, newest_first
+from rapport_sales.shared import SqlSalesStore
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def _linked_to(customer_ids: Collection[str] | SelectOfScalar[str]) -> SelectOfS
     )
 
 
-class SqlActivityStore(SqlStore):
+class SqlActivityStore(SqlSalesStore):
     async def get_activity(self, activity_id: str) -> SalesActivity | None:
         return await self.session.get(SalesActivity, activity_id)
 
@@ -139,7 +138,7 @@ class SqlActivityStore(SqlStore):
             )
         if kind is not None:
             query = query.where(SalesActivity.kind == kind)
-        return await newest_first(self.session, query, SalesActivity, limit, cursor)
+        return await self.newest_first(query, SalesActivity, limit, cursor)
 
     async def activities_about(
         self, customer_ids: Collection[str], emails: Collection[str]
@@ -172,7 +171,7 @@ class SqlActivityStore(SqlStore):
         return list((await self.session.exec(query)).all())
 
     async def move_contacts(self, duplicate: str, survivor: str) -> None:
-        await move_links(self.session, SalesActivityContact, duplicate, survivor)
+        await self.move_links(SalesActivityContact, duplicate, survivor)
 
     async def unlink_customers(self, customer_ids: Collection[str]) -> None:
         await self.session.exec(  # type: ignore[call-overload]

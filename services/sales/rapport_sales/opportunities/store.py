@@ -11,7 +11,6 @@ from typing import Protocol
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
-from rapport_events.unit_of_work import SqlStore
 from rapport_sales.opportunities.models import (
     SalesOpportunity,
     SalesOpportunityContact,
@@ -19,7 +18,7 @@ from rapport_sales.opportunities.models import (
     SalesStage,
     SalesStageChange,
 )
-from rapport_sales.shared import move_links, newest_first
+from rapport_sales.shared import SqlSalesStore
 
 OpportunityRow = (
     SalesPipeline | SalesStage | SalesOpportunity | SalesOpportunityContact | SalesStageChange
@@ -95,7 +94,7 @@ class OpportunityStore(Protocol):
         ...
 
 
-class SqlOpportunityStore(SqlStore):
+class SqlOpportunityStore(SqlSalesStore):
     async def get_pipeline(self, pipeline_id: str) -> SalesPipeline | None:
         return await self.session.get(SalesPipeline, pipeline_id)
 
@@ -131,7 +130,7 @@ class SqlOpportunityStore(SqlStore):
         ):
             if value is not None:
                 query = query.where(column == value)
-        return await newest_first(self.session, query, SalesOpportunity, limit, cursor)
+        return await self.newest_first(query, SalesOpportunity, limit, cursor)
 
     async def opportunities_of_customers(
         self, customer_ids: Collection[str]
@@ -157,7 +156,7 @@ class SqlOpportunityStore(SqlStore):
         return list(result.all())
 
     async def move_contacts(self, duplicate: str, survivor: str) -> None:
-        await move_links(self.session, SalesOpportunityContact, duplicate, survivor)
+        await self.move_links(SalesOpportunityContact, duplicate, survivor)
 
     async def contact_ids_of(self, opportunity_id: str) -> list[str]:
         result = await self.session.exec(

@@ -1,10 +1,9 @@
 """The support context: everything a rep sees when a customer calls, from support's own
 projection, so it answers while profile is down.
 
-`get_support_context` takes a unit of work; `resolve` and `resolve_all` take the session,
-for the projections and the merge, which still work on it."""
+`get_support_context` takes a unit of work; `resolve_all` takes the session, for the
+projections, which resolve a batch's ids at once on the consumer's."""
 
-import functools
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -24,18 +23,11 @@ from rapport_support.unit_of_work import SupportUnitOfWork
 CONTEXT_MENTIONS = 20
 
 
-async def resolve(session: AsyncSession, customer_id: str) -> str | None:
-    """The id the customer's data lives under now, through merges; None if erased."""
-    return (await resolve_all(session, [customer_id]))[customer_id]
-
-
 async def resolve_all(session: AsyncSession, ids: Iterable[str]) -> dict[str, str | None]:
-    """`resolve` for many ids at once: one query per link of a merge chain, one for erasures."""
-    return await customer_ids.resolve_all(
-        ids,
-        functools.partial(store.survivors_of, session),
-        functools.partial(store.erased_among, session),
-    )
+    """The id each customer's data lives under now, through merges (None if erased): one
+    query per link of a merge chain, one for erasures."""
+    customers = store.SqlCustomerStore(session)
+    return await customer_ids.resolve_all(ids, customers.survivors_of, customers.erased_among)
 
 
 def _product_view(product: Any, today: date) -> ProductPublic:

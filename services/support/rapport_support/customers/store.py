@@ -2,8 +2,9 @@
 they were erased, and the rows of the support context.
 
 The use cases, the merge, the erasure and the export ask theirs of a `CustomerStore`
-(`SqlCustomerStore` here, a fake in `rapport_support.testing`); the module-level functions
-stay for the projections, which still take the session.
+(`SqlCustomerStore` here, a fake in `rapport_support.testing`); the projections resolve
+their batches' ids through its `survivors_of` and `erased_among`
+(`customers.service.resolve_all`), and write with the shared set-based kit here.
 """
 
 import functools
@@ -14,7 +15,6 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, delete, update
 from sqlalchemy import select as core_select
 from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import bulk, customer_ids
 from rapport_events.unit_of_work import SqlStore
@@ -28,18 +28,6 @@ from rapport_support.customers.models import (
 from rapport_support.mentions.models import SupportMention
 from rapport_support.products.models import SupportProduct
 from rapport_support.tickets.models import SupportTicket
-
-
-def add(session: AsyncSession, row: SQLModel) -> None:
-    session.add(row)
-
-
-async def get_customer(session: AsyncSession, customer_id: str) -> SupportCustomer | None:
-    return await session.get(SupportCustomer, customer_id)
-
-
-def add_customer(session: AsyncSession, customer: SupportCustomer) -> None:
-    session.add(customer)
 
 
 @dataclass(frozen=True)
@@ -76,89 +64,12 @@ def _context_queries() -> dict[str, Any]:
     }
 
 
-async def context_rows(session: AsyncSession, customer_id: str, mentions: int) -> ContextRows:
-    """The customer's row and what hangs off it, newest first: Core selects on one connection.
-
-    A read on the hot path of every call a rep takes: rows, not ORM objects, which cost
-    more to build than the queries take.
-    """
-    await session.flush()  # rows the caller added in this transaction are seen
-    connection = await session.connection()
-    queries = _context_queries()
-    values = {"customer_id": customer_id, "limit": mentions}
-
-    async def rows(name: str) -> Sequence[Any]:
-        return (await connection.execute(queries[name], values)).all()
-
-    customers = await rows("customer")
-    found = customers[0] if customers else None
-    return ContextRows(
-        customer=found,
-        products=await rows("products"),
-        tickets=await rows("tickets"),
-        handles=await rows("handles") if found is not None else [],
-        consents=await rows("consents") if found is not None else [],
-        mentions=await rows("mentions"),
-    )
-
-
-async def is_erased(session: AsyncSession, customer_id: str) -> bool:
-    return await session.get(ErasedCustomer, customer_id) is not None
-
-
-async def merged_into(session: AsyncSession, merged_id: str) -> str | None:
-    """The id `merged_id` was merged into, one link only (erased or not)."""
-    alias = await session.get(SupportMergedCustomer, merged_id)
-    return alias.customer_id if alias is not None else None
-
-
 # Set-based reads and writes for runs of events: the shared kit.
 _table = bulk.table_of
 rows_where_in = bulk.rows_where
 rows_where_pairs = bulk.rows_where
 upsert = bulk.upsert
 delete_pairs = bulk.delete_where
-
-
-async def survivors_of(session: AsyncSession, merged_ids: Iterable[str]) -> dict[str, str]:
-    """merged id -> the id it was merged into, for those of `merged_ids` merged away."""
-    rows = await rows_where_in(session, SupportMergedCustomer, "merged_id", merged_ids)
-    return {row["merged_id"]: row["customer_id"] for row in rows}
-
-
-async def erased_among(session: AsyncSession, customer_ids: Iterable[str]) -> set[str]:
-    """Which of these ids were erased."""
-    rows = await rows_where_in(session, ErasedCustomer, "customer_id", customer_ids)
-    return {row["customer_id"] for row in rows}
-
-
-async def consents_of(session: AsyncSession, customer_id: str) -> list[SupportConsent]:
-    result = await session.exec(
-        select(SupportConsent)
-        .where(SupportConsent.customer_id == customer_id)
-        .order_by(col(SupportConsent.purpose), col(SupportConsent.scope))
-    )
-    return list(result.all())
-
-
-async def handles_of(session: AsyncSession, customer_id: str) -> list[SupportHandle]:
-    result = await session.exec(
-        select(SupportHandle)
-        .where(SupportHandle.customer_id == customer_id)
-        .order_by(col(SupportHandle.platform))
-    )
-    return list(result.all())
-
-
-async def get_handle(session: AsyncSession, platform: str, key: str) -> SupportHandle | None:
-    return await session.get(SupportHandle, (platform, key))
-
-
-async def aliases_of(session: AsyncSession, customer_id: str) -> list[SupportMergedCustomer]:
-    result = await session.exec(
-        select(SupportMergedCustomer).where(SupportMergedCustomer.customer_id == customer_id)
-    )
-    return list(result.all())
 
 
 class CustomerStore(Protocol):
@@ -214,36 +125,75 @@ class CustomerStore(Protocol):
 
 class SqlCustomerStore(SqlStore):
     async def resolve(self, customer_id: str) -> str | None:
-        return await customer_ids.resolve(
-            customer_id,
-            functools.partial(survivors_of, self.session),
-            functools.partial(erased_among, self.session),
-        )
+        return await customer_ids.resolve(customer_id, self.survivors_of, self.erased_among)
+
+    async def survivors_of(self, merged_ids: Iterable[str]) -> dict[str, str]:
+        """merged id -> the id it was merged into, for those of `merged_ids` merged away."""
+        rows = await rows_where_in(self.session, SupportMergedCustomer, "merged_id", merged_ids)
+        return {row["merged_id"]: row["customer_id"] for row in rows}
+
+    async def erased_among(self, customer_ids: Iterable[str]) -> set[str]:
+        """Which of these ids were erased."""
+        rows = await rows_where_in(self.session, ErasedCustomer, "customer_id", customer_ids)
+        return {row["customer_id"] for row in rows}
 
     async def handle_owner(self, platform: str, handle_key: str) -> str | None:
-        owner = await get_handle(self.session, platform, handle_key)
+        owner = await self.session.get(SupportHandle, (platform, handle_key))
         return owner.customer_id if owner is not None else None
 
     async def context_rows(self, customer_id: str, mentions: int) -> ContextRows:
-        return await context_rows(self.session, customer_id, mentions)
+        # A read on the hot path of every call a rep takes: Core selects on one connection,
+        # rows and not ORM objects, which cost more to build than the queries take.
+        await self.session.flush()  # rows the caller added in this transaction are seen
+        connection = await self.session.connection()
+        queries = _context_queries()
+        values = {"customer_id": customer_id, "limit": mentions}
+
+        async def rows(name: str) -> Sequence[Any]:
+            return (await connection.execute(queries[name], values)).all()
+
+        customers = await rows("customer")
+        found = customers[0] if customers else None
+        return ContextRows(
+            customer=found,
+            products=await rows("products"),
+            tickets=await rows("tickets"),
+            handles=await rows("handles") if found is not None else [],
+            consents=await rows("consents") if found is not None else [],
+            mentions=await rows("mentions"),
+        )
 
     async def get_customer(self, customer_id: str) -> SupportCustomer | None:
-        return await get_customer(self.session, customer_id)
+        return await self.session.get(SupportCustomer, customer_id)
 
     async def is_erased(self, customer_id: str) -> bool:
-        return await is_erased(self.session, customer_id)
+        return await self.session.get(ErasedCustomer, customer_id) is not None
 
     async def merged_into(self, merged_id: str) -> str | None:
-        return await merged_into(self.session, merged_id)
+        alias = await self.session.get(SupportMergedCustomer, merged_id)
+        return alias.customer_id if alias is not None else None
 
     async def aliases_of(self, customer_id: str) -> list[SupportMergedCustomer]:
-        return await aliases_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(SupportMergedCustomer).where(SupportMergedCustomer.customer_id == customer_id)
+        )
+        return list(result.all())
 
     async def consents_of(self, customer_id: str) -> list[SupportConsent]:
-        return await consents_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(SupportConsent)
+            .where(SupportConsent.customer_id == customer_id)
+            .order_by(col(SupportConsent.purpose), col(SupportConsent.scope))
+        )
+        return list(result.all())
 
     async def handles_of(self, customer_id: str) -> list[SupportHandle]:
-        return await handles_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(SupportHandle)
+            .where(SupportHandle.customer_id == customer_id)
+            .order_by(col(SupportHandle.platform))
+        )
+        return list(result.all())
 
     async def move_customer(self, from_id: str, to_id: str) -> None:
         for table in (SupportHandle, SupportMergedCustomer):

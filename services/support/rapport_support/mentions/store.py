@@ -1,8 +1,8 @@
 """Every query of the mentions domain: mentions, replies and their delivery attempts.
 
 The use cases ask them of a `MentionStore` (`SqlMentionStore` here, a fake in
-`rapport_support.testing`), and so do the merge, the erasure and the export; the
-module-level functions stay for the projection, which still takes the session.
+`rapport_support.testing`), and so do the merge, the erasure and the export. The
+set-based functions at the end are the projection's, on the consumer's session.
 """
 
 from collections.abc import Iterable, Sequence
@@ -21,38 +21,6 @@ from rapport_events.unit_of_work import SqlStore
 from rapport_support.mentions.models import SupportMention, SupportMentionReply, SupportReplyAttempt
 
 
-def add(session: AsyncSession, row: SQLModel) -> None:
-    session.add(row)
-
-
-async def get_mention(session: AsyncSession, mention_id: str) -> SupportMention | None:
-    return await session.get(SupportMention, mention_id)
-
-
-async def mention_by_external_id(
-    session: AsyncSession, platform: str, external_id: str
-) -> SupportMention | None:
-    result = await session.exec(
-        select(SupportMention).where(
-            SupportMention.platform == platform, SupportMention.external_id == external_id
-        )
-    )
-    return result.first()
-
-
-async def mentions_of(
-    session: AsyncSession, customer_id: str, limit: int | None = None
-) -> list[SupportMention]:
-    query = (
-        select(SupportMention)
-        .where(SupportMention.customer_id == customer_id)
-        .order_by(col(SupportMention.received_at).desc(), col(SupportMention.id).desc())
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return list((await session.exec(query)).all())
-
-
 @dataclass(frozen=True)
 class MentionFilter:
     platform: str | None = None
@@ -61,111 +29,6 @@ class MentionFilter:
     kind: str | None = None
     customer_id: str | None = None
     linked: bool | None = None
-
-
-async def list_mentions(
-    session: AsyncSession, where: MentionFilter, limit: int, cursor: str | None
-) -> tuple[list[SupportMention], str | None]:
-    """Newest first; the second value is the cursor of the next page (None on the last)."""
-    query = select(SupportMention)
-    if where.platform is not None:
-        query = query.where(SupportMention.platform == where.platform.lower())
-    if where.sentiment is not None:
-        query = query.where(SupportMention.sentiment == where.sentiment)
-    if where.status is not None:
-        query = query.where(SupportMention.status == where.status)
-    if where.kind is not None:
-        query = query.where(SupportMention.kind == where.kind)
-    if where.customer_id is not None:
-        query = query.where(SupportMention.customer_id == where.customer_id)
-    if where.linked is not None:
-        linked = col(SupportMention.customer_id)
-        query = query.where(linked.is_not(None) if where.linked else linked.is_(None))
-    if cursor is not None:
-        at, mention_id = decode_cursor(cursor, datetime, str)
-        query = query.where(
-            or_(
-                col(SupportMention.received_at) < at,
-                and_(col(SupportMention.received_at) == at, col(SupportMention.id) < mention_id),
-            )
-        )
-    query = query.order_by(col(SupportMention.received_at).desc(), col(SupportMention.id).desc())
-    rows = list((await session.exec(query.limit(limit + 1))).all())
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.received_at, last.id)
-
-
-async def get_reply(session: AsyncSession, reply_id: str) -> SupportMentionReply | None:
-    return await session.get(SupportMentionReply, reply_id)
-
-
-async def replies_of(session: AsyncSession, mention_id: str) -> list[SupportMentionReply]:
-    result = await session.exec(
-        select(SupportMentionReply)
-        .where(SupportMentionReply.mention_id == mention_id)
-        .order_by(col(SupportMentionReply.created_at), col(SupportMentionReply.id))
-    )
-    return list(result.all())
-
-
-async def replies_for(
-    session: AsyncSession, mention_ids: Iterable[str]
-) -> list[SupportMentionReply]:
-    result = await session.exec(
-        select(SupportMentionReply).where(
-            col(SupportMentionReply.mention_id).in_(list(mention_ids))
-        )
-    )
-    return list(result.all())
-
-
-async def attempts_for(
-    session: AsyncSession, reply_ids: Iterable[str]
-) -> list[SupportReplyAttempt]:
-    result = await session.exec(
-        select(SupportReplyAttempt)
-        .where(col(SupportReplyAttempt.reply_id).in_(list(reply_ids)))
-        .order_by(col(SupportReplyAttempt.reply_id), col(SupportReplyAttempt.attempt))
-    )
-    return list(result.all())
-
-
-async def claim_due_replies(
-    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
-) -> list[SupportMentionReply]:
-    """Take the next attempt of up to `limit` due replies, leased until `lease_until`.
-
-    One statement: rows another dispatcher is claiming are skipped (SKIP LOCKED on
-    PostgreSQL; SQLite lets one writer in at a time), so each attempt is made once.
-    """
-    due = (
-        select(col(SupportMentionReply.id))
-        .where(
-            SupportMentionReply.status == "pending",
-            col(SupportMentionReply.next_attempt_at) <= now,
-        )
-        .order_by(col(SupportMentionReply.next_attempt_at), col(SupportMentionReply.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    result = await session.exec(
-        update(SupportMentionReply)
-        .where(col(SupportMentionReply.id).in_(due.scalar_subquery()))
-        .values(attempts=col(SupportMentionReply.attempts) + 1, next_attempt_at=lease_until)
-        .returning(col(SupportMentionReply.id))
-    )
-    claimed = list(result.scalars().all())  # type: ignore[attr-defined]
-    if not claimed:
-        return []
-    rows = await session.exec(
-        select(SupportMentionReply)
-        .where(col(SupportMentionReply.id).in_(claimed))
-        .order_by(col(SupportMentionReply.id))
-        .execution_options(populate_existing=True)
-    )
-    return list(rows.all())
 
 
 class MentionStore(Protocol):
@@ -218,37 +81,120 @@ class MentionStore(Protocol):
 
 class SqlMentionStore(SqlStore):
     async def get_mention(self, mention_id: str) -> SupportMention | None:
-        return await get_mention(self.session, mention_id)
+        return await self.session.get(SupportMention, mention_id)
 
     async def mention_by_external_id(
         self, platform: str, external_id: str
     ) -> SupportMention | None:
-        return await mention_by_external_id(self.session, platform, external_id)
+        result = await self.session.exec(
+            select(SupportMention).where(
+                SupportMention.platform == platform, SupportMention.external_id == external_id
+            )
+        )
+        return result.first()
 
     async def list_mentions(
         self, where: MentionFilter, limit: int, cursor: str | None
     ) -> tuple[list[SupportMention], str | None]:
-        return await list_mentions(self.session, where, limit, cursor)
+        query = select(SupportMention)
+        if where.platform is not None:
+            query = query.where(SupportMention.platform == where.platform.lower())
+        if where.sentiment is not None:
+            query = query.where(SupportMention.sentiment == where.sentiment)
+        if where.status is not None:
+            query = query.where(SupportMention.status == where.status)
+        if where.kind is not None:
+            query = query.where(SupportMention.kind == where.kind)
+        if where.customer_id is not None:
+            query = query.where(SupportMention.customer_id == where.customer_id)
+        if where.linked is not None:
+            linked = col(SupportMention.customer_id)
+            query = query.where(linked.is_not(None) if where.linked else linked.is_(None))
+        if cursor is not None:
+            at, mention_id = decode_cursor(cursor, datetime, str)
+            query = query.where(
+                or_(
+                    col(SupportMention.received_at) < at,
+                    and_(
+                        col(SupportMention.received_at) == at, col(SupportMention.id) < mention_id
+                    ),
+                )
+            )
+        query = query.order_by(
+            col(SupportMention.received_at).desc(), col(SupportMention.id).desc()
+        )
+        rows = list((await self.session.exec(query.limit(limit + 1))).all())
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], encode_cursor(last.received_at, last.id)
 
     async def get_reply(self, reply_id: str) -> SupportMentionReply | None:
-        return await get_reply(self.session, reply_id)
+        return await self.session.get(SupportMentionReply, reply_id)
 
     async def replies_of(self, mention_id: str) -> list[SupportMentionReply]:
-        return await replies_of(self.session, mention_id)
+        result = await self.session.exec(
+            select(SupportMentionReply)
+            .where(SupportMentionReply.mention_id == mention_id)
+            .order_by(col(SupportMentionReply.created_at), col(SupportMentionReply.id))
+        )
+        return list(result.all())
 
     async def attempts_for(self, reply_ids: Iterable[str]) -> list[SupportReplyAttempt]:
-        return await attempts_for(self.session, reply_ids)
+        result = await self.session.exec(
+            select(SupportReplyAttempt)
+            .where(col(SupportReplyAttempt.reply_id).in_(list(reply_ids)))
+            .order_by(col(SupportReplyAttempt.reply_id), col(SupportReplyAttempt.attempt))
+        )
+        return list(result.all())
 
     async def claim_due_replies(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> list[SupportMentionReply]:
-        return await claim_due_replies(self.session, now, limit, lease_until)
+        # One statement: rows another dispatcher is claiming are skipped (SKIP LOCKED on
+        # PostgreSQL; SQLite lets one writer in at a time), so each attempt is made once.
+        due = (
+            select(col(SupportMentionReply.id))
+            .where(
+                SupportMentionReply.status == "pending",
+                col(SupportMentionReply.next_attempt_at) <= now,
+            )
+            .order_by(col(SupportMentionReply.next_attempt_at), col(SupportMentionReply.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.exec(
+            update(SupportMentionReply)
+            .where(col(SupportMentionReply.id).in_(due.scalar_subquery()))
+            .values(attempts=col(SupportMentionReply.attempts) + 1, next_attempt_at=lease_until)
+            .returning(col(SupportMentionReply.id))
+        )
+        claimed = list(result.scalars().all())  # type: ignore[attr-defined]
+        if not claimed:
+            return []
+        rows = await self.session.exec(
+            select(SupportMentionReply)
+            .where(col(SupportMentionReply.id).in_(claimed))
+            .order_by(col(SupportMentionReply.id))
+            .execution_options(populate_existing=True)
+        )
+        return list(rows.all())
 
     async def mentions_of(self, customer_id: str) -> list[SupportMention]:
-        return await mentions_of(self.session, customer_id)
+        query = (
+            select(SupportMention)
+            .where(SupportMention.customer_id == customer_id)
+            .order_by(col(SupportMention.received_at).desc(), col(SupportMention.id).desc())
+        )
+        return list((await self.session.exec(query)).all())
 
     async def replies_for(self, mention_ids: Iterable[str]) -> list[SupportMentionReply]:
-        return await replies_for(self.session, mention_ids)
+        result = await self.session.exec(
+            select(SupportMentionReply).where(
+                col(SupportMentionReply.mention_id).in_(list(mention_ids))
+            )
+        )
+        return list(result.all())
 
     async def move_mentions(self, from_id: str, to_id: str) -> None:
         await self.session.exec(  # type: ignore[call-overload]

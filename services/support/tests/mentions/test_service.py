@@ -19,8 +19,9 @@ from rapport_events.types import (
 from rapport_support.customers import projection as customer_projection
 from rapport_support.customers import service as customer_service
 from rapport_support.errors import InvalidRequest
-from rapport_support.mentions import service, store
+from rapport_support.mentions import service
 from rapport_support.mentions.models import MentionCreate, ReplyCreate, SupportMention
+from rapport_support.mentions.store import SqlMentionStore
 from rapport_support.settings import Settings, SocialWebhook
 from rapport_support.tickets import service as ticket_service
 from rapport_support.tickets.store import SqlTicketStore
@@ -292,7 +293,7 @@ class TestReplying:
                 now=NOW,
             )
             assert reply is not None
-            mention = await store.get_mention(session, reply.mention_id)
+            mention = await SqlMentionStore(session).get_mention(reply.mention_id)
 
         assert (reply.status, reply.sent_at, reply.attempts) == ("sent", NOW, 1)
         assert mention is not None and mention.status == "replied"
@@ -330,7 +331,7 @@ class TestReplying:
         async with transaction(sessions) as session:
             detail = await service.mention_detail(
                 SqlSupportUnitOfWork(session, hooked),
-                (await store.get_reply(session, reply_id)).mention_id,  # type: ignore[union-attr]
+                (await SqlMentionStore(session).get_reply(reply_id)).mention_id,  # type: ignore[union-attr]
             )
         assert [a.attempt for a in detail.replies[0].delivery] == [1, 2, 3]
 
