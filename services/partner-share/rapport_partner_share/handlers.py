@@ -10,14 +10,14 @@ from rapport_partner_share.customers import projection as customers
 from rapport_partner_share.slices import projection as slices
 
 HANDLERS: HandlerMap = {
-    types.CustomerRegistered: [customers.note_registered_customers],
+    types.CustomerRegistered: [customers.apply_registrations],
     types.ConsentGranted: [consents.apply_consents],
     types.ConsentRevoked: [consents.apply_consents],
-    types.CustomerUpdated: [slices.apply_customers_updated],
-    types.OrderCompleted: [slices.apply_orders_completed],
+    types.CustomerUpdated: [slices.apply_customer_updates],
+    types.OrderCompleted: [slices.apply_orders],
     types.SegmentEntered: [slices.apply_segment_changes],
     types.SegmentExited: [slices.apply_segment_changes],
-    types.LoyaltyPointsEarned: [slices.apply_loyalty_points],
-    types.CustomerMerged: [lifecycle.apply_customer_merged],
-    types.CustomerErased: [lifecycle.apply_customer_erased],
+    types.LoyaltyPointsEarned: [slices.apply_points],
+    types.CustomerMerged: [lifecycle.apply_merge],
+    types.CustomerErased: [lifecycle.apply_erasure],
 }

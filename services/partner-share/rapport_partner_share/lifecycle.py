@@ -74,7 +74,7 @@ async def merge_customer(uow: PartnerShareUnitOfWork, event: CustomerMerged) -> 
     await uow.customers.delete_known_customer(merged)
 
 
-async def apply_customer_merged(session: AsyncSession, event: CustomerMerged) -> None:
+async def apply_merge(session: AsyncSession, event: CustomerMerged) -> None:
     """A merge from the log, in the consumer's transaction."""
     await merge_customer(SqlPartnerShareUnitOfWork(session), event)
 
@@ -105,7 +105,7 @@ async def erase_customer(uow: PartnerShareUnitOfWork, customer_id: str) -> None:
     await uow.outbox.forget_sent([customer_id])
 
 
-async def apply_customer_erased(session: AsyncSession, event: CustomerErased) -> None:
+async def apply_erasure(session: AsyncSession, event: CustomerErased) -> None:
     """An erasure from the log, in the consumer's transaction."""
     await erase_customer(SqlPartnerShareUnitOfWork(session), event.customer_id)
 

@@ -14,7 +14,7 @@ from rapport_events.settings import KafkaSettings
 from rapport_events.testing.fakes import FakeProducer
 from rapport_events.types import CustomerRegistered
 from rapport_partner_share.customers.models import KnownCustomer
-from rapport_partner_share.customers.projection import note_registered_customers
+from rapport_partner_share.customers.projection import apply_registrations
 from rapport_partner_share.handlers import HANDLERS
 from rapport_partner_share.main import MIGRATIONS, VERSION_TABLE
 
@@ -67,7 +67,7 @@ class TestOnCustomerRegistered:
     async def test_remembers_only_the_id_and_date(self, engine: AsyncEngine) -> None:
         event = registered()
         async with transaction(session_factory(engine)) as session:
-            await note_registered_customers(session, [event])
+            await apply_registrations(session, [event])
 
         [customer] = await known_customers(engine)
         assert customer.customer_id == "cust-1"
@@ -77,7 +77,7 @@ class TestOnCustomerRegistered:
         event = registered()
         for _ in range(2):
             async with transaction(session_factory(engine)) as session:
-                await note_registered_customers(session, [event])
+                await apply_registrations(session, [event])
 
         assert len(await known_customers(engine)) == 1
 

@@ -7,10 +7,10 @@ from rapport_sales.accounts import projection as accounts
 from rapport_sales.customers import projection as customers
 
 HANDLERS: HandlerMap = {
-    types.CustomerRegistered: [customers.on_customers],
-    types.CustomerUpdated: [customers.on_customers],
-    types.CampaignMessageClicked: [customers.on_clicks],
-    types.AccountJoined: [accounts.on_accounts_joined],
+    types.CustomerRegistered: [customers.apply_customer_changes],
+    types.CustomerUpdated: [customers.apply_customer_changes],
+    types.CampaignMessageClicked: [customers.record_clicks],
+    types.AccountJoined: [accounts.apply_account_joins],
     types.CustomerMerged: [lifecycle.apply_merge],
     types.CustomerErased: [lifecycle.apply_erasure],
 }

@@ -11,7 +11,7 @@ from rapport_support.customers import projection as customers
 from rapport_support.products import projection as products
 
 HANDLERS: HandlerMap = {
-    types.CustomerRegistered: [customers.add_registered_customers],
+    types.CustomerRegistered: [customers.apply_registrations],
     types.CustomerUpdated: [customers.apply_customer_updates],
     types.ConsentGranted: [customers.apply_consents],
     types.ConsentRevoked: [customers.apply_consents],

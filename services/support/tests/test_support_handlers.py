@@ -22,7 +22,7 @@ from rapport_events.types import (
     OrderCompleted,
 )
 from rapport_support.customers.models import SupportCustomer
-from rapport_support.customers.projection import add_registered_customers
+from rapport_support.customers.projection import apply_registrations
 from rapport_support.handlers import HANDLERS
 from rapport_support.products.models import SupportProduct
 from rapport_support.settings import Settings
@@ -107,14 +107,14 @@ class TestOnCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await add_registered_customers(session, settings, [registered()])
+            await apply_registrations(session, settings, [registered()])
         async with transaction(sessions) as session:
             customer = await session.get(SupportCustomer, "cust-1")
             assert customer is not None
             customer.phone = "+14155550199"
 
         async with transaction(sessions) as session:
-            await add_registered_customers(session, settings, [registered()])
+            await apply_registrations(session, settings, [registered()])
 
         [customer] = await support_customers(sessions)
         assert customer.phone == "+14155550199"

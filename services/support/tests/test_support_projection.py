@@ -106,7 +106,7 @@ class TestCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
 
         customer = (await context(sessions)).customer
         assert customer is not None
@@ -119,7 +119,7 @@ class TestCustomerRegistered:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(
+            await customer_projection.apply_registration(
                 session, settings, registered(first_name="A" * 300)
             )
 
@@ -132,7 +132,7 @@ class TestCustomerUpdated:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             await customer_projection.apply_customer_update(
                 session,
                 settings,
@@ -167,7 +167,7 @@ class TestCustomerValueChanged:
             )
 
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             await customer_projection.apply_values(
                 session, [value(1, "400.00", "silver"), value(2, "1200.00", "gold")]
             )
@@ -186,7 +186,7 @@ class TestCustomerValueChanged:
     ) -> None:
         now = datetime.now(UTC)
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             await customer_projection.apply_customer_update(
                 session,
                 settings,
@@ -211,7 +211,7 @@ class TestConsents:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             await customer_projection.apply_consent(session, consent(True, 1))
             await customer_projection.apply_consent(session, consent(True, 2, channel="sms"))
             await customer_projection.apply_consent(session, consent(False, 3))
@@ -264,7 +264,7 @@ class TestSupportContext:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             first = await ticket_service.open_ticket(
                 SqlSupportUnitOfWork(session, settings),
                 settings,
@@ -296,8 +296,8 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered("keep"))
-            await customer_projection.add_registered_customer(
+            await customer_projection.apply_registration(session, settings, registered("keep"))
+            await customer_projection.apply_registration(
                 session, settings, registered("dupe", email="ada@work.example", social_handles={})
             )
             await product_projection.record_order(session, settings, order("dupe"))
@@ -322,7 +322,7 @@ class TestCustomerMerged:
         self, sessions: SessionFactory, settings: Settings
     ) -> None:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered("keep"))
+            await customer_projection.apply_registration(session, settings, registered("keep"))
             await lifecycle.apply_merge(
                 session,
                 settings,
@@ -331,7 +331,7 @@ class TestCustomerMerged:
             await product_projection.record_order(
                 session, settings, order("dupe", order_id="ord-late")
             )
-            await customer_projection.add_registered_customer(session, settings, registered("dupe"))
+            await customer_projection.apply_registration(session, settings, registered("dupe"))
 
         survivor = await context(sessions, "keep")
         assert {p.order_id for p in survivor.products} == {"ord-late"}
@@ -344,7 +344,7 @@ class TestCustomerErased:
         self, sessions: SessionFactory, settings: Settings
     ) -> str:
         async with transaction(sessions) as session:
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             await customer_projection.apply_consent(session, consent(True, 1))
             await product_projection.record_order(session, settings, order())
             ticket = await ticket_service.open_ticket(
@@ -386,7 +386,7 @@ class TestCustomerErased:
     ) -> None:
         async with transaction(sessions) as session:
             await lifecycle.apply_erasure(session, settings, CustomerErased(customer_id="cust-1"))
-            await customer_projection.add_registered_customer(session, settings, registered())
+            await customer_projection.apply_registration(session, settings, registered())
             await product_projection.record_order(session, settings, order())
             await customer_projection.apply_consent(session, consent(True, 5))
 

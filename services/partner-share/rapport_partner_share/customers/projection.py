@@ -13,9 +13,7 @@ from rapport_partner_share.customers.models import KnownCustomer
 
 
 @batch
-async def note_registered_customers(
-    session: AsyncSession, events: Sequence[CustomerRegistered]
-) -> None:
+async def apply_registrations(session: AsyncSession, events: Sequence[CustomerRegistered]) -> None:
     """Remember that customers exist, and since when; a replay changes nothing."""
     ids = {event.customer_id for event in events}
     erased = await store.erased_among(session, ids)

@@ -59,7 +59,7 @@ async def _run_for(
 
 
 @batch
-async def apply_customers_updated(session: AsyncSession, events: Sequence[CustomerUpdated]) -> None:
+async def apply_customer_updates(session: AsyncSession, events: Sequence[CustomerUpdated]) -> None:
     """Carry profile changes into the contact and demographics slices that are shared."""
     run = await _run_for(session, events, ("contact", "demographics"))
     for event in events:
@@ -91,7 +91,7 @@ def _changed_slice(
 
 
 @batch
-async def apply_orders_completed(session: AsyncSession, events: Sequence[OrderCompleted]) -> None:
+async def apply_orders(session: AsyncSession, events: Sequence[OrderCompleted]) -> None:
     """Count orders into the purchase summaries that are shared."""
     run = await _run_for(session, events, ("purchase_summary",))
     for event in events:
@@ -146,7 +146,7 @@ async def apply_segment_changes(
 
 
 @batch
-async def apply_loyalty_points(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+async def apply_points(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
     """Credit points in the loyalty slices that are shared, from consent on (once per event id)."""
     events = [envelope.data for envelope in envelopes]
     run = await _run_for(session, events, ("loyalty",))

@@ -28,7 +28,7 @@ async def join_accounts(uow: SalesUnitOfWork, events: Sequence[AccountJoined]) -
 
 
 @batch
-async def on_accounts_joined(events: Sequence[AccountJoined], session: AsyncSession) -> None:
+async def apply_account_joins(events: Sequence[AccountJoined], session: AsyncSession) -> None:
     """`join_accounts` on the consumer's transaction."""
     await join_accounts(SqlSalesUnitOfWork(session), events)
 

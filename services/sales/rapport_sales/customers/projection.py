@@ -63,7 +63,7 @@ async def note_clicks(uow: SalesUnitOfWork, events: Sequence[CampaignMessageClic
 
 
 @batch
-async def on_customers(
+async def apply_customer_changes(
     events: Sequence[CustomerRegistered | CustomerUpdated], session: AsyncSession
 ) -> None:
     """`note_customers` on the consumer's transaction."""
@@ -71,6 +71,6 @@ async def on_customers(
 
 
 @batch
-async def on_clicks(events: Sequence[CampaignMessageClicked], session: AsyncSession) -> None:
+async def record_clicks(events: Sequence[CampaignMessageClicked], session: AsyncSession) -> None:
     """`note_clicks` on the consumer's transaction."""
     await note_clicks(SqlSalesUnitOfWork(session), events)

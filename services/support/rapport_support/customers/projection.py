@@ -142,7 +142,7 @@ def _registered_row(event: CustomerRegistered) -> dict[str, Any]:
 
 
 @batch
-async def add_registered_customers(
+async def apply_registrations(
     session: AsyncSession, settings: Settings, events: Sequence[CustomerRegistered]
 ) -> None:
     """Remember newly registered customers for support; a replay changes nothing."""
@@ -285,11 +285,11 @@ async def apply_consents(
 # --- one event at a time: the same rules for a run of one ----------------------------------------
 
 
-async def add_registered_customer(
+async def apply_registration(
     session: AsyncSession, settings: Settings, event: CustomerRegistered
 ) -> None:
     """Remember a newly registered customer for support; a replay changes nothing."""
-    await add_registered_customers(session, settings, [event])
+    await apply_registrations(session, settings, [event])
 
 
 async def apply_customer_update(

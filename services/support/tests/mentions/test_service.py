@@ -41,7 +41,7 @@ def hooked(settings: Settings) -> Settings:
 
 async def register_ada(sessions: SessionFactory, settings: Settings) -> None:
     async with transaction(sessions) as session:
-        await customer_projection.add_registered_customer(
+        await customer_projection.apply_registration(
             session,
             settings,
             CustomerRegistered(
@@ -180,7 +180,7 @@ class TestIngestingAMention:
                     customer_id="cust-1", changes={"social_handles": {"twitter": "@grace_h"}}
                 ),
             )
-            await customer_projection.add_registered_customer(
+            await customer_projection.apply_registration(
                 session,
                 settings,
                 CustomerRegistered(
