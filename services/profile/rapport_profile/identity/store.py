@@ -27,8 +27,8 @@ from rapport_events.unit_of_work import SqlStore
 from rapport_profile.analytics.models import Order
 from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import AccountMember, SegmentMembership
-from rapport_profile.gdpr import store as gdpr_store
 from rapport_profile.gdpr.models import Erasure
+from rapport_profile.gdpr.store import SqlGdprStore
 from rapport_profile.identity.models import Identity, Merge
 from rapport_profile.shared import _chunks
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
@@ -243,7 +243,7 @@ class RunLookups:
         """Which of these ids were erased."""
         unseen = customer_ids - self._erased.keys()
         if unseen:
-            erased = await gdpr_store.erased_among(self._session, unseen)
+            erased = await SqlGdprStore(self._session).erased_among(unseen)
             for customer_id in unseen:
                 self._erased[customer_id] = customer_id in erased
         return {customer_id for customer_id in customer_ids if self._erased[customer_id]}
