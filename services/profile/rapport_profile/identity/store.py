@@ -25,8 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rapport_events import customer_ids as customer_ids_kit
 from rapport_events.unit_of_work import SqlStore
 from rapport_profile.analytics.models import Order
-from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import AccountMember, SegmentMembership
+from rapport_profile.customers.store import SqlCustomerStore
 from rapport_profile.gdpr.models import Erasure
 from rapport_profile.gdpr.store import SqlGdprStore
 from rapport_profile.identity.models import Identity, Merge
@@ -282,11 +282,12 @@ FOLLOWING: tuple[tuple[Any, str, str | None], ...] = (
 
 async def move_rows(session: AsyncSession, old: str, new: str) -> None:
     """Hand every row of `old` that follows a customer to `new`."""
+    customers = SqlCustomerStore(session)
     for model, owner, _subject in FOLLOWING:
         await session.exec(update(model).where(getattr(model, owner) == old).values({owner: new}))
     # Segment memberships are keyed by customer: keep one row per segment.
-    theirs = await customer_store.segments_of(session, old)
-    mine = {m.segment_id for m in await customer_store.segments_of(session, new)}
+    theirs = await customers.segments_of(old)
+    mine = {m.segment_id for m in await customers.segments_of(new)}
     for membership in theirs:
         if membership.segment_id not in mine:
             session.add(
@@ -299,8 +300,8 @@ async def move_rows(session: AsyncSession, old: str, new: str) -> None:
             )
     await session.exec(delete(SegmentMembership).where(col(SegmentMembership.customer_id) == old))
     # So are account memberships.
-    joined = {m.account_id for m in await customer_store.memberships_of(session, new)}
-    for member in await customer_store.memberships_of(session, old):
+    joined = {m.account_id for m in await customers.memberships_of(new)}
+    for member in await customers.memberships_of(old):
         if member.account_id not in joined:
             session.add(
                 AccountMember(
