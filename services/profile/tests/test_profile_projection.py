@@ -33,8 +33,8 @@ from rapport_profile.analytics.models import CustomerMetrics, Order
 from rapport_profile.customers.models import SegmentMembership
 from rapport_profile.handlers import HANDLERS
 from rapport_profile.settings import Settings
-from rapport_profile.timeline import store as timeline_store
 from rapport_profile.timeline.models import Disclosure, TimelineEntry
+from rapport_profile.timeline.store import SqlTimelineStore
 
 TOPIC = "rapport.test-profile-projection"
 PARTITION = TopicPartition(TOPIC, 0)
@@ -210,4 +210,4 @@ class TestStatementsPerRun:
         assert runner.applied == 210
         assert len(two_hundred) == len(ten)
         async with transaction(sessions) as session:
-            assert await timeline_store.has_timeline(session, "c-1")
+            assert await SqlTimelineStore(session).has_timeline("c-1")

@@ -168,4 +168,4 @@ async def record_points(session: AsyncSession, events: Sequence[LoyaltyPointsEar
         }
         for owner, points in sorted(balances.items())
     ]
-    await store.upsert_metrics(session, rows, columns=("loyalty_points",))
+    await store.SqlAnalyticsStore(session).upsert_metrics(rows, columns=("loyalty_points",))

@@ -1,9 +1,10 @@
 """Every query on orders, metrics and forecast models.
 
 `AnalyticsStore` is what the use cases ask of it (the merge's metrics and the reads);
-`SqlAnalyticsStore` answers on the transaction's session, and `rapport_profile.testing` has
-the in-memory fake. The projections and the forecast worker call the module-level functions
-on their own session."""
+`SqlAnalyticsStore` answers on the transaction's session (the loyalty projection builds it
+on its own for `upsert_metrics`), and `rapport_profile.testing` has the in-memory fake.
+The projections' order inserts and loyalty lookup, and the forecast worker's model rows,
+stay functions of the session: no use case asks them of a store."""
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
@@ -68,12 +69,22 @@ class AnalyticsStore(Protocol):
 
 class SqlAnalyticsStore(SqlStore):
     async def order_totals_of(self, customer_ids: Collection[str]) -> dict[str, tuple[Any, ...]]:
-        return await order_totals_of(self.session, customer_ids)
+        totals: dict[str, tuple[Any, ...]] = {}
+        for chunk in _chunks(customer_ids):
+            query = (
+                _totals()
+                .add_columns(col(Order.customer_id))
+                .where(col(Order.customer_id).in_(chunk))
+                .group_by(col(Order.customer_id))
+            )
+            for *values, customer_id in await self.session.exec(query):
+                totals[customer_id] = tuple(values)
+        return totals
 
     async def upsert_metrics(
         self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
     ) -> None:
-        await upsert_metrics(self.session, rows, columns)
+        await _upsert(self.session, METRICS, rows, columns)
 
     async def delete_metrics(self, customer_id: str) -> None:
         await self.session.exec(
@@ -81,7 +92,7 @@ class SqlAnalyticsStore(SqlStore):
         )
 
     async def get_metrics(self, customer_id: str) -> CustomerMetrics | None:
-        return await get_metrics(self.session, customer_id)
+        return await self.session.get(CustomerMetrics, customer_id)
 
     async def spend_by_month(self, customer_id: str) -> list[tuple[str, int, Any]]:
         # Summed by the database: a customer may have thousands of orders.
@@ -95,17 +106,37 @@ class SqlAnalyticsStore(SqlStore):
         return [(m, orders, revenue) for m, orders, revenue in await self.session.exec(query)]
 
     async def metrics_of_active(self) -> list[CustomerMetrics]:
-        return await metrics_of_active(self.session)
+        active = select(Customer.id).where(Customer.status == "active")
+        result = await self.session.exec(
+            select(CustomerMetrics).where(col(CustomerMetrics.customer_id).in_(active))
+        )
+        return list(result.all())
 
     async def orders_between(
         self, start: datetime | None, end: datetime | None
     ) -> list[tuple[Order, Customer | None]]:
-        return await orders_between(self.session, start, end)
+        query = select(Order, Customer).join(
+            Customer, col(Customer.id) == col(Order.customer_id), isouter=True
+        )
+        if start is not None:
+            query = query.where(col(Order.occurred_at) >= start)
+        if end is not None:
+            query = query.where(col(Order.occurred_at) < end)
+        result = await self.session.exec(query)
+        return [(row[0], row[1]) for row in result.all()]
 
     async def customers_created_between(
         self, start: datetime | None, end: datetime | None
     ) -> list[Customer]:
-        return await customers_created_between(self.session, start, end)
+        query = select(Customer).where(col(Customer.status).in_(("active", "merged")))
+        # A merged customer was not a new one: only count the survivor.
+        query = query.where(col(Customer.merged_into).is_(None))
+        if start is not None:
+            query = query.where(col(Customer.created_at) >= start)
+        if end is not None:
+            query = query.where(col(Customer.created_at) < end)
+        result = await self.session.exec(query)
+        return list(result.all())
 
 
 async def add_orders(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -126,39 +157,12 @@ def _totals() -> Any:
     )
 
 
-async def order_totals(session: AsyncSession, customer_id: str) -> tuple[Any, ...]:
-    """(count, revenue, cost of goods or revenue when unknown, first, last) of a customer."""
-    result = await session.exec(_totals().where(Order.customer_id == customer_id))
-    return tuple(result.one())
-
-
-async def order_totals_of(
-    session: AsyncSession, customer_ids: Collection[str]
-) -> dict[str, tuple[Any, ...]]:
-    """`order_totals` of each of these customers that has orders."""
-    totals: dict[str, tuple[Any, ...]] = {}
-    for chunk in _chunks(customer_ids):
-        query = (
-            _totals()
-            .add_columns(col(Order.customer_id))
-            .where(col(Order.customer_id).in_(chunk))
-            .group_by(col(Order.customer_id))
-        )
-        for *values, customer_id in await session.exec(query):
-            totals[customer_id] = tuple(values)
-    return totals
-
-
 def _utc_month(dialect: str, column: Any) -> ColumnElement[str]:
     """The UTC calendar month of a timestamp column as `YYYY-MM`, in the database's dialect."""
     if dialect == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM")
     # SQLite keeps every timestamp as UTC text (`rapport_profile.shared.utc`).
     return func.strftime("%Y-%m", column)
-
-
-async def get_metrics(session: AsyncSession, customer_id: str) -> CustomerMetrics | None:
-    return await session.get(CustomerMetrics, customer_id)
 
 
 async def loyalty_points_of(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, int]:
@@ -171,50 +175,6 @@ async def loyalty_points_of(session: AsyncSession, customer_ids: Collection[str]
         ):
             points[customer_id] = balance
     return points
-
-
-async def upsert_metrics(
-    session: AsyncSession, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
-) -> None:
-    """Insert whole metrics rows; where a customer has one, set only `columns` from them."""
-    await _upsert(session, METRICS, rows, columns)
-
-
-async def metrics_of_active(session: AsyncSession) -> list[CustomerMetrics]:
-    active = select(Customer.id).where(Customer.status == "active")
-    result = await session.exec(
-        select(CustomerMetrics).where(col(CustomerMetrics.customer_id).in_(active))
-    )
-    return list(result.all())
-
-
-async def orders_between(
-    session: AsyncSession, start: datetime | None, end: datetime | None
-) -> list[tuple[Order, Customer | None]]:
-    """Orders in [start, end) with their (still active) customer."""
-    query = select(Order, Customer).join(
-        Customer, col(Customer.id) == col(Order.customer_id), isouter=True
-    )
-    if start is not None:
-        query = query.where(col(Order.occurred_at) >= start)
-    if end is not None:
-        query = query.where(col(Order.occurred_at) < end)
-    result = await session.exec(query)
-    return [(row[0], row[1]) for row in result.all()]
-
-
-async def customers_created_between(
-    session: AsyncSession, start: datetime | None, end: datetime | None
-) -> list[Customer]:
-    query = select(Customer).where(col(Customer.status).in_(("active", "merged")))
-    # A merged customer was not a new one: only count the survivor.
-    query = query.where(col(Customer.merged_into).is_(None))
-    if start is not None:
-        query = query.where(col(Customer.created_at) >= start)
-    if end is not None:
-        query = query.where(col(Customer.created_at) < end)
-    result = await session.exec(query)
-    return list(result.all())
 
 
 FORECAST_MODELS = ForecastModel.__table__  # type: ignore[attr-defined]

@@ -10,7 +10,6 @@ from sqlalchemy import (
     delete,
 )
 from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events.unit_of_work import SqlStore
 from rapport_profile.consents.models import Consent, ConsentChange
@@ -84,8 +83,3 @@ class SqlConsentStore(SqlStore):
 
     async def delete_consents(self, customer_id: str) -> None:
         await self.session.exec(delete(Consent).where(col(Consent.customer_id) == customer_id))
-
-
-# Merges (`rapport_profile.identity`) read a customer's consents on their own session.
-async def consents_of(session: AsyncSession, customer_id: str) -> list[Consent]:
-    return await SqlConsentStore(session).consents_of(customer_id)

@@ -106,7 +106,7 @@ def changeable(customer: Customer | None, customer_id: str) -> Customer:
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
     """One customer, or CustomerNotFound."""
-    return known(await store.get_customer(session, customer_id), customer_id)
+    return known(await store.SqlCustomerStore(session).get_customer(customer_id), customer_id)
 
 
 async def customer_detail(uow: ProfileUnitOfWork, customer_id: str) -> CustomerDetail:

@@ -2,8 +2,9 @@
 
 `CustomerStore` is what the customers and consents use cases ask of it; `SqlCustomerStore`
 answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
-The other queries, and the module-level functions the other domains call on their own
-session, stay functions of the session."""
+`SqlCustomerStore.segments_of` is the merge's alone (it moves the segment memberships).
+The search, `all_customers` (the tests') and the projection's writes of segment memberships
+stay functions of the session: no use case asks them of a store."""
 
 import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -130,6 +131,12 @@ class SqlCustomerStore(SqlStore):
         )
         return list(result.all())
 
+    async def segments_of(self, customer_id: str) -> list[SegmentMembership]:
+        result = await self.session.exec(
+            select(SegmentMembership).where(SegmentMembership.customer_id == customer_id)
+        )
+        return list(result.all())
+
     async def accounts_of(self, customer_id: str) -> list[Account]:
         result = await self.session.exec(
             select(Account)
@@ -140,34 +147,11 @@ class SqlCustomerStore(SqlStore):
         return list(result.all())
 
 
-# The other domains call these on their own session.
-async def get_customer(session: AsyncSession, customer_id: str) -> Customer | None:
-    return await SqlCustomerStore(session).get_customer(customer_id)
-
-
 @functools.cache
 def _customer_by_id() -> Any:
     """Built once: building a select costs more than running this one."""
     table = Customer.__table__  # type: ignore[attr-defined]
     return sa_select(table).where(table.c.id == bindparam("customer_id"))
-
-
-async def lock_customer(session: AsyncSession, customer_id: str) -> Customer | None:
-    return await SqlCustomerStore(session).lock_customer(customer_id)
-
-
-async def customers_among(session: AsyncSession, customer_ids: Collection[str]) -> list[Customer]:
-    return await SqlCustomerStore(session).customers_among(customer_ids)
-
-
-async def find_by_email(session: AsyncSession, email: str) -> Customer | None:
-    return await SqlCustomerStore(session).find_by_email(email)
-
-
-async def find_by_external_ids(
-    session: AsyncSession, external_ids: dict[str, str]
-) -> list[Customer]:
-    return await SqlCustomerStore(session).find_by_external_ids(external_ids)
 
 
 async def search_customers(
@@ -222,19 +206,8 @@ async def search_customers(
     return list(result.all())
 
 
-async def customers_merged_into(session: AsyncSession, customer_id: str) -> list[Customer]:
-    return await SqlCustomerStore(session).customers_merged_into(customer_id)
-
-
 async def all_customers(session: AsyncSession) -> list[Customer]:
     result = await session.exec(select(Customer).where(Customer.status == "active"))
-    return list(result.all())
-
-
-async def segments_of(session: AsyncSession, customer_id: str) -> list[SegmentMembership]:
-    result = await session.exec(
-        select(SegmentMembership).where(SegmentMembership.customer_id == customer_id)
-    )
     return list(result.all())
 
 
@@ -254,7 +227,3 @@ async def delete_segments(session: AsyncSession, keys: Iterable[tuple[str, str]]
                 )
             )
         )
-
-
-async def memberships_of(session: AsyncSession, customer_id: str) -> list[AccountMember]:
-    return await SqlCustomerStore(session).memberships_of(customer_id)

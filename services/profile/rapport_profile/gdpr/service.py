@@ -185,16 +185,18 @@ async def purge_published(session: AsyncSession, customer_id: str, erased_event_
     Rows before our customer.erased went out ahead of it on the customer's partition;
     for an erasure published elsewhere only rows marked sent are known to be out.
     """
-    up_to = await store.outbox_id(session, erased_event_id)
-    await store.delete_outbox_rows(session, [customer_id], up_to_id=up_to)
+    gdpr = store.SqlGdprStore(session)
+    up_to = await gdpr.outbox_id(erased_event_id)
+    await gdpr.delete_sent_outbox_rows([customer_id], up_to_id=up_to)
 
 
 async def outbox_clear(sessions: SessionFactory, subjects: list[str]) -> bool:
     """True when no outbox row about the erased ids is left (sent ones are purged first)."""
     async with transaction(sessions) as session:
-        if await store.delete_outbox_rows(session, subjects):
+        gdpr = store.SqlGdprStore(session)
+        if await gdpr.delete_sent_outbox_rows(subjects):
             checkpoint_after_commit(session)
-        return await store.count_outbox_rows(session, subjects) == 0
+        return await gdpr.count_outbox_rows(subjects) == 0
 
 
 async def erase(

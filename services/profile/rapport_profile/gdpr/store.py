@@ -1,9 +1,10 @@
 """Queries of erasure and export: any domain's rows of a customer, and their outbox rows.
 
 `GdprStore` is what the export, erasure and tracking use cases ask of it; `SqlGdprStore`
-answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
-The projections and the erasure's later checks call the module-level functions on their
-own session."""
+answers on the transaction's session (the erasure projection and the erasure's later checks
+build it on theirs), and `rapport_profile.testing` has the in-memory fake. Only those later
+steps ask `outbox_id`, `count_outbox_rows` and `delete_sent_outbox_rows(..., up_to_id=...)`,
+so the Protocol and the fake leave them out."""
 
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
@@ -14,7 +15,6 @@ from sqlalchemy import (
     or_,
 )
 from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rapport_events import outbox
 from rapport_events.outbox import OutboxMessage
@@ -49,68 +49,48 @@ class GdprStore(Protocol):
 
 class SqlGdprStore(SqlStore):
     async def get_erasure(self, customer_id: str) -> Erasure | None:
-        return await get_erasure(self.session, customer_id)
+        return await self.session.get(Erasure, customer_id)
 
     async def erased_among(self, customer_ids: Collection[str]) -> set[str]:
-        return await erased_among(self.session, customer_ids)
+        return await _present(self.session, col(Erasure.customer_id), customer_ids)
 
     async def rows_of(self, model: Any, column: str, customer_id: str) -> list[Any]:
-        return await rows_of(self.session, model, column, customer_id)
+        result = await self.session.exec(select(model).where(getattr(model, column) == customer_id))
+        return list(result.all())
 
     async def delete_rows(self, model: Any, column: str, customer_id: str) -> None:
-        await delete_rows(self.session, model, column, customer_id)
+        await self.session.exec(delete(model).where(getattr(model, column) == customer_id))
 
-    async def delete_sent_outbox_rows(self, keys: Sequence[str]) -> int:
-        return await delete_outbox_rows(self.session, keys)
+    async def delete_sent_outbox_rows(
+        self, keys: Sequence[str], *, up_to_id: int | None = None
+    ) -> int:
+        """Delete the outbox rows about `keys` that are sent or parked, or (given) at or before
+        `up_to_id`; returns how many. A parked row about an erased customer must not go out
+        when unparked."""
+        query = delete(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
+        if up_to_id is None:
+            query = query.where(
+                or_(
+                    col(OutboxMessage.sent_at).is_not(None),
+                    col(OutboxMessage.parked_at).is_not(None),
+                )
+            )
+        else:
+            query = query.where(col(OutboxMessage.id) <= up_to_id)
+        return int((await self.session.exec(query)).rowcount)
 
     async def shred(self, customer_id: str) -> None:
         await outbox.shred(self.session, customer_id)
 
-
-async def get_erasure(session: AsyncSession, customer_id: str) -> Erasure | None:
-    return await session.get(Erasure, customer_id)
-
-
-async def erased_among(session: AsyncSession, customer_ids: Collection[str]) -> set[str]:
-    """Which of these ids were erased."""
-    return await _present(session, col(Erasure.customer_id), customer_ids)
-
-
-async def rows_of(session: AsyncSession, model: Any, column: str, customer_id: str) -> list[Any]:
-    result = await session.exec(select(model).where(getattr(model, column) == customer_id))
-    return list(result.all())
-
-
-async def delete_rows(session: AsyncSession, model: Any, column: str, customer_id: str) -> None:
-    await session.exec(delete(model).where(getattr(model, column) == customer_id))
-
-
-async def outbox_id(session: AsyncSession, event_id: str) -> int | None:
-    """The outbox row id of an event this service published, if the row is still there."""
-    result = await session.exec(
-        select(OutboxMessage.id).where(col(OutboxMessage.event_id) == event_id)
-    )
-    return result.first()
-
-
-async def delete_outbox_rows(
-    session: AsyncSession, keys: Sequence[str], *, up_to_id: int | None = None
-) -> int:
-    """Delete the outbox rows about `keys` that are sent or parked, or (given) at or before
-    `up_to_id`; returns how many. A parked row about an erased customer must not go out
-    when unparked."""
-    query = delete(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
-    if up_to_id is None:
-        query = query.where(
-            or_(col(OutboxMessage.sent_at).is_not(None), col(OutboxMessage.parked_at).is_not(None))
+    async def outbox_id(self, event_id: str) -> int | None:
+        """The outbox row id of an event this service published, if the row is still there."""
+        result = await self.session.exec(
+            select(OutboxMessage.id).where(col(OutboxMessage.event_id) == event_id)
         )
-    else:
-        query = query.where(col(OutboxMessage.id) <= up_to_id)
-    return int((await session.exec(query)).rowcount)
+        return result.first()
 
-
-async def count_outbox_rows(session: AsyncSession, keys: Sequence[str]) -> int:
-    result = await session.exec(
-        select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
-    )
-    return int(result.one())
+    async def count_outbox_rows(self, keys: Sequence[str]) -> int:
+        result = await self.session.exec(
+            select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.key).in_(keys))
+        )
+        return int(result.one())

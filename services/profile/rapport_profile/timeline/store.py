@@ -2,7 +2,8 @@
 
 `TimelineStore` is what the timeline reads and the merge ask of it; `SqlTimelineStore`
 answers on the transaction's session, and `rapport_profile.testing` has the in-memory fake.
-The projection writes with the module-level functions on its own session."""
+The projection's multi-row inserts (`add_timeline_entries`, `add_disclosures`) stay functions
+of its session: no use case asks them of a store."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -55,15 +56,34 @@ class SqlTimelineStore(SqlStore):
         before: tuple[datetime, str] | None,
         limit: int,
     ) -> list[TimelineEntry]:
-        return await timeline_page(
-            self.session, customer_id, types=types, before=before, limit=limit
-        )
+        query = select(TimelineEntry).where(TimelineEntry.customer_id == customer_id)
+        if types:
+            query = query.where(col(TimelineEntry.type).in_(types))
+        if before is not None:
+            at, event_id = before
+            query = query.where(
+                or_(
+                    col(TimelineEntry.occurred_at) < at,
+                    and_(col(TimelineEntry.occurred_at) == at, col(TimelineEntry.id) < event_id),
+                )
+            )
+        query = query.order_by(col(TimelineEntry.occurred_at).desc(), col(TimelineEntry.id).desc())
+        result = await self.session.exec(query.limit(limit))
+        return list(result.all())
 
     async def has_timeline(self, customer_id: str) -> bool:
-        return await has_timeline(self.session, customer_id)
+        result = await self.session.exec(
+            select(TimelineEntry.id).where(TimelineEntry.customer_id == customer_id).limit(1)
+        )
+        return result.first() is not None
 
     async def disclosures_of(self, customer_id: str) -> list[Disclosure]:
-        return await disclosures_of(self.session, customer_id)
+        result = await self.session.exec(
+            select(Disclosure)
+            .where(Disclosure.customer_id == customer_id)
+            .order_by(col(Disclosure.disclosed_at).desc(), col(Disclosure.id))
+        )
+        return list(result.all())
 
 
 async def add_timeline_entries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -71,46 +91,6 @@ async def add_timeline_entries(session: AsyncSession, rows: Sequence[Mapping[str
     await _insert_new(session, TIMELINE, rows)
 
 
-async def timeline_page(
-    session: AsyncSession,
-    customer_id: str,
-    *,
-    types: Sequence[str],
-    before: tuple[datetime, str] | None,
-    limit: int,
-) -> list[TimelineEntry]:
-    query = select(TimelineEntry).where(TimelineEntry.customer_id == customer_id)
-    if types:
-        query = query.where(col(TimelineEntry.type).in_(types))
-    if before is not None:
-        at, event_id = before
-        query = query.where(
-            or_(
-                col(TimelineEntry.occurred_at) < at,
-                and_(col(TimelineEntry.occurred_at) == at, col(TimelineEntry.id) < event_id),
-            )
-        )
-    query = query.order_by(col(TimelineEntry.occurred_at).desc(), col(TimelineEntry.id).desc())
-    result = await session.exec(query.limit(limit))
-    return list(result.all())
-
-
-async def has_timeline(session: AsyncSession, customer_id: str) -> bool:
-    result = await session.exec(
-        select(TimelineEntry.id).where(TimelineEntry.customer_id == customer_id).limit(1)
-    )
-    return result.first() is not None
-
-
 async def add_disclosures(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert the disclosures not in the ledger yet."""
     await _insert_new(session, DISCLOSURES, rows)
-
-
-async def disclosures_of(session: AsyncSession, customer_id: str) -> list[Disclosure]:
-    result = await session.exec(
-        select(Disclosure)
-        .where(Disclosure.customer_id == customer_id)
-        .order_by(col(Disclosure.disclosed_at).desc(), col(Disclosure.id))
-    )
-    return list(result.all())

@@ -10,7 +10,7 @@ from rapport_events.types import (
     CustomerErased,
     TicketOpened,
 )
-from rapport_profile.customers import store as customer_store
+from rapport_profile.customers.store import SqlCustomerStore
 from rapport_profile.gdpr import service as gdpr_service
 from rapport_profile.identity import service as identity_service
 from rapport_profile.shared import publish
@@ -50,7 +50,7 @@ class TestErasureHere:
         async with sessions() as session:
             mine = await gdpr_service.local_records(SqlProfileUnitOfWork(session), ada)
             theirs = await gdpr_service.local_records(SqlProfileUnitOfWork(session), dupe)
-            assert await customer_store.find_by_email(session, "ada2@example.com") is None
+            assert await SqlCustomerStore(session).find_by_email("ada2@example.com") is None
         assert set(erased) == {ada, dupe}
         assert gdpr_service.holds_nothing(mine) and gdpr_service.holds_nothing(theirs)
         assert not [

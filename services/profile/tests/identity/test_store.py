@@ -6,8 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rapport_events.db import session_factory, transaction
 from rapport_profile.gdpr.models import Erasure
 from rapport_profile.identity import service as identity_service
-from rapport_profile.identity import store as identity_store
 from rapport_profile.identity.models import Identity
+from rapport_profile.identity.store import SqlIdentityStore
 
 
 class TestOwnersOfARun:
@@ -18,8 +18,8 @@ class TestOwnersOfARun:
         await seed(sessions)
         ids = [*SUBJECTS, "never-seen"]
         async with transaction(sessions) as session:
-            aliases, erased = await identity_store.aliases_and_erasures(
-                session, ids, identity_service.ALIAS
+            aliases, erased = await SqlIdentityStore(session).aliases_and_erasures(
+                ids, identity_service.ALIAS
             )
             with statements(engine) as seen:
                 owners = await identity_service.resolve_all(session, ids)

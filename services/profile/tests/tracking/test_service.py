@@ -16,8 +16,8 @@ from rapport_events.db import SessionFactory, transaction
 from rapport_events.types import (
     InteractionTracked,
 )
-from rapport_profile.customers import store as customer_store
 from rapport_profile.customers.models import Customer
+from rapport_profile.customers.store import SqlCustomerStore
 from rapport_profile.gdpr import service as gdpr_service
 from rapport_profile.identity.models import Identity
 from rapport_profile.settings import Settings
@@ -225,7 +225,7 @@ async def outcome(
 ) -> dict[str, Any]:
     """What one run of `mixed_calls` left, in names that do not depend on the run."""
     async with sessions() as session:
-        grace = await customer_store.find_by_email(session, f"{run}grace@x.io")
+        grace = await SqlCustomerStore(session).find_by_email(f"{run}grace@x.io")
         assert grace is not None
         names = {ada: "ada", bob: "bob", grace.id: "grace"}
 
